@@ -1,0 +1,1 @@
+"""litellm-memory-proxy: one local, memory-aware endpoint for every AI client."""

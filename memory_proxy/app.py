@@ -1,0 +1,182 @@
+"""The memory proxy as one pure-ASGI application.
+
+Local endpoints (health, routing debug) are served by a small Starlette router; every
+other request is forwarded to LiteLLM with the caller's identity and memory scope applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
+
+from memory_proxy import auth
+from memory_proxy.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.config import Settings
+from memory_proxy.errors import error_response
+from memory_proxy.forwarding import (
+    ClientDisconnected,
+    Forwarder,
+    RequestTooLarge,
+    end_to_end_headers,
+    read_request_body,
+)
+from memory_proxy.logging_setup import log_request
+from memory_proxy.routing import decide
+from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
+from memory_proxy.upstream import UpstreamMonitor, create_transport
+
+logger = logging.getLogger("memory_proxy")
+
+MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
+REQUEST_ID_HEADER = "x-request-id"
+# Set by the proxy for LiteLLM, never taken from the client as is.
+_REPLACED_HEADERS = frozenset({"host", "content-length", REQUEST_ID_HEADER})
+
+
+class MemoryProxy:
+    """ASGI app: `MemoryProxy(settings)`; `monitor` lets a supervisor report LiteLLM's state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        upstream_ready: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
+        self._transport = transport or create_transport()
+        self.monitor = UpstreamMonitor(self._transport, settings.litellm_url, ready=upstream_ready)
+        self._forwarder = Forwarder(
+            self._transport,
+            settings.litellm_url,
+            self.monitor,
+            wait_seconds=settings.upstream_wait_seconds,
+        )
+        self._local = Router(
+            routes=[
+                Route("/health", self._health, methods=["GET"]),
+                Route("/memory-routing/info", self._routing_info, methods=["GET"]),
+                Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
+            ]
+        )
+        self._local_paths = frozenset(
+            route.path for route in self._local.routes if isinstance(route, Route)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"] in self._local_paths:
+                await self._local(scope, receive, send)
+            else:
+                await self._proxy(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets (LiteLLM's realtime API) are not proxied
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for warning in configuration_warnings(self.settings.litellm, self.supermemory):
+                    logger.warning(warning)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.monitor.aclose()
+                await self._transport.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        lookup = dict(headers)
+        request_id = lookup.get(REQUEST_ID_HEADER, "")
+        if not VALID_ID.match(request_id):
+            request_id = uuid.uuid4().hex
+        fields: dict[str, Any] = {"request_id": request_id, "method": scope["method"], "path": path}
+
+        body: bytes | None = None
+        payload: Any = None
+        if scope["method"] == "POST" and "json" in lookup.get("content-type", ""):
+            try:
+                body = await read_request_body(receive, MAX_JSON_BODY_BYTES)
+            except ClientDisconnected:
+                return
+            except RequestTooLarge as exc:
+                await error_response(path, 413, str(exc))(scope, receive, send)
+                return
+            payload = _parse_json(body)
+        try:
+            decision = decide(lookup, payload, self.settings, self.supermemory)
+        except InvalidIdentifier as exc:
+            await error_response(path, 400, str(exc))(scope, receive, send)
+            log_request({**fields, "status": 400})
+            return
+
+        outgoing = [(n, v) for n, v in end_to_end_headers(headers) if n not in _REPLACED_HEADERS]
+        if body is None and "content-length" in lookup:
+            outgoing.append(("content-length", lookup["content-length"]))
+        outgoing.append((REQUEST_ID_HEADER, request_id))
+        client_host = scope["client"][0] if scope.get("client") else None
+        outgoing = auth.with_upstream_credentials(outgoing, client_host, self.settings.upstream_key)
+        outgoing = scope_headers(
+            outgoing,
+            routed=decision.supermemory,
+            user_id=decision.identity.user_id,
+            session_id=decision.session_id,
+            api_key=self.settings.supermemory_api_key,
+        )
+        result = await self._forwarder.forward(scope, receive, send, headers=outgoing, body=body)
+        log_request(
+            {
+                **fields,
+                "model": decision.model,
+                "user_id": decision.identity.user_id,
+                "session_id": decision.session_id,
+                "status": result.status,
+                "outcome": result.outcome,
+                "upstream_ms": round(result.upstream_seconds * 1000, 1),
+                "total_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
+
+    async def _health(self, request: Request) -> Response:
+        ready, reason = await self.monitor.probe()
+        base = {"litellm_url": self.settings.litellm_url}
+        if ready:
+            self.monitor.mark_ready()
+            return JSONResponse({"status": "healthy", "litellm": "ready", **base})
+        return JSONResponse({"status": "unhealthy", "reason": reason, **base}, status_code=503)
+
+    async def _routing_info(self, request: Request) -> Response:
+        query_model = request.query_params.get("model")
+        try:
+            decision = decide(
+                request.headers,
+                {"model": query_model} if query_model else None,
+                self.settings,
+                self.supermemory,
+            )
+        except InvalidIdentifier as exc:
+            return error_response(request.url.path, 400, str(exc))
+        return JSONResponse(decision.describe())
+
+
+def _parse_json(body: bytes) -> Any:
+    """The decoded body, or None when it is not JSON (LiteLLM will say what is wrong)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None

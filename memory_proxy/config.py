@@ -1,0 +1,377 @@
+"""Typed settings, loaded once from the config.yaml shared with LiteLLM.
+
+Priority: command line > environment > config file > defaults. Every problem is a
+`ConfigError` naming the key and where its value came from, so the launcher can exit
+non-zero before anything listens or is spawned.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ENV_REFERENCE_PREFIX = "os.environ/"
+MEMORY_STORES = ("sqlite", "redis", "memory")
+LOG_FORMATS = ("text", "json")
+
+# Environment variable -> dotted config key it overrides (names from the seed documents).
+ENVIRONMENT_OVERRIDES: dict[str, str] = {
+    "LITELLM_BASE_URL": "proxy.litellm_url",
+    "PROXY_HOST": "proxy.host",
+    "PROXY_PORT": "proxy.port",
+    "REDIS_URL": "memory.redis_url",
+    "MEMORY_TTL_SECONDS": "memory.ttl_seconds",
+    "MAX_CONTEXT_MESSAGES": "memory.max_context_messages",
+    "ENABLE_RATE_LIMITING": "rate_limit.enabled",
+    "MAX_REQUESTS_PER_MINUTE": "rate_limit.requests_per_minute",
+    "SUPERMEMORY_API_KEY": "supermemory.api_key",
+    "LITELLM_MASTER_KEY": "auth.upstream_key",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the key and its source."""
+
+
+@dataclass(frozen=True)
+class HeaderPattern:
+    """One `user_id_mappings.header_patterns` entry, its regular expression compiled once."""
+
+    header: str  # lower-case header name
+    pattern: re.Pattern[str]
+    user_id: str  # may hold "{group}" placeholders filled from the match's named groups
+
+
+@dataclass(frozen=True)
+class UserIdMappings:
+    custom_header: str = "x-memory-user-id"
+    header_patterns: tuple[HeaderPattern, ...] = ()
+    default_user_id: str = "default-dev"
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    enabled: bool = True
+    store: str = "sqlite"
+    sqlite_path: Path = Path("data/memory.sqlite3")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    ttl_seconds: int = 3600
+    max_context_messages: int = 20
+    max_context_tokens: int = 8000
+    session_header: str = "x-session-id"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A `model_list` entry, as much of it as the proxy needs."""
+
+    model_name: str
+    api_base: str | None
+
+
+@dataclass(frozen=True)
+class LiteLLMSettings:
+    """What the proxy reads from LiteLLM's own sections of the shared file."""
+
+    models: tuple[ModelEntry, ...] = ()
+    forward_client_headers_models: frozenset[str] = frozenset()
+    forward_client_headers_to_all: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8764
+    litellm_url: str = "http://127.0.0.1:8765"
+    upstream_key: str | None = None
+    upstream_wait_seconds: float = 15.0
+    log_format: str = "text"
+    supermemory_api_key: str | None = None
+    user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    litellm: LiteLLMSettings = field(default_factory=LiteLLMSettings)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line."""
+        return tuple(s for s in (self.upstream_key, self.supermemory_api_key) if s)
+
+
+def load_settings(
+    config_path: Path | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the config file, apply environment and command-line overrides, validate.
+
+    `overrides` maps dotted keys (``proxy.port``) to command-line values; None values are
+    ignored so that unset click options fall through to the lower priorities.
+    """
+    environ = os.environ if environ is None else environ
+    raw = _read_yaml(config_path) if config_path else {}
+    tree = _Tree(raw, str(config_path) if config_path else "defaults", environ)
+    for name, key in ENVIRONMENT_OVERRIDES.items():
+        if environ.get(name):
+            tree.override(key, environ[name], f"environment variable {name}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            tree.override(key, value, "command line")
+    return _build_settings(tree, config_path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+T = TypeVar("T")
+
+
+class _Tree:
+    """The merged settings tree, remembering where each overridden value came from."""
+
+    def __init__(self, raw: dict[str, Any], file_label: str, environ: Mapping[str, str]):
+        self.raw = copy.deepcopy(raw)
+        self.file_label = file_label
+        self.environ = environ
+        self.sources: dict[str, str] = {}
+
+    def override(self, dotted: str, value: Any, source: str) -> None:
+        *parents, leaf = dotted.split(".")
+        node = self.raw
+        for name in parents:
+            child = node.get(name)
+            if not isinstance(child, dict):
+                child = {}
+                node[name] = child
+            node = child
+        node[leaf] = value
+        self.sources[dotted] = source
+
+    def source(self, dotted: str) -> str:
+        return self.sources.get(dotted, self.file_label)
+
+    def error(self, dotted: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source(dotted)}: {dotted}: {problem}")
+
+    def lookup(self, dotted: str) -> Any:
+        """The value at a dotted key, `os.environ/NAME` resolved; None when absent."""
+        node: Any = self.raw
+        walked: list[str] = []
+        for name in dotted.split("."):
+            if node is None:
+                return None
+            if not isinstance(node, dict):
+                raise self.error(".".join(walked), "must be a mapping")
+            node = node.get(name)
+            walked.append(name)
+        return self.resolve(node)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(ENV_REFERENCE_PREFIX):
+            return self.environ.get(value[len(ENV_REFERENCE_PREFIX) :])
+        return value
+
+    def get(self, dotted: str, convert: Callable[[Any], T], default: T) -> T:
+        value = self.lookup(dotted)
+        if value is None:
+            return default
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as exc:
+            raise self.error(dotted, f"{exc} (got {value!r})") from None
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError("expected a string")
+    return str(value)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise TypeError("expected true or false")
+
+
+def _as_positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected a positive whole number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise TypeError("expected a positive whole number") from None
+    if number <= 0 or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("expected a positive whole number")
+    return number
+
+
+def _as_port(value: Any) -> int:
+    port = _as_positive_int(value)
+    if port > 65535:
+        raise ValueError("expected a port number from 1 to 65535")
+    return port
+
+
+def _as_positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("expected a positive number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError("expected a positive number") from None
+    if number <= 0:
+        raise ValueError("expected a positive number")
+    return number
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _as_str(value)
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+
+    return convert
+
+
+def _as_http_url(value: Any) -> str:
+    url = _as_str(value).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
+def _build_settings(tree: _Tree, config_path: Path | None) -> Settings:
+    defaults = Settings()
+    return Settings(
+        config_path=config_path,
+        host=tree.get("proxy.host", _as_str, defaults.host),
+        port=tree.get("proxy.port", _as_port, defaults.port),
+        litellm_url=tree.get("proxy.litellm_url", _as_http_url, defaults.litellm_url),
+        upstream_key=tree.get("auth.upstream_key", _as_str, None),
+        upstream_wait_seconds=tree.get(
+            "proxy.upstream_wait_seconds", _as_positive_float, defaults.upstream_wait_seconds
+        ),
+        log_format=tree.get("proxy.log_format", _one_of(LOG_FORMATS), defaults.log_format),
+        supermemory_api_key=tree.get("supermemory.api_key", _as_str, None),
+        user_id_mappings=_build_user_id_mappings(tree),
+        memory=_build_memory(tree),
+        litellm=_build_litellm(tree),
+    )
+
+
+def _build_user_id_mappings(tree: _Tree) -> UserIdMappings:
+    defaults = UserIdMappings()
+    entries = tree.lookup("user_id_mappings.header_patterns") or []
+    if not isinstance(entries, list):
+        raise tree.error("user_id_mappings.header_patterns", "expected a list of patterns")
+    patterns = tuple(_build_header_pattern(tree, i, entry) for i, entry in enumerate(entries))
+    return UserIdMappings(
+        custom_header=tree.get(
+            "user_id_mappings.custom_header", _as_str, defaults.custom_header
+        ).lower(),
+        header_patterns=patterns,
+        default_user_id=tree.get(
+            "user_id_mappings.default_user_id", _as_str, defaults.default_user_id
+        ),
+    )
+
+
+def _build_header_pattern(tree: _Tree, index: int, entry: Any) -> HeaderPattern:
+    where = f"user_id_mappings.header_patterns[{index}]"
+    if not isinstance(entry, dict):
+        raise tree.error(where, "expected a mapping with header, pattern and user_id")
+    values: dict[str, str] = {}
+    for key in ("header", "pattern", "user_id"):
+        value = tree.resolve(entry.get(key))
+        if not isinstance(value, str) or not value:
+            raise tree.error(f"{where}.{key}", "expected a non-empty string")
+        values[key] = value
+    try:
+        compiled = re.compile(values["pattern"])
+    except re.error as exc:
+        raise tree.error(f"{where}.pattern", f"invalid regular expression: {exc}") from None
+    unknown = set(re.findall(r"{(\w+)}", values["user_id"])) - set(compiled.groupindex)
+    if unknown:
+        raise tree.error(
+            f"{where}.user_id",
+            f"uses {', '.join(sorted(unknown))} but the pattern has no such named group",
+        )
+    return HeaderPattern(values["header"].lower(), compiled, values["user_id"])
+
+
+def _build_memory(tree: _Tree) -> MemorySettings:
+    d = MemorySettings()
+    return MemorySettings(
+        enabled=tree.get("memory.enabled", _as_bool, d.enabled),
+        store=tree.get("memory.store", _one_of(MEMORY_STORES), d.store),
+        sqlite_path=tree.get("memory.sqlite_path", lambda v: Path(_as_str(v)), d.sqlite_path),
+        redis_url=tree.get("memory.redis_url", _as_str, d.redis_url),
+        ttl_seconds=tree.get("memory.ttl_seconds", _as_positive_int, d.ttl_seconds),
+        max_context_messages=tree.get(
+            "memory.max_context_messages", _as_positive_int, d.max_context_messages
+        ),
+        max_context_tokens=tree.get(
+            "memory.max_context_tokens", _as_positive_int, d.max_context_tokens
+        ),
+        session_header=tree.get("memory.session_header", _as_str, d.session_header).lower(),
+    )
+
+
+def _build_litellm(tree: _Tree) -> LiteLLMSettings:
+    model_list = tree.lookup("model_list") or []
+    if not isinstance(model_list, list):
+        raise tree.error("model_list", "expected a list of models")
+    models = []
+    for index, entry in enumerate(model_list):
+        where = f"model_list[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("model_name"), str):
+            raise tree.error(where, "expected a mapping with a model_name string")
+        params = entry.get("litellm_params") or {}
+        if not isinstance(params, dict):
+            raise tree.error(f"{where}.litellm_params", "expected a mapping")
+        api_base = tree.resolve(params.get("api_base"))
+        models.append(
+            ModelEntry(entry["model_name"], api_base if isinstance(api_base, str) else None)
+        )
+
+    forwarded = tree.lookup(
+        "litellm_settings.model_group_settings.forward_client_headers_to_llm_api"
+    )
+    if forwarded is not None and not isinstance(forwarded, list):
+        raise tree.error(
+            "litellm_settings.model_group_settings.forward_client_headers_to_llm_api",
+            "expected a list of model names",
+        )
+    return LiteLLMSettings(
+        models=tuple(models),
+        forward_client_headers_models=frozenset(str(name) for name in forwarded or ()),
+        forward_client_headers_to_all=tree.lookup(
+            "general_settings.forward_client_headers_to_llm_api"
+        )
+        is True,
+    )

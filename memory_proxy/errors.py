@@ -1,0 +1,55 @@
+"""Errors in the calling client's own format: Anthropic-style on Anthropic paths,
+OpenAI-style everywhere else. Never a traceback, never HTML."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+# HTTP status -> (OpenAI error type, Anthropic error type)
+_ERROR_TYPES: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request_error"),
+    401: ("authentication_error", "authentication_error"),
+    403: ("permission_error", "permission_error"),
+    404: ("not_found_error", "not_found_error"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_error"),
+    500: ("internal_error", "api_error"),
+    502: ("upstream_error", "api_error"),
+    503: ("service_unavailable", "overloaded_error"),
+    504: ("timeout_error", "api_error"),
+}
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path.startswith(("/v1/messages", "/anthropic/"))
+
+
+def error_body(path: str, status: int, message: str, code: str | None = None) -> bytes:
+    openai_type, anthropic_type = _ERROR_TYPES.get(status, ("api_error", "api_error"))
+    if is_anthropic_path(path):
+        payload: dict[str, object] = {
+            "type": "error",
+            "error": {"type": anthropic_type, "message": message},
+        }
+    else:
+        payload = {"error": {"message": message, "type": openai_type, "code": code or str(status)}}
+    return json.dumps(payload).encode()
+
+
+def error_response(
+    path: str,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    retry_after: int | None = None,
+) -> Response:
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else None
+    return Response(
+        error_body(path, status, message, code),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )

@@ -1,0 +1,257 @@
+"""Forwarding one client request to LiteLLM and relaying the answer, byte for byte.
+
+Pure ASGI on purpose: response chunks go to the client the moment they arrive (no
+buffering middleware), a client that hangs up closes the upstream response at once, and
+exactly one upstream request is made per client request (a retry happens only when the
+connection was refused, i.e. LiteLLM never saw the request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+from memory_proxy.errors import error_body
+from memory_proxy.upstream import UpstreamMonitor, request_timeouts
+
+logger = logging.getLogger("memory_proxy.forwarding")
+
+# RFC 9110 section 7.6.1, plus the non-standard names still seen in the wild.
+HOP_BY_HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+RETRY_AFTER_SECONDS = 5
+
+Outcome = Literal["complete", "client_disconnected", "upstream_cut", "upstream_unavailable"]
+
+
+def end_to_end_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop hop-by-hop headers, including any the Connection header names."""
+    headers = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name == "connection"
+        for token in value.split(",")
+    }
+    dropped = HOP_BY_HOP_HEADERS | named
+    return [(name, value) for name, value in headers if name not in dropped]
+
+
+@dataclass
+class ForwardResult:
+    status: int
+    outcome: Outcome
+    upstream_seconds: float = 0.0  # until response headers arrived
+    first_byte_seconds: float | None = None
+    body_bytes: int = 0
+
+
+ChunkObserver = Callable[[bytes], None]
+
+
+class Forwarder:
+    """Sends requests to one upstream base URL through a shared transport."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        base_url: str,
+        monitor: UpstreamMonitor,
+        *,
+        wait_seconds: float,
+    ) -> None:
+        self._transport = transport
+        self._base_url = base_url
+        self._monitor = monitor
+        self._wait_seconds = wait_seconds
+
+    async def forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        on_chunk: ChunkObserver | None = None,
+    ) -> ForwardResult:
+        """Forward the request; `body` None means stream the client's body through."""
+        path = scope["path"]
+        started = time.perf_counter()
+        response = await self._send_upstream(scope, receive, headers, body)
+        if response is None:
+            await _send_error(
+                send,
+                path,
+                503,
+                f"LiteLLM is not available at {self._base_url}; retry shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+            return ForwardResult(503, "upstream_unavailable", time.perf_counter() - started)
+        result = ForwardResult(response.status_code, "complete", time.perf_counter() - started)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (name.lower(), value)
+                        for name, value in response.headers.raw
+                        if name.lower().decode("latin-1") not in HOP_BY_HOP_HEADERS
+                    ],
+                }
+            )
+            result.outcome = await self._relay_until_done_or_disconnect(
+                response, receive, send, result, started, on_chunk
+            )
+        finally:
+            # Shielded: even when this task is cancelled, the pooled connection is released.
+            await asyncio.shield(asyncio.ensure_future(response.aclose()))
+        return result
+
+    async def _send_upstream(
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> httpx.Response | None:
+        """The upstream response, or None when LiteLLM stays unreachable past the wait."""
+        url = self._base_url + scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        for attempt in range(2):
+            if not await self._monitor.wait_ready(self._wait_seconds):
+                return None
+            content: bytes | AsyncIterator[bytes] = (
+                body if body is not None else _stream_request_body(receive)
+            )
+            request = httpx.Request(
+                scope["method"],
+                url,
+                headers=headers,
+                content=content,
+                extensions={"timeout": request_timeouts()},
+            )
+            try:
+                return await self._transport.handle_async_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                self._monitor.mark_down(str(exc) or type(exc).__name__)
+                if body is None or attempt == 1:
+                    return None  # a streamed body cannot be replayed
+        return None
+
+    async def _relay_until_done_or_disconnect(
+        self,
+        response: httpx.Response,
+        receive: Receive,
+        send: Send,
+        result: ForwardResult,
+        started: float,
+        on_chunk: ChunkObserver | None,
+    ) -> Outcome:
+        relay = asyncio.ensure_future(self._relay_body(response, send, result, started, on_chunk))
+        disconnect = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            await asyncio.wait((relay, disconnect), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (relay, disconnect):
+                task.cancel()
+            await asyncio.gather(relay, disconnect, return_exceptions=True)
+        return "client_disconnected" if relay.cancelled() else relay.result()
+
+    async def _relay_body(
+        self,
+        response: httpx.Response,
+        send: Send,
+        result: ForwardResult,
+        started: float,
+        on_chunk: ChunkObserver | None,
+    ) -> Outcome:
+        try:
+            async for chunk in response.aiter_raw():
+                if result.first_byte_seconds is None:
+                    result.first_byte_seconds = time.perf_counter() - started
+                result.body_bytes += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if on_chunk is not None:
+                    on_chunk(chunk)
+        except httpx.HTTPError as exc:
+            # Headers are gone already: end without the final chunk so the client sees a
+            # truncated answer rather than a falsely complete one.
+            logger.warning("upstream answer cut short: %s", exc or type(exc).__name__)
+            return "upstream_cut"
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return "complete"
+
+
+async def _stream_request_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        if message.get("body"):
+            yield message["body"]
+        if not message.get("more_body", False):
+            return
+
+
+async def read_request_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; `RequestTooLarge` past `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_error(
+    send: Send, path: str, status: int, message: str, *, retry_after: int | None = None
+) -> None:
+    body = error_body(path, status, message)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was read."""
+
+
+class RequestTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit

@@ -1,0 +1,82 @@
+"""Log set-up: one line per request, as text or JSON, with secrets scrubbed.
+
+Redaction works on the formatted line, so a secret cannot leak through any logger,
+whichever code path wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+ACCESS_LOGGER = "memory_proxy.access"
+REDACTED = "[redacted]"
+# Credentials that travel in headers, if ever a line carries one.
+_CREDENTIAL_PATTERNS = re.compile(
+    r"(?i)((?:authorization|x-api-key|x-supermemory-api-key)['\"]?\s*[:=]\s*['\"]?)"
+    r"(?:bearer\s+)?[^\s'\",}]+"
+)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return _CREDENTIAL_PATTERNS.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str], json_lines: bool, prefix: str) -> None:
+        super().__init__()
+        self._secrets = tuple(s for s in secrets if s)
+        self._json = json_lines
+        self._prefix = prefix
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, "fields", None) or {}
+        if self._json:
+            entry: dict[str, Any] = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                + f".{int(record.msecs):03d}Z",
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                # A request line's fields say it all; other lines carry their message.
+                **(fields or {"message": record.getMessage()}),
+            }
+            if record.exc_info:
+                entry["exception"] = self.formatException(record.exc_info)
+            line = json.dumps(entry, default=str)
+        else:
+            line = f"{self._prefix}{record.levelname:<7} {record.getMessage()}"
+            if record.exc_info:
+                line += "\n" + self.formatException(record.exc_info)
+        return redact(line, self._secrets)
+
+
+def configure_logging(
+    log_format: str = "text", secrets: Iterable[str] = (), prefix: str = ""
+) -> None:
+    """Route our and uvicorn's loggers to stdout through one redacting formatter."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_RedactingFormatter(secrets, log_format == "json", prefix))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our access line replaces uvicorn's, which knows nothing of users or models.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """The one line per forwarded request."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    text = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+    logger.info(text, extra={"fields": fields})

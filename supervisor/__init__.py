@@ -1,0 +1,1 @@
+"""start-proxies: LiteLLM as a supervised child next to the memory proxy."""
