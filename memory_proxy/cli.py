@@ -55,7 +55,11 @@ def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
 )
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON.")
 def main(
-    config: Path, host: str | None, port: int | None, litellm_url: str | None, log_format: str | None
+    config: Path,
+    host: str | None,
+    port: int | None,
+    litellm_url: str | None,
+    log_format: str | None,
 ) -> None:
     """Serve the memory proxy: recognise each client, scope its memory, forward to LiteLLM."""
     settings = load_or_exit(

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import pytest
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import Settings
+from tests.support import FakeUpstream, serve
+
+UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    upstream = FakeUpstream()
+    with serve(upstream) as url:
+        yield upstream, url
+    upstream.release.set()
+
+
+ProxyFactory = Callable[..., AbstractContextManager[str]]
+
+
+@pytest.fixture
+def run_proxy() -> ProxyFactory:
+    """`with run_proxy(litellm_url, **settings) as url:` a real proxy on a free port."""
+
+    @contextmanager
+    def run(litellm_url: str, **overrides: Any) -> Iterator[str]:
+        settings = dataclasses.replace(
+            Settings(), litellm_url=litellm_url, upstream_key=UPSTREAM_KEY, **overrides
+        )
+        with serve(MemoryProxy(settings), server_header=False, date_header=False) as url:
+            yield url
+
+    return run

@@ -1,0 +1,201 @@
+"""Real servers on loopback for the tests: uvicorn in a thread, and a fake upstream that
+records what it received and can hold a stream open until the test releases it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+
+def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket: clients may connect before the server runs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Probe `predicate` until it holds; fail the test if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.01)
+
+
+@contextmanager
+def serve(app: Any, port: int = 0, **config: Any) -> Iterator[str]:
+    """Run `app` under a real uvicorn server in a thread; yields its base URL.
+
+    The socket is bound and listening before the server starts, so clients may connect at
+    once; `port` 0 picks a free one.
+    """
+    sock = bound_socket(port=port)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="auto", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeUpstream:
+    """An ASGI stand-in for LiteLLM or a provider.
+
+    - `/stream?events=N`: SSE; after the first event it waits for `release` before the rest.
+    - `/endless`: one chunk, then waits for the client to go away (sets `saw_disconnect`).
+    - `.../chat/completions`: an OpenAI-shaped answer, streamed when the body asks.
+    - anything else: a JSON echo of the request.
+    """
+
+    requests: list[Recorded] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    saw_disconnect: threading.Event = field(default_factory=threading.Event)
+    reply_text: str = "Hello from the fake provider"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        record = Recorded(
+            scope["method"], scope["path"], scope["query_string"].decode(), headers, body
+        )
+        self.requests.append(record)
+        path = scope["path"]
+        if path == "/stream":
+            await self._stream(scope, send)
+        elif path == "/endless":
+            await self._endless(receive, send)
+        elif path.endswith("/chat/completions"):
+            await self._chat(json.loads(body or b"{}"), send)
+        else:
+            echo = {
+                "method": record.method,
+                "path": record.path,
+                "query": record.query,
+                "headers": headers,
+                "body_length": len(body),
+            }
+            await _send_json(send, 200, echo, extra_headers=[(b"x-upstream", b"fake")])
+
+    async def _stream(self, scope: Scope, send: Send) -> None:
+        query = dict(p.split("=") for p in scope["query_string"].decode().split("&") if p)
+        events = int(query.get("events", "3"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for index in range(events):
+            chunk = f"data: event-{index}\n\n".encode()
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if index == 0:
+                released = await asyncio.to_thread(self.release.wait, 10)
+                if not released:
+                    raise RuntimeError("the test never released the stream")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _endless(self, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            self.saw_disconnect.set()
+
+    async def _chat(self, request: dict[str, Any], send: Send) -> None:
+        model = request.get("model", "fake")
+        if not request.get("stream"):
+            answer = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": self.reply_text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            }
+            await _send_json(send, 200, answer)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for index, word in enumerate(self.reply_text.split(" ")):
+            delta = {"content": word if index == 0 else " " + word}
+            chunk = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
+            data = f"data: {json.dumps(chunk)}\n\n".encode()
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        done = b'data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":0,'
+        done += b'"model":"' + model.encode() + b'","choices":[{"index":0,"delta":{},'
+        done += b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        await send({"type": "http.response.body", "body": done, "more_body": False})
+
+
+async def _send_json(
+    send: Send, status: int, payload: Any, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers + (extra_headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

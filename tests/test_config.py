@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memory_proxy.config import ConfigError, load_settings
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_loads_with_demo_and_supermemory_models() -> None:
+    settings = load_settings(REPO_CONFIG, environ={})
+    names = {m.model_name for m in settings.litellm.models}
+    assert "demo" in names
+    assert any(m.api_base and "supermemory.ai" in m.api_base for m in settings.litellm.models)
+    assert settings.memory.store == "sqlite"
+    assert settings.user_id_mappings.header_patterns[0].pattern.search("OpenAIClientImpl/Java")
+
+
+def test_defaults_without_a_file() -> None:
+    settings = load_settings(None, environ={})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8764)
+    assert settings.litellm_url == "http://127.0.0.1:8765"
+    assert settings.user_id_mappings.custom_header == "x-memory-user-id"
+
+
+def test_priority_command_line_over_environment_over_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "proxy:\n  port: 9000\n  host: 127.0.0.2\nmemory:\n  ttl_seconds: 10\n")
+    environ = {"PROXY_PORT": "9100", "MEMORY_TTL_SECONDS": "20"}
+    settings = load_settings(path, environ=environ, overrides={"proxy.port": 9200})
+    assert settings.port == 9200
+    assert settings.memory.ttl_seconds == 20
+    assert settings.host == "127.0.0.2"
+    assert load_settings(path, environ=environ).port == 9100
+
+
+def test_os_environ_references_are_resolved(tmp_path: Path) -> None:
+    path = write(tmp_path, "supermemory:\n  api_key: os.environ/MY_SM_KEY\n")
+    assert load_settings(path, environ={"MY_SM_KEY": "sm-123"}).supermemory_api_key == "sm-123"
+    assert load_settings(path, environ={}).supermemory_api_key is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("proxy: [1, 2\n", "invalid YAML"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("memory:\n  ttl_seconds: soon\n", "memory.ttl_seconds: expected a positive whole number"),
+        ("memory:\n  store: mongodb\n", "memory.store: expected one of sqlite, redis, memory"),
+        ("proxy:\n  port: 70000\n", "proxy.port: expected a port number"),
+        ("proxy:\n  litellm_url: localhost:8765\n", "proxy.litellm_url: expected an http"),
+        ("memory:\n  enabled: maybe\n", "memory.enabled: expected true or false"),
+        (
+            "user_id_mappings:\n  header_patterns:\n"
+            "    - {header: user-agent, pattern: '(unclosed', user_id: x}\n",
+            "user_id_mappings.header_patterns[0].pattern: invalid regular expression",
+        ),
+        (
+            "user_id_mappings:\n  header_patterns:\n"
+            "    - {header: user-agent, pattern: 'x', user_id: '{project}'}\n",
+            "header_patterns[0].user_id: uses project but the pattern has no such named group",
+        ),
+        ("user_id_mappings:\n  header_patterns: {a: 1}\n", "expected a list of patterns"),
+        ("model_list:\n  - litellm_params: {}\n", "model_list[0]: expected a mapping"),
+    ],
+)
+def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_errors_in_environment_values_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"environment variable PROXY_PORT: proxy\.port"):
+        load_settings(None, environ={"PROXY_PORT": "eighty"})
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.yaml", environ={})
+
+
+def test_forward_client_headers_settings_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "litellm_settings:\n  model_group_settings:\n"
+        "    forward_client_headers_to_llm_api: [a, b]\n"
+        "general_settings:\n  forward_client_headers_to_llm_api: true\n",
+    )
+    litellm = load_settings(path, environ={}).litellm
+    assert litellm.forward_client_headers_models == {"a", "b"}
+    assert litellm.forward_client_headers_to_all is True
