@@ -1,0 +1,133 @@
+"""One child process: spawned in its own process group, its output relayed line by line,
+stopped with SIGTERM to the whole group, SIGKILL after a timeout, and any descendant
+left over swept.
+
+On Linux the child also gets PR_SET_PDEATHSIG, so the kernel kills it if the launcher
+dies without a chance to clean up (kill -9); the pidfile covers the rest at next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import psutil
+
+from supervisor.output import Printer
+
+RECENT_LINES = 40
+_PR_SET_PDEATHSIG = 1
+_READ_LIMIT = 1024 * 1024
+
+
+class Child(Protocol):
+    """What the supervisor needs of a child; tests inject fakes."""
+
+    pid: int
+    recent_output: deque[str]
+
+    async def wait(self) -> int: ...
+    async def stop(self, kill_after: float) -> None: ...
+    def kill(self) -> None: ...
+
+
+def _die_with_parent() -> None:  # runs in the forked child, before exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ChildProcess:
+    def __init__(self, process: asyncio.subprocess.Process, name: str, printer: Printer):
+        self._process = process
+        self.pid = process.pid
+        self.name = name
+        self.recent_output: deque[str] = deque(maxlen=RECENT_LINES)
+        self._printer = printer
+        self._pump = asyncio.ensure_future(self._relay_output())
+
+    @classmethod
+    async def spawn(
+        cls, argv: Sequence[str], env: Mapping[str, str], name: str, printer: Printer
+    ) -> ChildProcess:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,  # its own process group: signals reach all of it
+            preexec_fn=_die_with_parent,
+            limit=_READ_LIMIT,
+        )
+        return cls(process, name, printer)
+
+    async def _relay_output(self) -> None:
+        stream = self._process.stdout
+        assert stream is not None
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the limit: relay what there is
+                raw = await stream.read(_READ_LIMIT)
+            if not raw:
+                return
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            self.recent_output.append(line)
+            self._printer.line(self.name, line)
+
+    async def wait(self) -> int:
+        """Exit code once the process has exited and all its output was relayed."""
+        code = await self._process.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._pump), 2)
+        return code
+
+    async def stop(self, kill_after: float) -> None:
+        """SIGTERM the group, SIGKILL after `kill_after` s, then sweep leftover descendants."""
+        descendants = _descendants(self.pid)
+        _signal_group(self.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self._process.wait(), kill_after)
+        except TimeoutError:
+            self._printer.line(
+                "start", f"{self.name} ignored SIGTERM for {kill_after:g}s: sending SIGKILL"
+            )
+            _signal_group(self.pid, signal.SIGKILL)
+            await self._process.wait()
+        await asyncio.to_thread(sweep, descendants)
+        await self.wait()
+
+    def kill(self) -> None:
+        _signal_group(self.pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def sweep(processes: list[psutil.Process], timeout: float = 3.0) -> None:
+    """Kill whatever of `processes` is still alive (it left the process group, say)."""
+    alive = [p for p in processes if p.is_running()]
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, still_alive = psutil.wait_procs(alive, timeout=timeout)
+    for process in still_alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
