@@ -69,6 +69,7 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
     # Our access line replaces uvicorn's, which knows nothing of users or models.
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -80,6 +80,7 @@ class UpstreamMonitor:
         self._base_url = base_url
         self._ready = asyncio.Event()
         self._probe_task: asyncio.Task[None] | None = None
+        self._closed = False
         self._on_change = on_change
         if ready:
             self._ready.set()
@@ -101,7 +102,7 @@ class UpstreamMonitor:
             self._ready.clear()
             if self._on_change:
                 self._on_change(False)
-        if self._probe_task is None or self._probe_task.done():
+        if not self._closed and (self._probe_task is None or self._probe_task.done()):
             self._probe_task = asyncio.get_running_loop().create_task(self._probe_until_ready())
 
     async def wait_ready(self, seconds: float) -> bool:
@@ -142,6 +143,7 @@ class UpstreamMonitor:
             delay = min(delay * 2, 1.0)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._probe_task is not None:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,7 +13,9 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -45,49 +47,62 @@ def _die_with_parent() -> None:  # runs in the forked child, before exec
 
 
 class ChildProcess:
-    def __init__(self, process: asyncio.subprocess.Process, name: str, printer: Printer):
-        self._process = process
-        self.pid = process.pid
+    """A spawned child. Exit is detected by waitpid in a thread, not by the output pipe
+    closing: a descendant that inherited the pipe must not hide the child's death."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], name: str, printer: Printer) -> None:
+        self._popen = popen
+        self.pid = popen.pid
         self.name = name
         self.recent_output: deque[str] = deque(maxlen=RECENT_LINES)
         self._printer = printer
+        self._exit = asyncio.ensure_future(asyncio.to_thread(popen.wait))
         self._pump = asyncio.ensure_future(self._relay_output())
 
     @classmethod
-    async def spawn(
+    def spawn(
         cls, argv: Sequence[str], env: Mapping[str, str], name: str, printer: Printer
     ) -> ChildProcess:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        """Start the child; call from within the running event loop."""
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,  # its own process group: signals reach all of it
             preexec_fn=_die_with_parent,
-            limit=_READ_LIMIT,
         )
-        return cls(process, name, printer)
+        return cls(popen, name, printer)
 
     async def _relay_output(self) -> None:
-        stream = self._process.stdout
-        assert stream is not None
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: relay what there is
-                raw = await stream.read(_READ_LIMIT)
-            if not raw:
-                return
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            self.recent_output.append(line)
-            self._printer.line(self.name, line)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_LIMIT)
+        assert self._popen.stdout is not None
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), self._popen.stdout
+        )
+        try:
+            while True:
+                try:
+                    raw = await reader.readline()
+                except ValueError:  # a line longer than the limit: relay what there is
+                    raw = await reader.read(_READ_LIMIT)
+                if not raw:
+                    return
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                self.recent_output.append(line)
+                self._printer.line(self.name, line)
+        finally:
+            transport.close()
 
     async def wait(self) -> int:
-        """Exit code once the process has exited and all its output was relayed."""
-        code = await self._process.wait()
-        with contextlib.suppress(asyncio.TimeoutError):
+        """Exit code once the process has exited and its output was relayed."""
+        code = await asyncio.shield(self._exit)
+        try:
             await asyncio.wait_for(asyncio.shield(self._pump), 2)
+        except TimeoutError:  # a descendant still holds the pipe open
+            self._pump.cancel()
         return code
 
     async def stop(self, kill_after: float) -> None:
@@ -95,13 +110,12 @@ class ChildProcess:
         descendants = _descendants(self.pid)
         _signal_group(self.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(self._process.wait(), kill_after)
+            await asyncio.wait_for(asyncio.shield(self._exit), kill_after)
         except TimeoutError:
             self._printer.line(
                 "start", f"{self.name} ignored SIGTERM for {kill_after:g}s: sending SIGKILL"
             )
             _signal_group(self.pid, signal.SIGKILL)
-            await self._process.wait()
         await asyncio.to_thread(sweep, descendants)
         await self.wait()
 
@@ -123,11 +137,22 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 def sweep(processes: list[psutil.Process], timeout: float = 3.0) -> None:
     """Kill whatever of `processes` is still alive (it left the process group, say)."""
-    alive = [p for p in processes if p.is_running()]
+    alive = [p for p in processes if not _gone(p)]
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.terminate()
-    _, still_alive = psutil.wait_procs(alive, timeout=timeout)
-    for process in still_alive:
+    deadline = time.monotonic() + timeout
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if not _gone(p)]
+    for process in alive:
         with contextlib.suppress(psutil.Error):
             process.kill()
+
+
+def _gone(process: psutil.Process) -> bool:
+    """Exited, or a zombie waiting for a parent that is not us to reap it."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -42,6 +42,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """The async twin of `wait_until`, for tests running inside an event loop."""
+    async with asyncio.timeout(within):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
 @contextmanager
 def serve(app: Any, port: int = 0, **config: Any) -> Iterator[str]:
     """Run `app` under a real uvicorn server in a thread; yields its base URL.

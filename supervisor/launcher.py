@@ -1,0 +1,212 @@
+"""start-proxies, end to end: checks before anything starts, the memory proxy served by
+uvicorn in this process, LiteLLM supervised as a child, and an orderly stop on a signal.
+
+Stop order: stop accepting and drain in-flight requests (they still need LiteLLM), then
+stop LiteLLM's process group. A second Ctrl-C skips the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.cli import load_or_exit, uvicorn_config
+from memory_proxy.logging_setup import configure_logging
+from supervisor.child_process import Child, ChildProcess
+from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
+from supervisor.master_key import ensure_master_key
+from supervisor.output import Printer, prefix
+from supervisor.pidfile import PidFile, default_run_dir
+from supervisor.ports import PortInUse, ensure_port_free
+from supervisor.supervisor import GaveUp, StartupFailed, Supervisor, Timing
+
+LITELLM_HOST = "127.0.0.1"  # LiteLLM is only ever reached through the proxy
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    config: Path
+    host: str | None
+    litellm_port: int
+    proxy_port: int | None
+    litellm_bin: str | None
+    litellm_url: str | None
+    startup_timeout: float
+    log_format: str | None
+    run_dir: Path | None = None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the launcher decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def launch(options: LaunchOptions) -> int:
+    return asyncio.run(_Launcher(options, Printer()).run())
+
+
+class _Launcher:
+    def __init__(self, options: LaunchOptions, printer: Printer) -> None:
+        self.options = options
+        self.printer = printer
+        self.supervisor: Supervisor | None = None
+        self.stop_requested = asyncio.Event()
+        self.signals = 0
+
+    def say(self, text: str) -> None:
+        self.printer.line("start", text)
+
+    async def run(self) -> int:
+        options = self.options
+        spawning = options.litellm_url is None
+        binary = None
+        if spawning:
+            try:
+                binary = find_litellm(options.litellm_bin)
+            except LiteLLMNotFound as exc:
+                self.say(f"error: {exc}")
+                return EXIT_USAGE
+            if ensure_master_key(os.environ):
+                self.say(
+                    "LITELLM_MASTER_KEY is not set: generated a random key for this run. "
+                    "LiteLLM requires it; the memory proxy adds it for loopback callers, "
+                    "so local clients need no key."
+                )
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        litellm_url = options.litellm_url or f"http://{LITELLM_HOST}:{options.litellm_port}"
+        settings = load_or_exit(
+            options.config,
+            {
+                "proxy.host": options.host,
+                "proxy.port": options.proxy_port,
+                "proxy.litellm_url": litellm_url,
+                "proxy.log_format": options.log_format,
+            },
+        )
+        pidfile = PidFile(options.run_dir or default_run_dir(), options.litellm_port)
+        try:
+            if spawning:
+                stale = await asyncio.to_thread(pidfile.stop_stale_child)
+                if stale:
+                    self.say(stale)
+                ensure_port_free(LITELLM_HOST, options.litellm_port, "LiteLLM")
+            ensure_port_free(settings.host, settings.port, "memory proxy")
+        except PortInUse as exc:
+            self.say(f"error: {exc}")
+            return EXIT_FAILED
+
+        configure_logging(settings.log_format, settings.secrets(), prefix=prefix("proxy"))
+        app = MemoryProxy(settings, upstream_ready=not spawning)
+        server = _Server(uvicorn_config(app, settings))
+        self._install_signal_handlers(server)
+        serving = asyncio.ensure_future(server.serve())
+        supervising = None
+        if binary is not None:
+            self.supervisor = self._supervisor(binary, litellm_url, app, pidfile)
+            supervising = asyncio.ensure_future(self.supervisor.run())
+        self.say(
+            f"memory proxy on http://{settings.host}:{settings.port} -> LiteLLM at {litellm_url}"
+        )
+
+        stopping = asyncio.ensure_future(self.stop_requested.wait())
+        watched = [t for t in (serving, supervising, stopping) if t is not None]
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        code = EXIT_OK
+        if supervising in done:
+            code = self._supervision_result(supervising)
+        elif serving in done:
+            self.say("error: the memory proxy stopped unexpectedly")
+            code = EXIT_FAILED
+
+        server.should_exit = True
+        with contextlib.suppress(BaseException):
+            await serving  # drains in-flight requests for the grace period
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+            if supervising is not None:
+                with contextlib.suppress(BaseException):
+                    await supervising
+        pidfile.remove()
+        stopping.cancel()
+        return code
+
+    def _supervision_result(self, supervising: asyncio.Future[None]) -> int:
+        error = supervising.exception()
+        if isinstance(error, StartupFailed | GaveUp):
+            self.say(f"error: {error}")
+            return EXIT_FAILED
+        if error is not None:
+            self.say(f"error: supervision failed: {error!r}")
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def _supervisor(
+        self, binary: Path, litellm_url: str, app: MemoryProxy, pidfile: PidFile
+    ) -> Supervisor:
+        argv = [
+            str(binary),
+            "--config",
+            str(self.options.config.resolve()),
+            "--host",
+            LITELLM_HOST,
+            "--port",
+            str(self.options.litellm_port),
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+        async def spawn() -> Child:
+            child = ChildProcess.spawn(argv, env, "litellm", self.printer)
+            pidfile.write(child.pid)
+            return child
+
+        async def answers(path: str) -> bool:
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    return (await client.get(litellm_url + path)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        def on_ready_change(ready: bool) -> None:
+            if ready:
+                app.monitor.mark_ready()
+            else:
+                app.monitor.mark_down("LiteLLM is restarting")
+
+        return Supervisor(
+            spawn,
+            lambda: answers("/health/readiness"),
+            lambda: answers("/health/liveliness"),
+            log=lambda text: self.printer.line("start", f"litellm {text}"),
+            on_ready_change=on_ready_change,
+            timing=Timing(startup_timeout=self.options.startup_timeout),
+        )
+
+    def _install_signal_handlers(self, server: _Server) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            self.signals += 1
+            if self.signals == 1:
+                self.say(f"{signal.Signals(signum).name}: stopping (Ctrl-C again to force)")
+                self.stop_requested.set()
+                return
+            self.say("forced stop")
+            server.force_exit = True
+            if self.supervisor is not None and self.supervisor.child is not None:
+                self.supervisor.child.kill()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)

@@ -1,0 +1,68 @@
+"""A stand-in for the litellm binary in supervisor tests: `fake_litellm.py --port N`.
+
+FAKE_MODE chooses its behaviour:
+  serve           answer readiness, liveness and chat completions
+  crash           print a line and exit 3 at once
+  hang            become ready, then stop answering liveness probes
+  ignore-sigterm  serve, and ignore SIGTERM
+  grandchild      serve, after starting a `sleep` that leaves the process group
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODE = os.environ.get("FAKE_MODE", "serve")
+hung = threading.Event()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/health/liveliness" and MODE == "hang":
+            hung.set()
+        if hung.is_set():
+            time.sleep(3600)
+        self._answer({"status": "healthy"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        self.rfile.read(length)
+        self._answer({"choices": [{"message": {"role": "assistant", "content": "fake"}}]})
+
+    def _answer(self, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        print(f"{self.command} {self.path}", flush=True)
+
+
+def main() -> None:
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+    print(f"fake litellm pid={os.getpid()} mode={MODE}", flush=True)
+    if MODE == "crash":
+        print("fatal: crashing on purpose", flush=True)
+        sys.exit(3)
+    if MODE == "ignore-sigterm":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if MODE == "grandchild":
+        sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        print(f"grandchild pid={sleeper.pid}", flush=True)
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
