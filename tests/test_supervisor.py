@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
+import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import httpx
+import psutil
 import pytest
 
+from supervisor.child_process import ChildProcess
+from supervisor.output import Printer
 from supervisor.restart_policy import RestartPolicy
 from supervisor.supervisor import GaveUp, StartupFailed, Supervisor, Timing
-from tests.support import eventually
+from tests.launcher_support import FAKE_LITELLM
+from tests.support import eventually, free_port
 
 FAST = Timing(startup_timeout=1, liveness_interval=0.01, liveness_failures=3, stop_timeout=1)
 POLICY = RestartPolicy(initial_delay=0.01, max_delay=0.01, stable_after=60, max_fast_failures=2)
@@ -169,3 +177,45 @@ def test_stop_during_start_up_returns_quietly() -> None:
         assert world.ready_changes == []
 
     run(scenario)
+
+
+def test_a_real_hung_child_is_killed_and_restarted() -> None:
+    """fake_litellm in hang mode stops answering liveness probes once probed."""
+    port = free_port()
+    out = io.StringIO()
+    spawned: list[ChildProcess] = []
+
+    async def spawn() -> ChildProcess:
+        mode = "hang" if not spawned else "serve"
+        env = {**os.environ, "FAKE_MODE": mode, "PYTHONUNBUFFERED": "1"}
+        argv = [sys.executable, str(FAKE_LITELLM), "--port", str(port)]
+        spawned.append(ChildProcess.spawn(argv, env, "litellm", Printer(out)))
+        return spawned[-1]
+
+    async def answers(path: str) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=0.3) as client:
+                return (await client.get(f"http://127.0.0.1:{port}{path}")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def scenario() -> None:
+        log: list[str] = []
+        supervisor = Supervisor(
+            spawn,
+            lambda: answers("/health/readiness"),
+            lambda: answers("/health/liveliness"),
+            log=log.append,
+            policy=POLICY,
+            timing=Timing(startup_timeout=20, liveness_interval=0.05, liveness_failures=2),
+        )
+        task = asyncio.ensure_future(supervisor.run())
+        await eventually(lambda: len(spawned) == 2 and f"ready (pid {spawned[1].pid})" in log)
+        assert any("liveness" in line for line in log)
+        await supervisor.stop()
+        await task
+
+    asyncio.run(scenario())
+    assert (
+        not psutil.pid_exists(spawned[0].pid) or psutil.Process(spawned[0].pid).status() == "zombie"
+    )

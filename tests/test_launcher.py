@@ -1,0 +1,92 @@
+"""start-proxies as a real process, with a fake litellm child."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.launcher_support import fake_litellm_bin, running_launcher
+from tests.support import wait_until
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_crashed_child_is_restarted_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path)) as launcher:
+        launcher.wait_healthy()
+        first = launcher.litellm_pid()
+        psutil.Process(first).kill()
+        launcher.wait_healthy()
+        wait_until(lambda: launcher.litellm_pid() != first)
+        response = httpx.post(f"{launcher.proxy_url}/v1/chat/completions", json={"model": "demo"})
+        assert response.status_code == 200
+        family = launcher.family()
+        launcher.process.send_signal(signal.SIGTERM)
+        assert launcher.process.wait(timeout=20) == 0
+        assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert port_is_free(launcher.proxy_port) and port_is_free(launcher.litellm_port)
+    output = launcher.output()
+    assert "litellm | fake litellm pid=" in output
+    assert "exited code=-9" in output
+    assert "restarting in" in output
+    assert "proxy   | " in output
+
+
+def test_child_failing_at_start_up_exits_non_zero_with_its_output(tmp_path: Path) -> None:
+    env = {"FAKE_MODE": "crash"}
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
+        assert launcher.process.wait(timeout=30) == 1
+    output = launcher.output()
+    assert "exited with code 3 before it was ready" in output
+    assert "fatal: crashing on purpose" in output
+
+
+def test_launcher_killed_with_sigkill_takes_its_child_along(tmp_path: Path) -> None:
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path)) as launcher:
+        launcher.wait_healthy()
+        child = psutil.Process(launcher.litellm_pid())
+        launcher.process.send_signal(signal.SIGKILL)
+        launcher.process.wait(timeout=10)
+        # PR_SET_PDEATHSIG: the kernel kills the child when the launcher dies.
+        wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
+
+
+def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with running_launcher(
+            tmp_path, fake_litellm_bin(tmp_path), extra_args=("--memoryproxy-port", str(port))
+        ) as launcher:
+            assert launcher.process.wait(timeout=30) == 1
+            assert launcher.family() == []
+    output = launcher.output()
+    assert f"port {port} (memory proxy) is already in use by pid" in output
+    assert "litellm | " not in output
+
+
+def test_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = "memory:\n  store: mongodb\n"
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), config_text=config) as launcher:
+        assert launcher.process.wait(timeout=30) == 2
+    assert "memory.store: expected one of sqlite, redis, memory" in launcher.output()
+    assert "litellm | " not in launcher.output()
+
+
+def test_missing_litellm_exits_2_with_the_install_command(tmp_path: Path) -> None:
+    with running_launcher(tmp_path, tmp_path / "no-such-litellm") as launcher:
+        assert launcher.process.wait(timeout=30) == 2
+    assert "not an executable" in launcher.output()
