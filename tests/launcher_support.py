@@ -53,8 +53,13 @@ class Launcher:
         return child.pid
 
     def wait_healthy(self, within: float = 60) -> None:
+        """Until the supervisor has declared the current child ready and /health agrees."""
+
         def healthy() -> bool:
             assert self.process.poll() is None, f"launcher exited:\n{self.output()}"
+            children = psutil.Process(self.process.pid).children()
+            if not children or f"litellm ready (pid {children[0].pid})" not in self.output():
+                return False
             try:
                 return httpx.get(f"{self.proxy_url}/health", timeout=2).status_code == 200
             except httpx.HTTPError:

@@ -28,8 +28,8 @@ def test_crashed_child_is_restarted_and_sigterm_leaves_nothing(tmp_path: Path) -
         launcher.wait_healthy()
         first = launcher.litellm_pid()
         psutil.Process(first).kill()
+        wait_until(lambda: launcher.litellm_pid() != first, within=30)
         launcher.wait_healthy()
-        wait_until(lambda: launcher.litellm_pid() != first)
         response = httpx.post(f"{launcher.proxy_url}/v1/chat/completions", json={"model": "demo"})
         assert response.status_code == 200
         family = launcher.family()
