@@ -48,9 +48,10 @@ class Launcher:
         except psutil.NoSuchProcess:
             return []
 
-    def litellm_pid(self) -> int:
-        (child,) = psutil.Process(self.process.pid).children()
-        return child.pid
+    def litellm_pid(self) -> int | None:
+        """The current LiteLLM child, or None between a crash and its restart."""
+        children = psutil.Process(self.process.pid).children()
+        return children[0].pid if children else None
 
     def wait_healthy(self, within: float = 60) -> None:
         """Until the supervisor has declared the current child ready and /health agrees."""

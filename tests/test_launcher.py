@@ -27,8 +27,9 @@ def test_crashed_child_is_restarted_and_sigterm_leaves_nothing(tmp_path: Path) -
     with running_launcher(tmp_path, fake_litellm_bin(tmp_path)) as launcher:
         launcher.wait_healthy()
         first = launcher.litellm_pid()
+        assert first is not None
         psutil.Process(first).kill()
-        wait_until(lambda: launcher.litellm_pid() != first, within=30)
+        wait_until(lambda: launcher.litellm_pid() not in (first, None), timeout=30)
         launcher.wait_healthy()
         response = httpx.post(f"{launcher.proxy_url}/v1/chat/completions", json={"model": "demo"})
         assert response.status_code == 200
@@ -56,7 +57,7 @@ def test_child_failing_at_start_up_exits_non_zero_with_its_output(tmp_path: Path
 def test_launcher_killed_with_sigkill_takes_its_child_along(tmp_path: Path) -> None:
     with running_launcher(tmp_path, fake_litellm_bin(tmp_path)) as launcher:
         launcher.wait_healthy()
-        child = psutil.Process(launcher.litellm_pid())
+        child = psutil.Process(launcher.litellm_pid() or 0)
         launcher.process.send_signal(signal.SIGKILL)
         launcher.process.wait(timeout=10)
         # PR_SET_PDEATHSIG: the kernel kills the child when the launcher dies.
