@@ -85,6 +85,7 @@ class FakeUpstream:
     - `/stream?events=N`: SSE; after the first event it waits for `release` before the rest.
     - `/endless`: one chunk, then waits for the client to go away (sets `saw_disconnect`).
     - `.../chat/completions`: an OpenAI-shaped answer, streamed when the body asks.
+    - `.../v1/messages`: the same in Anthropic's format.
     - anything else: a JSON echo of the request.
     """
 
@@ -114,6 +115,8 @@ class FakeUpstream:
             await self._endless(receive, send)
         elif path.endswith("/chat/completions"):
             await self._chat(json.loads(body or b"{}"), send)
+        elif path.endswith("/v1/messages"):
+            await self._messages(json.loads(body or b"{}"), send)
         else:
             echo = {
                 "method": record.method,
@@ -169,28 +172,97 @@ class FakeUpstream:
             }
             await _send_json(send, 200, answer)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
-        )
-        for index, word in enumerate(self.reply_text.split(" ")):
-            delta = {"content": word if index == 0 else " " + word}
-            chunk = {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}
+        events: list[tuple[str | None, Any]] = [
+            (None, {**base, "choices": [{"index": 0, "delta": {"content": word}}]})
+            for word in self._words()
+        ]
+        stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
+        events += [(None, {**base, "choices": [stop]}), (None, "[DONE]")]
+        await _send_sse(send, events)
+
+    async def _messages(self, request: dict[str, Any], send: Send) -> None:
+        model = request.get("model", "fake")
+        usage = {"input_tokens": 5, "output_tokens": 5}
+        if not request.get("stream"):
+            answer = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
                 "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                "content": [{"type": "text", "text": self.reply_text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
             }
-            data = f"data: {json.dumps(chunk)}\n\n".encode()
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-        done = b'data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":0,'
-        done += b'"model":"' + model.encode() + b'","choices":[{"index":0,"delta":{},'
-        done += b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-        await send({"type": "http.response.body", "body": done, "more_body": False})
+            await _send_json(send, 200, answer)
+            return
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        events: list[tuple[str | None, Any]] = [
+            ("message_start", {"type": "message_start", "message": message}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+        ]
+        events += [
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": word},
+                },
+            )
+            for word in self._words()
+        ]
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 5},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        await _send_sse(send, events)
+
+    def _words(self) -> list[str]:
+        words = self.reply_text.split(" ")
+        return [words[0]] + [" " + word for word in words[1:]]
+
+
+async def _send_sse(send: Send, events: list[tuple[str | None, Any]]) -> None:
+    """Each event in its own chunk, as a real provider streams them."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream")],
+        }
+    )
+    for name, data in events:
+        head = f"event: {name}\n" if name else ""
+        payload = data if isinstance(data, str) else json.dumps(data)
+        chunk = f"{head}data: {payload}\n\n".encode()
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _send_json(
