@@ -9,43 +9,35 @@ LITELLM_VENV="$ROOT/.venv-litellm"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-# venv_is_current VENV STAMP_SOURCE...: true when VENV was built from these exact files.
-venv_is_current() {
-    local venv="$1"; shift
-    [ -x "$venv/bin/python" ] && [ -f "$venv/.built-from" ] &&
-        [ "$(cat "$@" | sha256sum)" = "$(cat "$venv/.built-from")" ]
-}
-
-mark_built() {
-    local venv="$1"; shift
-    cat "$@" | sha256sum > "$venv/.built-from"
+# install_once VENV STAMP SOURCE PIP_ARGS...: (re)build VENV with `pip install PIP_ARGS`
+# unless it was built, under the name STAMP, from this exact SOURCE file.
+install_once() {
+    local venv="$1" stamp="$1/.built-$2" source="$3"; shift 3
+    local digest
+    digest="$(sha256sum < "$source")"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
+        return
+    fi
+    [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip
+    "$venv/bin/pip" install --progress-bar on "$@"
+    echo "$digest" > "$stamp"
 }
 
 ensure_dev_venv() {
-    if venv_is_current "$DEV_VENV" "$ROOT/pyproject.toml"; then return; fi
-    say "Installing the memory proxy and its test tools into .venv"
-    "$PYTHON" -m venv "$DEV_VENV"
-    "$DEV_VENV/bin/pip" install --quiet --upgrade pip
-    "$DEV_VENV/bin/pip" install --progress-bar on -e "$ROOT[dev]"
-    mark_built "$DEV_VENV" "$ROOT/pyproject.toml"
+    say "Checking .venv (the memory proxy and its test tools)"
+    install_once "$DEV_VENV" dev "$ROOT/pyproject.toml" -e "$ROOT[dev]"
 }
 
 ensure_runtime_venv() {
-    if [ -x "$DEV_VENV/bin/start-proxies" ]; then return; fi
-    say "Installing the memory proxy into .venv"
-    "$PYTHON" -m venv "$DEV_VENV"
-    "$DEV_VENV/bin/pip" install --quiet --upgrade pip
-    "$DEV_VENV/bin/pip" install --progress-bar on -e "$ROOT"
+    say "Checking .venv (the memory proxy)"
+    install_once "$DEV_VENV" runtime "$ROOT/pyproject.toml" -e "$ROOT"
 }
 
 ensure_litellm_venv() {
-    local lock="$ROOT/scripts/litellm-requirements.txt"
-    if venv_is_current "$LITELLM_VENV" "$lock"; then return; fi
-    say "Installing the pinned LiteLLM into .venv-litellm (about 1 minute, 740 MB)"
-    "$PYTHON" -m venv "$LITELLM_VENV"
-    "$LITELLM_VENV/bin/pip" install --quiet --upgrade pip
-    "$LITELLM_VENV/bin/pip" install --progress-bar on -r "$lock"
-    mark_built "$LITELLM_VENV" "$lock"
+    say "Checking .venv-litellm (the pinned LiteLLM; first install about 1 minute, 740 MB)"
+    install_once "$LITELLM_VENV" litellm "$ROOT/scripts/litellm-requirements.txt" \
+        -r "$ROOT/scripts/litellm-requirements.txt"
 }
 
 ensure_redis_server() {
