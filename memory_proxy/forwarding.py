@@ -38,8 +38,20 @@ HOP_BY_HOP_HEADERS = frozenset(
     }
 )
 RETRY_AFTER_SECONDS = 5
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-Outcome = Literal["complete", "client_disconnected", "upstream_cut", "upstream_unavailable"]
+Outcome = Literal[
+    "complete", "client_disconnected", "upstream_cut", "upstream_unavailable", "upstream_failed"
+]
+
+
+@dataclass(frozen=True)
+class UpstreamFailure:
+    """No answer from LiteLLM: what to tell the client."""
+
+    status: int
+    message: str
+    outcome: Outcome
 
 
 def end_to_end_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -97,15 +109,11 @@ class Forwarder:
         path = scope["path"]
         started = time.perf_counter()
         response = await self._send_upstream(scope, receive, headers, body)
-        if response is None:
+        if isinstance(response, UpstreamFailure):
             await _send_error(
-                send,
-                path,
-                503,
-                f"LiteLLM is not available at {self._base_url}; retry shortly",
-                retry_after=RETRY_AFTER_SECONDS,
+                send, path, response.status, response.message, retry_after=RETRY_AFTER_SECONDS
             )
-            return ForwardResult(503, "upstream_unavailable", time.perf_counter() - started)
+            return ForwardResult(response.status, response.outcome, time.perf_counter() - started)
         result = ForwardResult(response.status_code, "complete", time.perf_counter() - started)
         try:
             await send(
@@ -133,14 +141,25 @@ class Forwarder:
         receive: Receive,
         headers: list[tuple[str, str]],
         body: bytes | None,
-    ) -> httpx.Response | None:
-        """The upstream response, or None when LiteLLM stays unreachable past the wait."""
+    ) -> httpx.Response | UpstreamFailure:
+        """The upstream response, or why there is none.
+
+        A refused connection means LiteLLM never saw the request: it is sent again once
+        LiteLLM is back, if the body can be replayed. Any other failure before the answer
+        is retried only for methods that are safe to repeat, so an LLM call never runs twice.
+        """
         url = self._base_url + scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
-        for attempt in range(2):
+        replayable = body is not None or scope["method"] in SAFE_METHODS
+        failure = UpstreamFailure(
+            503,
+            f"LiteLLM is not available at {self._base_url}; retry shortly",
+            "upstream_unavailable",
+        )
+        for _ in range(2):
             if not await self._monitor.wait_ready(self._wait_seconds):
-                return None
+                return failure
             content: bytes | AsyncIterator[bytes] = (
                 body if body is not None else _stream_request_body(receive)
             )
@@ -153,11 +172,18 @@ class Forwarder:
             )
             try:
                 return await self._transport.handle_async_request(request)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                self._monitor.mark_down(str(exc) or type(exc).__name__)
-                if body is None or attempt == 1:
-                    return None  # a streamed body cannot be replayed
-        return None
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+                self._monitor.mark_down(reason)
+                if not _connection_refused(exc):
+                    failure = UpstreamFailure(
+                        502, f"LiteLLM failed to answer: {reason}", "upstream_failed"
+                    )
+                    if scope["method"] not in SAFE_METHODS:
+                        return failure
+            if not replayable:
+                return failure
+        return failure
 
     async def _relay_until_done_or_disconnect(
         self,
@@ -201,6 +227,20 @@ class Forwarder:
             return "upstream_cut"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return "complete"
+
+
+def _connection_refused(exc: BaseException) -> bool:
+    """Whether the request certainly never reached LiteLLM.
+
+    Judged from the cause chain, not the httpx class: httpx-aiohttp maps aiohttp's
+    connection errors to httpx classes loosely (a refusal arrives as ConnectTimeout).
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 async def _stream_request_body(receive: Receive) -> AsyncIterator[bytes]:

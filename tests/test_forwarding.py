@@ -183,3 +183,37 @@ def test_a_request_waits_for_an_upstream_that_comes_up(
     assert result["response"].status_code == 200
     delivered = [r for r in upstream.requests if r.path == "/v1/chat/completions"]
     assert len(delivered) == 1
+
+
+class HangUpServer:
+    """Accepts connections, reads the request, and closes without answering."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.request_lines: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                self.request_lines.append(connection.recv(65536).split(b"\r\n")[0].decode())
+
+
+def test_an_upstream_that_hangs_up_gives_502_and_llm_calls_are_not_repeated(
+    run_proxy: ProxyFactory,
+) -> None:
+    upstream = HangUpServer()
+    try:
+        with run_proxy(upstream.url, upstream_wait_seconds=5) as proxy:
+            response = httpx.post(f"{proxy}/v1/chat/completions", json={"model": "m"})
+    finally:
+        upstream.listener.close()
+    assert response.status_code == 502
+    assert "LiteLLM failed to answer" in response.json()["error"]["message"]
+    calls = [line for line in upstream.request_lines if "/v1/chat/completions" in line]
+    assert len(calls) == 1
