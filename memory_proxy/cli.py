@@ -12,7 +12,18 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
 from memory_proxy.logging_setup import configure_logging
 
-CONFIG_OPTION_HELP = "The config.yaml shared with LiteLLM (env LITELLM_CONFIG)."
+# Options shared with start-proxies.
+config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="config.yaml",
+    show_default=True,
+    envvar="LITELLM_CONFIG",
+    help="The config.yaml shared with LiteLLM (env LITELLM_CONFIG).",
+)
+log_format_option = click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON."
+)
 
 
 def load_or_exit(config: Path, overrides: dict[str, Any]) -> Settings:
@@ -39,21 +50,14 @@ def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="config.yaml",
-    show_default=True,
-    envvar="LITELLM_CONFIG",
-    help=CONFIG_OPTION_HELP,
-)
+@config_option
 @click.option("--host", help="Address to listen on (env PROXY_HOST).  [default: 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on (env PROXY_PORT).  [default: 8764]")
 @click.option(
     "--litellm-url",
     help="Where LiteLLM answers (env LITELLM_BASE_URL).  [default: http://127.0.0.1:8765]",
 )
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON.")
+@log_format_option
 def main(
     config: Path,
     host: str | None,

@@ -6,21 +6,15 @@ from pathlib import Path
 
 import click
 
-from memory_proxy.cli import CONFIG_OPTION_HELP
-from memory_proxy.config import LOG_FORMATS
+from memory_proxy.cli import config_option, log_format_option
 from supervisor.launcher import LaunchOptions, launch
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@config_option
 @click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="config.yaml",
-    show_default=True,
-    envvar="LITELLM_CONFIG",
-    help=CONFIG_OPTION_HELP,
+    "--host", help="Address the memory proxy listens on (env PROXY_HOST).  [default: 127.0.0.1]"
 )
-@click.option("--host", help="Address the memory proxy listens on (env PROXY_HOST). [127.0.0.1]")
 @click.option("--litellm-port", type=int, default=8765, show_default=True, help="Port for LiteLLM.")
 @click.option(
     "--memoryproxy-port", type=int, help="Port clients use (env PROXY_PORT).  [default: 8764]"
@@ -40,7 +34,7 @@ from supervisor.launcher import LaunchOptions, launch
     show_default=True,
     help="Seconds LiteLLM may take to become ready.",
 )
-@click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON.")
+@log_format_option
 def main(
     config: Path,
     host: str | None,
