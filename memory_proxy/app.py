@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from memory_proxy import auth
 from memory_proxy.client_detection import VALID_ID, InvalidIdentifier
 from memory_proxy.config import Settings
+from memory_proxy.conversation_memory import ConversationMemory
 from memory_proxy.errors import error_response
 from memory_proxy.forwarding import (
     ClientDisconnected,
@@ -29,8 +30,11 @@ from memory_proxy.forwarding import (
     end_to_end_headers,
     read_request_body,
 )
+from memory_proxy.injection import CHAT_APIS
 from memory_proxy.logging_setup import log_request
+from memory_proxy.memory_store import open_store
 from memory_proxy.routing import decide
+from memory_proxy.sessions_api import SessionsAPI
 from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
 from memory_proxy.upstream import UpstreamMonitor, create_transport
 
@@ -38,6 +42,7 @@ logger = logging.getLogger("memory_proxy")
 
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 REQUEST_ID_HEADER = "x-request-id"
+SESSIONS_PATH = "/v1/sessions"
 # Set by the proxy for LiteLLM, never taken from the client as is.
 _REPLACED_HEADERS = frozenset({"host", "content-length", REQUEST_ID_HEADER})
 
@@ -62,11 +67,19 @@ class MemoryProxy:
             self.monitor,
             wait_seconds=settings.upstream_wait_seconds,
         )
+        self.memory = (
+            ConversationMemory(open_store(settings.memory), settings.memory)
+            if settings.memory.enabled
+            else None
+        )
+        sessions = SessionsAPI(self.memory, settings)
         self._local = Router(
             routes=[
                 Route("/health", self._health, methods=["GET"]),
                 Route("/memory-routing/info", self._routing_info, methods=["GET"]),
                 Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
+                Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
+                Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
             ]
         )
         self._local_paths = frozenset(
@@ -75,7 +88,8 @@ class MemoryProxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"] in self._local_paths:
+            path = scope["path"]
+            if path in self._local_paths or path.startswith(SESSIONS_PATH + "/"):
                 await self._local(scope, receive, send)
             else:
                 await self._proxy(scope, receive, send)
@@ -90,10 +104,14 @@ class MemoryProxy:
             if message["type"] == "lifespan.startup":
                 for warning in configuration_warnings(self.settings.litellm, self.supermemory):
                     logger.warning(warning)
+                if self.memory is not None:
+                    self.memory.start_purging()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.monitor.aclose()
                 await self._transport.aclose()
+                if self.memory is not None:
+                    await self.memory.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -125,6 +143,16 @@ class MemoryProxy:
             log_request({**fields, "status": 400})
             return
 
+        turn = None
+        api = CHAT_APIS.get(path)
+        if self.memory is not None and decision.memory and api and isinstance(payload, dict):
+            assert decision.session_id is not None
+            turn = await self.memory.begin(
+                api, decision.identity.user_id, decision.session_id, payload
+            )
+            if turn is not None and turn.injected:
+                body = json.dumps(turn.body).encode()
+
         outgoing = [(n, v) for n, v in end_to_end_headers(headers) if n not in _REPLACED_HEADERS]
         if body is None and "content-length" in lookup:
             outgoing.append(("content-length", lookup["content-length"]))
@@ -138,13 +166,23 @@ class MemoryProxy:
             session_id=decision.session_id,
             api_key=self.settings.supermemory_api_key,
         )
-        result = await self._forwarder.forward(scope, receive, send, headers=outgoing, body=body)
+        result = await self._forwarder.forward(
+            scope,
+            receive,
+            send,
+            headers=outgoing,
+            body=body,
+            observer=turn.capture if turn else None,
+        )
+        if turn is not None and self.memory is not None:
+            self.memory.finish(turn, client_disconnected=result.outcome == "client_disconnected")
         log_request(
             {
                 **fields,
                 "model": decision.model,
                 "user_id": decision.identity.user_id,
                 "session_id": decision.session_id,
+                "injected": turn.injected if turn else None,
                 "status": result.status,
                 "outcome": result.outcome,
                 "upstream_ms": round(result.upstream_seconds * 1000, 1),

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
@@ -76,7 +76,11 @@ class ForwardResult:
     body_bytes: int = 0
 
 
-ChunkObserver = Callable[[bytes], None]
+class ResponseObserver(Protocol):
+    """Sees the answer as it passes, after each chunk was sent to the client."""
+
+    def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+    def feed(self, chunk: bytes) -> None: ...
 
 
 class Forwarder:
@@ -103,7 +107,7 @@ class Forwarder:
         *,
         headers: list[tuple[str, str]],
         body: bytes | None,
-        on_chunk: ChunkObserver | None = None,
+        observer: ResponseObserver | None = None,
     ) -> ForwardResult:
         """Forward the request; `body` None means stream the client's body through."""
         path = scope["path"]
@@ -116,19 +120,22 @@ class Forwarder:
             return ForwardResult(response.status, response.outcome, time.perf_counter() - started)
         result = ForwardResult(response.status_code, "complete", time.perf_counter() - started)
         try:
+            headers_out = [
+                (name.lower(), value)
+                for name, value in response.headers.raw
+                if name.lower().decode("latin-1") not in HOP_BY_HOP_HEADERS
+            ]
             await send(
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": [
-                        (name.lower(), value)
-                        for name, value in response.headers.raw
-                        if name.lower().decode("latin-1") not in HOP_BY_HOP_HEADERS
-                    ],
+                    "headers": headers_out,
                 }
             )
+            if observer is not None:
+                observer.start(response.status_code, headers_out)
             result.outcome = await self._relay_until_done_or_disconnect(
-                response, receive, send, result, started, on_chunk
+                response, receive, send, result, started, observer
             )
         finally:
             # Shielded: even when this task is cancelled, the pooled connection is released.
@@ -192,9 +199,9 @@ class Forwarder:
         send: Send,
         result: ForwardResult,
         started: float,
-        on_chunk: ChunkObserver | None,
+        observer: ResponseObserver | None,
     ) -> Outcome:
-        relay = asyncio.ensure_future(self._relay_body(response, send, result, started, on_chunk))
+        relay = asyncio.ensure_future(self._relay_body(response, send, result, started, observer))
         disconnect = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:
             await asyncio.wait((relay, disconnect), return_when=asyncio.FIRST_COMPLETED)
@@ -210,7 +217,7 @@ class Forwarder:
         send: Send,
         result: ForwardResult,
         started: float,
-        on_chunk: ChunkObserver | None,
+        observer: ResponseObserver | None,
     ) -> Outcome:
         try:
             async for chunk in response.aiter_raw():
@@ -218,8 +225,8 @@ class Forwarder:
                     result.first_byte_seconds = time.perf_counter() - started
                 result.body_bytes += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if on_chunk is not None:
-                    on_chunk(chunk)
+                if observer is not None:
+                    observer.feed(chunk)
         except httpx.HTTPError as exc:
             # Headers are gone already: end without the final chunk so the client sees a
             # truncated answer rather than a falsely complete one.

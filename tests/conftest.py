@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,3 +39,9 @@ def run_proxy() -> ProxyFactory:
             yield url
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths (the default SQLite memory file) land in the test's own directory."""
+    monkeypatch.chdir(tmp_path)

@@ -8,6 +8,7 @@ records the headers it received.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -217,3 +218,34 @@ def test_start_proxies_survives_a_killed_litellm_and_stops_cleanly(tmp_path: Pat
         assert launcher.process.wait(timeout=60) == 0
         assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert "litellm ready" in launcher.output()
+
+
+def test_local_memory_through_litellm_with_both_sdks(stack: Stack) -> None:
+    session = {"x-session-id": "e2e-memory", "x-memory-user-id": "carol"}
+    openai_client = openai.OpenAI(
+        base_url=f"{stack.proxy_url}/v1", api_key="anything", default_headers=session
+    )
+    anthropic_client = anthropic.Anthropic(
+        base_url=stack.proxy_url, api_key="anything", default_headers=session
+    )
+
+    def stored() -> int:
+        response = httpx.get(f"{stack.proxy_url}/v1/sessions/e2e-memory", headers=session)
+        return len(response.json().get("messages", [])) if response.status_code == 200 else 0
+
+    stack.provider.requests.clear()
+    openai_client.chat.completions.create(
+        model="fake-gpt", messages=[{"role": "user", "content": "My name is Carol"}]
+    )
+    wait_until(lambda: stored() == 2)
+    with anthropic_client.messages.stream(
+        model="fake-claude", max_tokens=50, messages=[{"role": "user", "content": "Who am I?"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == "Hello from the fake provider"
+    wait_until(lambda: stored() == 4)
+    second = json.loads(stack.provider.requests[-1].body)
+    texts = [
+        m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]
+        for m in second["messages"]
+    ]
+    assert texts == ["My name is Carol", "Hello from the fake provider", "Who am I?"]

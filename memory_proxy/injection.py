@@ -1,0 +1,149 @@
+"""Putting a stored conversation back into a request, per API format.
+
+History goes between the client's system prompt and its messages, trimmed from the
+oldest to the message and token budgets, never starting with a tool result whose call was
+trimmed away. A client that re-sends the whole conversation itself (IDEs do) gets nothing
+injected; only its new turns are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from memory_proxy.memory_store import Message
+
+# Request path -> the API format spoken there.
+CHAT_APIS = {
+    "/v1/chat/completions": "openai",
+    "/chat/completions": "openai",
+    "/v1/messages": "anthropic",
+}
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    max_messages: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    body: dict[str, Any]
+    injected: int  # history messages added to the request
+    new_turns: list[Message]  # the client's turns to store once answered
+
+
+def prepare(
+    api: str, body: dict[str, Any], history: list[Message], limits: ContextLimits
+) -> Prepared | None:
+    """The request with history injected, or None when its shape is not understood."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return None
+    if api == "openai":
+        leading = 0
+        while leading < len(messages) and messages[leading].get("role") in _SYSTEM_ROLES:
+            leading += 1
+        system, conversation = messages[:leading], messages[leading:]
+        neutral = [_from_openai(m) for m in conversation]
+    else:
+        system, conversation = [], messages
+        neutral = [_from_anthropic(m) for m in conversation]
+
+    if history and _starts_with(neutral, history):
+        return Prepared(body, 0, neutral[len(history) :])
+    kept = trim(history, limits)
+    if api == "anthropic":
+        kept = _anthropic_safe(kept)
+        injected_messages = [{"role": m["role"], "content": m["content"]} for m in kept]
+    else:
+        injected_messages = [_to_openai(m) for m in kept]
+    if not injected_messages:
+        return Prepared(body, 0, neutral)
+    rewritten = {**body, "messages": [*system, *injected_messages, *conversation]}
+    return Prepared(rewritten, len(injected_messages), neutral)
+
+
+def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
+    """The newest messages within both budgets, not opening on an orphaned tool result."""
+    kept: list[Message] = []
+    tokens = 0
+    for message in reversed(history):
+        cost = approximate_tokens(message)
+        if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
+            break
+        kept.append(message)
+        tokens += cost
+    kept.reverse()
+    while kept and kept[0]["role"] == "tool":
+        kept.pop(0)
+    return kept
+
+
+def approximate_tokens(message: Message) -> int:
+    """About four characters a token, plus a little for the message's framing."""
+    return (
+        len(str(message.get("content") or "")) // 4
+        + len(str(message.get("tool_calls", ""))) // 4
+        + 4
+    )
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and "text" in part
+        )
+    return ""
+
+
+def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
+    if len(conversation) < len(history):
+        return False
+    return all(
+        sent["role"] == stored["role"] and sent["content"] == stored["content"]
+        for sent, stored in zip(conversation, history, strict=False)
+    )
+
+
+def _from_openai(message: dict[str, Any]) -> Message:
+    neutral: Message = {
+        "role": message.get("role", "user"),
+        "content": text_of(message.get("content")),
+    }
+    neutral.update({key: message[key] for key in _OPENAI_FIELDS if key in message})
+    return neutral
+
+
+def _to_openai(message: Message) -> dict[str, Any]:
+    return {key: value for key, value in message.items() if key != "partial"}
+
+
+def _from_anthropic(message: dict[str, Any]) -> Message:
+    return {"role": message.get("role", "user"), "content": text_of(message.get("content"))}
+
+
+def _anthropic_safe(history: list[Message]) -> list[Message]:
+    """User/assistant text only, strictly alternating, opening with the user."""
+    merged: list[Message] = []
+    for message in history:
+        if message["role"] not in ("user", "assistant") or not message["content"]:
+            continue
+        if merged and merged[-1]["role"] == message["role"]:
+            merged[-1] = {
+                **merged[-1],
+                "content": merged[-1]["content"] + "\n\n" + message["content"],
+            }
+        else:
+            merged.append({"role": message["role"], "content": message["content"]})
+    while merged and merged[0]["role"] != "user":
+        merged.pop(0)
+    if merged and merged[-1]["role"] == "user":
+        merged.pop()  # the client's own next message is a user turn
+    return merged

@@ -1,0 +1,77 @@
+"""The local conversation memory over HTTP: list, read and delete sessions.
+
+A request sees its own user's sessions (the user id detected for it) unless it names
+another with `?user_id=`.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from memory_proxy.client_detection import VALID_ID, detect_user
+from memory_proxy.config import Settings
+from memory_proxy.conversation_memory import ConversationMemory
+from memory_proxy.errors import error_response
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+
+
+class SessionsAPI:
+    def __init__(self, memory: ConversationMemory | None, settings: Settings) -> None:
+        self._memory = memory
+        self._settings = settings
+
+    async def list(self, request: Request) -> Response:
+        if self._memory is None:
+            return _disabled(request)
+        user_id = request.query_params.get("user_id")
+        if user_id is not None and not VALID_ID.match(user_id):
+            return error_response(request.url.path, 400, "user_id is not a valid user id")
+        try:
+            limit = min(int(request.query_params.get("limit", DEFAULT_PAGE)), MAX_PAGE)
+            offset = int(request.query_params.get("offset", 0))
+        except ValueError:
+            return error_response(request.url.path, 400, "limit and offset must be numbers")
+        if limit < 1 or offset < 0:
+            return error_response(request.url.path, 400, "limit must be >= 1, offset >= 0")
+        sessions = await self._memory.store.list_sessions(user_id, limit + 1, offset)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [info.describe() for info in sessions[:limit]],
+                "limit": limit,
+                "offset": offset,
+                "has_more": len(sessions) > limit,
+            }
+        )
+
+    async def one(self, request: Request) -> Response:
+        if self._memory is None:
+            return _disabled(request)
+        user_id = self._user_id(request)
+        if user_id is None:
+            return error_response(request.url.path, 400, "user_id is not a valid user id")
+        session_id = request.path_params["session_id"]
+        store = self._memory.store
+        info = await store.session(user_id, session_id)
+        if info is None:
+            return error_response(
+                request.url.path, 404, f"no session {session_id!r} for user {user_id!r}"
+            )
+        if request.method == "DELETE":
+            await store.delete(user_id, session_id)
+            return JSONResponse({"id": session_id, "user_id": user_id, "deleted": True})
+        messages = await store.load(user_id, session_id)
+        return JSONResponse({**info.describe(), "messages": messages})
+
+    def _user_id(self, request: Request) -> str | None:
+        named = request.query_params.get("user_id")
+        if named is None:
+            return detect_user(request.headers, self._settings.user_id_mappings).user_id
+        return named if VALID_ID.match(named) else None
+
+
+def _disabled(request: Request) -> Response:
+    return error_response(request.url.path, 404, "local conversation memory is disabled")

@@ -1,0 +1,169 @@
+"""Local conversation memory through the proxy, in front of a fake upstream."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import MemorySettings, Settings
+from tests.conftest import ProxyFactory
+from tests.support import FakeUpstream, serve, wait_until
+
+ALICE = {"x-memory-user-id": "alice", "x-session-id": "conv-1"}
+
+
+def chat(proxy: str, text: str, headers: dict[str, str], stream: bool = False) -> str:
+    body = {"model": "m", "messages": [{"role": "user", "content": text}], "stream": stream}
+    response = httpx.post(f"{proxy}/v1/chat/completions", json=body, headers=headers)
+    assert response.status_code == 200
+    return response.text
+
+
+def stored_count(proxy: str, user: str, session: str) -> int:
+    response = httpx.get(f"{proxy}/v1/sessions/{session}", params={"user_id": user})
+    return len(response.json()["messages"]) if response.status_code == 200 else 0
+
+
+def sent_messages(upstream: FakeUpstream, index: int) -> list[str]:
+    body = json.loads(upstream.requests[index].body)
+    return [m["content"] for m in body["messages"]]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_second_request_carries_the_first_exchange(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory, stream: bool
+) -> None:
+    upstream, url = fake_upstream
+    upstream.reply_text = "Nice to meet you Alice"
+    with run_proxy(url) as proxy:
+        chat(proxy, "My name is Alice", ALICE, stream)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        chat(proxy, "What's my name?", ALICE, stream)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 4)
+        session = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE).json()
+    assert sent_messages(upstream, 1) == [
+        "My name is Alice",
+        "Nice to meet you Alice",
+        "What's my name?",
+    ]
+    assert [m["content"] for m in session["messages"]] == [
+        "My name is Alice",
+        "Nice to meet you Alice",
+        "What's my name?",
+        "Nice to meet you Alice",
+    ]
+
+
+def test_a_client_that_resends_the_history_gets_no_duplicates(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url) as proxy:
+        chat(proxy, "first", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        full = {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": upstream.reply_text},
+                {"role": "user", "content": "second"},
+            ],
+        }
+        httpx.post(f"{proxy}/v1/chat/completions", json=full, headers=ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 4)
+    assert sent_messages(upstream, 1) == ["first", upstream.reply_text, "second"]
+
+
+def test_two_users_with_the_same_session_id_stay_apart(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    bob = {"x-memory-user-id": "bob", "x-session-id": "conv-1"}
+    with run_proxy(url) as proxy:
+        chat(proxy, "alice's secret", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        chat(proxy, "hello", bob)
+        assert httpx.get(f"{proxy}/v1/sessions/conv-1", headers=bob).status_code == 200
+    assert sent_messages(upstream, 1) == ["hello"]
+
+
+def test_no_session_id_means_no_memory(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url) as proxy:
+        chat(proxy, "one", {"x-memory-user-id": "alice"})
+        chat(proxy, "two", {"x-memory-user-id": "alice"})
+        listed = httpx.get(f"{proxy}/v1/sessions", params={"user_id": "alice"}).json()
+    assert sent_messages(upstream, 1) == ["two"]
+    assert listed["data"] == []
+
+
+def test_sqlite_history_survives_a_proxy_restart(
+    fake_upstream: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    upstream, url = fake_upstream
+    settings = Settings(
+        litellm_url=url,
+        memory=MemorySettings(store="sqlite", sqlite_path=tmp_path / "m.sqlite3"),
+    )
+    with serve(MemoryProxy(settings)) as proxy:
+        chat(proxy, "remember me", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+    with serve(MemoryProxy(settings)) as proxy:
+        chat(proxy, "do you?", ALICE)
+    assert sent_messages(upstream, 1) == ["remember me", upstream.reply_text, "do you?"]
+
+
+def test_session_api_lists_reads_deletes_and_404s_in_the_clients_shape(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url) as proxy:
+        chat(proxy, "hi", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        listed = httpx.get(f"{proxy}/v1/sessions", params={"user_id": "alice"}).json()
+        deleted = httpx.delete(f"{proxy}/v1/sessions/conv-1", headers=ALICE)
+        missing = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE)
+        bad_page = httpx.get(f"{proxy}/v1/sessions", params={"limit": "many"})
+    (entry,) = listed["data"]
+    assert entry["id"] == "conv-1" and entry["user_id"] == "alice"
+    assert entry["message_count"] == 2
+    assert entry["expires"] > entry["updated"]
+    assert listed["has_more"] is False
+    assert deleted.json()["deleted"] is True
+    assert missing.status_code == 404
+    assert "no session" in missing.json()["error"]["message"]
+    assert bad_page.status_code == 400
+
+
+class BrokenStore:
+    async def load(self, *args: object) -> list[dict[str, str]]:
+        raise ConnectionError("store is down")
+
+    async def append(self, *args: object, **kwargs: object) -> None:
+        raise ConnectionError("store is down")
+
+    async def purge_expired(self) -> int:
+        return 0
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_failing_store_never_fails_the_llm_call(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream
+    app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url))
+    assert app.memory is not None
+    app.memory.store = BrokenStore()
+    with serve(app) as proxy:
+        assert "Hello" in chat(proxy, "hi", ALICE)
+        wait_until(lambda: app.memory is not None and app.memory.store_errors == 1)
+    assert sent_messages(upstream, 0) == ["hi"]

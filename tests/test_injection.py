@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from memory_proxy.injection import ContextLimits, prepare, trim
+
+LIMITS = ContextLimits(max_messages=20, max_tokens=10_000)
+HISTORY = [
+    {"role": "user", "content": "My name is Alice"},
+    {"role": "assistant", "content": "Hello Alice"},
+]
+
+
+def test_openai_history_goes_between_system_prompt_and_new_messages() -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "What's my name?"},
+        ],
+    }
+    prepared = prepare("openai", body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert [m["content"] for m in prepared.body["messages"]] == [
+        "be brief",
+        "My name is Alice",
+        "Hello Alice",
+        "What's my name?",
+    ]
+    assert prepared.injected == 2
+    assert prepared.new_turns == [{"role": "user", "content": "What's my name?"}]
+    assert prepared.body["model"] == "m"
+    assert body["messages"][1]["content"] == "What's my name?"  # the original is untouched
+
+
+def test_a_client_resending_the_full_history_gets_nothing_injected() -> None:
+    body = {"messages": [*HISTORY, {"role": "user", "content": "again"}]}
+    prepared = prepare("openai", body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.injected == 0
+    assert prepared.body is body
+    assert prepared.new_turns == [{"role": "user", "content": "again"}]
+
+
+def test_content_parts_compare_as_text() -> None:
+    parts = [{"type": "text", "text": "My name "}, {"type": "text", "text": "is Alice"}]
+    body = {
+        "messages": [
+            {"role": "user", "content": parts},
+            HISTORY[1],
+            {"role": "user", "content": "x"},
+        ]
+    }
+    prepared = prepare("openai", body, HISTORY, LIMITS)
+    assert prepared is not None and prepared.injected == 0
+
+
+def test_anthropic_history_alternates_and_opens_with_the_user() -> None:
+    history = [
+        {"role": "assistant", "content": "orphan answer"},
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"},
+        {"role": "assistant", "content": "c"},
+        {"role": "tool", "content": "result", "tool_call_id": "1"},
+        {"role": "user", "content": "dangling"},
+    ]
+    body = {
+        "system": "sys",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}],
+    }
+    prepared = prepare("anthropic", body, history, LIMITS)
+    assert prepared is not None
+    assert prepared.body["system"] == "sys"
+    assert prepared.body["messages"] == [
+        {"role": "user", "content": "a\n\nb"},
+        {"role": "assistant", "content": "c"},
+        {"role": "user", "content": [{"type": "text", "text": "q"}]},
+    ]
+    assert prepared.new_turns == [{"role": "user", "content": "q"}]
+
+
+def test_trim_keeps_the_newest_within_message_and_token_budgets() -> None:
+    history = [{"role": "user", "content": str(i) * 40} for i in range(10)]
+    assert [m["content"][0] for m in trim(history, ContextLimits(3, 10_000))] == ["7", "8", "9"]
+    # each message costs 40 // 4 + 4 = 14 tokens
+    assert len(trim(history, ContextLimits(20, 30))) == 2
+
+
+def test_trim_never_opens_on_a_tool_result_without_its_call() -> None:
+    history = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]},
+        {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+        {"role": "assistant", "content": "It is sunny"},
+    ]
+    assert trim(history, ContextLimits(2, 10_000)) == [history[3]]
+    assert trim(history, ContextLimits(3, 10_000)) == history[1:]
+
+
+def test_bodies_without_a_message_list_are_left_alone() -> None:
+    assert prepare("openai", {"prompt": "x"}, HISTORY, LIMITS) is None
+    assert prepare("openai", {"messages": ["not a dict"]}, HISTORY, LIMITS) is None
