@@ -47,6 +47,8 @@ class SQLiteStore:
         self._ttl = ttl_seconds
         self._clock = clock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
+        path = path.resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -141,7 +141,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             settings = load_settings(
                 config,
                 environ={"LITELLM_MASTER_KEY": MASTER_KEY, "SUPERMEMORY_API_KEY": SM_KEY},
-                overrides={"proxy.litellm_url": litellm_url},
+                overrides={
+                    "proxy.litellm_url": litellm_url,
+                    "memory.sqlite_path": str(directory / "memory.sqlite3"),
+                },
             )
             with serve(MemoryProxy(settings)) as proxy_url:
                 yield Stack(proxy_url, provider)
