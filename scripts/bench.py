@@ -120,6 +120,46 @@ async def stream_round(url: str, streams: int) -> dict[str, float]:
     }
 
 
+async def memory_cost(
+    directory: Path, sessions: int = 10_000, samples: int = 2_000
+) -> dict[str, float]:
+    """Injection + capture + store per request, in process, with `sessions` stored (SQLite)."""
+    import random
+
+    from memory_proxy.config import MemorySettings
+    from memory_proxy.conversation_memory import ConversationMemory
+    from memory_proxy.sqlite_store import SQLiteStore
+
+    settings = MemorySettings(sqlite_path=directory / "bench.sqlite3")
+    store = SQLiteStore(settings.sqlite_path, settings.ttl_seconds)
+    exchange = [
+        {"role": "user", "content": "a question of a typical length " * 4},
+        {"role": "assistant", "content": "an answer of a typical length " * 8},
+    ]
+    for index in range(sessions):
+        await store.append("user", f"s{index}", exchange * 3, partial=False)
+    memory = ConversationMemory(store, settings)
+    answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": "ok"}}]}).encode()
+    body = {"model": "m", "messages": [{"role": "user", "content": "next question"}]}
+    timings = []
+    for _ in range(samples):
+        session = f"s{random.randrange(sessions)}"
+        started = time.perf_counter()
+        turn = await memory.begin("openai", "user", session, body)
+        assert turn is not None and turn.injected >= 6
+        json.dumps(turn.body).encode()
+        turn.capture.start(200, [(b"content-type", b"application/json")])
+        turn.capture.feed(answer)
+        memory.finish(turn, client_disconnected=False)
+        timings.append(time.perf_counter() - started)
+    await memory.aclose()
+    timings.sort()
+    return {
+        "p50_ms": statistics.median(timings) * 1000,
+        "p99_ms": timings[int(len(timings) * 0.99) - 1] * 1000,
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
