@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 ENV_REFERENCE_PREFIX = "os.environ/"
-MEMORY_STORES = ("sqlite", "memory")  # redis: issue 4, not built yet
+MEMORY_STORES = ("sqlite", "redis", "memory")
 LOG_FORMATS = ("text", "json")
 
 # Environment variable -> dotted config key it overrides (names from the seed documents).

@@ -145,4 +145,6 @@ def open_store(settings: MemorySettings) -> MemoryStore:
         from memory_proxy.sqlite_store import SQLiteStore
 
         return SQLiteStore(settings.sqlite_path, settings.ttl_seconds)
-    raise NotImplementedError(f"memory.store {settings.store!r} is not available yet")
+    from memory_proxy.redis_store import RedisStore
+
+    return RedisStore(settings.redis_url, settings.ttl_seconds)

@@ -6,6 +6,9 @@ another with `?user_id=`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -13,6 +16,8 @@ from memory_proxy.client_detection import VALID_ID, detect_user
 from memory_proxy.config import Settings
 from memory_proxy.conversation_memory import ConversationMemory
 from memory_proxy.errors import error_response
+
+logger = logging.getLogger("memory_proxy.sessions")
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -24,6 +29,12 @@ class SessionsAPI:
         self._settings = settings
 
     async def list(self, request: Request) -> Response:
+        return await _unless_store_fails(request, self._list(request))
+
+    async def one(self, request: Request) -> Response:
+        return await _unless_store_fails(request, self._one(request))
+
+    async def _list(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
         user_id = request.query_params.get("user_id")
@@ -47,7 +58,7 @@ class SessionsAPI:
             }
         )
 
-    async def one(self, request: Request) -> Response:
+    async def _one(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
         user_id = self._user_id(request)
@@ -71,6 +82,14 @@ class SessionsAPI:
         if named is None:
             return detect_user(request.headers, self._settings.user_id_mappings).user_id
         return named if VALID_ID.match(named) else None
+
+
+async def _unless_store_fails(request: Request, answer: Awaitable[Response]) -> Response:
+    try:
+        return await answer
+    except Exception as exc:
+        logger.warning("session API: memory store failed: %s", str(exc) or type(exc).__name__)
+        return error_response(request.url.path, 503, "the memory store is unavailable")
 
 
 def _disabled(request: Request) -> Response:

@@ -10,7 +10,7 @@ import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
-from tests.support import FakeUpstream, serve
+from tests.support import FakeUpstream, RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
 
@@ -45,3 +45,10 @@ def run_proxy() -> ProxyFactory:
 def _work_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative paths (the default SQLite memory file) land in the test's own directory."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.kill()

@@ -12,7 +12,7 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, serve, wait_until
+from tests.support import FakeUpstream, RedisServer, serve, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-session-id": "conv-1"}
 
@@ -167,3 +167,44 @@ def test_a_failing_store_never_fails_the_llm_call(
         assert "Hello" in chat(proxy, "hi", ALICE)
         wait_until(lambda: app.memory is not None and app.memory.store_errors == 1)
     assert sent_messages(upstream, 0) == ["hi"]
+
+
+def redis_settings(url: str, redis_url: str) -> Settings:
+    return Settings(litellm_url=url, memory=MemorySettings(store="redis", redis_url=redis_url))
+
+
+def test_two_proxy_instances_share_one_session_through_redis(
+    fake_upstream: tuple[FakeUpstream, str], redis_server: RedisServer
+) -> None:
+    upstream, url = fake_upstream
+    settings = redis_settings(url, redis_server.url)
+    with serve(MemoryProxy(settings)) as first, serve(MemoryProxy(settings)) as second:
+        chat(first, "I am Alice", ALICE)
+        wait_until(lambda: stored_count(second, "alice", "conv-1") == 2)
+        chat(second, "Who am I?", ALICE)
+    assert sent_messages(upstream, 1) == ["I am Alice", upstream.reply_text, "Who am I?"]
+
+
+def test_redis_down_degrades_memory_and_its_return_restores_it(
+    fake_upstream: tuple[FakeUpstream, str], redis_server: RedisServer
+) -> None:
+    upstream, url = fake_upstream
+    app = MemoryProxy(redis_settings(url, redis_server.url))
+    with serve(app) as proxy:
+        chat(proxy, "before", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        redis_server.kill()
+        chat(proxy, "while down", ALICE)  # answered, without memory
+        assert app.memory is not None and app.memory.store_errors >= 1
+        listing = httpx.get(f"{proxy}/v1/sessions", headers=ALICE)
+        assert listing.status_code == 503
+        assert listing.json()["error"]["message"] == "the memory store is unavailable"
+        revived = RedisServer(port=redis_server.port)  # empty: the old data died with it
+        try:
+            chat(proxy, "after", ALICE)
+            wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+            chat(proxy, "again", ALICE)
+        finally:
+            revived.kill()
+    assert sent_messages(upstream, 1) == ["while down"]
+    assert sent_messages(upstream, 3) == ["after", upstream.reply_text, "again"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from memory_proxy.memory_store import InMemoryStore, MemoryStore
+from memory_proxy.redis_store import RedisStore
 from memory_proxy.sqlite_store import SQLiteStore
+from tests.support import RedisServer
 
 
 class Clock:
@@ -20,21 +22,25 @@ class Clock:
         return self.now
 
 
-def make_store(kind: str, tmp_path: Path, clock: Clock) -> MemoryStore:
+def make_store(kind: str, tmp_path: Path, clock: Clock, redis_url: str) -> MemoryStore:
     if kind == "memory":
         return InMemoryStore(60, clock)
+    if kind == "redis":
+        return RedisStore(redis_url, 60, clock)
     return SQLiteStore(tmp_path / "memory.sqlite3", 60, clock)
 
 
 Scenario = Callable[[MemoryStore, Clock], Coroutine[Any, Any, None]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Scenario], None]:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Scenario], None]]:
+    redis = RedisServer() if request.param == "redis" else None
+
     def runner(scenario: Scenario) -> None:
         async def main() -> None:
             clock = Clock()
-            store = make_store(request.param, tmp_path, clock)
+            store = make_store(request.param, tmp_path, clock, redis.url if redis else "")
             try:
                 await scenario(store, clock)
             finally:
@@ -42,7 +48,9 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Scenario], 
 
         asyncio.run(main())
 
-    return runner
+    yield runner
+    if redis is not None:
+        redis.kill()
 
 
 USER = {"role": "user", "content": "hi"}
@@ -78,7 +86,12 @@ def test_partial_answers_are_marked(run: Callable[[Scenario], None]) -> None:
     run(scenario)
 
 
-def test_sessions_expire_after_the_ttl_of_inactivity(run: Callable[[Scenario], None]) -> None:
+def test_sessions_expire_after_the_ttl_of_inactivity(
+    run: Callable[[Scenario], None], request: pytest.FixtureRequest
+) -> None:
+    if "redis" in request.node.name:
+        pytest.skip("Redis expires keys on its own clock: see test_redis_expires_sessions")
+
     async def scenario(store: MemoryStore, clock: Clock) -> None:
         await store.append("alice", "old", [USER], partial=False)
         clock.now += 50
@@ -117,5 +130,26 @@ def test_sqlite_survives_reopening(tmp_path: Path) -> None:
         second = SQLiteStore(tmp_path / "m.sqlite3", 60, clock)
         assert await second.load("alice", "s1") == [USER, ANSWER]
         await second.aclose()
+
+    asyncio.run(main())
+
+
+def test_redis_expires_sessions(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        store = RedisStore(redis_server.url, 1)
+        await store.append("alice", "s1", [USER], partial=False)
+        assert await store.load("alice", "s1") == [USER]
+
+        async def gone() -> bool:
+            return (
+                await store.load("alice", "s1") == [] and await store.session("alice", "s1") is None
+            )
+
+        for _ in range(300):  # Redis expires within its 1 s TTL (+ up to 1 s of granularity)
+            if await gone():
+                break
+            await asyncio.sleep(0.01)
+        assert await gone()
+        await store.aclose()
 
     asyncio.run(main())
