@@ -2,7 +2,8 @@
 
 Chunks are fed after they were sent to the client. JSON answers are parsed once complete;
 SSE streams are parsed event by event, however the bytes were split, in the OpenAI chat
-format (`choices[0].delta.content`) and Anthropic's (`content_block_delta` text).
+format (`choices[0].delta.content`), Anthropic's (`content_block_delta` text) and the
+OpenAI Responses format (`response.output_text.delta`).
 """
 
 from __future__ import annotations
@@ -67,7 +68,15 @@ class AnswerCapture:
             return
         if not isinstance(body, dict):
             return
-        if self._api == "openai":
+        if self._api == "responses":
+            for item in body.get("output") or []:
+                if item.get("type") == "message":
+                    self._text += [
+                        part.get("text", "")
+                        for part in item.get("content") or []
+                        if part.get("type") == "output_text"
+                    ]
+        elif self._api == "openai":
             choices = body.get("choices") or [{}]
             message = choices[0].get("message") or {}
             self._text = [message.get("content") or ""]
@@ -106,6 +115,10 @@ class AnswerCapture:
                     self._merge_tool_call(call)
                 if choice.get("finish_reason"):
                     self.complete = True
+        elif event.get("type") == "response.output_text.delta":
+            self._text.append(event.get("delta", ""))
+        elif event.get("type") == "response.completed":
+            self.complete = True
         elif event.get("type") == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta":

@@ -18,6 +18,7 @@ CHAT_APIS = {
     "/v1/chat/completions": "openai",
     "/chat/completions": "openai",
     "/v1/messages": "anthropic",
+    "/v1/responses": "responses",
 }
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
@@ -40,6 +41,8 @@ def prepare(
     api: str, body: dict[str, Any], history: list[Message], limits: ContextLimits
 ) -> Prepared | None:
     """The request with history injected, or None when its shape is not understood."""
+    if api == "responses":
+        return _prepare_responses(body, history, limits)
     messages = body.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         return None
@@ -65,6 +68,35 @@ def prepare(
         return Prepared(body, 0, neutral)
     rewritten = {**body, "messages": [*system, *injected_messages, *conversation]}
     return Prepared(rewritten, len(injected_messages), neutral)
+
+
+def _prepare_responses(
+    body: dict[str, Any], history: list[Message], limits: ContextLimits
+) -> Prepared | None:
+    """OpenAI Responses: `input` is a string or a list of items; `instructions` is the
+    system prompt. A request chained with `previous_response_id` already has its context."""
+    if body.get("previous_response_id"):
+        return None
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return None
+    neutral = [
+        {"role": item["role"], "content": text_of(item.get("content"))}
+        for item in items
+        if item.get("role") in ("user", "assistant", "system", "developer")
+    ]
+    if history and _starts_with(neutral, history):
+        return Prepared(body, 0, neutral[len(history) :])
+    kept = [
+        {"role": m["role"], "content": m["content"]}
+        for m in trim(history, limits)
+        if m["role"] in ("user", "assistant") and m["content"]
+    ]
+    if not kept:
+        return Prepared(body, 0, neutral)
+    return Prepared({**body, "input": [*kept, *items]}, len(kept), neutral)
 
 
 def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
@@ -93,7 +125,9 @@ def approximate_tokens(message: Message) -> int:
 
 
 def text_of(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a list of blocks."""
+    """The text of a message's content: a string, or the text parts of a list of blocks
+    (OpenAI `text`, Anthropic `text`, Responses `input_text` / `output_text` all carry
+    a "text" field)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):

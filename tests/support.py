@@ -89,7 +89,7 @@ class FakeUpstream:
     - `/stream?events=N`: SSE; after the first event it waits for `release` before the rest.
     - `/endless`: one chunk, then waits for the client to go away (sets `saw_disconnect`).
     - `.../chat/completions`: an OpenAI-shaped answer, streamed when the body asks.
-    - `.../v1/messages`: the same in Anthropic's format.
+    - `.../v1/messages`, `.../v1/responses`: the same in Anthropic's and OpenAI Responses'.
     - anything else: a JSON echo of the request.
     """
 
@@ -121,6 +121,8 @@ class FakeUpstream:
             await self._chat(json.loads(body or b"{}"), send)
         elif path.endswith("/v1/messages"):
             await self._messages(json.loads(body or b"{}"), send)
+        elif path.endswith("/v1/responses"):
+            await self._responses(json.loads(body or b"{}"), send)
         else:
             echo = {
                 "method": record.method,
@@ -245,6 +247,28 @@ class FakeUpstream:
             ),
             ("message_stop", {"type": "message_stop"}),
         ]
+        await _send_sse(send, events)
+
+    async def _responses(self, request: dict[str, Any], send: Send) -> None:
+        text = {"type": "output_text", "text": self.reply_text, "annotations": []}
+        message = {"type": "message", "id": "msg_1", "role": "assistant", "content": [text]}
+        response = {
+            "id": "resp_1",
+            "object": "response",
+            "status": "completed",
+            "output": [message],
+        }
+        if not request.get("stream"):
+            await _send_json(send, 200, response)
+            return
+        events: list[tuple[str | None, Any]] = [
+            ("response.created", {"type": "response.created", "response": {"id": "resp_1"}})
+        ]
+        events += [
+            ("response.output_text.delta", {"type": "response.output_text.delta", "delta": word})
+            for word in self._words()
+        ]
+        events.append(("response.completed", {"type": "response.completed", "response": response}))
         await _send_sse(send, events)
 
     def _words(self) -> list[str]:

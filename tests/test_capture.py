@@ -130,3 +130,26 @@ def test_errors_compressed_and_unknown_answers_are_not_captured(
     capture.start(status, headers)
     capture.feed(b'{"choices": [{"message": {"content": "x"}}]}')
     assert capture.answer() is None
+
+
+def responses_stream(words: list[str]) -> bytes:
+    events = [{"type": "response.created"}]
+    events += [{"type": "response.output_text.delta", "delta": w} for w in words]
+    events.append({"type": "response.completed"})
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def test_responses_stream_split_anywhere_and_json() -> None:
+    stream = responses_stream(["Hel", "lo"])
+    for cut in range(len(stream) + 1):
+        capture = AnswerCapture("responses")
+        capture.start(200, SSE)
+        capture.feed(stream[:cut])
+        capture.feed(stream[cut:])
+        assert capture.answer() == {"role": "assistant", "content": "Hello"}
+        assert capture.complete
+    plain = AnswerCapture("responses")
+    plain.start(200, JSON)
+    output = [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]
+    plain.feed(json.dumps({"output": output}).encode())
+    assert plain.answer() == {"role": "assistant", "content": "Hi"}

@@ -208,3 +208,25 @@ def test_redis_down_degrades_memory_and_its_return_restores_it(
             revived.kill()
     assert sent_messages(upstream, 1) == ["while down"]
     assert sent_messages(upstream, 3) == ["after", upstream.reply_text, "again"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_api_remembers_too(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory, stream: bool
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url) as proxy:
+        for text, stored_after in (("My name is Alice", 2), ("What's my name?", 4)):
+            response = httpx.post(
+                f"{proxy}/v1/responses",
+                json={"model": "m", "input": text, "stream": stream},
+                headers=ALICE,
+            )
+            assert response.status_code == 200
+            wait_until(lambda n=stored_after: stored_count(proxy, "alice", "conv-1") == n)
+    second = json.loads(upstream.requests[1].body)["input"]
+    assert [item["content"] for item in second] == [
+        "My name is Alice",
+        upstream.reply_text,
+        "What's my name?",
+    ]

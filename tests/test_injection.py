@@ -98,3 +98,33 @@ def test_trim_never_opens_on_a_tool_result_without_its_call() -> None:
 def test_bodies_without_a_message_list_are_left_alone() -> None:
     assert prepare("openai", {"prompt": "x"}, HISTORY, LIMITS) is None
     assert prepare("openai", {"messages": ["not a dict"]}, HISTORY, LIMITS) is None
+
+
+def test_responses_input_string_gets_history_before_it() -> None:
+    body = {"model": "m", "instructions": "be brief", "input": "What's my name?"}
+    prepared = prepare("responses", body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.body["input"] == [
+        {"role": "user", "content": "My name is Alice"},
+        {"role": "assistant", "content": "Hello Alice"},
+        {"role": "user", "content": "What's my name?"},
+    ]
+    assert prepared.body["instructions"] == "be brief"
+    assert prepared.new_turns == [{"role": "user", "content": "What's my name?"}]
+
+
+def test_responses_items_with_the_full_history_and_chained_requests_are_left_alone() -> None:
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "My name is Alice"}]},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello Alice"}],
+        },
+        {"role": "user", "content": "next"},
+    ]
+    prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
+    assert prepared is not None and prepared.injected == 0
+    assert prepared.new_turns == [{"role": "user", "content": "next"}]
+    chained = {"input": "more", "previous_response_id": "resp_1"}
+    assert prepare("responses", chained, HISTORY, LIMITS) is None
