@@ -72,6 +72,7 @@ class MemoryProxy:
             if settings.memory.enabled
             else None
         )
+        self.malformed_bodies = 0
         sessions = SessionsAPI(self.memory, settings)
         self._local = Router(
             routes=[
@@ -136,6 +137,8 @@ class MemoryProxy:
                 await error_response(path, 413, str(exc))(scope, receive, send)
                 return
             payload = _parse_json(body)
+            if payload is None:
+                self.malformed_bodies += 1  # forwarded as is: LiteLLM says what is wrong
         try:
             decision = decide(lookup, payload, self.settings, self.supermemory)
         except InvalidIdentifier as exc:

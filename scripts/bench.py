@@ -12,11 +12,14 @@ import asyncio
 import json
 import os
 import platform
+import random
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +27,10 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+
+from memory_proxy.config import MemorySettings
+from memory_proxy.conversation_memory import ConversationMemory
+from memory_proxy.memory_store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -121,17 +128,10 @@ async def stream_round(url: str, streams: int) -> dict[str, float]:
 
 
 async def memory_cost(
-    directory: Path, sessions: int = 10_000, samples: int = 2_000
+    settings: MemorySettings, sessions: int = 10_000, samples: int = 2_000
 ) -> dict[str, float]:
-    """Injection + capture + store per request, in process, with `sessions` stored (SQLite)."""
-    import random
-
-    from memory_proxy.config import MemorySettings
-    from memory_proxy.conversation_memory import ConversationMemory
-    from memory_proxy.sqlite_store import SQLiteStore
-
-    settings = MemorySettings(sqlite_path=directory / "bench.sqlite3")
-    store = SQLiteStore(settings.sqlite_path, settings.ttl_seconds)
+    """Load + inject + capture (+ background store) per request, with `sessions` stored."""
+    store = open_store(settings)
     exchange = [
         {"role": "user", "content": "a question of a typical length " * 4},
         {"role": "assistant", "content": "an answer of a typical length " * 8},
@@ -219,11 +219,22 @@ def main() -> None:
             for target, url in (("direct", upstream), ("proxy", proxy)):
                 results[f"{target} SSE x{streams}"] = asyncio.run(stream_round(url, streams))
 
+    with tempfile.TemporaryDirectory() as directory:
+        sqlite = MemorySettings(store="sqlite", sqlite_path=Path(directory) / "bench.sqlite3")
+        results["memory, 10k sessions, SQLite"] = asyncio.run(memory_cost(sqlite))
+    redis_server = shutil.which("redis-server")
+    if redis_server:
+        port = free_port()
+        argv = [redis_server, "--port", str(port), "--save", "", "--appendonly", "no"]
+        with process(argv, f"http://127.0.0.1:{port}"):
+            redis = MemorySettings(store="redis", redis_url=f"redis://127.0.0.1:{port}/0")
+            results["memory, 10k sessions, Redis"] = asyncio.run(memory_cost(redis))
+
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     for name, figures in results.items():
-        print(f"{name:<24} " + "  ".join(f"{k}={v:,.2f}" for k, v in figures.items()))
+        print(f"{name:<30} " + "  ".join(f"{k}={v:,.2f}" for k, v in figures.items()))
     for clients in (1, 50):
         direct, via = results[f"direct {clients} client(s)"], results[f"proxy {clients} client(s)"]
         print(

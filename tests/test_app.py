@@ -8,9 +8,10 @@ import logging
 import httpx
 import pytest
 
+from memory_proxy.app import MemoryProxy
 from memory_proxy.config import LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream
+from tests.support import FakeUpstream, serve
 
 ROUTED = LiteLLMSettings(
     models=(
@@ -70,16 +71,20 @@ def test_body_is_forwarded_byte_for_byte_even_when_parsed(
     assert upstream.requests[0].body == body
 
 
-def test_malformed_json_is_forwarded_for_litellm_to_judge(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+def test_malformed_json_is_forwarded_for_litellm_to_judge_and_counted(
+    fake_upstream: tuple[FakeUpstream, str],
 ) -> None:
     upstream, url = fake_upstream
-    with run_proxy(url) as proxy:
+    app = MemoryProxy(Settings(litellm_url=url))
+    with serve(app) as proxy:
         response = httpx.post(
-            f"{proxy}/v1/echo", content=b"{not json", headers={"content-type": "application/json"}
+            f"{proxy}/v1/chat/completions",
+            content=b"{not json",
+            headers={"content-type": "application/json", "x-session-id": "s1"},
         )
     assert response.status_code == 200
     assert upstream.requests[0].body == b"{not json"
+    assert app.malformed_bodies == 1
 
 
 @pytest.mark.parametrize(
