@@ -73,6 +73,9 @@ def serve(app: Any, port: int = 0, **config: Any) -> Iterator[str]:
         sock.close()
 
 
+LLM_PATHS = ("/chat/completions", "/v1/messages", "/v1/responses")
+
+
 @dataclass
 class Recorded:
     method: str
@@ -113,16 +116,22 @@ class FakeUpstream:
         )
         self.requests.append(record)
         path = scope["path"]
-        if path == "/stream":
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = None
+        if request is None and scope["method"] == "POST" and path.endswith(LLM_PATHS):
+            await _send_json(send, 400, {"error": {"message": "invalid JSON body"}})
+        elif path == "/stream":
             await self._stream(scope, send)
         elif path == "/endless":
             await self._endless(receive, send)
         elif path.endswith("/chat/completions"):
-            await self._chat(json.loads(body or b"{}"), send)
+            await self._chat(request, send)
         elif path.endswith("/v1/messages"):
-            await self._messages(json.loads(body or b"{}"), send)
+            await self._messages(request, send)
         elif path.endswith("/v1/responses"):
-            await self._responses(json.loads(body or b"{}"), send)
+            await self._responses(request, send)
         else:
             echo = {
                 "method": record.method,

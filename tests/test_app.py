@@ -82,7 +82,8 @@ def test_malformed_json_is_forwarded_for_litellm_to_judge_and_counted(
             content=b"{not json",
             headers={"content-type": "application/json", "x-session-id": "s1"},
         )
-    assert response.status_code == 200
+    assert response.status_code == 400  # the upstream's verdict, passed through
+    assert response.json()["error"]["message"] == "invalid JSON body"
     assert upstream.requests[0].body == b"{not json"
     assert app.malformed_bodies == 1
 
