@@ -33,7 +33,7 @@ from memory_proxy.forwarding import (
 from memory_proxy.injection import CHAT_APIS
 from memory_proxy.logging_setup import log_request
 from memory_proxy.memory_store import open_store
-from memory_proxy.routing import decide
+from memory_proxy.routing import RoutingDecision, decide
 from memory_proxy.sessions_api import SessionsAPI
 from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
 from memory_proxy.upstream import UpstreamMonitor, create_transport
@@ -156,24 +156,11 @@ class MemoryProxy:
             if turn is not None and turn.injected:
                 body = json.dumps(turn.body).encode()
 
-        outgoing = [(n, v) for n, v in end_to_end_headers(headers) if n not in _REPLACED_HEADERS]
-        if body is None and "content-length" in lookup:
-            outgoing.append(("content-length", lookup["content-length"]))
-        outgoing.append((REQUEST_ID_HEADER, request_id))
-        client_host = scope["client"][0] if scope.get("client") else None
-        outgoing = auth.with_upstream_credentials(outgoing, client_host, self.settings.upstream_key)
-        outgoing = scope_headers(
-            outgoing,
-            routed=decision.supermemory,
-            user_id=decision.identity.user_id,
-            session_id=decision.session_id,
-            api_key=self.settings.supermemory_api_key,
-        )
         result = await self._forwarder.forward(
             scope,
             receive,
             send,
-            headers=outgoing,
+            headers=self._upstream_headers(scope, headers, request_id, decision, body is None),
             body=body,
             observer=turn.capture if turn else None,
         )
@@ -191,6 +178,29 @@ class MemoryProxy:
                 "upstream_ms": round(result.upstream_seconds * 1000, 1),
                 "total_ms": round((time.perf_counter() - started) * 1000, 1),
             }
+        )
+
+    def _upstream_headers(
+        self,
+        scope: Scope,
+        headers: list[tuple[str, str]],
+        request_id: str,
+        decision: RoutingDecision,
+        body_streamed: bool,
+    ) -> list[tuple[str, str]]:
+        """The client's end-to-end headers with our request id, credentials and scope."""
+        outgoing = [(n, v) for n, v in end_to_end_headers(headers) if n not in _REPLACED_HEADERS]
+        if body_streamed:  # a buffered body gets its length from httpx
+            outgoing += [(n, v) for n, v in headers if n == "content-length"]
+        outgoing.append((REQUEST_ID_HEADER, request_id))
+        client_host = scope["client"][0] if scope.get("client") else None
+        outgoing = auth.with_upstream_credentials(outgoing, client_host, self.settings.upstream_key)
+        return scope_headers(
+            outgoing,
+            routed=decision.supermemory,
+            user_id=decision.identity.user_id,
+            session_id=decision.session_id,
+            api_key=self.settings.supermemory_api_key,
         )
 
     async def _health(self, request: Request) -> Response:
