@@ -91,3 +91,17 @@ def test_missing_litellm_exits_2_with_the_install_command(tmp_path: Path) -> Non
     with running_launcher(tmp_path, tmp_path / "no-such-litellm") as launcher:
         assert launcher.process.wait(timeout=30) == 2
     assert "not an executable" in launcher.output()
+
+
+def test_a_second_ctrl_c_forces_the_stop(tmp_path: Path) -> None:
+    env = {"FAKE_MODE": "ignore-sigterm"}
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
+        launcher.wait_healthy()
+        child = psutil.Process(launcher.litellm_pid() or 0)
+        launcher.process.send_signal(signal.SIGINT)
+        # The child ignores SIGTERM: without a second Ctrl-C the launcher waits 10 s to SIGKILL.
+        wait_until(lambda: "stopping (Ctrl-C again to force)" in launcher.output())
+        launcher.process.send_signal(signal.SIGINT)
+        assert launcher.process.wait(timeout=5) == 0
+        wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
+    assert "forced stop" in launcher.output()
