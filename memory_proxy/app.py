@@ -139,8 +139,16 @@ class MemoryProxy:
             payload = _parse_json(body)
             if payload is None:
                 self.malformed_bodies += 1  # forwarded as is: LiteLLM says what is wrong
+        caller = auth.identify(lookup, _client_host(scope), self.settings)
+        if caller.refused:
+            message = "an API key is required (Authorization: Bearer … or x-api-key)"
+            await error_response(path, 401, message)(scope, receive, send)
+            log_request({**fields, "status": 401})
+            return
         try:
-            decision = decide(lookup, payload, self.settings, self.supermemory)
+            decision = decide(
+                lookup, payload, self.settings, self.supermemory, caller.bound_user_id
+            )
         except InvalidIdentifier as exc:
             await error_response(path, 400, str(exc))(scope, receive, send)
             log_request({**fields, "status": 400})
@@ -160,7 +168,7 @@ class MemoryProxy:
             scope,
             receive,
             send,
-            headers=self._upstream_headers(scope, headers, request_id, decision, body is None),
+            headers=self._upstream_headers(headers, request_id, caller, decision, body is None),
             body=body,
             observer=turn.capture if turn else None,
         )
@@ -182,9 +190,9 @@ class MemoryProxy:
 
     def _upstream_headers(
         self,
-        scope: Scope,
         headers: list[tuple[str, str]],
         request_id: str,
+        caller: auth.Caller,
         decision: RoutingDecision,
         body_streamed: bool,
     ) -> list[tuple[str, str]]:
@@ -193,8 +201,7 @@ class MemoryProxy:
         if body_streamed:  # a buffered body gets its length from httpx
             outgoing += [(n, v) for n, v in headers if n == "content-length"]
         outgoing.append((REQUEST_ID_HEADER, request_id))
-        client_host = scope["client"][0] if scope.get("client") else None
-        outgoing = auth.with_upstream_credentials(outgoing, client_host, self.settings.upstream_key)
+        outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
         return scope_headers(
             outgoing,
             routed=decision.supermemory,
@@ -213,16 +220,24 @@ class MemoryProxy:
 
     async def _routing_info(self, request: Request) -> Response:
         query_model = request.query_params.get("model")
+        host = request.client.host if request.client else None
+        caller = auth.identify(request.headers, host, self.settings)
         try:
             decision = decide(
                 request.headers,
                 {"model": query_model} if query_model else None,
                 self.settings,
                 self.supermemory,
+                caller.bound_user_id,
             )
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))
         return JSONResponse(decision.describe())
+
+
+def _client_host(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 def _parse_json(body: bytes) -> Any:

@@ -9,6 +9,7 @@ import click
 import uvicorn
 
 from memory_proxy.app import MemoryProxy
+from memory_proxy.auth import startup_problem
 from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
 from memory_proxy.logging_setup import configure_logging
 
@@ -27,12 +28,18 @@ log_format_option = click.option(
 
 
 def load_or_exit(config: Path, overrides: dict[str, Any]) -> Settings:
-    """Settings, or a one-line error naming the key and file and exit status 2."""
+    """Settings, or an error naming the key and file and exit status 2; also refuses
+    settings that would expose LiteLLM's key to the network."""
     try:
-        return load_settings(config, overrides=overrides)
+        settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    problem = startup_problem(settings)
+    if problem:
+        click.echo(f"error: {problem}", err=True)
+        raise SystemExit(2)
+    return settings
 
 
 def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:

@@ -37,10 +37,15 @@ class ClientIdentity:
     user_id: str
     matched_pattern: PatternMatch | None
     custom_header_present: bool
+    bound_to_key: bool = False  # fixed by the client key the caller presented
 
     @property
     def is_default(self) -> bool:
-        return self.matched_pattern is None and not self.custom_header_present
+        return (
+            self.matched_pattern is None
+            and not self.custom_header_present
+            and not self.bound_to_key
+        )
 
 
 def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientIdentity:

@@ -86,12 +86,21 @@ class LiteLLMSettings:
 
 
 @dataclass(frozen=True)
+class ClientKey:
+    """A key a client may present to the proxy, optionally bound to a user id."""
+
+    key: str
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     config_path: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8764
     litellm_url: str = "http://127.0.0.1:8765"
     upstream_key: str | None = None
+    client_keys: tuple[ClientKey, ...] = ()
     upstream_wait_seconds: float = 15.0
     log_format: str = "text"
     supermemory_api_key: str | None = None
@@ -101,7 +110,8 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
-        return tuple(s for s in (self.upstream_key, self.supermemory_api_key) if s)
+        keys = (self.upstream_key, self.supermemory_api_key, *(k.key for k in self.client_keys))
+        return tuple(s for s in keys if s)
 
 
 def load_settings(
@@ -273,6 +283,7 @@ def _build_settings(tree: _Tree, config_path: Path | None) -> Settings:
         port=tree.get("proxy.port", _as_port, defaults.port),
         litellm_url=tree.get("proxy.litellm_url", _as_http_url, defaults.litellm_url),
         upstream_key=tree.get("auth.upstream_key", _as_str, None),
+        client_keys=_build_client_keys(tree),
         upstream_wait_seconds=tree.get(
             "proxy.upstream_wait_seconds", _as_positive_float, defaults.upstream_wait_seconds
         ),
@@ -322,6 +333,27 @@ def _build_header_pattern(tree: _Tree, index: int, entry: Any) -> HeaderPattern:
             f"uses {', '.join(sorted(unknown))} but the pattern has no such named group",
         )
     return HeaderPattern(values["header"].lower(), compiled, values["user_id"])
+
+
+def _build_client_keys(tree: _Tree) -> tuple[ClientKey, ...]:
+    entries = tree.lookup("auth.client_keys") or []
+    if not isinstance(entries, list):
+        raise tree.error("auth.client_keys", "expected a list of {key, user_id} entries")
+    keys = []
+    for index, entry in enumerate(entries):
+        where = f"auth.client_keys[{index}]"
+        if not isinstance(entry, dict):
+            raise tree.error(where, "expected a mapping with key and optional user_id")
+        key = tree.resolve(entry.get("key"))
+        if not isinstance(key, str) or len(key) < 16:
+            raise tree.error(
+                f"{where}.key", "expected a secret of at least 16 characters (is it set?)"
+            )
+        user_id = tree.resolve(entry.get("user_id"))
+        if user_id is not None and not isinstance(user_id, str):
+            raise tree.error(f"{where}.user_id", "expected a string")
+        keys.append(ClientKey(key, user_id))
+    return tuple(keys)
 
 
 def _build_memory(tree: _Tree) -> MemorySettings:

@@ -28,6 +28,7 @@ class RoutingDecision:
             "matched_pattern": asdict(pattern) if pattern else None,
             "custom_header_present": self.identity.custom_header_present,
             "is_default": self.identity.is_default,
+            "bound_to_key": self.identity.bound_to_key,
             "session_id": self.session_id,
             "model": self.model,
             "supermemory": self.supermemory,
@@ -40,13 +41,19 @@ def decide(
     body: Any,
     settings: Settings,
     supermemory: SupermemoryRouting,
+    bound_user_id: str | None = None,
 ) -> RoutingDecision:
-    """Raises `InvalidIdentifier` when the client sent an unusable user or session id."""
+    """Raises `InvalidIdentifier` when the client sent an unusable user or session id.
+
+    `bound_user_id` comes from the client key the caller presented and beats detection.
+    """
     model = body.get("model") if isinstance(body, dict) else None
     model = model if isinstance(model, str) else None
     session_id = detect_session(headers, settings.memory.session_header, body)
     return RoutingDecision(
-        identity=detect_user(headers, settings.user_id_mappings),
+        identity=ClientIdentity(bound_user_id, None, False, bound_to_key=True)
+        if bound_user_id
+        else detect_user(headers, settings.user_id_mappings),
         session_id=session_id,
         model=model,
         supermemory=supermemory.is_routed(model),

@@ -1,7 +1,8 @@
 """The local conversation memory over HTTP: list, read and delete sessions.
 
-A request sees its own user's sessions (the user id detected for it) unless it names
-another with `?user_id=`.
+Only authenticated callers (see auth.py) may use it. A request sees its own user's
+sessions (the user id detected for it) unless it names another with `?user_id=`; a caller
+whose key is bound to a user id sees that user's sessions only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from memory_proxy.auth import Caller, identify
 from memory_proxy.client_detection import VALID_ID, detect_user
 from memory_proxy.config import Settings
 from memory_proxy.conversation_memory import ConversationMemory
@@ -37,9 +39,14 @@ class SessionsAPI:
     async def _list(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        user_id = request.query_params.get("user_id")
+        caller = self._caller(request)
+        if not caller.authenticated:
+            return _unauthenticated(request)
+        user_id = request.query_params.get("user_id", caller.bound_user_id)
         if user_id is not None and not VALID_ID.match(user_id):
             return error_response(request.url.path, 400, "user_id is not a valid user id")
+        if caller.bound_user_id and user_id != caller.bound_user_id:
+            return _not_yours(request)
         try:
             limit = min(int(request.query_params.get("limit", DEFAULT_PAGE)), MAX_PAGE)
             offset = int(request.query_params.get("offset", 0))
@@ -61,9 +68,14 @@ class SessionsAPI:
     async def _one(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        user_id = self._user_id(request)
+        caller = self._caller(request)
+        if not caller.authenticated:
+            return _unauthenticated(request)
+        user_id = self._user_id(request, caller)
         if user_id is None:
             return error_response(request.url.path, 400, "user_id is not a valid user id")
+        if caller.bound_user_id and user_id != caller.bound_user_id:
+            return _not_yours(request)
         session_id = request.path_params["session_id"]
         store = self._memory.store
         info = await store.session(user_id, session_id)
@@ -77,10 +89,15 @@ class SessionsAPI:
         messages = await store.load(user_id, session_id)
         return JSONResponse({**info.describe(), "messages": messages})
 
-    def _user_id(self, request: Request) -> str | None:
+    def _caller(self, request: Request) -> Caller:
+        host = request.client.host if request.client else None
+        return identify(request.headers, host, self._settings)
+
+    def _user_id(self, request: Request, caller: Caller) -> str | None:
         named = request.query_params.get("user_id")
         if named is None:
-            return detect_user(request.headers, self._settings.user_id_mappings).user_id
+            own = caller.bound_user_id
+            return own or detect_user(request.headers, self._settings.user_id_mappings).user_id
         return named if VALID_ID.match(named) else None
 
 
@@ -90,6 +107,14 @@ async def _unless_store_fails(request: Request, answer: Awaitable[Response]) -> 
     except Exception as exc:
         logger.warning("session API: memory store failed: %s", str(exc) or type(exc).__name__)
         return error_response(request.url.path, 503, "the memory store is unavailable")
+
+
+def _unauthenticated(request: Request) -> Response:
+    return error_response(request.url.path, 401, "sessions need one of the proxy's client keys")
+
+
+def _not_yours(request: Request) -> Response:
+    return error_response(request.url.path, 403, "this key may only see its own user's sessions")
 
 
 def _disabled(request: Request) -> Response:
