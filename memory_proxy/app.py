@@ -33,6 +33,13 @@ from memory_proxy.forwarding import (
 from memory_proxy.injection import CHAT_APIS
 from memory_proxy.logging_setup import log_request
 from memory_proxy.memory_store import open_store
+from memory_proxy.rate_limit import (
+    Bucket,
+    LocalRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    Verdict,
+)
 from memory_proxy.routing import RoutingDecision, decide
 from memory_proxy.sessions_api import SessionsAPI
 from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
@@ -73,6 +80,8 @@ class MemoryProxy:
             else None
         )
         self.malformed_bodies = 0
+        self.rate_limiter_errors = 0
+        self.rate_limiter = _rate_limiter(settings)
         sessions = SessionsAPI(self.memory, settings)
         self._local = Router(
             routes=[
@@ -113,6 +122,8 @@ class MemoryProxy:
                 await self._transport.aclose()
                 if self.memory is not None:
                     await self.memory.aclose()
+                if self.rate_limiter is not None:
+                    await self.rate_limiter.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -154,6 +165,18 @@ class MemoryProxy:
             log_request({**fields, "status": 400})
             return
 
+        verdict, limit_headers = await self._rate_limit(decision.identity.user_id)
+        if verdict is not None and not verdict.allowed:
+            message = (
+                f"rate limit for {decision.identity.user_id} reached "
+                f"({self.settings.rate_limit.requests_per_minute} requests per minute)"
+            )
+            refusal = error_response(path, 429, message, retry_after=verdict.retry_after)
+            refusal.raw_headers += limit_headers
+            await refusal(scope, receive, send)
+            log_request({**fields, "user_id": decision.identity.user_id, "status": 429})
+            return
+
         turn = None
         api = CHAT_APIS.get(path)
         if self.memory is not None and decision.memory and api and isinstance(payload, dict):
@@ -171,6 +194,7 @@ class MemoryProxy:
             headers=self._upstream_headers(headers, request_id, caller, decision, body is None),
             body=body,
             observer=turn.capture if turn else None,
+            extra_headers=limit_headers,
         )
         if turn is not None and self.memory is not None:
             self.memory.finish(turn, client_disconnected=result.outcome == "client_disconnected")
@@ -187,6 +211,23 @@ class MemoryProxy:
                 "total_ms": round((time.perf_counter() - started) * 1000, 1),
             }
         )
+
+    async def _rate_limit(self, user_id: str) -> tuple[Verdict | None, list[tuple[bytes, bytes]]]:
+        """The limiter's verdict and the headers saying so; (None, []) when limiting is off
+        or the limiter itself fails (the request is let through)."""
+        if self.rate_limiter is None:
+            return None, []
+        try:
+            verdict = await self.rate_limiter.check(user_id)
+        except Exception as exc:
+            self.rate_limiter_errors += 1
+            logger.warning("rate limiter failed (%s); request let through", exc)
+            return None, []
+        limit = self.rate_limiter.bucket.requests_per_minute
+        return verdict, [
+            (b"x-ratelimit-limit-requests", str(limit).encode()),
+            (b"x-ratelimit-remaining-requests", str(verdict.remaining).encode()),
+        ]
 
     def _upstream_headers(
         self,
@@ -233,6 +274,17 @@ class MemoryProxy:
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))
         return JSONResponse(decision.describe())
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    """Shared through Redis when memory is, so several instances enforce one limit."""
+    limits = settings.rate_limit
+    if not limits.enabled:
+        return None
+    bucket = Bucket(limits.requests_per_minute, limits.burst)
+    if settings.memory.store == "redis":
+        return RedisRateLimiter(settings.memory.redis_url, bucket)
+    return LocalRateLimiter(bucket)
 
 
 def _client_host(scope: Scope) -> str | None:

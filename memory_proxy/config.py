@@ -69,6 +69,13 @@ class MemorySettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    enabled: bool = False
+    requests_per_minute: int = 60
+    burst: int = 10
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A `model_list` entry, as much of it as the proxy needs."""
 
@@ -106,6 +113,7 @@ class Settings:
     supermemory_api_key: str | None = None
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     litellm: LiteLLMSettings = field(default_factory=LiteLLMSettings)
 
     def secrets(self) -> tuple[str, ...]:
@@ -291,6 +299,7 @@ def _build_settings(tree: _Tree, config_path: Path | None) -> Settings:
         supermemory_api_key=tree.get("supermemory.api_key", _as_str, None),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
+        rate_limit=_build_rate_limit(tree),
         litellm=_build_litellm(tree),
     )
 
@@ -371,6 +380,17 @@ def _build_memory(tree: _Tree) -> MemorySettings:
             "memory.max_context_tokens", _as_positive_int, d.max_context_tokens
         ),
         session_header=tree.get("memory.session_header", _as_str, d.session_header).lower(),
+    )
+
+
+def _build_rate_limit(tree: _Tree) -> RateLimitSettings:
+    d = RateLimitSettings()
+    return RateLimitSettings(
+        enabled=tree.get("rate_limit.enabled", _as_bool, d.enabled),
+        requests_per_minute=tree.get(
+            "rate_limit.requests_per_minute", _as_positive_int, d.requests_per_minute
+        ),
+        burst=tree.get("rate_limit.burst", _as_positive_int, d.burst),
     )
 
 

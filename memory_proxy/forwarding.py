@@ -108,6 +108,7 @@ class Forwarder:
         headers: list[tuple[str, str]],
         body: bytes | None,
         observer: ResponseObserver | None = None,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> ForwardResult:
         """Forward the request; `body` None means stream the client's body through."""
         path = scope["path"]
@@ -120,11 +121,13 @@ class Forwarder:
             return ForwardResult(response.status, response.outcome, time.perf_counter() - started)
         result = ForwardResult(response.status_code, "complete", time.perf_counter() - started)
         try:
+            ours = {name for name, _ in extra_headers or ()}
             headers_out = [
                 (name.lower(), value)
                 for name, value in response.headers.raw
                 if name.lower().decode("latin-1") not in HOP_BY_HOP_HEADERS
-            ]
+                and name.lower() not in ours
+            ] + (extra_headers or [])
             await send(
                 {
                     "type": "http.response.start",
