@@ -33,6 +33,8 @@ from memory_proxy.forwarding import (
 from memory_proxy.injection import CHAT_APIS
 from memory_proxy.logging_setup import log_request
 from memory_proxy.memory_store import open_store
+from memory_proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from memory_proxy.metrics import Metrics
 from memory_proxy.rate_limit import (
     Bucket,
     LocalRateLimiter,
@@ -66,6 +68,7 @@ class MemoryProxy:
     ) -> None:
         self.settings = settings
         self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
+        self.metrics = Metrics(settings)
         self._transport = transport or create_transport()
         self.monitor = UpstreamMonitor(self._transport, settings.litellm_url, ready=upstream_ready)
         self._forwarder = Forwarder(
@@ -75,12 +78,14 @@ class MemoryProxy:
             wait_seconds=settings.upstream_wait_seconds,
         )
         self.memory = (
-            ConversationMemory(open_store(settings.memory), settings.memory)
+            ConversationMemory(
+                open_store(settings.memory),
+                settings.memory,
+                on_failure=self.metrics.store_errors.inc,
+            )
             if settings.memory.enabled
             else None
         )
-        self.malformed_bodies = 0
-        self.rate_limiter_errors = 0
         self.rate_limiter = _rate_limiter(settings)
         sessions = SessionsAPI(self.memory, settings)
         self._local = Router(
@@ -88,6 +93,7 @@ class MemoryProxy:
                 Route("/health", self._health, methods=["GET"]),
                 Route("/memory-routing/info", self._routing_info, methods=["GET"]),
                 Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
+                Route("/metrics", self._metrics, methods=["GET"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
             ]
@@ -149,12 +155,12 @@ class MemoryProxy:
                 return
             payload = _parse_json(body)
             if payload is None:
-                self.malformed_bodies += 1  # forwarded as is: LiteLLM says what is wrong
+                self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
         caller = auth.identify(lookup, _client_host(scope), self.settings)
         if caller.refused:
             message = "an API key is required (Authorization: Bearer … or x-api-key)"
             await error_response(path, 401, message)(scope, receive, send)
-            log_request({**fields, "status": 401})
+            self._count(fields, None, None, 401)
             return
         try:
             decision = decide(
@@ -162,7 +168,7 @@ class MemoryProxy:
             )
         except InvalidIdentifier as exc:
             await error_response(path, 400, str(exc))(scope, receive, send)
-            log_request({**fields, "status": 400})
+            self._count(fields, None, None, 400)
             return
 
         verdict, limit_headers = await self._rate_limit(decision.identity.user_id)
@@ -174,7 +180,8 @@ class MemoryProxy:
             refusal = error_response(path, 429, message, retry_after=verdict.retry_after)
             refusal.raw_headers += limit_headers
             await refusal(scope, receive, send)
-            log_request({**fields, "user_id": decision.identity.user_id, "status": 429})
+            self.metrics.rate_limited.inc()
+            self._count(fields, decision.identity.user_id, decision.model, 429)
             return
 
         turn = None
@@ -187,30 +194,50 @@ class MemoryProxy:
             if turn is not None and turn.injected:
                 body = json.dumps(turn.body).encode()
 
-        result = await self._forwarder.forward(
-            scope,
-            receive,
-            send,
-            headers=self._upstream_headers(headers, request_id, caller, decision, body is None),
-            body=body,
-            observer=turn.capture if turn else None,
-            extra_headers=limit_headers,
-        )
+        self.metrics.in_flight.inc()
+        try:
+            result = await self._forwarder.forward(
+                scope,
+                receive,
+                send,
+                headers=self._upstream_headers(headers, request_id, caller, decision, body is None),
+                body=body,
+                observer=turn.capture if turn else None,
+                extra_headers=limit_headers,
+            )
+        finally:
+            self.metrics.in_flight.dec()
         if turn is not None and self.memory is not None:
             self.memory.finish(turn, client_disconnected=result.outcome == "client_disconnected")
-        log_request(
+        total = time.perf_counter() - started
+        model = self.metrics.model_label(decision.model)
+        self.metrics.latency.labels(model).observe(total)
+        if result.first_byte_seconds is not None:
+            self.metrics.first_byte.labels(model).observe(result.first_byte_seconds)
+        if result.outcome.startswith("upstream_"):
+            self.metrics.upstream_errors.labels(result.outcome).inc()
+        self._count(
             {
                 **fields,
-                "model": decision.model,
-                "user_id": decision.identity.user_id,
                 "session_id": decision.session_id,
                 "injected": turn.injected if turn else None,
-                "status": result.status,
                 "outcome": result.outcome,
                 "upstream_ms": round(result.upstream_seconds * 1000, 1),
-                "total_ms": round((time.perf_counter() - started) * 1000, 1),
-            }
+                "total_ms": round(total * 1000, 1),
+            },
+            decision.identity.user_id,
+            decision.model,
+            result.status,
         )
+
+    def _count(
+        self, fields: dict[str, Any], user_id: str | None, model: str | None, status: int
+    ) -> None:
+        """The request's log line and its count in /metrics."""
+        self.metrics.requests.labels(
+            self.metrics.user_label(user_id or ""), self.metrics.model_label(model), str(status)
+        ).inc()
+        log_request({**fields, "model": model, "user_id": user_id, "status": status})
 
     async def _rate_limit(self, user_id: str) -> tuple[Verdict | None, list[tuple[bytes, bytes]]]:
         """The limiter's verdict and the headers saying so; (None, []) when limiting is off
@@ -220,7 +247,6 @@ class MemoryProxy:
         try:
             verdict = await self.rate_limiter.check(user_id)
         except Exception as exc:
-            self.rate_limiter_errors += 1
             logger.warning("rate limiter failed (%s); request let through", exc)
             return None, []
         limit = self.rate_limiter.bucket.requests_per_minute
@@ -250,6 +276,10 @@ class MemoryProxy:
             session_id=decision.session_id,
             api_key=self.settings.supermemory_api_key,
         )
+
+    async def _metrics(self, request: Request) -> Response:
+        self.metrics.litellm_ready.set(1 if self.monitor.is_ready else 0)
+        return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def _health(self, request: Request) -> Response:
         ready, reason = await self.monitor.probe()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,14 @@ class Turn:
 
 
 class ConversationMemory:
-    def __init__(self, store: MemoryStore, settings: MemorySettings) -> None:
+    def __init__(
+        self,
+        store: MemoryStore,
+        settings: MemorySettings,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
+        self._on_failure = on_failure
         self._limits = ContextLimits(settings.max_context_messages, settings.max_context_tokens)
         self._ttl = settings.ttl_seconds
         self._pending: set[asyncio.Task[None]] = set()
@@ -82,6 +89,7 @@ class ConversationMemory:
 
     def _failed(self, action: str, exc: BaseException) -> None:
         self.store_errors += 1
+        self._on_failure()
         logger.warning(
             "memory store failed to %s (%s); continuing without memory",
             action,

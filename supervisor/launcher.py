@@ -180,6 +180,7 @@ class _Launcher:
                 return False
 
         def on_ready_change(ready: bool) -> None:
+            app.metrics.litellm_ready.set(1 if ready else 0)
             if ready:
                 app.monitor.mark_ready()
             else:
@@ -191,6 +192,7 @@ class _Launcher:
             lambda: answers("/health/liveliness"),
             log=lambda text: self.printer.line("start", f"litellm {text}"),
             on_ready_change=on_ready_change,
+            on_restart=app.metrics.litellm_restarts.inc,
             timing=Timing(startup_timeout=self.options.startup_timeout),
         )
 

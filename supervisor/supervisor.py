@@ -43,6 +43,7 @@ class Supervisor:
         *,
         log: Callable[[str], None],
         on_ready_change: Callable[[bool], None] = lambda ready: None,
+        on_restart: Callable[[], None] = lambda: None,
         policy: RestartPolicy | None = None,
         timing: Timing | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -52,6 +53,7 @@ class Supervisor:
         self._probe_alive = probe_alive
         self._log = log
         self._on_ready_change = on_ready_change
+        self._on_restart = on_restart
         self._timing = timing or Timing()
         self._tracker = RestartTracker(policy or RestartPolicy(), clock)
         self.child: Child | None = None
@@ -87,6 +89,7 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), decision.delay)
             self.restarts += 1
+            self._on_restart()
 
     async def stop(self) -> None:
         self._stopping.set()

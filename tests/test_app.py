@@ -85,7 +85,7 @@ def test_malformed_json_is_forwarded_for_litellm_to_judge_and_counted(
     assert response.status_code == 400  # the upstream's verdict, passed through
     assert response.json()["error"]["message"] == "invalid JSON body"
     assert upstream.requests[0].body == b"{not json"
-    assert app.malformed_bodies == 1
+    assert app.metrics.registry.get_sample_value("memory_proxy_malformed_bodies_total") == 1
 
 
 @pytest.mark.parametrize(

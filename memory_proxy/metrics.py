@@ -1,0 +1,84 @@
+"""Prometheus metrics for `GET /metrics`, one registry per app.
+
+Label values are bounded: user ids and models the configuration does not name are folded
+into "other", so a client sending random ids cannot grow the series without limit.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from memory_proxy.config import Settings
+
+OTHER = "other"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self, settings: Settings) -> None:
+        mappings = settings.user_id_mappings
+        self._users = {mappings.default_user_id}
+        self._users |= {p.user_id for p in mappings.header_patterns if "{" not in p.user_id}
+        self._users |= {k.user_id for k in settings.client_keys if k.user_id}
+        self._models = {m.model_name for m in settings.litellm.models}
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "memory_proxy_requests",
+            "Forwarded requests by user, model and HTTP status.",
+            ["user", "model", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "memory_proxy_request_seconds",
+            "Whole request time, through the last byte.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.first_byte = Histogram(
+            "memory_proxy_time_to_first_byte_seconds",
+            "Time until the first body byte from LiteLLM.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "memory_proxy_requests_in_flight", "Requests being forwarded now.", registry=r
+        )
+        self.upstream_errors = Counter(
+            "memory_proxy_upstream_errors",
+            "LiteLLM unavailable, failed, or cut an answer short.",
+            ["outcome"],
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "memory_proxy_memory_store_errors",
+            "Memory store failures (memory degraded).",
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
+        )
+        self.malformed_bodies = Counter(
+            "memory_proxy_malformed_bodies", "JSON requests that did not parse.", registry=r
+        )
+        self.litellm_restarts = Counter(
+            "memory_proxy_litellm_restarts", "LiteLLM restarts by the supervisor.", registry=r
+        )
+        self.litellm_ready = Gauge(
+            "memory_proxy_litellm_ready", "1 when LiteLLM answers its readiness probe.", registry=r
+        )
+
+    def user_label(self, user_id: str) -> str:
+        return user_id if user_id in self._users else OTHER
+
+    def model_label(self, model: str | None) -> str:
+        if model is None:
+            return "none"
+        return model if model in self._models else OTHER
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

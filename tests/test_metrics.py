@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry
+from tests.conftest import ProxyFactory
+from tests.support import FakeUpstream
+
+
+def samples(proxy: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = httpx.get(f"{proxy}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_counters_move_and_labels_stay_bounded(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    litellm = LiteLLMSettings(models=(ModelEntry("known-model", None),))
+    keys = (ClientKey("k" * 20, "bound-user"),)
+    with run_proxy(url, litellm=litellm, client_keys=keys) as proxy:
+        before = samples(proxy)
+        for user, model in (("bound", "known-model"), ("random-1", "x"), ("random-2", "y")):
+            headers = (
+                {"x-api-key": "k" * 20}
+                if user == "bound"
+                else {"x-api-key": "sk-virtual", "x-memory-user-id": user}
+            )
+            httpx.post(f"{proxy}/v1/chat/completions", json={"model": model}, headers=headers)
+        httpx.post(f"{proxy}/v1/chat/completions", json={"model": "x"})  # no key: 401
+        after = samples(proxy)
+    key = "memory_proxy_requests_total"
+    assert after[(key, (("model", "known-model"), ("status", "200"), ("user", "bound-user")))] == 1
+    assert after[(key, (("model", "other"), ("status", "200"), ("user", "other")))] == 2
+    assert after[(key, (("model", "none"), ("status", "401"), ("user", "other")))] == 1
+    assert not any(("random-1" in str(labels)) for _, labels in after)
+    assert after[("memory_proxy_request_seconds_count", (("model", "other"),))] == 2
+    assert ("memory_proxy_requests_in_flight", ()) in before
+    assert after[("memory_proxy_litellm_ready", ())] == 1
