@@ -19,9 +19,10 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from memory_proxy import auth
+from memory_proxy.capture import AnswerCapture
 from memory_proxy.client_detection import VALID_ID, InvalidIdentifier
 from memory_proxy.config import Settings
-from memory_proxy.conversation_memory import ConversationMemory
+from memory_proxy.conversation_memory import ConversationMemory, Turn
 from memory_proxy.errors import error_response
 from memory_proxy.forwarding import (
     ClientDisconnected,
@@ -46,6 +47,13 @@ from memory_proxy.routing import RoutingDecision, decide
 from memory_proxy.sessions_api import SessionsAPI
 from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
 from memory_proxy.upstream import UpstreamMonitor, create_transport
+from memory_proxy.usage import (
+    UsageRecord,
+    UsageRecorder,
+    open_usage_log,
+    request_usage_in_stream,
+)
+from memory_proxy.usage_api import UsageAPI
 
 logger = logging.getLogger("memory_proxy")
 
@@ -86,6 +94,14 @@ class MemoryProxy:
             if settings.memory.enabled
             else None
         )
+        self.usage = (
+            UsageRecorder(
+                open_usage_log(settings.memory, settings.usage),
+                on_failure=self.metrics.store_errors.inc,
+            )
+            if settings.usage.enabled
+            else None
+        )
         self.rate_limiter = _rate_limiter(settings)
         sessions = SessionsAPI(self.memory, settings)
         self._local = Router(
@@ -94,6 +110,7 @@ class MemoryProxy:
                 Route("/memory-routing/info", self._routing_info, methods=["GET"]),
                 Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
+                Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
             ]
@@ -122,12 +139,16 @@ class MemoryProxy:
                     logger.warning(warning)
                 if self.memory is not None:
                     self.memory.start_purging()
+                if self.usage is not None:
+                    self.usage.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.monitor.aclose()
                 await self._transport.aclose()
                 if self.memory is not None:
                     await self.memory.aclose()
+                if self.usage is not None:
+                    await self.usage.aclose()
                 if self.rate_limiter is not None:
                     await self.rate_limiter.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -135,13 +156,18 @@ class MemoryProxy:
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        arrived = time.time()
         path: str = scope["path"]
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         lookup = dict(headers)
         request_id = lookup.get(REQUEST_ID_HEADER, "")
         if not VALID_ID.match(request_id):
             request_id = uuid.uuid4().hex
-        fields: dict[str, Any] = {"request_id": request_id, "method": scope["method"], "path": path}
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "method": scope["method"],
+            "endpoint": path,
+        }
 
         body: bytes | None = None
         payload: Any = None
@@ -184,15 +210,12 @@ class MemoryProxy:
             self._count(fields, decision.identity.user_id, decision.model, 429)
             return
 
-        turn = None
-        api = CHAT_APIS.get(path)
-        if self.memory is not None and decision.memory and api and isinstance(payload, dict):
-            assert decision.session_id is not None
-            turn = await self.memory.begin(
-                api, decision.identity.user_id, decision.session_id, payload
-            )
-            if turn is not None and turn.injected:
-                body = json.dumps(turn.body).encode()
+        records_usage = self.usage is not None and scope["method"] == "POST"
+        outgoing, turn = await self._prepare(path, payload, decision, records_usage)
+        if outgoing is not payload:
+            body = json.dumps(outgoing).encode()
+        api = CHAT_APIS.get(path) if turn else None
+        capture = AnswerCapture(api) if turn or records_usage else None
 
         self.metrics.in_flight.inc()
         try:
@@ -202,33 +225,71 @@ class MemoryProxy:
                 send,
                 headers=self._upstream_headers(headers, request_id, caller, decision, body is None),
                 body=body,
-                observer=turn.capture if turn else None,
+                observer=capture,
                 extra_headers=limit_headers,
             )
         finally:
             self.metrics.in_flight.dec()
-        if turn is not None and self.memory is not None:
-            self.memory.finish(turn, client_disconnected=result.outcome == "client_disconnected")
+        if capture is not None:
+            capture.finish()
+        if turn is not None and capture is not None and self.memory is not None:
+            disconnected = result.outcome == "client_disconnected"
+            self.memory.finish(turn, capture, client_disconnected=disconnected)
         total = time.perf_counter() - started
+        first_byte = result.first_byte_seconds
+        record = UsageRecord(
+            time=arrived,
+            request_id=request_id,
+            user_id=decision.identity.user_id,
+            session_id=decision.session_id,
+            client=decision.identity.client,
+            model=decision.model,
+            endpoint=path,
+            status=result.status,
+            stream=isinstance(payload, dict) and payload.get("stream") is True,
+            upstream_ms=_ms(result.upstream_seconds),
+            first_byte_ms=None if first_byte is None else _ms(first_byte),
+            total_ms=_ms(total),
+            prompt_tokens=capture.usage.prompt_tokens if capture else None,
+            completion_tokens=capture.usage.completion_tokens if capture else None,
+            cost=capture.cost if capture else None,
+        )
+        if records_usage and self.usage is not None:
+            self.usage.record(record)
         model = self.metrics.model_label(decision.model)
         self.metrics.latency.labels(model).observe(total)
         if result.first_byte_seconds is not None:
             self.metrics.first_byte.labels(model).observe(result.first_byte_seconds)
         if result.outcome.startswith("upstream_"):
             self.metrics.upstream_errors.labels(result.outcome).inc()
-        self._count(
-            {
-                **fields,
-                "session_id": decision.session_id,
-                "injected": turn.injected if turn else None,
-                "outcome": result.outcome,
-                "upstream_ms": round(result.upstream_seconds * 1000, 1),
-                "total_ms": round(total * 1000, 1),
-            },
-            decision.identity.user_id,
-            decision.model,
-            result.status,
+        fields = record.as_dict()
+        del fields["time"]  # the log line has its own
+        fields |= {
+            "method": scope["method"],
+            "outcome": result.outcome,
+            "injected": turn.injected if turn else None,
+        }
+        self._count(fields, decision.identity.user_id, decision.model, result.status)
+
+    async def _prepare(
+        self, path: str, payload: Any, decision: RoutingDecision, records_usage: bool
+    ) -> tuple[Any, Turn | None]:
+        """The payload to send (asking for a stream's token counts, with memory injected)
+        and the memory turn it opened; the payload itself when nothing changes."""
+        outgoing = payload
+        if records_usage and (asking := request_usage_in_stream(path, payload)) is not None:
+            outgoing = asking
+        api = CHAT_APIS.get(path)
+        if self.memory is None or not decision.memory or not api:
+            return outgoing, None
+        if not isinstance(outgoing, dict) or decision.session_id is None:
+            return outgoing, None
+        turn = await self.memory.begin(
+            api, decision.identity.user_id, decision.session_id, outgoing
         )
+        if turn is not None and turn.injected:
+            outgoing = turn.body
+        return outgoing, turn
 
     def _count(
         self, fields: dict[str, Any], user_id: str | None, model: str | None, status: int
@@ -291,8 +352,7 @@ class MemoryProxy:
 
     async def _routing_info(self, request: Request) -> Response:
         query_model = request.query_params.get("model")
-        host = request.client.host if request.client else None
-        caller = auth.identify(request.headers, host, self.settings)
+        caller = auth.identify_request(request, self.settings)
         try:
             decision = decide(
                 request.headers,
@@ -320,6 +380,10 @@ def _rate_limiter(settings: Settings) -> RateLimiter | None:
 def _client_host(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
 
 
 def _parse_json(body: bytes) -> Any:

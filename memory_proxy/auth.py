@@ -17,6 +17,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from starlette.requests import HTTPConnection
+
 from memory_proxy.config import Settings
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
@@ -60,6 +62,11 @@ def identify(headers: Mapping[str, str], client_host: str | None, settings: Sett
     if not settings.client_keys and is_loopback(client_host):
         return Caller(True, key is not None)
     return Caller(False, key is not None)
+
+
+def identify_request(request: HTTPConnection, settings: Settings) -> Caller:
+    """`identify` for the proxy's own endpoints."""
+    return identify(request.headers, request.client.host if request.client else None, settings)
 
 
 def with_upstream_credentials(

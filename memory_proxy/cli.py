@@ -1,7 +1,11 @@
-"""`memory-proxy`: the proxy alone, in front of a LiteLLM that runs elsewhere."""
+"""`memory-proxy`: the proxy alone, in front of a LiteLLM that runs elsewhere;
+`memory-proxy usage`: the usage totals as a table."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.auth import startup_problem
 from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
 from memory_proxy.logging_setup import configure_logging
+from memory_proxy.usage import GROUPS, UsageRecord, open_usage_log, parse_since, summarize
 
 # Options shared with start-proxies.
 config_option = click.option(
@@ -27,15 +32,17 @@ log_format_option = click.option(
 )
 
 
-def load_or_exit(config: Path, overrides: dict[str, Any]) -> Settings:
-    """Settings, or an error naming the key and file and exit status 2; also refuses
-    settings that would expose LiteLLM's key to the network."""
+def load_or_exit(
+    config: Path, overrides: dict[str, Any] | None = None, *, serving: bool = True
+) -> Settings:
+    """Settings, or an error naming the key and file and exit status 2; for serving, also
+    refuses settings that would expose LiteLLM's key to the network."""
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    problem = startup_problem(settings)
+    problem = startup_problem(settings) if serving else None
     if problem:
         click.echo(f"error: {problem}", err=True)
         raise SystemExit(2)
@@ -56,7 +63,7 @@ def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
     )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @config_option
 @click.option("--host", help="Address to listen on (env PROXY_HOST).  [default: 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on (env PROXY_PORT).  [default: 8764]")
@@ -65,14 +72,22 @@ def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
     help="Where LiteLLM answers (env LITELLM_BASE_URL).  [default: http://127.0.0.1:8765]",
 )
 @log_format_option
+@click.pass_context
 def main(
+    ctx: click.Context,
     config: Path,
     host: str | None,
     port: int | None,
     litellm_url: str | None,
     log_format: str | None,
 ) -> None:
-    """Serve the memory proxy: recognise each client, scope its memory, forward to LiteLLM."""
+    """Serve the memory proxy: recognise each client, scope its memory, forward to LiteLLM.
+
+    `memory-proxy usage` prints the usage totals instead.
+    """
+    ctx.obj = config
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_or_exit(
         config,
         {
@@ -84,3 +99,83 @@ def main(
     )
     configure_logging(settings.log_format, settings.secrets())
     uvicorn.Server(uvicorn_config(MemoryProxy(settings), settings)).run()
+
+
+@main.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The config.yaml naming the store (default: the one given to memory-proxy).",
+)
+@click.option("--since", help="Epoch seconds, an ISO 8601 time, or a duration: 15m, 24h, 7d.")
+@click.option("--group-by", type=click.Choice(GROUPS), default="model", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what GET /v1/usage answers.")
+@click.pass_obj
+def usage(
+    default_config: Path, config: Path | None, since: str | None, group_by: str, as_json: bool
+) -> None:
+    """Usage totals per model, user or client, read from the configured store."""
+    settings = load_or_exit(config or default_config, serving=False)
+    if not settings.usage.enabled:
+        raise click.ClickException("usage analytics are disabled (usage.enabled: false)")
+    if settings.memory.store == "memory":
+        raise click.ClickException(
+            "memory.store is 'memory': the usage log lives inside the running proxy; "
+            "ask it with GET /v1/usage"
+        )
+    try:
+        moment = parse_since(since, datetime.now().timestamp())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        records = asyncio.run(_read_usage(settings, moment))
+    except Exception as exc:  # an unreachable Redis, an unreadable file
+        raise click.ClickException(f"cannot read the usage log: {exc}") from None
+    summary = summarize(records, group_by)
+    if as_json:
+        click.echo(json.dumps({"object": "usage.summary", "since": moment, **summary}, indent=2))
+    else:
+        click.echo(usage_table(summary, moment))
+
+
+async def _read_usage(settings: Settings, moment: float) -> list[UsageRecord]:
+    log = open_usage_log(settings.memory, settings.usage)
+    try:
+        return await log.since(moment)
+    finally:
+        await log.aclose()
+
+
+# (summary key, column title, format)
+_COLUMNS = (
+    ("requests", "requests", "{:d}"),
+    ("errors", "errors", "{:d}"),
+    ("streams", "streams", "{:d}"),
+    ("prompt_tokens", "prompt tok", "{:d}"),
+    ("completion_tokens", "completion tok", "{:d}"),
+    ("cost", "cost $", "{:.4f}"),
+    ("mean_first_byte_ms", "first byte ms", "{:.1f}"),
+)
+
+
+def usage_table(summary: dict[str, Any], since: float) -> str:
+    """The summary as aligned text columns, with a total line."""
+    group_by = summary["group_by"]
+    header = [group_by, *(title for _, title, _ in _COLUMNS)]
+    rows = [
+        [str(row[group_by]), *("-" if row[k] is None else f.format(row[k]) for k, _, f in _COLUMNS)]
+        for row in [*summary["data"], {group_by: "total", **summary["total"]}]
+    ]
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first, *numbers = cells
+        padded = [first.ljust(widths[0])]
+        padded += [cell.rjust(width) for cell, width in zip(numbers, widths[1:], strict=True)]
+        return "  ".join(padded).rstrip()
+
+    period = datetime.fromtimestamp(since).isoformat(" ", "seconds") if since else "the start"
+    rule = "-" * len(line(header))
+    return "\n".join(
+        [f"usage since {period}", line(header), rule, *map(line, rows[:-1]), rule, line(rows[-1])]
+    )

@@ -40,6 +40,15 @@ class ClientIdentity:
     bound_to_key: bool = False  # fixed by the client key the caller presented
 
     @property
+    def client(self) -> str:
+        """How the caller was recognised, for usage analytics: the pattern that matched."""
+        if self.bound_to_key:
+            return "client-key"
+        if self.custom_header_present:
+            return "custom-header"
+        return self.matched_pattern.pattern if self.matched_pattern else "default"
+
+    @property
     def is_default(self) -> bool:
         return (
             self.matched_pattern is None

@@ -76,6 +76,12 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True)
+class UsageSettings:
+    enabled: bool = True
+    max_records: int = 100_000  # the oldest are dropped past this
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A `model_list` entry, as much of it as the proxy needs."""
 
@@ -114,6 +120,7 @@ class Settings:
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    usage: UsageSettings = field(default_factory=UsageSettings)
     litellm: LiteLLMSettings = field(default_factory=LiteLLMSettings)
 
     def secrets(self) -> tuple[str, ...]:
@@ -300,6 +307,10 @@ def _build_settings(tree: _Tree, config_path: Path | None) -> Settings:
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
         rate_limit=_build_rate_limit(tree),
+        usage=UsageSettings(
+            enabled=tree.get("usage.enabled", _as_bool, UsageSettings.enabled),
+            max_records=tree.get("usage.max_records", _as_positive_int, UsageSettings.max_records),
+        ),
         litellm=_build_litellm(tree),
     )
 

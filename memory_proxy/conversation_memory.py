@@ -31,7 +31,6 @@ class Turn:
     body: dict[str, Any]
     injected: int
     new_turns: list[Message]
-    capture: AnswerCapture
 
 
 class ConversationMemory:
@@ -68,15 +67,14 @@ class ConversationMemory:
             prepared.body,
             prepared.injected,
             prepared.new_turns,
-            AnswerCapture(api),
         )
 
-    def finish(self, turn: Turn, client_disconnected: bool) -> None:
+    def finish(self, turn: Turn, capture: AnswerCapture, client_disconnected: bool) -> None:
         """Store the exchange in the background: the client already has every byte."""
-        answer = turn.capture.answer()
+        answer = capture.answer()
         if answer is None:
             return  # an error, or nothing we could read: remember nothing
-        partial = client_disconnected or not turn.capture.complete
+        partial = client_disconnected or not capture.complete
         task = asyncio.ensure_future(self._store(turn, [*turn.new_turns, answer], partial))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

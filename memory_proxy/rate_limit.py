@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as redis
+from memory_proxy.redis_store import connect
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class RedisRateLimiter:
 
     def __init__(self, url: str, bucket: Bucket) -> None:
         self.bucket = bucket
-        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._redis = connect(url)
         self._take = self._redis.register_script(_TAKE)
         self._ttl = max(60, math.ceil(bucket.burst / bucket.rate) + 1)
 

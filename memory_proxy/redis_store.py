@@ -1,4 +1,5 @@
-"""The shared store: several proxy instances on one Redis see the same conversations.
+"""The shared store: several proxy instances on one Redis see the same conversations and
+one usage log (a capped stream).
 
 Per conversation, a list of messages and a small hash, both expiring after the TTL of
 inactivity (Redis removes them itself); sorted-set indexes by last update serve the
@@ -11,14 +12,28 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import cast
 
 import redis.asyncio as redis
 
 from memory_proxy.memory_store import Message, SessionInfo, mark_partial
+from memory_proxy.usage import UsageRecord
 
 SOCKET_TIMEOUT_SECONDS = 0.5
 _PREFIX = "memory-proxy"
 _ALL_SESSIONS = f"{_PREFIX}:sessions"
+_USAGE_STREAM = f"{_PREFIX}:usage"
+_USAGE_PAGE = 1000
+
+
+def connect(url: str) -> redis.Redis:
+    """A client whose short timeouts keep a dead Redis from holding requests."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        decode_responses=True,
+    )
 
 
 def _conversation(user_id: str, session_id: str) -> str:
@@ -28,12 +43,7 @@ def _conversation(user_id: str, session_id: str) -> str:
 
 class RedisStore:
     def __init__(self, url: str, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis.Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-            decode_responses=True,
-        )
+        self._redis = connect(url)
         self._ttl = ttl_seconds
         self._clock = clock
 
@@ -109,6 +119,45 @@ class RedisStore:
             _ALL_SESSIONS, "-inf", self._clock() - self._ttl
         )
         return removed
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+class RedisUsageLog:
+    """One stream of JSON records, capped at `max_records` by Redis itself."""
+
+    def __init__(self, url: str, max_records: int) -> None:
+        self._redis = connect(url)
+        self._max_records = max_records
+
+    async def add(self, records: list[UsageRecord]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.xadd(
+                    _USAGE_STREAM,
+                    {"record": json.dumps(record.as_dict())},
+                    maxlen=self._max_records,
+                    approximate=False,
+                )
+            await pipe.execute()
+
+    async def since(self, moment: float) -> list[UsageRecord]:
+        """Entry ids start with Redis's clock in milliseconds: the range starts there."""
+        records: list[UsageRecord] = []
+        start = str(int(moment * 1000))
+        while True:
+            page = cast(
+                list[tuple[str, dict[str, str]]],
+                await self._redis.xrange(_USAGE_STREAM, min=start, count=_USAGE_PAGE),
+            )
+            for _, entry in page:
+                record = UsageRecord.from_dict(json.loads(entry["record"]))
+                if record.time >= moment:
+                    records.append(record)
+            if len(page) < _USAGE_PAGE:
+                return records
+            start = "(" + page[-1][0]
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from memory_proxy.auth import Caller, identify
+from memory_proxy.auth import Caller, identify_request
 from memory_proxy.client_detection import VALID_ID, detect_user
 from memory_proxy.config import Settings
 from memory_proxy.conversation_memory import ConversationMemory
@@ -39,7 +39,7 @@ class SessionsAPI:
     async def _list(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        caller = self._caller(request)
+        caller = identify_request(request, self._settings)
         if not caller.authenticated:
             return _unauthenticated(request)
         user_id = request.query_params.get("user_id", caller.bound_user_id)
@@ -68,7 +68,7 @@ class SessionsAPI:
     async def _one(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        caller = self._caller(request)
+        caller = identify_request(request, self._settings)
         if not caller.authenticated:
             return _unauthenticated(request)
         user_id = self._user_id(request, caller)
@@ -88,10 +88,6 @@ class SessionsAPI:
             return JSONResponse({"id": session_id, "user_id": user_id, "deleted": True})
         messages = await store.load(user_id, session_id)
         return JSONResponse({**info.describe(), "messages": messages})
-
-    def _caller(self, request: Request) -> Caller:
-        host = request.client.host if request.client else None
-        return identify(request.headers, host, self._settings)
 
     def _user_id(self, request: Request, caller: Caller) -> str | None:
         named = request.query_params.get("user_id")

@@ -1,7 +1,9 @@
-"""The default store: one SQLite file that survives restarts.
+"""The default store: one SQLite file that survives restarts, holding conversations and
+the usage log.
 
-SQLite calls are blocking, so they run on one dedicated thread (which also serialises
-them); the event loop never waits on the disk. WAL mode lets readers proceed during writes.
+SQLite calls are blocking, so each user of the file runs them on a dedicated thread (which
+also serialises them); the event loop never waits on the disk. WAL mode lets readers
+proceed during writes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memory_proxy.memory_store import Message, SessionInfo, mark_partial
+from memory_proxy.usage import FIELD_NAMES, UsageRecord
 
 T = TypeVar("T")
 
@@ -38,6 +41,55 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (user_id, session_id, id);
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated);
 """
+_USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    session_id TEXT,
+    client TEXT NOT NULL,
+    model TEXT,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    upstream_ms REAL NOT NULL,
+    first_byte_ms REAL,
+    total_ms REAL NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    cost REAL
+);
+CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
+"""
+_USAGE_COLUMNS = ", ".join(FIELD_NAMES)
+
+
+class SQLiteFile:
+    """One connection to a SQLite file, used from its own thread."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
+        path = path.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(schema)
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def transaction(self) -> sqlite3.Connection:
+        """`with file.transaction():` commits at the end, or rolls back on an error."""
+        self.db.execute("BEGIN")
+        return self.db
+
+    async def aclose(self) -> None:
+        await self.run(self.db.close)
+        self._thread.shutdown(wait=True)
 
 
 class SQLiteStore:
@@ -46,18 +98,9 @@ class SQLiteStore:
     ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
-        path = path.resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-
-    async def _run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        self._file = SQLiteFile(path, _SCHEMA)
+        self._db = self._file.db
+        self._run = self._file.run
 
     def _oldest_live(self) -> float:
         return self._clock() - self._ttl
@@ -78,7 +121,7 @@ class SQLiteStore:
     ) -> None:
         def work() -> None:
             now = self._clock()
-            with self._transaction():
+            with self._file.transaction():
                 self._db.execute(
                     "DELETE FROM sessions WHERE user_id = ? AND session_id = ? AND updated <= ?",
                     (user_id, session_id, self._oldest_live()),
@@ -146,13 +189,45 @@ class SQLiteStore:
         return await self._run(work)
 
     async def aclose(self) -> None:
-        await self._run(self._db.close)
-        self._thread.shutdown(wait=True)
+        await self._file.aclose()
 
     def _info(self, row: tuple[Any, ...]) -> SessionInfo:
         user_id, session_id, count, created, updated = row
         return SessionInfo(user_id, session_id, count, created, updated, updated + self._ttl)
 
-    def _transaction(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN")
-        return self._db
+
+class SQLiteUsageLog:
+    """The usage log as a table (queryable with the sqlite3 shell), its newest
+    `max_records` rows kept."""
+
+    def __init__(self, path: Path, max_records: int) -> None:
+        self._max_records = max_records
+        self._file = SQLiteFile(path, _USAGE_SCHEMA)
+
+    async def add(self, records: list[UsageRecord]) -> None:
+        def work() -> None:
+            db = self._file.db
+            with self._file.transaction():
+                db.executemany(
+                    f"INSERT INTO usage ({_USAGE_COLUMNS}) "
+                    f"VALUES ({', '.join('?' * len(FIELD_NAMES))})",
+                    [tuple(record.as_dict().values()) for record in records],
+                )
+                db.execute(
+                    "DELETE FROM usage WHERE id <= (SELECT MAX(id) FROM usage) - ?",
+                    (self._max_records,),
+                )
+
+        await self._file.run(work)
+
+    async def since(self, moment: float) -> list[UsageRecord]:
+        def work() -> list[UsageRecord]:
+            rows = self._file.db.execute(
+                f"SELECT {_USAGE_COLUMNS} FROM usage WHERE time >= ? ORDER BY id", (moment,)
+            ).fetchall()
+            return [UsageRecord.from_dict(dict(zip(FIELD_NAMES, row, strict=True))) for row in rows]
+
+        return await self._file.run(work)
+
+    async def aclose(self) -> None:
+        await self._file.aclose()

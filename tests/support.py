@@ -85,13 +85,18 @@ class Recorded:
     body: bytes
 
 
+# What LiteLLM says a call cost, on the fake's JSON chat and messages answers.
+COST_HEADER = (b"x-litellm-response-cost", b"0.00042")
+
+
 @dataclass
 class FakeUpstream:
     """An ASGI stand-in for LiteLLM or a provider.
 
     - `/stream?events=N`: SSE; after the first event it waits for `release` before the rest.
     - `/endless`: one chunk, then waits for the client to go away (sets `saw_disconnect`).
-    - `.../chat/completions`: an OpenAI-shaped answer, streamed when the body asks.
+    - `.../chat/completions`: an OpenAI-shaped answer, streamed when the body asks, with
+      token counts (at the stream's end only when `stream_options.include_usage` asks).
     - `.../v1/messages`, `.../v1/responses`: the same in Anthropic's and OpenAI Responses'.
     - anything else: a JSON echo of the request.
     """
@@ -185,7 +190,7 @@ class FakeUpstream:
                 ],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
             }
-            await _send_json(send, 200, answer)
+            await _send_json(send, 200, answer, extra_headers=[COST_HEADER])
             return
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}
         events: list[tuple[str | None, Any]] = [
@@ -193,7 +198,11 @@ class FakeUpstream:
             for word in self._words()
         ]
         stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
-        events += [(None, {**base, "choices": [stop]}), (None, "[DONE]")]
+        events.append((None, {**base, "choices": [stop]}))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
+            events.append((None, {**base, "choices": [], "usage": usage}))
+        events.append((None, "[DONE]"))
         await _send_sse(send, events)
 
     async def _messages(self, request: dict[str, Any], send: Send) -> None:
@@ -210,7 +219,7 @@ class FakeUpstream:
                 "stop_sequence": None,
                 "usage": usage,
             }
-            await _send_json(send, 200, answer)
+            await _send_json(send, 200, answer, extra_headers=[COST_HEADER])
             return
         message = {
             "id": "msg_fake",
@@ -251,7 +260,7 @@ class FakeUpstream:
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                    "usage": {"output_tokens": 5},
+                    "usage": {"output_tokens": 8},
                 },
             ),
             ("message_stop", {"type": "message_stop"}),

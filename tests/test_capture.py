@@ -4,10 +4,22 @@ import json
 
 import pytest
 
-from memory_proxy.capture import AnswerCapture
+from memory_proxy.capture import USAGE_TAIL_BYTES, AnswerCapture, TokenUsage, last_usage
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
+
+
+def read(
+    api: str | None, headers: list[tuple[bytes, bytes]], *chunks: bytes, status: int = 200
+) -> AnswerCapture:
+    """An answer fed to a capture as the forwarder does it: start, chunks, finish."""
+    capture = AnswerCapture(api)
+    capture.start(status, headers)
+    for chunk in chunks:
+        capture.feed(chunk)
+    capture.finish()
+    return capture
 
 
 def openai_stream(words: list[str], done: bool = True) -> bytes:
@@ -43,31 +55,24 @@ def anthropic_stream(words: list[str]) -> bytes:
 )
 def test_streams_split_at_every_position_give_the_same_answer(api: str, stream: bytes) -> None:
     for cut in range(len(stream) + 1):
-        capture = AnswerCapture(api)
-        capture.start(200, SSE)
-        capture.feed(stream[:cut])
-        capture.feed(stream[cut:])
+        capture = read(api, SSE, stream[:cut], stream[cut:])
         assert capture.answer() == {"role": "assistant", "content": "Hello wörld"}
         assert capture.complete
 
 
 def test_a_stream_cut_short_is_incomplete() -> None:
-    capture = AnswerCapture("openai")
-    capture.start(200, SSE)
-    capture.feed(openai_stream(["par", "tial"], done=False))
+    capture = read("openai", SSE, openai_stream(["par", "tial"], done=False))
     assert capture.answer() == {"role": "assistant", "content": "partial"}
     assert not capture.complete
 
 
 def test_json_answers_in_both_formats() -> None:
-    openai = AnswerCapture("openai")
-    openai.start(200, JSON)
-    openai.feed(b'{"choices": [{"message": {"role": "assistant", "content": "hi"}}]}')
+    openai = read(
+        "openai", JSON, b'{"choices": [{"message": {"role": "assistant", "content"', b': "hi"}}]}'
+    )
     assert openai.answer() == {"role": "assistant", "content": "hi"}
-    anthropic = AnswerCapture("anthropic")
-    anthropic.start(200, JSON)
     blocks = [{"type": "text", "text": "a"}, {"type": "tool_use"}, {"type": "text", "text": "b"}]
-    anthropic.feed(json.dumps({"content": blocks}).encode())
+    anthropic = read("anthropic", JSON, json.dumps({"content": blocks}).encode())
     assert anthropic.answer() == {"role": "assistant", "content": "ab"}
 
 
@@ -101,9 +106,9 @@ def test_streamed_tool_calls_are_assembled() -> None:
             ]
         },
     ]
-    capture = AnswerCapture("openai")
-    capture.start(200, SSE)
-    capture.feed(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events))
+    capture = read(
+        "openai", SSE, b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    )
     answer = capture.answer()
     assert answer is not None
     assert answer["tool_calls"] == [
@@ -126,9 +131,9 @@ def test_streamed_tool_calls_are_assembled() -> None:
 def test_errors_compressed_and_unknown_answers_are_not_captured(
     status: int, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    capture = AnswerCapture("openai")
-    capture.start(status, headers)
-    capture.feed(b'{"choices": [{"message": {"content": "x"}}]}')
+    capture = read(
+        "openai", headers, b'{"choices": [{"message": {"content": "x"}}]}', status=status
+    )
     assert capture.answer() is None
 
 
@@ -142,14 +147,111 @@ def responses_stream(words: list[str]) -> bytes:
 def test_responses_stream_split_anywhere_and_json() -> None:
     stream = responses_stream(["Hel", "lo"])
     for cut in range(len(stream) + 1):
-        capture = AnswerCapture("responses")
-        capture.start(200, SSE)
-        capture.feed(stream[:cut])
-        capture.feed(stream[cut:])
+        capture = read("responses", SSE, stream[:cut], stream[cut:])
         assert capture.answer() == {"role": "assistant", "content": "Hello"}
         assert capture.complete
-    plain = AnswerCapture("responses")
-    plain.start(200, JSON)
     output = [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]
-    plain.feed(json.dumps({"output": output}).encode())
+    plain = read("responses", JSON, json.dumps({"output": output}).encode())
     assert plain.answer() == {"role": "assistant", "content": "Hi"}
+
+
+def sse(*events: dict[str, object]) -> bytes:
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+
+
+OPENAI_USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+# What LiteLLM streams when asked for usage: null on every chunk, the counts on the last.
+OPENAI_STREAM_WITH_USAGE = (
+    sse(
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": None},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
+        {"choices": [], "usage": OPENAI_USAGE},
+    )
+    + b"data: [DONE]\n\n"
+)
+ANTHROPIC_STREAM_WITH_USAGE = sse(
+    {"type": "message_start", "message": {"usage": {"input_tokens": 11, "output_tokens": 1}}},
+    {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}},
+    {"type": "message_stop"},
+)
+RESPONSES_STREAM_WITH_USAGE = sse(
+    {"type": "response.output_text.delta", "delta": "Hi"},
+    {
+        "type": "response.completed",
+        "response": {"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}},
+    },
+)
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "responses", None])
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"choices": [{"message": {"content": "Hi"}}], "usage": OPENAI_USAGE}),
+        json.dumps({"content": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
+        json.dumps({"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
+    ],
+)
+def test_token_counts_of_json_answers_with_or_without_memory(api: str | None, body: str) -> None:
+    capture = read(api, JSON, body.encode())
+    assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "responses", None])
+@pytest.mark.parametrize(
+    "stream", [OPENAI_STREAM_WITH_USAGE, ANTHROPIC_STREAM_WITH_USAGE, RESPONSES_STREAM_WITH_USAGE]
+)
+def test_token_counts_of_streams_split_anywhere(api: str | None, stream: bytes) -> None:
+    for cut in range(len(stream) + 1):
+        capture = read(api, SSE, stream[:cut], stream[cut:])
+        assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7), cut
+
+
+def test_a_large_answer_is_not_kept_whole_for_its_token_counts() -> None:
+    filler = json.dumps({"data": [{"embedding": [0.125] * 20_000}] * 10})
+    body = filler[:-1] + ', "usage": {"prompt_tokens": 3, "total_tokens": 3}}'
+    capture = AnswerCapture(None)
+    capture.start(200, JSON)
+    encoded = body.encode()
+    for start in range(0, len(encoded), 16_384):
+        capture.feed(encoded[start : start + 16_384])
+        assert len(capture._buffer) <= USAGE_TAIL_BYTES + 16_384
+    capture.finish()
+    assert capture.usage == TokenUsage(prompt_tokens=3, completion_tokens=None)
+
+
+def test_anthropic_cached_prompt_tokens_count_as_prompt_tokens() -> None:
+    usage = TokenUsage()
+    usage.update(
+        {
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 100,
+            "cache_read_input_tokens": 1000,
+            "output_tokens": 9,
+        }
+    )
+    assert usage == TokenUsage(prompt_tokens=1105, completion_tokens=9)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (b'{"usage": {"prompt_tokens": 1}}', {"prompt_tokens": 1}),
+        (b'{"a": {"usage": {"x": 1}}, "usage": {"x": 2}}', {"x": 2}),
+        (b'{"content": "say \\"usage\\": {\\"x\\": 9}", "usage": null}', None),
+        (b'{"content": "the word \\"usage\\"", "usage": {"x": 3}, "n": "usage"}', {"x": 3}),
+        (b'{"usage": {"x": 1', None),
+        (b"no json at all", None),
+    ],
+)
+def test_last_usage_finds_the_last_usage_key_only(text: bytes, found: object) -> None:
+    assert last_usage(text) == found
+
+
+@pytest.mark.parametrize(
+    ("header", "cost"), [(b"0.000123", 0.000123), (b"None", None), (b"nan", None), (b"", None)]
+)
+def test_litellm_cost_header(header: bytes, cost: float | None) -> None:
+    capture = read("openai", [*JSON, (b"x-litellm-response-cost", header)], b"{}")
+    assert capture.cost == cost

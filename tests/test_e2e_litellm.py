@@ -252,3 +252,23 @@ def test_local_memory_through_litellm_with_both_sdks(stack: Stack) -> None:
         for m in second["messages"]
     ]
     assert texts == ["My name is Carol", "Hello from the fake provider", "Who am I?"]
+
+
+def test_usage_of_a_stream_through_litellm_is_counted(stack: Stack) -> None:
+    """LiteLLM ends the stream with its token counts because the proxy asked for them."""
+    who = {"x-memory-user-id": "usage-e2e"}
+    client = openai.OpenAI(
+        base_url=f"{stack.proxy_url}/v1", api_key="anything", default_headers=who
+    )
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == MOCK_TEXT
+
+    def totals() -> dict[str, int]:
+        rows = httpx.get(f"{stack.proxy_url}/v1/usage", params={"group_by": "user"}).json()
+        return next((row for row in rows["data"] if row["user"] == "usage-e2e"), {})
+
+    wait_until(lambda: totals().get("streams") == 1)
+    assert totals()["prompt_tokens"] > 0
+    assert totals()["completion_tokens"] > 0
