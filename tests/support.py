@@ -4,6 +4,7 @@ records what it received and can hold a stream open until the test releases it."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,26 @@ def serve(app: Any, port: int = 0, **config: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Run an ASGI app's start-up and shut-down around a block, as a server would."""
+    received: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    sent: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+
+    async def send(message: dict[str, str]) -> None:
+        await sent.put(message)
+
+    task = asyncio.ensure_future(app({"type": "lifespan"}, received.get, send))
+    await received.put({"type": "lifespan.startup"})
+    assert (await sent.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await received.put({"type": "lifespan.shutdown"})
+        assert (await sent.get())["type"] == "lifespan.shutdown.complete"
+        await task
 
 
 LLM_PATHS = ("/chat/completions", "/v1/messages", "/v1/responses")

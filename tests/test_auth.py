@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
+from memory_proxy.app import MemoryProxy
 from memory_proxy.auth import Caller, identify, startup_problem, with_upstream_credentials
 from memory_proxy.cli import main
-from memory_proxy.config import ClientKey, ConfigError, Settings, load_settings
+from memory_proxy.config import ClientKey, ConfigError, MemorySettings, Settings, load_settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream
+from tests.support import FakeUpstream, lifespan
 
 OUR_KEY = "mp-client-key-0123456789"
 BOUND_KEY = "mp-bound-key-0123456789ab"
 KEYS = (ClientKey(OUR_KEY), ClientKey(BOUND_KEY, "pycharm-ai"))
 WITH_KEYS = Settings(client_keys=KEYS)
 REMOTE = "10.1.2.3"  # only ever a value here: no traffic goes there
+NO_MEMORY = MemorySettings(enabled=False)
 
 
 @pytest.mark.parametrize(
@@ -109,3 +112,29 @@ def test_through_the_proxy_with_client_keys(
     assert OUR_KEY not in str(first)
     assert second["x-api-key"] == "sk-virtual-key"
     assert "authorization" not in second
+
+
+def test_a_caller_from_another_host_without_a_key_is_refused_whole_app(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    """The app as a remote caller sees it: httpx's ASGI transport sets the client address
+    (no traffic leaves the process), the upstream is a real server on loopback."""
+    upstream, url = fake_upstream
+    settings = Settings(litellm_url=url, upstream_key=UPSTREAM_KEY, memory=NO_MEMORY)
+    app = MemoryProxy(settings)
+
+    async def call(headers: dict[str, str]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(REMOTE, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.post("/v1/chat/completions", json={"model": "m"}, headers=headers)
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with lifespan(app):
+            return await call({}), await call({"authorization": "Bearer sk-virtual-key"})
+
+    refused, virtual = asyncio.run(scenario())
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"
+    assert virtual.status_code == 200  # not ours: LiteLLM judges it, untouched
+    (forwarded,) = upstream.requests
+    assert forwarded.headers["authorization"] == "Bearer sk-virtual-key"
