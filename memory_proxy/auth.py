@@ -12,6 +12,7 @@ IDEs often cannot send an API key to a local endpoint. The rules:
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ class Caller:
         return not self.authenticated and not self.presented_key
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False

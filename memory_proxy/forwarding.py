@@ -39,6 +39,7 @@ HOP_BY_HOP_HEADERS = frozenset(
 )
 RETRY_AFTER_SECONDS = 5
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_CACHED_URLS = 1024
 
 Outcome = Literal[
     "complete", "client_disconnected", "upstream_cut", "upstream_unavailable", "upstream_failed"
@@ -98,6 +99,7 @@ class Forwarder:
         self._base_url = base_url
         self._monitor = monitor
         self._wait_seconds = wait_seconds
+        self._urls: dict[tuple[bytes, bytes], httpx.URL] = {}
 
     async def forward(
         self,
@@ -137,9 +139,14 @@ class Forwarder:
             )
             if observer is not None:
                 observer.start(response.status_code, headers_out)
-            result.outcome = await self._relay_until_done_or_disconnect(
-                response, receive, send, result, started, observer
-            )
+            if "content-length" in response.headers:
+                # Bounded and already made: relayed without a watch for the client leaving.
+                relay = self._relay_body(response, send, result, started, observer)
+                result.outcome = await relay
+            else:
+                result.outcome = await self._relay_until_done_or_disconnect(
+                    response, receive, send, result, started, observer
+                )
         finally:
             # Shielded: even when this task is cancelled, the pooled connection is released.
             await asyncio.shield(asyncio.ensure_future(response.aclose()))
@@ -158,9 +165,7 @@ class Forwarder:
         LiteLLM is back, if the body can be replayed. Any other failure before the answer
         is retried only for methods that are safe to repeat, so an LLM call never runs twice.
         """
-        url = self._base_url + scope["raw_path"].decode("latin-1")
-        if scope["query_string"]:
-            url += "?" + scope["query_string"].decode("latin-1")
+        url = self._url(scope["raw_path"], scope["query_string"])
         replayable = body is not None or scope["method"] in SAFE_METHODS
         failure = UpstreamFailure(
             503,
@@ -194,6 +199,19 @@ class Forwarder:
             if not replayable:
                 return failure
         return failure
+
+    def _url(self, raw_path: bytes, query: bytes) -> httpx.URL:
+        """Parsed once per distinct path: parsing a URL costs more than the rest of the
+        request's preparation."""
+        key = (raw_path, query)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= MAX_CACHED_URLS:
+                self._urls.clear()
+            text = self._base_url + raw_path.decode("latin-1")
+            url = httpx.URL(text + "?" + query.decode("latin-1") if query else text)
+            self._urls[key] = url
+        return url
 
     async def _relay_until_done_or_disconnect(
         self,

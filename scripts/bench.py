@@ -28,6 +28,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+from memory_proxy.capture import AnswerCapture
 from memory_proxy.config import MemorySettings
 from memory_proxy.conversation_memory import ConversationMemory
 from memory_proxy.memory_store import open_store
@@ -148,9 +149,11 @@ async def memory_cost(
         turn = await memory.begin("openai", "user", session, body)
         assert turn is not None and turn.injected >= 6
         json.dumps(turn.body).encode()
-        turn.capture.start(200, [(b"content-type", b"application/json")])
-        turn.capture.feed(answer)
-        memory.finish(turn, client_disconnected=False)
+        capture = AnswerCapture("openai")
+        capture.start(200, [(b"content-type", b"application/json")])
+        capture.feed(answer)
+        capture.finish()
+        memory.finish(turn, capture, client_disconnected=False)
         timings.append(time.perf_counter() - started)
     await memory.aclose()
     timings.sort()
