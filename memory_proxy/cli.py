@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.auth import startup_problem
@@ -49,7 +51,11 @@ def load_or_exit(
     return settings
 
 
-def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
+# Workers are separate processes: each rebuilds its settings from what the CLI was given.
+WORKER_ARGUMENTS_ENV = "MEMORY_PROXY_WORKER_ARGUMENTS"
+
+
+def uvicorn_config(app: MemoryProxy | str, settings: Settings, **extra: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -60,7 +66,28 @@ def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
         server_header=False,
         date_header=False,
         timeout_graceful_shutdown=30,
+        **extra,
     )
+
+
+def workers_problem(settings: Settings) -> str | None:
+    """Why several workers cannot share this configuration, or None."""
+    if settings.memory.store == "memory":
+        return (
+            "--workers needs a store the workers share: memory.store 'memory' lives in "
+            "one process (use sqlite or redis)"
+        )
+    if settings.rate_limit.enabled and settings.memory.store != "redis":
+        return "--workers with rate limiting needs memory.store: redis to enforce one limit"
+    return None
+
+
+def worker_app() -> MemoryProxy:
+    """The app in one worker process (uvicorn's factory)."""
+    arguments = json.loads(os.environ[WORKER_ARGUMENTS_ENV])
+    settings = load_or_exit(Path(arguments["config"]), arguments["overrides"])
+    configure_logging(settings.log_format, settings.secrets(), prefix=f"[{os.getpid()}] ")
+    return MemoryProxy(settings)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,6 +99,14 @@ def uvicorn_config(app: MemoryProxy, settings: Settings) -> uvicorn.Config:
     help="Where LiteLLM answers (env LITELLM_BASE_URL).  [default: http://127.0.0.1:8765]",
 )
 @log_format_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    envvar="PROXY_WORKERS",
+    show_default=True,
+    help="Worker processes sharing the port and the SQLite or Redis store (env PROXY_WORKERS).",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -80,6 +115,7 @@ def main(
     port: int | None,
     litellm_url: str | None,
     log_format: str | None,
+    workers: int,
 ) -> None:
     """Serve the memory proxy: recognise each client, scope its memory, forward to LiteLLM.
 
@@ -88,17 +124,28 @@ def main(
     ctx.obj = config
     if ctx.invoked_subcommand is not None:
         return
-    settings = load_or_exit(
-        config,
-        {
-            "proxy.host": host,
-            "proxy.port": port,
-            "proxy.litellm_url": litellm_url,
-            "proxy.log_format": log_format,
-        },
-    )
+    overrides = {
+        "proxy.host": host,
+        "proxy.port": port,
+        "proxy.litellm_url": litellm_url,
+        "proxy.log_format": log_format,
+    }
+    settings = load_or_exit(config, overrides)
     configure_logging(settings.log_format, settings.secrets())
-    uvicorn.Server(uvicorn_config(MemoryProxy(settings), settings)).run()
+    if workers == 1:
+        uvicorn.Server(uvicorn_config(MemoryProxy(settings), settings)).run()
+        return
+    problem = workers_problem(settings)
+    if problem:
+        click.echo(f"error: {problem}", err=True)
+        raise SystemExit(2)
+    os.environ[WORKER_ARGUMENTS_ENV] = json.dumps(
+        {"config": str(config.resolve()), "overrides": overrides}
+    )
+    worker_config = uvicorn_config(
+        "memory_proxy.cli:worker_app", settings, factory=True, workers=workers
+    )
+    Multiprocess(worker_config, sockets=[worker_config.bind_socket()]).run()
 
 
 @main.command()

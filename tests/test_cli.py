@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
+import psutil
+import pytest
 from click.testing import CliRunner
 
 from memory_proxy.cli import main
+from tests.support import FakeUpstream, free_port, wait_until
 
 
 def test_invalid_config_exits_2_before_serving(tmp_path: Path) -> None:
@@ -26,3 +36,68 @@ def test_environment_value_errors_name_the_variable(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(config)], env={"PROXY_PORT": "http"})
     assert result.exit_code == 2
     assert "environment variable PROXY_PORT: proxy.port" in result.output
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("memory:\n  store: memory\n", "--workers needs a store the workers share"),
+        (
+            "rate_limit:\n  enabled: true\n",
+            "--workers with rate limiting needs memory.store: redis",
+        ),
+    ],
+)
+def test_workers_refuse_what_they_cannot_share(
+    tmp_path: Path, config_text: str, message: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text)
+    result = CliRunner().invoke(main, ["--config", str(config), "--workers", "2", "--port", "1"])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_two_workers_share_the_port_and_the_store(
+    fake_upstream: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    _, upstream_url = fake_upstream
+    store = tmp_path / "shared.sqlite3"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"memory:\n  sqlite_path: {store}\n")
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "memory-proxy"),
+        *("--config", str(config), "--port", str(port), "--litellm-url", upstream_url),
+        *("--workers", "2"),
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+    proxy = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(proxy), timeout=30)
+        wait_until(lambda: len(workers(server.pid)) == 2, timeout=30)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: chat(proxy), range(40)))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the parent stops its workers, then itself
+        assert server.wait(timeout=30) == 0
+    assert statuses == [200] * 40
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM usage").fetchone() == (40,)
+
+
+def workers(pid: int) -> list[psutil.Process]:
+    """Worker processes (multiprocessing also starts a resource tracker)."""
+    children = psutil.Process(pid).children()
+    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/metrics", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def chat(proxy: str) -> int:
+    return httpx.post(f"{proxy}/v1/chat/completions", json={"model": "m"}).status_code
