@@ -97,6 +97,8 @@ class AnswerCapture:
     def feed(self, chunk: bytes) -> None:
         if self._mode is None:
             return
+        if self._skippable(chunk):
+            return
         self._buffer += chunk
         if self._mode == "sse":
             self._parse_events()
@@ -105,6 +107,16 @@ class AnswerCapture:
         if len(self._buffer) > MAX_CAPTURED_BYTES:
             self._mode = None  # too large to remember; the client still gets every byte
             self._buffer.clear()
+
+    def _skippable(self, chunk: bytes) -> bool:
+        """Whole SSE events without token counts, when only usage is read: nothing here."""
+        return (
+            self._api is None
+            and self._mode == "sse"
+            and not self._buffer
+            and chunk.endswith(b"\n\n")
+            and b'"usage"' not in chunk
+        )
 
     def finish(self) -> None:
         """The answer ended (or was cut short): read what a JSON answer says."""

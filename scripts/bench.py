@@ -1,8 +1,11 @@
 """Measure what the memory proxy adds, direct vs through the proxy, in interleaved rounds.
 
-Starts its own fake upstream (scripts/bench_upstream.py) and a memory proxy in front of it,
-both uvicorn processes on loopback, drives them with a bounded aiohttp client, prints a
-table and optionally writes JSON. Every process is stopped at the end.
+Starts its own fast fake upstream (scripts/bench_upstream.py) and a memory proxy in front
+of it (the shipped config.yaml, its store in a temporary directory), both uvicorn
+processes on loopback. Small POSTs are driven by wrk; SSE streams by a bounded aiohttp
+client, arriving at a steady rate. When the litellm binary is installed, LiteLLM serving a
+`mock_response` model is measured the same way for the CPU ratio. Prints a table and can
+write JSON for comparison between commits. Every process is stopped at the end.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import json
 import os
 import platform
 import random
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +32,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import yaml
 
 from memory_proxy.capture import AnswerCapture
 from memory_proxy.config import MemorySettings
@@ -34,7 +40,17 @@ from memory_proxy.conversation_memory import ConversationMemory
 from memory_proxy.memory_store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]}).encode()
+BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]})
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+{extra}
+"""
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+Figures = dict[str, float]
 
 
 def free_port() -> int:
@@ -44,21 +60,32 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(argv: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+def process(
+    argv: list[str], url: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process in its own process group, stopped (group and all) at the end."""
+    child = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while not _answers(url):
             if time.monotonic() > deadline or child.poll() is not None:
                 raise RuntimeError(f"{argv[0]} did not start")
             time.sleep(0.05)
         yield child
     finally:
-        child.send_signal(signal.SIGTERM)
+        os.killpg(child.pid, signal.SIGTERM)
         try:
-            child.wait(timeout=10)
+            child.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
 
 
 def _answers(url: str) -> bool:
@@ -70,67 +97,115 @@ def _answers(url: str) -> bool:
         return False
 
 
-async def latency_round(url: str, clients: int, seconds: float) -> dict[str, float]:
-    """`clients` concurrent loops of small JSON POSTs for `seconds`; latency percentiles."""
-    latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        deadline = time.perf_counter() + seconds
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (workers)."""
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(p.cpu_times().user + p.cpu_times().system for p in family)
 
-        async def loop() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                async with session.post(
-                    f"{url}/v1/chat/completions",
-                    data=BODY,
-                    headers={"content-type": "application/json"},
-                ) as response:
-                    await response.read()
-                    assert response.status == 200, response.status
-                latencies.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
+def rss_mb(pid: int) -> float:
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(p.memory_info().rss for p in family) / 2**20
+
+
+def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
+    """Small JSON POSTs from `clients` connections for `seconds`, by wrk."""
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", output, re.MULTILINE))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} error answers")
     return {
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "rps": len(latencies) / elapsed,
-        "requests": len(latencies),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "requests": requests,
     }
 
 
-async def stream_round(url: str, streams: int) -> dict[str, float]:
-    """`streams` concurrent SSE requests: time to first byte and the largest event gap."""
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def post_rounds(
+    url: str, clients: int, args: argparse.Namespace, script: Path, pid: int | None
+) -> Figures:
+    """Median of the rounds; with `pid`, that process's CPU per request too."""
+    rounds = []
+    for _ in range(args.rounds):
+        cpu_before = cpu_seconds(pid) if pid else 0.0
+        figures = wrk_round(url, clients, args.seconds, script)
+        if pid:
+            figures["cpu_ms_per_request"] = (
+                (cpu_seconds(pid) - cpu_before) * 1000 / figures["requests"]
+            )
+        rounds.append(figures)
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+async def stream_round(url: str, streams: int, spread: float, pid: int | None) -> Figures:
+    """`streams` SSE requests started evenly over `spread` seconds: time to first byte,
+    gaps between events, total time, events that arrived glued to another, and (with
+    `pid`) the peak resident memory of that process while they were open."""
     first_bytes: list[float] = []
     gaps: list[float] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=streams)) as session:
+    totals: list[float] = []
+    reads = events = 0
+    peak_rss = 0.0
+    connector = aiohttp.TCPConnector(limit=streams, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one() -> None:
-            started = time.perf_counter()
+        async def one(delay: float) -> None:
+            nonlocal reads, events
+            await asyncio.sleep(delay)
+            started = last = time.perf_counter()
             async with session.get(f"{url}/stream") as response:
-                last = None
-                async for _ in response.content.iter_any():
+                async for chunk in response.content.iter_any():
                     now = time.perf_counter()
-                    if last is None:
+                    if last == started:
                         first_bytes.append(now - started)
                     else:
                         gaps.append(now - last)
                     last = now
+                    reads += 1
+                    events += chunk.count(b"\n\n")
+            totals.append(time.perf_counter() - started)
 
-        await asyncio.gather(*(one() for _ in range(streams)))
-    first_bytes.sort()
-    gaps.sort()
-    return {
+        async def sample_memory() -> None:
+            nonlocal peak_rss
+            while pid:
+                peak_rss = max(peak_rss, rss_mb(pid))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.ensure_future(sample_memory())
+        await asyncio.gather(*(one(spread * i / streams) for i in range(streams)))
+        sampler.cancel()
+    figures = {
         "ttfb_p50_ms": statistics.median(first_bytes) * 1000,
-        "gap_p99_ms": gaps[int(len(gaps) * 0.99) - 1] * 1000,
+        "gap_p99_ms": _percentile(gaps, 0.99) * 1000,
+        "total_p50_ms": statistics.median(totals) * 1000,
+        "coalesced_pct": 100 * (events - reads) / events,
     }
+    if pid:
+        figures["rss_mb"] = peak_rss
+    return figures
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    values = sorted(values)
+    return values[max(0, int(len(values) * fraction) - 1)]
 
 
 async def memory_cost(
     settings: MemorySettings, sessions: int = 10_000, samples: int = 2_000
-) -> dict[str, float]:
+) -> Figures:
     """Load + inject + capture (+ background store) per request, with `sessions` stored."""
     store = open_store(settings)
     exchange = [
@@ -156,97 +231,149 @@ async def memory_cost(
         memory.finish(turn, capture, client_disconnected=False)
         timings.append(time.perf_counter() - started)
     await memory.aclose()
-    timings.sort()
     return {
         "p50_ms": statistics.median(timings) * 1000,
-        "p99_ms": timings[int(len(timings) * 0.99) - 1] * 1000,
+        "p99_ms": _percentile(timings, 0.99) * 1000,
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+def litellm_cpu(args: argparse.Namespace, directory: Path) -> Figures | None:
+    """LiteLLM's CPU per request serving a mock_response model, when it is installed."""
+    binary = ROOT / ".venv-litellm" / "bin" / "litellm"
+    if not binary.exists():
+        return None
+    config = directory / "litellm.yaml"
+    mock = {"model": "openai/bench", "api_key": "none", "mock_response": "ok"}
+    config.write_text(
+        yaml.safe_dump({"model_list": [{"model_name": "bench", "litellm_params": mock}]})
+    )
+    key = "sk-bench-" + secrets.token_hex(16)
+    script = write_wrk_script(directory / "litellm.lua", key)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    env = {"LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    with process(argv, url, env=env, timeout=180) as litellm:
+        wrk_round(url, 10, 2, script)  # warm up
+        return post_rounds(url, 10, args, script, litellm.pid)
+
+
+def write_wrk_script(path: Path, key: str | None = None) -> Path:
+    extra = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
+    path.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), extra=extra))
+    return path
+
+
+def proxy_config(directory: Path) -> Path:
+    """The shipped config.yaml with its SQLite file moved into `directory`."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["memory"]["sqlite_path"] = str(directory / "memory.sqlite3")
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of one round")
+    parser.add_argument("--seconds", type=int, default=3, help="length of one wrk round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
+    parser.add_argument("--streams", default="1,500,1000", help="concurrent SSE streams")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (scripts/bench installs it)")
 
-    upstream_port, proxy_port = free_port(), free_port()
-    upstream = f"http://127.0.0.1:{upstream_port}"
-    proxy = f"http://127.0.0.1:{proxy_port}"
+    results: dict[str, Figures] = {}
     bin_dir = Path(sys.executable).parent
-    upstream_argv = [
-        str(bin_dir / "uvicorn"),
-        "scripts.bench_upstream:app",
-        "--port",
-        str(upstream_port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    proxy_argv = [
-        str(bin_dir / "memory-proxy"),
-        "--config",
-        str(ROOT / "config.yaml"),
-        "--port",
-        str(proxy_port),
-        "--litellm-url",
-        upstream,
-    ]
-    results: dict[str, dict[str, float]] = {}
-    with process(upstream_argv, upstream), process(proxy_argv, proxy) as proxy_process:
-        results["proxy idle"] = {
-            "rss_mb": psutil.Process(proxy_process.pid).memory_info().rss / 2**20
-        }
-        for clients in (1, 50):
-            for target, url in (("direct", upstream), ("proxy", proxy)):
-                rounds = []
-                for _ in range(args.rounds):
-                    cpu_before = cpu_seconds(proxy_process.pid)
-                    figures = asyncio.run(latency_round(url, clients, args.seconds))
-                    if target == "proxy":
-                        figures["proxy_cpu_ms_per_request"] = (
-                            (cpu_seconds(proxy_process.pid) - cpu_before)
-                            * 1000
-                            / figures["requests"]
-                        )
-                    rounds.append(figures)
-                results[f"{target} {clients} client(s)"] = {
-                    key: statistics.median(r[key] for r in rounds) for key in rounds[0]
-                }
-        for streams in (1, 100):
-            for target, url in (("direct", upstream), ("proxy", proxy)):
-                results[f"{target} SSE x{streams}"] = asyncio.run(stream_round(url, streams))
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        script = write_wrk_script(directory / "post.lua")
+        config = proxy_config(directory)
+        upstream = f"http://127.0.0.1:{free_port()}"
+        upstream_argv = [
+            *(str(bin_dir / "uvicorn"), "scripts.bench_upstream:app"),
+            *("--port", upstream.rsplit(":", 1)[1], "--log-level", "warning", "--no-access-log"),
+        ]
 
-    with tempfile.TemporaryDirectory() as directory:
-        sqlite = MemorySettings(store="sqlite", sqlite_path=Path(directory) / "bench.sqlite3")
+        def proxy_argv(url: str, workers: int) -> list[str]:
+            return [
+                *(str(bin_dir / "memory-proxy"), "--config", str(config)),
+                *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
+                *("--workers", str(workers)),
+            ]
+
+        proxy = f"http://127.0.0.1:{free_port()}"
+        with process(upstream_argv, upstream), process(proxy_argv(proxy, 1), proxy) as server:
+            results["proxy idle"] = {"rss_mb": rss_mb(server.pid)}
+            for clients in (1, 50):
+                for target, url, pid in (("direct", upstream, None), ("proxy", proxy, server.pid)):
+                    results[f"{target} {clients} client(s)"] = post_rounds(
+                        url, clients, args, script, pid
+                    )
+            for streams in map(int, args.streams.split(",")):
+                spread = min(2.0, streams / 500)
+                for target, url, pid in (("direct", upstream, None), ("proxy", proxy, server.pid)):
+                    results[f"{target} SSE x{streams}"] = asyncio.run(
+                        stream_round(url, streams, spread, pid)
+                    )
+        proxy2 = f"http://127.0.0.1:{free_port()}"
+        with process(upstream_argv, upstream), process(proxy_argv(proxy2, 2), proxy2) as server:
+            results["proxy, 2 workers, 50 clients"] = post_rounds(
+                proxy2, 50, args, script, server.pid
+            )
+        litellm = litellm_cpu(args, directory)
+        if litellm:
+            results["litellm 10 clients (mock)"] = litellm
+
+        sqlite = MemorySettings(store="sqlite", sqlite_path=directory / "bench.sqlite3")
         results["memory, 10k sessions, SQLite"] = asyncio.run(memory_cost(sqlite))
-    redis_server = shutil.which("redis-server")
-    if redis_server:
-        port = free_port()
-        argv = [redis_server, "--port", str(port), "--save", "", "--appendonly", "no"]
-        with process(argv, f"http://127.0.0.1:{port}"):
-            redis = MemorySettings(store="redis", redis_url=f"redis://127.0.0.1:{port}/0")
-            results["memory, 10k sessions, Redis"] = asyncio.run(memory_cost(redis))
+        redis_server = shutil.which("redis-server")
+        if redis_server:
+            port = free_port()
+            argv = [redis_server, "--port", str(port), "--save", "", "--appendonly", "no"]
+            with process(argv, f"http://127.0.0.1:{port}"):
+                redis = MemorySettings(store="redis", redis_url=f"redis://127.0.0.1:{port}/0")
+                results["memory, 10k sessions, Redis"] = asyncio.run(memory_cost(redis))
 
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict[str, Figures]) -> None:
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load: wrk (POST), aiohttp (SSE)"
     )
     for name, figures in results.items():
-        print(f"{name:<30} " + "  ".join(f"{k}={v:,.2f}" for k, v in figures.items()))
+        print(f"{name:<32} " + "  ".join(f"{k}={v:,.2f}" for k, v in figures.items()))
+    print()
     for clients in (1, 50):
         direct, via = results[f"direct {clients} client(s)"], results[f"proxy {clients} client(s)"]
         print(
             f"added at {clients:>2} client(s): p50 +{via['p50_ms'] - direct['p50_ms']:.2f} ms, "
             f"p99 +{via['p99_ms'] - direct['p99_ms']:.2f} ms, "
-            f"throughput {via['rps'] / direct['rps']:.0%} of direct"
+            f"{via['rps']:,.0f} req/s ({via['rps'] / direct['rps']:.0%} of direct)"
         )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    two = results["proxy, 2 workers, 50 clients"]
+    one = results["proxy 50 client(s)"]
+    print(f"2 workers: {two['rps']:,.0f} req/s, {two['rps'] / one['rps']:.2f}x one worker")
+    for name in [n for n in results if n.startswith("proxy SSE")]:
+        via, direct = results[name], results[name.replace("proxy", "direct")]
+        print(
+            f"{name.removeprefix('proxy '):<10} added first byte "
+            f"+{via['ttfb_p50_ms'] - direct['ttfb_p50_ms']:.1f} ms, "
+            f"gap p99 +{via['gap_p99_ms'] - direct['gap_p99_ms']:.1f} ms, "
+            f"coalesced {via['coalesced_pct']:.1f}% (direct {direct['coalesced_pct']:.1f}%), "
+            f"proxy RSS {via['rss_mb']:.0f} MB"
+        )
+    litellm = results.get("litellm 10 clients (mock)")
+    if litellm:
+        ratio = one["cpu_ms_per_request"] / litellm["cpu_ms_per_request"]
+        print(
+            f"CPU per request: proxy {one['cpu_ms_per_request']:.2f} ms, "
+            f"LiteLLM {litellm['cpu_ms_per_request']:.2f} ms ({ratio:.1%})"
+        )
 
 
 if __name__ == "__main__":

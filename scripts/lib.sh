@@ -40,13 +40,24 @@ ensure_litellm_venv() {
         -r "$ROOT/scripts/litellm-requirements.txt"
 }
 
-ensure_redis_server() {
-    if command -v redis-server >/dev/null 2>&1; then return; fi
-    say "Installing redis-server from Debian's packages"
+# apt_install COMMAND PACKAGE: install PACKAGE from Debian's packages unless COMMAND exists.
+apt_install() {
+    if command -v "$1" >/dev/null 2>&1; then return 1; fi
+    say "Installing $2 from Debian's packages"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+
+ensure_redis_server() {
+    apt_install redis-server redis-server || return 0
     # The package starts a system-wide server; the tests start their own on free ports.
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo service redis-server stop >/dev/null 2>&1 || true
+}
+
+ensure_wrk() {
+    apt_install wrk wrk || true
 }
