@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memory_proxy.capture import USAGE_TAIL_BYTES, AnswerCapture, TokenUsage, last_usage
 
@@ -255,3 +257,59 @@ def test_last_usage_finds_the_last_usage_key_only(text: bytes, found: object) ->
 def test_litellm_cost_header(header: bytes, cost: float | None) -> None:
     capture = read("openai", [*JSON, (b"x-litellm-response-cost", header)], b"{}")
     assert capture.cost == cost
+
+
+def openai_stream_with_usage(words: list[str], prompt: int, completion: int) -> bytes:
+    events: list[dict[str, object]] = [
+        {"choices": [{"index": 0, "delta": {"content": word}}], "usage": None} for word in words
+    ]
+    events.append(
+        {"choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion}}
+    )
+    return sse(*events) + b"data: [DONE]\n\n"
+
+
+def anthropic_stream_with_usage(words: list[str], prompt: int, completion: int) -> bytes:
+    return sse(
+        {
+            "type": "message_start",
+            "message": {"usage": {"input_tokens": prompt, "output_tokens": 1}},
+        },
+        *(
+            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": word}}
+            for word in words
+        ),
+        {"type": "message_delta", "usage": {"output_tokens": completion}},
+        {"type": "message_stop"},
+    )
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    api=st.sampled_from(["openai", "anthropic"]),
+    words=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=8),
+    prompt=st.integers(0, 10**6),
+    completion=st.integers(0, 10**6),
+    cuts=st.lists(st.integers(0, 4000), max_size=12),
+    with_text=st.booleans(),
+)
+def test_any_stream_cut_anyhow_gives_its_text_and_counts(
+    api: str,
+    words: list[str],
+    prompt: int,
+    completion: int,
+    cuts: list[int],
+    with_text: bool,
+) -> None:
+    """Whatever the text (quotes, newlines, "usage" itself) and however the bytes arrive."""
+    make = openai_stream_with_usage if api == "openai" else anthropic_stream_with_usage
+    capture = read(api if with_text else None, SSE, *chunked(make(words, prompt, completion), cuts))
+    assert capture.usage == TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
+    if with_text:
+        assert capture.answer() == {"role": "assistant", "content": "".join(words)}
+        assert capture.complete
