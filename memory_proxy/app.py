@@ -27,6 +27,7 @@ from memory_proxy.errors import error_response
 from memory_proxy.forwarding import (
     ClientDisconnected,
     Forwarder,
+    ForwardResult,
     RequestTooLarge,
     end_to_end_headers,
     read_request_body,
@@ -236,32 +237,10 @@ class MemoryProxy:
             disconnected = result.outcome == "client_disconnected"
             self.memory.finish(turn, capture, client_disconnected=disconnected)
         total = time.perf_counter() - started
-        first_byte = result.first_byte_seconds
-        record = UsageRecord(
-            time=arrived,
-            request_id=request_id,
-            user_id=decision.identity.user_id,
-            session_id=decision.session_id,
-            client=decision.identity.client,
-            model=decision.model,
-            endpoint=path,
-            status=result.status,
-            stream=isinstance(payload, dict) and payload.get("stream") is True,
-            upstream_ms=_ms(result.upstream_seconds),
-            first_byte_ms=None if first_byte is None else _ms(first_byte),
-            total_ms=_ms(total),
-            prompt_tokens=capture.usage.prompt_tokens if capture else None,
-            completion_tokens=capture.usage.completion_tokens if capture else None,
-            cost=capture.cost if capture else None,
-        )
+        record = _usage_record(arrived, request_id, path, decision, payload, result, capture, total)
         if records_usage and self.usage is not None:
             self.usage.record(record)
-        model = self.metrics.model_label(decision.model)
-        self.metrics.latency.labels(model).observe(total)
-        if result.first_byte_seconds is not None:
-            self.metrics.first_byte.labels(model).observe(result.first_byte_seconds)
-        if result.outcome.startswith("upstream_"):
-            self.metrics.upstream_errors.labels(result.outcome).inc()
+        self.metrics.observe(decision.model, total, result.first_byte_seconds, result.outcome)
         fields = record.as_dict()
         del fields["time"]  # the log line has its own
         fields |= {
@@ -380,6 +359,36 @@ def _rate_limiter(settings: Settings) -> RateLimiter | None:
 def _client_host(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
+
+
+def _usage_record(
+    arrived: float,
+    request_id: str,
+    path: str,
+    decision: RoutingDecision,
+    payload: Any,
+    result: ForwardResult,
+    capture: AnswerCapture | None,
+    total_seconds: float,
+) -> UsageRecord:
+    first_byte = result.first_byte_seconds
+    return UsageRecord(
+        time=arrived,
+        request_id=request_id,
+        user_id=decision.identity.user_id,
+        session_id=decision.session_id,
+        client=decision.identity.client,
+        model=decision.model,
+        endpoint=path,
+        status=result.status,
+        stream=isinstance(payload, dict) and payload.get("stream") is True,
+        upstream_ms=_ms(result.upstream_seconds),
+        first_byte_ms=None if first_byte is None else _ms(first_byte),
+        total_ms=_ms(total_seconds),
+        prompt_tokens=capture.usage.prompt_tokens if capture else None,
+        completion_tokens=capture.usage.completion_tokens if capture else None,
+        cost=capture.cost if capture else None,
+    )
 
 
 def _ms(seconds: float) -> float:

@@ -80,5 +80,16 @@ class Metrics:
             return "none"
         return model if model in self._models else OTHER
 
+    def observe(
+        self, model: str | None, seconds: float, first_byte: float | None, outcome: str
+    ) -> None:
+        """One forwarded request's times, and its failure if LiteLLM failed."""
+        label = self.model_label(model)
+        self.latency.labels(label).observe(seconds)
+        if first_byte is not None:
+            self.first_byte.labels(label).observe(first_byte)
+        if outcome.startswith("upstream_"):
+            self.upstream_errors.labels(outcome).inc()
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
