@@ -18,6 +18,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.auth import startup_problem
 from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
 from memory_proxy.logging_setup import configure_logging
+from memory_proxy.memory_store import StoreUnavailable
 from memory_proxy.usage import GROUPS, UsageRecord, open_usage_log, parse_since, summarize
 
 # Options shared with start-proxies.
@@ -70,6 +71,16 @@ def uvicorn_config(app: MemoryProxy | str, settings: Settings, **extra: Any) -> 
     )
 
 
+def create_app_or_exit(settings: Settings, **options: Any) -> MemoryProxy:
+    """The app, or an error naming the store setting and exit status 2 before serving."""
+    try:
+        return MemoryProxy(settings, **options)
+    except StoreUnavailable as exc:
+        source = settings.config_path or "defaults"
+        click.echo(f"error: {source}: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
 def workers_problem(settings: Settings) -> str | None:
     """Why several workers cannot share this configuration, or None."""
     if settings.memory.store == "memory":
@@ -87,7 +98,7 @@ def worker_app() -> MemoryProxy:
     arguments = json.loads(os.environ[WORKER_ARGUMENTS_ENV])
     settings = load_or_exit(Path(arguments["config"]), arguments["overrides"])
     configure_logging(settings.log_format, settings.secrets(), prefix=f"[{os.getpid()}] ")
-    return MemoryProxy(settings)
+    return create_app_or_exit(settings)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,8 +143,9 @@ def main(
     }
     settings = load_or_exit(config, overrides)
     configure_logging(settings.log_format, settings.secrets())
+    app = create_app_or_exit(settings)  # also checks the store before any worker starts
     if workers == 1:
-        uvicorn.Server(uvicorn_config(MemoryProxy(settings), settings)).run()
+        uvicorn.Server(uvicorn_config(app, settings)).run()
         return
     problem = workers_problem(settings)
     if problem:

@@ -19,6 +19,10 @@ from memory_proxy.config import MemorySettings
 Message = dict[str, Any]
 
 
+class StoreUnavailable(Exception):
+    """The configured store cannot be opened at all; the message names the setting."""
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     user_id: str

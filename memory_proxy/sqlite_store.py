@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memory_proxy.memory_store import Message, SessionInfo, mark_partial
+from memory_proxy.memory_store import Message, SessionInfo, StoreUnavailable, mark_partial
 from memory_proxy.usage import FIELD_NAMES, UsageRecord
 
 T = TypeVar("T")
@@ -69,15 +69,18 @@ class SQLiteFile:
     """One connection to a SQLite file, used from its own thread."""
 
     def __init__(self, path: Path, schema: str) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
         path = path.resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(schema)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(schema)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"memory.sqlite_path: cannot use {path} ({exc})") from exc
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
 
     async def run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)

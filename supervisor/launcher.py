@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.cli import load_or_exit, uvicorn_config
+from memory_proxy.cli import create_app_or_exit, load_or_exit, uvicorn_config
 from memory_proxy.logging_setup import configure_logging
 from supervisor.child_process import Child, ChildProcess
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
@@ -109,7 +109,7 @@ class _Launcher:
             return EXIT_FAILED
 
         configure_logging(settings.log_format, settings.secrets(), prefix=prefix("proxy"))
-        app = MemoryProxy(settings, upstream_ready=not spawning)
+        app = create_app_or_exit(settings, upstream_ready=not spawning)
         server = _Server(uvicorn_config(app, settings))
         self._install_signal_handlers(server)
         serving = asyncio.ensure_future(server.serve())

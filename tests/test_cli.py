@@ -101,3 +101,14 @@ def answers(url: str) -> bool:
 
 def chat(proxy: str) -> int:
     return httpx.post(f"{proxy}/v1/chat/completions", json={"model": "m"}).status_code
+
+
+def test_an_unusable_store_is_a_clear_error_before_serving(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"memory:\n  sqlite_path: {blocker}/memory.sqlite3\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "--port", "1"])
+    assert result.exit_code == 2
+    assert f"{config}: memory.sqlite_path: cannot use {blocker}/memory.sqlite3" in result.output
+    assert "Traceback" not in result.output
