@@ -40,6 +40,7 @@ HOP_BY_HOP_HEADERS = frozenset(
 RETRY_AFTER_SECONDS = 5
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_CACHED_URLS = 1024
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for the log line: nobody was left to answer
 
 Outcome = Literal[
     "complete", "client_disconnected", "upstream_cut", "upstream_unavailable", "upstream_failed"
@@ -115,7 +116,11 @@ class Forwarder:
         """Forward the request; `body` None means stream the client's body through."""
         path = scope["path"]
         started = time.perf_counter()
-        response = await self._send_upstream(scope, receive, headers, body)
+        try:
+            response = await self._send_upstream(scope, receive, headers, body)
+        except ClientDisconnected:  # while its body was being streamed upstream
+            elapsed = time.perf_counter() - started
+            return ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected", elapsed)
         if isinstance(response, UpstreamFailure):
             await _send_error(
                 send, path, response.status, response.message, retry_after=RETRY_AFTER_SECONDS

@@ -1,8 +1,10 @@
 """The connection to LiteLLM: one shared transport per process, and a monitor that knows
 whether LiteLLM is answering so requests can wait (bounded) through a restart.
 
-The transport is any `httpx.AsyncBaseTransport`. The default is httpx-aiohttp's: httpx's
-own pool collapses under concurrency (encode/httpx#3215), aiohttp's does not.
+The transport is any `httpx.AsyncBaseTransport`. The default is our own lean HTTP/1.1
+keep-alive client (http1_transport.py), which costs a request a fraction of what
+httpx-aiohttp's does; that one remains available, and httpx's own pool is not used by
+default because it collapses under concurrency (encode/httpx#3215).
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
-def create_transport(kind: str = "aiohttp") -> httpx.AsyncBaseTransport:
-    """A pooled transport sized for many concurrent streams, with no read timeout."""
+def create_transport(kind: str = "http1") -> httpx.AsyncBaseTransport:
+    """A pooled transport for many concurrent streams, with no read timeout:
+    "http1" (ours, the default), "aiohttp" (httpx-aiohttp) or "httpx" (httpcore)."""
+    if kind == "http1":
+        from memory_proxy.http1_transport import HTTP1Transport
+
+        return HTTP1Transport()
     if kind == "httpx":
         return httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
@@ -36,7 +43,7 @@ def create_transport(kind: str = "aiohttp") -> httpx.AsyncBaseTransport:
             )
         )
     if kind != "aiohttp":
-        raise ValueError(f"unknown transport {kind!r}: expected aiohttp or httpx")
+        raise ValueError(f"unknown transport {kind!r}: expected http1, aiohttp or httpx")
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
@@ -217,3 +218,22 @@ def test_an_upstream_that_hangs_up_gives_502_and_llm_calls_are_not_repeated(
     assert "LiteLLM failed to answer" in response.json()["error"]["message"]
     calls = [line for line in upstream.request_lines if "/v1/chat/completions" in line]
     assert len(calls) == 1
+
+
+def test_a_client_leaving_during_its_upload_ends_the_request_quietly(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, url = fake_upstream
+    caplog.set_level(logging.INFO)
+    with run_proxy(url) as proxy:
+        port = int(proxy.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            head = b"PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+            conn.sendall(head + b"x" * 1000)
+        wait_until(lambda: any(r.name == "memory_proxy.access" for r in caplog.records))
+        assert httpx.get(f"{proxy}/v1/models").status_code == 200
+    (line, *_) = [r for r in caplog.records if r.name == "memory_proxy.access"]
+    assert line.fields["outcome"] == "client_disconnected"  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
