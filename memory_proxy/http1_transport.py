@@ -109,11 +109,10 @@ class _Connection(asyncio.Protocol):
 
     async def send(self, head: bytes, body: bytes | httpx.AsyncByteStream, chunked: bool) -> None:
         self._reset()
-        self._write(head)
         if isinstance(body, bytes):
-            if body:
-                self._write(body)
+            self._write(head + body)  # one segment for a small request
         else:
+            self._write(head)
             async for chunk in body:
                 if chunk:
                     self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
