@@ -47,7 +47,7 @@ from memory_proxy.rate_limit import (
 from memory_proxy.routing import RoutingDecision, decide
 from memory_proxy.sessions_api import SessionsAPI
 from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
-from memory_proxy.upstream import UpstreamMonitor, create_transport
+from memory_proxy.upstream import UpstreamMonitor, transport_for
 from memory_proxy.usage import (
     UsageRecord,
     UsageRecorder,
@@ -78,7 +78,7 @@ class MemoryProxy:
         self.settings = settings
         self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
         self.metrics = Metrics(settings)
-        self._transport = transport or create_transport()
+        self._transport = transport or transport_for(settings.litellm_url)
         self.monitor = UpstreamMonitor(self._transport, settings.litellm_url, ready=upstream_ready)
         self._forwarder = Forwarder(
             self._transport,

@@ -193,9 +193,11 @@ class Forwarder:
             try:
                 return await self._transport.handle_async_request(request)
             except httpx.TransportError as exc:
+                if _caused_by(exc, ClientDisconnected):  # the client left mid-upload
+                    raise ClientDisconnected from exc
                 reason = str(exc) or type(exc).__name__
                 self._monitor.mark_down(reason)
-                if not _connection_refused(exc):
+                if not _caused_by(exc, ConnectionRefusedError):
                     failure = UpstreamFailure(
                         502, f"LiteLLM failed to answer: {reason}", "upstream_failed"
                     )
@@ -262,15 +264,16 @@ class Forwarder:
         return "complete"
 
 
-def _connection_refused(exc: BaseException) -> bool:
-    """Whether the request certainly never reached LiteLLM.
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is in the exception's cause chain.
 
-    Judged from the cause chain, not the httpx class: httpx-aiohttp maps aiohttp's
-    connection errors to httpx classes loosely (a refusal arrives as ConnectTimeout).
+    Judged from the chain, not the httpx class: httpx-aiohttp maps errors to httpx classes
+    loosely (a refused connection — LiteLLM certainly never saw the request — arrives as
+    ConnectTimeout, a client leaving mid-upload as a transport error).
     """
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
+        if isinstance(cause, kind):
             return True
         cause = cause.__cause__ or cause.__context__
     return False

@@ -1,10 +1,11 @@
 """The connection to LiteLLM: one shared transport per process, and a monitor that knows
 whether LiteLLM is answering so requests can wait (bounded) through a restart.
 
-The transport is any `httpx.AsyncBaseTransport`. The default is our own lean HTTP/1.1
-keep-alive client (http1_transport.py), which costs a request a fraction of what
-httpx-aiohttp's does; that one remains available, and httpx's own pool is not used by
-default because it collapses under concurrency (encode/httpx#3215).
+The transport is any `httpx.AsyncBaseTransport`. For a plain-http LiteLLM (the usual one,
+beside us) it is our own lean HTTP/1.1 keep-alive client (http1_transport.py), which
+costs a request a fraction of what httpx-aiohttp's does; an https LiteLLM gets
+httpx-aiohttp's. httpx's own pool is not used by default because it collapses under
+concurrency (encode/httpx#3215).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ KEEPALIVE_SECONDS = 4.0
 MAX_CONNECTIONS = 2000
 CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def transport_for(url: str) -> httpx.AsyncBaseTransport:
+    """The lean client for plain http (LiteLLM beside us); aiohttp's for https."""
+    return create_transport("http1" if url.startswith("http://") else "aiohttp")
 
 
 def create_transport(kind: str = "http1") -> httpx.AsyncBaseTransport:

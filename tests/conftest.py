@@ -10,6 +10,7 @@ import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
+from memory_proxy.upstream import create_transport
 from tests.support import FakeUpstream, RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
@@ -27,7 +28,14 @@ ProxyFactory = Callable[..., AbstractContextManager[str]]
 
 
 @pytest.fixture
-def run_proxy() -> ProxyFactory:
+def transport_kind() -> str | None:
+    """The transport toward the upstream: None for the default; a module may override
+    this fixture with params to run its tests over each kind."""
+    return None
+
+
+@pytest.fixture
+def run_proxy(transport_kind: str | None) -> ProxyFactory:
     """`with run_proxy(litellm_url, **settings) as url:` a real proxy on a free port."""
 
     @contextmanager
@@ -35,7 +43,9 @@ def run_proxy() -> ProxyFactory:
         settings = dataclasses.replace(
             Settings(), litellm_url=litellm_url, upstream_key=UPSTREAM_KEY, **overrides
         )
-        with serve(MemoryProxy(settings), server_header=False, date_header=False) as url:
+        transport = create_transport(transport_kind) if transport_kind else None
+        app = MemoryProxy(settings, transport=transport)
+        with serve(app, server_header=False, date_header=False) as url:
             yield url
 
     return run

@@ -8,12 +8,21 @@ import threading
 
 import httpx
 import pytest
+from httpx_aiohttp import AiohttpTransport
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding import end_to_end_headers
+from memory_proxy.http1_transport import HTTP1Transport
+from memory_proxy.upstream import transport_for
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, free_port, serve, wait_until
+
+
+@pytest.fixture(params=["http1", "aiohttp"])
+def transport_kind(request: pytest.FixtureRequest) -> str:
+    """Every forwarding test over our lean transport and over httpx-aiohttp's (https)."""
+    return str(request.param)
 
 
 def test_hop_by_hop_headers_and_those_named_by_connection_are_dropped() -> None:
@@ -237,3 +246,8 @@ def test_a_client_leaving_during_its_upload_ends_the_request_quietly(
     (line, *_) = [r for r in caplog.records if r.name == "memory_proxy.access"]
     assert line.fields["outcome"] == "client_disconnected"  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_plain_http_gets_the_lean_transport_and_https_aiohttps() -> None:
+    assert isinstance(transport_for("http://127.0.0.1:8765"), HTTP1Transport)
+    assert isinstance(transport_for("https://litellm.example"), AiohttpTransport)
