@@ -41,6 +41,7 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._interim = False
         self._keep_alive = False
+        self._ends_at_close = False
         self._error: Exception | None = None
         self.idle_since = 0.0
 
@@ -56,7 +57,9 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._complete:
+        if self._ends_at_close and exc is None:
+            self.on_message_complete()  # RFC 9112 6.3: no length given, the close ends it
+        elif not self._complete:
             self._fail(httpx.ReadError("upstream closed the connection"), cause=exc)
         self._wake_writer()
 
@@ -77,6 +80,8 @@ class _Connection(asyncio.Protocol):
             return
         # Asked now: the parser forgets it once the message is complete.
         self._keep_alive = self._parser.should_keep_alive()
+        named = {name.lower() for name, _ in self._headers}
+        self._ends_at_close = not named & {b"content-length", b"transfer-encoding"}
         if self._head is not None and not self._head.done():
             self._head.set_result(status)
 
@@ -159,6 +164,7 @@ class _Connection(asyncio.Protocol):
         self._head = asyncio.get_running_loop().create_future()
         self._complete = False
         self._keep_alive = False
+        self._ends_at_close = False
 
     def _write(self, data: bytes) -> None:
         if self._error is not None:

@@ -116,6 +116,24 @@ def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
     assert (head.status_code, head_body) == (200, b"")
 
 
+def test_an_answer_without_a_length_ends_when_the_connection_closes() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> bytes:
+        server, url = await raw_server(answer)
+        transport = HTTP1Transport()
+        _, body = await fetch(transport, "POST", url, content=b"{}")
+        await transport.aclose()
+        server.close()
+        return body
+
+    assert asyncio.run(scenario()) == b"until the end"
+
+
 def test_an_answer_cut_short_raises_and_a_refusal_says_so() -> None:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
