@@ -111,12 +111,17 @@ def rss_mb(pid: int) -> float:
 def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
     """Small JSON POSTs from `clients` connections for `seconds`, by wrk."""
     output = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [
+            *("wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "--latency"),
+            *("-s", str(script), url),
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", output, re.MULTILINE))
+    if len(percentiles) < 2:
+        raise RuntimeError(f"wrk measured nothing against {url}:\n{output}")
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
