@@ -147,8 +147,7 @@ class Forwarder:
                 observer.start(response.status_code, headers_out)
             if "content-length" in response.headers:
                 # Bounded and already made: relayed without a watch for the client leaving.
-                relay = self._relay_body(response, send, result, started, observer)
-                result.outcome = await relay
+                result.outcome = await self._relay_body(response, send, result, started, observer)
             else:
                 result.outcome = await self._relay_until_done_or_disconnect(
                     response, receive, send, result, started, observer
