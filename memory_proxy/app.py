@@ -152,6 +152,7 @@ class MemoryProxy:
                     await self.usage.aclose()
                 if self.rate_limiter is not None:
                     await self.rate_limiter.aclose()
+                self.metrics.process_stopped()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

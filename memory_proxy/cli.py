@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from memory_proxy.auth import startup_problem
 from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
 from memory_proxy.logging_setup import configure_logging
 from memory_proxy.memory_store import StoreUnavailable
+from memory_proxy.metrics import MULTIPROCESS_DIRECTORY
 from memory_proxy.usage import GROUPS, UsageRecord, open_usage_log, parse_since, summarize
 
 # Options shared with start-proxies.
@@ -157,7 +159,10 @@ def main(
     worker_config = uvicorn_config(
         "memory_proxy.cli:worker_app", settings, factory=True, workers=workers
     )
-    Multiprocess(worker_config, sockets=[worker_config.bind_socket()]).run()
+    # The workers write their metrics here, so that any of them can answer for all.
+    with tempfile.TemporaryDirectory(prefix="memory-proxy-metrics-") as metrics_directory:
+        os.environ[MULTIPROCESS_DIRECTORY] = metrics_directory
+        Multiprocess(worker_config, sockets=[worker_config.bind_socket()]).run()
 
 
 @main.command()

@@ -1,17 +1,22 @@
 """Prometheus metrics for `GET /metrics`, one registry per app.
 
 Label values are bounded: user ids and models the configuration does not name are folded
-into "other", so a client sending random ids cannot grow the series without limit.
+into "other", so a client sending random ids cannot grow the series without limit. With
+several workers (`PROMETHEUS_MULTIPROC_DIR` set by `memory-proxy --workers`), each worker
+writes its values to that directory and any of them answers with the sum of all.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from memory_proxy.config import Settings
 
 OTHER = "other"
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -46,7 +51,10 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "memory_proxy_requests_in_flight", "Requests being forwarded now.", registry=r
+            "memory_proxy_requests_in_flight",
+            "Requests being forwarded now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.upstream_errors = Counter(
             "memory_proxy_upstream_errors",
@@ -69,7 +77,10 @@ class Metrics:
             "memory_proxy_litellm_restarts", "LiteLLM restarts by the supervisor.", registry=r
         )
         self.litellm_ready = Gauge(
-            "memory_proxy_litellm_ready", "1 when LiteLLM answers its readiness probe.", registry=r
+            "memory_proxy_litellm_ready",
+            "1 when LiteLLM answers its readiness probe.",
+            registry=r,
+            multiprocess_mode="livemax",
         )
 
     def user_label(self, user_id: str) -> str:
@@ -92,4 +103,14 @@ class Metrics:
             self.upstream_errors.labels(outcome).inc()
 
     def exposition(self) -> bytes:
+        if MULTIPROCESS_DIRECTORY in os.environ:
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged)
         return generate_latest(self.registry)
+
+    @staticmethod
+    def process_stopped() -> None:
+        """A worker's live gauges leave the sum when it stops."""
+        if MULTIPROCESS_DIRECTORY in os.environ:
+            multiprocess.mark_process_dead(os.getpid())

@@ -12,6 +12,7 @@ import httpx
 import psutil
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from memory_proxy.cli import main
 from tests.support import FakeUpstream, free_port, wait_until
@@ -78,10 +79,13 @@ def test_two_workers_share_the_port_and_the_store(
         wait_until(lambda: len(workers(server.pid)) == 2, timeout=30)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda _: chat(proxy), range(40)))
+        # Whichever worker answers, it counts the requests of both.
+        counted = [requests_counted(proxy) for _ in range(6)]
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the parent stops its workers, then itself
         assert server.wait(timeout=30) == 0
     assert statuses == [200] * 40
+    assert counted == [40] * 6
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM usage").fetchone() == (40,)
 
@@ -90,6 +94,16 @@ def workers(pid: int) -> list[psutil.Process]:
     """Worker processes (multiprocessing also starts a resource tracker)."""
     children = psutil.Process(pid).children()
     return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+def requests_counted(proxy: str) -> float:
+    exposition = httpx.get(f"{proxy}/metrics").text
+    families = {family.name: family for family in text_string_to_metric_families(exposition)}
+    return sum(
+        sample.value
+        for sample in families["memory_proxy_requests"].samples
+        if sample.name.endswith("_total")
+    )
 
 
 def answers(url: str) -> bool:
