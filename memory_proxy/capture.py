@@ -3,7 +3,7 @@ assistant's message (for memory) and the token usage and cost (for usage records
 
 Chunks are fed after they were sent to the client. SSE streams are split event by event,
 however the bytes were split. The message is read in the OpenAI chat format
-(`choices[0].delta.content`), Anthropic's (`content_block_delta` text) and the OpenAI
+(`choices[0].delta.content`), Anthropic's (`content_block_delta` text and `tool_use`) and the OpenAI
 Responses format (`response.output_text.delta`). Token counts are read from the last
 `"usage"` object of a JSON answer or of each SSE event that has one, without decoding the
 rest: a large answer that memory does not need is never parsed whole.
@@ -17,6 +17,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from memory_proxy.anthropic_format import from_anthropic
 
 logger = logging.getLogger("memory_proxy.capture")
 
@@ -159,8 +161,11 @@ class AnswerCapture:
             for index, call in enumerate(message.get("tool_calls") or []):
                 self._tool_calls[index] = call
         else:
-            blocks = body.get("content") or []
-            self._text = [b.get("text", "") for b in blocks if b.get("type") == "text"]
+            content = body.get("content") or []
+            (message,) = from_anthropic({"role": "assistant", "content": content})
+            self._text = [message["content"]]
+            for index, call in enumerate(message.get("tool_calls") or []):
+                self._tool_calls[index] = call
         self.complete = True
 
     def _parse_events(self) -> None:
@@ -199,10 +204,22 @@ class AnswerCapture:
             self._text.append(event.get("delta", ""))
         elif event.get("type") == "response.completed":
             self.complete = True
+        elif event.get("type") == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                self._tool_calls[event.get("index", 0)] = {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {"name": block.get("name", ""), "arguments": ""},
+                }
         elif event.get("type") == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta":
                 self._text.append(delta.get("text", ""))
+            elif delta.get("type") == "input_json_delta":
+                call = self._tool_calls.get(event.get("index", 0))
+                if call is not None:
+                    call["function"]["arguments"] += delta.get("partial_json", "")
         elif event.get("type") == "message_stop":
             self.complete = True
 

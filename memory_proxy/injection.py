@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.memory_store import Message
+from memory_proxy.anthropic_format import from_anthropic, to_anthropic, tool_results_in
+from memory_proxy.memory_store import Message, text_of
 
 # Request path -> the API format spoken there.
 CHAT_APIS = {
@@ -54,14 +55,13 @@ def prepare(
         neutral = [_from_openai(m) for m in conversation]
     else:
         system, conversation = [], messages
-        neutral = [_from_anthropic(m) for m in conversation]
+        neutral = [turn for message in conversation for turn in from_anthropic(message)]
 
     if history and _starts_with(neutral, history):
         return Prepared(body, 0, neutral[len(history) :])
     kept = trim(history, limits)
     if api == "anthropic":
-        kept = _anthropic_safe(kept)
-        injected_messages = [{"role": m["role"], "content": m["content"]} for m in kept]
+        injected_messages = to_anthropic(kept, tool_results_in(neutral))
     else:
         injected_messages = [_to_openai(m) for m in kept]
     if not injected_messages:
@@ -124,19 +124,6 @@ def approximate_tokens(message: Message) -> int:
     )
 
 
-def text_of(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a list of blocks
-    (OpenAI `text`, Anthropic `text`, Responses `input_text` / `output_text` all carry
-    a "text" field)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and "text" in part
-        )
-    return ""
-
-
 def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
     if len(conversation) < len(history):
         return False
@@ -157,27 +144,3 @@ def _from_openai(message: dict[str, Any]) -> Message:
 
 def _to_openai(message: Message) -> dict[str, Any]:
     return {key: value for key, value in message.items() if key != "partial"}
-
-
-def _from_anthropic(message: dict[str, Any]) -> Message:
-    return {"role": message.get("role", "user"), "content": text_of(message.get("content"))}
-
-
-def _anthropic_safe(history: list[Message]) -> list[Message]:
-    """User/assistant text only, strictly alternating, opening with the user."""
-    merged: list[Message] = []
-    for message in history:
-        if message["role"] not in ("user", "assistant") or not message["content"]:
-            continue
-        if merged and merged[-1]["role"] == message["role"]:
-            merged[-1] = {
-                **merged[-1],
-                "content": merged[-1]["content"] + "\n\n" + message["content"],
-            }
-        else:
-            merged.append({"role": message["role"], "content": message["content"]})
-    while merged and merged[0]["role"] != "user":
-        merged.pop(0)
-    if merged and merged[-1]["role"] == "user":
-        merged.pop()  # the client's own next message is a user turn
-    return merged

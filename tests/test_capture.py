@@ -73,9 +73,20 @@ def test_json_answers_in_both_formats() -> None:
         "openai", JSON, b'{"choices": [{"message": {"role": "assistant", "content"', b': "hi"}}]}'
     )
     assert openai.answer() == {"role": "assistant", "content": "hi"}
-    blocks = [{"type": "text", "text": "a"}, {"type": "tool_use"}, {"type": "text", "text": "b"}]
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "grep", "input": {"q": "x"}}
+    blocks = [{"type": "text", "text": "a"}, tool, {"type": "text", "text": "b"}]
     anthropic = read("anthropic", JSON, json.dumps({"content": blocks}).encode())
-    assert anthropic.answer() == {"role": "assistant", "content": "ab"}
+    assert anthropic.answer() == {
+        "role": "assistant",
+        "content": "ab",
+        "tool_calls": [
+            {
+                "id": "toolu_1",
+                "type": "function",
+                "function": {"name": "grep", "arguments": '{"q": "x"}'},
+            }
+        ],
+    }
 
 
 def test_streamed_tool_calls_are_assembled() -> None:
@@ -313,3 +324,39 @@ def test_any_stream_cut_anyhow_gives_its_text_and_counts(
     if with_text:
         assert capture.answer() == {"role": "assistant", "content": "".join(words)}
         assert capture.complete
+
+
+def test_anthropic_streamed_tool_use_is_assembled() -> None:
+    stream = sse(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hm"}},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "toolu_9", "name": "grep", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"q": '},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '"x"}'},
+        },
+        {"type": "message_stop"},
+    )
+    for cut in range(0, len(stream) + 1, 7):
+        capture = read("anthropic", SSE, stream[:cut], stream[cut:])
+        assert capture.answer() == {
+            "role": "assistant",
+            "content": "Hm",
+            "tool_calls": [
+                {
+                    "id": "toolu_9",
+                    "type": "function",
+                    "function": {"name": "grep", "arguments": '{"q": "x"}'},
+                }
+            ],
+        }

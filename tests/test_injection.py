@@ -128,3 +128,94 @@ def test_responses_items_with_the_full_history_and_chained_requests_are_left_alo
     assert prepared.new_turns == [{"role": "user", "content": "next"}]
     chained = {"input": "more", "previous_response_id": "resp_1"}
     assert prepare("responses", chained, HISTORY, LIMITS) is None
+
+
+CALL = {
+    "id": "toolu_1",
+    "type": "function",
+    "function": {"name": "grep", "arguments": '{"q": "x"}'},
+}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "grep", "input": {"q": "x"}}
+TOOL_RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found"}
+
+
+def ask(text: str) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
+    first = {
+        "messages": [
+            {"role": "user", "content": "find x"},
+            {"role": "assistant", "content": [{"type": "text", "text": "looking"}, TOOL_USE]},
+            {"role": "user", "content": [TOOL_RESULT]},
+        ]
+    }
+    stored = prepare("anthropic", first, [], LIMITS)
+    assert stored is not None
+    assert stored.new_turns == [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "content": "looking", "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
+    ]
+    history = [*stored.new_turns, {"role": "assistant", "content": "x is in a.py"}]
+    later = prepare(
+        "anthropic", {"messages": [{"role": "user", "content": "and y?"}]}, history, LIMITS
+    )
+    assert later is not None
+    assert later.body["messages"] == [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "content": [{"type": "text", "text": "looking"}, TOOL_USE]},
+        {"role": "user", "content": [TOOL_RESULT]},
+        {"role": "assistant", "content": "x is in a.py"},
+        {"role": "user", "content": "and y?"},
+    ]
+    # A client re-sending all of it gets nothing added.
+    again = {
+        "messages": [
+            *first["messages"],
+            later.body["messages"][3],
+            {"role": "user", "content": "z"},
+        ]
+    }
+    resent = prepare("anthropic", again, history, LIMITS)
+    assert resent is not None and resent.injected == 0
+
+
+def test_calls_and_results_without_their_partner_are_left_out() -> None:
+    history = [
+        {"role": "tool", "tool_call_id": "gone", "content": "orphan result"},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},  # never answered
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2", "tool_calls": [CALL]},  # answered next
+    ]
+    plain = prepare("anthropic", ask("q3"), history, LIMITS)
+    assert plain is not None
+    assert plain.body["messages"] == [
+        {"role": "user", "content": "q1\n\nq2"},
+        {"role": "assistant", "content": "a2"},
+        {"role": "user", "content": "q3"},
+    ]
+    answering = {"messages": [{"role": "user", "content": [TOOL_RESULT]}]}
+    answered = prepare("anthropic", answering, history, LIMITS)
+    assert answered is not None
+    assert answered.body["messages"][-2:] == [
+        {"role": "assistant", "content": [{"type": "text", "text": "a2"}, TOOL_USE]},
+        {"role": "user", "content": [TOOL_RESULT]},
+    ]
+
+
+def test_openai_tool_history_goes_into_an_anthropic_request() -> None:
+    history = [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
+        {"role": "assistant", "content": "x is in a.py"},
+    ]
+    prepared = prepare(
+        "anthropic", {"messages": [{"role": "user", "content": "ok"}]}, history, LIMITS
+    )
+    assert prepared is not None
+    assert prepared.body["messages"][1] == {"role": "assistant", "content": [TOOL_USE]}
+    assert prepared.body["messages"][2] == {"role": "user", "content": [TOOL_RESULT]}
