@@ -154,18 +154,15 @@ class AnswerCapture:
                         for part in item.get("content") or []
                         if part.get("type") == "output_text"
                     ]
-        elif self._api == "openai":
-            choices = body.get("choices") or [{}]
-            message = choices[0].get("message") or {}
-            self._text = [message.get("content") or ""]
-            for index, call in enumerate(message.get("tool_calls") or []):
-                self._tool_calls[index] = call
         else:
-            content = body.get("content") or []
-            (message,) = from_anthropic({"role": "assistant", "content": content})
-            self._text = [message["content"]]
-            for index, call in enumerate(message.get("tool_calls") or []):
-                self._tool_calls[index] = call
+            if self._api == "openai":
+                choices = body.get("choices") or [{}]
+                message = choices[0].get("message") or {}
+            else:
+                content = body.get("content") or []
+                (message,) = from_anthropic({"role": "assistant", "content": content})
+            self._text = [message.get("content") or ""]
+            self._tool_calls = dict(enumerate(message.get("tool_calls") or []))
         self.complete = True
 
     def _parse_events(self) -> None:
