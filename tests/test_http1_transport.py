@@ -18,7 +18,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 async def raw_server(handler: Handler) -> tuple[asyncio.Server, str]:
-    """A server whose every byte is written by the test; counts its connections."""
+    """A server whose every byte is written by the test."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     return server, f"http://127.0.0.1:{port}"
@@ -31,6 +31,18 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     return head + await reader.readexactly(length)
+
+
+def replying_once(response: bytes) -> Handler:
+    """A handler that reads one request, writes `response` and hangs up."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response)
+        await writer.drain()
+        writer.close()
+
+    return answer
 
 
 async def fetch(
@@ -117,11 +129,7 @@ def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
 
 
 def test_an_answer_without_a_length_ends_when_the_connection_closes() -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
-        await writer.drain()
-        writer.close()
+    answer = replying_once(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
 
     async def scenario() -> bytes:
         server, url = await raw_server(answer)
@@ -135,11 +143,7 @@ def test_an_answer_without_a_length_ends_when_the_connection_closes() -> None:
 
 
 def test_an_answer_cut_short_raises_and_a_refusal_says_so() -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-        await writer.drain()
-        writer.close()
+    answer = replying_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
 
     async def scenario() -> None:
         server, url = await raw_server(answer)
