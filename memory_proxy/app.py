@@ -12,7 +12,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
@@ -47,7 +46,7 @@ from memory_proxy.rate_limit import (
 from memory_proxy.routing import RoutingDecision, decide
 from memory_proxy.sessions_api import SessionsAPI
 from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
-from memory_proxy.upstream import UpstreamMonitor, transport_for
+from memory_proxy.upstream import Headers, UpstreamClient, UpstreamMonitor, client_for
 from memory_proxy.usage import (
     UsageRecord,
     UsageRecorder,
@@ -61,27 +60,31 @@ logger = logging.getLogger("memory_proxy")
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 REQUEST_ID_HEADER = "x-request-id"
 SESSIONS_PATH = "/v1/sessions"
-# Set by the proxy for LiteLLM, never taken from the client as is.
-_REPLACED_HEADERS = frozenset({"host", "content-length", REQUEST_ID_HEADER})
+# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is.
+_REPLACED_HEADERS = frozenset({b"host", b"content-length", REQUEST_ID_HEADER.encode()})
+_REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
 
 
 class MemoryProxy:
-    """ASGI app: `MemoryProxy(settings)`; `monitor` lets a supervisor report LiteLLM's state."""
+    """ASGI app: `MemoryProxy(settings)`; `monitor` lets a supervisor report LiteLLM's state.
+
+    `upstream` replaces the client toward LiteLLM (tests run the forwarding over each kind).
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        upstream: UpstreamClient | None = None,
         upstream_ready: bool = True,
     ) -> None:
         self.settings = settings
         self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
         self.metrics = Metrics(settings)
-        self._transport = transport or transport_for(settings.litellm_url)
-        self.monitor = UpstreamMonitor(self._transport, settings.litellm_url, ready=upstream_ready)
+        self._upstream = upstream or client_for(settings.litellm_url)
+        self.monitor = UpstreamMonitor(self._upstream, settings.litellm_url, ready=upstream_ready)
         self._forwarder = Forwarder(
-            self._transport,
+            self._upstream,
             settings.litellm_url,
             self.monitor,
             wait_seconds=settings.upstream_wait_seconds,
@@ -145,7 +148,7 @@ class MemoryProxy:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.monitor.aclose()
-                await self._transport.aclose()
+                await self._upstream.aclose()
                 if self.memory is not None:
                     await self.memory.aclose()
                 if self.usage is not None:
@@ -160,8 +163,8 @@ class MemoryProxy:
         started = time.perf_counter()
         arrived = time.time()
         path: str = scope["path"]
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        lookup = dict(headers)
+        raw_headers: Headers = scope["headers"]
+        lookup = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
         request_id = lookup.get(REQUEST_ID_HEADER, "")
         if not VALID_ID.match(request_id):
             request_id = uuid.uuid4().hex
@@ -184,6 +187,8 @@ class MemoryProxy:
             payload = _parse_json(body)
             if payload is None:
                 self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
+        elif "content-length" not in lookup and "transfer-encoding" not in lookup:
+            body = b""  # HTTP/1.1: a request with neither has no body, nothing to stream
         caller = auth.identify(lookup, _client_host(scope), self.settings)
         if caller.refused:
             message = "an API key is required (Authorization: Bearer … or x-api-key)"
@@ -225,7 +230,7 @@ class MemoryProxy:
                 scope,
                 receive,
                 send,
-                headers=self._upstream_headers(headers, request_id, caller, decision, body is None),
+                headers=self._upstream_headers(raw_headers, request_id, caller, decision, body),
                 body=body,
                 observer=capture,
                 extra_headers=limit_headers,
@@ -298,17 +303,20 @@ class MemoryProxy:
 
     def _upstream_headers(
         self,
-        headers: list[tuple[str, str]],
+        headers: Headers,
         request_id: str,
         caller: auth.Caller,
         decision: RoutingDecision,
-        body_streamed: bool,
-    ) -> list[tuple[str, str]]:
-        """The client's end-to-end headers with our request id, credentials and scope."""
-        outgoing = [(n, v) for n, v in end_to_end_headers(headers) if n not in _REPLACED_HEADERS]
-        if body_streamed:  # a buffered body gets its length from httpx
-            outgoing += [(n, v) for n, v in headers if n == "content-length"]
-        outgoing.append((REQUEST_ID_HEADER, request_id))
+        body: bytes | None,
+    ) -> Headers:
+        """The client's end-to-end headers with our request id, credentials and scope.
+
+        A streamed body (None) keeps the client's Content-Length; a buffered one gets its
+        own from the upstream client.
+        """
+        replaced = _REPLACED_HEADERS if body is not None else _REPLACED_FOR_STREAMED_BODY
+        outgoing = end_to_end_headers(headers, replaced)
+        outgoing.append((b"x-request-id", request_id.encode()))
         outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
         return scope_headers(
             outgoing,

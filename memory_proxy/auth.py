@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 
 from memory_proxy.config import Settings
 
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ def identify_request(request: HTTPConnection, settings: Settings) -> Caller:
 
 
 def with_upstream_credentials(
-    headers: list[tuple[str, str]], caller: Caller, upstream_key: str | None
-) -> list[tuple[str, str]]:
+    headers: list[tuple[bytes, bytes]], caller: Caller, upstream_key: str | None
+) -> list[tuple[bytes, bytes]]:
     """Authenticated callers' credentials replaced by the upstream key; others untouched.
 
     Without an upstream key, a local caller's own credential is left for LiteLLM; one of
@@ -83,7 +83,7 @@ def with_upstream_credentials(
         return headers
     kept = [(name, value) for name, value in headers if name not in CREDENTIAL_HEADERS]
     if upstream_key:
-        kept.append(("authorization", f"Bearer {upstream_key}"))
+        kept.append((b"authorization", b"Bearer " + upstream_key.encode()))
     return kept
 
 

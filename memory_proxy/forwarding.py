@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -19,27 +19,26 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from memory_proxy.errors import error_body
-from memory_proxy.upstream import UpstreamMonitor, request_timeouts
+from memory_proxy.upstream import Headers, UpstreamAnswer, UpstreamClient, UpstreamMonitor
 
 logger = logging.getLogger("memory_proxy.forwarding")
 
 # RFC 9110 section 7.6.1, plus the non-standard names still seen in the wild.
 HOP_BY_HOP_HEADERS = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 RETRY_AFTER_SECONDS = 5
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_CACHED_URLS = 1024
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for the log line: nobody was left to answer
 
 Outcome = Literal[
@@ -56,16 +55,15 @@ class UpstreamFailure:
     outcome: Outcome
 
 
-def end_to_end_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Drop hop-by-hop headers, including any the Connection header names."""
-    headers = list(headers)
-    named = {
-        token.strip().lower()
-        for name, value in headers
-        if name == "connection"
-        for token in value.split(",")
-    }
-    dropped = HOP_BY_HOP_HEADERS | named
+def end_to_end_headers(headers: Headers, also_dropped: frozenset[bytes] = frozenset()) -> Headers:
+    """Drop hop-by-hop headers, any the Connection header names, and `also_dropped`.
+
+    Names must be lower case (ASGI gives them so).
+    """
+    dropped = HOP_BY_HOP_HEADERS | also_dropped
+    for name, value in headers:
+        if name == b"connection":
+            dropped |= {token.strip().lower() for token in value.split(b",")}
     return [(name, value) for name, value in headers if name not in dropped]
 
 
@@ -86,22 +84,20 @@ class ResponseObserver(Protocol):
 
 
 class Forwarder:
-    """Sends requests to one upstream base URL through a shared transport."""
+    """Sends requests to LiteLLM through the shared upstream client."""
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport,
+        client: UpstreamClient,
         base_url: str,
         monitor: UpstreamMonitor,
         *,
         wait_seconds: float,
     ) -> None:
-        self._transport = transport
+        self._client = client
         self._base_url = base_url
         self._monitor = monitor
         self._wait_seconds = wait_seconds
-        self._urls: dict[tuple[bytes, bytes], httpx.URL] = {}
-        self._host = httpx.URL(base_url).netloc
 
     async def forward(
         self,
@@ -109,70 +105,60 @@ class Forwarder:
         receive: Receive,
         send: Send,
         *,
-        headers: list[tuple[str, str]],
+        headers: Headers,
         body: bytes | None,
         observer: ResponseObserver | None = None,
-        extra_headers: list[tuple[bytes, bytes]] | None = None,
+        extra_headers: Headers | None = None,
     ) -> ForwardResult:
-        """Forward the request; `body` None means stream the client's body through."""
+        """Forward the request with `headers` (ready for LiteLLM: lower-case names, no
+        Host, no framing for a buffered body); `body` None streams the client's through."""
         path = scope["path"]
         started = time.perf_counter()
         try:
-            response = await self._send_upstream(scope, receive, headers, body)
+            answer = await self._send_upstream(scope, receive, headers, body)
         except ClientDisconnected:  # while its body was being streamed upstream
             elapsed = time.perf_counter() - started
             return ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected", elapsed)
-        if isinstance(response, UpstreamFailure):
+        if isinstance(answer, UpstreamFailure):
             await _send_error(
-                send, path, response.status, response.message, retry_after=RETRY_AFTER_SECONDS
+                send, path, answer.status, answer.message, retry_after=RETRY_AFTER_SECONDS
             )
-            return ForwardResult(response.status, response.outcome, time.perf_counter() - started)
-        result = ForwardResult(response.status_code, "complete", time.perf_counter() - started)
+            return ForwardResult(answer.status, answer.outcome, time.perf_counter() - started)
+        result = ForwardResult(answer.status, "complete", time.perf_counter() - started)
         try:
-            ours = {name for name, _ in extra_headers or ()}
-            headers_out = [
-                (name.lower(), value)
-                for name, value in response.headers.raw
-                if name.lower().decode("latin-1") not in HOP_BY_HOP_HEADERS
-                and name.lower() not in ours
-            ] + (extra_headers or [])
+            ours = frozenset(name for name, _ in extra_headers or ())
+            headers_out = end_to_end_headers(
+                [(name.lower(), value) for name, value in answer.headers], ours
+            ) + (extra_headers or [])
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": headers_out,
-                }
+                {"type": "http.response.start", "status": answer.status, "headers": headers_out}
             )
             if observer is not None:
-                observer.start(response.status_code, headers_out)
-            if "content-length" in response.headers:
+                observer.start(answer.status, headers_out)
+            if any(name == b"content-length" for name, _ in headers_out):
                 # Bounded and already made: relayed without a watch for the client leaving.
-                result.outcome = await self._relay_body(response, send, result, started, observer)
+                result.outcome = await self._relay_body(answer, send, result, started, observer)
             else:
                 result.outcome = await self._relay_until_done_or_disconnect(
-                    response, receive, send, result, started, observer
+                    answer, receive, send, result, started, observer
                 )
         finally:
-            # Shielded: even when this task is cancelled, the pooled connection is released.
-            await asyncio.shield(asyncio.ensure_future(response.aclose()))
+            await answer.aclose()
         return result
 
     async def _send_upstream(
-        self,
-        scope: Scope,
-        receive: Receive,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-    ) -> httpx.Response | UpstreamFailure:
-        """The upstream response, or why there is none.
+        self, scope: Scope, receive: Receive, headers: Headers, body: bytes | None
+    ) -> UpstreamAnswer | UpstreamFailure:
+        """The upstream answer, or why there is none.
 
         A refused connection means LiteLLM never saw the request: it is sent again once
         LiteLLM is back, if the body can be replayed. Any other failure before the answer
         is retried only for methods that are safe to repeat, so an LLM call never runs twice.
         """
-        url = self._url(scope["raw_path"], scope["query_string"])
-        raw_headers = self._raw_headers(headers, body)
-        replayable = body is not None or scope["method"] in SAFE_METHODS
+        method = scope["method"]
+        query = scope["query_string"]
+        target = scope["raw_path"] + b"?" + query if query else scope["raw_path"]
+        replayable = body is not None or method in SAFE_METHODS
         failure = UpstreamFailure(
             503,
             f"LiteLLM is not available at {self._base_url}; retry shortly",
@@ -181,18 +167,9 @@ class Forwarder:
         for _ in range(2):
             if not await self._monitor.wait_ready(self._wait_seconds):
                 return failure
-            content: bytes | AsyncIterator[bytes] = (
-                body if body is not None else _stream_request_body(receive)
-            )
-            request = httpx.Request(
-                scope["method"],
-                url,
-                headers=raw_headers,
-                content=content,
-                extensions={"timeout": request_timeouts()},
-            )
+            content = body if body is not None else _stream_request_body(receive)
             try:
-                return await self._transport.handle_async_request(request)
+                return await self._client.send(method, target, headers, content)
             except httpx.TransportError as exc:
                 if _caused_by(exc, ClientDisconnected):  # the client left mid-upload
                     raise ClientDisconnected from exc
@@ -202,46 +179,22 @@ class Forwarder:
                     failure = UpstreamFailure(
                         502, f"LiteLLM failed to answer: {reason}", "upstream_failed"
                     )
-                    if scope["method"] not in SAFE_METHODS:
+                    if method not in SAFE_METHODS:
                         return failure
             if not replayable:
                 return failure
         return failure
 
-    def _raw_headers(
-        self, headers: list[tuple[str, str]], body: bytes | None
-    ) -> list[tuple[bytes, bytes]]:
-        """As bytes, with Host and a buffered body's length: httpx then has nothing to
-        encode or add (a third of building its request)."""
-        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        raw.append((b"host", self._host))
-        if body is not None:
-            raw.append((b"content-length", b"%d" % len(body)))
-        return raw
-
-    def _url(self, raw_path: bytes, query: bytes) -> httpx.URL:
-        """Parsed once per distinct path: parsing a URL costs more than the rest of the
-        request's preparation."""
-        key = (raw_path, query)
-        url = self._urls.get(key)
-        if url is None:
-            if len(self._urls) >= MAX_CACHED_URLS:
-                self._urls.clear()
-            text = self._base_url + raw_path.decode("latin-1")
-            url = httpx.URL(text + "?" + query.decode("latin-1") if query else text)
-            self._urls[key] = url
-        return url
-
     async def _relay_until_done_or_disconnect(
         self,
-        response: httpx.Response,
+        answer: UpstreamAnswer,
         receive: Receive,
         send: Send,
         result: ForwardResult,
         started: float,
         observer: ResponseObserver | None,
     ) -> Outcome:
-        relay = asyncio.ensure_future(self._relay_body(response, send, result, started, observer))
+        relay = asyncio.ensure_future(self._relay_body(answer, send, result, started, observer))
         disconnect = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:
             await asyncio.wait((relay, disconnect), return_when=asyncio.FIRST_COMPLETED)
@@ -253,14 +206,14 @@ class Forwarder:
 
     async def _relay_body(
         self,
-        response: httpx.Response,
+        answer: UpstreamAnswer,
         send: Send,
         result: ForwardResult,
         started: float,
         observer: ResponseObserver | None,
     ) -> Outcome:
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in answer.body():
                 if result.first_byte_seconds is None:
                     result.first_byte_seconds = time.perf_counter() - started
                 result.body_bytes += len(chunk)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from memory_proxy.config import LiteLLMSettings
 
 SUPERMEMORY_HOST = "supermemory.ai"
-USER_ID_HEADER = "x-sm-user-id"
-API_KEY_HEADER = "x-supermemory-api-key"
-CONVERSATION_HEADER = "x-sm-conversation-id"
+USER_ID_HEADER = b"x-sm-user-id"
+API_KEY_HEADER = b"x-supermemory-api-key"
+CONVERSATION_HEADER = b"x-sm-conversation-id"
 SCOPE_HEADERS = frozenset({USER_ID_HEADER, API_KEY_HEADER, CONVERSATION_HEADER})
 
 # Clients often name a model with a release date appended: claude-sonnet-4-5-20250929.
@@ -45,21 +45,21 @@ class SupermemoryRouting:
 
 
 def scope_headers(
-    headers: list[tuple[str, str]],
+    headers: list[tuple[bytes, bytes]],
     *,
     routed: bool,
     user_id: str,
     session_id: str | None,
     api_key: str | None,
-) -> list[tuple[str, str]]:
+) -> list[tuple[bytes, bytes]]:
     """Drop client-sent scope headers; for a routed model, add ours."""
     scoped = [(name, value) for name, value in headers if name not in SCOPE_HEADERS]
     if routed:
-        scoped.append((USER_ID_HEADER, user_id))
+        scoped.append((USER_ID_HEADER, user_id.encode()))
         if api_key:
-            scoped.append((API_KEY_HEADER, api_key))
+            scoped.append((API_KEY_HEADER, api_key.encode()))
         if session_id:
-            scoped.append((CONVERSATION_HEADER, session_id))
+            scoped.append((CONVERSATION_HEADER, session_id.encode()))
     return scoped
 
 

@@ -1,11 +1,12 @@
-"""The connection to LiteLLM: one shared transport per process, and a monitor that knows
+"""The connection to LiteLLM: one shared client per process, and a monitor that knows
 whether LiteLLM is answering so requests can wait (bounded) through a restart.
 
-The transport is any `httpx.AsyncBaseTransport`. For a plain-http LiteLLM (the usual one,
-beside us) it is our own lean HTTP/1.1 keep-alive client (http1_transport.py), which
-costs a request a fraction of what httpx-aiohttp's does; an https LiteLLM gets
-httpx-aiohttp's. httpx's own pool is not used by default because it collapses under
-concurrency (encode/httpx#3215).
+The forwarder speaks to an `UpstreamClient`: one request out, its answer's status and
+headers back, the body streamed. For a plain-http LiteLLM (the usual one, beside us) that
+is our own lean HTTP/1.1 client (http1_client.py), which costs a request a fraction of
+what a general client does; an https LiteLLM gets httpx-aiohttp's transport behind the
+same interface. httpx's own pool is not used because it collapses under concurrency
+(encode/httpx#3215).
 """
 
 from __future__ import annotations
@@ -13,43 +14,60 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import httpx
 
+from memory_proxy.http1_client import HTTP1Client
+
 logger = logging.getLogger("memory_proxy.upstream")
 
-READINESS_PATH = "/health/readiness"
+READINESS_PATH = b"/health/readiness"
 # Shorter than uvicorn's 5 s server-side keep-alive, so we never reuse a closing socket.
 KEEPALIVE_SECONDS = 4.0
 MAX_CONNECTIONS = 2000
 CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
 
-
-def transport_for(url: str) -> httpx.AsyncBaseTransport:
-    """The lean client for plain http (LiteLLM beside us); aiohttp's for https."""
-    return create_transport("http1" if url.startswith("http://") else "aiohttp")
+Headers = list[tuple[bytes, bytes]]
 
 
-def create_transport(kind: str = "http1") -> httpx.AsyncBaseTransport:
-    """A pooled transport for many concurrent streams, with no read timeout:
-    "http1" (ours, the default), "aiohttp" (httpx-aiohttp) or "httpx" (httpcore)."""
+class UpstreamAnswer(Protocol):
+    status: int
+    headers: Headers  # as received: names in any case, hop-by-hop ones included
+
+    def body(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
+
+
+class UpstreamClient(Protocol):
+    """How the proxy talks to LiteLLM. Failures are httpx's `TransportError`s."""
+
+    async def send(
+        self,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        body: bytes | AsyncIterator[bytes],
+        *,
+        read_timeout: float | None = None,
+    ) -> UpstreamAnswer:
+        """`target`: path and query below the base URL. The client adds Host and the
+        body's framing (Content-Length, or chunked for a stream without one)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def client_for(url: str, kind: str | None = None) -> UpstreamClient:
+    """The client toward `url`: "http1" (ours; the default for http://) or "aiohttp"
+    (httpx-aiohttp's transport; the default for https://)."""
+    kind = kind or ("http1" if url.startswith("http://") else "aiohttp")
     if kind == "http1":
-        from memory_proxy.http1_transport import HTTP1Transport
-
-        return HTTP1Transport()
-    if kind == "httpx":
-        return httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS,
-                # httpcore counts every connection against the keep-alive limit.
-                max_keepalive_connections=MAX_CONNECTIONS,
-                keepalive_expiry=KEEPALIVE_SECONDS,
-            )
-        )
+        return HTTP1Client(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     if kind != "aiohttp":
-        raise ValueError(f"unknown transport {kind!r}: expected http1, aiohttp or httpx")
+        raise ValueError(f"unknown upstream client {kind!r}: expected http1 or aiohttp")
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
@@ -65,13 +83,57 @@ def create_transport(kind: str = "http1") -> httpx.AsyncBaseTransport:
             auto_decompress=False,
         )
 
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
-    return transport
+    return HttpxClient(AiohttpTransport(client=session), url)
 
 
-def request_timeouts(*, read: float | None = None) -> dict[str, float | None]:
-    """httpx timeout extension: bounded connect, unbounded read (first tokens can take minutes)."""
-    return {"connect": CONNECT_TIMEOUT_SECONDS, "read": read, "write": None, "pool": None}
+class HttpxClient:
+    """Any httpx transport behind `UpstreamClient` (httpx-aiohttp's, for https)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, base_url: str) -> None:
+        self.transport = transport
+        self._base_url = base_url.rstrip("/")
+
+    async def send(
+        self,
+        method: str,
+        target: bytes,
+        headers: Headers,
+        body: bytes | AsyncIterator[bytes],
+        *,
+        read_timeout: float | None = None,
+    ) -> UpstreamAnswer:
+        request = httpx.Request(
+            method,
+            self._base_url + target.decode("latin-1"),
+            headers=headers,
+            content=body,
+            extensions={
+                "timeout": {
+                    "connect": CONNECT_TIMEOUT_SECONDS,
+                    "read": read_timeout,
+                    "write": None,
+                    "pool": None,
+                }
+            },
+        )
+        return _HttpxAnswer(await self.transport.handle_async_request(request))
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+class _HttpxAnswer:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers.raw
+
+    def body(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_raw()
+
+    async def aclose(self) -> None:
+        # Shielded: even when the caller is cancelled, the pooled connection is released.
+        await asyncio.shield(asyncio.ensure_future(self._response.aclose()))
 
 
 class UpstreamMonitor:
@@ -83,13 +145,13 @@ class UpstreamMonitor:
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport,
+        client: UpstreamClient,
         base_url: str,
         *,
         ready: bool = True,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
-        self._transport = transport
+        self._client = client
         self._base_url = base_url
         self._ready = asyncio.Event()
         self._probe_task: asyncio.Task[None] | None = None
@@ -128,22 +190,25 @@ class UpstreamMonitor:
 
     async def probe(self) -> tuple[bool, str]:
         """One readiness request: (ready, reason when not)."""
-        request = httpx.Request(
-            "GET",
-            self._base_url + READINESS_PATH,
-            extensions={"timeout": request_timeouts(read=PROBE_TIMEOUT_SECONDS)},
-        )
         try:
-            response = await asyncio.wait_for(
-                self._transport.handle_async_request(request), PROBE_TIMEOUT_SECONDS * 2
-            )
-            await response.aread()
-            await response.aclose()
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS * 2):
+                status = await self._readiness_status()
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
             return False, f"LiteLLM not reachable at {self._base_url}: {exc or type(exc).__name__}"
-        if response.status_code != 200:
-            return False, f"LiteLLM readiness answered HTTP {response.status_code}"
+        if status != 200:
+            return False, f"LiteLLM readiness answered HTTP {status}"
         return True, ""
+
+    async def _readiness_status(self) -> int:
+        answer = await self._client.send(
+            "GET", READINESS_PATH, [], b"", read_timeout=PROBE_TIMEOUT_SECONDS
+        )
+        try:
+            async for _ in answer.body():
+                pass  # read to the end, so the connection can be reused
+        finally:
+            await answer.aclose()
+        return answer.status
 
     async def _probe_until_ready(self) -> None:
         delay = 0.05

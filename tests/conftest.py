@@ -10,7 +10,7 @@ import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
-from memory_proxy.upstream import create_transport
+from memory_proxy.upstream import client_for
 from tests.support import FakeUpstream, RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
@@ -28,14 +28,14 @@ ProxyFactory = Callable[..., AbstractContextManager[str]]
 
 
 @pytest.fixture
-def transport_kind() -> str | None:
-    """The transport toward the upstream: None for the default; a module may override
+def upstream_kind() -> str | None:
+    """The client toward the upstream: None for the default; a module may override
     this fixture with params to run its tests over each kind."""
     return None
 
 
 @pytest.fixture
-def run_proxy(transport_kind: str | None) -> ProxyFactory:
+def run_proxy(upstream_kind: str | None) -> ProxyFactory:
     """`with run_proxy(litellm_url, **settings) as url:` a real proxy on a free port."""
 
     @contextmanager
@@ -43,8 +43,8 @@ def run_proxy(transport_kind: str | None) -> ProxyFactory:
         settings = dataclasses.replace(
             Settings(), litellm_url=litellm_url, upstream_key=UPSTREAM_KEY, **overrides
         )
-        transport = create_transport(transport_kind) if transport_kind else None
-        app = MemoryProxy(settings, transport=transport)
+        upstream = client_for(litellm_url, upstream_kind) if upstream_kind else None
+        app = MemoryProxy(settings, upstream=upstream)
         with serve(app, server_header=False, date_header=False) as url:
             yield url
 

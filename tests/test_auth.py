@@ -42,13 +42,13 @@ def test_identify(settings: Settings, headers: dict[str, str], host: str, expect
 
 
 def test_credentials_are_replaced_only_for_authenticated_callers() -> None:
-    sent = [("authorization", "Bearer x"), ("x-api-key", "y"), ("accept", "*/*")]
+    sent = [(b"authorization", b"Bearer x"), (b"x-api-key", b"y"), (b"accept", b"*/*")]
     ours = with_upstream_credentials(sent, Caller(True, True, True), "upstream")
-    assert ours == [("accept", "*/*"), ("authorization", "Bearer upstream")]
+    assert ours == [(b"accept", b"*/*"), (b"authorization", b"Bearer upstream")]
     assert with_upstream_credentials(sent, Caller(False, True), "upstream") == sent
     # No upstream key: a local caller's own key is left for LiteLLM, ours never is.
     assert with_upstream_credentials(sent, Caller(True, True), None) == sent
-    assert with_upstream_credentials(sent, Caller(True, True, True), None) == [("accept", "*/*")]
+    assert with_upstream_credentials(sent, Caller(True, True, True), None) == [(b"accept", b"*/*")]
 
 
 def test_listening_beyond_loopback_needs_client_keys() -> None:

@@ -33,30 +33,30 @@ def test_model_names_match_exactly_or_with_a_date_suffix() -> None:
 
 def test_client_sent_scope_headers_are_dropped_for_other_models() -> None:
     sent = [
-        ("x-sm-user-id", "mallory"),
-        ("x-supermemory-api-key", "stolen"),
-        ("x-sm-conversation-id", "c"),
-        ("accept", "*/*"),
+        (b"x-sm-user-id", b"mallory"),
+        (b"x-supermemory-api-key", b"stolen"),
+        (b"x-sm-conversation-id", b"c"),
+        (b"accept", b"*/*"),
     ]
     assert scope_headers(sent, routed=False, user_id="u", session_id="s", api_key="k") == [
-        ("accept", "*/*")
+        (b"accept", b"*/*")
     ]
 
 
 def test_routed_models_get_our_scope_headers_not_the_clients() -> None:
-    sent = [("x-sm-user-id", "mallory"), ("accept", "*/*")]
+    sent = [(b"x-sm-user-id", b"mallory"), (b"accept", b"*/*")]
     headers = scope_headers(sent, routed=True, user_id="alice", session_id="s1", api_key="sm-key")
     assert dict(headers) == {
-        "accept": "*/*",
-        "x-sm-user-id": "alice",
-        "x-supermemory-api-key": "sm-key",
-        "x-sm-conversation-id": "s1",
+        b"accept": b"*/*",
+        b"x-sm-user-id": b"alice",
+        b"x-supermemory-api-key": b"sm-key",
+        b"x-sm-conversation-id": b"s1",
     }
 
 
 def test_no_key_and_no_session_means_only_the_user_scope() -> None:
     headers = scope_headers([], routed=True, user_id="alice", session_id=None, api_key=None)
-    assert headers == [("x-sm-user-id", "alice")]
+    assert headers == [(b"x-sm-user-id", b"alice")]
 
 
 def test_warns_when_litellm_would_drop_the_headers() -> None:

@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 transport against real servers on loopback: uvicorn (the fake
+"""The lean HTTP/1.1 client against real servers on loopback: uvicorn (the fake
 upstream) for the ordinary cases, and a raw asyncio server where the test must control
 every byte the server sends."""
 
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from memory_proxy.http1_transport import HTTP1Transport
+from memory_proxy.http1_client import Answer, HTTP1Client
 from tests.support import FakeUpstream, free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -46,13 +46,16 @@ def replying_once(response: bytes) -> Handler:
 
 
 async def fetch(
-    transport: HTTP1Transport, method: str, url: str, **options: object
-) -> tuple[httpx.Response, bytes]:
-    request = httpx.Request(method, url, **options)  # type: ignore[arg-type]
-    response = await transport.handle_async_request(request)
-    body = b"".join([chunk async for chunk in response.aiter_raw()])
-    await response.aclose()
-    return response, body
+    client: HTTP1Client,
+    method: str,
+    target: bytes = b"/",
+    body: bytes | AsyncIterator[bytes] = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> tuple[Answer, bytes]:
+    answer = await client.send(method, target, headers or [], body)
+    received = b"".join([chunk async for chunk in answer.body()])
+    await answer.aclose()
+    return answer, received
 
 
 def test_keep_alive_connections_are_reused() -> None:
@@ -71,9 +74,9 @@ def test_keep_alive_connections_are_reused() -> None:
 
     async def scenario() -> list[bytes]:
         server, url = await raw_server(answer)
-        transport = HTTP1Transport()
-        bodies = [(await fetch(transport, "POST", url, content=b"{}"))[1] for _ in range(5)]
-        await transport.aclose()
+        client = HTTP1Client(url)
+        bodies = [(await fetch(client, "POST", body=b"{}"))[1] for _ in range(5)]
+        await client.aclose()
         server.close()
         return bodies
 
@@ -91,9 +94,9 @@ def test_a_streamed_body_is_sent_chunked_and_arrives_whole(
             yield piece
 
     async def scenario() -> dict[str, object]:
-        transport = HTTP1Transport()
-        _, body = await fetch(transport, "PUT", f"{url}/echo", content=pieces())
-        await transport.aclose()
+        client = HTTP1Client(url)
+        _, body = await fetch(client, "PUT", b"/echo", pieces())
+        await client.aclose()
         return dict(json.loads(body))
 
     echo = asyncio.run(scenario())
@@ -114,18 +117,73 @@ def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
                 )
             await writer.drain()
 
-    async def scenario() -> tuple[httpx.Response, bytes, httpx.Response, bytes]:
+    async def scenario() -> tuple[Answer, bytes, Answer, bytes]:
         server, url = await raw_server(answer)
-        transport = HTTP1Transport()
-        created, created_body = await fetch(transport, "POST", url, content=b"x")
-        head, head_body = await asyncio.wait_for(fetch(transport, "HEAD", url), 5)
-        await transport.aclose()
+        client = HTTP1Client(url)
+        created, created_body = await fetch(client, "POST", body=b"x")
+        head, head_body = await asyncio.wait_for(fetch(client, "HEAD"), 5)
+        await client.aclose()
         server.close()
         return created, created_body, head, head_body
 
     created, created_body, head, head_body = asyncio.run(scenario())
-    assert (created.status_code, created.headers["x-real"], created_body) == (201, "yes", b"done")
-    assert (head.status_code, head_body) == (200, b"")
+    assert (created.status, created.headers, created_body) == (
+        201,
+        [(b"X-Real", b"yes"), (b"Content-Length", b"4")],
+        b"done",
+    )
+    assert (head.status, head_body) == (200, b"")
+
+
+def test_the_request_head_names_the_host_the_base_path_and_the_framing() -> None:
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                heads.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async def scenario() -> None:
+        server, url = await raw_server(answer)
+        client = HTTP1Client(url + "/litellm/")
+        await fetch(client, "GET", b"/health?x=1", headers=[(b"x-request-id", b"r1")])
+        await fetch(client, "POST", b"/v1/chat/completions", b'{"a": 1}')
+        await client.aclose()
+        server.close()
+
+    asyncio.run(scenario())
+    host = heads[0].split(b"\r\n")[1]
+    assert host.startswith(b"host: 127.0.0.1:")
+    assert heads[0] == b"GET /litellm/health?x=1 HTTP/1.1\r\n%b\r\nx-request-id: r1\r\n\r\n" % host
+    assert heads[1] == (
+        b"POST /litellm/v1/chat/completions HTTP/1.1\r\n%b\r\ncontent-length: 8\r\n\r\n"
+        b'{"a": 1}' % host
+    )
+
+
+def test_a_slow_answer_head_times_out_and_the_connection_is_not_reused() -> None:
+    silent = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await silent.wait()
+        writer.close()
+
+    async def scenario() -> None:
+        server, url = await raw_server(answer)
+        client = HTTP1Client(url)
+        with pytest.raises(httpx.ReadTimeout):
+            await client.send("GET", b"/", [], b"", read_timeout=0.05)
+        assert client._idle == []
+        silent.set()
+        await client.aclose()
+        server.close()
+
+    asyncio.run(scenario())
 
 
 def test_an_answer_without_a_length_ends_when_the_connection_closes() -> None:
@@ -133,9 +191,9 @@ def test_an_answer_without_a_length_ends_when_the_connection_closes() -> None:
 
     async def scenario() -> bytes:
         server, url = await raw_server(answer)
-        transport = HTTP1Transport()
-        _, body = await fetch(transport, "POST", url, content=b"{}")
-        await transport.aclose()
+        client = HTTP1Client(url)
+        _, body = await fetch(client, "POST", body=b"{}")
+        await client.aclose()
         server.close()
         return body
 
@@ -147,13 +205,13 @@ def test_an_answer_cut_short_raises_and_a_refusal_says_so() -> None:
 
     async def scenario() -> None:
         server, url = await raw_server(answer)
-        transport = HTTP1Transport()
+        client = HTTP1Client(url)
         with pytest.raises(httpx.ReadError):
-            await fetch(transport, "POST", url, content=b"{}")
+            await fetch(client, "POST", body=b"{}")
         with pytest.raises(httpx.ConnectError) as refused:
-            await fetch(transport, "GET", f"http://127.0.0.1:{free_port()}/")
+            await fetch(HTTP1Client(f"http://127.0.0.1:{free_port()}"), "GET")
         assert isinstance(refused.value.__cause__, ConnectionRefusedError)
-        await transport.aclose()
+        await client.aclose()
         server.close()
 
     asyncio.run(scenario())
@@ -171,17 +229,16 @@ def test_a_slow_reader_pauses_the_socket_and_loses_nothing() -> None:
 
     async def scenario() -> tuple[bytes, int]:
         server, url = await raw_server(answer)
-        transport = HTTP1Transport()
-        request = httpx.Request("POST", url, content=b"{}")
-        response = await transport.handle_async_request(request)
+        client = HTTP1Client(url)
+        streamed = await client.send("POST", b"/", [], b"{}")
         received = bytearray()
         most_buffered = 0
-        async for chunk in response.aiter_raw():
+        async for chunk in streamed.body():
             received += chunk
-            most_buffered = max(most_buffered, response.stream._connection._buffered)  # type: ignore[attr-defined]
+            most_buffered = max(most_buffered, streamed._connection._buffered)
             await asyncio.sleep(0)  # a slow client
-        await response.aclose()
-        await transport.aclose()
+        await streamed.aclose()
+        await client.aclose()
         server.close()
         return bytes(received), most_buffered
 

@@ -1,27 +1,29 @@
-"""A lean HTTP/1.1 client transport for httpx: keep-alive connections to LiteLLM, with
-responses parsed by httptools (the parser uvicorn uses) and bodies handed over chunk by
-chunk as they arrive.
+"""A lean HTTP/1.1 client for one plain-http origin (LiteLLM beside us): keep-alive
+connections, answers parsed by httptools (the parser uvicorn uses), bodies handed over
+chunk by chunk as they arrive.
 
-Why not aiohttp or httpcore: the proxy spends most of its CPU in the client. This does
-only what a loopback hop to one upstream needs — plain HTTP/1.1, no TLS, no redirects,
-no cookies, no decompression — so a request costs a fraction of theirs.
+Why not aiohttp, httpcore or even httpx's request and response objects: the proxy spent
+most of its CPU in them. This does only what a loopback hop to one upstream needs —
+plain HTTP/1.1, no TLS, no redirects, no cookies, no decompression — and takes and gives
+headers as the bytes the ASGI server already has, so a request costs a fraction of theirs.
+Failures are raised as httpx's exceptions, the vocabulary the forwarder already speaks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import cast
+from urllib.parse import urlsplit
 
 import httptools
 import httpx
 
 # Shorter than uvicorn's 5 s server-side keep-alive, so we never reuse a closing socket.
 KEEPALIVE_SECONDS = 4.0
-MAX_IDLE_PER_HOST = 1000
+MAX_IDLE_CONNECTIONS = 1000
 HIGH_WATER_BYTES = 1024 * 1024  # unread body held before reading from the socket pauses
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -100,7 +102,7 @@ class _Connection(asyncio.Protocol):
         self._complete = True
         self._wake_reader()
 
-    # used by the transport
+    # used by the client
     @property
     def reusable(self) -> bool:
         transport = self._transport
@@ -112,7 +114,7 @@ class _Connection(asyncio.Protocol):
             and self._keep_alive
         )
 
-    async def send(self, head: bytes, body: bytes | httpx.AsyncByteStream, chunked: bool) -> None:
+    async def send(self, head: bytes, body: bytes | AsyncIterator[bytes], chunked: bool) -> None:
         self._reset()
         if isinstance(body, bytes):
             self._write(head + body)  # one segment for a small request
@@ -195,100 +197,127 @@ class _Connection(asyncio.Protocol):
         self._can_write = None
 
 
-class _ResponseBody(httpx.AsyncByteStream):
-    def __init__(self, transport: HTTP1Transport, key: tuple[str, int], connection: _Connection):
-        self._transport = transport
-        self._key = key
-        self._connection = connection
-        self._closed = False
+class Answer:
+    """An upstream answer: status and headers now, the body as it arrives."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._connection.body():
-            yield chunk
+    __slots__ = ("_client", "_connection", "_released", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        client: HTTP1Client,
+        connection: _Connection,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._client = client
+        self._connection = connection
+        self._released = False
+
+    def body(self) -> AsyncIterator[bytes]:
+        return self._connection.body()
 
     async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._transport._release(self._key, self._connection)
+        """Back to the pool when it was read to the end; closed otherwise. Nothing here
+        awaits, so a cancelled caller cannot leave a connection half released."""
+        if not self._released:
+            self._released = True
+            self._client.release(self._connection)
 
 
-class HTTP1Transport(httpx.AsyncBaseTransport):
-    """Plain-HTTP keep-alive transport; idle connections are reused for `KEEPALIVE_SECONDS`."""
+class HTTP1Client:
+    """Keep-alive HTTP/1.1 to `base_url`; idle connections are reused for
+    `KEEPALIVE_SECONDS`. Sends the headers it is given, plus Host and the body's framing."""
 
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], list[_Connection]] = collections.defaultdict(list)
+    def __init__(self, base_url: str, *, connect_timeout: float | None = None) -> None:
+        url = urlsplit(base_url)
+        if url.scheme != "http" or not url.hostname:
+            raise ValueError(f"{base_url}: the HTTP/1.1 client speaks plain http:// only")
+        self._address = (url.hostname, url.port or 80)
+        self._host = url.netloc.encode("ascii")
+        self._base_path = url.path.rstrip("/").encode("ascii")
+        self._connect_timeout = connect_timeout
+        self._idle: list[_Connection] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"{url.scheme} is not supported: plain http only")
-        key = (url.host, url.port or 80)
-        timeouts = request.extensions.get("timeout", {})
-        connection = await self._connection(key, timeouts.get("connect"))
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    async def send(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes],
+        *,
+        read_timeout: float | None = None,
+    ) -> Answer:
+        """`target` is the path and query below the base URL; `read_timeout` bounds the
+        wait for the answer's head (None: LLM answers may take minutes to start)."""
+        head, chunked = self._head(method, target, headers, body)
+        connection = await self._connection()
         try:
-            body = request.content if _has_bytes(request) else request.stream
-            assert isinstance(body, bytes | httpx.AsyncByteStream)
-            await connection.send(_head(request), body, chunked)
-            async with asyncio.timeout(timeouts.get("read")):
-                status, headers = await connection.response_head()
+            await connection.send(head, body, chunked)
+            if read_timeout is None:
+                status, answer_headers = await connection.response_head()
+            else:
+                async with asyncio.timeout(read_timeout):
+                    status, answer_headers = await connection.response_head()
         except TimeoutError as exc:
             connection.close()
             raise httpx.ReadTimeout("upstream did not answer in time") from exc
         except BaseException:
             connection.close()
             raise
-        if request.method == "HEAD" or status in _NO_BODY_STATUSES:
+        if method == "HEAD" or status in _NO_BODY_STATUSES:
             connection.end_at_head()
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=_ResponseBody(self, key, connection),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return Answer(status, answer_headers, self, connection)
 
-    async def _connection(self, key: tuple[str, int], connect_timeout: float | None) -> _Connection:
-        idle = self._idle[key]
-        now = time.monotonic()
-        while idle:
-            connection = idle.pop()
-            if now - connection.idle_since < KEEPALIVE_SECONDS and connection.reusable:
-                return connection
-            connection.close()
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(connect_timeout):
-                _, protocol = await loop.create_connection(_Connection, *key)
-        except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"connecting to {key[0]}:{key[1]} timed out") from exc
-        except OSError as exc:
-            raise httpx.ConnectError(f"cannot connect to {key[0]}:{key[1]}: {exc}") from exc
-        return protocol
-
-    def _release(self, key: tuple[str, int], connection: _Connection) -> None:
-        idle = self._idle[key]
-        if connection.reusable and len(idle) < MAX_IDLE_PER_HOST:
+    def release(self, connection: _Connection) -> None:
+        if connection.reusable and len(self._idle) < MAX_IDLE_CONNECTIONS:
             connection.idle_since = time.monotonic()
-            idle.append(connection)
+            self._idle.append(connection)
         else:
             connection.close()
 
     async def aclose(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
+        for connection in self._idle:
+            connection.close()
         self._idle.clear()
 
+    def _head(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes],
+    ) -> tuple[bytes, bool]:
+        """The request line and headers, and whether the body goes chunked: a streamed
+        body without a Content-Length does (as httpx would frame it)."""
+        lines = [b"%b %b%b HTTP/1.1" % (method.encode(), self._base_path, target)]
+        lines.append(b"host: " + self._host)
+        lines += [b"%b: %b" % header for header in headers]
+        chunked = False
+        if isinstance(body, bytes):
+            if body:
+                lines.append(b"content-length: %d" % len(body))
+        elif not any(name.lower() == b"content-length" for name, _ in headers):
+            lines.append(b"transfer-encoding: chunked")
+            chunked = True
+        lines.append(b"\r\n")
+        return b"\r\n".join(lines), chunked
 
-def _head(request: httpx.Request) -> bytes:
-    target = request.url.raw_path
-    lines = [b"%b %b HTTP/1.1" % (request.method.encode(), target)]
-    lines += [b"%b: %b" % (name, value) for name, value in request.headers.raw]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _has_bytes(request: httpx.Request) -> bool:
-    with contextlib.suppress(httpx.RequestNotRead):
-        request.content  # noqa: B018 - raises when the body is a stream
-        return True
-    return False
+    async def _connection(self) -> _Connection:
+        now = time.monotonic()
+        while self._idle:
+            connection = self._idle.pop()
+            if now - connection.idle_since < KEEPALIVE_SECONDS and connection.reusable:
+                return connection
+            connection.close()
+        host, port = self._address
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, protocol = await loop.create_connection(_Connection, host, port)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+        return protocol
