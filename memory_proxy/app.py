@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -167,7 +167,7 @@ class MemoryProxy:
         lookup = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers}
         request_id = lookup.get(REQUEST_ID_HEADER, "")
         if not VALID_ID.match(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()  # uuid4().hex's format, at a fifth of its cost
         fields: dict[str, Any] = {
             "request_id": request_id,
             "method": scope["method"],
@@ -280,9 +280,7 @@ class MemoryProxy:
         self, fields: dict[str, Any], user_id: str | None, model: str | None, status: int
     ) -> None:
         """The request's log line and its count in /metrics."""
-        self.metrics.requests.labels(
-            self.metrics.user_label(user_id or ""), self.metrics.model_label(model), str(status)
-        ).inc()
+        self.metrics.count(user_id, model, status)
         log_request({**fields, "model": model, "user_id": user_id, "status": status})
 
     async def _rate_limit(self, user_id: str) -> tuple[Verdict | None, list[tuple[bytes, bytes]]]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 ACCESS_LOGGER = "memory_proxy.access"
+_access = logging.getLogger(ACCESS_LOGGER)
 REDACTED = "[redacted]"
 # Credentials that travel in headers, if ever a line carries one.
 _CREDENTIAL_PATTERNS = re.compile(
@@ -73,14 +74,17 @@ def configure_logging(
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
+    # No line shows the thread, process or calling function: not gathering them takes
+    # a third off every record (the logging HOWTO's "Optimization" section).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     # Our access line replaces uvicorn's, which knows nothing of users or models.
     logging.getLogger("uvicorn.access").disabled = True
 
 
 def log_request(fields: dict[str, Any]) -> None:
     """The one line per forwarded request."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not logger.isEnabledFor(logging.INFO):
+    if not _access.isEnabledFor(logging.INFO):
         return
     text = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
-    logger.info(text, extra={"fields": fields})
+    _access.info(text, extra={"fields": fields})

@@ -9,9 +9,11 @@ writes its values to that directory and any of them answers with the sum of all.
 from __future__ import annotations
 
 import os
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from memory_proxy.config import Settings
 
@@ -19,6 +21,23 @@ OTHER = "other"
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
+
+
+class _Children(Generic[Metric]):
+    """A labelled metric's children, each looked up once: `labels()` costs three times
+    the increment. The label values are bounded, so is the cache."""
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric: Metric = metric
+        self._children: dict[tuple[str, ...], Metric] = {}
+
+    def __call__(self, *labels: str) -> Metric:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
 
 
 class Metrics:
@@ -83,6 +102,10 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        self._requests = _Children(self.requests)
+        self._latency = _Children(self.latency)
+        self._first_byte = _Children(self.first_byte)
+
     def user_label(self, user_id: str) -> str:
         return user_id if user_id in self._users else OTHER
 
@@ -91,14 +114,18 @@ class Metrics:
             return "none"
         return model if model in self._models else OTHER
 
+    def count(self, user_id: str | None, model: str | None, status: int) -> None:
+        """One request answered, forwarded or refused."""
+        self._requests(self.user_label(user_id or ""), self.model_label(model), str(status)).inc()
+
     def observe(
         self, model: str | None, seconds: float, first_byte: float | None, outcome: str
     ) -> None:
         """One forwarded request's times, and its failure if LiteLLM failed."""
         label = self.model_label(model)
-        self.latency.labels(label).observe(seconds)
+        self._latency(label).observe(seconds)
         if first_byte is not None:
-            self.first_byte.labels(label).observe(first_byte)
+            self._first_byte(label).observe(first_byte)
         if outcome.startswith("upstream_"):
             self.upstream_errors.labels(outcome).inc()
 
