@@ -6,12 +6,12 @@ other request is forwarded to LiteLLM with the caller's identity and memory scop
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
@@ -220,7 +220,7 @@ class MemoryProxy:
         records_usage = self.usage is not None and scope["method"] == "POST"
         outgoing, turn = await self._prepare(path, payload, decision, records_usage)
         if outgoing is not payload:
-            body = json.dumps(outgoing).encode()
+            body = orjson.dumps(outgoing)
         api = CHAT_APIS.get(path) if turn else None
         capture = AnswerCapture(api) if turn or records_usage else None
 
@@ -405,6 +405,6 @@ def _ms(seconds: float) -> float:
 def _parse_json(body: bytes) -> Any:
     """The decoded body, or None when it is not JSON (LiteLLM will say what is wrong)."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from memory_proxy.anthropic_format import from_anthropic
 
 logger = logging.getLogger("memory_proxy.capture")
@@ -141,7 +143,7 @@ class AnswerCapture:
 
     def _parse_json(self) -> None:
         try:
-            body = json.loads(self._buffer)
+            body = orjson.loads(self._buffer)
         except ValueError:
             return
         if not isinstance(body, dict):
@@ -183,7 +185,7 @@ class AnswerCapture:
             self.complete = True
             return
         try:
-            event = json.loads(data)
+            event = orjson.loads(data)
         except ValueError:
             return
         if not isinstance(event, dict):

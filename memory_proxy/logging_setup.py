@@ -6,13 +6,14 @@ whichever code path wrote it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 import time
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 ACCESS_LOGGER = "memory_proxy.access"
 _access = logging.getLogger(ACCESS_LOGGER)
@@ -53,7 +54,7 @@ class _RedactingFormatter(logging.Formatter):
             }
             if record.exc_info:
                 entry["exception"] = self.formatException(record.exc_info)
-            line = json.dumps(entry, default=str)
+            line = orjson.dumps(entry, default=str).decode()
         else:
             line = f"{self._prefix}{record.levelname:<7} {record.getMessage()}"
             if record.exc_info:

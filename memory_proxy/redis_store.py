@@ -9,11 +9,11 @@ redis-py reconnects by itself when Redis is back.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import cast
 
+import orjson
 import redis.asyncio as redis
 
 from memory_proxy.memory_store import Message, SessionInfo, mark_partial
@@ -54,7 +54,7 @@ class RedisStore:
 
     async def load(self, user_id: str, session_id: str) -> list[Message]:
         messages, _ = self._keys(user_id, session_id)
-        return [json.loads(item) for item in await self._redis.lrange(messages, 0, -1)]
+        return [orjson.loads(item) for item in await self._redis.lrange(messages, 0, -1)]
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
@@ -64,7 +64,7 @@ class RedisStore:
         now = self._clock()
         name = _conversation(user_id, session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(messages_key, *(json.dumps(mark_partial(m, partial)) for m in messages))
+            pipe.rpush(messages_key, *(orjson.dumps(mark_partial(m, partial)) for m in messages))
             pipe.hsetnx(session_key, "created", now)
             pipe.hset(session_key, "updated", now)
             pipe.hincrby(session_key, "count", len(messages))
@@ -136,7 +136,7 @@ class RedisUsageLog:
             for record in records:
                 pipe.xadd(
                     _USAGE_STREAM,
-                    {"record": json.dumps(record.as_dict())},
+                    {"record": orjson.dumps(record.as_dict())},
                     maxlen=self._max_records,
                     approximate=False,
                 )
@@ -152,7 +152,7 @@ class RedisUsageLog:
                 await self._redis.xrange(_USAGE_STREAM, min=start, count=_USAGE_PAGE),
             )
             for _, entry in page:
-                record = UsageRecord.from_dict(json.loads(entry["record"]))
+                record = UsageRecord.from_dict(orjson.loads(entry["record"]))
                 if record.time >= moment:
                     records.append(record)
             if len(page) < _USAGE_PAGE:

@@ -9,13 +9,14 @@ proceed during writes.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from memory_proxy.memory_store import Message, SessionInfo, StoreUnavailable, mark_partial
 from memory_proxy.usage import FIELD_NAMES, UsageRecord
@@ -115,7 +116,7 @@ class SQLiteStore:
                 "WHERE m.user_id = ? AND m.session_id = ? AND s.updated > ? ORDER BY m.id",
                 (user_id, session_id, self._oldest_live()),
             ).fetchall()
-            return [json.loads(row[0]) for row in rows]
+            return [orjson.loads(row[0]) for row in rows]
 
         return await self._run(work)
 
@@ -136,7 +137,10 @@ class SQLiteStore:
                 )
                 self._db.executemany(
                     "INSERT INTO messages (user_id, session_id, message) VALUES (?, ?, ?)",
-                    [(user_id, session_id, json.dumps(mark_partial(m, partial))) for m in messages],
+                    [
+                        (user_id, session_id, orjson.dumps(mark_partial(m, partial)).decode())
+                        for m in messages
+                    ],
                 )
                 self._db.execute(
                     "UPDATE sessions SET message_count = message_count + ? "
