@@ -4,8 +4,12 @@ OpenAI-style everywhere else. Never a traceback, never HTML."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable
 
 from starlette.responses import Response
+
+logger = logging.getLogger("memory_proxy")
 
 # HTTP status -> (OpenAI error type, Anthropic error type)
 _ERROR_TYPES: dict[int, tuple[str, str]] = {
@@ -53,3 +57,13 @@ def error_response(
         headers=headers,
         media_type="application/json",
     )
+
+
+async def unless_store_fails(path: str, store: str, answer: Awaitable[Response]) -> Response:
+    """The answer, or a logged 503 in the client's format when the `store` behind it
+    fails: a local API over a broken store says so, it does not crash."""
+    try:
+        return await answer
+    except Exception as exc:
+        logger.warning("%s failed: %s", store, str(exc) or type(exc).__name__)
+        return error_response(path, 503, f"the {store} is unavailable")

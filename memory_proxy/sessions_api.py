@@ -7,9 +7,6 @@ whose key is bound to a user id sees that user's sessions only.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,10 +14,9 @@ from memory_proxy.auth import Caller, identify_request
 from memory_proxy.client_detection import VALID_ID, detect_user
 from memory_proxy.config import Settings
 from memory_proxy.conversation_memory import ConversationMemory
-from memory_proxy.errors import error_response
+from memory_proxy.errors import error_response, unless_store_fails
 
-logger = logging.getLogger("memory_proxy.sessions")
-
+STORE = "memory store"
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 
@@ -31,10 +27,10 @@ class SessionsAPI:
         self._settings = settings
 
     async def list(self, request: Request) -> Response:
-        return await _unless_store_fails(request, self._list(request))
+        return await unless_store_fails(request.url.path, STORE, self._list(request))
 
     async def one(self, request: Request) -> Response:
-        return await _unless_store_fails(request, self._one(request))
+        return await unless_store_fails(request.url.path, STORE, self._one(request))
 
     async def _list(self, request: Request) -> Response:
         if self._memory is None:
@@ -95,14 +91,6 @@ class SessionsAPI:
             own = caller.bound_user_id
             return own or detect_user(request.headers, self._settings.user_id_mappings).user_id
         return named if VALID_ID.match(named) else None
-
-
-async def _unless_store_fails(request: Request, answer: Awaitable[Response]) -> Response:
-    try:
-        return await answer
-    except Exception as exc:
-        logger.warning("session API: memory store failed: %s", str(exc) or type(exc).__name__)
-        return error_response(request.url.path, 503, "the memory store is unavailable")
 
 
 def _unauthenticated(request: Request) -> Response:

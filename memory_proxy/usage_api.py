@@ -3,7 +3,6 @@ key is bound to a user id sees that user's usage only."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 from starlette.requests import Request
@@ -11,10 +10,8 @@ from starlette.responses import JSONResponse, Response
 
 from memory_proxy.auth import identify_request
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_response
+from memory_proxy.errors import error_response, unless_store_fails
 from memory_proxy.usage import UsageRecorder, checked_group, parse_since, summarize
-
-logger = logging.getLogger("memory_proxy.usage")
 
 
 class UsageAPI:
@@ -23,6 +20,9 @@ class UsageAPI:
         self._settings = settings
 
     async def totals(self, request: Request) -> Response:
+        return await unless_store_fails(request.url.path, "usage store", self._totals(request))
+
+    async def _totals(self, request: Request) -> Response:
         path = request.url.path
         if self._recorder is None:
             return error_response(path, 404, "usage analytics are disabled (usage.enabled)")
@@ -34,11 +34,7 @@ class UsageAPI:
             group_by = checked_group(request.query_params.get("group_by", "user"))
         except ValueError as exc:
             return error_response(path, 400, str(exc))
-        try:
-            records = await self._recorder.log.since(since)
-        except Exception as exc:
-            logger.warning("usage API: store failed: %s", str(exc) or type(exc).__name__)
-            return error_response(path, 503, "the usage store is unavailable")
+        records = await self._recorder.log.since(since)
         if caller.bound_user_id:
             records = [r for r in records if r.user_id == caller.bound_user_id]
         summary = summarize(records, group_by)

@@ -199,6 +199,11 @@ def test_redis_down_degrades_memory_and_its_return_restores_it(
         listing = httpx.get(f"{proxy}/v1/sessions", headers=ALICE)
         assert listing.status_code == 503
         assert listing.json()["error"]["message"] == "the memory store is unavailable"
+        usage = httpx.get(f"{proxy}/v1/usage", headers=ALICE)
+        assert (usage.status_code, usage.json()["error"]["message"]) == (
+            503,
+            "the usage store is unavailable",
+        )
         revived = RedisServer(port=redis_server.port)  # empty: the old data died with it
         try:
             chat(proxy, "after", ALICE)
