@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+import orjson
 import psutil
 import yaml
 
@@ -119,7 +120,7 @@ def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
         text=True,
         check=True,
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE))
     if len(percentiles) < 2:
         raise RuntimeError(f"wrk measured nothing against {url}:\n{output}")
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
@@ -228,7 +229,7 @@ async def memory_cost(
         started = time.perf_counter()
         turn = await memory.begin("openai", "user", session, body)
         assert turn is not None and turn.injected >= 6
-        json.dumps(turn.body).encode()
+        orjson.dumps(turn.body)  # as the proxy re-encodes the request
         capture = AnswerCapture("openai")
         capture.start(200, [(b"content-type", b"application/json")])
         capture.feed(answer)
