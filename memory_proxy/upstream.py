@@ -19,13 +19,11 @@ from typing import Protocol
 
 import httpx
 
-from memory_proxy.http1_client import HTTP1Client
+from memory_proxy.http1_client import KEEPALIVE_SECONDS, HTTP1Client
 
 logger = logging.getLogger("memory_proxy.upstream")
 
 READINESS_PATH = b"/health/readiness"
-# Shorter than uvicorn's 5 s server-side keep-alive, so we never reuse a closing socket.
-KEEPALIVE_SECONDS = 4.0
 MAX_CONNECTIONS = 2000
 CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
