@@ -17,13 +17,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from memory_proxy import auth
-from memory_proxy.capture import AnswerCapture
-from memory_proxy.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.accounting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from memory_proxy.accounting.metrics import Metrics
+from memory_proxy.accounting.rate_limit import (
+    Bucket,
+    LocalRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    Verdict,
+)
+from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
+from memory_proxy.api.sessions import SessionsAPI
+from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
-from memory_proxy.conversation_memory import ConversationMemory, Turn
 from memory_proxy.errors import error_response
-from memory_proxy.forwarding import (
+from memory_proxy.forwarding.forwarder import (
     ClientDisconnected,
     Forwarder,
     ForwardResult,
@@ -31,29 +39,21 @@ from memory_proxy.forwarding import (
     end_to_end_headers,
     read_request_body,
 )
-from memory_proxy.injection import CHAT_APIS
+from memory_proxy.forwarding.upstream import Headers, UpstreamClient, UpstreamMonitor, client_for
+from memory_proxy.identity import auth
+from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.identity.routing import RoutingDecision, decide
+from memory_proxy.identity.supermemory import (
+    SupermemoryRouting,
+    configuration_warnings,
+    scope_headers,
+)
 from memory_proxy.logging_setup import log_request
-from memory_proxy.memory_store import open_store
-from memory_proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from memory_proxy.metrics import Metrics
-from memory_proxy.rate_limit import (
-    Bucket,
-    LocalRateLimiter,
-    RateLimiter,
-    RedisRateLimiter,
-    Verdict,
-)
-from memory_proxy.routing import RoutingDecision, decide
-from memory_proxy.sessions_api import SessionsAPI
-from memory_proxy.supermemory import SupermemoryRouting, configuration_warnings, scope_headers
-from memory_proxy.upstream import Headers, UpstreamClient, UpstreamMonitor, client_for
-from memory_proxy.usage import (
-    UsageRecord,
-    UsageRecorder,
-    open_usage_log,
-    request_usage_in_stream,
-)
-from memory_proxy.usage_api import UsageAPI
+from memory_proxy.memory.capture import AnswerCapture
+from memory_proxy.memory.conversation import ConversationMemory, Turn
+from memory_proxy.memory.injection import CHAT_APIS
+from memory_proxy.stores import open_store, open_usage_log
+from memory_proxy.usage_record import UsageRecord
 
 logger = logging.getLogger("memory_proxy")
 

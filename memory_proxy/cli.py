@@ -15,13 +15,15 @@ import click
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from memory_proxy.accounting.metrics import MULTIPROCESS_DIRECTORY
+from memory_proxy.accounting.usage import GROUPS, parse_since, summarize
 from memory_proxy.app import MemoryProxy
-from memory_proxy.auth import startup_problem
 from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
+from memory_proxy.identity.auth import startup_problem
 from memory_proxy.logging_setup import configure_logging
-from memory_proxy.memory_store import StoreUnavailable
-from memory_proxy.metrics import MULTIPROCESS_DIRECTORY
-from memory_proxy.usage import GROUPS, UsageRecord, open_usage_log, parse_since, summarize
+from memory_proxy.stores import open_usage_log
+from memory_proxy.stores.base import StoreUnavailable
+from memory_proxy.usage_record import UsageRecord
 
 # Options shared with start-proxies.
 config_option = click.option(

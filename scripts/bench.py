@@ -35,10 +35,10 @@ import orjson
 import psutil
 import yaml
 
-from memory_proxy.capture import AnswerCapture
 from memory_proxy.config import MemorySettings
-from memory_proxy.conversation_memory import ConversationMemory
-from memory_proxy.memory_store import open_store
+from memory_proxy.memory.capture import AnswerCapture
+from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]})

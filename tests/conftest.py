@@ -10,7 +10,7 @@ import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
-from memory_proxy.upstream import client_for
+from memory_proxy.forwarding.upstream import client_for
 from tests.support import FakeUpstream, RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"

@@ -1,0 +1,184 @@
+"""Usage analytics: one record per forwarded LLM call, written off the request path into
+a bounded log in the configured store, and totals grouped by user, model or client.
+
+The log itself lives in memory_proxy.stores, beside the conversations it shares a
+database with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from memory_proxy.stores.base import UsageLog
+from memory_proxy.usage_record import UsageRecord
+
+logger = logging.getLogger("memory_proxy.usage")
+
+GROUPS = ("user", "model", "client")
+QUEUE_LIMIT = 10_000  # records waiting to be written; past this they are dropped, counted
+BATCH_SIZE = 1000
+BATCH_LINGER_SECONDS = 0.25
+SHUTDOWN_WRITE_SECONDS = 5.0
+# Paths where `stream_options.include_usage` makes a stream end with its token counts.
+STREAM_OPTIONS_PATHS = frozenset(
+    {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"}
+)
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def request_usage_in_stream(path: str, payload: Any) -> dict[str, Any] | None:
+    """The payload asking for the stream's token counts, or None to send it unchanged.
+
+    Only when the client streams and did not decide for itself: an explicit
+    `include_usage: false` is respected.
+    """
+    if path not in STREAM_OPTIONS_PATHS or not isinstance(payload, dict):
+        return None
+    if payload.get("stream") is not True:
+        return None
+    options = payload.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or "include_usage" in options:
+        return None
+    return {**payload, "stream_options": {**options, "include_usage": True}}
+
+
+def parse_since(text: str | None, now: float) -> float:
+    """Epoch seconds from `1700000000`, an ISO 8601 time (UTC unless it says) or a
+    duration back from now (`90s`, `15m`, `24h`, `7d`); everything when absent."""
+    if not text:
+        return 0.0
+    text = text.strip()
+    if duration := _DURATION.match(text):
+        return now - int(duration.group(1)) * _SECONDS_PER_UNIT[duration.group(2)]
+    with contextlib.suppress(ValueError):
+        return float(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"since={text!r}: expected epoch seconds, an ISO 8601 time or a duration "
+            "such as 15m, 24h, 7d"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def checked_group(group_by: str) -> str:
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
+    return group_by
+
+
+def summarize(records: Iterable[UsageRecord], group_by: str) -> dict[str, Any]:
+    """Totals per user, model or client (the busiest first), and over all."""
+    attribute = "user_id" if checked_group(group_by) == "user" else group_by
+    groups: dict[str, _Totals] = collections.defaultdict(_Totals)
+    overall = _Totals()
+    for record in records:
+        groups[getattr(record, attribute) or "none"].add(record)
+        overall.add(record)
+    rows = [{group_by: key, **totals.describe()} for key, totals in groups.items()]
+    rows.sort(key=lambda row: (-row["requests"], row[group_by]))
+    return {"group_by": group_by, "data": rows, "total": overall.describe()}
+
+
+@dataclass
+class _Totals:
+    requests: int = 0
+    errors: int = 0
+    streams: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    first_byte_ms: float = 0.0
+    timed: int = 0
+
+    def add(self, record: UsageRecord) -> None:
+        self.requests += 1
+        self.errors += record.status >= 400
+        self.streams += record.stream
+        self.prompt_tokens += record.prompt_tokens or 0
+        self.completion_tokens += record.completion_tokens or 0
+        self.cost += record.cost or 0.0
+        if record.first_byte_ms is not None:
+            self.first_byte_ms += record.first_byte_ms
+            self.timed += 1
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "streams": self.streams,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cost": round(self.cost, 6),
+            "mean_first_byte_ms": round(self.first_byte_ms / self.timed, 1) if self.timed else None,
+        }
+
+
+class UsageRecorder:
+    """Takes records on the request path at the cost of a queue put; a background task
+    writes them in batches. A failing store loses records, never a request."""
+
+    def __init__(self, log: UsageLog, on_failure: Callable[[], None] = lambda: None) -> None:
+        self.log = log
+        self._on_failure = on_failure
+        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(QUEUE_LIMIT)
+        self._writer: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def record(self, record: UsageRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._on_failure()
+
+    def start(self) -> None:
+        self._writer = asyncio.ensure_future(self._write_forever())
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            # One transaction for everything that arrives meanwhile: under load, hundreds.
+            await asyncio.sleep(BATCH_LINGER_SECONDS)
+            while len(batch) < BATCH_SIZE and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write(batch)
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _write(self, batch: list[UsageRecord]) -> None:
+        try:
+            await self.log.add(batch)
+        except Exception as exc:
+            self.dropped += len(batch)
+            self._on_failure()
+            logger.warning(
+                "usage log failed to store %d record(s): %s",
+                len(batch),
+                str(exc) or type(exc).__name__,
+            )
+
+    async def aclose(self) -> None:
+        """Write what is queued (for a few seconds at most), then close the log."""
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), SHUTDOWN_WRITE_SECONDS)
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.log.aclose()

@@ -1,0 +1,242 @@
+"""Reading the answer out of the bytes streaming past, without holding any up: the
+assistant's message (for memory) and the token usage and cost (for usage records).
+
+Chunks are fed after they were sent to the client. SSE streams are split event by event,
+however the bytes were split. The message is read in the OpenAI chat format
+(`choices[0].delta.content`), Anthropic's (`content_block_delta` text and `tool_use`) and the OpenAI
+Responses format (`response.output_text.delta`). Token counts are read from the last
+`"usage"` object of a JSON answer or of each SSE event that has one, without decoding the
+rest: a large answer that memory does not need is never parsed whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from memory_proxy.memory.anthropic_format import from_anthropic
+
+logger = logging.getLogger("memory_proxy.capture")
+
+MAX_CAPTURED_BYTES = 8 * 1024 * 1024
+# Usage comes last in the JSON answers of OpenAI, Anthropic and LiteLLM: without the text,
+# only this much of the end of a JSON answer is kept.
+USAGE_TAIL_BYTES = 64 * 1024
+COST_HEADER = b"x-litellm-response-cost"
+# Inside a JSON string every quote is escaped, so this can only be a key.
+_USAGE_KEY = re.compile(rb'"usage"\s*:\s*')
+_DECODER = json.JSONDecoder()
+
+
+@dataclass
+class TokenUsage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def update(self, usage: dict[str, Any]) -> None:
+        """Later reports win, field by field: Anthropic streams the prompt's count first
+        and the completion's last."""
+        if "prompt_tokens" in usage or "completion_tokens" in usage:  # OpenAI, LiteLLM
+            prompt = usage.get("prompt_tokens")
+            completion = usage.get("completion_tokens")
+        else:  # Anthropic and OpenAI Responses; cached prompt tokens are prompt tokens too
+            parts = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+            counts = [usage[p] for p in parts if isinstance(usage.get(p), int)]
+            prompt = sum(counts) if counts else None
+            completion = usage.get("output_tokens")
+        if isinstance(prompt, int):
+            self.prompt_tokens = prompt
+        if isinstance(completion, int):
+            self.completion_tokens = completion
+
+
+def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
+    """The last `"usage": {...}` object in a JSON text, decoding nothing else."""
+    end = len(data)
+    while (start := data.rfind(b'"usage"', 0, end)) != -1:
+        key = _USAGE_KEY.match(data, start)
+        if key is not None:
+            try:
+                value, _ = _DECODER.raw_decode(data[key.end() :].decode("utf-8", "replace"))
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+        end = start
+    return None
+
+
+class AnswerCapture:
+    """`api` is the chat format to read the message in; None reads only usage and cost."""
+
+    def __init__(self, api: str | None) -> None:
+        self._api = api
+        self._mode: str | None = None  # "json" | "sse" | None (not captured)
+        self._buffer = bytearray()
+        self._text: list[str] = []
+        self._tool_calls: dict[int, dict[str, Any]] = {}
+        self.complete = False
+        self.usage = TokenUsage()
+        self.cost: float | None = None
+
+    def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        names = {name.lower(): value.lower() for name, value in headers}
+        self.cost = _as_cost(names.get(COST_HEADER))
+        if status != 200:
+            return
+        if names.get(b"content-encoding", b"identity") != b"identity":
+            logger.info("compressed answer passed through without capture")
+            return
+        content_type = names.get(b"content-type", b"")
+        if b"text/event-stream" in content_type:
+            self._mode = "sse"
+        elif b"json" in content_type:
+            self._mode = "json"
+
+    def feed(self, chunk: bytes) -> None:
+        if self._mode is None:
+            return
+        if self._skippable(chunk):
+            return
+        self._buffer += chunk
+        if self._mode == "sse":
+            self._parse_events()
+        elif self._api is None:
+            del self._buffer[:-USAGE_TAIL_BYTES]
+        if len(self._buffer) > MAX_CAPTURED_BYTES:
+            self._mode = None  # too large to remember; the client still gets every byte
+            self._buffer.clear()
+
+    def _skippable(self, chunk: bytes) -> bool:
+        """Whole SSE events without token counts, when only usage is read: nothing here."""
+        return (
+            self._api is None
+            and self._mode == "sse"
+            and not self._buffer
+            and chunk.endswith(b"\n\n")
+            and b'"usage"' not in chunk
+        )
+
+    def finish(self) -> None:
+        """The answer ended (or was cut short): read what a JSON answer says."""
+        if self._mode != "json" or not self._buffer:
+            return
+        if usage := last_usage(self._buffer):
+            self.usage.update(usage)
+        if self._api is not None:
+            self._parse_json()
+        self._buffer.clear()
+
+    def answer(self) -> dict[str, Any] | None:
+        """The assistant message (neutral shape), or None when nothing was captured."""
+        if self._mode is None or (not self._text and not self._tool_calls):
+            return None
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self._text)}
+        if self._tool_calls:
+            message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
+        return message
+
+    def _parse_json(self) -> None:
+        try:
+            body = orjson.loads(self._buffer)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        if self._api == "responses":
+            for item in body.get("output") or []:
+                if item.get("type") == "message":
+                    self._text += [
+                        part.get("text", "")
+                        for part in item.get("content") or []
+                        if part.get("type") == "output_text"
+                    ]
+        else:
+            if self._api == "openai":
+                choices = body.get("choices") or [{}]
+                message = choices[0].get("message") or {}
+            else:
+                content = body.get("content") or []
+                (message,) = from_anthropic({"role": "assistant", "content": content})
+            self._text = [message.get("content") or ""]
+            self._tool_calls = dict(enumerate(message.get("tool_calls") or []))
+        self.complete = True
+
+    def _parse_events(self) -> None:
+        buffer = self._buffer.replace(b"\r\n", b"\n")
+        *events, rest = buffer.split(b"\n\n")
+        self._buffer = bytearray(rest)
+        for event in events:
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:"):
+                    self._on_data(bytes(line[5:].strip()))
+
+    def _on_data(self, data: bytes) -> None:
+        if b'"usage"' in data and (usage := last_usage(data)):
+            self.usage.update(usage)
+        if self._api is None:
+            return
+        if data == b"[DONE]":
+            self.complete = True
+            return
+        try:
+            event = orjson.loads(data)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        if self._api == "openai":
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    self._text.append(delta["content"])
+                for call in delta.get("tool_calls") or []:
+                    self._merge_tool_call(call)
+                if choice.get("finish_reason"):
+                    self.complete = True
+        elif event.get("type") == "response.output_text.delta":
+            self._text.append(event.get("delta", ""))
+        elif event.get("type") == "response.completed":
+            self.complete = True
+        elif event.get("type") == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                self._tool_calls[event.get("index", 0)] = {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {"name": block.get("name", ""), "arguments": ""},
+                }
+        elif event.get("type") == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self._text.append(delta.get("text", ""))
+            elif delta.get("type") == "input_json_delta":
+                call = self._tool_calls.get(event.get("index", 0))
+                if call is not None:
+                    call["function"]["arguments"] += delta.get("partial_json", "")
+        elif event.get("type") == "message_stop":
+            self.complete = True
+
+    def _merge_tool_call(self, call: dict[str, Any]) -> None:
+        """OpenAI streams a tool call as fragments sharing an index."""
+        entry = self._tool_calls.setdefault(
+            call.get("index", 0), {"type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        if call.get("id"):
+            entry["id"] = call["id"]
+        function = call.get("function") or {}
+        entry["function"]["name"] += function.get("name") or ""
+        entry["function"]["arguments"] += function.get("arguments") or ""
+
+
+def _as_cost(header: bytes | None) -> float | None:
+    try:
+        cost = float(header) if header else None
+    except ValueError:  # LiteLLM writes "None" when it could not price the call
+        return None
+    return cost if cost is not None and math.isfinite(cost) else None

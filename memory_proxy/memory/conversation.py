@@ -1,0 +1,119 @@
+"""Local conversation memory around one forwarded chat request: load and inject before,
+capture and store after. A store that fails or is slow never fails the LLM call: the
+request goes on without memory, a warning is logged and the failure counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from memory_proxy.config import MemorySettings
+from memory_proxy.memory.capture import AnswerCapture
+from memory_proxy.memory.injection import ContextLimits, prepare
+from memory_proxy.messages import Message
+from memory_proxy.stores.base import MemoryStore
+
+logger = logging.getLogger("memory_proxy.memory")
+
+STORE_WAIT_SECONDS = 0.5  # the longest a request waits for its history
+PURGE_INTERVAL_SECONDS = 60.0
+
+
+@dataclass
+class Turn:
+    """One request's part in a conversation."""
+
+    user_id: str
+    session_id: str
+    body: dict[str, Any]
+    injected: int
+    new_turns: list[Message]
+
+
+class ConversationMemory:
+    def __init__(
+        self,
+        store: MemoryStore,
+        settings: MemorySettings,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self._on_failure = on_failure
+        self._limits = ContextLimits(settings.max_context_messages, settings.max_context_tokens)
+        self._ttl = settings.ttl_seconds
+        self._pending: set[asyncio.Task[None]] = set()
+        self._purger: asyncio.Task[None] | None = None
+        self.store_errors = 0
+
+    async def begin(
+        self, api: str, user_id: str, session_id: str, body: dict[str, Any]
+    ) -> Turn | None:
+        """The request with its history, or None to forward it without memory."""
+        try:
+            async with asyncio.timeout(STORE_WAIT_SECONDS):
+                history = await self.store.load(user_id, session_id)
+        except Exception as exc:
+            self._failed("load", exc)
+            return None
+        prepared = prepare(api, body, history, self._limits)
+        if prepared is None:
+            return None
+        return Turn(
+            user_id,
+            session_id,
+            prepared.body,
+            prepared.injected,
+            prepared.new_turns,
+        )
+
+    def finish(self, turn: Turn, capture: AnswerCapture, client_disconnected: bool) -> None:
+        """Store the exchange in the background: the client already has every byte."""
+        answer = capture.answer()
+        if answer is None:
+            return  # an error, or nothing we could read: remember nothing
+        partial = client_disconnected or not capture.complete
+        task = asyncio.ensure_future(self._store(turn, [*turn.new_turns, answer], partial))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _store(self, turn: Turn, messages: list[Message], partial: bool) -> None:
+        try:
+            await self.store.append(turn.user_id, turn.session_id, messages, partial=partial)
+        except Exception as exc:
+            self._failed("store", exc)
+
+    def _failed(self, action: str, exc: BaseException) -> None:
+        self.store_errors += 1
+        self._on_failure()
+        logger.warning(
+            "memory store failed to %s (%s); continuing without memory",
+            action,
+            str(exc) or type(exc).__name__,
+        )
+
+    def start_purging(self) -> None:
+        self._purger = asyncio.ensure_future(self._purge_forever())
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(PURGE_INTERVAL_SECONDS, self._ttl))
+            try:
+                removed = await self.store.purge_expired()
+            except Exception as exc:
+                self._failed("purge expired sessions", exc)
+                continue
+            if removed:
+                logger.info("removed %d expired session(s)", removed)
+
+    async def aclose(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=5)
+        await self.store.aclose()

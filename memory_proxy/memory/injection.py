@@ -1,0 +1,146 @@
+"""Putting a stored conversation back into a request, per API format.
+
+History goes between the client's system prompt and its messages, trimmed from the
+oldest to the message and token budgets, never starting with a tool result whose call was
+trimmed away. A client that re-sends the whole conversation itself (IDEs do) gets nothing
+injected; only its new turns are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
+from memory_proxy.messages import Message, text_of
+
+# Request path -> the API format spoken there.
+CHAT_APIS = {
+    "/v1/chat/completions": "openai",
+    "/chat/completions": "openai",
+    "/v1/messages": "anthropic",
+    "/v1/responses": "responses",
+}
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    max_messages: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    body: dict[str, Any]
+    injected: int  # history messages added to the request
+    new_turns: list[Message]  # the client's turns to store once answered
+
+
+def prepare(
+    api: str, body: dict[str, Any], history: list[Message], limits: ContextLimits
+) -> Prepared | None:
+    """The request with history injected, or None when its shape is not understood."""
+    if api == "responses":
+        return _prepare_responses(body, history, limits)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return None
+    if api == "openai":
+        leading = 0
+        while leading < len(messages) and messages[leading].get("role") in _SYSTEM_ROLES:
+            leading += 1
+        system, conversation = messages[:leading], messages[leading:]
+        neutral = [_from_openai(m) for m in conversation]
+    else:
+        system, conversation = [], messages
+        neutral = [turn for message in conversation for turn in from_anthropic(message)]
+
+    if history and _starts_with(neutral, history):
+        return Prepared(body, 0, neutral[len(history) :])
+    kept = trim(history, limits)
+    if api == "anthropic":
+        injected_messages = to_anthropic(kept, tool_results_in(neutral))
+    else:
+        injected_messages = [_to_openai(m) for m in kept]
+    if not injected_messages:
+        return Prepared(body, 0, neutral)
+    rewritten = {**body, "messages": [*system, *injected_messages, *conversation]}
+    return Prepared(rewritten, len(injected_messages), neutral)
+
+
+def _prepare_responses(
+    body: dict[str, Any], history: list[Message], limits: ContextLimits
+) -> Prepared | None:
+    """OpenAI Responses: `input` is a string or a list of items; `instructions` is the
+    system prompt. A request chained with `previous_response_id` already has its context."""
+    if body.get("previous_response_id"):
+        return None
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        return None
+    neutral = [
+        {"role": item["role"], "content": text_of(item.get("content"))}
+        for item in items
+        if item.get("role") in ("user", "assistant", "system", "developer")
+    ]
+    if history and _starts_with(neutral, history):
+        return Prepared(body, 0, neutral[len(history) :])
+    kept = [
+        {"role": m["role"], "content": m["content"]}
+        for m in trim(history, limits)
+        if m["role"] in ("user", "assistant") and m["content"]
+    ]
+    if not kept:
+        return Prepared(body, 0, neutral)
+    return Prepared({**body, "input": [*kept, *items]}, len(kept), neutral)
+
+
+def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
+    """The newest messages within both budgets, not opening on an orphaned tool result."""
+    kept: list[Message] = []
+    tokens = 0
+    for message in reversed(history):
+        cost = approximate_tokens(message)
+        if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
+            break
+        kept.append(message)
+        tokens += cost
+    kept.reverse()
+    while kept and kept[0]["role"] == "tool":
+        kept.pop(0)
+    return kept
+
+
+def approximate_tokens(message: Message) -> int:
+    """About four characters a token, plus a little for the message's framing."""
+    return (
+        len(str(message.get("content") or "")) // 4
+        + len(str(message.get("tool_calls", ""))) // 4
+        + 4
+    )
+
+
+def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
+    if len(conversation) < len(history):
+        return False
+    return all(
+        sent["role"] == stored["role"] and sent["content"] == stored["content"]
+        for sent, stored in zip(conversation, history, strict=False)
+    )
+
+
+def _from_openai(message: dict[str, Any]) -> Message:
+    neutral: Message = {
+        "role": message.get("role", "user"),
+        "content": text_of(message.get("content")),
+    }
+    neutral.update({key: message[key] for key in _OPENAI_FIELDS if key in message})
+    return neutral
+
+
+def _to_openai(message: Message) -> dict[str, Any]:
+    return {key: value for key, value in message.items() if key != "partial"}

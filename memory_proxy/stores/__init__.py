@@ -1,0 +1,28 @@
+"""Where conversations and usage live: in memory, in one SQLite file (the default), or in
+Redis (shared by several proxies). `open_store` and `open_usage_log` open the configured
+one."""
+
+from __future__ import annotations
+
+from memory_proxy.config import MemorySettings, UsageSettings
+from memory_proxy.stores.base import MemoryStore, UsageLog
+from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
+from memory_proxy.stores.redis import RedisStore, RedisUsageLog
+from memory_proxy.stores.sqlite import SQLiteStore, SQLiteUsageLog
+
+
+def open_store(settings: MemorySettings) -> MemoryStore:
+    if settings.store == "memory":
+        return InMemoryStore(settings.ttl_seconds)
+    if settings.store == "sqlite":
+        return SQLiteStore(settings.sqlite_path, settings.ttl_seconds)
+    return RedisStore(settings.redis_url, settings.ttl_seconds)
+
+
+def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:
+    """In the store that holds conversations (even when memory itself is off)."""
+    if memory.store == "memory":
+        return InMemoryUsageLog(usage.max_records)
+    if memory.store == "sqlite":
+        return SQLiteUsageLog(memory.sqlite_path, usage.max_records)
+    return RedisUsageLog(memory.redis_url, usage.max_records)

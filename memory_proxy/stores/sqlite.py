@@ -1,0 +1,241 @@
+"""The default store: one SQLite file that survives restarts, holding conversations and
+the usage log.
+
+SQLite calls are blocking, so each user of the file runs them on a dedicated thread (which
+also serialises them); the event loop never waits on the disk. WAL mode lets readers
+proceed during writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from memory_proxy.messages import Message, mark_partial
+from memory_proxy.stores.base import SessionInfo, StoreUnavailable
+from memory_proxy.usage_record import FIELD_NAMES, UsageRecord
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, session_id)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    FOREIGN KEY (user_id, session_id) REFERENCES sessions ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS messages_by_session ON messages (user_id, session_id, id);
+CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated);
+"""
+_USAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    session_id TEXT,
+    client TEXT NOT NULL,
+    model TEXT,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    upstream_ms REAL NOT NULL,
+    first_byte_ms REAL,
+    total_ms REAL NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    cost REAL
+);
+CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
+"""
+_USAGE_COLUMNS = ", ".join(FIELD_NAMES)
+
+
+class SQLiteFile:
+    """One connection to a SQLite file, used from its own thread."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
+        path = path.resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(schema)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"memory.sqlite_path: cannot use {path} ({exc})") from exc
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def transaction(self) -> sqlite3.Connection:
+        """`with file.transaction():` commits at the end, or rolls back on an error."""
+        self.db.execute("BEGIN")
+        return self.db
+
+    async def aclose(self) -> None:
+        await self.run(self.db.close)
+        self._thread.shutdown(wait=True)
+
+
+class SQLiteStore:
+    def __init__(
+        self, path: Path, ttl_seconds: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._file = SQLiteFile(path, _SCHEMA)
+        self._db = self._file.db
+        self._run = self._file.run
+
+    def _oldest_live(self) -> float:
+        return self._clock() - self._ttl
+
+    async def load(self, user_id: str, session_id: str) -> list[Message]:
+        def work() -> list[Message]:
+            rows = self._db.execute(
+                "SELECT m.message FROM messages m JOIN sessions s USING (user_id, session_id) "
+                "WHERE m.user_id = ? AND m.session_id = ? AND s.updated > ? ORDER BY m.id",
+                (user_id, session_id, self._oldest_live()),
+            ).fetchall()
+            return [orjson.loads(row[0]) for row in rows]
+
+        return await self._run(work)
+
+    async def append(
+        self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
+    ) -> None:
+        def work() -> None:
+            now = self._clock()
+            with self._file.transaction():
+                self._db.execute(
+                    "DELETE FROM sessions WHERE user_id = ? AND session_id = ? AND updated <= ?",
+                    (user_id, session_id, self._oldest_live()),
+                )
+                self._db.execute(
+                    "INSERT INTO sessions (user_id, session_id, created, updated) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated = excluded.updated",
+                    (user_id, session_id, now, now),
+                )
+                self._db.executemany(
+                    "INSERT INTO messages (user_id, session_id, message) VALUES (?, ?, ?)",
+                    [
+                        (user_id, session_id, orjson.dumps(mark_partial(m, partial)).decode())
+                        for m in messages
+                    ],
+                )
+                self._db.execute(
+                    "UPDATE sessions SET message_count = message_count + ? "
+                    "WHERE user_id = ? AND session_id = ?",
+                    (len(messages), user_id, session_id),
+                )
+
+        await self._run(work)
+
+    async def list_sessions(
+        self, user_id: str | None, limit: int, offset: int
+    ) -> list[SessionInfo]:
+        def work() -> list[SessionInfo]:
+            query = (
+                "SELECT user_id, session_id, message_count, created, updated FROM sessions "
+                "WHERE updated > ? AND (? IS NULL OR user_id = ?) "
+                "ORDER BY updated DESC LIMIT ? OFFSET ?"
+            )
+            rows = self._db.execute(
+                query, (self._oldest_live(), user_id, user_id, limit, offset)
+            ).fetchall()
+            return [self._info(row) for row in rows]
+
+        return await self._run(work)
+
+    async def session(self, user_id: str, session_id: str) -> SessionInfo | None:
+        def work() -> SessionInfo | None:
+            row = self._db.execute(
+                "SELECT user_id, session_id, message_count, created, updated FROM sessions "
+                "WHERE user_id = ? AND session_id = ? AND updated > ?",
+                (user_id, session_id, self._oldest_live()),
+            ).fetchone()
+            return self._info(row) if row else None
+
+        return await self._run(work)
+
+    async def delete(self, user_id: str, session_id: str) -> bool:
+        def work() -> bool:
+            cursor = self._db.execute(
+                "DELETE FROM sessions WHERE user_id = ? AND session_id = ?", (user_id, session_id)
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(work)
+
+    async def purge_expired(self) -> int:
+        def work() -> int:
+            cursor = self._db.execute(
+                "DELETE FROM sessions WHERE updated <= ?", (self._oldest_live(),)
+            )
+            return cursor.rowcount
+
+        return await self._run(work)
+
+    async def aclose(self) -> None:
+        await self._file.aclose()
+
+    def _info(self, row: tuple[Any, ...]) -> SessionInfo:
+        user_id, session_id, count, created, updated = row
+        return SessionInfo(user_id, session_id, count, created, updated, updated + self._ttl)
+
+
+class SQLiteUsageLog:
+    """The usage log as a table (queryable with the sqlite3 shell), its newest
+    `max_records` rows kept."""
+
+    def __init__(self, path: Path, max_records: int) -> None:
+        self._max_records = max_records
+        self._file = SQLiteFile(path, _USAGE_SCHEMA)
+
+    async def add(self, records: list[UsageRecord]) -> None:
+        def work() -> None:
+            db = self._file.db
+            with self._file.transaction():
+                db.executemany(
+                    f"INSERT INTO usage ({_USAGE_COLUMNS}) "
+                    f"VALUES ({', '.join('?' * len(FIELD_NAMES))})",
+                    [tuple(record.as_dict().values()) for record in records],
+                )
+                db.execute(
+                    "DELETE FROM usage WHERE id <= (SELECT MAX(id) FROM usage) - ?",
+                    (self._max_records,),
+                )
+
+        await self._file.run(work)
+
+    async def since(self, moment: float) -> list[UsageRecord]:
+        def work() -> list[UsageRecord]:
+            rows = self._file.db.execute(
+                f"SELECT {_USAGE_COLUMNS} FROM usage WHERE time >= ? ORDER BY id", (moment,)
+            ).fetchall()
+            return [UsageRecord.from_dict(dict(zip(FIELD_NAMES, row, strict=True))) for row in rows]
+
+        return await self._file.run(work)
+
+    async def aclose(self) -> None:
+        await self._file.aclose()

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memory_proxy.accounting.usage import (
+    UsageRecorder,
+    parse_since,
+    request_usage_in_stream,
+    summarize,
+)
+from memory_proxy.stores.base import UsageLog
+from memory_proxy.stores.in_memory import InMemoryUsageLog
+from memory_proxy.stores.redis import RedisUsageLog
+from memory_proxy.stores.sqlite import SQLiteUsageLog
+from memory_proxy.usage_record import UsageRecord
+from tests.support import RedisServer, eventually
+
+NOW = 1_700_000_000.0
+CHAT = "/v1/chat/completions"
+
+
+def usage_record(**changes: Any) -> UsageRecord:
+    record = UsageRecord(
+        time=NOW,
+        request_id="r1",
+        user_id="alice",
+        session_id=None,
+        client="default",
+        model="demo",
+        endpoint="/v1/chat/completions",
+        status=200,
+        stream=False,
+        upstream_ms=10.0,
+        first_byte_ms=12.0,
+        total_ms=13.0,
+        prompt_tokens=5,
+        completion_tokens=7,
+        cost=0.25,
+    )
+    return dataclasses.replace(record, **changes)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, 0.0),
+        ("", 0.0),
+        ("1699990000", 1_699_990_000.0),
+        ("1699990000.5", 1_699_990_000.5),
+        ("90s", NOW - 90),
+        ("15m", NOW - 900),
+        ("24h", NOW - 86_400),
+        ("7d", NOW - 7 * 86_400),
+        ("2023-11-14T22:13:20", NOW),  # no zone: UTC
+        ("2023-11-14T23:13:20+01:00", NOW),
+    ],
+)
+def test_parse_since(text: str | None, expected: float) -> None:
+    assert parse_since(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "10y", "-5m"])
+def test_parse_since_says_what_it_accepts(text: str) -> None:
+    with pytest.raises(ValueError, match="epoch seconds, an ISO 8601 time or a duration"):
+        parse_since(text, NOW)
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "asked"),
+    [
+        ("/v1/chat/completions", {"stream": True}, {"include_usage": True}),
+        ("/chat/completions", {"stream": True, "stream_options": {}}, {"include_usage": True}),
+        ("/v1/completions", {"stream": True}, {"include_usage": True}),
+        (CHAT, {"stream": True, "stream_options": {"include_usage": False}}, None),
+        (CHAT, {"stream": True, "stream_options": {"include_usage": True}}, None),
+        (CHAT, {"stream": True, "stream_options": "odd"}, None),
+        ("/v1/chat/completions", {"stream": False}, None),
+        ("/v1/chat/completions", {}, None),
+        ("/v1/messages", {"stream": True}, None),  # Anthropic streams always carry usage
+        ("/v1/chat/completions", None, None),
+    ],
+)
+def test_stream_token_counts_are_asked_for_unless_the_client_decided(
+    path: str, payload: Any, asked: dict[str, bool] | None
+) -> None:
+    changed = request_usage_in_stream(path, payload)
+    if asked is None:
+        assert changed is None
+    else:
+        assert changed == {**payload, "stream_options": asked}
+        assert "stream_options" not in payload or payload["stream_options"] == {}
+
+
+def test_summaries_group_and_total() -> None:
+    records = [
+        usage_record(),
+        usage_record(user_id="bob", model="gpt", stream=True, cost=None, first_byte_ms=None),
+        usage_record(user_id="bob", status=502, prompt_tokens=None, completion_tokens=None),
+    ]
+    by_user = summarize(records, "user")
+    assert [row["user"] for row in by_user["data"]] == ["bob", "alice"]
+    bob = by_user["data"][0]
+    assert bob == {
+        "user": "bob",
+        "requests": 2,
+        "errors": 1,
+        "streams": 1,
+        "prompt_tokens": 5,
+        "completion_tokens": 7,
+        "total_tokens": 12,
+        "cost": 0.25,
+        "mean_first_byte_ms": 12.0,
+    }
+    assert by_user["total"]["requests"] == 3
+    assert by_user["total"]["total_tokens"] == 24
+    assert by_user["total"]["cost"] == 0.5
+    by_model = summarize(records, "model")
+    assert {row["model"]: row["requests"] for row in by_model["data"]} == {"demo": 2, "gpt": 1}
+    assert summarize([usage_record(model=None)], "model")["data"][0]["model"] == "none"
+    with pytest.raises(ValueError, match="group_by must be one of user, model, client"):
+        summarize(records, "colour")
+
+
+Scenario = Callable[[UsageLog], Coroutine[Any, Any, None]]
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Runs a scenario against each kind of usage log, each kept to `max_records`."""
+    redis = RedisServer() if request.param == "redis" else None
+
+    def runner(scenario: Scenario, max_records: int = 100) -> None:
+        async def main() -> None:
+            log: UsageLog
+            if request.param == "memory":
+                log = InMemoryUsageLog(max_records)
+            elif request.param == "sqlite":
+                log = SQLiteUsageLog(tmp_path / "usage.sqlite3", max_records)
+            else:
+                assert redis is not None
+                log = RedisUsageLog(redis.url, max_records)
+            try:
+                await scenario(log)
+            finally:
+                await log.aclose()
+
+        asyncio.run(main())
+
+    yield runner
+    if redis is not None:
+        redis.kill()
+
+
+def test_logs_keep_records_whole_and_in_order(run: Callable[..., None]) -> None:
+    records = [
+        usage_record(request_id="a", session_id="s1", stream=True),
+        usage_record(request_id="b", time=NOW + 1, cost=None, prompt_tokens=None),
+    ]
+
+    async def scenario(log: UsageLog) -> None:
+        await log.add(records)
+        assert await log.since(0) == records
+        assert await log.since(NOW + 0.5) == records[1:]
+
+    run(scenario)
+
+
+def test_logs_keep_only_the_newest_records(run: Callable[..., None]) -> None:
+    async def scenario(log: UsageLog) -> None:
+        for batch in range(5):
+            await log.add([usage_record(request_id=f"{batch}-{i}") for i in range(4)])
+        kept = [record.request_id for record in await log.since(0)]
+        assert kept == ["2-2", "2-3", "3-0", "3-1", "3-2", "3-3", "4-0", "4-1", "4-2", "4-3"]
+
+    run(scenario, max_records=10)
+
+
+class ListLog(InMemoryUsageLog):
+    """Remembers every batch it was given, and whether it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__(100)
+        self.batches: list[list[str]] = []
+        self.closed = False
+
+    async def add(self, records: list[UsageRecord]) -> None:
+        self.batches.append([record.request_id for record in records])
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class BrokenLog(ListLog):
+    async def add(self, records: list[UsageRecord]) -> None:
+        raise OSError("disk full")
+
+
+def test_the_recorder_writes_in_the_background_and_flushes_on_close() -> None:
+    log = ListLog()
+
+    async def scenario() -> None:
+        recorder = UsageRecorder(log)
+        recorder.start()
+        recorder.record(usage_record(request_id="x"))
+        await eventually(lambda: log.batches == [["x"]])
+        for name in "yz":
+            recorder.record(usage_record(request_id=name))
+        await recorder.aclose()
+
+    asyncio.run(scenario())
+    assert log.batches == [["x"], ["y", "z"]]
+    assert log.closed
+
+
+def test_a_failing_log_loses_records_not_requests() -> None:
+    failures: list[None] = []
+
+    async def scenario() -> UsageRecorder:
+        recorder = UsageRecorder(BrokenLog(), on_failure=lambda: failures.append(None))
+        recorder.start()
+        recorder.record(usage_record())  # never raises
+        await eventually(lambda: recorder.dropped == 1)
+        await recorder.aclose()
+        return recorder
+
+    recorder = asyncio.run(scenario())
+    assert recorder.dropped == 1
+    assert failures == [None]

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from memory_proxy.config import HeaderPattern, UserIdMappings
+from memory_proxy.identity.client_detection import (
+    MAX_MATCHED_HEADER_LENGTH,
+    InvalidIdentifier,
+    detect_session,
+    detect_user,
+)
+
+MAPPINGS = UserIdMappings(
+    custom_header="x-memory-user-id",
+    header_patterns=(
+        HeaderPattern("user-agent", re.compile("OpenAIClientImpl/Java"), "pycharm-ai"),
+        HeaderPattern("user-agent", re.compile("claude-cli|Claude Code"), "claude-cli"),
+        HeaderPattern("x-project", re.compile(r"^(?P<project>[a-z]+)$"), "proj-{project}"),
+        HeaderPattern("user-agent", re.compile("curl"), "curl"),
+    ),
+    default_user_id="default-dev",
+)
+
+
+def test_custom_header_wins_over_patterns() -> None:
+    identity = detect_user(
+        {"x-memory-user-id": "alice", "user-agent": "OpenAIClientImpl/Java"}, MAPPINGS
+    )
+    assert identity.user_id == "alice"
+    assert identity.custom_header_present and identity.matched_pattern is None
+    assert not identity.is_default
+
+
+def test_first_matching_pattern_wins() -> None:
+    identity = detect_user({"user-agent": "claude-cli/1.0.98 (external, cli) curl"}, MAPPINGS)
+    assert identity.user_id == "claude-cli"
+    assert identity.matched_pattern is not None
+    assert identity.matched_pattern.pattern == "claude-cli|Claude Code"
+    assert identity.matched_pattern.header == "user-agent"
+
+
+def test_named_groups_fill_the_user_id() -> None:
+    assert detect_user({"x-project": "apollo"}, MAPPINGS).user_id == "proj-apollo"
+
+
+def test_default_when_nothing_matches() -> None:
+    identity = detect_user({"user-agent": "Mozilla/5.0"}, MAPPINGS)
+    assert identity.user_id == "default-dev"
+    assert identity.is_default
+
+
+def test_only_a_bounded_prefix_of_a_header_is_matched() -> None:
+    value = "x" * MAX_MATCHED_HEADER_LENGTH + "curl"
+    assert detect_user({"user-agent": value}, MAPPINGS).is_default
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "../etc", "x" * 200, "ümlaut"])
+def test_unusable_explicit_user_ids_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="x-memory-user-id must be"):
+        detect_user({"x-memory-user-id": bad}, MAPPINGS)
+
+
+def test_session_precedence() -> None:
+    body = {"metadata": {"session_id": "from-body"}}
+    both = {"x-session-id": "s1", "x-sm-conversation-id": "s2"}
+    assert detect_session(both, "x-session-id", body) == "s1"
+    assert detect_session({"x-sm-conversation-id": "s2"}, "x-session-id", body) == "s2"
+    assert detect_session({}, "x-session-id", body) == "from-body"
+    assert detect_session({}, "x-session-id", {"metadata": "nope"}) is None
+    assert detect_session({}, "x-session-id", None) is None
+
+
+def test_invalid_session_id_is_refused() -> None:
+    with pytest.raises(InvalidIdentifier, match="x-session-id"):
+        detect_session({"x-session-id": "a/b"}, "x-session-id")

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+from memory_proxy.memory.injection import ContextLimits, prepare, trim
+
+LIMITS = ContextLimits(max_messages=20, max_tokens=10_000)
+HISTORY = [
+    {"role": "user", "content": "My name is Alice"},
+    {"role": "assistant", "content": "Hello Alice"},
+]
+
+
+def test_openai_history_goes_between_system_prompt_and_new_messages() -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "What's my name?"},
+        ],
+    }
+    prepared = prepare("openai", body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert [m["content"] for m in prepared.body["messages"]] == [
+        "be brief",
+        "My name is Alice",
+        "Hello Alice",
+        "What's my name?",
+    ]
+    assert prepared.injected == 2
+    assert prepared.new_turns == [{"role": "user", "content": "What's my name?"}]
+    assert prepared.body["model"] == "m"
+    assert body["messages"][1]["content"] == "What's my name?"  # the original is untouched
+
+
+def test_a_client_resending_the_full_history_gets_nothing_injected() -> None:
+    body = {"messages": [*HISTORY, {"role": "user", "content": "again"}]}
+    prepared = prepare("openai", body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.injected == 0
+    assert prepared.body is body
+    assert prepared.new_turns == [{"role": "user", "content": "again"}]
+
+
+def test_content_parts_compare_as_text() -> None:
+    parts = [{"type": "text", "text": "My name "}, {"type": "text", "text": "is Alice"}]
+    body = {
+        "messages": [
+            {"role": "user", "content": parts},
+            HISTORY[1],
+            {"role": "user", "content": "x"},
+        ]
+    }
+    prepared = prepare("openai", body, HISTORY, LIMITS)
+    assert prepared is not None and prepared.injected == 0
+
+
+def test_anthropic_history_alternates_and_opens_with_the_user() -> None:
+    history = [
+        {"role": "assistant", "content": "orphan answer"},
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": "b"},
+        {"role": "assistant", "content": "c"},
+        {"role": "tool", "content": "result", "tool_call_id": "1"},
+        {"role": "user", "content": "dangling"},
+    ]
+    body = {
+        "system": "sys",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}],
+    }
+    prepared = prepare("anthropic", body, history, LIMITS)
+    assert prepared is not None
+    assert prepared.body["system"] == "sys"
+    assert prepared.body["messages"] == [
+        {"role": "user", "content": "a\n\nb"},
+        {"role": "assistant", "content": "c"},
+        {"role": "user", "content": [{"type": "text", "text": "q"}]},
+    ]
+    assert prepared.new_turns == [{"role": "user", "content": "q"}]
+
+
+def test_trim_keeps_the_newest_within_message_and_token_budgets() -> None:
+    history = [{"role": "user", "content": str(i) * 40} for i in range(10)]
+    assert [m["content"][0] for m in trim(history, ContextLimits(3, 10_000))] == ["7", "8", "9"]
+    # each message costs 40 // 4 + 4 = 14 tokens
+    assert len(trim(history, ContextLimits(20, 30))) == 2
+
+
+def test_trim_never_opens_on_a_tool_result_without_its_call() -> None:
+    history = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]},
+        {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+        {"role": "assistant", "content": "It is sunny"},
+    ]
+    assert trim(history, ContextLimits(2, 10_000)) == [history[3]]
+    assert trim(history, ContextLimits(3, 10_000)) == history[1:]
+
+
+def test_bodies_without_a_message_list_are_left_alone() -> None:
+    assert prepare("openai", {"prompt": "x"}, HISTORY, LIMITS) is None
+    assert prepare("openai", {"messages": ["not a dict"]}, HISTORY, LIMITS) is None
+
+
+def test_responses_input_string_gets_history_before_it() -> None:
+    body = {"model": "m", "instructions": "be brief", "input": "What's my name?"}
+    prepared = prepare("responses", body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.body["input"] == [
+        {"role": "user", "content": "My name is Alice"},
+        {"role": "assistant", "content": "Hello Alice"},
+        {"role": "user", "content": "What's my name?"},
+    ]
+    assert prepared.body["instructions"] == "be brief"
+    assert prepared.new_turns == [{"role": "user", "content": "What's my name?"}]
+
+
+def test_responses_items_with_the_full_history_and_chained_requests_are_left_alone() -> None:
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "My name is Alice"}]},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello Alice"}],
+        },
+        {"role": "user", "content": "next"},
+    ]
+    prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
+    assert prepared is not None and prepared.injected == 0
+    assert prepared.new_turns == [{"role": "user", "content": "next"}]
+    chained = {"input": "more", "previous_response_id": "resp_1"}
+    assert prepare("responses", chained, HISTORY, LIMITS) is None
+
+
+CALL = {
+    "id": "toolu_1",
+    "type": "function",
+    "function": {"name": "grep", "arguments": '{"q": "x"}'},
+}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "grep", "input": {"q": "x"}}
+TOOL_RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found"}
+
+
+def ask(text: str) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
+    first = {
+        "messages": [
+            {"role": "user", "content": "find x"},
+            {"role": "assistant", "content": [{"type": "text", "text": "looking"}, TOOL_USE]},
+            {"role": "user", "content": [TOOL_RESULT]},
+        ]
+    }
+    stored = prepare("anthropic", first, [], LIMITS)
+    assert stored is not None
+    assert stored.new_turns == [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "content": "looking", "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
+    ]
+    history = [*stored.new_turns, {"role": "assistant", "content": "x is in a.py"}]
+    later = prepare(
+        "anthropic", {"messages": [{"role": "user", "content": "and y?"}]}, history, LIMITS
+    )
+    assert later is not None
+    assert later.body["messages"] == [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "content": [{"type": "text", "text": "looking"}, TOOL_USE]},
+        {"role": "user", "content": [TOOL_RESULT]},
+        {"role": "assistant", "content": "x is in a.py"},
+        {"role": "user", "content": "and y?"},
+    ]
+    # A client re-sending all of it gets nothing added.
+    again = {
+        "messages": [
+            *first["messages"],
+            later.body["messages"][3],
+            {"role": "user", "content": "z"},
+        ]
+    }
+    resent = prepare("anthropic", again, history, LIMITS)
+    assert resent is not None and resent.injected == 0
+
+
+def test_calls_and_results_without_their_partner_are_left_out() -> None:
+    history = [
+        {"role": "tool", "tool_call_id": "gone", "content": "orphan result"},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},  # never answered
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2", "tool_calls": [CALL]},  # answered next
+    ]
+    plain = prepare("anthropic", ask("q3"), history, LIMITS)
+    assert plain is not None
+    assert plain.body["messages"] == [
+        {"role": "user", "content": "q1\n\nq2"},
+        {"role": "assistant", "content": "a2"},
+        {"role": "user", "content": "q3"},
+    ]
+    answering = {"messages": [{"role": "user", "content": [TOOL_RESULT]}]}
+    answered = prepare("anthropic", answering, history, LIMITS)
+    assert answered is not None
+    assert answered.body["messages"][-2:] == [
+        {"role": "assistant", "content": [{"type": "text", "text": "a2"}, TOOL_USE]},
+        {"role": "user", "content": [TOOL_RESULT]},
+    ]
+
+
+def test_openai_tool_history_goes_into_an_anthropic_request() -> None:
+    history = [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
+        {"role": "assistant", "content": "x is in a.py"},
+    ]
+    prepared = prepare(
+        "anthropic", {"messages": [{"role": "user", "content": "ok"}]}, history, LIMITS
+    )
+    assert prepared is not None
+    assert prepared.body["messages"][1] == {"role": "assistant", "content": [TOOL_USE]}
+    assert prepared.body["messages"][2] == {"role": "user", "content": [TOOL_RESULT]}
