@@ -9,6 +9,8 @@ from collections.abc import Awaitable
 
 from starlette.responses import Response
 
+from memory_proxy.logging_setup import log_failure
+
 logger = logging.getLogger("memory_proxy")
 
 # HTTP status -> (OpenAI error type, Anthropic error type)
@@ -65,5 +67,5 @@ async def unless_store_fails(path: str, store: str, answer: Awaitable[Response])
     try:
         return await answer
     except Exception as exc:
-        logger.warning("%s failed: %s", store, str(exc) or type(exc).__name__)
+        log_failure(logger, f"{store} failed", exc)
         return error_response(path, 503, f"the {store} is unavailable")

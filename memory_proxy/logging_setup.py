@@ -89,3 +89,10 @@ def log_request(fields: dict[str, Any]) -> None:
         return
     text = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
     _access.info(text, extra={"fields": fields})
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """A boundary that degrades (a store, the rate limiter): one warning line, and the
+    traceback at debug level, so a bug in our code is not mistaken for an outage."""
+    logger.warning("%s: %s", what, str(exc) or type(exc).__name__)
+    logger.debug("%s: traceback", what, exc_info=exc)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.config import MemorySettings
+from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.messages import Message
@@ -47,7 +48,6 @@ class ConversationMemory:
         self._ttl = settings.ttl_seconds
         self._pending: set[asyncio.Task[None]] = set()
         self._purger: asyncio.Task[None] | None = None
-        self.store_errors = 0
 
     async def begin(
         self, api: str, user_id: str, session_id: str, body: dict[str, Any]
@@ -87,13 +87,8 @@ class ConversationMemory:
             self._failed("store", exc)
 
     def _failed(self, action: str, exc: BaseException) -> None:
-        self.store_errors += 1
         self._on_failure()
-        logger.warning(
-            "memory store failed to %s (%s); continuing without memory",
-            action,
-            str(exc) or type(exc).__name__,
-        )
+        log_failure(logger, f"memory store failed to {action}; continuing without memory", exc)
 
     def start_purging(self) -> None:
         self._purger = asyncio.ensure_future(self._purge_forever())

@@ -1,0 +1,363 @@
+"""One forwarded request, as a pipeline: identify → admit → prepare → forward → record.
+
+- identify: read the JSON body, recognise the caller (auth) and what it asks for (routing);
+- admit: the rate limit;
+- prepare: the body LiteLLM gets (the stream's token counts asked for, memory injected);
+- forward: relay the answer byte for byte while the capture reads it;
+- record: memory, the usage record, metrics and the request's log line.
+
+A step that refuses the request raises `Refusal`; one place answers it in the client's
+format, counts it and logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from memory_proxy.accounting.metrics import Metrics
+from memory_proxy.accounting.rate_limit import RateLimiter
+from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
+from memory_proxy.config import Settings
+from memory_proxy.errors import error_response
+from memory_proxy.forwarding.forwarder import (
+    ClientDisconnected,
+    Forwarder,
+    ForwardResult,
+    RequestTooLarge,
+    end_to_end_headers,
+    read_request_body,
+)
+from memory_proxy.forwarding.upstream import Headers
+from memory_proxy.identity import auth
+from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.identity.routing import RoutingDecision, decide
+from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
+from memory_proxy.logging_setup import log_failure, log_request
+from memory_proxy.memory.capture import AnswerCapture
+from memory_proxy.memory.conversation import ConversationMemory, Turn
+from memory_proxy.memory.injection import CHAT_APIS
+from memory_proxy.usage_record import UsageRecord
+
+logger = logging.getLogger("memory_proxy")
+
+MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
+REQUEST_ID_HEADER = "x-request-id"
+# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is.
+_REPLACED_HEADERS = frozenset({b"host", b"content-length", REQUEST_ID_HEADER.encode()})
+_REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
+
+
+class Refusal(Exception):
+    """The proxy answers the request itself, with an error in the client's format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = headers or []
+
+
+@dataclass
+class ProxiedRequest:
+    """What the pipeline learns about one request, step by step."""
+
+    scope: Scope
+    request_id: str
+    lookup: dict[str, str]  # header name -> value, as text, for detection and auth
+    started: float = field(default_factory=time.perf_counter)
+    arrived: float = field(default_factory=time.time)
+    body: bytes | None = None  # None: streamed through as the client sends it
+    payload: Any = None  # the decoded JSON body, when there is one
+    caller: auth.Caller | None = None
+    decision: RoutingDecision | None = None
+    limit_headers: Headers = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.scope["path"]  # type: ignore[no-any-return]
+
+    @property
+    def method(self) -> str:
+        return self.scope["method"]  # type: ignore[no-any-return]
+
+
+class ProxyPipeline:
+    """Runs each forwarded request through the steps; shares the app's parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        supermemory: SupermemoryRouting,
+        forwarder: Forwarder,
+        metrics: Metrics,
+        memory: ConversationMemory | None,
+        usage: UsageRecorder | None,
+        rate_limiter: RateLimiter | None,
+    ) -> None:
+        self.settings = settings
+        self.supermemory = supermemory
+        self.forwarder = forwarder
+        self.metrics = metrics
+        self.memory = memory
+        self.usage = usage
+        self.rate_limiter = rate_limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = _incoming(scope)
+        try:
+            await self._identify(request, receive)
+            await self._admit(request)
+        except ClientDisconnected:
+            return
+        except Refusal as refusal:
+            await self._refuse(request, refusal, receive, send)
+            return
+        outgoing, turn = await self._prepare(request)
+        if outgoing is not request.payload:
+            request.body = orjson.dumps(outgoing)
+        api = CHAT_APIS.get(request.path) if turn else None
+        records_usage = self._records_usage(request)
+        capture = AnswerCapture(api) if turn or records_usage else None
+        result = await self._forward(request, receive, send, capture)
+        self._record(request, turn, capture, result)
+
+    async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
+        """The JSON body, the caller and the routing decision; refusals for a body too
+        large (413), a caller with no key (401) and unusable ids (400)."""
+        lookup = request.lookup
+        if request.method == "POST" and "json" in lookup.get("content-type", ""):
+            try:
+                request.body = await read_request_body(receive, MAX_JSON_BODY_BYTES)
+            except RequestTooLarge as exc:
+                raise Refusal(413, str(exc)) from exc
+            request.payload = _parse_json(request.body)
+            if request.payload is None:
+                self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
+        elif "content-length" not in lookup and "transfer-encoding" not in lookup:
+            request.body = b""  # HTTP/1.1: a request with neither has no body, nothing to stream
+        request.caller = auth.identify(lookup, _client_host(request.scope), self.settings)
+        if request.caller.refused:
+            raise Refusal(401, "an API key is required (Authorization: Bearer … or x-api-key)")
+        try:
+            request.decision = decide(
+                lookup,
+                request.payload,
+                self.settings,
+                self.supermemory,
+                request.caller.bound_user_id,
+            )
+        except InvalidIdentifier as exc:
+            raise Refusal(400, str(exc)) from exc
+
+    async def _admit(self, request: ProxiedRequest) -> None:
+        """The rate limit: 429 past it. A limiter that fails lets the request through."""
+        if self.rate_limiter is None:
+            return
+        assert request.decision is not None
+        user_id = request.decision.identity.user_id
+        try:
+            verdict = await self.rate_limiter.check(user_id)
+        except Exception as exc:
+            log_failure(logger, "rate limiter failed; request let through", exc)
+            return
+        limit = self.rate_limiter.bucket.requests_per_minute
+        request.limit_headers = [
+            (b"x-ratelimit-limit-requests", str(limit).encode()),
+            (b"x-ratelimit-remaining-requests", str(verdict.remaining).encode()),
+        ]
+        if not verdict.allowed:
+            self.metrics.rate_limited.inc()
+            raise Refusal(
+                429,
+                f"rate limit for {user_id} reached ({limit} requests per minute)",
+                retry_after=verdict.retry_after,
+                headers=request.limit_headers,
+            )
+
+    async def _prepare(self, request: ProxiedRequest) -> tuple[Any, Turn | None]:
+        """The payload to send (asking for a stream's token counts, with memory injected)
+        and the memory turn it opened; the payload itself when nothing changes."""
+        payload = outgoing = request.payload
+        decision = request.decision
+        assert decision is not None
+        if self._records_usage(request) and (
+            asking := request_usage_in_stream(request.path, payload)
+        ):
+            outgoing = asking
+        api = CHAT_APIS.get(request.path)
+        if self.memory is None or not decision.memory or not api:
+            return outgoing, None
+        if not isinstance(outgoing, dict) or decision.session_id is None:
+            return outgoing, None
+        turn = await self.memory.begin(
+            api, decision.identity.user_id, decision.session_id, outgoing
+        )
+        if turn is not None and turn.injected:
+            outgoing = turn.body
+        return outgoing, turn
+
+    async def _forward(
+        self,
+        request: ProxiedRequest,
+        receive: Receive,
+        send: Send,
+        capture: AnswerCapture | None,
+    ) -> ForwardResult:
+        self.metrics.in_flight.inc()
+        try:
+            return await self.forwarder.forward(
+                request.scope,
+                receive,
+                send,
+                headers=self._upstream_headers(request),
+                body=request.body,
+                observer=capture,
+                extra_headers=request.limit_headers,
+            )
+        finally:
+            self.metrics.in_flight.dec()
+
+    def _record(
+        self,
+        request: ProxiedRequest,
+        turn: Turn | None,
+        capture: AnswerCapture | None,
+        result: ForwardResult,
+    ) -> None:
+        """Memory, usage, metrics and the log line, once the answer is relayed."""
+        decision = request.decision
+        assert decision is not None
+        if capture is not None:
+            capture.finish()
+        if turn is not None and capture is not None and self.memory is not None:
+            disconnected = result.outcome == "client_disconnected"
+            self.memory.finish(turn, capture, client_disconnected=disconnected)
+        total = time.perf_counter() - request.started
+        record = _usage_record(request, decision, result, capture, total)
+        if self.usage is not None and self._records_usage(request):
+            self.usage.record(record)
+        self.metrics.observe(decision.model, total, result.first_byte_seconds, result.outcome)
+        fields = record.as_dict()
+        del fields["time"]  # the log line has its own
+        fields |= {
+            "method": request.method,
+            "outcome": result.outcome,
+            "injected": turn.injected if turn else None,
+        }
+        self.metrics.count(decision.identity.user_id, decision.model, result.status)
+        log_request(fields)
+
+    async def _refuse(
+        self, request: ProxiedRequest, refusal: Refusal, receive: Receive, send: Send
+    ) -> None:
+        """Answer in the client's format, count and log: the one way a request ends early."""
+        response = error_response(
+            request.path, refusal.status, refusal.message, retry_after=refusal.retry_after
+        )
+        response.raw_headers += refusal.headers
+        await response(request.scope, receive, send)
+        decision = request.decision
+        user_id = decision.identity.user_id if decision else None
+        model = decision.model if decision else None
+        self.metrics.count(user_id, model, refusal.status)
+        log_request(
+            {
+                "request_id": request.request_id,
+                "method": request.method,
+                "endpoint": request.path,
+                "model": model,
+                "user_id": user_id,
+                "status": refusal.status,
+            }
+        )
+
+    def _records_usage(self, request: ProxiedRequest) -> bool:
+        return self.usage is not None and request.method == "POST"
+
+    def _upstream_headers(self, request: ProxiedRequest) -> Headers:
+        """The client's end-to-end headers with our request id, credentials and scope.
+
+        A streamed body (None) keeps the client's Content-Length; a buffered one gets its
+        own from the upstream client.
+        """
+        caller, decision = request.caller, request.decision
+        assert caller is not None and decision is not None
+        replaced = _REPLACED_HEADERS if request.body is not None else _REPLACED_FOR_STREAMED_BODY
+        outgoing = end_to_end_headers(request.scope["headers"], replaced)
+        outgoing.append((b"x-request-id", request.request_id.encode()))
+        outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
+        return scope_headers(
+            outgoing,
+            routed=decision.supermemory,
+            user_id=decision.identity.user_id,
+            session_id=decision.session_id,
+            api_key=self.settings.supermemory_api_key,
+        )
+
+
+def _incoming(scope: Scope) -> ProxiedRequest:
+    lookup = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    request_id = lookup.get(REQUEST_ID_HEADER, "")
+    if not VALID_ID.match(request_id):
+        request_id = os.urandom(16).hex()  # uuid4().hex's format, at a fifth of its cost
+    return ProxiedRequest(scope, request_id, lookup)
+
+
+def _client_host(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def _usage_record(
+    request: ProxiedRequest,
+    decision: RoutingDecision,
+    result: ForwardResult,
+    capture: AnswerCapture | None,
+    total_seconds: float,
+) -> UsageRecord:
+    first_byte = result.first_byte_seconds
+    payload = request.payload
+    return UsageRecord(
+        time=request.arrived,
+        request_id=request.request_id,
+        user_id=decision.identity.user_id,
+        session_id=decision.session_id,
+        client=decision.identity.client,
+        model=decision.model,
+        endpoint=request.path,
+        status=result.status,
+        stream=isinstance(payload, dict) and payload.get("stream") is True,
+        upstream_ms=_ms(result.upstream_seconds),
+        first_byte_ms=None if first_byte is None else _ms(first_byte),
+        total_ms=_ms(total_seconds),
+        prompt_tokens=capture.usage.prompt_tokens if capture else None,
+        completion_tokens=capture.usage.completion_tokens if capture else None,
+        cost=capture.cost if capture else None,
+    )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def _parse_json(body: bytes) -> Any:
+    """The decoded body, or None when it is not JSON (LiteLLM will say what is wrong)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
