@@ -64,12 +64,11 @@ class UsageLog(Protocol):
     async def aclose(self) -> None: ...
 
 
-class MemoryIndex(Protocol):
-    """Long-term memories, searchable per (user id, project).
+class RecallBackend(Protocol):
+    """Where long-term memories are added and searched: the local index, or a hosted one.
 
-    `project` None in `search` and `list_memories` means every project of the user; a string
-    (GENERAL_PROJECT included) means exactly that one. Records with an id already stored
-    are not stored again.
+    `search` with `project` None means every project of the user; a string
+    (GENERAL_PROJECT included) means exactly that one. Higher scores are better.
     """
 
     async def add(self, records: list[MemoryRecord]) -> None: ...
@@ -84,6 +83,16 @@ class MemoryIndex(Protocol):
         exclude_session: str | None = None,
     ) -> list[Recalled]: ...
 
+    async def aclose(self) -> None: ...
+
+
+class MemoryIndex(RecallBackend, Protocol):
+    """The local index: a recall backend that can also be listed and forgotten, per user.
+
+    Records with an id already stored are not stored again; `project` None in
+    `list_memories` means every project of the user.
+    """
+
     async def list_memories(
         self, user_id: str, project: str | None, limit: int, offset: int
     ) -> list[MemoryRecord]:
@@ -97,5 +106,3 @@ class MemoryIndex(Protocol):
     async def forget_project(self, user_id: str, project: str) -> int: ...
 
     async def projects(self, user_id: str) -> list[ProjectInfo]: ...
-
-    async def aclose(self) -> None: ...
