@@ -193,6 +193,7 @@ class _Launcher:
             log=lambda text: self.printer.line("start", f"litellm {text}"),
             on_ready_change=on_ready_change,
             on_restart=app.metrics.litellm_restarts.inc,
+            seen_ready=app.monitor.wait_ready,
             timing=Timing(startup_timeout=self.options.startup_timeout),
         )
 

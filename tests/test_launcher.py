@@ -45,6 +45,22 @@ def test_crashed_child_is_restarted_and_sigterm_leaves_nothing(tmp_path: Path) -
     assert "proxy   | " in output
 
 
+def test_a_crash_after_only_the_proxy_saw_litellm_ready_is_restarted(tmp_path: Path) -> None:
+    """The proxy's /health saw LiteLLM ready and served a request through it before the
+    supervisor's own probe did: the crash that follows is a restart, not a failed start."""
+    env = {"FAKE_MODE": "proxy-sees-ready"}
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
+        wait_until(launcher.proxy_healthy, timeout=30)
+        chat = f"{launcher.proxy_url}/v1/chat/completions"
+        assert httpx.post(chat, json={"model": "demo"}).status_code == 200
+        first = launcher.litellm_pid()
+        psutil.Process(first or 0).kill()
+        launcher.wait_healthy()
+        assert launcher.litellm_pid() != first
+        assert httpx.post(chat, json={"model": "demo"}).status_code == 200
+    assert "exited code=-9" in launcher.output()
+
+
 def test_child_failing_at_start_up_exits_non_zero_with_its_output(tmp_path: Path) -> None:
     env = {"FAKE_MODE": "crash"}
     with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
