@@ -96,6 +96,13 @@ class _Launcher:
                 "proxy.log_format": options.log_format,
             },
         )
+        if spawning and settings.port == options.litellm_port:
+            self.say(
+                f"error: LiteLLM and the memory proxy cannot both listen on port "
+                f"{settings.port}: give --litellm-port and --memoryproxy-port (or proxy.port) "
+                "different values"
+            )
+            return EXIT_USAGE
         pidfile = PidFile(options.run_dir or default_run_dir(), options.litellm_port)
         try:
             if spawning:

@@ -10,7 +10,7 @@ import httpx
 import psutil
 
 from tests.launcher_support import fake_litellm_bin, running_launcher
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 
 def port_is_free(port: int) -> bool:
@@ -93,6 +93,16 @@ def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
     output = launcher.output()
     assert f"port {port} (memory proxy) is already in use by pid" in output
     assert "litellm | " not in output
+
+
+def test_one_port_for_both_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    port = free_port()
+    same = ("--litellm-port", str(port), "--memoryproxy-port", str(port))
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), extra_args=same) as launcher:
+        assert launcher.process.wait(timeout=30) == 2
+    output = launcher.output()
+    assert f"LiteLLM and the memory proxy cannot both listen on port {port}" in output
+    assert "litellm | " not in output and "proxy   | " not in output
 
 
 def test_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> None:
