@@ -78,7 +78,7 @@ class MemoryProxy:
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
-                on_failure=self.metrics.store_errors.inc,
+                on_drop=self.metrics.usage_records_dropped.inc,
             )
             if settings.usage.enabled
             else None
