@@ -17,6 +17,8 @@ ROUTED = LiteLLMSettings(
     models=(
         ModelEntry("sm-model", "https://api.supermemory.ai/v3/https://api.anthropic.com"),
         ModelEntry("plain-model", None),
+        # A different model whose name is the routed one's with a date: not routed.
+        ModelEntry("sm-model-20250101", None),
     ),
     forward_client_headers_models=frozenset({"sm-model"}),
 )
@@ -45,16 +47,26 @@ def test_supermemory_headers_only_for_routed_models(
     sent = {"x-memory-user-id": "alice", "x-session-id": "s-1", "x-sm-user-id": "mallory"}
     with run_proxy(url, litellm=ROUTED, supermemory_api_key=SM_KEY) as proxy:
         httpx.post(f"{proxy}/v1/chat/completions", json={"model": "sm-model"}, headers=sent)
-        httpx.post(
-            f"{proxy}/v1/chat/completions", json={"model": "sm-model-20250929"}, headers=sent
-        )
-        httpx.post(f"{proxy}/v1/chat/completions", json={"model": "plain-model"}, headers=sent)
+        for model in ("sm-model-20250101", "plain-model"):
+            httpx.post(f"{proxy}/v1/chat/completions", json={"model": model}, headers=sent)
     routed, dated, plain = (r.headers for r in upstream.requests)
-    for headers in (routed, dated):
-        assert headers["x-sm-user-id"] == "alice"
-        assert headers["x-supermemory-api-key"] == SM_KEY
-        assert headers["x-sm-conversation-id"] == "s-1"
-    assert not {"x-sm-user-id", "x-supermemory-api-key", "x-sm-conversation-id"} & set(plain)
+    assert routed["x-sm-user-id"] == "alice"
+    assert routed["x-supermemory-api-key"] == SM_KEY
+    assert routed["x-sm-conversation-id"] == "s-1"
+    for other in (dated, plain):
+        assert not {"x-sm-user-id", "x-supermemory-api-key", "x-sm-conversation-id"} & set(other)
+
+
+def test_client_sent_supermemory_headers_are_dropped_for_every_model(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    sent = {"x-sm-extra": "1", "x-SM-Project": "p", "x-supermemory-anything": "k"}
+    with run_proxy(url, litellm=ROUTED, supermemory_api_key=SM_KEY) as proxy:
+        for model in ("sm-model", "plain-model"):
+            httpx.post(f"{proxy}/v1/chat/completions", json={"model": model}, headers=sent)
+    for request in upstream.requests:
+        assert not {"x-sm-extra", "x-sm-project", "x-supermemory-anything"} & set(request.headers)
 
 
 def test_body_is_forwarded_byte_for_byte_even_when_parsed(
