@@ -15,9 +15,14 @@ from typing import Any
 from memory_proxy.config import UserIdMappings
 
 MAX_MATCHED_HEADER_LENGTH = 1024
-VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$")
+# \Z, not $: `$` also matches before a final newline, and an id ends up in a header.
+# Anchored in the pattern itself, so `.match` and `.fullmatch` both check the whole id.
+VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}\Z")
 ID_RULE = "1 to 128 letters, digits or . _ : @ + - (starting with a letter or digit)"
 SESSION_FALLBACK_HEADER = "x-sm-conversation-id"
+# What HTTP allows around a header value (RFC 9110 OWS); uvicorn's httptools parser keeps
+# the trailing part. Nothing else is stripped: a line break must fail the check, not vanish.
+OPTIONAL_WHITESPACE = " \t"
 
 
 class InvalidIdentifier(ValueError):
@@ -64,7 +69,8 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
     """
     explicit = headers.get(mappings.custom_header)
     if explicit is not None:
-        return ClientIdentity(_checked_id(explicit.strip(), mappings.custom_header), None, True)
+        user_id = _checked_id(explicit.strip(OPTIONAL_WHITESPACE), mappings.custom_header)
+        return ClientIdentity(user_id, None, True)
     for entry in mappings.header_patterns:
         value = headers.get(entry.header)
         if value is None:
@@ -88,7 +94,7 @@ def detect_session(headers: Mapping[str, str], session_header: str, body: Any = 
     for name in (session_header, SESSION_FALLBACK_HEADER):
         value = headers.get(name)
         if value:
-            return _checked_id(value.strip(), name)
+            return _checked_id(value.strip(OPTIONAL_WHITESPACE), name)
     if isinstance(body, dict):
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and isinstance(metadata.get("session_id"), str):
