@@ -161,15 +161,18 @@ class MemoryProxy:
         return JSONResponse({"status": "unhealthy", "reason": reason, **base}, status_code=503)
 
     async def _routing_info(self, request: Request) -> Response:
+        """What the pipeline decides for this very request, refusals included."""
         query_model = request.query_params.get("model")
         caller = auth.identify_request(request, self.settings)
+        if caller.refusal:
+            return error_response(request.url.path, 401, caller.refusal)
         try:
             decision = decide(
                 request.headers,
                 {"model": query_model} if query_model else None,
                 self.settings,
                 self.supermemory,
-                caller.bound_user_id,
+                caller,
             )
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))

@@ -3,15 +3,16 @@ local endpoints and error shapes."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
 import pytest
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.config import LiteLLMSettings, ModelEntry, Settings
+from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, serve
+from tests.support import FakeUpstream, serve, wait_until
 
 ROUTED = LiteLLMSettings(
     models=(
@@ -194,3 +195,65 @@ def test_one_log_line_per_request_without_secrets(
 
 def test_settings_used_by_the_tests_have_no_patterns() -> None:
     assert Settings().user_id_mappings.header_patterns == ()
+
+
+# --- trust: who reaches which memory, ids, Supermemory scope, local endpoints ---------------
+
+CLIENT_KEY = "mp-client-key-for-app-tests-0"
+BOUND_KEY = "mp-bound-key-for-app-tests-01"
+CLIENT_KEYS = (ClientKey(CLIENT_KEY), ClientKey(BOUND_KEY, "pycharm-ai"))
+FOREIGN_KEY = "sk-litellm-virtual-key-0123456789"
+SCOPE_HEADERS = {"x-sm-user-id", "x-supermemory-api-key", "x-sm-conversation-id"}
+
+
+def _chat(proxy: str, text: str, headers: dict[str, str], model: str) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": text}]}
+    return httpx.post(f"{proxy}/v1/chat/completions", json=body, headers=headers)
+
+
+def _stored(proxy: str, user_id: str, session_id: str) -> int:
+    response = httpx.get(
+        f"{proxy}/v1/sessions/{session_id}",
+        params={"user_id": user_id},
+        headers={"x-api-key": CLIENT_KEY},
+    )
+    return len(response.json()["messages"]) if response.status_code == 200 else 0
+
+
+def test_a_pass_through_key_never_reaches_a_bound_users_memory_or_the_supermemory_key(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream, url = fake_upstream
+    caplog.set_level(logging.INFO, logger="memory_proxy.access")
+    bound = {"x-api-key": BOUND_KEY, "x-session-id": "s1"}
+    foreign = {"x-api-key": FOREIGN_KEY, "x-memory-user-id": "pycharm-ai", "x-session-id": "s1"}
+    settings = {"client_keys": CLIENT_KEYS, "litellm": ROUTED, "supermemory_api_key": SM_KEY}
+    with run_proxy(url, **settings) as proxy:
+        assert _chat(proxy, "pycharm's secret", bound, "plain-model").status_code == 200
+        wait_until(lambda: _stored(proxy, "pycharm-ai", "s1") == 2)
+        assert _chat(proxy, "hello", foreign, "sm-model").status_code == 200
+        sent = upstream.requests[1]
+        assert [m["content"] for m in json.loads(sent.body)["messages"]] == ["hello"]
+        assert sent.headers["x-api-key"] == FOREIGN_KEY  # LiteLLM judges it, unchanged
+        assert not SCOPE_HEADERS & set(sent.headers)
+        routing = httpx.get(f"{proxy}/v1/debug/routing?model=sm-model", headers=foreign).json()
+        own_scope = routing["user_id"]
+        wait_until(lambda: _stored(proxy, own_scope, "s1") == 2)  # its own memory works
+        assert _stored(proxy, "pycharm-ai", "s1") == 2  # nothing appended to pycharm's
+    assert own_scope.startswith("key-") and own_scope != "pycharm-ai"
+    assert routing["authenticated"] is False
+    assert routing["supermemory"] is False
+    assert routing["memory"] is True
+    assert FOREIGN_KEY not in caplog.text
+
+
+def test_an_anonymous_caller_gets_from_the_routing_endpoint_what_the_pipeline_gives(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
+        debug = httpx.get(f"{proxy}/v1/debug/routing", headers={"x-memory-user-id": "alice"})
+        chat = _chat(proxy, "hi", {"x-memory-user-id": "alice"}, "plain-model")
+    assert debug.status_code == chat.status_code == 401

@@ -92,3 +92,8 @@ def test_a_pattern_whose_group_captures_a_line_break_gives_no_user_id() -> None:
     loose = HeaderPattern("x-project", re.compile(r"(?P<project>[a-z\n]+)"), "proj-{project}")
     mappings = UserIdMappings(header_patterns=(loose,))
     assert detect_user({"x-project": "apollo\n"}, mappings).is_default
+
+
+def test_user_ids_of_pass_through_keys_cannot_be_named() -> None:
+    with pytest.raises(InvalidIdentifier, match="reserved"):
+        detect_user({"x-memory-user-id": "key-0123456789abcdef"}, MAPPINGS)
