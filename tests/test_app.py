@@ -3,6 +3,7 @@ local endpoints and error shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -257,3 +258,52 @@ def test_an_anonymous_caller_gets_from_the_routing_endpoint_what_the_pipeline_gi
         debug = httpx.get(f"{proxy}/v1/debug/routing", headers={"x-memory-user-id": "alice"})
         chat = _chat(proxy, "hi", {"x-memory-user-id": "alice"}, "plain-model")
     assert debug.status_code == chat.status_code == 401
+
+
+def test_metrics_answer_authenticated_callers_unless_public(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
+        anonymous = httpx.get(f"{proxy}/metrics")
+        foreign = httpx.get(f"{proxy}/metrics", headers={"x-api-key": FOREIGN_KEY})
+        ours = httpx.get(f"{proxy}/metrics", headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    with run_proxy(url, client_keys=CLIENT_KEYS, metrics_public=True) as proxy:
+        public = httpx.get(f"{proxy}/metrics")
+    with run_proxy(url) as proxy:
+        loopback = httpx.get(f"{proxy}/metrics")
+    assert anonymous.status_code == foreign.status_code == 401
+    assert anonymous.json()["error"]["type"] == "authentication_error"
+    for allowed in (ours, public, loopback):
+        assert allowed.status_code == 200
+        assert "memory_proxy_requests_in_flight" in allowed.text
+
+
+def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    _, url = fake_upstream
+    app = MemoryProxy(Settings(litellm_url=url))
+
+    async def scrape() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.get("/metrics")
+
+    assert asyncio.run(scrape()).status_code == 401
+
+
+def test_health_tells_anyone_the_status_and_only_trusted_callers_the_details(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
+        anonymous = httpx.get(f"{proxy}/health")
+        ours = httpx.get(f"{proxy}/health", headers={"x-api-key": CLIENT_KEY})
+    with run_proxy("http://127.0.0.1:9", client_keys=CLIENT_KEYS) as proxy:
+        down = httpx.get(f"{proxy}/health")
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "healthy"}
+    assert ours.json()["litellm_url"] == url
+    assert down.status_code == 503
+    assert down.json() == {"status": "unhealthy"}
