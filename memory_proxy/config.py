@@ -123,6 +123,7 @@ class Settings:
     upstream_wait_seconds: float = 15.0
     log_format: str = "text"
     supermemory_api_key: str | None = None
+    metrics_public: bool = False  # /metrics for anyone, not only authenticated callers
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
@@ -175,6 +176,7 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         ),
         log_format=tree.get("proxy.log_format", one_of(LOG_FORMATS), defaults.log_format),
         supermemory_api_key=tree.get("supermemory.api_key", as_str, None),
+        metrics_public=tree.get("metrics.public", as_bool, defaults.metrics_public),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
         rate_limit=_build_rate_limit(tree),
