@@ -1,4 +1,5 @@
-"""A loopback server whose every byte the test writes, one thread per connection."""
+"""Loopback peers for the forwarding tests: a server whose every byte the test writes
+(one thread per connection), and an address where nothing listens."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+
+from tests.support import free_port
 
 Handler = Callable[[socket.socket], None]
 
@@ -57,3 +60,11 @@ def wait_for_close(connection: socket.socket, closed: threading.Event) -> None:
     while connection.recv(65536):
         pass
     closed.set()
+
+
+def unused_url() -> str:
+    port = free_port()
+    # Nothing listens there: connections are refused at once.
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    return f"http://127.0.0.1:{port}"

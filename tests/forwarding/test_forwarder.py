@@ -18,7 +18,7 @@ from memory_proxy.forwarding.forwarder import Forwarder, end_to_end_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
 from memory_proxy.forwarding.upstream import HttpxClient, UpstreamMonitor, client_for
 from tests.conftest import ProxyFactory
-from tests.forwarding.raw_upstream import RawUpstream, read_request
+from tests.forwarding.raw_upstream import RawUpstream, read_request, unused_url
 from tests.support import FakeUpstream, free_port, serve, wait_until
 
 SCOPE = {
@@ -149,14 +149,6 @@ def test_a_request_id_is_created_when_missing(
     with run_proxy(upstream_url) as proxy:
         httpx.get(f"{proxy}/v1/models", headers={"x-request-id": "bad id with spaces"})
     assert len(upstream.requests[0].headers["x-request-id"]) == 32
-
-
-def unused_url() -> str:
-    port = free_port()
-    # Nothing listens there: connections are refused at once.
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.header_safety import UnsafeHeader, check_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
 from memory_proxy.forwarding.upstream import UpstreamMonitor, client_for
-from tests.forwarding.test_forwarder import unused_url
+from tests.forwarding.raw_upstream import unused_url
 from tests.support import FakeUpstream
 
 FORBIDDEN = set(b"\r\n\0")
