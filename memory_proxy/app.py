@@ -66,6 +66,8 @@ class MemoryProxy:
             settings.litellm_url,
             self.monitor,
             wait_seconds=settings.upstream_wait_seconds,
+            first_byte_timeout=settings.upstream_first_byte_timeout_seconds,
+            idle_timeout=settings.upstream_idle_timeout_seconds,
         )
         self.memory = (
             ConversationMemory(
