@@ -3,7 +3,8 @@
 History goes between the client's system prompt and its messages, trimmed from the
 oldest to the message and token budgets, never starting with a tool result whose call was
 trimmed away. A client that re-sends the whole conversation itself (IDEs do) gets nothing
-injected; only its new turns are stored.
+injected; only its new turns are stored. Only well-formed messages are stored and
+injected (messages.well_formed); the client's own messages are passed on as sent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
-from memory_proxy.messages import Message, text_of
+from memory_proxy.messages import Message, text_of, well_formed
 
 # Request path -> the API format spoken there.
 CHAT_APIS = {
@@ -21,7 +22,7 @@ CHAT_APIS = {
     "/v1/messages": "anthropic",
     "/v1/responses": "responses",
 }
-_SYSTEM_ROLES = frozenset({"system", "developer"})
+_SYSTEM_ROLES = ("system", "developer")  # a tuple: a role may be any JSON, even unhashable
 _OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
 
 
@@ -56,6 +57,7 @@ def prepare(
     else:
         system, conversation = [], messages
         neutral = [turn for message in conversation for turn in from_anthropic(message)]
+    neutral = [message for message in neutral if well_formed(message)]
 
     if history and _starts_with(neutral, history):
         return Prepared(body, 0, neutral[len(history) :])
@@ -82,11 +84,11 @@ def _prepare_responses(
         items = [{"role": "user", "content": items}]
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return None
-    neutral = [
-        {"role": item["role"], "content": text_of(item.get("content"))}
-        for item in items
-        if item.get("role") in ("user", "assistant", "system", "developer")
+    # Items without a known role (function calls, reasoning) are not remembered.
+    converted = [
+        {"role": item.get("role"), "content": text_of(item.get("content"))} for item in items
     ]
+    neutral = [message for message in converted if well_formed(message)]
     if history and _starts_with(neutral, history):
         return Prepared(body, 0, neutral[len(history) :])
     kept = [
@@ -100,10 +102,13 @@ def _prepare_responses(
 
 
 def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
-    """The newest messages within both budgets, not opening on an orphaned tool result."""
+    """The newest well-formed messages within both budgets, not opening on an orphaned
+    tool result. (Stores written before messages were checked may hold ill-formed ones.)"""
     kept: list[Message] = []
     tokens = 0
     for message in reversed(history):
+        if not well_formed(message):
+            continue
         cost = approximate_tokens(message)
         if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
             break
@@ -128,15 +133,18 @@ def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
     if len(conversation) < len(history):
         return False
     return all(
-        sent["role"] == stored["role"] and sent["content"] == stored["content"]
+        sent["role"] == stored.get("role") and sent["content"] == stored.get("content")
         for sent, stored in zip(conversation, history, strict=False)
     )
 
 
 def _from_openai(message: dict[str, Any]) -> Message:
+    """Possibly ill-formed: the caller checks. An assistant's content may be null (it
+    only calls tools)."""
+    role, content = message.get("role"), message.get("content")
     neutral: Message = {
-        "role": message.get("role", "user"),
-        "content": text_of(message.get("content")),
+        "role": role,
+        "content": "" if content is None and role == "assistant" else text_of(content),
     }
     neutral.update({key: message[key] for key in _OPENAI_FIELDS if key in message})
     return neutral
