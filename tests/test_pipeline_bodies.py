@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, wait_until
@@ -65,3 +66,52 @@ def test_a_body_too_deep_to_re_encode_reaches_litellm_as_sent(
 def stored(proxy: str, session: dict[str, str]) -> int:
     response = httpx.get(f"{proxy}/v1/sessions/{session['x-session-id']}", headers=session)
     return len(response.json()["messages"]) if response.status_code == 200 else 0
+
+
+ODD_ANSWERS = [
+    (
+        "/v1/chat/completions",
+        "application/json",
+        b'{"choices": {"0": {}}, "usage": {"prompt_tokens": 3, "completion_tokens": 4}}',
+    ),
+    (
+        "/v1/chat/completions",
+        "text/event-stream",
+        b'data: {"choices": [{"delta": {"content": ["x"]}}]}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}\n\n'
+        b"data: [DONE]\n\n",
+    ),
+    (
+        "/v1/messages",
+        "application/json",
+        b'{"content": [{"type": "text", "text": null}],'
+        b' "usage": {"input_tokens": 3, "output_tokens": 4}}',
+    ),
+    (
+        "/v1/responses",
+        "text/event-stream",
+        b'data: {"type": "response.output_text.delta", "delta": 1}\n\n'
+        b'data: {"type": "response.completed", "response": {"output": "x",'
+        b' "usage": {"input_tokens": 3, "output_tokens": 4}}}\n\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "content_type", "answer"), ODD_ANSWERS)
+def test_an_answer_memory_cannot_read_is_relayed_and_recorded(
+    httpserver: HTTPServer, run_proxy: ProxyFactory, path: str, content_type: str, answer: bytes
+) -> None:
+    httpserver.expect_request(path).respond_with_data(answer, content_type=content_type)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "input": "hi"}
+    with run_proxy(httpserver.url_for("/").rstrip("/")) as proxy:
+        response = httpx.post(f"{proxy}{path}", json=body, headers=SESSION)
+        wait_until(lambda: totals(proxy)["requests"] == 1)
+        recorded = totals(proxy)
+    assert response.status_code == 200
+    assert response.content == answer
+    assert (recorded["prompt_tokens"], recorded["completion_tokens"]) == (3, 4)
+
+
+def totals(proxy: str) -> dict[str, Any]:
+    total: dict[str, Any] = httpx.get(f"{proxy}/v1/usage").json()["total"]
+    return total
