@@ -2,8 +2,9 @@
 
 History goes between the client's system prompt and its messages, trimmed from the
 oldest to the message and token budgets, never starting with a tool result whose call was
-trimmed away. A client that re-sends the whole conversation itself (IDEs do) gets nothing
-injected; only its new turns are stored. Only well-formed messages are stored and
+trimmed away. A request that carries a conversation of its own (any assistant turn: IDEs
+and agents re-send it all) gets nothing injected, even when its past differs from the
+stored one; only its new turns are stored. Only well-formed messages are stored and
 injected (messages.well_formed); the client's own messages are passed on as sent.
 """
 
@@ -53,14 +54,11 @@ def prepare(
         while leading < len(messages) and messages[leading].get("role") in _SYSTEM_ROLES:
             leading += 1
         system, conversation = messages[:leading], messages[leading:]
-        neutral = [_from_openai(m) for m in conversation]
     else:
         system, conversation = [], messages
-        neutral = [turn for message in conversation for turn in from_anthropic(message)]
-    neutral = [message for message in neutral if well_formed(message)]
-
-    if history and _starts_with(neutral, history):
-        return Prepared(body, 0, neutral[len(history) :])
+    neutral = _neutral(api, conversation)
+    if (new_turns := _new_turns_without_history(api, conversation, neutral, history)) is not None:
+        return Prepared(body, 0, new_turns)
     kept = trim(history, limits)
     if api == "anthropic":
         injected_messages = to_anthropic(kept, tool_results_in(neutral))
@@ -84,13 +82,9 @@ def _prepare_responses(
         items = [{"role": "user", "content": items}]
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return None
-    # Items without a known role (function calls, reasoning) are not remembered.
-    converted = [
-        {"role": item.get("role"), "content": text_of(item.get("content"))} for item in items
-    ]
-    neutral = [message for message in converted if well_formed(message)]
-    if history and _starts_with(neutral, history):
-        return Prepared(body, 0, neutral[len(history) :])
+    neutral = _neutral("responses", items)
+    if (new_turns := _new_turns_without_history("responses", items, neutral, history)) is not None:
+        return Prepared(body, 0, new_turns)
     kept = [
         {"role": m["role"], "content": m["content"]}
         for m in trim(history, limits)
@@ -99,6 +93,36 @@ def _prepare_responses(
     if not kept:
         return Prepared(body, 0, neutral)
     return Prepared({**body, "input": [*kept, *items]}, len(kept), neutral)
+
+
+def _neutral(api: str, messages: list[dict[str, Any]]) -> list[Message]:
+    """The client's messages in the neutral shape, the ill-formed left out. Responses
+    items without a known role (function calls, reasoning) are not remembered."""
+    if api == "openai":
+        converted = [_from_openai(message) for message in messages]
+    elif api == "anthropic":
+        converted = [turn for message in messages for turn in from_anthropic(message)]
+    else:
+        converted = [
+            {"role": i.get("role"), "content": text_of(i.get("content"))} for i in messages
+        ]
+    return [message for message in converted if well_formed(message)]
+
+
+def _new_turns_without_history(
+    api: str, conversation: list[dict[str, Any]], neutral: list[Message], history: list[Message]
+) -> list[Message] | None:
+    """The turns to store when the request gets no history: it re-sends the stored
+    conversation, or carries one of its own (any assistant turn) that differs from it
+    (trimmed, compacted, reasoning stripped, an answer edited) — then the turns after
+    its last answer are the new ones. None when history is to be injected."""
+    if _starts_with(neutral, history):
+        return neutral[len(history) :]
+    for index in range(len(conversation) - 1, -1, -1):
+        turn = conversation[index]
+        if turn.get("role") == "assistant" or turn.get("type") == "function_call":
+            return _neutral(api, conversation[index + 1 :])
+    return None
 
 
 def trim(history: list[Message], limits: ContextLimits) -> list[Message]:

@@ -261,3 +261,31 @@ def test_ill_formed_messages_never_poison_the_session(
     assert [m["role"] for m in session["messages"]] == ["user", "assistant"]
     injected = json.loads(upstream.requests[1].body)[key]
     assert [m["content"] for m in injected] == ["hi", upstream.reply_text, "again"]
+
+
+def test_a_full_history_client_whose_past_differs_gets_no_history_added(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url) as proxy:
+        chat(proxy, "first", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        own = {
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "an answer the client edited"},
+                {"role": "user", "content": "second"},
+            ],
+        }
+        httpx.post(f"{proxy}/v1/chat/completions", json=own, headers=ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") > 2)  # its one append
+        stored = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE).json()["messages"]
+    assert sent_messages(upstream, 1) == [m["content"] for m in own["messages"]]
+    assert [m["content"] for m in stored] == [
+        "first",
+        upstream.reply_text,
+        "second",
+        upstream.reply_text,
+    ]

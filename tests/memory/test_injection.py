@@ -260,14 +260,17 @@ ODD_RESPONSES = [
     + [("anthropic", m) for m in ODD_ANTHROPIC]
     + [("responses", m) for m in ODD_RESPONSES],
 )
-def test_ill_formed_messages_are_passed_on_but_never_stored(api: str, odd: object) -> None:
+def test_ill_formed_messages_are_passed_on_but_never_stored(
+    api: str, odd: dict[str, object]
+) -> None:
     key = "input" if api == "responses" else "messages"
     body = {key: [odd, {"role": "user", "content": "next"}]}
     prepared = prepare(api, body, HISTORY, LIMITS)
     assert prepared is not None
     assert prepared.new_turns == [{"role": "user", "content": "next"}]
     assert prepared.body[key][-2:] == body[key]  # the client's own messages, as sent
-    assert prepared.injected == 2  # history still comes, before them
+    carries_history = odd.get("role") == "assistant" or odd.get("type") == "function_call"
+    assert prepared.injected == (0 if carries_history else 2)  # else history still comes
 
 
 def test_ill_formed_stored_messages_are_never_injected() -> None:
@@ -281,3 +284,31 @@ def test_ill_formed_stored_messages_are_never_injected() -> None:
             "Hello Alice",
             "q",
         ]
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
+def test_a_client_carrying_its_own_differing_history_gets_none_injected(api: str) -> None:
+    """It trimmed, compacted, stripped reasoning or edited an answer: its history stands,
+    and only its turns after its last answer are new."""
+    key = "input" if api == "responses" else "messages"
+    own = [
+        {"role": "user", "content": "My name is Alice"},
+        {"role": "assistant", "content": "Hello Alice (edited)"},
+        {"role": "user", "content": "What's my name?"},
+    ]
+    body = {key: own}
+    prepared = prepare(api, body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.injected == 0
+    assert prepared.body is body
+    assert prepared.new_turns == [own[2]]
+
+
+def test_a_responses_function_call_is_history_the_client_carries() -> None:
+    items = [
+        {"role": "user", "content": "list files"},
+        {"type": "function_call", "call_id": "c1", "name": "ls", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "a.py"},
+    ]
+    prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
+    assert prepared is not None and prepared.injected == 0
