@@ -41,12 +41,13 @@ def well_formed(message: Message) -> bool:
     """A known role, text content, well-formed tool calls and string ids: safe to store
     and to put back into any later request."""
     role = message.get("role")
-    if not isinstance(role, str) or role not in ROLES:
+    if not (isinstance(role, str) and role in ROLES and isinstance(message.get("content"), str)):
         return False
-    if not isinstance(message.get("content"), str):
-        return False
-    if any(key in message and not isinstance(message[key], str) for key in _OPTIONAL_TEXT_FIELDS):
-        return False
+    if len(message) == 2:  # the usual {"role", "content"}; a tool result must name its call
+        return role != "tool"
+    for key in _OPTIONAL_TEXT_FIELDS:
+        if key in message and not isinstance(message[key], str):
+            return False
     if role == "tool" and "tool_call_id" not in message:
         return False
     calls = message.get("tool_calls")
