@@ -23,6 +23,7 @@ from memory_proxy.accounting.rate_limit import (
     RedisRateLimiter,
 )
 from memory_proxy.accounting.usage import UsageRecorder
+from memory_proxy.api import echo_model
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
@@ -78,7 +79,7 @@ class MemoryProxy:
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
-                on_failure=self.metrics.store_errors.inc,
+                on_drop=self.metrics.usage_records_dropped.inc,
             )
             if settings.usage.enabled
             else None
@@ -103,6 +104,7 @@ class MemoryProxy:
                 Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
+                Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
             ]
         )
         self._local_paths = frozenset(
@@ -149,27 +151,41 @@ class MemoryProxy:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _metrics(self, request: Request) -> Response:
+        """Users and models are named in the metrics: trusted callers only, unless the
+        operator says otherwise (`metrics.public`)."""
+        public = self.settings.metrics_public
+        if not public and not auth.identify_request(request, self.settings).authenticated:
+            message = "metrics need one of the proxy's client keys (or metrics.public: true)"
+            return error_response(request.url.path, 401, message)
         self.metrics.litellm_ready.set(1 if self.monitor.is_ready else 0)
         return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def _health(self, request: Request) -> Response:
+        """The status for anyone (probes need it); where LiteLLM is and why it is down
+        for trusted callers only."""
         ready, reason = await self.monitor.probe()
-        base = {"litellm_url": self.settings.litellm_url}
         if ready:
             self.monitor.mark_ready()
-            return JSONResponse({"status": "healthy", "litellm": "ready", **base})
-        return JSONResponse({"status": "unhealthy", "reason": reason, **base}, status_code=503)
+            answer, details = {"status": "healthy"}, {"litellm": "ready"}
+        else:
+            answer, details = {"status": "unhealthy"}, {"reason": reason}
+        if auth.identify_request(request, self.settings).authenticated:
+            answer |= details | {"litellm_url": self.settings.litellm_url}
+        return JSONResponse(answer, status_code=200 if ready else 503)
 
     async def _routing_info(self, request: Request) -> Response:
+        """What the pipeline decides for this very request, refusals included."""
         query_model = request.query_params.get("model")
         caller = auth.identify_request(request, self.settings)
+        if caller.refusal:
+            return error_response(request.url.path, 401, caller.refusal)
         try:
             decision = decide(
                 request.headers,
                 {"model": query_model} if query_model else None,
                 self.settings,
                 self.supermemory,
-                caller.bound_user_id,
+                caller,
             )
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))

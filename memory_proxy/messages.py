@@ -17,24 +17,38 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _OPTIONAL_TEXT_FIELDS = ("tool_call_id", "name")
 
 
-def text_of(content: Any) -> str | None:
+def text_of(content: Any) -> str:
     """The text of a message's content: a string, or the text parts of a list of blocks
     (OpenAI `text`, Anthropic `text`, Responses `input_text` / `output_text` all carry
-    a "text" field). None when it is neither: no string, or a block that is not an object
-    with a string type and, if it has one, a string text."""
+    a "text" field); a part whose text is not a string is skipped, never a crash."""
     if isinstance(content, str):
         return content
-    if not isinstance(content, list):
-        return None
-    texts = []
-    for block in content:
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            return None
-        if "text" in block:
-            if not isinstance(text := block["text"], str):
-                return None
-            texts.append(text)
-    return "".join(texts)
+    if isinstance(content, list):
+        return "".join(
+            text
+            for part in content
+            if isinstance(part, dict) and isinstance(text := part.get("text"), str)
+        )
+    return ""
+
+
+def stored_text(content: Any) -> str | None:
+    """The text memory keeps of a content; None when the content is neither a string nor
+    a list of proper blocks (objects with a string type and, if they have one, a string
+    text): the message is then not remembered."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(map(_proper_block, content)):
+        return text_of(content)
+    return None
+
+
+def _proper_block(block: Any) -> bool:
+    return (
+        isinstance(block, dict)
+        and isinstance(block.get("type"), str)
+        and isinstance(block.get("text", ""), str)
+    )
 
 
 def well_formed(message: Message) -> bool:

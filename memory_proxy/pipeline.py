@@ -78,7 +78,7 @@ class ProxiedRequest:
 
     scope: Scope
     request_id: str
-    lookup: dict[str, str]  # header name -> value, as text, for detection and auth
+    lookup: dict[str, str]  # header name -> value, as text, for detection
     started: float = field(default_factory=time.perf_counter)
     arrived: float = field(default_factory=time.time)
     body: bytes | None = None  # None: streamed through as the client sends it
@@ -116,6 +116,7 @@ class ProxyPipeline:
         self.memory = memory
         self.usage = usage
         self.rate_limiter = rate_limiter
+        self._client_key_values = auth.client_key_values(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _incoming(scope)
@@ -136,7 +137,7 @@ class ProxyPipeline:
 
     async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
         """The JSON body, the caller and the routing decision; refusals for a body too
-        large (413), a caller with no key (401) and unusable ids (400)."""
+        large (413), a caller with no key or conflicting keys (401) and unusable ids (400)."""
         lookup = request.lookup
         if request.method == "POST" and "json" in lookup.get("content-type", ""):
             try:
@@ -148,16 +149,13 @@ class ProxyPipeline:
                 self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
         elif "content-length" not in lookup and "transfer-encoding" not in lookup:
             request.body = b""  # HTTP/1.1: a request with neither has no body, nothing to stream
-        request.caller = auth.identify(lookup, _client_host(request.scope), self.settings)
-        if request.caller.refused:
-            raise Refusal(401, "an API key is required (Authorization: Bearer … or x-api-key)")
+        scope = request.scope
+        request.caller = auth.identify(scope["headers"], _client_host(scope), self.settings)
+        if request.caller.refusal:
+            raise Refusal(401, request.caller.refusal)
         try:
             request.decision = decide(
-                lookup,
-                request.payload,
-                self.settings,
-                self.supermemory,
-                request.caller.bound_user_id,
+                lookup, request.payload, self.settings, self.supermemory, request.caller
             )
         except InvalidIdentifier as exc:
             raise Refusal(400, str(exc)) from exc
@@ -308,7 +306,8 @@ class ProxyPipeline:
         """The client's end-to-end headers with our request id, credentials and scope.
 
         A streamed body (None) keeps the client's Content-Length; a buffered one gets its
-        own from the upstream client.
+        own from the upstream client. With client keys configured, no header carrying one
+        of them leaves, whoever the caller.
         """
         caller, decision = request.caller, request.decision
         assert caller is not None and decision is not None
@@ -316,13 +315,16 @@ class ProxyPipeline:
         outgoing = end_to_end_headers(request.scope["headers"], replaced)
         outgoing.append((b"x-request-id", request.request_id.encode()))
         outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
-        return scope_headers(
+        outgoing = scope_headers(
             outgoing,
             routed=decision.supermemory,
             user_id=decision.identity.user_id,
             session_id=decision.session_id,
             api_key=self.settings.supermemory_api_key,
         )
+        if self._client_key_values:
+            outgoing = auth.without_client_keys(outgoing, self._client_key_values)
+        return outgoing
 
 
 def _incoming(scope: Scope) -> ProxiedRequest:

@@ -96,6 +96,13 @@ class _Launcher:
                 "proxy.log_format": options.log_format,
             },
         )
+        if spawning and settings.port == options.litellm_port:
+            self.say(
+                f"error: LiteLLM and the memory proxy cannot both listen on port "
+                f"{settings.port}: give --litellm-port and --memoryproxy-port (or proxy.port) "
+                "different values"
+            )
+            return EXIT_USAGE
         pidfile = PidFile(options.run_dir or default_run_dir(), options.litellm_port)
         try:
             if spawning:
@@ -193,6 +200,7 @@ class _Launcher:
             log=lambda text: self.printer.line("start", f"litellm {text}"),
             on_ready_change=on_ready_change,
             on_restart=app.metrics.litellm_restarts.inc,
+            seen_ready=app.monitor.wait_ready,
             timing=Timing(startup_timeout=self.options.startup_timeout),
         )
 

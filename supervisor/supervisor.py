@@ -16,6 +16,7 @@ from supervisor.child_process import Child
 from supervisor.restart_policy import GiveUp, RestartPolicy, RestartTracker
 
 Probe = Callable[[], Awaitable[bool]]
+WaitReady = Callable[[float], Awaitable[bool]]  # up to N seconds; True once ready
 
 
 class StartupFailed(Exception):
@@ -35,6 +36,10 @@ class Timing:
 
 
 class Supervisor:
+    """`seen_ready` is another observer of LiteLLM's readiness (the memory proxy's, whose
+    /health probes it too). Ready is ready, whoever saw it first: once LiteLLM has been
+    ready, an exit is a crash to restart, never a failed start."""
+
     def __init__(
         self,
         spawn: Callable[[], Awaitable[Child]],
@@ -44,6 +49,7 @@ class Supervisor:
         log: Callable[[str], None],
         on_ready_change: Callable[[bool], None] = lambda ready: None,
         on_restart: Callable[[], None] = lambda: None,
+        seen_ready: WaitReady | None = None,
         policy: RestartPolicy | None = None,
         timing: Timing | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -54,6 +60,7 @@ class Supervisor:
         self._log = log
         self._on_ready_change = on_ready_change
         self._on_restart = on_restart
+        self._seen_ready = seen_ready
         self._timing = timing or Timing()
         self._tracker = RestartTracker(policy or RestartPolicy(), clock)
         self.child: Child | None = None
@@ -61,8 +68,8 @@ class Supervisor:
         self.restarts = 0
 
     async def run(self) -> None:
-        """Until `stop()`; raises StartupFailed (first start) or GaveUp (crash loop)."""
-        first = True
+        """Until `stop()`; raises StartupFailed (never ready yet) or GaveUp (crash loop)."""
+        been_ready = False
         while not self._stopping.is_set():
             child = await self._start()
             try:
@@ -70,11 +77,11 @@ class Supervisor:
             except StartupFailed as exc:
                 if self._stopping.is_set():
                     return
-                if first:
+                if not been_ready:
                     raise
                 self._log(str(exc))
             else:
-                first = False
+                been_ready = True
                 self._log(f"ready (pid {child.pid})")
                 self._on_ready_change(True)
                 await self._watch(child)
@@ -104,16 +111,17 @@ class Supervisor:
         return self.child
 
     async def _wait_ready(self, child: Child) -> None:
-        ready = asyncio.ensure_future(self._poll_until_ready())
+        timeout = self._timing.startup_timeout
+        ready = [asyncio.ensure_future(self._poll_until_ready())]
+        if self._seen_ready is not None:
+            ready.append(asyncio.ensure_future(self._seen_ready(timeout)))
         exited = asyncio.ensure_future(child.wait())
         done, _ = await asyncio.wait(
-            (ready, exited),
-            timeout=self._timing.startup_timeout,
-            return_when=asyncio.FIRST_COMPLETED,
+            (*ready, exited), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
-        for task in (ready, exited):
+        for task in (*ready, exited):
             task.cancel()
-        if ready in done:
+        if any(task in done and task.result() for task in ready):
             return
         if exited in done and not exited.cancelled():
             raise StartupFailed(
@@ -126,12 +134,12 @@ class Supervisor:
             "(--startup-timeout). Its last output:\n  " + "\n  ".join(child.recent_output)
         )
 
-    async def _poll_until_ready(self) -> None:
+    async def _poll_until_ready(self) -> bool:
         retrying = AsyncRetrying(
             wait=wait_exponential(multiplier=0.05, max=1.0),
             retry=retry_if_result(lambda ready: not ready),
         )
-        await retrying(self._probe_ready_once)
+        return await retrying(self._probe_ready_once)
 
     async def _probe_ready_once(self) -> bool:
         # A coroutine function of our own: tenacity would not await a lambda's coroutine.

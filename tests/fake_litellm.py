@@ -6,6 +6,8 @@ FAKE_MODE chooses its behaviour:
   hang            become ready, then stop answering liveness probes
   ignore-sigterm  serve, and ignore SIGTERM
   grandchild      serve, after starting a `sleep` that leaves the process group
+  proxy-sees-ready  serve, but answer the supervisor's readiness probe (httpx's
+                  User-Agent) with 503: only the memory proxy's probe (none) sees it ready
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class Handler(BaseHTTPRequestHandler):
             hung.set()
         if hung.is_set():
             time.sleep(3600)
+        by_supervisor = "python-httpx" in self.headers.get("user-agent", "")
+        if self.path == "/health/readiness" and MODE == "proxy-sees-ready" and by_supervisor:
+            self._answer({"status": "starting"}, status=503)
+            return
         self._answer({"status": "healthy"})
 
     def do_POST(self) -> None:
@@ -36,9 +42,9 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(length)
         self._answer({"choices": [{"message": {"role": "assistant", "content": "fake"}}]})
 
-    def _answer(self, payload: object) -> None:
+    def _answer(self, payload: object, status: int = 200) -> None:
         body = json.dumps(payload).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()

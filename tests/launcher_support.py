@@ -61,12 +61,16 @@ class Launcher:
             children = psutil.Process(self.process.pid).children()
             if not children or f"litellm ready (pid {children[0].pid})" not in self.output():
                 return False
-            try:
-                return httpx.get(f"{self.proxy_url}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return self.proxy_healthy()
 
         wait_until(healthy, within)
+
+    def proxy_healthy(self) -> bool:
+        """The proxy's /health: LiteLLM answered the proxy's own readiness probe."""
+        try:
+            return httpx.get(f"{self.proxy_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
 
 def fake_litellm_bin(tmp_path: Path) -> Path:

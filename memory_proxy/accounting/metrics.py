@@ -86,6 +86,11 @@ class Metrics:
             "Memory store failures (memory degraded).",
             registry=r,
         )
+        self.usage_records_dropped = Counter(
+            "memory_proxy_usage_records_dropped",
+            "Usage records lost: the write queue was full or the usage log failed.",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )

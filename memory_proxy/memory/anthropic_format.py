@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memory_proxy.messages import Message, text_of
+from memory_proxy.messages import Message, stored_text
 
 Block = dict[str, Any]
 
@@ -25,7 +25,7 @@ def from_anthropic(message: dict[str, Any]) -> list[Message]:
     ill-formed, for the caller to leave out."""
     role = message.get("role")
     content = message.get("content")
-    text = text_of(content)
+    text = stored_text(content)
     if role not in ("user", "assistant") or text is None:  # a tuple: any JSON compares
         return []
     if not isinstance(content, list):
@@ -38,7 +38,7 @@ def from_anthropic(message: dict[str, Any]) -> list[Message]:
         {
             "role": "tool",
             "tool_call_id": block.get("tool_use_id"),
-            "content": text_of(block.get("content", "")),
+            "content": stored_text(block.get("content", "")),
         }
         for block in content
         if block["type"] == "tool_result"

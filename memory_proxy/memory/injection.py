@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
-from memory_proxy.messages import Message, text_of, well_formed
+from memory_proxy.messages import Message, stored_text, well_formed
 
 # Request path -> the API format spoken there.
 CHAT_APIS = {
@@ -104,7 +104,7 @@ def _neutral(api: str, messages: list[dict[str, Any]]) -> list[Message]:
         converted = [turn for message in messages for turn in from_anthropic(message)]
     else:
         converted = [
-            {"role": i.get("role"), "content": text_of(i.get("content"))} for i in messages
+            {"role": i.get("role"), "content": stored_text(i.get("content"))} for i in messages
         ]
     return [message for message in converted if well_formed(message)]
 
@@ -168,7 +168,7 @@ def _from_openai(message: dict[str, Any]) -> Message:
     role, content = message.get("role"), message.get("content")
     neutral: Message = {
         "role": role,
-        "content": "" if content is None and role == "assistant" else text_of(content),
+        "content": "" if content is None and role == "assistant" else stored_text(content),
     }
     neutral.update({key: message[key] for key in _OPENAI_FIELDS if key in message})
     return neutral

@@ -1,11 +1,13 @@
 """What every store offers: conversations keyed by (user id, session id), and the usage
-log. The same session id under two users is two conversations."""
+log, and the long-term memory index. The same session id under two users is two
+conversations; the same project under two users is two memories."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from memory_proxy.memory_record import MemoryRecord, ProjectInfo, Recalled
 from memory_proxy.messages import Message
 from memory_proxy.usage_record import UsageRecord
 
@@ -60,3 +62,47 @@ class UsageLog(Protocol):
     async def since(self, moment: float) -> list[UsageRecord]: ...
 
     async def aclose(self) -> None: ...
+
+
+class RecallBackend(Protocol):
+    """Where long-term memories are added and searched: the local index, or a hosted one.
+
+    `search` with `project` None means every project of the user; a string
+    (GENERAL_PROJECT included) means exactly that one. Higher scores are better.
+    """
+
+    async def add(self, records: list[MemoryRecord]) -> None: ...
+
+    async def search(
+        self,
+        user_id: str,
+        project: str | None,
+        query: str,
+        *,
+        limit: int,
+        exclude_session: str | None = None,
+    ) -> list[Recalled]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryIndex(RecallBackend, Protocol):
+    """The local index: a recall backend that can also be listed and forgotten, per user.
+
+    Records with an id already stored are not stored again; `project` None in
+    `list_memories` means every project of the user.
+    """
+
+    async def list_memories(
+        self, user_id: str, project: str | None, limit: int, offset: int
+    ) -> list[MemoryRecord]:
+        """Newest first."""
+        ...
+
+    async def get(self, user_id: str, memory_id: str) -> MemoryRecord | None: ...
+
+    async def delete(self, user_id: str, memory_id: str) -> bool: ...
+
+    async def forget_project(self, user_id: str, project: str) -> int: ...
+
+    async def projects(self, user_id: str) -> list[ProjectInfo]: ...

@@ -10,7 +10,7 @@ import httpx
 import psutil
 
 from tests.launcher_support import fake_litellm_bin, running_launcher
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 
 def port_is_free(port: int) -> bool:
@@ -45,6 +45,22 @@ def test_crashed_child_is_restarted_and_sigterm_leaves_nothing(tmp_path: Path) -
     assert "proxy   | " in output
 
 
+def test_a_crash_after_only_the_proxy_saw_litellm_ready_is_restarted(tmp_path: Path) -> None:
+    """The proxy's /health saw LiteLLM ready and served a request through it before the
+    supervisor's own probe did: the crash that follows is a restart, not a failed start."""
+    env = {"FAKE_MODE": "proxy-sees-ready"}
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
+        wait_until(launcher.proxy_healthy, timeout=30)
+        chat = f"{launcher.proxy_url}/v1/chat/completions"
+        assert httpx.post(chat, json={"model": "demo"}).status_code == 200
+        first = launcher.litellm_pid()
+        psutil.Process(first or 0).kill()
+        launcher.wait_healthy()
+        assert launcher.litellm_pid() != first
+        assert httpx.post(chat, json={"model": "demo"}).status_code == 200
+    assert "exited code=-9" in launcher.output()
+
+
 def test_child_failing_at_start_up_exits_non_zero_with_its_output(tmp_path: Path) -> None:
     env = {"FAKE_MODE": "crash"}
     with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
@@ -77,6 +93,16 @@ def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
     output = launcher.output()
     assert f"port {port} (memory proxy) is already in use by pid" in output
     assert "litellm | " not in output
+
+
+def test_one_port_for_both_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    port = free_port()
+    same = ("--litellm-port", str(port), "--memoryproxy-port", str(port))
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), extra_args=same) as launcher:
+        assert launcher.process.wait(timeout=30) == 2
+    output = launcher.output()
+    assert f"LiteLLM and the memory proxy cannot both listen on port {port}" in output
+    assert "litellm | " not in output and "proxy   | " not in output
 
 
 def test_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> None:

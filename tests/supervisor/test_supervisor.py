@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import sys
@@ -61,6 +62,7 @@ class World:
         self.alive = True
         self.log: list[str] = []
         self.ready_changes: list[bool] = []
+        self.proxy_saw_ready = asyncio.Event()
 
     async def spawn(self) -> FakeChild:
         child = FakeChild(100 + len(self.children))
@@ -73,6 +75,11 @@ class World:
     async def probe_alive(self) -> bool:
         return self.alive
 
+    async def seen_ready(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proxy_saw_ready.wait(), seconds)
+        return self.proxy_saw_ready.is_set()
+
     def supervisor(self) -> Supervisor:
         return Supervisor(
             self.spawn,
@@ -80,6 +87,7 @@ class World:
             self.probe_alive,
             log=self.log.append,
             on_ready_change=self.ready_changes.append,
+            seen_ready=self.seen_ready,
             policy=POLICY,
             timing=FAST,
         )
@@ -132,6 +140,23 @@ def test_crash_after_ready_is_restarted() -> None:
     assert "exited code=1" in world.log
     assert any(line.startswith("restarting in") for line in world.log)
     assert world.log[-1] == "stopped"
+
+
+def test_crash_after_only_the_proxy_saw_it_ready_is_restarted() -> None:
+    async def scenario(world: World) -> None:
+        world.ready = False  # the supervisor's own probe never sees it ready
+        supervisor = world.supervisor()
+        task = asyncio.ensure_future(supervisor.run())
+        await eventually(lambda: bool(world.children))
+        world.proxy_saw_ready.set()
+        await eventually(lambda: world.ready_changes == [True])
+        world.children[0].exit(-9)
+        await eventually(lambda: len(world.children) == 2)
+        await supervisor.stop()
+        await task  # no StartupFailed
+
+    world = run(scenario)
+    assert "exited code=-9" in world.log
 
 
 def test_crash_loop_gives_up() -> None:

@@ -1,0 +1,61 @@
+"""One long-term memory: an exchange (a user turn and its answer) that the proxy saw,
+kept per (user id, project) for recall in later sessions. Imported by the stores and by
+memory, so it imports nothing of ours."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+GENERAL_PROJECT = ""  # the user's memory outside any project
+
+
+def memory_id(user_id: str, project: str, text: str) -> str:
+    """The same text said twice in one project of one user is one memory."""
+    digest = hashlib.sha256(f"{user_id}\0{project}\0{text}".encode())
+    return digest.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    id: str
+    user_id: str
+    project: str  # GENERAL_PROJECT when the request named none
+    session_id: str | None
+    client: str  # how the caller was recognised (the usage record's `client`)
+    model: str | None
+    created_at: float  # epoch seconds
+    text: str  # "User: …\nAssistant: …", trimmed
+
+    def describe(self, score: float | None = None) -> dict[str, Any]:
+        """The record as the memories API shows it (and the export writes it)."""
+        described: dict[str, Any] = {
+            "id": self.id,
+            "user_id": self.user_id,
+            "project": self.project or None,
+            "session_id": self.session_id,
+            "client": self.client,
+            "model": self.model,
+            "created_at": self.created_at,
+            "text": self.text,
+        }
+        if score is not None:
+            described["score"] = round(score, 4)
+        return described
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A search hit: higher scores are better matches."""
+
+    record: MemoryRecord
+    score: float
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    user_id: str
+    project: str
+    memory_count: int
+    last_used: float
