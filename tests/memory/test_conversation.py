@@ -142,6 +142,15 @@ def test_session_api_lists_reads_deletes_and_404s_in_the_clients_shape(
     assert bad_page.status_code == 400
 
 
+def test_an_invalid_user_header_on_the_session_api_is_a_400_not_a_store_failure(
+    run_proxy: ProxyFactory,
+) -> None:
+    with run_proxy("http://127.0.0.1:9") as proxy:
+        answer = httpx.get(f"{proxy}/v1/sessions/conv-1", headers={"x-memory-user-id": "a b"})
+    assert answer.status_code == 400
+    assert "x-memory-user-id must be" in answer.json()["error"]["message"]
+
+
 class BrokenStore:
     async def load(self, *args: object) -> list[dict[str, str]]:
         raise ConnectionError("store is down")
