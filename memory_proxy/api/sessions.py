@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from memory_proxy.api.caller_scope import not_yours, scoped_user, unauthenticated
+from memory_proxy.api.paging import page
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response, unless_store_fails
 from memory_proxy.identity.auth import identify_request
@@ -45,12 +46,9 @@ class SessionsAPI:
         if caller.bound_user_id and user_id != caller.bound_user_id:
             return not_yours(request.url.path, WHAT)
         try:
-            limit = min(int(request.query_params.get("limit", DEFAULT_PAGE)), MAX_PAGE)
-            offset = int(request.query_params.get("offset", 0))
-        except ValueError:
-            return error_response(request.url.path, 400, "limit and offset must be numbers")
-        if limit < 1 or offset < 0:
-            return error_response(request.url.path, 400, "limit must be >= 1, offset >= 0")
+            limit, offset = page(request, DEFAULT_PAGE, MAX_PAGE)
+        except ValueError as exc:
+            return error_response(request.url.path, 400, str(exc))
         sessions = await self._memory.store.list_sessions(user_id, limit + 1, offset)
         return JSONResponse(
             {
