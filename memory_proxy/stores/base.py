@@ -4,7 +4,7 @@ conversations; the same project under two users is two memories."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -110,7 +110,7 @@ class MemoryIndex(RecallBackend, Protocol):
 
     def export(
         self, user_id: str | None, project: str | None, *, batch: int = 500
-    ) -> AsyncIterator[list[MemoryRecord]]:
+    ) -> AsyncGenerator[list[MemoryRecord], None]:
         """Every memory (of one user and/or one project when named, of everyone
         otherwise), oldest first, in batches."""
         ...

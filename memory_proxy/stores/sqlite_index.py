@@ -20,7 +20,7 @@ token collision could not leak a memory.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +199,7 @@ class SQLiteMemoryIndex:
 
     async def export(
         self, user_id: str | None, project: str | None, *, batch: int = 500
-    ) -> AsyncIterator[list[MemoryRecord]]:
+    ) -> AsyncGenerator[list[MemoryRecord], None]:
         """Oldest first, in batches, from one statement: it reads one snapshot of the
         file (WAL), so memories a running proxy adds meanwhile are neither half-read nor
         read twice, as paging with offsets would."""
