@@ -13,6 +13,8 @@ import anthropic
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from memory_proxy.api.memories import MemoriesAPI
@@ -230,6 +232,8 @@ def test_keys_decide_whose_memories_a_caller_sees(run_proxy: ProxyFactory) -> No
     [
         ({"limit": "many"}, ALICE, "limit and offset must be numbers"),
         ({"offset": "-1"}, ALICE, "limit must be >= 1, offset >= 0"),
+        ({"offset": "9" * 20}, ALICE, "offset must be at most"),
+        ({"q": "port", "offset": "9" * 20}, ALICE, "offset must be at most"),
         ({"project": "a b"}, ALICE, "project is not a valid project id"),
         ({"user_id": "a b"}, ALICE, "user_id is not a valid user id"),
         ({}, {"x-memory-user-id": "a b"}, "x-memory-user-id must be"),
@@ -245,6 +249,25 @@ def test_bad_parameters_are_400s(
         ]
     for answer in answers:
         assert message in openai_error(answer, 400)
+
+
+def test_any_query_parameters_get_an_answer_never_a_failure(run_proxy: ProxyFactory) -> None:
+    text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+    parameters = st.dictionaries(
+        st.sampled_from(["q", "project", "user_id", "limit", "offset"]),
+        text | st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    )
+    with run_proxy(NO_LITELLM) as proxy, httpx.Client(base_url=proxy, headers=ALICE) as client:
+        remember(memory(PORT), memory(DEPLOY, project=""), memory(LUNCH, user="bob"))
+
+        @settings(max_examples=150, deadline=None)
+        @given(method=st.sampled_from(["GET", "DELETE"]), params=parameters)
+        def answered(method: str, params: dict[str, str]) -> None:
+            answer = client.request(method, "/v1/memories", params=params)
+            assert answer.status_code in (200, 400, 404), answer.text
+            assert answer.headers["content-type"] == "application/json"
+
+        answered()
 
 
 def test_the_sdks_see_their_own_error_classes(run_proxy: ProxyFactory) -> None:
