@@ -95,13 +95,16 @@ class MemoryProxy:
             self.rate_limiter,
         )
         sessions = SessionsAPI(self.memory, settings)
+        usage = UsageAPI(self.usage, settings)
         self._local = Router(
             routes=[
                 Route("/health", self._health, methods=["GET"]),
                 Route("/memory-routing/info", self._routing_info, methods=["GET"]),
                 Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
-                Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
+                Route("/v1/usage", usage.totals, methods=["GET"]),
+                Route("/v1/usage/series", usage.series, methods=["GET"]),
+                Route("/v1/feedback", usage.feedback, methods=["POST"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),

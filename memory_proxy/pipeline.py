@@ -227,7 +227,7 @@ class ProxyPipeline:
                 headers=self._upstream_headers(request),
                 body=request.body,
                 observer=capture,
-                extra_headers=request.limit_headers,
+                extra_headers=[*request.limit_headers, _request_id_header(request)],
             )
         finally:
             self.metrics.in_flight.dec()
@@ -269,7 +269,7 @@ class ProxyPipeline:
         response = error_response(
             request.path, refusal.status, refusal.message, retry_after=refusal.retry_after
         )
-        response.raw_headers += refusal.headers
+        response.raw_headers += [*refusal.headers, _request_id_header(request)]
         await response(request.scope, receive, send)
         decision = request.decision
         user_id = decision.identity.user_id if decision else None
@@ -318,6 +318,12 @@ def _incoming(scope: Scope) -> ProxiedRequest:
     return ProxiedRequest(scope, request_id, lookup)
 
 
+def _request_id_header(request: ProxiedRequest) -> tuple[bytes, bytes]:
+    """Every answer names its request, so that a client can rate it (POST /v1/feedback).
+    The id is ours or passed VALID_ID: no CR, LF or NUL."""
+    return (REQUEST_ID_HEADER.encode(), request.request_id.encode())
+
+
 def _client_host(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
@@ -348,7 +354,17 @@ def _usage_record(
         prompt_tokens=capture.usage.prompt_tokens if capture else None,
         completion_tokens=capture.usage.completion_tokens if capture else None,
         cost=capture.cost if capture else None,
+        finish_reason=_finish_reason(result, capture),
     )
+
+
+def _finish_reason(result: ForwardResult, capture: AnswerCapture | None) -> str | None:
+    """What the answer said, unless it never arrived whole: then how it ended."""
+    if result.outcome != "complete":
+        return result.outcome
+    if capture is not None and capture.finish_reason:
+        return capture.finish_reason
+    return "error" if result.status >= 400 else None
 
 
 def _ms(seconds: float) -> float:

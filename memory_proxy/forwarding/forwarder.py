@@ -126,7 +126,12 @@ class Forwarder:
             return ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected", elapsed)
         if isinstance(answer, UpstreamFailure):
             await _send_error(
-                send, path, answer.status, answer.message, retry_after=RETRY_AFTER_SECONDS
+                send,
+                path,
+                answer.status,
+                answer.message,
+                retry_after=RETRY_AFTER_SECONDS,
+                extra_headers=extra_headers,
             )
             return ForwardResult(answer.status, answer.outcome, time.perf_counter() - started)
         result = ForwardResult(answer.status, "complete", time.perf_counter() - started)
@@ -283,12 +288,19 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
 
 async def _send_error(
-    send: Send, path: str, status: int, message: str, *, retry_after: int | None = None
+    send: Send,
+    path: str,
+    status: int,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    extra_headers: Headers | None = None,
 ) -> None:
     body = error_body(path, status, message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from memory_proxy.memory.anthropic_format import from_anthropic
+from memory_proxy.memory.finish_reason import MAY_END, reason_in, reason_in_tail
 
 logger = logging.getLogger("memory_proxy.capture")
 
@@ -87,6 +88,7 @@ class AnswerCapture:
         self.complete = False
         self.usage = TokenUsage()
         self.cost: float | None = None
+        self.finish_reason: str | None = None  # as the answer said; None if it did not
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         names = {name.lower(): value.lower() for name, value in headers}
@@ -144,6 +146,7 @@ class AnswerCapture:
             and not self._buffer
             and chunk.endswith(b"\n\n")
             and b'"usage"' not in chunk
+            and MAY_END.search(chunk) is None
         )
 
     def finish(self) -> None:
@@ -152,6 +155,7 @@ class AnswerCapture:
             return
         if usage := last_usage(self._buffer):
             self.usage.update(usage)
+        self.finish_reason = self._json_reason()
         if self._api is not None:
             self._parse_json()
         self._buffer.clear()
@@ -164,6 +168,17 @@ class AnswerCapture:
         if self._tool_calls:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return message
+
+    def _json_reason(self) -> str | None:
+        """Searched for first; decoded only when not found (the Responses API puts its
+        status first, where a long answer's kept tail does not reach)."""
+        if reason := reason_in_tail(self._buffer):
+            return reason
+        try:
+            body = orjson.loads(self._buffer)
+        except ValueError:
+            return None
+        return reason_in(body) if isinstance(body, dict) else None
 
     def _parse_json(self) -> None:
         try:
@@ -203,6 +218,8 @@ class AnswerCapture:
     def _on_data(self, data: bytes) -> None:
         if b'"usage"' in data and (usage := last_usage(data)):
             self.usage.update(usage)
+        if MAY_END.search(data) and (reason := _event_reason(data)):
+            self.finish_reason = reason
         if self._api is None:
             return
         if data == b"[DONE]":
@@ -256,6 +273,14 @@ class AnswerCapture:
         function = call.get("function") or {}
         entry["function"]["name"] += function.get("name") or ""
         entry["function"]["arguments"] += function.get("arguments") or ""
+
+
+def _event_reason(data: bytes) -> str | None:
+    try:
+        event = orjson.loads(data)
+    except ValueError:
+        return None
+    return reason_in(event) if isinstance(event, dict) else None
 
 
 def _as_cost(header: bytes | None) -> float | None:
