@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import (
@@ -24,6 +25,8 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
+from memory_proxy.api.dashboard import PAGE_PATH, STATIC_PREFIX, DashboardPage
+from memory_proxy.api.dashboard.live import LiveAPI
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
@@ -41,6 +44,7 @@ from memory_proxy.stores import open_store, open_usage_log
 logger = logging.getLogger("memory_proxy")
 
 SESSIONS_PATH = "/v1/sessions"
+_LOCAL_PREFIXES = (SESSIONS_PATH + "/", STATIC_PREFIX)
 
 
 class MemoryProxy:
@@ -85,6 +89,7 @@ class MemoryProxy:
             else None
         )
         self.rate_limiter = _rate_limiter(settings)
+        self.live = LiveFeed()
         self._proxy = ProxyPipeline(
             settings,
             self.supermemory,
@@ -93,9 +98,11 @@ class MemoryProxy:
             self.memory,
             self.usage,
             self.rate_limiter,
+            self.live,
         )
         sessions = SessionsAPI(self.memory, settings)
         usage = UsageAPI(self.usage, settings)
+        dashboard = DashboardPage(settings)
         self._local = Router(
             routes=[
                 Route("/health", self._health, methods=["GET"]),
@@ -108,6 +115,9 @@ class MemoryProxy:
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
+                Route("/v1/live", LiveAPI(self.live, settings).events, methods=["GET"]),
+                Route(PAGE_PATH, dashboard.page, methods=["GET"]),
+                Route(STATIC_PREFIX + "{name:path}", dashboard.static, methods=["GET"]),
             ]
         )
         self._local_paths = frozenset(
@@ -117,7 +127,7 @@ class MemoryProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path in self._local_paths or path.startswith(SESSIONS_PATH + "/"):
+            if path in self._local_paths or path.startswith(_LOCAL_PREFIXES):
                 await self._local(scope, receive, send)
             else:
                 await self._proxy(scope, receive, send)

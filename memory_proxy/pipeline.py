@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import RateLimiter
 from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
@@ -108,6 +109,7 @@ class ProxyPipeline:
         memory: ConversationMemory | None,
         usage: UsageRecorder | None,
         rate_limiter: RateLimiter | None,
+        live: LiveFeed,
     ) -> None:
         self.settings = settings
         self.supermemory = supermemory
@@ -116,6 +118,7 @@ class ProxyPipeline:
         self.memory = memory
         self.usage = usage
         self.rate_limiter = rate_limiter
+        self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _incoming(scope)
@@ -219,6 +222,7 @@ class ProxyPipeline:
         capture: AnswerCapture | None,
     ) -> ForwardResult:
         self.metrics.in_flight.inc()
+        self.live.in_flight += 1
         try:
             return await self.forwarder.forward(
                 request.scope,
@@ -231,6 +235,7 @@ class ProxyPipeline:
             )
         finally:
             self.metrics.in_flight.dec()
+            self.live.in_flight -= 1
 
     def _record(
         self,
@@ -251,6 +256,7 @@ class ProxyPipeline:
         record = _usage_record(request, decision, result, capture, total)
         if self.usage is not None and self._records_usage(request):
             self.usage.record(record)
+            self.live.publish(record)
         self.metrics.observe(decision.model, total, result.first_byte_seconds, result.outcome)
         fields = record.as_dict()
         del fields["time"]  # the log line has its own

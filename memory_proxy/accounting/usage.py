@@ -206,6 +206,13 @@ class UsageRecorder:
     def start(self) -> None:
         self._writer = asyncio.ensure_future(self._write_forever())
 
+    async def written(self, within: float = SHUTDOWN_WRITE_SECONDS) -> None:
+        """Returns once every record queued so far is written (or `within` passed)."""
+        if self._writer is not None:
+            self._batch_ready.set()  # no lingering for a full batch
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), within)
+
     async def _write_forever(self) -> None:
         while True:
             batch = [await self._queue.get()]

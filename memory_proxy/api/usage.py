@@ -99,6 +99,9 @@ class UsageAPI:
             return error_response(path, 400, str(exc))
         request_id, score, comment = rating
         record = await log.find(request_id)
+        if record is None and self._recorder is not None:
+            await self._recorder.written()  # an answer rated as soon as it arrived
+            record = await log.find(request_id)
         if record is None or (caller.bound_user_id and record.user_id != caller.bound_user_id):
             return error_response(path, 404, f"no request {request_id!r} in the usage log")
         feedback = Feedback(request_id, record.time, score, comment, time.time())
