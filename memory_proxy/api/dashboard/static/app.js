@@ -129,7 +129,7 @@ function drawChart(id, times, lines, unit) {
   box.replaceChildren();
   state.charts[id] = new uPlot({
     width, height: 200, series, legend: { show: true },
-    axes: [{}, { label: unit, size: 60 }], scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    axes: [{}, { label: unit, size: 60, values: (u, ticks) => ticks.map((v) => +v.toPrecision(3)) }], scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
   }, data, box);
 }
 
