@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from memory_proxy.accounting.series import checked_window, series_view
-from memory_proxy.stores.sqlite import SQLiteUsageLog
+from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from memory_proxy.usage_record import UsageRecord
 
 RECORDS = 100_000

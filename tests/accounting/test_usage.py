@@ -21,7 +21,7 @@ from memory_proxy.accounting.usage import (
 from memory_proxy.stores.base import UsageLog
 from memory_proxy.stores.in_memory import InMemoryUsageLog
 from memory_proxy.stores.redis import RedisUsageLog
-from memory_proxy.stores.sqlite import SQLiteUsageLog
+from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from memory_proxy.usage_record import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.usage_series import bin_value, latency_bin
 from tests.support import RedisServer, eventually
