@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import (
@@ -24,6 +25,8 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
+from memory_proxy.api.dashboard import PAGE_PATH, STATIC_PREFIX, DashboardPage
+from memory_proxy.api.dashboard.live import LiveAPI
 from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
@@ -42,7 +45,7 @@ from memory_proxy.stores import open_memory_index, open_store, open_usage_log
 logger = logging.getLogger("memory_proxy")
 
 SESSIONS_PATH = "/v1/sessions"
-LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/")  # paths with an id after them
+LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/", STATIC_PREFIX)  # an id or name follows
 
 
 class MemoryProxy:
@@ -90,6 +93,7 @@ class MemoryProxy:
         )
         self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
         self.rate_limiter = _rate_limiter(settings)
+        self.live = LiveFeed()
         self._proxy = ProxyPipeline(
             settings,
             self.supermemory,
@@ -98,19 +102,27 @@ class MemoryProxy:
             self.memory,
             self.usage,
             self.rate_limiter,
+            self.live,
         )
         sessions = SessionsAPI(self.memory, settings)
+        usage = UsageAPI(self.usage, settings)
+        dashboard = DashboardPage(settings)
         self._local = Router(
             routes=[
                 Route("/health", self._health, methods=["GET"]),
                 Route("/memory-routing/info", self._routing_info, methods=["GET"]),
                 Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
-                Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
+                Route("/v1/usage", usage.totals, methods=["GET"]),
+                Route("/v1/usage/series", usage.series, methods=["GET"]),
+                Route("/v1/feedback", usage.feedback, methods=["POST"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
                 *MemoriesAPI(self.memory_index, settings).routes(),
+                Route("/v1/live", LiveAPI(self.live, settings).events, methods=["GET"]),
+                Route(PAGE_PATH, dashboard.page, methods=["GET"]),
+                Route(STATIC_PREFIX + "{name:path}", dashboard.static, methods=["GET"]),
             ]
         )
         self._local_paths = frozenset(

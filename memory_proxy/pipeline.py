@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import RateLimiter
 from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
@@ -108,6 +109,7 @@ class ProxyPipeline:
         memory: ConversationMemory | None,
         usage: UsageRecorder | None,
         rate_limiter: RateLimiter | None,
+        live: LiveFeed,
     ) -> None:
         self.settings = settings
         self.supermemory = supermemory
@@ -117,6 +119,7 @@ class ProxyPipeline:
         self.usage = usage
         self.rate_limiter = rate_limiter
         self._client_key_values = auth.client_key_values(settings)
+        self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _incoming(scope)
@@ -232,6 +235,7 @@ class ProxyPipeline:
         capture: AnswerCapture | None,
     ) -> ForwardResult:
         self.metrics.in_flight.inc()
+        self.live.in_flight += 1
         try:
             return await self.forwarder.forward(
                 request.scope,
@@ -240,10 +244,11 @@ class ProxyPipeline:
                 headers=self._upstream_headers(request),
                 body=request.body,
                 observer=capture,
-                extra_headers=request.limit_headers,
+                extra_headers=[*request.limit_headers, _request_id_header(request)],
             )
         finally:
             self.metrics.in_flight.dec()
+            self.live.in_flight -= 1
 
     def _record(
         self,
@@ -264,6 +269,7 @@ class ProxyPipeline:
         record = _usage_record(request, decision, result, capture, total)
         if self.usage is not None and self._records_usage(request):
             self.usage.record(record)
+            self.live.publish(record)
         self.metrics.observe(decision.model, total, result.first_byte_seconds, result.outcome)
         fields = record.as_dict()
         del fields["time"]  # the log line has its own
@@ -282,7 +288,7 @@ class ProxyPipeline:
         response = error_response(
             request.path, refusal.status, refusal.message, retry_after=refusal.retry_after
         )
-        response.raw_headers += refusal.headers
+        response.raw_headers += [*refusal.headers, _request_id_header(request)]
         await response(request.scope, receive, send)
         decision = request.decision
         user_id = decision.identity.user_id if decision else None
@@ -335,6 +341,12 @@ def _incoming(scope: Scope) -> ProxiedRequest:
     return ProxiedRequest(scope, request_id, lookup)
 
 
+def _request_id_header(request: ProxiedRequest) -> tuple[bytes, bytes]:
+    """Every answer names its request, so that a client can rate it (POST /v1/feedback).
+    The id is ours or passed VALID_ID: no CR, LF or NUL."""
+    return (REQUEST_ID_HEADER.encode(), request.request_id.encode())
+
+
 def _client_host(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
@@ -365,7 +377,17 @@ def _usage_record(
         prompt_tokens=capture.usage.prompt_tokens if capture else None,
         completion_tokens=capture.usage.completion_tokens if capture else None,
         cost=capture.cost if capture else None,
+        finish_reason=_finish_reason(result, capture),
     )
+
+
+def _finish_reason(result: ForwardResult, capture: AnswerCapture | None) -> str | None:
+    """What the answer said, unless it never arrived whole: then how it ended."""
+    if result.outcome != "complete":
+        return result.outcome
+    if capture is not None and capture.finish_reason:
+        return capture.finish_reason
+    return "error" if result.status >= 400 else None
 
 
 def _ms(seconds: float) -> float:

@@ -65,3 +65,9 @@ ensure_redis_server() {
 ensure_wrk() {
     apt_install wrk wrk || true
 }
+
+# The dashboard's browser tests drive Debian's chromium through chromedriver (selenium).
+ensure_browser() {
+    apt_install chromium chromium || true
+    apt_install chromedriver chromium-driver || true
+}

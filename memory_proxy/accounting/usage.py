@@ -12,13 +12,13 @@ import collections
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from memory_proxy.stores.base import UsageLog
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.usage_record import Feedback, UsageRecord
 
 logger = logging.getLogger("memory_proxy.usage")
 
@@ -32,6 +32,12 @@ DROP_REPORT_SECONDS = 60.0
 STREAM_OPTIONS_PATHS = frozenset(
     {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"}
 )
+# Finish reasons that mean the answer was cut at its token limit (OpenAI chat, Anthropic,
+# OpenAI Responses), and those that mean the model would not answer.
+TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens"})
+REFUSED = frozenset({"content_filter", "refusal"})
+DISCONNECTED = "client_disconnected"
+MAX_LISTED_USERS = 20
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -82,14 +88,20 @@ def checked_group(group_by: str) -> str:
     return group_by
 
 
-def summarize(records: Iterable[UsageRecord], group_by: str) -> dict[str, Any]:
-    """Totals per user, model or client (the busiest first), and over all."""
+def summarize(
+    records: Iterable[UsageRecord],
+    group_by: str,
+    feedback: Iterable[Feedback] = (),
+) -> dict[str, Any]:
+    """Totals per user, model or client (the busiest first), and over all, with the
+    feedback on those records (by request id)."""
     attribute = "user_id" if checked_group(group_by) == "user" else group_by
+    scores = {rating.request_id: rating.score for rating in feedback}
     groups: dict[str, _Totals] = collections.defaultdict(_Totals)
     overall = _Totals()
     for record in records:
-        groups[getattr(record, attribute) or "none"].add(record)
-        overall.add(record)
+        groups[getattr(record, attribute) or "none"].add(record, scores)
+        overall.add(record, scores)
     rows = [{group_by: key, **totals.describe()} for key, totals in groups.items()]
     rows.sort(key=lambda row: (-row["requests"], row[group_by]))
     return {"group_by": group_by, "data": rows, "total": overall.describe()}
@@ -105,10 +117,22 @@ class _Totals:
     cost: float = 0.0
     first_byte_ms: float = 0.0
     timed: int = 0
+    last_seen: float | None = None
+    finish_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    rated: int = 0
+    score: float = 0.0
+    users: set[str] = field(default_factory=set)
 
-    def add(self, record: UsageRecord) -> None:
+    def add(self, record: UsageRecord, scores: Mapping[str, float]) -> None:
         self.requests += 1
         self.errors += record.status >= 400
+        self.last_seen = max(self.last_seen or record.time, record.time)
+        self.finish_reasons[record.finish_reason or "unknown"] += 1
+        if (score := scores.get(record.request_id)) is not None:
+            self.rated += 1
+            self.score += score
+        if len(self.users) < MAX_LISTED_USERS:
+            self.users.add(record.user_id)
         self.streams += record.stream
         self.prompt_tokens += record.prompt_tokens or 0
         self.completion_tokens += record.completion_tokens or 0
@@ -127,7 +151,25 @@ class _Totals:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "cost": round(self.cost, 6),
             "mean_first_byte_ms": round(self.first_byte_ms / self.timed, 1) if self.timed else None,
+            "last_seen": self.last_seen,
+            "users": sorted(self.users),
+            "finish_reasons": dict(self.finish_reasons.most_common()),
+            "error_rate": self._rate(self.errors),
+            "truncated": (truncated := self._count(TRUNCATED)),
+            "truncation_rate": self._rate(truncated),
+            "refusals": self._count(REFUSED),
+            "client_disconnects": self.finish_reasons[DISCONNECTED],
+            "feedback": {
+                "count": self.rated,
+                "mean": round(self.score / self.rated, 3) if self.rated else None,
+            },
         }
+
+    def _count(self, reasons: frozenset[str]) -> int:
+        return sum(self.finish_reasons[reason] for reason in reasons)
+
+    def _rate(self, count: int) -> float | None:
+        return round(count / self.requests, 4) if self.requests else None
 
 
 class UsageRecorder:
@@ -163,6 +205,13 @@ class UsageRecorder:
 
     def start(self) -> None:
         self._writer = asyncio.ensure_future(self._write_forever())
+
+    async def written(self, within: float = SHUTDOWN_WRITE_SECONDS) -> None:
+        """Returns once every record queued so far is written (or `within` passed)."""
+        if self._writer is not None:
+            self._batch_ready.set()  # no lingering for a full batch
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), within)
 
     async def _write_forever(self) -> None:
         while True:
