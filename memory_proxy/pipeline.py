@@ -160,6 +160,7 @@ class ProxyPipeline:
                 self.settings,
                 self.supermemory,
                 request.caller.bound_user_id,
+                raw_body=request.body if request.path in CHAT_APIS else None,
             )
         except InvalidIdentifier as exc:
             raise Refusal(400, str(exc)) from exc
