@@ -5,7 +5,7 @@ one."""
 from __future__ import annotations
 
 from memory_proxy.config import MemorySettings, UsageSettings
-from memory_proxy.stores.base import MemoryStore, UsageLog
+from memory_proxy.stores.base import MemoryIndex, MemoryStore, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
 from memory_proxy.stores.redis import RedisStore, RedisUsageLog
 from memory_proxy.stores.sqlite import SQLiteStore, SQLiteUsageLog
@@ -26,3 +26,8 @@ def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:
     if memory.store == "sqlite":
         return SQLiteUsageLog(memory.sqlite_path, usage.max_records)
     return RedisUsageLog(memory.redis_url, usage.max_records)
+
+
+def open_memory_index(settings: MemorySettings) -> MemoryIndex | None:
+    """Placeholder until the recall-index branch lands with the SQLite FTS5 index."""
+    return None
