@@ -23,6 +23,7 @@ from memory_proxy.accounting.rate_limit import (
     RedisRateLimiter,
 )
 from memory_proxy.accounting.usage import UsageRecorder
+from memory_proxy.api import echo_model
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
@@ -100,6 +101,7 @@ class MemoryProxy:
                 Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
+                Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
             ]
         )
         self._local_paths = frozenset(
