@@ -75,7 +75,7 @@ class RecallSettings:
     backend: str = "local"  # local (the memory store's SQLite file) | supermemory
     placement: str = "user"  # the latest user turn (keeps prompt caching) | system
     max_tokens: int = 1000  # of recalled text in one request, about 4 characters a token
-    min_score: float = 0.0  # below it a hit is not recalled (the backend's own scale)
+    min_score: float = 0.6  # share of the question's topic words a memory must contain
     limit: int = 5  # hits asked of the backend
     timeout_ms: int = 50  # past it the request goes on without recall
 
@@ -152,8 +152,8 @@ def _as_header_names(value: Any) -> tuple[str, ...]:
 
 def _as_score(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError("expected a number")
+        raise TypeError("expected a number from 0 to 1")
     number = float(value)
-    if number < 0:
-        raise ValueError("expected a number of 0 or more")
+    if not 0 <= number <= 1:
+        raise ValueError("expected a number from 0 to 1")
     return number

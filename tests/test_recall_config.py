@@ -40,7 +40,7 @@ recall:
   enabled: false
   placement: system
   max_tokens: 500
-  min_score: 1.5
+  min_score: 0.5
   limit: 3
   timeout_ms: 20
 """,
@@ -53,7 +53,7 @@ recall:
     assert memory.modes == {"curl": "off", "ci": "read", "bot": "write", "me": "on"}
     recall = settings.recall
     assert (recall.enabled, recall.placement, recall.max_tokens) == (False, "system", 500)
-    assert (recall.min_score, recall.limit, recall.timeout_ms) == (1.5, 3, 20)
+    assert (recall.min_score, recall.limit, recall.timeout_ms) == (0.5, 3, 20)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ recall:
     [
         ("recall:\n  placement: top\n", "recall.placement: expected one of user, system"),
         ("recall:\n  timeout_ms: 0\n", "recall.timeout_ms: expected a positive whole number"),
-        ("recall:\n  min_score: -1\n", "recall.min_score: expected a number of 0 or more"),
+        ("recall:\n  min_score: 1.5\n", "recall.min_score: expected a number from 0 to 1"),
         ("recall:\n  backend: supermemory\n", "recall.backend: supermemory needs supermemory"),
         ("memory:\n  session_headers: x-id\n", "memory.session_headers: expected a list"),
         ("memory:\n  modes: [curl]\n", "memory.modes: expected a mapping"),
@@ -78,9 +78,7 @@ recall:
         ),
     ],
 )
-def test_invalid_values_name_the_key_and_the_file(
-    tmp_path: Path, text: str, expected: str
-) -> None:
+def test_invalid_values_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as error:
         load_settings(path, environ={})

@@ -33,7 +33,8 @@ WRAPPER_TAGS = (
 MAX_SCANNED_CHARS = 32_000  # of one turn's text; the rest is not searched or stored
 MAX_QUERY_CHARS = 1000
 _WRAPPERS = re.compile(r"<(" + "|".join(map(re.escape, WRAPPER_TAGS)) + r")>.*?</\1>\s*", re.DOTALL)
-_RECALLED = re.compile(rf"<{RECALLED_TAG}>.*?</{RECALLED_TAG}>\s*", re.DOTALL)
+# A block cut short (an answer quoting it, trimmed) is removed to the end all the same.
+_RECALLED = re.compile(rf"<{RECALLED_TAG}>.*?(?:</{RECALLED_TAG}>\s*|\Z)", re.DOTALL)
 _WORD = re.compile(r"\w\w")
 _SPACES = re.compile(r"\s+")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +34,16 @@ from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, rec
 from memory_proxy.memory_record import Recalled, memory_id
 from memory_proxy.recall_config import RecallSettings
 from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.recall_query import query_terms
 
 logger = logging.getLogger("memory_proxy.memory")
 
 CHARS_PER_TOKEN = 4
+STEM_PREFIX = 4  # words shorter than this match only exactly
 MAX_CONVERSATIONS = 2048  # conversations whose placed blocks are remembered
 MAX_BLOCKS_PER_CONVERSATION = 32
 
+_WORD = re.compile(r"[^\W_]+")  # as the index's tokenizer splits words
 Conversation = tuple[str, str]  # (user id, session id or "" when the client names none)
 
 
@@ -136,12 +140,13 @@ class Recall:
             self._on_failure()
             log_failure(logger, "recall failed; the request goes on without", exc)
             return []
+        terms = query_terms(query)
         hits = [
             hit
             for hit in hits
-            if hit.score >= settings.min_score
-            and hit.record.user_id == user_id
+            if hit.record.user_id == user_id
             and hit.record.project == project
+            and coverage(terms, hit.record.text) >= settings.min_score
         ]
         if hits and session_id is None:  # no session to leave out: drop what is in context
             in_context = {
@@ -208,6 +213,37 @@ class Recall:
         self._placed.move_to_end(conversation)
         while len(self._placed) > MAX_CONVERSATIONS:
             self._placed.popitem(last=False)
+
+
+def coverage(terms: list[str], text: str) -> float:
+    """The share of the question's topic words that `text` contains: the relevance gate.
+
+    Unlike a full-text score (BM25 depends on how many memories there are: with a handful
+    every score is near zero), it means the same with ten memories or a million. A word
+    counts when it is the same or, for longer words, shares all but a few last letters (a
+    crude stem: deploy / deployment, test / tests)."""
+    if not terms:
+        return 0.0
+    words = set(_WORD.findall(text.lower()))
+    by_start: dict[str, list[str]] = collections.defaultdict(list)
+    for word in words:
+        by_start[word[:STEM_PREFIX]].append(word)
+    found = sum(
+        1
+        for term in terms
+        if term in words
+        or (
+            len(term) >= STEM_PREFIX
+            and any(_same_stem(term, word) for word in by_start.get(term[:STEM_PREFIX], ()))
+        )
+    )
+    return found / len(terms)
+
+
+def _same_stem(term: str, word: str) -> bool:
+    shortest = min(len(term), len(word))
+    shared = next((i for i in range(shortest) if term[i] != word[i]), shortest)
+    return shared >= max(STEM_PREFIX, min(len(term), len(word)) - 2)
 
 
 def _length(api: str, body: dict[str, Any]) -> int:

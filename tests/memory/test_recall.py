@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from memory_proxy.memory.indexing import exchange_text
-from memory_proxy.memory.recall import Recall, RecallOutcome
+from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
 from memory_proxy.memory_record import MemoryRecord, memory_id
 from memory_proxy.recall_config import RecallSettings
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
@@ -104,9 +104,23 @@ def test_nothing_is_searched_without_a_new_question() -> None:
     assert index.searches == []
 
 
+def test_relevance_is_the_share_of_the_questions_topic_words_a_memory_contains() -> None:
+    text = "User: we deployed the services with Terraform\nAssistant: noted"
+    assert coverage(["deploy", "service"], text) == 1.0  # other forms of the words
+    assert coverage(["deploy", "kubernetes"], text) == 0.5
+    assert coverage(["cat"], "a category") == 0.0  # short words only match exactly
+    assert coverage([], text) == 0.0
+
+
+def test_a_memory_sharing_a_word_by_chance_is_not_recalled() -> None:
+    index = index_with(memory("User: branch names follow initials/topic\nAssistant: ok"))
+    assert apply(recall(index), ask("What's a good name for a cat?")).recalled == 0
+    assert apply(recall(index), ask("How should branch names look?")).recalled == 1
+
+
 def test_low_scores_and_other_scopes_are_never_recalled() -> None:
     index = index_with(memory())
-    assert apply(recall(index, min_score=10), ask("How do we deploy?")).recalled == 0
+    assert apply(recall(index, min_score=1.0), ask("How do we deploy to k8s?")).recalled == 0
     assert apply(recall(index), ask("How do we deploy?"), user_id="bob").recalled == 0
     assert apply(recall(index), ask("How do we deploy?"), project="other").recalled == 0
 
