@@ -24,12 +24,7 @@ from typing import Any
 
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.indexing import exchange_text
-from memory_proxy.memory.question import (
-    exchanges,
-    human_text_at,
-    last_human_turn,
-    search_query,
-)
+from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
 from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
 from memory_proxy.memory_record import Recalled, memory_id
 from memory_proxy.recall_config import RecallSettings
@@ -84,6 +79,7 @@ class Recall:
         api: str,
         payload: dict[str, Any],
         outgoing: dict[str, Any],
+        turn: HumanTurn | None,
         *,
         user_id: str,
         project: str,
@@ -91,19 +87,21 @@ class Recall:
         history_injected: bool,
     ) -> RecallOutcome:
         """`payload` is the client's request, `outgoing` what goes upstream so far (with
-        stored history when `history_injected`)."""
+        stored history when `history_injected`), `turn` the payload's last human turn.
+        A question without topic words ("hi", "thanks!") is not searched."""
         conversation = (user_id, session_id or "")
         placed = self._placed.get(conversation)
-        turn = last_human_turn(api, payload)
         query = search_query(turn)
-        if query is None and placed is None:
+        terms = query_terms(query) if query else []
+        if not terms and placed is None:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
         found = None
-        if query is not None:
-            hits = await self._search(api, payload, user_id, project, session_id, query)
+        if terms:
+            assert query is not None
+            hits = await self._search(api, payload, user_id, project, session_id, query, terms)
             found = recalled_block(hits, self._max_chars) if hits else None
         if self._settings.placement == "system":
-            return self._in_system(api, outgoing, conversation, query, found, session_id)
+            return self._in_system(api, outgoing, conversation, bool(terms), found, session_id)
         body = outgoing
         if placed and not history_injected:
             body = self._put_back(api, payload, body, conversation, placed)
@@ -125,6 +123,7 @@ class Recall:
         project: str,
         session_id: str | None,
         query: str,
+        terms: list[str],
     ) -> list[Recalled]:
         settings = self._settings
         try:
@@ -140,7 +139,6 @@ class Recall:
             self._on_failure()
             log_failure(logger, "recall failed; the request goes on without", exc)
             return []
-        terms = query_terms(query)
         hits = [
             hit
             for hit in hits
@@ -188,13 +186,13 @@ class Recall:
         api: str,
         outgoing: dict[str, Any],
         conversation: Conversation,
-        query: str | None,
+        asked: bool,
         found: tuple[str, int] | None,
         session_id: str | None,
     ) -> RecallOutcome:
         """`placement: system`: a new question's block, or (in the same session) the last
         one again, so that a tool loop keeps one system prompt."""
-        if query is not None:
+        if asked:
             self._placed.pop(conversation, None)
             if found is not None and session_id is not None:
                 self._remember(conversation, -1, Placed(0, found[0]))

@@ -17,7 +17,7 @@ from typing import Any
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.indexing import MemoryIndexer
-from memory_proxy.memory.question import last_human_turn
+from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.recall_config import RecallSettings
 from memory_proxy.stores.base import RecallBackend
@@ -47,6 +47,7 @@ class MemoryTurn:
     scope: MemoryScope
     payload: dict[str, Any]  # the client's request, as sent
     body: dict[str, Any]  # what goes upstream
+    question: HumanTurn | None = None  # the payload's last human turn
     session_turn: Turn | None = None
     injected: int = 0  # stored history messages put in
     recalled: int = 0  # memories recalled
@@ -95,7 +96,7 @@ class RequestMemory:
         nothing to do with it."""
         if not (scope.reads or scope.writes):
             return None
-        turn = MemoryTurn(api, scope, payload, outgoing)
+        turn = MemoryTurn(api, scope, payload, outgoing, last_human_turn(api, payload))
         if scope.session_memory and scope.session_id is not None:
             session_turn = await self.conversations.begin(
                 api, scope.user_id, scope.session_id, outgoing
@@ -109,6 +110,7 @@ class RequestMemory:
                 api,
                 payload,
                 turn.body,
+                turn.question,
                 user_id=scope.user_id,
                 project=scope.project,
                 session_id=scope.session_id,
@@ -130,7 +132,7 @@ class RequestMemory:
         answer = capture.answer()
         if answer is None or answer.get("tool_calls") or not answer.get("content"):
             return  # an answer that only calls tools is not a memory
-        question = last_human_turn(turn.api, turn.payload)
+        question = turn.question
         if question is None:
             return
         self.indexer.remember(

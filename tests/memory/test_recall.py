@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from memory_proxy.memory.indexing import exchange_text
+from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
 from memory_proxy.memory_record import MemoryRecord, memory_id
 from memory_proxy.recall_config import RecallSettings
@@ -66,6 +67,7 @@ def apply(
             api,
             body,
             body,
+            last_human_turn(api, body),
             user_id=user_id,
             project=project,
             session_id=session_id,
@@ -219,6 +221,7 @@ def test_with_injected_history_the_block_goes_to_the_latest_turn() -> None:
             "openai",
             payload,
             outgoing,
+            last_human_turn("openai", payload),
             user_id="alice",
             project="repo-1",
             session_id="s1",
