@@ -71,6 +71,8 @@ class MemoryProxy:
             settings.litellm_url,
             self.monitor,
             wait_seconds=settings.upstream_wait_seconds,
+            first_byte_timeout=settings.upstream_first_byte_timeout_seconds,
+            idle_timeout=settings.upstream_idle_timeout_seconds,
         )
         self.memory = _request_memory(settings, self.metrics, recall_backend)
         self.usage = (
@@ -148,27 +150,41 @@ class MemoryProxy:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _metrics(self, request: Request) -> Response:
+        """Users and models are named in the metrics: trusted callers only, unless the
+        operator says otherwise (`metrics.public`)."""
+        public = self.settings.metrics_public
+        if not public and not auth.identify_request(request, self.settings).authenticated:
+            message = "metrics need one of the proxy's client keys (or metrics.public: true)"
+            return error_response(request.url.path, 401, message)
         self.metrics.litellm_ready.set(1 if self.monitor.is_ready else 0)
         return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def _health(self, request: Request) -> Response:
+        """The status for anyone (probes need it); where LiteLLM is and why it is down
+        for trusted callers only."""
         ready, reason = await self.monitor.probe()
-        base = {"litellm_url": self.settings.litellm_url}
         if ready:
             self.monitor.mark_ready()
-            return JSONResponse({"status": "healthy", "litellm": "ready", **base})
-        return JSONResponse({"status": "unhealthy", "reason": reason, **base}, status_code=503)
+            answer, details = {"status": "healthy"}, {"litellm": "ready"}
+        else:
+            answer, details = {"status": "unhealthy"}, {"reason": reason}
+        if auth.identify_request(request, self.settings).authenticated:
+            answer |= details | {"litellm_url": self.settings.litellm_url}
+        return JSONResponse(answer, status_code=200 if ready else 503)
 
     async def _routing_info(self, request: Request) -> Response:
+        """What the pipeline decides for this very request, refusals included."""
         query_model = request.query_params.get("model")
         caller = auth.identify_request(request, self.settings)
+        if caller.refusal:
+            return error_response(request.url.path, 401, caller.refusal)
         try:
             decision = decide(
                 request.headers,
                 {"model": query_model} if query_model else None,
                 self.settings,
                 self.supermemory,
-                caller.bound_user_id,
+                caller,
             )
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))

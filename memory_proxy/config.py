@@ -133,8 +133,11 @@ class Settings:
     upstream_key: str | None = None
     client_keys: tuple[ClientKey, ...] = ()
     upstream_wait_seconds: float = 15.0
+    upstream_first_byte_timeout_seconds: float = 600.0  # LLMs may think for minutes
+    upstream_idle_timeout_seconds: float = 300.0
     log_format: str = "text"
     supermemory_api_key: str | None = None
+    metrics_public: bool = False  # /metrics for anyone, not only authenticated callers
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     recall: RecallSettings = field(default_factory=RecallSettings)
@@ -186,8 +189,19 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         upstream_wait_seconds=tree.get(
             "proxy.upstream_wait_seconds", as_positive_float, defaults.upstream_wait_seconds
         ),
+        upstream_first_byte_timeout_seconds=tree.get(
+            "proxy.upstream_first_byte_timeout_seconds",
+            as_positive_float,
+            defaults.upstream_first_byte_timeout_seconds,
+        ),
+        upstream_idle_timeout_seconds=tree.get(
+            "proxy.upstream_idle_timeout_seconds",
+            as_positive_float,
+            defaults.upstream_idle_timeout_seconds,
+        ),
         log_format=tree.get("proxy.log_format", one_of(LOG_FORMATS), defaults.log_format),
         supermemory_api_key=tree.get("supermemory.api_key", as_str, None),
+        metrics_public=tree.get("metrics.public", as_bool, defaults.metrics_public),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
         recall=build_recall(tree),

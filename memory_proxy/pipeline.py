@@ -37,6 +37,7 @@ from memory_proxy.forwarding.forwarder import (
 from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity import auth
 from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
 from memory_proxy.identity.routing import RoutingDecision, decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
 from memory_proxy.logging_setup import log_failure, log_request
@@ -49,10 +50,12 @@ logger = logging.getLogger("memory_proxy")
 
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 REQUEST_ID_HEADER = "x-request-id"
-# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is.
-_REPLACED_HEADERS = frozenset({b"host", b"content-length", REQUEST_ID_HEADER.encode()})
+# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is;
+# and our own memory controls, which are not LiteLLM's business.
+_REPLACED_HEADERS = frozenset(
+    {b"host", b"content-length", REQUEST_ID_HEADER.encode(), *MEMORY_CONTROL_HEADERS}
+)
 _REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
-CONTROL_HEADER_PREFIX = b"x-memory"  # ours (x-memory, x-memory-project, …): not LiteLLM's
 
 
 class Refusal(Exception):
@@ -79,7 +82,7 @@ class ProxiedRequest:
 
     scope: Scope
     request_id: str
-    lookup: dict[str, str]  # header name -> value, as text, for detection and auth
+    lookup: dict[str, str]  # header name -> value, as text, for detection
     started: float = field(default_factory=time.perf_counter)
     arrived: float = field(default_factory=time.time)
     body: bytes | None = None  # None: streamed through as the client sends it
@@ -117,6 +120,7 @@ class ProxyPipeline:
         self.memory = memory
         self.usage = usage
         self.rate_limiter = rate_limiter
+        self._client_key_values = auth.client_key_values(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _incoming(scope)
@@ -128,9 +132,7 @@ class ProxyPipeline:
         except Refusal as refusal:
             await self._refuse(request, refusal, receive, send)
             return
-        outgoing, turn = await self._prepare(request)
-        if outgoing is not request.payload:
-            request.body = orjson.dumps(outgoing)
+        turn = await self._prepare(request)
         api = turn.api if turn and turn.needs_answer else None
         records_usage = self._records_usage(request)
         capture = AnswerCapture(api) if api or records_usage else None
@@ -140,7 +142,7 @@ class ProxyPipeline:
 
     async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
         """The JSON body, the caller and the routing decision; refusals for a body too
-        large (413), a caller with no key (401) and unusable ids (400)."""
+        large (413), a caller with no key or conflicting keys (401) and unusable ids (400)."""
         lookup = request.lookup
         if request.method == "POST" and "json" in lookup.get("content-type", ""):
             try:
@@ -152,16 +154,17 @@ class ProxyPipeline:
                 self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
         elif "content-length" not in lookup and "transfer-encoding" not in lookup:
             request.body = b""  # HTTP/1.1: a request with neither has no body, nothing to stream
-        request.caller = auth.identify(lookup, _client_host(request.scope), self.settings)
-        if request.caller.refused:
-            raise Refusal(401, "an API key is required (Authorization: Bearer … or x-api-key)")
+        scope = request.scope
+        request.caller = auth.identify(scope["headers"], _client_host(scope), self.settings)
+        if request.caller.refusal:
+            raise Refusal(401, request.caller.refusal)
         try:
             request.decision = decide(
                 lookup,
                 request.payload,
                 self.settings,
                 self.supermemory,
-                request.caller.bound_user_id,
+                request.caller,
                 raw_body=request.body if request.path in CHAT_APIS else None,
             )
         except InvalidIdentifier as exc:
@@ -192,27 +195,43 @@ class ProxyPipeline:
                 headers=request.limit_headers,
             )
 
-    async def _prepare(self, request: ProxiedRequest) -> tuple[Any, MemoryTurn | None]:
-        """The payload to send (asking for a stream's token counts, with memory added)
-        and the request's memory turn; the payload itself when nothing changes."""
+    async def _prepare(self, request: ProxiedRequest) -> MemoryTurn | None:
+        """The body LiteLLM gets (asking for a stream's token counts, with memory
+        injected) and the memory turn it opened.
+
+        The failure boundary for bodies: whatever memory or usage cannot understand or
+        re-encode (nested deeper than orjson writes, say) goes to LiteLLM as the client
+        sent it, counted and logged, and LiteLLM answers.
+        """
+        try:
+            outgoing, turn = await self._rewritten(request)
+            if outgoing is not request.payload:
+                request.body = orjson.dumps(outgoing)
+        except Exception as exc:
+            self.metrics.malformed_bodies.inc()
+            log_failure(logger, "request body not rewritten; forwarded as sent", exc)
+            return None
+        return turn
+
+    async def _rewritten(self, request: ProxiedRequest) -> tuple[Any, MemoryTurn | None]:
+        """The payload to send and the memory turn; the payload itself when nothing changes."""
         payload = outgoing = request.payload
-        decision, caller = request.decision, request.caller
-        assert decision is not None and caller is not None
+        decision = request.decision
+        assert decision is not None
         if self._records_usage(request) and (
             asking := request_usage_in_stream(request.path, payload)
         ):
             outgoing = asking
         api = CHAT_APIS.get(request.path)
-        if self.memory is None or not api or not caller.authenticated:
+        if self.memory is None or not api or not isinstance(outgoing, dict):
             return outgoing, None
-        if not isinstance(payload, dict) or not isinstance(outgoing, dict):
-            return outgoing, None
+        identity = decision.identity
         scope = MemoryScope(
-            user_id=decision.identity.user_id,
-            session_id=decision.session_id,
-            project=decision.project,
-            client=decision.identity.client,
-            model=decision.model,
+            identity.user_id,
+            decision.session_id,
+            decision.project,
+            identity.client,
+            decision.model,
             reads=decision.reads_memory,
             writes=decision.writes_memory,
             session_memory=decision.memory,
@@ -305,25 +324,25 @@ class ProxyPipeline:
         """The client's end-to-end headers with our request id, credentials and scope.
 
         A streamed body (None) keeps the client's Content-Length; a buffered one gets its
-        own from the upstream client.
+        own from the upstream client. With client keys configured, no header carrying one
+        of them leaves, whoever the caller.
         """
         caller, decision = request.caller, request.decision
         assert caller is not None and decision is not None
         replaced = _REPLACED_HEADERS if request.body is not None else _REPLACED_FOR_STREAMED_BODY
-        outgoing = [
-            (name, value)
-            for name, value in end_to_end_headers(request.scope["headers"], replaced)
-            if not name.startswith(CONTROL_HEADER_PREFIX)
-        ]
+        outgoing = end_to_end_headers(request.scope["headers"], replaced)
         outgoing.append((b"x-request-id", request.request_id.encode()))
         outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
-        return scope_headers(
+        outgoing = scope_headers(
             outgoing,
             routed=decision.supermemory,
             user_id=decision.identity.user_id,
             session_id=decision.session_id,
             api_key=self.settings.supermemory_api_key,
         )
+        if self._client_key_values:
+            outgoing = auth.without_client_keys(outgoing, self._client_key_values)
+        return outgoing
 
 
 def _incoming(scope: Scope) -> ProxiedRequest:

@@ -3,6 +3,7 @@ local endpoints and error shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -10,14 +11,16 @@ import httpx
 import pytest
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.config import LiteLLMSettings, ModelEntry, Settings
+from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, serve
+from tests.support import FakeUpstream, serve, wait_until
 
 ROUTED = LiteLLMSettings(
     models=(
         ModelEntry("sm-model", "https://api.supermemory.ai/v3/https://api.anthropic.com"),
         ModelEntry("plain-model", None),
+        # A different model whose name is the routed one's with a date: not routed.
+        ModelEntry("sm-model-20250101", None),
     ),
     forward_client_headers_models=frozenset({"sm-model"}),
 )
@@ -46,16 +49,26 @@ def test_supermemory_headers_only_for_routed_models(
     sent = {"x-memory-user-id": "alice", "x-session-id": "s-1", "x-sm-user-id": "mallory"}
     with run_proxy(url, litellm=ROUTED, supermemory_api_key=SM_KEY) as proxy:
         httpx.post(f"{proxy}/v1/chat/completions", json={"model": "sm-model"}, headers=sent)
-        httpx.post(
-            f"{proxy}/v1/chat/completions", json={"model": "sm-model-20250929"}, headers=sent
-        )
-        httpx.post(f"{proxy}/v1/chat/completions", json={"model": "plain-model"}, headers=sent)
+        for model in ("sm-model-20250101", "plain-model"):
+            httpx.post(f"{proxy}/v1/chat/completions", json={"model": model}, headers=sent)
     routed, dated, plain = (r.headers for r in upstream.requests)
-    for headers in (routed, dated):
-        assert headers["x-sm-user-id"] == "alice"
-        assert headers["x-supermemory-api-key"] == SM_KEY
-        assert headers["x-sm-conversation-id"] == "s-1"
-    assert not {"x-sm-user-id", "x-supermemory-api-key", "x-sm-conversation-id"} & set(plain)
+    assert routed["x-sm-user-id"] == "alice"
+    assert routed["x-supermemory-api-key"] == SM_KEY
+    assert routed["x-sm-conversation-id"] == "s-1"
+    for other in (dated, plain):
+        assert not {"x-sm-user-id", "x-supermemory-api-key", "x-sm-conversation-id"} & set(other)
+
+
+def test_client_sent_supermemory_headers_are_dropped_for_every_model(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    sent = {"x-sm-extra": "1", "x-SM-Project": "p", "x-supermemory-anything": "k"}
+    with run_proxy(url, litellm=ROUTED, supermemory_api_key=SM_KEY) as proxy:
+        for model in ("sm-model", "plain-model"):
+            httpx.post(f"{proxy}/v1/chat/completions", json={"model": model}, headers=sent)
+    for request in upstream.requests:
+        assert not {"x-sm-extra", "x-sm-project", "x-supermemory-anything"} & set(request.headers)
 
 
 def test_body_is_forwarded_byte_for_byte_even_when_parsed(
@@ -197,3 +210,114 @@ def test_one_log_line_per_request_without_secrets(
 
 def test_settings_used_by_the_tests_have_no_patterns() -> None:
     assert Settings().user_id_mappings.header_patterns == ()
+
+
+# --- trust: who reaches which memory, ids, Supermemory scope, local endpoints ---------------
+
+CLIENT_KEY = "mp-client-key-for-app-tests-0"
+BOUND_KEY = "mp-bound-key-for-app-tests-01"
+CLIENT_KEYS = (ClientKey(CLIENT_KEY), ClientKey(BOUND_KEY, "pycharm-ai"))
+FOREIGN_KEY = "sk-litellm-virtual-key-0123456789"
+SCOPE_HEADERS = {"x-sm-user-id", "x-supermemory-api-key", "x-sm-conversation-id"}
+
+
+def _chat(proxy: str, text: str, headers: dict[str, str], model: str) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": text}]}
+    return httpx.post(f"{proxy}/v1/chat/completions", json=body, headers=headers)
+
+
+def _stored(proxy: str, user_id: str, session_id: str) -> int:
+    response = httpx.get(
+        f"{proxy}/v1/sessions/{session_id}",
+        params={"user_id": user_id},
+        headers={"x-api-key": CLIENT_KEY},
+    )
+    return len(response.json()["messages"]) if response.status_code == 200 else 0
+
+
+def test_a_pass_through_key_never_reaches_a_bound_users_memory_or_the_supermemory_key(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream, url = fake_upstream
+    caplog.set_level(logging.INFO, logger="memory_proxy.access")
+    bound = {"x-api-key": BOUND_KEY, "x-session-id": "s1"}
+    foreign = {"x-api-key": FOREIGN_KEY, "x-memory-user-id": "pycharm-ai", "x-session-id": "s1"}
+    settings = {"client_keys": CLIENT_KEYS, "litellm": ROUTED, "supermemory_api_key": SM_KEY}
+    with run_proxy(url, **settings) as proxy:
+        assert _chat(proxy, "pycharm's secret", bound, "plain-model").status_code == 200
+        wait_until(lambda: _stored(proxy, "pycharm-ai", "s1") == 2)
+        assert _chat(proxy, "hello", foreign, "sm-model").status_code == 200
+        sent = upstream.requests[1]
+        assert [m["content"] for m in json.loads(sent.body)["messages"]] == ["hello"]
+        assert sent.headers["x-api-key"] == FOREIGN_KEY  # LiteLLM judges it, unchanged
+        assert not SCOPE_HEADERS & set(sent.headers)
+        routing = httpx.get(f"{proxy}/v1/debug/routing?model=sm-model", headers=foreign).json()
+        own_scope = routing["user_id"]
+        wait_until(lambda: _stored(proxy, own_scope, "s1") == 2)  # its own memory works
+        assert _stored(proxy, "pycharm-ai", "s1") == 2  # nothing appended to pycharm's
+    assert own_scope.startswith("key-") and own_scope != "pycharm-ai"
+    assert routing["authenticated"] is False
+    assert routing["supermemory"] is False
+    assert routing["memory"] is True
+    assert FOREIGN_KEY not in caplog.text
+
+
+def test_an_anonymous_caller_gets_from_the_routing_endpoint_what_the_pipeline_gives(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
+        debug = httpx.get(f"{proxy}/v1/debug/routing", headers={"x-memory-user-id": "alice"})
+        chat = _chat(proxy, "hi", {"x-memory-user-id": "alice"}, "plain-model")
+    assert debug.status_code == chat.status_code == 401
+
+
+def test_metrics_answer_authenticated_callers_unless_public(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
+        anonymous = httpx.get(f"{proxy}/metrics")
+        foreign = httpx.get(f"{proxy}/metrics", headers={"x-api-key": FOREIGN_KEY})
+        ours = httpx.get(f"{proxy}/metrics", headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    with run_proxy(url, client_keys=CLIENT_KEYS, metrics_public=True) as proxy:
+        public = httpx.get(f"{proxy}/metrics")
+    with run_proxy(url) as proxy:
+        loopback = httpx.get(f"{proxy}/metrics")
+    assert anonymous.status_code == foreign.status_code == 401
+    assert anonymous.json()["error"]["type"] == "authentication_error"
+    for allowed in (ours, public, loopback):
+        assert allowed.status_code == 200
+        assert "memory_proxy_requests_in_flight" in allowed.text
+
+
+def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    _, url = fake_upstream
+    app = MemoryProxy(Settings(litellm_url=url))
+
+    async def scrape() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.get("/metrics")
+
+    assert asyncio.run(scrape()).status_code == 401
+
+
+def test_health_tells_anyone_the_status_and_only_trusted_callers_the_details(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
+        anonymous = httpx.get(f"{proxy}/health")
+        ours = httpx.get(f"{proxy}/health", headers={"x-api-key": CLIENT_KEY})
+    with run_proxy("http://127.0.0.1:9", client_keys=CLIENT_KEYS) as proxy:
+        down = httpx.get(f"{proxy}/health")
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "healthy"}
+    assert ours.json()["litellm_url"] == url
+    assert down.status_code == 503
+    assert down.json() == {"status": "unhealthy"}

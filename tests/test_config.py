@@ -29,6 +29,19 @@ def test_defaults_without_a_file() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8764)
     assert settings.litellm_url == "http://127.0.0.1:8765"
     assert settings.user_id_mappings.custom_header == "x-memory-user-id"
+    # LLMs may think for minutes before the first token, and pause long between tokens.
+    assert settings.upstream_first_byte_timeout_seconds == 600
+    assert settings.upstream_idle_timeout_seconds == 300
+
+
+def test_upstream_timeouts_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "proxy:\n  upstream_first_byte_timeout_seconds: 90\n  upstream_idle_timeout_seconds: 2.5\n",
+    )
+    settings = load_settings(path, environ={})
+    assert settings.upstream_first_byte_timeout_seconds == 90
+    assert settings.upstream_idle_timeout_seconds == 2.5
 
 
 def test_priority_command_line_over_environment_over_file(tmp_path: Path) -> None:
@@ -57,6 +70,14 @@ def test_os_environ_references_are_resolved(tmp_path: Path) -> None:
         ("proxy:\n  port: 70000\n", "proxy.port: expected a port number"),
         ("proxy:\n  litellm_url: localhost:8765\n", "proxy.litellm_url: expected an http"),
         ("memory:\n  enabled: maybe\n", "memory.enabled: expected true or false"),
+        (
+            "proxy:\n  upstream_first_byte_timeout_seconds: 0\n",
+            "proxy.upstream_first_byte_timeout_seconds: expected a positive number",
+        ),
+        (
+            "proxy:\n  upstream_idle_timeout_seconds: never\n",
+            "proxy.upstream_idle_timeout_seconds: expected a positive number",
+        ),
         (
             "user_id_mappings:\n  header_patterns:\n"
             "    - {header: user-agent, pattern: '(unclosed', user_id: x}\n",

@@ -296,6 +296,28 @@ def test_start_proxies_survives_a_killed_litellm_and_stops_cleanly(tmp_path: Pat
     assert "litellm ready" in launcher.output()
 
 
+def test_a_request_sent_at_once_after_litellm_is_killed_is_held_until_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Sent within milliseconds of `kill -9`: the pooled connection to the dead LiteLLM
+    fails before any answer byte, so the proxy holds the request and sends it again to
+    the restarted one instead of answering 502."""
+    config = e2e_config("http://127.0.0.1:9") + "proxy:\n  upstream_wait_seconds: 90\n"
+    with running_launcher(tmp_path, litellm_binary(), config_text=config) as launcher:
+        launcher.wait_healthy(within=120)
+        # No retries of the SDK's own: a 502 must reach the test, not be papered over.
+        client = openai.OpenAI(
+            base_url=f"{launcher.proxy_url}/v1", api_key="anything", max_retries=0, timeout=120
+        )
+        ask = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+        assert client.chat.completions.create(**ask).choices[0].message.content == MOCK_TEXT
+        first = launcher.litellm_pid()
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert client.chat.completions.create(**ask).choices[0].message.content == MOCK_TEXT
+        assert launcher.litellm_pid() not in (first, None)
+
+
 def test_local_memory_through_litellm_with_both_sdks(stack: Stack) -> None:
     session = {"x-session-id": "e2e-memory", "x-memory-user-id": "carol"}
     openai_client = openai.OpenAI(

@@ -1,9 +1,10 @@
 """Forwarding one client request to LiteLLM and relaying the answer, byte for byte.
 
 Pure ASGI on purpose: response chunks go to the client the moment they arrive (no
-buffering middleware), a client that hangs up closes the upstream response at once, and
-exactly one upstream request is made per client request (a retry happens only when the
-connection was refused, i.e. LiteLLM never saw the request).
+buffering middleware), a client that hangs up or an upstream that stays silent too long
+ends the exchange and closes the upstream connection (request_watch.py), and exactly one
+upstream request is made per client request (it is sent again only when LiteLLM certainly
+never processed it: the connection was refused, or a kept-alive one was found closed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from memory_proxy.errors import error_body
+from memory_proxy.forwarding.header_safety import UnsafeHeader
+from memory_proxy.forwarding.http1_connection import StaleConnection
+from memory_proxy.forwarding.request_watch import RequestWatch, Watchdog
 from memory_proxy.forwarding.upstream import (
     Headers,
     UpstreamAnswer,
@@ -47,7 +51,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for the log line: nobody was left to answer
 
 Outcome = Literal[
-    "complete", "client_disconnected", "upstream_cut", "upstream_unavailable", "upstream_failed"
+    "complete",
+    "client_disconnected",
+    "refused",
+    "upstream_cut",
+    "upstream_unavailable",
+    "upstream_failed",
+    "upstream_timeout",
 ]
 
 
@@ -58,6 +68,7 @@ class UpstreamFailure:
     status: int
     message: str
     outcome: Outcome
+    retry_after: int | None = RETRY_AFTER_SECONDS
 
 
 def end_to_end_headers(headers: Headers, also_dropped: frozenset[bytes] = frozenset()) -> Headers:
@@ -79,6 +90,7 @@ class ForwardResult:
     upstream_seconds: float = 0.0  # until response headers arrived
     first_byte_seconds: float | None = None
     body_bytes: int = 0
+    head_sent: bool = False  # the answer's status and headers went to the client
 
 
 class ResponseObserver(Protocol):
@@ -98,11 +110,14 @@ class Forwarder:
         monitor: UpstreamMonitor,
         *,
         wait_seconds: float,
+        first_byte_timeout: float,
+        idle_timeout: float,
     ) -> None:
         self._client = client
         self._base_url = base_url
         self._monitor = monitor
         self._wait_seconds = wait_seconds
+        self._watchdog = Watchdog(first_byte_timeout=first_byte_timeout, idle_timeout=idle_timeout)
 
     async def forward(
         self,
@@ -117,48 +132,61 @@ class Forwarder:
     ) -> ForwardResult:
         """Forward the request with `headers` (ready for LiteLLM: lower-case names, no
         Host, no framing for a buffered body); `body` None streams the client's through."""
-        path = scope["path"]
         started = time.perf_counter()
+        result = ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected")  # until known
+        watch = self._watchdog.watch(receive, listen=body is not None)
         try:
-            answer = await self._send_upstream(scope, receive, headers, body)
-        except ClientDisconnected:  # while its body was being streamed upstream
-            elapsed = time.perf_counter() - started
-            return ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected", elapsed)
-        if isinstance(answer, UpstreamFailure):
-            await _send_error(
-                send, path, answer.status, answer.message, retry_after=RETRY_AFTER_SECONDS
-            )
-            return ForwardResult(answer.status, answer.outcome, time.perf_counter() - started)
-        result = ForwardResult(answer.status, "complete", time.perf_counter() - started)
-        try:
-            ours = frozenset(name for name, _ in extra_headers or ())
-            headers_out = end_to_end_headers(
-                [(name.lower(), value) for name, value in answer.headers], ours
-            ) + (extra_headers or [])
-            await send(
-                {"type": "http.response.start", "status": answer.status, "headers": headers_out}
-            )
-            if observer is not None:
-                observer.start(answer.status, headers_out)
-            if any(name == b"content-length" for name, _ in headers_out):
-                # Bounded and already made: relayed without a watch for the client leaving.
-                result.outcome = await self._relay_body(answer, send, result, started, observer)
-            else:
-                result.outcome = await self._relay_until_done_or_disconnect(
-                    answer, receive, send, result, started, observer
+            try:
+                answer = await self._send_upstream(scope, receive, headers, body, watch)
+            finally:
+                result.upstream_seconds = time.perf_counter() - started
+            if isinstance(answer, UpstreamFailure):
+                result.status, result.outcome = answer.status, answer.outcome
+                await _send_error(
+                    send, scope["path"], answer.status, answer.message, answer.retry_after
                 )
+                return result
+            try:
+                await self._relay(answer, send, result, started, observer, extra_headers, watch)
+            finally:
+                await answer.aclose()
+        except ClientDisconnected:  # while its body was being streamed upstream
+            pass
+        except asyncio.CancelledError:
+            if not watch.ended_this():
+                raise
+            result.outcome = watch.reason or "client_disconnected"
+            if result.outcome == "upstream_timeout":
+                await self._timed_out(scope["path"], send, result)
         finally:
-            await answer.aclose()
+            watch.close()
         return result
 
+    async def _timed_out(self, path: str, send: Send, result: ForwardResult) -> None:
+        """A 504 when the client has had nothing yet; otherwise its stream ends unfinished."""
+        if result.head_sent:
+            seconds = self._watchdog.idle_timeout
+            logger.warning("LiteLLM sent nothing for %s s: answer cut short", seconds)
+        else:
+            seconds = self._watchdog.first_byte_timeout
+            result.status = 504
+            await _send_error(send, path, 504, f"LiteLLM did not answer within {seconds:g} s")
+
     async def _send_upstream(
-        self, scope: Scope, receive: Receive, headers: Headers, body: bytes | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: Headers,
+        body: bytes | None,
+        watch: RequestWatch,
     ) -> UpstreamAnswer | UpstreamFailure:
         """The upstream answer, or why there is none.
 
-        A refused connection means LiteLLM never saw the request: it is sent again once
-        LiteLLM is back, if the body can be replayed. Any other failure before the answer
-        is retried only for methods that are safe to repeat, so an LLM call never runs twice.
+        When LiteLLM certainly never processed the request — the connection was refused,
+        or a kept-alive one turned out closed before any byte of answer — it is sent again
+        once LiteLLM is back, if the body can be replayed. Any other failure before the
+        answer is retried only for methods that are safe to repeat, so an LLM call never
+        runs twice.
         """
         method = scope["method"]
         query = scope["query_string"]
@@ -172,15 +200,18 @@ class Forwarder:
         for _ in range(2):
             if not await self._monitor.wait_ready(self._wait_seconds):
                 return failure
-            content = body if body is not None else _stream_request_body(receive)
+            content = body if body is not None else _stream_request_body(receive, watch)
             try:
                 return await self._client.send(method, target, headers, content)
+            except UnsafeHeader as exc:
+                return UpstreamFailure(400, str(exc), "refused", retry_after=None)
             except httpx.TransportError as exc:
                 if _caused_by(exc, ClientDisconnected):  # the client left mid-upload
                     raise ClientDisconnected from exc
                 reason = str(exc) or type(exc).__name__
-                self._monitor.mark_down(reason)
-                if not _caused_by(exc, ConnectionRefusedError):
+                if not isinstance(exc, httpx.RemoteProtocolError):  # it answered, badly
+                    self._monitor.mark_down(reason)
+                if not _caused_by(exc, ConnectionRefusedError, StaleConnection):
                     failure = UpstreamFailure(
                         502, f"LiteLLM failed to answer: {reason}", "upstream_failed"
                     )
@@ -190,35 +221,30 @@ class Forwarder:
                 return failure
         return failure
 
-    async def _relay_until_done_or_disconnect(
-        self,
-        answer: UpstreamAnswer,
-        receive: Receive,
-        send: Send,
-        result: ForwardResult,
-        started: float,
-        observer: ResponseObserver | None,
-    ) -> Outcome:
-        relay = asyncio.ensure_future(self._relay_body(answer, send, result, started, observer))
-        disconnect = asyncio.ensure_future(_wait_for_disconnect(receive))
-        try:
-            await asyncio.wait((relay, disconnect), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (relay, disconnect):
-                task.cancel()
-            await asyncio.gather(relay, disconnect, return_exceptions=True)
-        return "client_disconnected" if relay.cancelled() else relay.result()
-
-    async def _relay_body(
+    async def _relay(
         self,
         answer: UpstreamAnswer,
         send: Send,
         result: ForwardResult,
         started: float,
         observer: ResponseObserver | None,
-    ) -> Outcome:
+        extra_headers: Headers | None,
+        watch: RequestWatch,
+    ) -> None:
+        """The answer's head, then its body chunk by chunk as it arrives."""
+        watch.answered()
+        result.status = answer.status
+        ours = frozenset(name for name, _ in extra_headers or ())
+        headers_out = end_to_end_headers(
+            [(name.lower(), value) for name, value in answer.headers], ours
+        ) + (extra_headers or [])
+        result.head_sent = True
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers_out})
+        if observer is not None:
+            observer.start(answer.status, headers_out)
         try:
             async for chunk in answer.body():
+                watch.activity()
                 if result.first_byte_seconds is None:
                     result.first_byte_seconds = time.perf_counter() - started
                 result.body_bytes += len(chunk)
@@ -229,13 +255,15 @@ class Forwarder:
             # Headers are gone already: end without the final chunk so the client sees a
             # truncated answer rather than a falsely complete one.
             logger.warning("upstream answer cut short: %s", exc or type(exc).__name__)
-            return "upstream_cut"
+            result.outcome = "upstream_cut"
+            return
+        watch.close()  # all of it was handed over: a client leaving now changes nothing
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return "complete"
+        result.outcome = "complete"
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """Whether `kind` is in the exception's cause chain.
+def _caused_by(exc: BaseException, *kinds: type[BaseException]) -> bool:
+    """Whether one of `kinds` is in the exception's cause chain.
 
     Judged from the chain, not the httpx class: httpx-aiohttp maps errors to httpx classes
     loosely (a refused connection — LiteLLM certainly never saw the request — arrives as
@@ -243,13 +271,13 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     """
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, kind):
+        if isinstance(cause, kinds):
             return True
         cause = cause.__cause__ or cause.__context__
     return False
 
 
-async def _stream_request_body(receive: Receive) -> AsyncIterator[bytes]:
+async def _stream_request_body(receive: Receive, watch: RequestWatch) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -257,6 +285,7 @@ async def _stream_request_body(receive: Receive) -> AsyncIterator[bytes]:
         if message.get("body"):
             yield message["body"]
         if not message.get("more_body", False):
+            watch.upload_done()
             return
 
 
@@ -277,13 +306,8 @@ async def read_request_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _send_error(
-    send: Send, path: str, status: int, message: str, *, retry_after: int | None = None
+    send: Send, path: str, status: int, message: str, retry_after: int | None = None
 ) -> None:
     body = error_body(path, status, message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -7,194 +7,28 @@ most of its CPU in them. This does only what a loopback hop to one upstream need
 plain HTTP/1.1, no TLS, no redirects, no cookies, no decompression — and takes and gives
 headers as the bytes the ASGI server already has, so a request costs a fraction of theirs.
 Failures are raised as httpx's exceptions, the vocabulary the forwarder already speaks.
+
+A connection goes back to the pool only when its answer was read to the end by the caller
+(not merely received): anything else — a caller that left mid-body, an answer cut short,
+bytes beyond the answer — closes it, so no byte of one answer can reach the next caller.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from collections.abc import AsyncIterator
-from typing import cast
 from urllib.parse import urlsplit
 
-import httptools
 import httpx
+
+from memory_proxy.forwarding.header_safety import check_head
+from memory_proxy.forwarding.http1_connection import Connection, StaleConnection
 
 # Shorter than uvicorn's 5 s server-side keep-alive, so we never reuse a closing socket.
 KEEPALIVE_SECONDS = 4.0
 MAX_IDLE_CONNECTIONS = 1000
-HIGH_WATER_BYTES = 1024 * 1024  # unread body held before reading from the socket pauses
 _NO_BODY_STATUSES = frozenset({204, 304})
-
-
-class _Connection(asyncio.Protocol):
-    """One connection; one request at a time."""
-
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head: asyncio.Future[int] | None = None
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._can_write: asyncio.Future[None] | None = None
-        self._complete = False
-        self._interim = False
-        self._keep_alive = False
-        self._ends_at_close = False
-        self._error: Exception | None = None
-        self.idle_since = 0.0
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"invalid answer from upstream: {exc}"))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._ends_at_close and exc is None:
-            self.on_message_complete()  # RFC 9112 6.3: no length given, the close ends it
-        elif not self._complete:
-            self._fail(httpx.ReadError("upstream closed the connection"), cause=exc)
-        self._wake_writer()
-
-    def pause_writing(self) -> None:
-        self._can_write = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        self._wake_writer()
-
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:  # "100 Continue" and other interim answers: the real one follows
-            self._interim = True
-            return
-        # Asked now: the parser forgets it once the message is complete.
-        self._keep_alive = self._parser.should_keep_alive()
-        named = {name.lower() for name, _ in self._headers}
-        self._ends_at_close = not named & {b"content-length", b"transfer-encoding"}
-        if self._head is not None and not self._head.done():
-            self._head.set_result(status)
-
-    def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
-        self._buffered += len(body)
-        if self._buffered > HIGH_WATER_BYTES and self._transport is not None:
-            self._transport.pause_reading()
-        self._wake_reader()
-
-    def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            self._headers = []
-            return
-        self._complete = True
-        self._wake_reader()
-
-    # used by the client
-    @property
-    def reusable(self) -> bool:
-        transport = self._transport
-        return (
-            self._complete
-            and self._error is None
-            and transport is not None
-            and not transport.is_closing()
-            and self._keep_alive
-        )
-
-    async def send(self, head: bytes, body: bytes | AsyncIterator[bytes], chunked: bool) -> None:
-        self._reset()
-        if isinstance(body, bytes):
-            self._write(head + body)  # one segment for a small request
-        else:
-            self._write(head)
-            async for chunk in body:
-                if chunk:
-                    self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                    await self._drained()
-            if chunked:
-                self._write(b"0\r\n\r\n")
-        await self._drained()
-
-    async def response_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
-        assert self._head is not None
-        status = await self._head
-        return status, self._headers
-
-    def end_at_head(self) -> None:
-        """A HEAD answer has a Content-Length but no body: done, and not reused."""
-        self._complete = True
-        self.close()
-
-    async def body(self) -> AsyncIterator[bytes]:
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered <= HIGH_WATER_BYTES and self._transport is not None:
-                    self._transport.resume_reading()
-                yield chunk
-            elif self._complete:
-                return
-            elif self._error is not None:
-                raise self._error
-            else:
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-
-    def close(self) -> None:
-        if self._head is not None and not self._head.done():
-            self._head.cancel()  # nobody awaits it any more
-        if self._transport is not None:
-            self._transport.close()
-
-    def _reset(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._headers = []
-        self._head = asyncio.get_running_loop().create_future()
-        self._complete = False
-        self._keep_alive = False
-        self._ends_at_close = False
-
-    def _write(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        assert self._transport is not None
-        self._transport.write(data)
-
-    async def _drained(self) -> None:
-        if self._can_write is not None:
-            await self._can_write
-        if self._error is not None:
-            raise self._error
-
-    def _fail(self, error: Exception, cause: BaseException | None = None) -> None:
-        error.__cause__ = cause
-        self._error = error
-        if self._head is not None and not self._head.done():
-            self._head.set_exception(error)
-        self._wake_reader()
-
-    def _wake_reader(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _wake_writer(self) -> None:
-        if self._can_write is not None and not self._can_write.done():
-            self._can_write.set_result(None)
-        self._can_write = None
 
 
 class Answer:
@@ -207,7 +41,7 @@ class Answer:
         status: int,
         headers: list[tuple[bytes, bytes]],
         client: HTTP1Client,
-        connection: _Connection,
+        connection: Connection,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -227,10 +61,17 @@ class Answer:
 
 
 class HTTP1Client:
-    """Keep-alive HTTP/1.1 to `base_url`; idle connections are reused for
-    `KEEPALIVE_SECONDS`. Sends the headers it is given, plus Host and the body's framing."""
+    """Keep-alive HTTP/1.1 to `base_url`; idle connections are reused, newest first, for
+    `keepalive_seconds`, then closed. Sends the headers it is given, plus Host and the
+    body's framing; a request whose head would hold CR, LF or NUL is refused unsent."""
 
-    def __init__(self, base_url: str, *, connect_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float | None = None,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
+    ) -> None:
         url = urlsplit(base_url)
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"{base_url}: the HTTP/1.1 client speaks plain http:// only")
@@ -238,7 +79,9 @@ class HTTP1Client:
         self._host = url.netloc.encode("ascii")
         self._base_path = url.path.rstrip("/").encode("ascii")
         self._connect_timeout = connect_timeout
-        self._idle: list[_Connection] = []
+        self._keepalive = keepalive_seconds
+        self._idle: dict[Connection, None] = {}  # oldest first; a connection lost leaves
+        self._reaper: asyncio.TimerHandle | None = None
 
     async def send(
         self,
@@ -263,24 +106,51 @@ class HTTP1Client:
         except TimeoutError as exc:
             connection.close()
             raise httpx.ReadTimeout("upstream did not answer in time") from exc
-        except BaseException:
+        except BaseException as exc:
             connection.close()
+            if isinstance(exc.__cause__, StaleConnection):
+                self._close_idle()  # kept alive by the same upstream: as stale, most likely
             raise
         if method == "HEAD" or status in _NO_BODY_STATUSES:
             connection.end_at_head()
         return Answer(status, answer_headers, self, connection)
 
-    def release(self, connection: _Connection) -> None:
+    def release(self, connection: Connection) -> None:
         if connection.reusable and len(self._idle) < MAX_IDLE_CONNECTIONS:
             connection.idle_since = time.monotonic()
-            self._idle.append(connection)
+            self._idle[connection] = None
+            if self._reaper is None:
+                self._reaper = asyncio.get_running_loop().call_later(self._keepalive, self._reap)
         else:
             connection.close()
 
     async def aclose(self) -> None:
-        for connection in self._idle:
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        for connection in list(self._idle):
             connection.close()
         self._idle.clear()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+
+    def _reap(self) -> None:
+        """Close the connections idle for the keep-alive time; one timer for the pool,
+        set again for the oldest that is left."""
+        self._reaper = None
+        expired = time.monotonic() - self._keepalive
+        for connection in list(self._idle):
+            if connection.idle_since > expired:
+                self._reaper = asyncio.get_running_loop().call_later(
+                    connection.idle_since - expired, self._reap
+                )
+                return
+            del self._idle[connection]
+            connection.close()
+
+    def _forget(self, connection: Connection) -> None:
+        self._idle.pop(connection, None)
 
     def _head(
         self,
@@ -301,21 +171,25 @@ class HTTP1Client:
         elif not any(name.lower() == b"content-length" for name, _ in headers):
             lines.append(b"transfer-encoding: chunked")
             chunked = True
+        count = len(lines)
         lines.append(b"\r\n")
-        return b"\r\n".join(lines), chunked
+        head = b"\r\n".join(lines)
+        check_head(head, count, headers)
+        return head, chunked
 
-    async def _connection(self) -> _Connection:
-        now = time.monotonic()
-        while self._idle:
-            connection = self._idle.pop()
-            if now - connection.idle_since < KEEPALIVE_SECONDS and connection.reusable:
+    async def _connection(self) -> Connection:
+        if self._idle:
+            connection, _ = self._idle.popitem()  # the newest: the least likely to be closing
+            if connection.reusable:
                 return connection
             connection.close()
         host, port = self._address
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, protocol = await loop.create_connection(_Connection, host, port)
+                _, protocol = await loop.create_connection(
+                    lambda: Connection(self._forget), host, port
+                )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
         except OSError as exc:

@@ -17,8 +17,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+import aiohttp
 import httpx
 
+from memory_proxy.forwarding.header_safety import check_headers
 from memory_proxy.forwarding.http1_client import KEEPALIVE_SECONDS, HTTP1Client
 
 logger = logging.getLogger("memory_proxy.upstream")
@@ -40,7 +42,8 @@ class UpstreamAnswer(Protocol):
 
 
 class UpstreamClient(Protocol):
-    """How the proxy talks to LiteLLM. Failures are httpx's `TransportError`s."""
+    """How the proxy talks to LiteLLM. Failures are httpx's `TransportError`s, and
+    `UnsafeHeader` (nothing sent) for a header holding CR, LF or NUL."""
 
     async def send(
         self,
@@ -66,7 +69,6 @@ def client_for(url: str, kind: str | None = None) -> UpstreamClient:
         return HTTP1Client(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     if kind != "aiohttp":
         raise ValueError(f"unknown upstream client {kind!r}: expected http1 or aiohttp")
-    import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
     def session() -> aiohttp.ClientSession:
@@ -100,6 +102,7 @@ class HttpxClient:
         *,
         read_timeout: float | None = None,
     ) -> UpstreamAnswer:
+        check_headers(headers)
         request = httpx.Request(
             method,
             self._base_url + target.decode("latin-1"),
@@ -114,7 +117,10 @@ class HttpxClient:
                 }
             },
         )
-        return _HttpxAnswer(await self.transport.handle_async_request(request))
+        try:
+            return _HttpxAnswer(await self.transport.handle_async_request(request))
+        except aiohttp.ClientResponseError as exc:  # left unmapped by httpx-aiohttp
+            raise httpx.RemoteProtocolError(f"invalid answer from upstream: {exc.message}") from exc
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -7,22 +7,42 @@ IDEs often cannot send an API key to a local endpoint. The rules:
 - an authenticated caller's credential headers are replaced by the upstream key, so our
   client keys never reach LiteLLM;
 - any other caller presenting a key (a LiteLLM virtual key, say) passes through untouched
-  and LiteLLM judges it; a caller presenting nothing is refused (401).
+  and LiteLLM judges it; its memory scope is a user id derived from that key, never one it
+  names, and it never gets the Supermemory key;
+- a caller presenting nothing, or two different credentials, is refused (401).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
 from memory_proxy.config import Settings
+from memory_proxy.identity.client_detection import PASS_THROUGH_PREFIX
 
-CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
+# Every header LiteLLM reads a key from (litellm/proxy/auth/user_api_key_auth.py,
+# SpecialHeaders): ours are recognised in any of them, and removed from all of them.
+CREDENTIAL_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"x-api-key",
+        b"api-key",
+        b"x-goog-api-key",
+        b"ocp-apim-subscription-key",
+        b"x-litellm-api-key",
+    }
+)
+_AUTH_SCHEMES = (b"bearer", b"basic")  # LiteLLM strips either before reading the key
+NO_KEY = "an API key is required (Authorization: Bearer … or x-api-key)"
+CONFLICTING_KEYS = "two different credentials were presented: send one key, in one header"
 
 
 @dataclass(frozen=True)
@@ -30,11 +50,19 @@ class Caller:
     authenticated: bool
     presented_key: bool
     by_client_key: bool = False
+    # The user id the presented key fixes: a bound client key's, or for a key that passes
+    # through to LiteLLM, one derived from that key.
     bound_user_id: str | None = None
+    conflicting: bool = False
 
     @property
-    def refused(self) -> bool:
-        return not self.authenticated and not self.presented_key
+    def refusal(self) -> str | None:
+        """Why the caller gets a 401, or None."""
+        if self.conflicting:
+            return CONFLICTING_KEYS
+        if not self.authenticated and not self.presented_key:
+            return NO_KEY
+        return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -47,28 +75,48 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    authorization = headers.get("authorization", "")
-    if authorization[:7].lower() == "bearer " and authorization[7:].strip():
-        return authorization[7:].strip()
-    return headers.get("x-api-key") or None
+def _credential(value: bytes) -> bytes | None:
+    """The key in a credential header's value, as LiteLLM would read it."""
+    value = value.strip()
+    scheme, _, rest = value.partition(b" ")
+    if scheme.lower() in _AUTH_SCHEMES:
+        return rest.strip() or None
+    return value or None
 
 
-def identify(headers: Mapping[str, str], client_host: str | None, settings: Settings) -> Caller:
-    key = presented_key(headers)
-    if key is not None:
-        for client_key in settings.client_keys:
-            # Compare every key in constant time: no timing hint about which one is close.
-            if hmac.compare_digest(key.encode(), client_key.key.encode()):
-                return Caller(True, True, True, client_key.user_id)
+def presented_credentials(headers: RawHeaders) -> set[bytes]:
+    """The distinct keys in the raw headers: duplicated headers count, unlike in a dict."""
+    return {
+        key for name, value in headers if name in CREDENTIAL_HEADERS and (key := _credential(value))
+    }
+
+
+def pass_through_user_id(key: bytes) -> str:
+    """A memory scope only the key's holder reaches; the key itself cannot be read back
+    from it (so it may be logged). 64 bits: no two keys meet by chance."""
+    return PASS_THROUGH_PREFIX + hashlib.sha256(key).hexdigest()[:16]
+
+
+def identify(headers: RawHeaders, client_host: str | None, settings: Settings) -> Caller:
+    """`headers` as the ASGI scope has them: lower-case names, every occurrence."""
     if not settings.client_keys and is_loopback(client_host):
-        return Caller(True, key is not None)
-    return Caller(False, key is not None)
+        return Caller(True, not CREDENTIAL_HEADERS.isdisjoint(name for name, _ in headers))
+    keys = presented_credentials(headers)
+    if len(keys) > 1:
+        return Caller(False, True, conflicting=True)
+    if not keys:
+        return Caller(False, False)
+    (key,) = keys
+    for client_key in settings.client_keys:
+        # Constant time: no timing hint about how close a guess is.
+        if hmac.compare_digest(key, client_key.key.encode()):
+            return Caller(True, True, True, client_key.user_id)
+    return Caller(False, True, bound_user_id=pass_through_user_id(key))
 
 
 def identify_request(request: HTTPConnection, settings: Settings) -> Caller:
     """`identify` for the proxy's own endpoints."""
-    return identify(request.headers, request.client.host if request.client else None, settings)
+    return identify(request.headers.raw, request.client.host if request.client else None, settings)
 
 
 def with_upstream_credentials(
@@ -87,8 +135,30 @@ def with_upstream_credentials(
     return kept
 
 
+def client_key_values(settings: Settings) -> frozenset[bytes]:
+    """The header values that would carry one of our client keys: computed once, so that
+    checking a request's headers is a set lookup per header."""
+    keys = [k.key.encode() for k in settings.client_keys]
+    return frozenset(value for key in keys for value in (key, b"Bearer " + key, b"bearer " + key))
+
+
+def without_client_keys(
+    headers: list[tuple[bytes, bytes]], client_key_values: frozenset[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """The last guard before LiteLLM: a header carrying one of our client keys, in any
+    header and from any caller, is dropped."""
+    return [(name, value) for name, value in headers if value not in client_key_values]
+
+
 def startup_problem(settings: Settings) -> str | None:
     """Why the proxy must not start as configured, or None."""
+    reserved = _reserved_user_id(settings)
+    if reserved:
+        where, user_id = reserved
+        return (
+            f"{where}: user id {user_id!r} starts with {PASS_THROUGH_PREFIX!r}, which is "
+            "reserved for callers whose key passes through to LiteLLM; choose another"
+        )
     if settings.client_keys or is_loopback(settings.host):
         return None
     return (
@@ -98,3 +168,21 @@ def startup_problem(settings: Settings) -> str | None:
         "        user_id: my-laptop   # optional: fixes the user id for this key\n"
         "or listen on 127.0.0.1."
     )
+
+
+def _reserved_user_id(settings: Settings) -> tuple[str, str] | None:
+    """A configured user id in the pass-through namespace: (its key, the id), or None."""
+    mappings = settings.user_id_mappings
+    configured = [
+        ("user_id_mappings.default_user_id", mappings.default_user_id),
+        *(
+            (f"user_id_mappings.header_patterns[{i}].user_id", entry.user_id)
+            for i, entry in enumerate(mappings.header_patterns)
+        ),
+        *(
+            (f"auth.client_keys[{i}].user_id", key.user_id)
+            for i, key in enumerate(settings.client_keys)
+            if key.user_id
+        ),
+    ]
+    return next(((w, u) for w, u in configured if u.startswith(PASS_THROUGH_PREFIX)), None)

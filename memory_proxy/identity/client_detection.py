@@ -15,8 +15,16 @@ from typing import Any
 from memory_proxy.config import UserIdMappings
 
 MAX_MATCHED_HEADER_LENGTH = 1024
-VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$")
+# \Z, not $: `$` also matches before a final newline, and an id ends up in a header.
+# Anchored in the pattern itself, so `.match` and `.fullmatch` both check the whole id.
+VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}\Z")
 ID_RULE = "1 to 128 letters, digits or . _ : @ + - (starting with a letter or digit)"
+# What HTTP allows around a header value (RFC 9110 OWS); uvicorn's httptools parser keeps
+# the trailing part. Nothing else is stripped: a line break must fail the check, not vanish.
+OPTIONAL_WHITESPACE = " \t"
+# User ids of callers whose key passes through to LiteLLM (auth.pass_through_user_id):
+# no header, pattern or setting may produce one, so only that key's holder reaches it.
+PASS_THROUGH_PREFIX = "key-"
 
 
 class InvalidIdentifier(ValueError):
@@ -36,13 +44,18 @@ class ClientIdentity:
     user_id: str
     matched_pattern: PatternMatch | None
     custom_header_present: bool
-    bound_to_key: bool = False  # fixed by the client key the caller presented
+    # The kind of key that fixed the user id ("client-key", "pass-through-key"), or None.
+    bound_to: str | None = None
+
+    @property
+    def bound_to_key(self) -> bool:
+        return self.bound_to is not None
 
     @property
     def client(self) -> str:
         """How the caller was recognised, for usage analytics: the pattern that matched."""
-        if self.bound_to_key:
-            return "client-key"
+        if self.bound_to:
+            return self.bound_to
         if self.custom_header_present:
             return "custom-header"
         return self.matched_pattern.pattern if self.matched_pattern else "default"
@@ -63,7 +76,8 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
     """
     explicit = headers.get(mappings.custom_header)
     if explicit is not None:
-        return ClientIdentity(checked_id(explicit.strip(), mappings.custom_header), None, True)
+        user_id = _checked_user_id(explicit.strip(OPTIONAL_WHITESPACE), mappings.custom_header)
+        return ClientIdentity(user_id, None, True)
     for entry in mappings.header_patterns:
         value = headers.get(entry.header)
         if value is None:
@@ -74,7 +88,7 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
             continue
         groups = {name: text or "" for name, text in found.groupdict().items()}
         user_id = entry.user_id.format_map(groups)
-        if VALID_ID.match(user_id) is None:
+        if not _is_usable_user_id(user_id):
             continue  # a named group captured something unusable as an id: try the next pattern
         return ClientIdentity(
             user_id, PatternMatch(entry.header, value, entry.pattern.pattern, user_id), False
@@ -90,12 +104,26 @@ def detect_session(
     for name in session_headers:
         value = headers.get(name)
         if value:
-            return checked_id(value.strip(), name)
+            return checked_id(value.strip(OPTIONAL_WHITESPACE), name)
     if isinstance(body, dict):
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and isinstance(metadata.get("session_id"), str):
             return checked_id(metadata["session_id"], "metadata.session_id")
     return None
+
+
+def _is_usable_user_id(value: str) -> bool:
+    """A valid id outside the namespace reserved for pass-through keys."""
+    return VALID_ID.match(value) is not None and not value.startswith(PASS_THROUGH_PREFIX)
+
+
+def _checked_user_id(value: str, source: str) -> str:
+    if value.startswith(PASS_THROUGH_PREFIX):
+        raise InvalidIdentifier(
+            f"{source} must not start with {PASS_THROUGH_PREFIX!r} (reserved for callers "
+            "whose key passes through to LiteLLM)"
+        )
+    return checked_id(value, source)
 
 
 def checked_id(value: str, source: str) -> str:

@@ -13,6 +13,9 @@ from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.recall_config import MEMORY_MODES
 
 MODE_HEADER = "x-memory"
+# The proxy's own request headers (mode, project, the default user id header): read here,
+# never forwarded.
+MEMORY_CONTROL_HEADERS = frozenset({b"x-memory", b"x-memory-project", b"x-memory-user-id"})
 # mode -> (reads, writes)
 _ABILITIES = {
     "on": (True, True),

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from memory_proxy.config import Settings
+from memory_proxy.identity.auth import Caller
 from memory_proxy.identity.client_detection import ClientIdentity, detect_session, detect_user
 from memory_proxy.identity.memory_mode import memory_mode, reads, writes
 from memory_proxy.identity.project import detect_project
@@ -18,6 +19,7 @@ from memory_proxy.identity.supermemory import SupermemoryRouting
 @dataclass(frozen=True)
 class RoutingDecision:
     identity: ClientIdentity
+    authenticated: bool
     session_id: str | None
     model: str | None
     supermemory: bool
@@ -41,6 +43,8 @@ class RoutingDecision:
             "custom_header_present": self.identity.custom_header_present,
             "is_default": self.identity.is_default,
             "bound_to_key": self.identity.bound_to_key,
+            "client": self.identity.client,
+            "authenticated": self.authenticated,
             "session_id": self.session_id,
             "model": self.model,
             "supermemory": self.supermemory,
@@ -55,29 +59,32 @@ def decide(
     body: Any,
     settings: Settings,
     supermemory: SupermemoryRouting,
-    bound_user_id: str | None = None,
+    caller: Caller,
     raw_body: bytes | None = None,
 ) -> RoutingDecision:
     """Raises `InvalidIdentifier` when the client sent an unusable user, session or
     project id, or `x-memory` value.
 
-    `bound_user_id` comes from the client key the caller presented and beats detection.
-    `raw_body` is searched for the client's working directory (chat requests only).
+    A user id fixed by the caller's key beats detection: a bound client key's, or for a
+    key that passes through to LiteLLM, the one derived from it (such a caller never names
+    one). Supermemory's scope and key go to authenticated callers only. `raw_body` is
+    searched for the client's working directory (chat requests only).
     """
     model = body.get("model") if isinstance(body, dict) else None
     model = model if isinstance(model, str) else None
     memory = settings.memory
     session_id = detect_session(headers, memory.session_headers, body)
-    identity = (
-        ClientIdentity(bound_user_id, None, False, bound_to_key=True)
-        if bound_user_id
-        else detect_user(headers, settings.user_id_mappings)
-    )
+    if caller.bound_user_id:
+        kind = "client-key" if caller.by_client_key else "pass-through-key"
+        identity = ClientIdentity(caller.bound_user_id, None, False, bound_to=kind)
+    else:
+        identity = detect_user(headers, settings.user_id_mappings)
     return RoutingDecision(
         identity=identity,
+        authenticated=caller.authenticated,
         session_id=session_id,
         model=model,
-        supermemory=supermemory.is_routed(model),
+        supermemory=caller.authenticated and supermemory.is_routed(model),
         memory=memory.enabled and session_id is not None,
         project=detect_project(headers, raw_body, memory.project_extractors),
         memory_mode=memory_mode(headers, identity.user_id, memory.modes),

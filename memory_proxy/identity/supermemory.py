@@ -7,7 +7,6 @@ other model they are removed, whoever set them, so the key never reaches another
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from memory_proxy.config import LiteLLMSettings
@@ -16,32 +15,29 @@ SUPERMEMORY_HOST = "supermemory.ai"
 USER_ID_HEADER = b"x-sm-user-id"
 API_KEY_HEADER = b"x-supermemory-api-key"
 CONVERSATION_HEADER = b"x-sm-conversation-id"
-SCOPE_HEADERS = frozenset({USER_ID_HEADER, API_KEY_HEADER, CONVERSATION_HEADER})
-
-# Clients often name a model with a release date appended: claude-sonnet-4-5-20250929.
-_DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+# Whatever a client sends in these families is dropped: only the proxy sets them.
+SUPERMEMORY_HEADER_PREFIXES = (b"x-sm-", b"x-supermemory-")
 
 
 @dataclass(frozen=True)
 class SupermemoryRouting:
     routed_models: frozenset[str]
+    # model_names with a Supermemory deployment and another one, which LiteLLM may choose.
+    mixed_models: frozenset[str] = frozenset()
 
     @classmethod
     def from_litellm(cls, litellm: LiteLLMSettings) -> SupermemoryRouting:
-        return cls(
-            frozenset(
-                m.model_name
-                for m in litellm.models
-                if m.api_base and SUPERMEMORY_HOST in m.api_base
-            )
-        )
+        supermemory: set[str] = set()
+        other: set[str] = set()
+        for model in litellm.models:
+            routed = model.api_base is not None and SUPERMEMORY_HOST in model.api_base
+            (supermemory if routed else other).add(model.model_name)
+        return cls(frozenset(supermemory - other), frozenset(supermemory & other))
 
     def is_routed(self, requested_model: str | None) -> bool:
-        if not requested_model or not self.routed_models:
-            return False
-        if requested_model in self.routed_models:
-            return True
-        return _DATE_SUFFIX.sub("", requested_model) in self.routed_models
+        """Exact model_name only: LiteLLM routes by exact name, so `x-20250101` is another
+        model (or none) even when `x` is routed."""
+        return requested_model in self.routed_models
 
 
 def scope_headers(
@@ -52,8 +48,10 @@ def scope_headers(
     session_id: str | None,
     api_key: str | None,
 ) -> list[tuple[bytes, bytes]]:
-    """Drop client-sent scope headers; for a routed model, add ours."""
-    scoped = [(name, value) for name, value in headers if name not in SCOPE_HEADERS]
+    """Drop every client-sent Supermemory header; for a routed model, add ours."""
+    scoped = [
+        (name, value) for name, value in headers if not name.startswith(SUPERMEMORY_HEADER_PREFIXES)
+    ]
     if routed:
         scoped.append((USER_ID_HEADER, user_id.encode()))
         if api_key:
@@ -66,6 +64,13 @@ def scope_headers(
 def configuration_warnings(litellm: LiteLLMSettings, routing: SupermemoryRouting) -> list[str]:
     """Mistakes in the shared config that would silently break or leak Supermemory memory."""
     warnings = []
+    if routing.mixed_models:
+        warnings.append(
+            f"model(s) {', '.join(sorted(routing.mixed_models))} have a Supermemory deployment "
+            "and other deployments: LiteLLM may send a request to any of them, so the proxy "
+            "sends no Supermemory headers (nor the key) for them. Give the Supermemory "
+            "deployment its own model_name."
+        )
     missing = sorted(routing.routed_models - litellm.forward_client_headers_models)
     if missing:
         listed = sorted(litellm.forward_client_headers_models | set(missing))

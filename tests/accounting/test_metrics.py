@@ -12,9 +12,11 @@ from tests.support import FakeUpstream, wait_until
 
 DROPPED = ("memory_proxy_usage_records_dropped_total", ())
 
+CLIENT_KEY = "k" * 20
+
 
 def samples(proxy: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = httpx.get(f"{proxy}/metrics")
+    response = httpx.get(f"{proxy}/metrics", headers={"x-api-key": CLIENT_KEY})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -29,12 +31,12 @@ def test_counters_move_and_labels_stay_bounded(
 ) -> None:
     _, url = fake_upstream
     litellm = LiteLLMSettings(models=(ModelEntry("known-model", None),))
-    keys = (ClientKey("k" * 20, "bound-user"),)
+    keys = (ClientKey(CLIENT_KEY, "bound-user"),)
     with run_proxy(url, litellm=litellm, client_keys=keys) as proxy:
         before = samples(proxy)
         for user, model in (("bound", "known-model"), ("random-1", "x"), ("random-2", "y")):
             headers = (
-                {"x-api-key": "k" * 20}
+                {"x-api-key": CLIENT_KEY}
                 if user == "bound"
                 else {"x-api-key": "sk-virtual", "x-memory-user-id": user}
             )

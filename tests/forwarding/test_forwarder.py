@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -9,20 +10,25 @@ import threading
 import httpx
 import pytest
 from httpx_aiohttp import AiohttpTransport
+from starlette.types import Message, Send
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
-from memory_proxy.forwarding.forwarder import end_to_end_headers
+from memory_proxy.forwarding.forwarder import Forwarder, end_to_end_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
-from memory_proxy.forwarding.upstream import HttpxClient, client_for
+from memory_proxy.forwarding.upstream import HttpxClient, UpstreamMonitor, client_for
 from tests.conftest import ProxyFactory
+from tests.forwarding.raw_upstream import RawUpstream, read_request, unused_url
 from tests.support import FakeUpstream, free_port, serve, wait_until
 
-
-@pytest.fixture(params=["http1", "aiohttp"])
-def upstream_kind(request: pytest.FixtureRequest) -> str:
-    """Every forwarding test over our lean client and over httpx-aiohttp's (https)."""
-    return str(request.param)
+SCOPE = {
+    "type": "http",
+    "method": "POST",
+    "path": "/v1/chat/completions",
+    "raw_path": b"/v1/chat/completions",
+    "query_string": b"",
+    "headers": [],
+}
 
 
 def test_hop_by_hop_headers_and_those_named_by_connection_are_dropped() -> None:
@@ -145,14 +151,6 @@ def test_a_request_id_is_created_when_missing(
     assert len(upstream.requests[0].headers["x-request-id"]) == 32
 
 
-def unused_url() -> str:
-    port = free_port()
-    # Nothing listens there: connections are refused at once.
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0
-    return f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.parametrize(
     ("path", "shape"),
     [("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic")],
@@ -256,3 +254,75 @@ def test_plain_http_gets_the_lean_client_and_https_aiohttps() -> None:
     assert isinstance(client_for("http://127.0.0.1:8765"), HTTP1Client)
     https = client_for("https://litellm.example")
     assert isinstance(https, HttpxClient) and isinstance(https.transport, AiohttpTransport)
+
+
+def recording() -> tuple[list[Message], Send]:
+    """An ASGI `send` that keeps what it is given."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    return sent, send
+
+
+def test_a_client_hanging_up_on_a_stalled_answer_leaves_nothing_for_the_next_caller(
+    upstream_kind: str,
+) -> None:
+    """LiteLLM sent the whole answer, the client stalled after its first chunk (a slow
+    reader) and hung up: the rest must not reach the next request on the pool."""
+    answers = iter(
+        [
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            b"d\r\ndata: first\n\n\r\nd\r\ndata: rest1\n\n\r\nd\r\ndata: rest2\n\n\r\n0\r\n\r\n",
+            *[b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"] * 3,
+        ]
+    )
+
+    def keep_alive(connection: socket.socket) -> None:
+        while read_request(connection):
+            connection.sendall(next(answers))
+
+    upstream = RawUpstream(keep_alive)
+
+    async def scenario() -> list[bytes]:
+        client = client_for(upstream.url, upstream_kind)
+        forwarder = Forwarder(
+            client,
+            upstream.url,
+            UpstreamMonitor(client, upstream.url),
+            wait_seconds=1,
+            first_byte_timeout=10,
+            idle_timeout=10,
+        )
+        hung_up = asyncio.Event()
+        stalled = asyncio.Event()
+
+        async def slow_client_receive() -> Message:
+            await hung_up.wait()
+            return {"type": "http.disconnect"}
+
+        async def slow_client_send(message: Message) -> None:
+            if message.get("body"):  # takes the first chunk, then stalls for good
+                stalled.set()
+                await asyncio.Event().wait()
+
+        first = asyncio.ensure_future(
+            forwarder.forward(SCOPE, slow_client_receive, slow_client_send, headers=[], body=b"")
+        )
+        await stalled.wait()
+        hung_up.set()
+        assert (await first).outcome == "client_disconnected"
+        bodies = []
+        for _ in range(3):
+            sent, send = recording()
+            await forwarder.forward(SCOPE, slow_client_receive, send, headers=[], body=b"")
+            bodies.append(b"".join(m.get("body", b"") for m in sent))
+        await client.aclose()
+        return bodies
+
+    try:
+        assert asyncio.run(scenario()) == [b"second"] * 3
+    finally:
+        upstream.close()

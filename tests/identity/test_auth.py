@@ -11,8 +11,22 @@ from click.testing import CliRunner
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.cli import main
-from memory_proxy.config import ClientKey, ConfigError, MemorySettings, Settings, load_settings
-from memory_proxy.identity.auth import Caller, identify, startup_problem, with_upstream_credentials
+from memory_proxy.config import (
+    ClientKey,
+    ConfigError,
+    MemorySettings,
+    Settings,
+    UserIdMappings,
+    load_settings,
+)
+from memory_proxy.identity.auth import (
+    Caller,
+    identify,
+    pass_through_user_id,
+    startup_problem,
+    with_upstream_credentials,
+)
+from memory_proxy.identity.client_detection import PASS_THROUGH_PREFIX, VALID_ID
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
 from tests.support import FakeUpstream, lifespan
 
@@ -24,21 +38,69 @@ REMOTE = "10.1.2.3"  # only ever a value here: no traffic goes there
 NO_MEMORY = MemorySettings(enabled=False)
 
 
+VIRTUAL = pass_through_user_id(b"sk-virtual")
+
+
 @pytest.mark.parametrize(
     ("settings", "headers", "host", "expected"),
     [
-        (Settings(), {}, "127.0.0.1", Caller(True, False)),
-        (Settings(), {"authorization": "Bearer sk-dummy"}, "::1", Caller(True, True)),
-        (Settings(), {}, REMOTE, Caller(False, False)),
-        (Settings(), {"x-api-key": "sk-virtual"}, REMOTE, Caller(False, True)),
-        (WITH_KEYS, {}, "127.0.0.1", Caller(False, False)),
-        (WITH_KEYS, {"authorization": f"Bearer {OUR_KEY}"}, REMOTE, Caller(True, True, True)),
-        (WITH_KEYS, {"x-api-key": BOUND_KEY}, REMOTE, Caller(True, True, True, "pycharm-ai")),
-        (WITH_KEYS, {"x-api-key": "sk-virtual"}, "127.0.0.1", Caller(False, True)),
+        (Settings(), [], "127.0.0.1", Caller(True, False)),
+        (Settings(), [("authorization", "Bearer sk-dummy")], "::1", Caller(True, True)),
+        (Settings(), [], REMOTE, Caller(False, False)),
+        (Settings(), [("x-api-key", "sk-virtual")], REMOTE, Caller(False, True, False, VIRTUAL)),
+        (WITH_KEYS, [], "127.0.0.1", Caller(False, False)),
+        (WITH_KEYS, [("authorization", f"Bearer {OUR_KEY}")], REMOTE, Caller(True, True, True)),
+        (WITH_KEYS, [("x-api-key", BOUND_KEY)], REMOTE, Caller(True, True, True, "pycharm-ai")),
+        (WITH_KEYS, [("x-api-key", "sk-virtual")], "::1", Caller(False, True, False, VIRTUAL)),
+        (
+            WITH_KEYS,
+            [("authorization", "Bearer sk-virtual")],
+            REMOTE,
+            Caller(False, True, False, VIRTUAL),
+        ),
+        (
+            WITH_KEYS,
+            [("api-key", OUR_KEY), ("x-api-key", OUR_KEY)],
+            REMOTE,
+            Caller(True, True, True),
+        ),
+        (
+            WITH_KEYS,
+            [("x-api-key", OUR_KEY), ("x-api-key", "sk-virtual")],
+            REMOTE,
+            Caller(False, True, conflicting=True),
+        ),
+        (WITH_KEYS, [("authorization", "Bearer ")], REMOTE, Caller(False, False)),
+        # Without client keys, a local caller's credentials decide nothing: no conflict.
+        (
+            Settings(),
+            [("x-api-key", "a"), ("authorization", "Bearer b")],
+            "::1",
+            Caller(True, True),
+        ),
     ],
 )
-def test_identify(settings: Settings, headers: dict[str, str], host: str, expected: Caller) -> None:
-    assert identify(headers, host, settings) == expected
+def test_identify(
+    settings: Settings, headers: list[tuple[str, str]], host: str, expected: Caller
+) -> None:
+    raw = [(name.encode(), value.encode()) for name, value in headers]
+    assert identify(raw, host, settings) == expected
+
+
+def test_a_pass_through_user_id_is_its_keys_alone() -> None:
+    user_id = pass_through_user_id(b"sk-virtual")
+    assert user_id.startswith(PASS_THROUGH_PREFIX) and VALID_ID.match(user_id)
+    assert user_id == pass_through_user_id(b"sk-virtual")
+    assert user_id != pass_through_user_id(b"sk-virtuaL")
+    assert "sk-virtual" not in user_id
+
+
+def test_configured_user_ids_may_not_use_the_pass_through_namespace() -> None:
+    reserved = ClientKey(BOUND_KEY, "key-0123456789abcdef")
+    problem = startup_problem(Settings(client_keys=(reserved,)))
+    assert problem is not None and "auth.client_keys[0].user_id" in problem
+    default = Settings(user_id_mappings=UserIdMappings(default_user_id="key-x"))
+    assert "default_user_id" in (startup_problem(default) or "")
 
 
 def test_credentials_are_replaced_only_for_authenticated_callers() -> None:
@@ -138,3 +200,51 @@ def test_a_caller_from_another_host_without_a_key_is_refused_whole_app(
     assert virtual.status_code == 200  # not ours: LiteLLM judges it, untouched
     (forwarded,) = upstream.requests
     assert forwarded.headers["authorization"] == "Bearer sk-virtual-key"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        [("authorization", "Bearer sk-wrong-key"), ("x-api-key", OUR_KEY)],
+        [("authorization", f"Bearer {OUR_KEY}"), ("authorization", "Bearer sk-wrong-key")],
+        [("authorization", "Bearer sk-wrong-key"), ("authorization", f"Bearer {OUR_KEY}")],
+        [("x-api-key", OUR_KEY), ("x-api-key", "sk-wrong-key")],
+        [("authorization", f"Bearer {OUR_KEY}"), ("x-litellm-api-key", "sk-virtual-key")],
+    ],
+)
+def test_conflicting_credentials_are_refused_and_never_forwarded(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    credentials: list[tuple[str, str]],
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url, client_keys=KEYS) as proxy:
+        response = httpx.post(f"{proxy}/v1/chat/completions", json={}, headers=credentials)
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        [("x-api-key", "sk-virtual-key"), ("x-custom", OUR_KEY)],
+        [("x-api-key", "sk-virtual-key"), ("x-forwarded-key", f"Bearer {BOUND_KEY}")],
+        [("x-litellm-api-key", OUR_KEY)],
+        [("api-key", OUR_KEY), ("x-note", f"bearer {OUR_KEY}")],
+        [("authorization", f"Bearer {OUR_KEY}"), ("x-api-key", OUR_KEY)],  # the same key twice
+        [("authorization", f"Bearer {OUR_KEY}"), ("authorization", f"Bearer {OUR_KEY}")],
+    ],
+)
+def test_no_header_carrying_a_client_key_leaves_the_proxy(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    sent: list[tuple[str, str]],
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url, client_keys=KEYS) as proxy:
+        response = httpx.post(f"{proxy}/v1/chat/completions", json={}, headers=sent)
+    assert response.status_code == 200
+    (forwarded,) = upstream.requests
+    for value in forwarded.headers.values():
+        assert OUR_KEY not in value and BOUND_KEY not in value

@@ -57,10 +57,18 @@ def test_only_a_bounded_prefix_of_a_header_is_matched() -> None:
     assert detect_user({"user-agent": value}, MAPPINGS).is_default
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "../etc", "x" * 200, "ümlaut"])
+@pytest.mark.parametrize(
+    "bad", ["", "a b", "../etc", "x" * 200, "ümlaut", "alice\n", "alice\r", "alice\x0b", "a\x00"]
+)
 def test_unusable_explicit_user_ids_are_refused(bad: str) -> None:
     with pytest.raises(InvalidIdentifier, match="x-memory-user-id must be"):
         detect_user({"x-memory-user-id": bad}, MAPPINGS)
+
+
+def test_spaces_and_tabs_around_a_header_value_are_not_part_of_the_id() -> None:
+    """uvicorn's httptools parser keeps a header's trailing whitespace; h11 drops it."""
+    assert detect_user({"x-memory-user-id": " alice \t"}, MAPPINGS).user_id == "alice"
+    assert detect_session({"x-session-id": "s1 "}, SESSION_HEADERS) == "s1"
 
 
 def test_session_precedence() -> None:
@@ -92,6 +100,20 @@ def test_only_the_configured_headers_name_a_session() -> None:
     assert detect_session({"x-claude-code-session-id": "s1"}, ("x-session-id",)) is None
 
 
-def test_invalid_session_id_is_refused() -> None:
+@pytest.mark.parametrize("bad", ["a/b", "abc\n", "abc\r\n", "abc\n\n", "abc\x00"])
+def test_invalid_session_id_is_refused(bad: str) -> None:
     with pytest.raises(InvalidIdentifier, match="x-claude-code-session-id"):
-        detect_session({"x-claude-code-session-id": "a/b"}, SESSION_HEADERS)
+        detect_session({"x-claude-code-session-id": bad}, SESSION_HEADERS)
+    with pytest.raises(InvalidIdentifier, match=r"metadata\.session_id"):
+        detect_session({}, SESSION_HEADERS, {"metadata": {"session_id": bad}})
+
+
+def test_a_pattern_whose_group_captures_a_line_break_gives_no_user_id() -> None:
+    loose = HeaderPattern("x-project", re.compile(r"(?P<project>[a-z\n]+)"), "proj-{project}")
+    mappings = UserIdMappings(header_patterns=(loose,))
+    assert detect_user({"x-project": "apollo\n"}, mappings).is_default
+
+
+def test_user_ids_of_pass_through_keys_cannot_be_named() -> None:
+    with pytest.raises(InvalidIdentifier, match="reserved"):
+        detect_user({"x-memory-user-id": "key-0123456789abcdef"}, MAPPINGS)

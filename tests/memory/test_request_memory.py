@@ -148,19 +148,23 @@ def test_a_configured_mode_applies_to_that_user(fake_upstream: tuple[FakeUpstrea
     assert index.records == {} and index.searches == []
 
 
-def test_callers_whose_key_passes_through_get_no_memory(
+def test_a_caller_whose_key_passes_through_has_its_own_memory_never_anothers(
     fake_upstream: tuple[FakeUpstream, str],
 ) -> None:
-    _upstream, url = fake_upstream
+    upstream, url = fake_upstream
     index = WordIndex()
     keys = (ClientKey("ck-" + "k" * 30, "alice"),)
     with proxy_with(url, index, client_keys=keys) as (proxy, _):
-        foreign = chat(proxy, FACT, {**ALICE, "authorization": "Bearer sk-litellm-virtual"})
-        ours = chat(proxy, FACT, {**ALICE, "authorization": f"Bearer {keys[0].key}"})
+        chat(proxy, FACT, {**ALICE, "authorization": f"Bearer {keys[0].key}"})
         wait_until(lambda: len(index.records) == 1)
-    assert "x-memory-recalled" not in foreign.headers
-    assert ours.headers["x-memory-recalled"] == "0"
-    assert len(index.searches) == 1
+        question = "What is the staging database called?"
+        foreign = {**ALICE, "authorization": "Bearer sk-litellm-virtual"}
+        answer = chat(proxy, question, foreign)
+        wait_until(lambda: len(index.records) == 2)
+    assert answer.headers["x-memory-recalled"] == "0"
+    assert "heron" not in sent_text(upstream)
+    users = sorted(record.user_id for record in index.records.values())
+    assert users[0] == "alice" and users[1].startswith("key-")
 
 
 def test_a_failing_index_fails_no_request_and_is_counted(

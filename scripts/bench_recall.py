@@ -1,0 +1,187 @@
+"""Measure long-term memory recall: quality on a synthetic set, and search latency.
+
+Quality: scripts/recall_dataset.py plants ~200 developer facts among a few thousand filler
+exchanges of several users and projects; each fact is asked for once in its own words and
+once paraphrased, from a new session of the same user and project. Reports recall@5, and
+leakage: any hit from another project or user (must be 0).
+
+Latency: search through the index's own thread (as the proxy calls it) over 10,000 and
+100,000 memories in a temporary SQLite file, spread over 20 users x 10 projects; p50/p99
+of wall time, mean CPU time (both threads: steadier than wall time on a busy machine),
+and insert throughput one record at a time (as the proxy adds them) and in batches.
+
+    .venv/bin/python -m scripts.bench_recall [--sizes 10000,100000] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from memory_proxy.memory_record import MemoryRecord
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from scripts.recall_dataset import Fact, build, filler, record
+
+TOP_K = 5
+KINDS = ("own words", "paraphrase")
+NOW = "the-current-session"
+
+
+def question(fact: Fact, kind: str) -> str:
+    return fact.own_words if kind == "own words" else fact.paraphrase
+
+
+async def add_in_batches(index: SQLiteMemoryIndex, records: list[MemoryRecord]) -> float:
+    """Seconds to add `records`, 500 per call."""
+    started = time.perf_counter()
+    for start in range(0, len(records), 500):
+        await index.add(records[start : start + 500])
+    return time.perf_counter() - started
+
+
+async def quality(directory: Path) -> dict[str, dict[str, float]]:
+    test_set = build()
+    index = SQLiteMemoryIndex(directory / "quality.sqlite3")
+    try:
+        await add_in_batches(index, test_set.records)
+        figures: dict[str, dict[str, float]] = {}
+        for kind in KINDS:
+            found = found_any_project = leaks = 0
+            for fact in test_set.facts:
+                user, project = fact.record.user_id, fact.record.project
+                text = question(fact, kind)
+                hits = await index.search(user, project, text, limit=TOP_K, exclude_session=NOW)
+                wide = await index.search(user, None, text, limit=TOP_K, exclude_session=NOW)
+                found += fact.record in [hit.record for hit in hits]
+                found_any_project += fact.record in [hit.record for hit in wide]
+                leaks += sum(hit.record.project != project for hit in hits)
+                leaks += sum(hit.record.user_id != user for hit in hits + wide)
+            count = len(test_set.facts)
+            figures[kind] = {
+                "questions": count,
+                "recall@5": found / count,
+                "recall@5 any project": found_any_project / count,
+                "leaked hits": leaks,
+            }
+        figures["set"] = {"facts": len(test_set.facts), "memories": len(test_set.records)}
+        return figures
+    finally:
+        await index.aclose()
+
+
+def latency_corpus(size: int, rng: random.Random) -> tuple[list[Fact], list[MemoryRecord]]:
+    """The quality set's facts over 20 users x 10 projects, and longer filler (two to four
+    exchanges per memory, like a real turn and answer) up to `size` memories."""
+    test_set = build(seed=11, users=20, projects=10, facts=200, fillers=0)
+    scopes = [(f"user{u}", f"project{p}") for u in range(20) for p in range(10)]
+    records = list(test_set.records)
+    while len(records) < size:
+        user, project = rng.choice(scopes)
+        text = "\n".join(filler(rng) for _ in range(rng.randint(2, 4)))
+        records.append(record(user, project, f"s{len(records)}", text, 1e9 + len(records)))
+    rng.shuffle(records)
+    return test_set.facts, records
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def latency(directory: Path, size: int, searches: int) -> dict[str, float]:
+    rng = random.Random(size)
+    facts, records = latency_corpus(size, rng)
+    path = directory / f"latency-{size}.sqlite3"
+    index = SQLiteMemoryIndex(path)
+    try:
+        singles, bulk = records[:1000], records[1000:]
+        started = time.perf_counter()
+        for one in singles:
+            await index.add([one])
+        single_rate = len(singles) / (time.perf_counter() - started)
+        bulk_rate = len(bulk) / await add_in_batches(index, bulk)
+        samples: list[float] = []
+        hits = 0
+        cpu = 0.0
+        for n in range(searches + 50):
+            fact = rng.choice(facts)
+            user, project = fact.record.user_id, fact.record.project
+            text = question(fact, KINDS[n % 2])
+            started, cpu_started = time.perf_counter(), time.process_time()
+            found = await index.search(user, project, text, limit=TOP_K, exclude_session=NOW)
+            elapsed = time.perf_counter() - started
+            if n >= 50:  # the first ones warm the page cache
+                samples.append(elapsed * 1000)
+                cpu += time.process_time() - cpu_started
+                hits += len(found)
+        return {
+            "memories": size,
+            "search p50 ms": statistics.median(samples),
+            "search p99 ms": percentile(samples, 0.99),
+            "search cpu ms": cpu * 1000 / len(samples),
+            "searches/s": len(samples) / (sum(samples) / 1000),
+            "hits/search": hits / len(samples),
+            "add records/s (1 per call)": single_rate,
+            "add records/s (500 per call)": bulk_rate,
+            "file MB": path.stat().st_size / 1e6,
+        }
+    finally:
+        await index.aclose()
+
+
+def print_table(results: dict[str, Any]) -> None:
+    q = results["quality"]
+    print(f"\nRecall@{TOP_K} ({q['set']['facts']} facts among {q['set']['memories']} memories)")
+    print(f"{'question':<12}{'project':>10}{'any project':>13}{'leaked hits':>13}")
+    for kind in KINDS:
+        row = q[kind]
+        print(
+            f"{kind:<12}{row['recall@5']:>10.3f}{row['recall@5 any project']:>13.3f}"
+            f"{row['leaked hits']:>13.0f}"
+        )
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"\nSearch (through the index thread) and insert throughput; load average {load}")
+    print(
+        f"{'memories':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}{'search/s':>10}"
+        f"{'add/s x1':>10}{'add/s x500':>11}{'file MB':>9}"
+    )
+    for row in results["latency"]:
+        print(
+            f"{row['memories']:>9}{row['search p50 ms']:>9.2f}{row['search p99 ms']:>9.2f}"
+            f"{row['search cpu ms']:>9.2f}{row['searches/s']:>10.0f}"
+            f"{row['add records/s (1 per call)']:>10.0f}"
+            f"{row['add records/s (500 per call)']:>11.0f}{row['file MB']:>9.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000", help="memories for the latency runs")
+    parser.add_argument("--searches", type=int, default=2000, help="searches per size")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    async def run(directory: Path) -> dict[str, Any]:
+        sizes = [int(size) for size in args.sizes.split(",") if size]
+        return {
+            "quality": await quality(directory),
+            "latency": [await latency(directory, size, args.searches) for size in sizes],
+        }
+
+    with tempfile.TemporaryDirectory(prefix="bench-recall-") as directory:
+        results = asyncio.run(run(Path(directory)))
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
