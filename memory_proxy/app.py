@@ -24,6 +24,7 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
+from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
@@ -38,12 +39,13 @@ from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
 from memory_proxy.stores import open_memory_index, open_store, open_usage_log
-from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
 
 logger = logging.getLogger("memory_proxy")
 
 SESSIONS_PATH = "/v1/sessions"
+LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/")  # paths with an id after them
 
 
 class MemoryProxy:
@@ -74,7 +76,9 @@ class MemoryProxy:
             first_byte_timeout=settings.upstream_first_byte_timeout_seconds,
             idle_timeout=settings.upstream_idle_timeout_seconds,
         )
-        self.memory = _request_memory(settings, self.metrics, recall_backend)
+        self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
+        self._recall_backend = recall_backend or _recall_backend(settings, self.memory_index)
+        self.memory = _request_memory(settings, self.metrics, self._recall_backend)
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
@@ -104,6 +108,7 @@ class MemoryProxy:
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
+                *MemoriesAPI(self.memory_index, settings).routes(),
             ]
         )
         self._local_paths = frozenset(
@@ -113,7 +118,7 @@ class MemoryProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path in self._local_paths or path.startswith(SESSIONS_PATH + "/"):
+            if path in self._local_paths or path.startswith(LOCAL_PREFIXES):
                 await self._local(scope, receive, send)
             else:
                 await self._proxy(scope, receive, send)
@@ -134,7 +139,16 @@ class MemoryProxy:
                 stack.callback(self.metrics.process_stopped)
                 stack.push_async_callback(self._upstream.aclose)
                 stack.push_async_callback(self.monitor.aclose)
-                for part in (self.rate_limiter, self.usage, self.memory):
+                # The memory index closes after memory has stored what it queued.
+                backend = self._recall_backend
+                separate = backend if backend is not self.memory_index else None
+                for part in (
+                    self.rate_limiter,
+                    self.usage,
+                    self.memory_index,
+                    separate,
+                    self.memory,
+                ):
                     if part is not None:
                         stack.push_async_callback(part.aclose)
                 if self.memory is not None:
@@ -199,8 +213,6 @@ def _request_memory(
     conversations = ConversationMemory(
         open_store(settings.memory), settings.memory, on_failure=metrics.store_errors.inc
     )
-    if recall_backend is None and settings.recall.enabled:
-        recall_backend = _open_recall_backend(settings)
     return RequestMemory(
         conversations,
         recall_backend,
@@ -211,12 +223,14 @@ def _request_memory(
     )
 
 
-def _open_recall_backend(settings: Settings) -> RecallBackend | None:
-    """The configured backend; none with Redis, which has no local index (yet)."""
+def _recall_backend(settings: Settings, index: MemoryIndex | None) -> RecallBackend | None:
+    """The configured backend: the local index (shared with the memories API), or
+    Supermemory; none with Redis, which has no local index (yet)."""
+    if not (settings.memory.enabled and settings.recall.enabled):
+        return None
     if settings.recall.backend == "supermemory":
         assert settings.supermemory_api_key is not None  # the config checked it
         return SupermemoryIndex(settings.supermemory_api_key)
-    index = open_memory_index(settings.memory)
     if index is None:
         logger.warning(
             "recall is off: it needs a local index, and memory.store is %s (a PostgreSQL "

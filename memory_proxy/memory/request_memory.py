@@ -8,7 +8,6 @@ never the request.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,7 +80,6 @@ class RequestMemory:
     ) -> None:
         """`on_failure` counts failed searches, `on_memories_dropped` lost memories."""
         self.conversations = conversations
-        self.backend = backend
         self.recall = (
             Recall(backend, settings, on_timeout=on_recall_timeout, on_failure=on_failure)
             if backend is not None
@@ -151,11 +149,10 @@ class RequestMemory:
             self.indexer.start()
 
     async def aclose(self) -> None:
-        """Queued memories stored first, then every part closed (one failing close does
-        not skip the others)."""
-        async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(self.conversations.aclose)
-            if self.backend is not None:
-                stack.push_async_callback(self.backend.aclose)
+        """Queued memories stored, then the session store closed (the recall backend is
+        closed by its owner, after this)."""
+        try:
             if self.indexer is not None:
-                stack.push_async_callback(self.indexer.aclose)
+                await self.indexer.aclose()
+        finally:
+            await self.conversations.aclose()

@@ -131,6 +131,7 @@ def test_session_api_lists_reads_deletes_and_404s_in_the_clients_shape(
         deleted = httpx.delete(f"{proxy}/v1/sessions/conv-1", headers=ALICE)
         missing = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE)
         bad_page = httpx.get(f"{proxy}/v1/sessions", params={"limit": "many"})
+        far_page = httpx.get(f"{proxy}/v1/sessions", params={"offset": "9" * 20})
     (entry,) = listed["data"]
     assert entry["id"] == "conv-1" and entry["user_id"] == "alice"
     assert entry["message_count"] == 2
@@ -140,6 +141,16 @@ def test_session_api_lists_reads_deletes_and_404s_in_the_clients_shape(
     assert missing.status_code == 404
     assert "no session" in missing.json()["error"]["message"]
     assert bad_page.status_code == 400
+    assert far_page.status_code == 400  # not a 503 from SQLite's integer overflow
+
+
+def test_an_invalid_user_header_on_the_session_api_is_a_400_not_a_store_failure(
+    run_proxy: ProxyFactory,
+) -> None:
+    with run_proxy("http://127.0.0.1:9") as proxy:
+        answer = httpx.get(f"{proxy}/v1/sessions/conv-1", headers={"x-memory-user-id": "a b"})
+    assert answer.status_code == 400
+    assert "x-memory-user-id must be" in answer.json()["error"]["message"]
 
 
 class BrokenStore:

@@ -242,4 +242,3 @@ def test_only_final_answers_become_memories(answer: dict[str, Any]) -> None:
 
     asyncio.run(scenario())
     assert index.records == {}
-    assert index.closed
