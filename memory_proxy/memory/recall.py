@@ -104,7 +104,8 @@ class Recall:
             return self._in_system(api, outgoing, conversation, bool(terms), found, session_id)
         body = outgoing
         if placed and not history_injected:
-            body = self._put_back(api, payload, body, conversation, placed)
+            fresh = turn.index if found is not None and turn is not None else None
+            body = self._put_back(api, payload, body, conversation, placed, fresh)
         recalled = 0
         if found is not None and turn is not None:
             shift = _length(api, body) - _length(api, payload)  # injected history
@@ -161,12 +162,13 @@ class Recall:
         body: dict[str, Any],
         conversation: Conversation,
         placed: dict[int, Placed],
+        fresh: int | None,
     ) -> dict[str, Any]:
         """The blocks of earlier turns back where they were, for turns the client resent
-        unchanged; a turn that changed (history edited, compacted) loses its block."""
-        last = _length(api, payload) - 1
+        unchanged; a turn that changed (history edited, compacted) loses its block, and
+        the turn just recalled for (`fresh`) gets its new one only."""
         for index, block in list(placed.items()):
-            if index >= last:
+            if index == fresh:
                 continue
             text = human_text_at(api, payload, index)
             with_block = (

@@ -230,3 +230,32 @@ def test_with_injected_history_the_block_goes_to_the_latest_turn() -> None:
     )
     assert outcome.body is not None
     assert [m["content"][:5] for m in outcome.body["messages"]] == ["earli", "reply", "<reca"]
+
+
+def test_a_retried_request_gets_one_block() -> None:
+    recaller = recall(index_with(memory()))
+    body = {
+        "messages": [
+            {"role": "user", "content": "How do we deploy?"},
+            {"role": "system", "content": "Primary working directory: /repo"},
+        ]
+    }
+    apply(recaller, body)
+    again = apply(recaller, body).body
+    assert again is not None
+    assert again["messages"][0]["content"].count("<recalled-memories>") == 1
+
+
+def test_a_question_followed_by_a_system_message_is_recalled_for_in_its_turn() -> None:
+    """Claude Code 2.1 (`claude -p`) sends its environment after the question."""
+    recaller = recall(index_with(memory()))
+    body = {
+        "messages": [
+            {"role": "user", "content": "How do we deploy?"},
+            {"role": "system", "content": "Primary working directory: /repo"},
+        ]
+    }
+    outcome = apply(recaller, body)
+    assert outcome.recalled == 1 and outcome.body is not None
+    assert outcome.body["messages"][0]["content"].startswith("<recalled-memories>")
+    assert outcome.body["messages"][1] == body["messages"][1]
