@@ -7,7 +7,6 @@ database with.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import logging
@@ -17,17 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from memory_proxy.background_writer import DROP_REPORT_SECONDS, BatchWriter
+from memory_proxy.background_writer import QUEUE_LIMIT as QUEUE_LIMIT
 from memory_proxy.stores.base import UsageLog
 from memory_proxy.usage_record import Feedback, UsageRecord
 
 logger = logging.getLogger("memory_proxy.usage")
 
 GROUPS = ("user", "model", "client")
-QUEUE_LIMIT = 10_000  # records waiting to be written; past this they are dropped, counted
-BATCH_SIZE = 2000
-BATCH_LINGER_SECONDS = 0.25  # the longest a record waits for its batch to fill
-SHUTDOWN_WRITE_SECONDS = 5.0
-DROP_REPORT_SECONDS = 60.0
 # Paths where `stream_options.include_usage` makes a stream end with its token counts.
 STREAM_OPTIONS_PATHS = frozenset(
     {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"}
@@ -184,100 +180,25 @@ class UsageRecorder:
         report_every: float = DROP_REPORT_SECONDS,
     ) -> None:
         self.log = log
-        self._on_drop = on_drop
-        self._report_every = report_every
-        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(QUEUE_LIMIT)
-        self._batch_ready = asyncio.Event()
-        self._closing = False
-        self._writer: asyncio.Task[None] | None = None
-        self.dropped = 0
-        self._unreported: collections.Counter[str] = collections.Counter()
-        self._report_timer: asyncio.TimerHandle | None = None
+        self._writer = BatchWriter(
+            log.add, "usage record", "the usage log", logger, on_drop, report_every
+        )
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
 
     def record(self, record: UsageRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            self._lose(1, "the write queue was full")
-            return
-        if self._queue.qsize() >= BATCH_SIZE:
-            self._batch_ready.set()
+        self._writer.put(record)
 
     def start(self) -> None:
-        self._writer = asyncio.ensure_future(self._write_forever())
+        self._writer.start()
 
-    async def written(self, within: float = SHUTDOWN_WRITE_SECONDS) -> None:
-        """Returns once every record queued so far is written (or `within` passed)."""
-        if self._writer is not None:
-            self._batch_ready.set()  # no lingering for a full batch
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), within)
-
-    async def _write_forever(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # A batch is written when full, or once the first record has waited a while:
-            # under load one transaction carries thousands, when quiet a few.
-            if self._queue.qsize() < BATCH_SIZE and not self._closing:
-                self._batch_ready.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(BATCH_LINGER_SECONDS):
-                        await self._batch_ready.wait()
-            while len(batch) < BATCH_SIZE and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
-            for _ in batch:
-                self._queue.task_done()
-
-    async def _write(self, batch: list[UsageRecord]) -> None:
-        try:
-            await self.log.add(batch)
-        except Exception as exc:
-            self._lose(len(batch), f"the usage log failed: {str(exc) or type(exc).__name__}")
-
-    def _lose(self, count: int, reason: str) -> None:
-        self.dropped += count
-        self._on_drop(count)
-        self._unreported[reason] += count
-        if self._report_timer is None:
-            self._report_losses(first=True)
-
-    def _report_losses(self, first: bool = False) -> None:
-        """Logs the records lost since the last report, then holds the next one back for
-        `report_every` seconds: a full queue under load must not flood the log."""
-        self._report_timer = None
-        if not self._unreported:
-            return
-        total = sum(self._unreported.values())
-        reasons = "; ".join(
-            reason if count == total else f"{count}: {reason}"
-            for reason, count in self._unreported.items()
-        )
-        logger.warning(
-            "%d usage record%s lost (%s)%s",
-            total,
-            "" if total == 1 else "s",
-            reasons,
-            "; more are reported once a minute" if first else "",
-        )
-        self._unreported.clear()
-        if not self._closing:
-            loop = asyncio.get_running_loop()
-            self._report_timer = loop.call_later(self._report_every, self._report_losses)
+    async def written(self) -> None:
+        """Returns once every record queued so far is written (or a few seconds passed)."""
+        await self._writer.written()
 
     async def aclose(self) -> None:
         """Write what is queued (for a few seconds at most), then close the log."""
-        self._closing = True
-        self._batch_ready.set()  # no more waiting for a full batch
-        if self._writer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), SHUTDOWN_WRITE_SECONDS)
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        if not self._queue.empty():
-            self._lose(self._queue.qsize(), "the proxy stopped before they were written")
-        if self._report_timer is not None:
-            self._report_timer.cancel()
-        self._report_losses()
+        await self._writer.aclose()
         await self.log.aclose()
