@@ -7,11 +7,9 @@ records the headers it received.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,23 +22,14 @@ import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
-from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
 from tests.launcher_support import running_launcher
+from tests.litellm_support import litellm_binary, litellm_process
 from tests.support import FakeUpstream, free_port, serve, wait_until
 
 pytestmark = pytest.mark.litellm
 MASTER_KEY = "sk-e2e-" + "k" * 32
 SM_KEY = "sm-e2e-secret"
 MOCK_TEXT = "Hello from the mock model"
-
-
-def litellm_binary() -> Path:
-    try:
-        return find_litellm(None)
-    except LiteLLMNotFound as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def e2e_config(provider_url: str) -> str:
@@ -88,48 +77,6 @@ class Stack:
     provider: FakeUpstream
 
 
-@contextlib.contextmanager
-def litellm_process(config: Path, port: int) -> Iterator[str]:
-    env = {
-        **os.environ,
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    }
-    log = (config.parent / "litellm.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(litellm_binary()),
-            "--config",
-            str(config),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, (config.parent / "litellm.log").read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}/health/readiness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, timeout=120)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     provider = FakeUpstream(reply_text="Hello from the fake provider")
@@ -137,7 +84,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with serve(provider) as provider_url:
         config = directory / "config.yaml"
         config.write_text(e2e_config(provider_url))
-        with litellm_process(config, free_port()) as litellm_url:
+        with litellm_process(config, free_port(), MASTER_KEY) as litellm_url:
             settings = load_settings(
                 config,
                 environ={"LITELLM_MASTER_KEY": MASTER_KEY, "SUPERMEMORY_API_KEY": SM_KEY},
