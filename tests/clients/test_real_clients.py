@@ -20,7 +20,8 @@ Codex 0.169.0, `codex exec`:
   `originator: codex_exec` (`codex-tui` interactive);
 - conversation: `session-id` = `thread-id` = `x-client-request-id` = body
   `prompt_cache_key` (a UUIDv7, new per run); `x-codex-turn-metadata`, a JSON object
-  with `session_id`, `turn_id`, ...;
+  with `session_id`, `turn_id`, ... and, only when the cwd is inside a git repository,
+  `workspaces: {"<repo root>": {"latest_git_commit_hash", "has_changes"}}` (seen by hand);
 - working directory: `<cwd>...</cwd>` inside `<environment_context>`, in a user message
   of `input`.
 """
