@@ -23,6 +23,7 @@ from memory_proxy.accounting.rate_limit import (
     RedisRateLimiter,
 )
 from memory_proxy.accounting.usage import UsageRecorder
+from memory_proxy.api import echo_model
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
@@ -34,8 +35,11 @@ from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
-from memory_proxy.stores import open_store, open_usage_log
+from memory_proxy.stores import open_memory_index, open_store, open_usage_log
+from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.supermemory_index import SupermemoryIndex
 
 logger = logging.getLogger("memory_proxy")
 
@@ -45,7 +49,8 @@ SESSIONS_PATH = "/v1/sessions"
 class MemoryProxy:
     """ASGI app: `MemoryProxy(settings)`; `monitor` lets a supervisor report LiteLLM's state.
 
-    `upstream` replaces the client toward LiteLLM (tests run the forwarding over each kind).
+    `upstream` replaces the client toward LiteLLM (tests run the forwarding over each kind);
+    `recall_backend` the configured one.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class MemoryProxy:
         *,
         upstream: UpstreamClient | None = None,
         upstream_ready: bool = True,
+        recall_backend: RecallBackend | None = None,
     ) -> None:
         self.settings = settings
         self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
@@ -66,19 +72,11 @@ class MemoryProxy:
             self.monitor,
             wait_seconds=settings.upstream_wait_seconds,
         )
-        self.memory = (
-            ConversationMemory(
-                open_store(settings.memory),
-                settings.memory,
-                on_failure=self.metrics.store_errors.inc,
-            )
-            if settings.memory.enabled
-            else None
-        )
+        self.memory = _request_memory(settings, self.metrics, recall_backend)
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
-                on_failure=self.metrics.store_errors.inc,
+                on_drop=self.metrics.usage_records_dropped.inc,
             )
             if settings.usage.enabled
             else None
@@ -93,7 +91,7 @@ class MemoryProxy:
             self.usage,
             self.rate_limiter,
         )
-        sessions = SessionsAPI(self.memory, settings)
+        sessions = SessionsAPI(self.memory.conversations if self.memory else None, settings)
         self._local = Router(
             routes=[
                 Route("/health", self._health, methods=["GET"]),
@@ -103,6 +101,7 @@ class MemoryProxy:
                 Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
+                Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
             ]
         )
         self._local_paths = frozenset(
@@ -137,7 +136,7 @@ class MemoryProxy:
                     if part is not None:
                         stack.push_async_callback(part.aclose)
                 if self.memory is not None:
-                    self.memory.start_purging()
+                    self.memory.start()
                 if self.usage is not None:
                     self.usage.start()
             except Exception as exc:
@@ -174,6 +173,41 @@ class MemoryProxy:
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))
         return JSONResponse(decision.describe())
+
+
+def _request_memory(
+    settings: Settings, metrics: Metrics, recall_backend: RecallBackend | None
+) -> RequestMemory | None:
+    if not settings.memory.enabled:
+        return None
+    conversations = ConversationMemory(
+        open_store(settings.memory), settings.memory, on_failure=metrics.store_errors.inc
+    )
+    if recall_backend is None and settings.recall.enabled:
+        recall_backend = _open_recall_backend(settings)
+    return RequestMemory(
+        conversations,
+        recall_backend,
+        settings.recall,
+        on_recall_timeout=metrics.recall_timeouts.inc,
+        on_failure=metrics.store_errors.inc,
+        on_memories_dropped=metrics.memories_dropped.inc,
+    )
+
+
+def _open_recall_backend(settings: Settings) -> RecallBackend | None:
+    """The configured backend; none with Redis, which has no local index (yet)."""
+    if settings.recall.backend == "supermemory":
+        assert settings.supermemory_api_key is not None  # the config checked it
+        return SupermemoryIndex(settings.supermemory_api_key)
+    index = open_memory_index(settings.memory)
+    if index is None:
+        logger.warning(
+            "recall is off: it needs a local index, and memory.store is %s (a PostgreSQL "
+            "backend comes later; recall.backend: supermemory works with any store)",
+            settings.memory.store,
+        )
+    return index
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter | None:

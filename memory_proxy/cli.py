@@ -32,7 +32,8 @@ config_option = click.option(
     default="config.yaml",
     show_default=True,
     envvar="LITELLM_CONFIG",
-    help="The config.yaml shared with LiteLLM (env LITELLM_CONFIG).",
+    help="The config.yaml shared with LiteLLM, from the working directory unless a path "
+    "says otherwise (env LITELLM_CONFIG).",
 )
 log_format_option = click.option(
     "--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON."
@@ -40,15 +41,22 @@ log_format_option = click.option(
 
 
 def load_or_exit(
-    config: Path, overrides: dict[str, Any] | None = None, *, serving: bool = True
+    config: Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    serving: bool = True,
+    warn: bool = True,
 ) -> Settings:
     """Settings, or an error naming the key and file and exit status 2; for serving, also
-    refuses settings that would expose LiteLLM's key to the network."""
+    refuses settings that would expose LiteLLM's key to the network. Unknown keys are
+    warned about here, before anything serves."""
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    for warning in settings.warnings if warn else ():
+        click.echo(f"warning: {warning}", err=True)
     problem = startup_problem(settings) if serving else None
     if problem:
         click.echo(f"error: {problem}", err=True)
@@ -100,7 +108,8 @@ def workers_problem(settings: Settings) -> str | None:
 def worker_app() -> MemoryProxy:
     """The app in one worker process (uvicorn's factory)."""
     arguments = json.loads(os.environ[WORKER_ARGUMENTS_ENV])
-    settings = load_or_exit(Path(arguments["config"]), arguments["overrides"])
+    # The parent process has warned already.
+    settings = load_or_exit(Path(arguments["config"]), arguments["overrides"], warn=False)
     configure_logging(settings.log_format, settings.secrets(), prefix=f"[{os.getpid()}] ")
     return create_app_or_exit(settings)
 

@@ -7,17 +7,37 @@ non-zero before anything listens or is spawned.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
+from memory_proxy.config_parsing import ConfigError as ConfigError
+from memory_proxy.config_parsing import (
+    SettingsTree,
+    as_bool,
+    as_http_url,
+    as_port,
+    as_positive_float,
+    as_positive_int,
+    as_str,
+    one_of,
+    read_yaml,
+)
+from memory_proxy.recall_config import (
+    DEFAULT_EXTRACTORS,
+    DEFAULT_SESSION_HEADERS,
+    ProjectExtractor,
+    RecallSettings,
+    build_memory_modes,
+    build_project_extractors,
+    build_recall,
+    build_session_headers,
+)
 
-ENV_REFERENCE_PREFIX = "os.environ/"
 MEMORY_STORES = ("sqlite", "redis", "memory")
 LOG_FORMATS = ("text", "json")
 
@@ -34,10 +54,6 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "SUPERMEMORY_API_KEY": "supermemory.api_key",
     "LITELLM_MASTER_KEY": "auth.upstream_key",
 }
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the key and its source."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,9 @@ class MemorySettings:
     ttl_seconds: int = 3600
     max_context_messages: int = 20
     max_context_tokens: int = 8000
-    session_header: str = "x-session-id"
+    session_headers: tuple[str, ...] = DEFAULT_SESSION_HEADERS
+    project_extractors: tuple[ProjectExtractor, ...] = DEFAULT_EXTRACTORS
+    modes: dict[str, str] = field(default_factory=dict)  # user id -> on | read | write | off
 
 
 @dataclass(frozen=True)
@@ -119,9 +137,11 @@ class Settings:
     supermemory_api_key: str | None = None
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    recall: RecallSettings = field(default_factory=RecallSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
     litellm: LiteLLMSettings = field(default_factory=LiteLLMSettings)
+    warnings: tuple[str, ...] = ()  # keys of the file that nothing reads, and why
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
@@ -141,181 +161,46 @@ def load_settings(
     ignored so that unset click options fall through to the lower priorities.
     """
     environ = os.environ if environ is None else environ
-    raw = _read_yaml(config_path) if config_path else {}
-    tree = _Tree(raw, str(config_path) if config_path else "defaults", environ)
+    raw = read_yaml(config_path) if config_path else {}
+    directory = config_path.resolve().parent if config_path else None
+    tree = SettingsTree(raw, str(config_path) if config_path else "defaults", environ, directory)
     for name, key in ENVIRONMENT_OVERRIDES.items():
         if environ.get(name):
             tree.override(key, environ[name], f"environment variable {name}")
     for key, value in (overrides or {}).items():
         if value is not None:
             tree.override(key, value, "command line")
-    return _build_settings(tree, config_path)
+    settings = _build_settings(tree, config_path)
+    return dataclasses.replace(settings, warnings=tuple(tree.unknown_keys()))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return data
-
-
-T = TypeVar("T")
-
-
-class _Tree:
-    """The merged settings tree, remembering where each overridden value came from."""
-
-    def __init__(self, raw: dict[str, Any], file_label: str, environ: Mapping[str, str]):
-        self.raw = copy.deepcopy(raw)
-        self.file_label = file_label
-        self.environ = environ
-        self.sources: dict[str, str] = {}
-
-    def override(self, dotted: str, value: Any, source: str) -> None:
-        *parents, leaf = dotted.split(".")
-        node = self.raw
-        for name in parents:
-            child = node.get(name)
-            if not isinstance(child, dict):
-                child = {}
-                node[name] = child
-            node = child
-        node[leaf] = value
-        self.sources[dotted] = source
-
-    def source(self, dotted: str) -> str:
-        return self.sources.get(dotted, self.file_label)
-
-    def error(self, dotted: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.source(dotted)}: {dotted}: {problem}")
-
-    def lookup(self, dotted: str) -> Any:
-        """The value at a dotted key, `os.environ/NAME` resolved; None when absent."""
-        node: Any = self.raw
-        walked: list[str] = []
-        for name in dotted.split("."):
-            if node is None:
-                return None
-            if not isinstance(node, dict):
-                raise self.error(".".join(walked), "must be a mapping")
-            node = node.get(name)
-            walked.append(name)
-        return self.resolve(node)
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(ENV_REFERENCE_PREFIX):
-            return self.environ.get(value[len(ENV_REFERENCE_PREFIX) :])
-        return value
-
-    def get(self, dotted: str, convert: Callable[[Any], T], default: T) -> T:
-        value = self.lookup(dotted)
-        if value is None:
-            return default
-        try:
-            return convert(value)
-        except (TypeError, ValueError) as exc:
-            raise self.error(dotted, f"{exc} (got {value!r})") from None
-
-
-def _as_str(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise TypeError("expected a string")
-    return str(value)
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise TypeError("expected true or false")
-
-
-def _as_positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError("expected a positive whole number")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise TypeError("expected a positive whole number") from None
-    if number <= 0 or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError("expected a positive whole number")
-    return number
-
-
-def _as_port(value: Any) -> int:
-    port = _as_positive_int(value)
-    if port > 65535:
-        raise ValueError("expected a port number from 1 to 65535")
-    return port
-
-
-def _as_positive_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise TypeError("expected a positive number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError("expected a positive number") from None
-    if number <= 0:
-        raise ValueError("expected a positive number")
-    return number
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def convert(value: Any) -> str:
-        text = _as_str(value)
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
-        return text
-
-    return convert
-
-
-def _as_http_url(value: Any) -> str:
-    url = _as_str(value).rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError("expected an http:// or https:// URL")
-    return url
-
-
-def _build_settings(tree: _Tree, config_path: Path | None) -> Settings:
+def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
     defaults = Settings()
     return Settings(
         config_path=config_path,
-        host=tree.get("proxy.host", _as_str, defaults.host),
-        port=tree.get("proxy.port", _as_port, defaults.port),
-        litellm_url=tree.get("proxy.litellm_url", _as_http_url, defaults.litellm_url),
-        upstream_key=tree.get("auth.upstream_key", _as_str, None),
+        host=tree.get("proxy.host", as_str, defaults.host),
+        port=tree.get("proxy.port", as_port, defaults.port),
+        litellm_url=tree.get("proxy.litellm_url", as_http_url, defaults.litellm_url),
+        upstream_key=tree.get("auth.upstream_key", as_str, None),
         client_keys=_build_client_keys(tree),
         upstream_wait_seconds=tree.get(
-            "proxy.upstream_wait_seconds", _as_positive_float, defaults.upstream_wait_seconds
+            "proxy.upstream_wait_seconds", as_positive_float, defaults.upstream_wait_seconds
         ),
-        log_format=tree.get("proxy.log_format", _one_of(LOG_FORMATS), defaults.log_format),
-        supermemory_api_key=tree.get("supermemory.api_key", _as_str, None),
+        log_format=tree.get("proxy.log_format", one_of(LOG_FORMATS), defaults.log_format),
+        supermemory_api_key=tree.get("supermemory.api_key", as_str, None),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
+        recall=build_recall(tree),
         rate_limit=_build_rate_limit(tree),
         usage=UsageSettings(
-            enabled=tree.get("usage.enabled", _as_bool, UsageSettings.enabled),
-            max_records=tree.get("usage.max_records", _as_positive_int, UsageSettings.max_records),
+            enabled=tree.get("usage.enabled", as_bool, UsageSettings.enabled),
+            max_records=tree.get("usage.max_records", as_positive_int, UsageSettings.max_records),
         ),
         litellm=_build_litellm(tree),
     )
 
 
-def _build_user_id_mappings(tree: _Tree) -> UserIdMappings:
+def _build_user_id_mappings(tree: SettingsTree) -> UserIdMappings:
     defaults = UserIdMappings()
     entries = tree.lookup("user_id_mappings.header_patterns") or []
     if not isinstance(entries, list):
@@ -323,22 +208,22 @@ def _build_user_id_mappings(tree: _Tree) -> UserIdMappings:
     patterns = tuple(_build_header_pattern(tree, i, entry) for i, entry in enumerate(entries))
     return UserIdMappings(
         custom_header=tree.get(
-            "user_id_mappings.custom_header", _as_str, defaults.custom_header
+            "user_id_mappings.custom_header", as_str, defaults.custom_header
         ).lower(),
         header_patterns=patterns,
         default_user_id=tree.get(
-            "user_id_mappings.default_user_id", _as_str, defaults.default_user_id
+            "user_id_mappings.default_user_id", as_str, defaults.default_user_id
         ),
     )
 
 
-def _build_header_pattern(tree: _Tree, index: int, entry: Any) -> HeaderPattern:
+def _build_header_pattern(tree: SettingsTree, index: int, entry: Any) -> HeaderPattern:
     where = f"user_id_mappings.header_patterns[{index}]"
     if not isinstance(entry, dict):
         raise tree.error(where, "expected a mapping with header, pattern and user_id")
     values: dict[str, str] = {}
     for key in ("header", "pattern", "user_id"):
-        value = tree.resolve(entry.get(key))
+        value = tree.field(where, entry, key)
         if not isinstance(value, str) or not value:
             raise tree.error(f"{where}.{key}", "expected a non-empty string")
         values[key] = value
@@ -355,7 +240,7 @@ def _build_header_pattern(tree: _Tree, index: int, entry: Any) -> HeaderPattern:
     return HeaderPattern(values["header"].lower(), compiled, values["user_id"])
 
 
-def _build_client_keys(tree: _Tree) -> tuple[ClientKey, ...]:
+def _build_client_keys(tree: SettingsTree) -> tuple[ClientKey, ...]:
     entries = tree.lookup("auth.client_keys") or []
     if not isinstance(entries, list):
         raise tree.error("auth.client_keys", "expected a list of {key, user_id} entries")
@@ -364,48 +249,50 @@ def _build_client_keys(tree: _Tree) -> tuple[ClientKey, ...]:
         where = f"auth.client_keys[{index}]"
         if not isinstance(entry, dict):
             raise tree.error(where, "expected a mapping with key and optional user_id")
-        key = tree.resolve(entry.get("key"))
+        key = tree.field(where, entry, "key")
         if not isinstance(key, str) or len(key) < 16:
             raise tree.error(
                 f"{where}.key", "expected a secret of at least 16 characters (is it set?)"
             )
-        user_id = tree.resolve(entry.get("user_id"))
+        user_id = tree.field(where, entry, "user_id")
         if user_id is not None and not isinstance(user_id, str):
             raise tree.error(f"{where}.user_id", "expected a string")
         keys.append(ClientKey(key, user_id))
     return tuple(keys)
 
 
-def _build_memory(tree: _Tree) -> MemorySettings:
+def _build_memory(tree: SettingsTree) -> MemorySettings:
     d = MemorySettings()
     return MemorySettings(
-        enabled=tree.get("memory.enabled", _as_bool, d.enabled),
-        store=tree.get("memory.store", _one_of(MEMORY_STORES), d.store),
-        sqlite_path=tree.get("memory.sqlite_path", lambda v: Path(_as_str(v)), d.sqlite_path),
-        redis_url=tree.get("memory.redis_url", _as_str, d.redis_url),
-        ttl_seconds=tree.get("memory.ttl_seconds", _as_positive_int, d.ttl_seconds),
+        enabled=tree.get("memory.enabled", as_bool, d.enabled),
+        store=tree.get("memory.store", one_of(MEMORY_STORES), d.store),
+        sqlite_path=tree.path("memory.sqlite_path", d.sqlite_path),
+        redis_url=tree.get("memory.redis_url", as_str, d.redis_url),
+        ttl_seconds=tree.get("memory.ttl_seconds", as_positive_int, d.ttl_seconds),
         max_context_messages=tree.get(
-            "memory.max_context_messages", _as_positive_int, d.max_context_messages
+            "memory.max_context_messages", as_positive_int, d.max_context_messages
         ),
         max_context_tokens=tree.get(
-            "memory.max_context_tokens", _as_positive_int, d.max_context_tokens
+            "memory.max_context_tokens", as_positive_int, d.max_context_tokens
         ),
-        session_header=tree.get("memory.session_header", _as_str, d.session_header).lower(),
+        session_headers=build_session_headers(tree),
+        project_extractors=build_project_extractors(tree),
+        modes=build_memory_modes(tree),
     )
 
 
-def _build_rate_limit(tree: _Tree) -> RateLimitSettings:
+def _build_rate_limit(tree: SettingsTree) -> RateLimitSettings:
     d = RateLimitSettings()
     return RateLimitSettings(
-        enabled=tree.get("rate_limit.enabled", _as_bool, d.enabled),
+        enabled=tree.get("rate_limit.enabled", as_bool, d.enabled),
         requests_per_minute=tree.get(
-            "rate_limit.requests_per_minute", _as_positive_int, d.requests_per_minute
+            "rate_limit.requests_per_minute", as_positive_int, d.requests_per_minute
         ),
-        burst=tree.get("rate_limit.burst", _as_positive_int, d.burst),
+        burst=tree.get("rate_limit.burst", as_positive_int, d.burst),
     )
 
 
-def _build_litellm(tree: _Tree) -> LiteLLMSettings:
+def _build_litellm(tree: SettingsTree) -> LiteLLMSettings:
     model_list = tree.lookup("model_list") or []
     if not isinstance(model_list, list):
         raise tree.error("model_list", "expected a list of models")

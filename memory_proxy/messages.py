@@ -12,12 +12,14 @@ Message = dict[str, Any]
 def text_of(content: Any) -> str:
     """The text of a message's content: a string, or the text parts of a list of blocks
     (OpenAI `text`, Anthropic `text`, Responses `input_text` / `output_text` all carry
-    a "text" field)."""
+    a "text" field); a part whose text is not a string is skipped, never a crash."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and "text" in part
+            text
+            for part in content
+            if isinstance(part, dict) and isinstance(text := part.get("text"), str)
         )
     return ""
 

@@ -41,8 +41,8 @@ from memory_proxy.identity.routing import RoutingDecision, decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
 from memory_proxy.logging_setup import log_failure, log_request
 from memory_proxy.memory.capture import AnswerCapture
-from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.injection import CHAT_APIS
+from memory_proxy.memory.request_memory import MemoryScope, MemoryTurn, RequestMemory
 from memory_proxy.usage_record import UsageRecord
 
 logger = logging.getLogger("memory_proxy")
@@ -52,6 +52,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is.
 _REPLACED_HEADERS = frozenset({b"host", b"content-length", REQUEST_ID_HEADER.encode()})
 _REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
+CONTROL_HEADER_PREFIX = b"x-memory"  # ours (x-memory, x-memory-project, …): not LiteLLM's
 
 
 class Refusal(Exception):
@@ -105,7 +106,7 @@ class ProxyPipeline:
         supermemory: SupermemoryRouting,
         forwarder: Forwarder,
         metrics: Metrics,
-        memory: ConversationMemory | None,
+        memory: RequestMemory | None,
         usage: UsageRecorder | None,
         rate_limiter: RateLimiter | None,
     ) -> None:
@@ -130,10 +131,11 @@ class ProxyPipeline:
         outgoing, turn = await self._prepare(request)
         if outgoing is not request.payload:
             request.body = orjson.dumps(outgoing)
-        api = CHAT_APIS.get(request.path) if turn else None
+        api = turn.api if turn and turn.needs_answer else None
         records_usage = self._records_usage(request)
-        capture = AnswerCapture(api) if turn or records_usage else None
-        result = await self._forward(request, receive, send, capture)
+        capture = AnswerCapture(api) if api or records_usage else None
+        memory_headers = turn.answer_headers() if turn else []
+        result = await self._forward(request, receive, send, capture, memory_headers)
         self._record(request, turn, capture, result)
 
     async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
@@ -160,6 +162,7 @@ class ProxyPipeline:
                 self.settings,
                 self.supermemory,
                 request.caller.bound_user_id,
+                raw_body=request.body if request.path in CHAT_APIS else None,
             )
         except InvalidIdentifier as exc:
             raise Refusal(400, str(exc)) from exc
@@ -189,27 +192,33 @@ class ProxyPipeline:
                 headers=request.limit_headers,
             )
 
-    async def _prepare(self, request: ProxiedRequest) -> tuple[Any, Turn | None]:
-        """The payload to send (asking for a stream's token counts, with memory injected)
-        and the memory turn it opened; the payload itself when nothing changes."""
+    async def _prepare(self, request: ProxiedRequest) -> tuple[Any, MemoryTurn | None]:
+        """The payload to send (asking for a stream's token counts, with memory added)
+        and the request's memory turn; the payload itself when nothing changes."""
         payload = outgoing = request.payload
-        decision = request.decision
-        assert decision is not None
+        decision, caller = request.decision, request.caller
+        assert decision is not None and caller is not None
         if self._records_usage(request) and (
             asking := request_usage_in_stream(request.path, payload)
         ):
             outgoing = asking
         api = CHAT_APIS.get(request.path)
-        if self.memory is None or not decision.memory or not api:
+        if self.memory is None or not api or not caller.authenticated:
             return outgoing, None
-        if not isinstance(outgoing, dict) or decision.session_id is None:
+        if not isinstance(payload, dict) or not isinstance(outgoing, dict):
             return outgoing, None
-        turn = await self.memory.begin(
-            api, decision.identity.user_id, decision.session_id, outgoing
+        scope = MemoryScope(
+            user_id=decision.identity.user_id,
+            session_id=decision.session_id,
+            project=decision.project,
+            client=decision.identity.client,
+            model=decision.model,
+            reads=decision.reads_memory,
+            writes=decision.writes_memory,
+            session_memory=decision.memory,
         )
-        if turn is not None and turn.injected:
-            outgoing = turn.body
-        return outgoing, turn
+        turn = await self.memory.begin(api, payload, outgoing, scope)
+        return (turn.body if turn else outgoing), turn
 
     async def _forward(
         self,
@@ -217,6 +226,7 @@ class ProxyPipeline:
         receive: Receive,
         send: Send,
         capture: AnswerCapture | None,
+        memory_headers: Headers,
     ) -> ForwardResult:
         self.metrics.in_flight.inc()
         try:
@@ -227,7 +237,7 @@ class ProxyPipeline:
                 headers=self._upstream_headers(request),
                 body=request.body,
                 observer=capture,
-                extra_headers=request.limit_headers,
+                extra_headers=request.limit_headers + memory_headers,
             )
         finally:
             self.metrics.in_flight.dec()
@@ -235,7 +245,7 @@ class ProxyPipeline:
     def _record(
         self,
         request: ProxiedRequest,
-        turn: Turn | None,
+        turn: MemoryTurn | None,
         capture: AnswerCapture | None,
         result: ForwardResult,
     ) -> None:
@@ -258,6 +268,8 @@ class ProxyPipeline:
             "method": request.method,
             "outcome": result.outcome,
             "injected": turn.injected if turn else None,
+            "recalled": turn.recalled if turn else None,
+            "project": decision.project or None,
         }
         self.metrics.count(decision.identity.user_id, decision.model, result.status)
         log_request(fields)
@@ -298,7 +310,11 @@ class ProxyPipeline:
         caller, decision = request.caller, request.decision
         assert caller is not None and decision is not None
         replaced = _REPLACED_HEADERS if request.body is not None else _REPLACED_FOR_STREAMED_BODY
-        outgoing = end_to_end_headers(request.scope["headers"], replaced)
+        outgoing = [
+            (name, value)
+            for name, value in end_to_end_headers(request.scope["headers"], replaced)
+            if not name.startswith(CONTROL_HEADER_PREFIX)
+        ]
         outgoing.append((b"x-request-id", request.request_id.encode()))
         outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
         return scope_headers(

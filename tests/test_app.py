@@ -3,6 +3,7 @@ local endpoints and error shapes."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -86,6 +87,20 @@ def test_malformed_json_is_forwarded_for_litellm_to_judge_and_counted(
     assert response.json()["error"]["message"] == "invalid JSON body"
     assert upstream.requests[0].body == b"{not json"
     assert app.metrics.registry.get_sample_value("memory_proxy_malformed_bodies_total") == 1
+
+
+def test_a_text_part_that_is_not_text_does_not_break_memory(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    """Valid JSON that memory cannot read as text reaches LiteLLM, not a 500 of ours."""
+    upstream, url = fake_upstream
+    odd = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
+    with run_proxy(url) as proxy:
+        response = httpx.post(
+            f"{proxy}/v1/chat/completions", json=odd, headers={"x-session-id": "s1"}
+        )
+    assert response.status_code == 200
+    assert json.loads(upstream.requests[0].body)["messages"] == odd["messages"]
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,13 @@ def test_an_unusable_store_is_a_clear_error_before_serving(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert f"{config}: memory.sqlite_path: cannot use {blocker}/memory.sqlite3" in result.output
     assert "Traceback" not in result.output
+
+
+def test_config_warnings_come_out_before_serving(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("memory:\n  store: memory\n  ttl_second: 60\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "--workers", "2", "--port", "1"])
+    assert result.exit_code == 2  # refused before serving: the warning was already out
+    assert result.output.splitlines()[0] == (
+        f"warning: {config}: memory.ttl_second: unknown key, ignored (did you mean ttl_seconds?)"
+    )

@@ -99,3 +99,63 @@ def test_forward_client_headers_settings_are_read(tmp_path: Path) -> None:
     litellm = load_settings(path, environ={}).litellm
     assert litellm.forward_client_headers_models == {"a", "b"}
     assert litellm.forward_client_headers_to_all is True
+
+
+def test_misspelled_keys_of_our_sections_are_named_with_the_closest_known_one(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "memory:\n  sqlite_pth: other.sqlite3\n  store: sqlite\n"
+        "rate_limits:\n  enabled: true\n"
+        "auth:\n  client_keys:\n    - {key: 0123456789abcdef, userid: alice}\n"
+        "usage:\n  zzz: 1\n",
+    )
+    warnings = load_settings(path, environ={}).warnings
+    assert warnings == (
+        f"{path}: memory.sqlite_pth: unknown key, ignored (did you mean sqlite_path?)",
+        f"{path}: rate_limits: unknown section, ignored (did you mean rate_limit?)",
+        f"{path}: auth.client_keys[0].userid: unknown key, ignored (did you mean user_id?)",
+        f"{path}: usage.zzz: unknown key, ignored (known: enabled, max_records)",
+    )
+
+
+def test_litellms_sections_and_unrelated_top_level_keys_are_left_alone(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "model_list:\n  - model_name: m\n    litellm_params: {model: x, mock_response: hi}\n"
+        "litellm_settings:\n  drop_params: true\n"
+        "general_settings:\n  master_key: os.environ/KEY\n"
+        "router_settings:\n  routing_strategy: simple-shuffle\n"
+        "environment_variables: {A: b}\n"
+        "guardrails: []\n"
+        "prompts: []\n"
+        "my_notes: anything\n",
+    )
+    assert load_settings(path, environ={}).warnings == ()
+
+
+def test_the_shipped_config_has_no_unknown_keys() -> None:
+    assert load_settings(REPO_CONFIG, environ={}).warnings == ()
+
+
+def test_relative_store_paths_follow_the_config_file_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_directory = (tmp_path / "etc").resolve()
+    config_directory.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    path = config_directory / "config.yaml"
+    path.write_text("memory:\n  sqlite_path: state/memory.sqlite3\n")
+    assert load_settings(path, environ={}).memory.sqlite_path == (
+        config_directory / "state/memory.sqlite3"
+    )
+    path.write_text("")  # the default store sits beside the config file too
+    relative = Path("../etc/config.yaml")
+    assert load_settings(relative, environ={}).memory.sqlite_path == (
+        config_directory / "data/memory.sqlite3"
+    )
+    path.write_text("memory:\n  sqlite_path: ~/memory.sqlite3\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_settings(path, environ={}).memory.sqlite_path == tmp_path / "memory.sqlite3"

@@ -1,8 +1,8 @@
 """End to end through the real litellm binary, driven by the real OpenAI and Anthropic SDKs.
 
-LiteLLM answers `demo` itself (mock_response); `fake-gpt` and the Supermemory-routed
-`sm-model` go through LiteLLM's real provider path to a fake provider on loopback, which
-records the headers it received.
+`demo` is the shipped config's offline model (the proxy's own echo endpoint, on the test
+proxy's port); `fake-gpt` and the Supermemory-routed `sm-model` go through LiteLLM's real
+provider path to a fake provider on loopback, which records the headers it received.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
 import openai
 import psutil
 import pytest
+import yaml
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
@@ -30,16 +32,24 @@ pytestmark = pytest.mark.litellm
 MASTER_KEY = "sk-e2e-" + "k" * 32
 SM_KEY = "sm-e2e-secret"
 MOCK_TEXT = "Hello from the mock model"
+MOCK_DEMO = {"model": "openai/demo", "api_key": "not-needed", "mock_response": MOCK_TEXT}
+SHIPPED_CONFIG = Path(__file__).parents[1] / "config.yaml"
+SHIPPED_DEMO_BASE = "http://127.0.0.1:8764/demo/v1"
 
 
-def e2e_config(provider_url: str) -> str:
+def shipped_demo(proxy_url: str) -> dict[str, str]:
+    """The shipped `demo` model's parameters, pointed at this test's proxy."""
+    models = yaml.safe_load(SHIPPED_CONFIG.read_text())["model_list"]
+    params: dict[str, str] = next(m for m in models if m["model_name"] == "demo")["litellm_params"]
+    assert params["api_base"] == SHIPPED_DEMO_BASE  # the port the README documents
+    return {**params, "api_base": params["api_base"].replace("http://127.0.0.1:8764", proxy_url)}
+
+
+def e2e_config(provider_url: str, demo: dict[str, str] = MOCK_DEMO) -> str:
     return f"""\
 model_list:
   - model_name: demo
-    litellm_params:
-      model: openai/demo
-      api_key: not-needed
-      mock_response: "{MOCK_TEXT}"
+    litellm_params: {json.dumps(demo)}
   - model_name: fake-gpt
     litellm_params:
       model: openai/fake-gpt
@@ -79,45 +89,108 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The proxy starts first, so that LiteLLM's config can name it for `demo`."""
     provider = FakeUpstream(reply_text="Hello from the fake provider")
     directory = tmp_path_factory.mktemp("e2e")
+    config = directory / "config.yaml"
+    litellm_port = free_port()
     with serve(provider) as provider_url:
-        config = directory / "config.yaml"
-        config.write_text(e2e_config(provider_url))
-        with litellm_process(config, free_port(), MASTER_KEY) as litellm_url:
-            settings = load_settings(
-                config,
-                environ={"LITELLM_MASTER_KEY": MASTER_KEY, "SUPERMEMORY_API_KEY": SM_KEY},
-                overrides={
-                    "proxy.litellm_url": litellm_url,
-                    "memory.sqlite_path": str(directory / "memory.sqlite3"),
-                },
-            )
-            with serve(MemoryProxy(settings)) as proxy_url:
+        config.write_text(e2e_config(provider_url))  # for the proxy: Supermemory-routed models
+        settings = load_settings(
+            config,
+            environ={"LITELLM_MASTER_KEY": MASTER_KEY, "SUPERMEMORY_API_KEY": SM_KEY},
+            overrides={
+                "proxy.litellm_url": f"http://127.0.0.1:{litellm_port}",
+                "memory.sqlite_path": str(directory / "memory.sqlite3"),
+            },
+        )
+        with serve(MemoryProxy(settings)) as proxy_url:
+            config.write_text(e2e_config(provider_url, shipped_demo(proxy_url)))
+            with litellm_process(config, litellm_port, MASTER_KEY):
                 yield Stack(proxy_url, provider)
 
 
-def test_openai_sdk_json_and_stream(stack: Stack) -> None:
-    client = openai.OpenAI(base_url=f"{stack.proxy_url}/v1", api_key="anything")
-    messages = [{"role": "user", "content": "hi"}]
-    answer = client.chat.completions.create(model="demo", messages=messages)
-    assert answer.choices[0].message.content == MOCK_TEXT
-    stream = client.chat.completions.create(model="demo", messages=messages, stream=True)
-    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
-    assert len(pieces) > 1
-    assert "".join(pieces) == MOCK_TEXT
+CLIENT_APIS = [
+    "chat",
+    "chat-stream",
+    "messages",
+    "messages-stream",
+    "responses",
+    "responses-stream",
+]
 
 
-def test_anthropic_sdk_json_and_stream(stack: Stack) -> None:
-    client = anthropic.Anthropic(base_url=stack.proxy_url, api_key="anything")
-    messages = [{"role": "user", "content": "hi"}]
-    answer = client.messages.create(model="demo", max_tokens=50, messages=messages)
-    assert answer.content[0].text == MOCK_TEXT
-    # LiteLLM 1.106.2 answers a streamed /v1/messages for a mock_response model with plain
-    # JSON, so the stream goes through the real Anthropic provider path to the fake.
-    with client.messages.stream(model="fake-claude", max_tokens=50, messages=messages) as stream:
-        text = "".join(stream.text_stream)
-    assert text == "Hello from the fake provider"
+def ask_demo(proxy_url: str, api: str, headers: dict[str, str], text: str) -> list[str]:
+    """`demo`'s answer to `text` through one client API, as the pieces it arrived in."""
+    openai_client = openai.OpenAI(
+        base_url=f"{proxy_url}/v1", api_key="anything", default_headers=headers
+    )
+    anthropic_client = anthropic.Anthropic(
+        base_url=proxy_url, api_key="anything", default_headers=headers
+    )
+    messages: Any = [{"role": "user", "content": text}]
+    if api == "chat":
+        answer = openai_client.chat.completions.create(model="demo", messages=messages)
+        return [answer.choices[0].message.content or ""]
+    if api == "chat-stream":
+        chunks = openai_client.chat.completions.create(model="demo", messages=messages, stream=True)
+        return [
+            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+        ]
+    if api == "messages":
+        message = anthropic_client.messages.create(model="demo", max_tokens=500, messages=messages)
+        return [block.text for block in message.content if block.type == "text"]
+    if api == "messages-stream":
+        with anthropic_client.messages.stream(
+            model="demo", max_tokens=500, messages=messages
+        ) as stream:
+            return list(stream.text_stream)
+    if api == "responses":
+        return [openai_client.responses.create(model="demo", input=text).output_text]
+    events = openai_client.responses.create(model="demo", input=text, stream=True)
+    return [e.delta for e in events if e.type == "response.output_text.delta"]
+
+
+@pytest.mark.parametrize("api", CLIENT_APIS)
+def test_demo_answers_every_client_api_and_shows_the_stored_history(stack: Stack, api: str) -> None:
+    """The shipped offline model streams through every API LiteLLM offers, and a second
+    request in the same session sees the first exchange that memory put back."""
+    who = {"x-session-id": f"demo-{api}", "x-memory-user-id": f"demo-{api}"}
+    requests_before = usage_totals(stack.proxy_url)["total"]["requests"]
+
+    first = ask_demo(stack.proxy_url, api, who, "My name is Alice")
+    assert "".join(first) == (
+        "Echo model: I received 1 message (1 user).\nYour last message:\nMy name is Alice"
+    )
+    if api.endswith("-stream"):
+        assert len(first) > 1
+    wait_until(lambda: stored_messages(stack.proxy_url, who) == 2)
+
+    second = "".join(ask_demo(stack.proxy_url, api, who, "What is my name?"))
+    assert second.startswith("Echo model: I received 3 messages (2 user, 1 assistant).\n")
+    assert second.endswith("\nYour last message:\nWhat is my name?")
+
+    # LiteLLM's own calls to the echo endpoint are served locally, not counted.
+    user = who["x-memory-user-id"]
+    wait_until(lambda: user_totals(stack.proxy_url, user).get("requests") == 2)
+    assert usage_totals(stack.proxy_url)["total"]["requests"] == requests_before + 2
+
+
+def usage_totals(proxy_url: str) -> dict[str, Any]:
+    response = httpx.get(f"{proxy_url}/v1/usage", params={"group_by": "user"})
+    totals: dict[str, Any] = response.json()
+    return totals
+
+
+def user_totals(proxy_url: str, user_id: str) -> dict[str, int]:
+    rows = usage_totals(proxy_url)["data"]
+    return next((row for row in rows if row["user"] == user_id), {})
+
+
+def stored_messages(proxy_url: str, who: dict[str, str]) -> int:
+    session = who["x-session-id"]
+    response = httpx.get(f"{proxy_url}/v1/sessions/{session}", headers=who)
+    return len(response.json().get("messages", [])) if response.status_code == 200 else 0
 
 
 def test_supermemory_scope_reaches_only_the_routed_provider(stack: Stack) -> None:
@@ -179,20 +252,16 @@ def test_local_memory_through_litellm_with_both_sdks(stack: Stack) -> None:
         base_url=stack.proxy_url, api_key="anything", default_headers=session
     )
 
-    def stored() -> int:
-        response = httpx.get(f"{stack.proxy_url}/v1/sessions/e2e-memory", headers=session)
-        return len(response.json().get("messages", [])) if response.status_code == 200 else 0
-
     stack.provider.requests.clear()
     openai_client.chat.completions.create(
         model="fake-gpt", messages=[{"role": "user", "content": "My name is Carol"}]
     )
-    wait_until(lambda: stored() == 2)
+    wait_until(lambda: stored_messages(stack.proxy_url, session) == 2)
     with anthropic_client.messages.stream(
         model="fake-claude", max_tokens=50, messages=[{"role": "user", "content": "Who am I?"}]
     ) as stream:
         assert "".join(stream.text_stream) == "Hello from the fake provider"
-    wait_until(lambda: stored() == 4)
+    wait_until(lambda: stored_messages(stack.proxy_url, session) == 4)
     second = json.loads(stack.provider.requests[-1].body)
     texts = [
         m["content"] if isinstance(m["content"], str) else m["content"][0]["text"]
@@ -210,12 +279,9 @@ def test_usage_of_a_stream_through_litellm_is_counted(stack: Stack) -> None:
     stream = client.chat.completions.create(
         model="demo", messages=[{"role": "user", "content": "hi"}], stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == MOCK_TEXT
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.endswith("Your last message:\nhi")
 
-    def totals() -> dict[str, int]:
-        rows = httpx.get(f"{stack.proxy_url}/v1/usage", params={"group_by": "user"}).json()
-        return next((row for row in rows["data"] if row["user"] == "usage-e2e"), {})
-
-    wait_until(lambda: totals().get("streams") == 1)
-    assert totals()["prompt_tokens"] > 0
-    assert totals()["completion_tokens"] > 0
+    wait_until(lambda: user_totals(stack.proxy_url, "usage-e2e").get("streams") == 1)
+    assert user_totals(stack.proxy_url, "usage-e2e")["prompt_tokens"] > 0
+    assert user_totals(stack.proxy_url, "usage-e2e")["completion_tokens"] > 0

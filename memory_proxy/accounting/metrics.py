@@ -86,6 +86,21 @@ class Metrics:
             "Memory store failures (memory degraded).",
             registry=r,
         )
+        self.usage_records_dropped = Counter(
+            "memory_proxy_usage_records_dropped",
+            "Usage records lost: the write queue was full or the usage log failed.",
+            registry=r,
+        )
+        self.memories_dropped = Counter(
+            "memory_proxy_memories_dropped",
+            "Long-term memories lost: the write queue was full or the memory index failed.",
+            registry=r,
+        )
+        self.recall_timeouts = Counter(
+            "memory_proxy_recall_timeouts",
+            "Requests that went on without recall: the search took over recall.timeout_ms.",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )

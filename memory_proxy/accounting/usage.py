@@ -7,7 +7,6 @@ database with.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import logging
@@ -17,16 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from memory_proxy.background_writer import DROP_REPORT_SECONDS, BatchWriter
+from memory_proxy.background_writer import QUEUE_LIMIT as QUEUE_LIMIT
 from memory_proxy.stores.base import UsageLog
 from memory_proxy.usage_record import UsageRecord
 
 logger = logging.getLogger("memory_proxy.usage")
 
 GROUPS = ("user", "model", "client")
-QUEUE_LIMIT = 10_000  # records waiting to be written; past this they are dropped, counted
-BATCH_SIZE = 1000
-BATCH_LINGER_SECONDS = 0.25
-SHUTDOWN_WRITE_SECONDS = 5.0
 # Paths where `stream_options.include_usage` makes a stream end with its token counts.
 STREAM_OPTIONS_PATHS = frozenset(
     {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"}
@@ -131,54 +128,31 @@ class _Totals:
 
 class UsageRecorder:
     """Takes records on the request path at the cost of a queue put; a background task
-    writes them in batches. A failing store loses records, never a request."""
+    writes them in batches, one transaction each. A failing store loses records, never a
+    request; every lost record is counted (`on_drop`) and logged, at most once a minute."""
 
-    def __init__(self, log: UsageLog, on_failure: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        log: UsageLog,
+        on_drop: Callable[[int], None] = lambda count: None,
+        report_every: float = DROP_REPORT_SECONDS,
+    ) -> None:
         self.log = log
-        self._on_failure = on_failure
-        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(QUEUE_LIMIT)
-        self._writer: asyncio.Task[None] | None = None
-        self.dropped = 0
+        self._writer = BatchWriter(
+            log.add, "usage record", "the usage log", logger, on_drop, report_every
+        )
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
 
     def record(self, record: UsageRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            self._on_failure()
+        self._writer.put(record)
 
     def start(self) -> None:
-        self._writer = asyncio.ensure_future(self._write_forever())
-
-    async def _write_forever(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # One transaction for everything that arrives meanwhile: under load, hundreds.
-            await asyncio.sleep(BATCH_LINGER_SECONDS)
-            while len(batch) < BATCH_SIZE and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
-            for _ in batch:
-                self._queue.task_done()
-
-    async def _write(self, batch: list[UsageRecord]) -> None:
-        try:
-            await self.log.add(batch)
-        except Exception as exc:
-            self.dropped += len(batch)
-            self._on_failure()
-            logger.warning(
-                "usage log failed to store %d record(s): %s",
-                len(batch),
-                str(exc) or type(exc).__name__,
-            )
+        self._writer.start()
 
     async def aclose(self) -> None:
         """Write what is queued (for a few seconds at most), then close the log."""
-        if self._writer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), SHUTDOWN_WRITE_SECONDS)
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        await self._writer.aclose()
         await self.log.aclose()

@@ -17,7 +17,6 @@ from memory_proxy.config import UserIdMappings
 MAX_MATCHED_HEADER_LENGTH = 1024
 VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}$")
 ID_RULE = "1 to 128 letters, digits or . _ : @ + - (starting with a letter or digit)"
-SESSION_FALLBACK_HEADER = "x-sm-conversation-id"
 
 
 class InvalidIdentifier(ValueError):
@@ -64,7 +63,7 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
     """
     explicit = headers.get(mappings.custom_header)
     if explicit is not None:
-        return ClientIdentity(_checked_id(explicit.strip(), mappings.custom_header), None, True)
+        return ClientIdentity(checked_id(explicit.strip(), mappings.custom_header), None, True)
     for entry in mappings.header_patterns:
         value = headers.get(entry.header)
         if value is None:
@@ -83,20 +82,24 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
     return ClientIdentity(mappings.default_user_id, None, False)
 
 
-def detect_session(headers: Mapping[str, str], session_header: str, body: Any = None) -> str | None:
-    """The conversation this request belongs to, or None when the client names none."""
-    for name in (session_header, SESSION_FALLBACK_HEADER):
+def detect_session(
+    headers: Mapping[str, str], session_headers: tuple[str, ...], body: Any = None
+) -> str | None:
+    """The conversation this request belongs to, or None when the client names none: the
+    first of `session_headers` it sends, else `metadata.session_id` in the body."""
+    for name in session_headers:
         value = headers.get(name)
         if value:
-            return _checked_id(value.strip(), name)
+            return checked_id(value.strip(), name)
     if isinstance(body, dict):
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and isinstance(metadata.get("session_id"), str):
-            return _checked_id(metadata["session_id"], "metadata.session_id")
+            return checked_id(metadata["session_id"], "metadata.session_id")
     return None
 
 
-def _checked_id(value: str, source: str) -> str:
+def checked_id(value: str, source: str) -> str:
+    """`value` if it can be a memory key (user, session or project id); else refused."""
     if VALID_ID.match(value) is None:
         raise InvalidIdentifier(f"{source} must be {ID_RULE}")
     return value

@@ -10,6 +10,8 @@ from typing import Any
 
 from memory_proxy.config import Settings
 from memory_proxy.identity.client_detection import ClientIdentity, detect_session, detect_user
+from memory_proxy.identity.memory_mode import memory_mode, reads, writes
+from memory_proxy.identity.project import detect_project
 from memory_proxy.identity.supermemory import SupermemoryRouting
 
 
@@ -20,6 +22,16 @@ class RoutingDecision:
     model: str | None
     supermemory: bool
     memory: bool
+    project: str = ""  # GENERAL_PROJECT: the user's memory outside any project
+    memory_mode: str = "on"  # on | read | write | off
+
+    @property
+    def reads_memory(self) -> bool:
+        return reads(self.memory_mode)
+
+    @property
+    def writes_memory(self) -> bool:
+        return writes(self.memory_mode)
 
     def describe(self) -> dict[str, Any]:
         pattern = self.identity.matched_pattern
@@ -33,6 +45,8 @@ class RoutingDecision:
             "model": self.model,
             "supermemory": self.supermemory,
             "memory": self.memory,
+            "memory_mode": self.memory_mode,
+            "project": self.project or None,
         }
 
 
@@ -42,20 +56,29 @@ def decide(
     settings: Settings,
     supermemory: SupermemoryRouting,
     bound_user_id: str | None = None,
+    raw_body: bytes | None = None,
 ) -> RoutingDecision:
-    """Raises `InvalidIdentifier` when the client sent an unusable user or session id.
+    """Raises `InvalidIdentifier` when the client sent an unusable user, session or
+    project id, or `x-memory` value.
 
     `bound_user_id` comes from the client key the caller presented and beats detection.
+    `raw_body` is searched for the client's working directory (chat requests only).
     """
     model = body.get("model") if isinstance(body, dict) else None
     model = model if isinstance(model, str) else None
-    session_id = detect_session(headers, settings.memory.session_header, body)
-    return RoutingDecision(
-        identity=ClientIdentity(bound_user_id, None, False, bound_to_key=True)
+    memory = settings.memory
+    session_id = detect_session(headers, memory.session_headers, body)
+    identity = (
+        ClientIdentity(bound_user_id, None, False, bound_to_key=True)
         if bound_user_id
-        else detect_user(headers, settings.user_id_mappings),
+        else detect_user(headers, settings.user_id_mappings)
+    )
+    return RoutingDecision(
+        identity=identity,
         session_id=session_id,
         model=model,
         supermemory=supermemory.is_routed(model),
-        memory=settings.memory.enabled and session_id is not None,
+        memory=memory.enabled and session_id is not None,
+        project=detect_project(headers, raw_body, memory.project_extractors),
+        memory_mode=memory_mode(headers, identity.user_id, memory.modes),
     )

@@ -6,7 +6,9 @@ however the bytes were split. The message is read in the OpenAI chat format
 (`choices[0].delta.content`), Anthropic's (`content_block_delta` text and `tool_use`) and the OpenAI
 Responses format (`response.output_text.delta`). Token counts are read from the last
 `"usage"` object of a JSON answer or of each SSE event that has one, without decoding the
-rest: a large answer that memory does not need is never parsed whole.
+rest: a large answer that memory does not need is never parsed whole. A gzipped answer
+(LiteLLM gzips whole JSON answers of 500 bytes or more for clients that accept it) is read
+through a decompressor, bounded like the rest; the client still gets the bytes as sent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +81,7 @@ class AnswerCapture:
         self._api = api
         self._mode: str | None = None  # "json" | "sse" | None (not captured)
         self._buffer = bytearray()
+        self._gunzip: zlib._Decompress | None = None
         self._text: list[str] = []
         self._tool_calls: dict[int, dict[str, Any]] = {}
         self.complete = False
@@ -89,8 +93,11 @@ class AnswerCapture:
         self.cost = _as_cost(names.get(COST_HEADER))
         if status != 200:
             return
-        if names.get(b"content-encoding", b"identity") != b"identity":
-            logger.info("compressed answer passed through without capture")
+        encoding = names.get(b"content-encoding", b"identity")
+        if encoding == b"gzip":
+            self._gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        elif encoding != b"identity":
+            logger.info("%s-encoded answer passed through without capture", encoding.decode())
             return
         content_type = names.get(b"content-type", b"")
         if b"text/event-stream" in content_type:
@@ -100,6 +107,8 @@ class AnswerCapture:
 
     def feed(self, chunk: bytes) -> None:
         if self._mode is None:
+            return
+        if self._gunzip is not None and not (chunk := self._decompressed(chunk)):
             return
         if self._skippable(chunk):
             return
@@ -111,6 +120,21 @@ class AnswerCapture:
         if len(self._buffer) > MAX_CAPTURED_BYTES:
             self._mode = None  # too large to remember; the client still gets every byte
             self._buffer.clear()
+
+    def _decompressed(self, chunk: bytes) -> bytes:
+        """At most what may still be captured; past that, or on bad data, capture stops."""
+        assert self._gunzip is not None
+        room = MAX_CAPTURED_BYTES - len(self._buffer) + 1
+        try:
+            data = self._gunzip.decompress(chunk, room)
+        except zlib.error:
+            logger.info("undecodable gzipped answer passed through without capture")
+            data, self._mode = b"", None
+        if self._gunzip.unconsumed_tail:  # too large to remember
+            data, self._mode = b"", None
+        if self._mode is None:
+            self._buffer.clear()
+        return data
 
     def _skippable(self, chunk: bytes) -> bool:
         """Whole SSE events without token counts, when only usage is read: nothing here."""

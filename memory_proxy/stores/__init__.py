@@ -1,14 +1,17 @@
-"""Where conversations and usage live: in memory, in one SQLite file (the default), or in
-Redis (shared by several proxies). `open_store` and `open_usage_log` open the configured
-one."""
+"""Where conversations, usage and long-term memories live: in memory, in one SQLite file
+(the default), or in Redis (shared by several proxies). The `open_*` functions open the
+configured one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from memory_proxy.config import MemorySettings, UsageSettings
-from memory_proxy.stores.base import MemoryStore, UsageLog
+from memory_proxy.stores.base import MemoryIndex, MemoryStore, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
 from memory_proxy.stores.redis import RedisStore, RedisUsageLog
-from memory_proxy.stores.sqlite import SQLiteStore, SQLiteUsageLog
+from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore, SQLiteUsageLog
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 
 def open_store(settings: MemorySettings) -> MemoryStore:
@@ -26,3 +29,13 @@ def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:
     if memory.store == "sqlite":
         return SQLiteUsageLog(memory.sqlite_path, usage.max_records)
     return RedisUsageLog(memory.redis_url, usage.max_records)
+
+
+def open_memory_index(settings: MemorySettings) -> MemoryIndex | None:
+    """SQLite FTS5 in the store's file, or in a private in-memory database for `store:
+    memory`. None with Redis: it has no full-text search of its own here."""
+    if settings.store == "memory":
+        return SQLiteMemoryIndex(Path(IN_MEMORY))
+    if settings.store == "sqlite":
+        return SQLiteMemoryIndex(settings.sqlite_path)
+    return None

@@ -65,16 +65,20 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
 """
 _USAGE_COLUMNS = ", ".join(FIELD_NAMES)
+IN_MEMORY = ":memory:"  # SQLite's name for a private database that lives as long as its connection
 
 
 class SQLiteFile:
-    """One connection to a SQLite file, used from its own thread."""
+    """One connection to a SQLite file (or to a private in-memory database when the path is
+    IN_MEMORY), used from its own thread."""
 
     def __init__(self, path: Path, schema: str) -> None:
+        in_memory = str(path) == IN_MEMORY
         # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
-        path = path.resolve()
+        path = path if in_memory else path.resolve()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not in_memory:
+                path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry
+from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream
+from tests.support import FakeUpstream, wait_until
+
+DROPPED = ("memory_proxy_usage_records_dropped_total", ())
 
 
 def samples(proxy: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,3 +49,18 @@ def test_counters_move_and_labels_stay_bounded(
     assert after[("memory_proxy_request_seconds_count", (("model", "other"),))] == 2
     assert ("memory_proxy_requests_in_flight", ()) in before
     assert after[("memory_proxy_litellm_ready", ())] == 1
+
+
+def test_lost_usage_records_have_their_own_count_not_the_memory_stores(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    _, url = fake_upstream
+    store = tmp_path / "memory.sqlite3"
+    memory = MemorySettings(store="sqlite", sqlite_path=store)
+    with run_proxy(url, memory=memory) as proxy:
+        with sqlite3.connect(store) as db:
+            db.execute("DROP TABLE usage")  # every usage write now fails
+        httpx.post(f"{proxy}/v1/chat/completions", json={"model": "m"})
+        wait_until(lambda: samples(proxy).get(DROPPED, 0) == 1)
+        after = samples(proxy)
+    assert after[("memory_proxy_memory_store_errors_total", ())] == 0

@@ -14,6 +14,7 @@ from memory_proxy.identity.client_detection import (
     detect_session,
     detect_user,
 )
+from memory_proxy.recall_config import DEFAULT_SESSION_HEADERS as SESSION_HEADERS
 
 MAPPINGS = UserIdMappings(
     custom_header="x-memory-user-id",
@@ -93,13 +94,32 @@ def test_unusable_explicit_user_ids_are_refused(bad: str) -> None:
 def test_session_precedence() -> None:
     body = {"metadata": {"session_id": "from-body"}}
     both = {"x-session-id": "s1", "x-sm-conversation-id": "s2"}
-    assert detect_session(both, "x-session-id", body) == "s1"
-    assert detect_session({"x-sm-conversation-id": "s2"}, "x-session-id", body) == "s2"
-    assert detect_session({}, "x-session-id", body) == "from-body"
-    assert detect_session({}, "x-session-id", {"metadata": "nope"}) is None
-    assert detect_session({}, "x-session-id", None) is None
+    assert detect_session(both, SESSION_HEADERS, body) == "s1"
+    assert detect_session({"x-sm-conversation-id": "s2"}, SESSION_HEADERS, body) == "s2"
+    assert detect_session({}, SESSION_HEADERS, body) == "from-body"
+    assert detect_session({}, SESSION_HEADERS, {"metadata": "nope"}) is None
+    assert detect_session({}, SESSION_HEADERS, None) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "x-claude-code-session-id",  # Claude Code 2.x
+        "session-id",  # the Codex CLI (0.169)
+        "thread-id",  # the Codex CLI, the same id
+        "session_id",  # older Codex CLI versions
+        "x-litellm-session-id",  # LiteLLM's own
+    ],
+)
+def test_the_conversation_ids_real_clients_send_name_the_session(header: str) -> None:
+    sid = "019a9544-7ab1-73c1-837e-1fa681f4462b"
+    assert detect_session({header: sid}, SESSION_HEADERS) == sid
+
+
+def test_only_the_configured_headers_name_a_session() -> None:
+    assert detect_session({"x-claude-code-session-id": "s1"}, ("x-session-id",)) is None
 
 
 def test_invalid_session_id_is_refused() -> None:
-    with pytest.raises(InvalidIdentifier, match="x-session-id"):
-        detect_session({"x-session-id": "a/b"}, "x-session-id")
+    with pytest.raises(InvalidIdentifier, match="x-claude-code-session-id"):
+        detect_session({"x-claude-code-session-id": "a/b"}, SESSION_HEADERS)

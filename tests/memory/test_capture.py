@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.memory.capture import USAGE_TAIL_BYTES, AnswerCapture, TokenUsage, last_usage
+from memory_proxy.memory.capture import (
+    MAX_CAPTURED_BYTES,
+    USAGE_TAIL_BYTES,
+    AnswerCapture,
+    TokenUsage,
+    last_usage,
+)
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
@@ -137,16 +144,45 @@ def test_streamed_tool_calls_are_assembled() -> None:
     ("status", "headers"),
     [
         (500, JSON),
-        (200, [*JSON, (b"content-encoding", b"gzip")]),
+        (200, [*JSON, (b"content-encoding", b"br")]),
         (200, [(b"content-type", b"text/plain")]),
     ],
 )
-def test_errors_compressed_and_unknown_answers_are_not_captured(
+def test_errors_unknown_encodings_and_unknown_answers_are_not_captured(
     status: int, headers: list[tuple[bytes, bytes]]
 ) -> None:
     capture = read(
         "openai", headers, b'{"choices": [{"message": {"content": "x"}}]}', status=status
     )
+    assert capture.answer() is None
+
+
+GZIP = [*JSON, (b"content-encoding", b"gzip")]
+
+
+@pytest.mark.parametrize("api", ["openai", None])
+def test_a_gzipped_json_answer_is_read_split_anywhere(api: str | None) -> None:
+    """LiteLLM gzips every whole JSON answer of 500 bytes or more for a client that accepts
+    it, as the OpenAI and Anthropic SDKs do: the client gets the bytes as they were, and
+    memory and usage read them decompressed."""
+    answer = {"choices": [{"message": {"content": "Hi " * 300}}], "usage": OPENAI_USAGE}
+    body = gzip.compress(json.dumps(answer).encode())
+    for cut in range(0, len(body) + 1, 7):
+        capture = read(api, GZIP, body[:cut], body[cut:])
+        assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
+        if api:
+            assert capture.answer() == {"role": "assistant", "content": "Hi " * 300}
+
+
+def test_a_corrupt_or_oversized_gzipped_answer_is_dropped_without_expanding_it() -> None:
+    corrupt = read("openai", GZIP, b"\x1f\x8b not gzip at all")
+    assert corrupt.answer() is None and corrupt.usage == TokenUsage()
+    capture = AnswerCapture("openai")
+    capture.start(200, GZIP)
+    bomb = gzip.compress(b"[" + b" " * (MAX_CAPTURED_BYTES * 4) + b"]")
+    capture.feed(bomb)
+    assert len(capture._buffer) <= MAX_CAPTURED_BYTES
+    capture.finish()
     assert capture.answer() is None
 
 

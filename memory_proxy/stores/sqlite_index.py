@@ -1,0 +1,207 @@
+"""Long-term memories in the SQLite file, searched with FTS5's BM25.
+
+Layout. `memories` holds the records; `memories_fts` is an *external content* FTS5 index
+over it: the text is stored once (in `memories`), triggers keep the index in step, and
+`INSERT INTO memories_fts(memories_fts) VALUES('rebuild')` can always regenerate it. (A
+contentless index would also store the text once, but before SQLite 3.43 its rows can't be
+deleted.) The index is keyed by `seq`, an INTEGER PRIMARY KEY, because an implicit rowid may
+be renumbered by VACUUM, which would silently point the index at the wrong memories.
+
+Search is per (user, project): each row's `scope` column holds two opaque tokens, one for
+its user and one for its user+project, and a search ANDs the right one with the query's
+words. FTS5 then scores only that user's (or project's) rows instead of every match in the
+file. Measured here at 100,000 memories over 200 projects, with synthetic text: p50 ~1 ms,
+against ~5 ms when filtering after a join and ~16 ms with UNINDEXED user/project columns
+(an external-content table reads those from `memories` row by row). The scope column weighs
+nothing in the score, and the exact user_id/project comparison stays in the SQL, so even a
+token collision could not leak a memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from memory_proxy.memory_record import MemoryRecord, ProjectInfo, Recalled
+from memory_proxy.stores.recall_query import fts5_phrase, query_terms
+from memory_proxy.stores.sqlite import SQLiteFile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    project TEXT NOT NULL,
+    session_id TEXT,
+    client TEXT NOT NULL,
+    model TEXT,
+    created_at REAL NOT NULL,
+    text TEXT NOT NULL,
+    scope TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, created_at);
+CREATE INDEX IF NOT EXISTS memories_by_project ON memories (user_id, project, created_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
+    text, scope, content='memories', content_rowid='seq', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS memories_indexed AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts (rowid, text, scope) VALUES (new.seq, new.text, new.scope);
+END;
+CREATE TRIGGER IF NOT EXISTS memories_unindexed AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts (memories_fts, rowid, text, scope)
+    VALUES ('delete', old.seq, old.text, old.scope);
+END;
+"""
+_RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text"
+# The text column counts, the scope column doesn't; negated so that higher is better.
+_SEARCH = f"""
+SELECT {", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))},
+       -bm25(memories_fts, 1.0, 0.0)
+FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
+WHERE memories_fts MATCH ? AND m.user_id = ? AND (? IS NULL OR m.project = ?)
+      AND (? IS NULL OR m.session_id IS NOT ?)
+ORDER BY 9 DESC LIMIT ?
+"""
+
+
+def _scope_token(*parts: str) -> str:
+    """Digits only, so that the porter stemmer leaves it alone."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return str(int.from_bytes(digest, "big"))
+
+
+def _user_token(user_id: str) -> str:
+    return _scope_token("user", user_id)
+
+
+def _project_token(user_id: str, project: str) -> str:
+    return _scope_token("project", user_id, project)
+
+
+def _record(row: tuple[Any, ...]) -> MemoryRecord:
+    return MemoryRecord(*row)
+
+
+class SQLiteMemoryIndex:
+    """The MemoryIndex in a SQLite file (or IN_MEMORY), on its own connection and thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = SQLiteFile(path, _SCHEMA)
+        self._db = self._file.db
+
+    async def add(self, records: list[MemoryRecord]) -> None:
+        rows = [
+            (
+                r.id,
+                r.user_id,
+                r.project,
+                r.session_id,
+                r.client,
+                r.model,
+                r.created_at,
+                r.text,
+                f"{_user_token(r.user_id)} {_project_token(r.user_id, r.project)}",
+            )
+            for r in records
+        ]
+
+        def work() -> None:
+            with self._file.transaction():
+                self._db.executemany(
+                    f"INSERT OR IGNORE INTO memories ({_RECORD_COLUMNS}, scope) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+        await self._file.run(work)
+
+    async def search(
+        self,
+        user_id: str,
+        project: str | None,
+        query: str,
+        *,
+        limit: int,
+        exclude_session: str | None = None,
+    ) -> list[Recalled]:
+        terms = query_terms(query)
+        if not terms or limit <= 0:
+            return []
+        scope = _user_token(user_id) if project is None else _project_token(user_id, project)
+        match = f"scope : {fts5_phrase(scope)} AND text : ({' OR '.join(map(fts5_phrase, terms))})"
+        params = (match, user_id, project, project, exclude_session, exclude_session, limit)
+
+        def work() -> list[Recalled]:
+            rows = self._db.execute(_SEARCH, params).fetchall()
+            return [Recalled(_record(row[:8]), row[8]) for row in rows]
+
+        return await self._file.run(work)
+
+    async def list_memories(
+        self, user_id: str, project: str | None, limit: int, offset: int
+    ) -> list[MemoryRecord]:
+        """Newest first."""
+        where, params = self._where(user_id, project)
+
+        def work() -> list[MemoryRecord]:
+            rows = self._db.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM memories WHERE {where} "
+                "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            return [_record(row) for row in rows]
+
+        return await self._file.run(work)
+
+    async def get(self, user_id: str, memory_id: str) -> MemoryRecord | None:
+        def work() -> MemoryRecord | None:
+            row = self._db.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM memories WHERE user_id = ? AND id = ?",
+                (user_id, memory_id),
+            ).fetchone()
+            return _record(row) if row else None
+
+        return await self._file.run(work)
+
+    async def delete(self, user_id: str, memory_id: str) -> bool:
+        def work() -> bool:
+            cursor = self._db.execute(
+                "DELETE FROM memories WHERE user_id = ? AND id = ?", (user_id, memory_id)
+            )
+            return cursor.rowcount > 0
+
+        return await self._file.run(work)
+
+    async def forget_project(self, user_id: str, project: str) -> int:
+        def work() -> int:
+            with self._file.transaction():
+                cursor = self._db.execute(
+                    "DELETE FROM memories WHERE user_id = ? AND project = ?", (user_id, project)
+                )
+            return cursor.rowcount
+
+        return await self._file.run(work)
+
+    async def projects(self, user_id: str) -> list[ProjectInfo]:
+        """Most recently used first."""
+
+        def work() -> list[ProjectInfo]:
+            rows = self._db.execute(
+                "SELECT project, COUNT(*), MAX(created_at) FROM memories WHERE user_id = ? "
+                "GROUP BY project ORDER BY 3 DESC",
+                (user_id,),
+            ).fetchall()
+            return [ProjectInfo(user_id, project, count, last) for project, count, last in rows]
+
+        return await self._file.run(work)
+
+    async def aclose(self) -> None:
+        await self._file.aclose()
+
+    @staticmethod
+    def _where(user_id: str, project: str | None) -> tuple[str, tuple[str, ...]]:
+        """Separate statements per case, so that each uses its index."""
+        if project is None:
+            return "user_id = ?", (user_id,)
+        return "user_id = ? AND project = ?", (user_id, project)

@@ -1,0 +1,301 @@
+"""The SQLite long-term memory index: each method, per-user and per-project isolation,
+stemming, and arbitrary query text."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memory_proxy.config import MemorySettings
+from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.stores import open_memory_index
+from memory_proxy.stores.recall_query import MAX_TERMS, fts5_phrase, query_terms
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+
+T = TypeVar("T")
+FTS5_SYNTAX = [
+    '"',
+    "AND",
+    "OR",
+    "NOT",
+    "NEAR",
+    "(",
+    ")",
+    "*",
+    "^",
+    ":",
+    "-",
+    "{",
+    "}",
+    "\0",
+    "port",
+]
+
+
+def memory(
+    text: str,
+    *,
+    user: str = "alice",
+    project: str = "shop",
+    session: str | None = "s1",
+    at: float = 1_000.0,
+) -> MemoryRecord:
+    return MemoryRecord(
+        memory_id(user, project, text), user, project, session, "curl", "m", at, text
+    )
+
+
+class Index:
+    """An index and an event loop to drive it from plain (and hypothesis) tests."""
+
+    def __init__(self, path: Path) -> None:
+        self.runner = asyncio.Runner()
+        self.path = path
+        self.index = self.runner.run(self._open())
+
+    async def _open(self) -> SQLiteMemoryIndex:
+        return SQLiteMemoryIndex(self.path)
+
+    def __call__(self, work: Callable[[SQLiteMemoryIndex], Awaitable[T]]) -> T:
+        async def call() -> T:
+            return await work(self.index)
+
+        return self.runner.run(call())
+
+    def add(self, *records: MemoryRecord) -> None:
+        self(lambda index: index.add(list(records)))
+
+    def texts(self, user: str, project: str | None, query: str, **options: object) -> list[str]:
+        hits = self(lambda index: index.search(user, project, query, limit=5, **options))  # type: ignore[arg-type]
+        return [hit.record.text for hit in hits]
+
+    def close(self) -> None:
+        self.runner.run(self.index.aclose())
+        self.runner.close()
+
+
+@pytest.fixture(params=["file", "in-memory"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Index]:
+    path = tmp_path / "memory.sqlite3" if request.param == "file" else Path(":memory:")
+    opened = Index(path)
+    yield opened
+    opened.close()
+
+
+def fts_is_consistent(index: Index) -> bool:
+    """FTS5's own check that the index matches the memories table."""
+    try:
+        index.index._db.execute(
+            "INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)"
+        )
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def test_a_memory_is_found_by_its_words_and_read_back(index: Index) -> None:
+    record = memory("User: which port?\nAssistant: The staging database runs on port 5433.")
+    index.add(record, memory("User: lunch?\nAssistant: Pizza on Friday."))
+    hits = index(lambda i: i.search("alice", "shop", "staging database port", limit=5))
+    assert [hit.record for hit in hits] == [record]
+    assert hits[0].score > 0
+    assert index(lambda i: i.get("alice", record.id)) == record
+
+
+def test_better_matches_score_higher(index: Index) -> None:
+    index.add(
+        memory("we deploy on fridays", at=1),
+        memory("we deploy with make release on fridays", at=2),
+        memory("the cat sleeps", at=3),
+    )
+    hits = index(lambda i: i.search("alice", "shop", "deploy with make release", limit=5))
+    assert [hit.record.text for hit in hits] == [
+        "we deploy with make release on fridays",
+        "we deploy on fridays",
+    ]
+    assert hits[0].score > hits[1].score
+
+
+def test_stemming_finds_other_forms_of_a_word(index: Index) -> None:
+    index.add(memory("The service was deployed to the cluster."))
+    assert index.texts("alice", "shop", "deploying") == ["The service was deployed to the cluster."]
+
+
+def test_queries_without_topic_words_find_nothing(index: Index) -> None:
+    index.add(memory("can you please tell me what you think"))
+    assert index.texts("alice", "shop", "") == []
+    assert index.texts("alice", "shop", "Can you please tell me what you think?") == []
+    assert index(lambda i: i.search("alice", "shop", "think", limit=0)) == []
+
+
+def test_identical_text_is_stored_once_per_user_and_project(index: Index) -> None:
+    same = memory("we use tabs")
+    index.add(same, same)
+    index.add(memory("we use tabs", session="s2", at=5_000))
+    index.add(memory("we use tabs", project="blog"), memory("we use tabs", user="bob"))
+    assert len(index(lambda i: i.list_memories("alice", "shop", 10, 0))) == 1
+    assert len(index(lambda i: i.list_memories("alice", None, 10, 0))) == 2
+    assert len(index(lambda i: i.list_memories("bob", None, 10, 0))) == 1
+    assert index.texts("alice", "shop", "tabs") == ["we use tabs"]
+
+
+def test_a_user_never_sees_another_users_memories(index: Index) -> None:
+    index.add(memory("alice's token is red", user="alice"))
+    index.add(memory("bob's token is blue", user="bob"))
+    assert index.texts("alice", "shop", "token") == ["alice's token is red"]
+    assert index.texts("alice", None, "token blue bob") == ["alice's token is red"]
+    bobs = index(lambda i: i.list_memories("bob", None, 10, 0))
+    assert [r.text for r in bobs] == ["bob's token is blue"]
+    assert index(lambda i: i.get("alice", bobs[0].id)) is None
+    assert index(lambda i: i.delete("alice", bobs[0].id)) is False
+    assert index(lambda i: i.forget_project("alice", "shop")) == 1
+    assert index.texts("bob", "shop", "token") == ["bob's token is blue"]
+
+
+def test_the_project_narrows_search_and_none_means_every_project(index: Index) -> None:
+    index.add(
+        memory("shop uses postgres", project="shop"),
+        memory("blog uses postgres", project="blog"),
+        memory("home uses postgres", project=GENERAL_PROJECT),
+    )
+    assert index.texts("alice", "shop", "postgres") == ["shop uses postgres"]
+    assert index.texts("alice", GENERAL_PROJECT, "postgres") == ["home uses postgres"]
+    assert sorted(index.texts("alice", None, "postgres")) == [
+        "blog uses postgres",
+        "home uses postgres",
+        "shop uses postgres",
+    ]
+    assert index.texts("alice", "other", "postgres") == []
+
+
+def test_the_current_session_can_be_left_out(index: Index) -> None:
+    index.add(
+        memory("redis on 6380", session="now"),
+        memory("redis on 6379", session="before"),
+        memory("redis cluster", session=None),
+    )
+    assert sorted(index.texts("alice", "shop", "redis", exclude_session="now")) == [
+        "redis cluster",
+        "redis on 6379",
+    ]
+    assert len(index.texts("alice", "shop", "redis")) == 3
+
+
+def test_list_memories_is_newest_first_and_pages(index: Index) -> None:
+    index.add(*(memory(f"fact {n}", at=n, project="shop" if n % 2 else "blog") for n in range(6)))
+    newest = index(lambda i: i.list_memories("alice", None, 3, 0))
+    assert [r.text for r in newest] == ["fact 5", "fact 4", "fact 3"]
+    older = index(lambda i: i.list_memories("alice", None, 3, 3))
+    assert [r.text for r in older] == ["fact 2", "fact 1", "fact 0"]
+    shop = index(lambda i: i.list_memories("alice", "shop", 10, 0))
+    assert [r.text for r in shop] == ["fact 5", "fact 3", "fact 1"]
+
+
+def test_a_deleted_memory_is_gone_from_search_too(index: Index) -> None:
+    kept, dropped = memory("kafka topic orders", at=1), memory("kafka topic payments", at=2)
+    index.add(kept, dropped)
+    assert index(lambda i: i.delete("alice", dropped.id)) is True
+    assert index(lambda i: i.delete("alice", dropped.id)) is False
+    assert index(lambda i: i.get("alice", dropped.id)) is None
+    assert index.texts("alice", "shop", "kafka payments") == ["kafka topic orders"]
+    assert fts_is_consistent(index)
+
+
+def test_forget_project_counts_and_spares_the_others(index: Index) -> None:
+    index.add(memory("one nginx", project="shop"), memory("two nginx", project="shop", at=2))
+    index.add(memory("three nginx", project="blog"))
+    assert index(lambda i: i.forget_project("alice", "shop")) == 2
+    assert index(lambda i: i.forget_project("alice", "shop")) == 0
+    assert index.texts("alice", None, "nginx") == ["three nginx"]
+    assert fts_is_consistent(index)
+
+
+def test_projects_counts_memories_and_last_use_per_user(index: Index) -> None:
+    index.add(memory("a1", project="shop", at=10), memory("a2", project="shop", at=30))
+    index.add(memory("b1", project="blog", at=20), memory("c1", user="bob", at=99))
+    infos = index(lambda i: i.projects("alice"))
+    assert [(p.user_id, p.project, p.memory_count, p.last_used) for p in infos] == [
+        ("alice", "shop", 2, 30),
+        ("alice", "blog", 1, 20),
+    ]
+    assert index(lambda i: i.projects("carol")) == []
+
+
+def test_a_reopened_file_keeps_its_memories(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "memory.sqlite3"
+    first = Index(path)
+    first.add(memory("the staging database runs on port 5433"))
+    first.close()
+    second = Index(path)
+    try:
+        assert second.texts("alice", "shop", "staging port") == [
+            "the staging database runs on port 5433"
+        ]
+        assert fts_is_consistent(second)
+    finally:
+        second.close()
+
+
+def test_the_configured_store_decides_where_memories_live(tmp_path: Path) -> None:
+    async def scenario(settings: MemorySettings) -> list[str]:
+        index = open_memory_index(settings)
+        assert index is not None
+        try:
+            await index.add([memory("grafana dashboards")])
+            return [
+                hit.record.text for hit in await index.search("alice", None, "grafana", limit=1)
+            ]
+        finally:
+            await index.aclose()
+
+    path = tmp_path / "store.sqlite3"
+    assert asyncio.run(scenario(MemorySettings(store="sqlite", sqlite_path=path))) == [
+        "grafana dashboards"
+    ]
+    assert path.exists()
+    assert asyncio.run(scenario(MemorySettings(store="memory"))) == ["grafana dashboards"]
+    assert not (Path.cwd() / ":memory:").exists()
+    assert open_memory_index(MemorySettings(store="redis")) is None
+
+
+def test_query_terms_drop_filler_and_repeats_and_are_capped() -> None:
+    assert query_terms("Can you please remind me how we DEPLOY, deploy the_app?") == [
+        "deploy",
+        "app",
+    ]
+    assert query_terms("port 5433 x 2") == ["port", "5433", "2"]
+    assert len(query_terms(" ".join(f"word{n}" for n in range(100)))) == MAX_TERMS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_any_string_is_a_safe_fts5_phrase(text: str) -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5 (body, tokenize='porter unicode61')")
+    db.execute("INSERT INTO t VALUES (?)", (text,))
+    db.execute("SELECT count(*) FROM t WHERE t MATCH ?", (fts5_phrase(text),)).fetchall()
+    db.close()
+
+
+def test_any_query_text_is_safe_and_stays_with_its_user(tmp_path: Path) -> None:
+    opened = Index(tmp_path / "memory.sqlite3")
+    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="alice"))
+    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="bob"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text() | st.lists(st.sampled_from(FTS5_SYNTAX)).map(" ".join))
+    def search_anything(text: str) -> None:
+        hits = opened(lambda i: i.search("alice", None, text, limit=5, exclude_session=text))
+        assert all(hit.record.user_id == "alice" for hit in hits)
+
+    try:
+        search_anything()
+    finally:
+        opened.close()
