@@ -1,9 +1,10 @@
 """The human's question in a chat request, per API format: what recall searches for and
 what the index keeps.
 
-Agents wrap what the human typed: Claude Code adds `<system-reminder>` blocks, the Codex
-CLI sends `<environment_context>` and AGENTS.md instructions as user messages, and the
-proxy's own recalled block sits in the latest turn. Those are stripped; a user message
+Agents wrap what the human typed: Claude Code adds `<system-reminder>` blocks (and, from
+2.1, a system-role environment message after the question), the Codex CLI sends
+`<environment_context>` and AGENTS.md instructions as user messages, and the proxy's own
+recalled block sits in the latest turn. Those are stripped; a user message
 left with no text (tool results only, in an agent's tool loop) asks nothing new.
 """
 
@@ -43,7 +44,7 @@ _SPACES = re.compile(r"\s+")
 class HumanTurn:
     index: int  # the message's position in `messages` (Responses: in `input`)
     text: str  # what the human wrote, wrappers stripped; never empty
-    latest: bool  # the request's last message: a new question
+    latest: bool  # followed by no answer or tool result: a new question
 
 
 def without_wrappers(text: str) -> str:
@@ -64,8 +65,14 @@ def last_human_turn(api: str, body: dict[str, Any]) -> HumanTurn | None:
     for index in range(len(turns) - 1, -1, -1):
         text = _human_text(api, turns[index])
         if text:
-            return HumanTurn(index, text, index == len(turns) - 1)
+            return HumanTurn(index, text, _only_instructions(turns[index + 1 :]))
     return None
+
+
+def _only_instructions(turns: list[Any]) -> bool:
+    """Nothing but system or developer messages: the turn before them is still the newest
+    question (Claude Code 2.1 sends its environment as a system message after it)."""
+    return all(isinstance(t, dict) and t.get("role") in ("system", "developer") for t in turns)
 
 
 def human_text_at(api: str, body: dict[str, Any], index: int) -> str | None:
