@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -120,40 +121,60 @@ def litellm_config(provider_url: str) -> dict[str, Any]:
 
 
 @dataclass
+class Exchange:
+    """One request as the client sent it to the proxy, and the proxy's answer headers."""
+
+    request: Recorded
+    status: int = 0
+    answer_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class RecordingApp:
-    """Passes every request to the proxy unchanged and keeps what the client sent."""
+    """Passes every request to the proxy unchanged and keeps what went in and came out."""
 
     app: ASGIApp
-    requests: list[Recorded] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = bytearray()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        query = scope["query_string"].decode()
+        exchange = Exchange(Recorded(scope["method"], scope["path"], query, headers, b""))
+        # Kept from the start: a client may exit before the proxy is done with its request.
+        self.exchanges.append(exchange)
 
         async def recording_receive() -> Message:
             message = await receive()
-            body.extend(message.get("body", b""))
+            exchange.request.body += message.get("body", b"")
             return message
 
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            await self.app(scope, recording_receive, send)
-        finally:
-            query = scope["query_string"].decode()
-            self.requests.append(
-                Recorded(scope["method"], scope["path"], query, headers, bytes(body))
-            )
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                exchange.status = message["status"]
+                exchange.answer_headers = {
+                    k.decode("latin-1"): v.decode("latin-1") for k, v in message["headers"]
+                }
+            await send(message)
+
+        await self.app(scope, recording_receive, recording_send)
 
 
 @dataclass
 class Proxy:
     url: str
-    received: RecordingApp
+    recorder: RecordingApp
+    database: Path
 
-    def llm_requests(self) -> list[Recorded]:
-        return [r for r in self.received.requests if r.method == "POST"]
+    def llm_exchanges(self) -> list[Exchange]:
+        return [e for e in self.recorder.exchanges if e.request.method == "POST"]
+
+    def memories(self) -> list[tuple[str, str, str]]:
+        """(user id, project, text) of every long-term memory indexed so far."""
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            return list(db.execute("SELECT user_id, project, text FROM memories ORDER BY seq"))
 
 
 @contextlib.contextmanager
@@ -167,9 +188,9 @@ def memory_proxy(config: Path, litellm_url: str, store_dir: Path) -> Iterator[Pr
             "memory.sqlite_path": str(store_dir / "memory.sqlite3"),
         },
     )
-    recording = RecordingApp(MemoryProxy(settings))
-    with serve(recording) as url:
-        yield Proxy(url, recording)
+    recorder = RecordingApp(MemoryProxy(settings))
+    with serve(recorder) as url:
+        yield Proxy(url, recorder, store_dir / "memory.sqlite3")
 
 
 @dataclass(frozen=True)

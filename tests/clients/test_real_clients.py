@@ -68,7 +68,8 @@ def usage(proxy: Proxy, group_by: str) -> dict[str, int]:
 
 def the_one_request(chain: Chain, proxy: Proxy, word: str) -> tuple[Recorded, Recorded]:
     """What the CLI sent to the proxy and what the provider then got from LiteLLM: one each."""
-    (sent,) = proxy.llm_requests()
+    (exchange,) = proxy.llm_exchanges()
+    sent = exchange.request
     (arrived,) = [r for r in chain.provider.requests if word.encode() in r.body]
     assert word.encode() in sent.body
     assert arrived.headers["user-agent"].startswith("litellm/")
