@@ -283,8 +283,7 @@ class ProxyPipeline:
         if capture is not None:
             capture.finish()
         if turn is not None and capture is not None and self.memory is not None:
-            disconnected = result.outcome == "client_disconnected"
-            self.memory.finish(turn, capture, client_disconnected=disconnected)
+            self.memory.finish(turn, capture)
         total = time.perf_counter() - request.started
         record = _usage_record(request, decision, result, capture, total)
         if self.usage is not None and self._records_usage(request):

@@ -17,8 +17,9 @@ import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
+from tests.litellm_support import litellm_process
 from tests.support import FakeUpstream, free_port, serve, wait_until
-from tests.test_e2e_litellm import MASTER_KEY, e2e_config, litellm_process
+from tests.test_e2e_litellm import MASTER_KEY, e2e_config
 
 pytestmark = pytest.mark.litellm
 CLAUDE_CODE_AGENT = "claude-cli/2.1.0 (external, cli)"
@@ -68,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         with (
             serve(MemoryProxy(settings)) as proxy_url,
-            litellm_process(config, litellm_port),
+            litellm_process(config, litellm_port, MASTER_KEY),
         ):
             yield Stack(proxy_url, provider, database)
 

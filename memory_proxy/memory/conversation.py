@@ -71,12 +71,12 @@ class ConversationMemory:
             prepared.new_turns,
         )
 
-    def finish(self, turn: Turn, capture: AnswerCapture, client_disconnected: bool) -> None:
+    def finish(self, turn: Turn, capture: AnswerCapture) -> None:
         """Store the exchange in the background: the client already has every byte."""
         answer = capture.answer()
         if answer is None:
             return  # an error, or nothing we could read: remember nothing
-        partial = client_disconnected or not capture.complete
+        partial = not capture.complete  # cut short; an answer read to its end is whole
         messages = [_without_recalled(message) for message in (*turn.new_turns, answer)]
         task = asyncio.ensure_future(self._store(turn, messages, partial))
         self._pending.add(task)

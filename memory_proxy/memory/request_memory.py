@@ -118,14 +118,18 @@ class RequestMemory:
                 turn.body, turn.recalled = outcome.body, outcome.recalled
         return turn
 
-    def finish(self, turn: MemoryTurn, capture: AnswerCapture, client_disconnected: bool) -> None:
-        """Store and index the exchange in the background (the client has every byte)."""
+    def finish(self, turn: MemoryTurn, capture: AnswerCapture) -> None:
+        """Store and index the exchange in the background (the client has every byte).
+
+        A complete capture means the answer's final event reached the client, even if it
+        left before the stream's end (Codex does), so only an incomplete one is partial.
+        """
         scope = turn.scope
         if not scope.writes:
             return
         if turn.session_turn is not None:
-            self.conversations.finish(turn.session_turn, capture, client_disconnected)
-        if self.indexer is None or client_disconnected or not capture.complete:
+            self.conversations.finish(turn.session_turn, capture)
+        if self.indexer is None or not capture.complete:
             return
         answer = capture.answer()
         if answer is None or answer.get("tool_calls") or not answer.get("content"):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
-from memory_proxy.config import HeaderPattern, UserIdMappings
+from memory_proxy.config import HeaderPattern, UserIdMappings, load_settings
 from memory_proxy.identity.client_detection import (
     MAX_MATCHED_HEADER_LENGTH,
     InvalidIdentifier,
@@ -40,6 +43,31 @@ def test_first_matching_pattern_wins() -> None:
     assert identity.matched_pattern is not None
     assert identity.matched_pattern.pattern == "claude-cli|Claude Code"
     assert identity.matched_pattern.header == "user-agent"
+
+
+# The user-agent each real client sends: the CLIs' as recorded from Claude Code 2.1.332 and
+# Codex 0.169.0 (tests/clients runs them live), the SDKs' from the installed SDKs themselves.
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+REAL_USER_AGENTS = [
+    ("claude-cli/2.1.332 (external, cli)", "claude-cli"),
+    ("claude-cli/2.1.332 (external, sdk-cli)", "claude-cli"),
+    ("codex_exec/0.169.0 (Debian 12.0.0; x86_64) dumb (codex_exec; 0.169.0)", "codex-cli"),
+    ("codex-tui/0.169.0 (Debian 12.0.0; x86_64) xterm-256color (codex-tui; 0.169.0)", "codex-cli"),
+    ("codex_cli_rs/0.20.0 (Ubuntu 24.4.0; x86_64) WindowsTerminal", "codex-cli"),
+    ("OpenAIClientImpl/Java 2.1.0", "pycharm-ai"),
+    (openai.OpenAI(api_key="k").user_agent, "openai-python"),
+    (openai.AsyncOpenAI(api_key="k").user_agent, "openai-python"),
+    (anthropic.Anthropic(api_key="k").user_agent, "anthropic-python"),
+    (anthropic.AsyncAnthropic(api_key="k").user_agent, "anthropic-python"),
+]
+
+
+@pytest.mark.parametrize(("user_agent", "user_id"), REAL_USER_AGENTS)
+def test_the_shipped_config_recognises_what_real_clients_send(
+    user_agent: str, user_id: str
+) -> None:
+    mappings = load_settings(SHIPPED_CONFIG, environ={}).user_id_mappings
+    assert detect_user({"user-agent": user_agent}, mappings).user_id == user_id
 
 
 def test_named_groups_fill_the_user_id() -> None:

@@ -31,6 +31,27 @@ def test_openai_latest_user_turn_is_the_question() -> None:
     assert last_human_turn("openai", body) == HumanTurn(1, "Where do we deploy?", True)
 
 
+def test_claude_codes_environment_message_after_the_question_leaves_it_the_latest() -> None:
+    """Claude Code 2.1.332 (`claude -p`, recorded in tests/clients) sends its environment
+    as a system-role message after the human's turn."""
+    environment = "# Environment\n - Primary working directory: /home/dev/repo\n"
+    body: dict[str, Any] = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": REMINDER},
+                    {"type": "text", "text": "What is the staging database called?"},
+                ],
+            },
+            {"role": "system", "content": [{"type": "text", "text": environment}]},
+        ]
+    }
+    turn = last_human_turn("anthropic", body)
+    assert turn == HumanTurn(0, "What is the staging database called?", True)
+    assert search_query(turn) == "What is the staging database called?"
+
+
 def test_a_tool_loop_asks_nothing_new_but_its_question_is_found() -> None:
     body: dict[str, Any] = {
         "messages": [

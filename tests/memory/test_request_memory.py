@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, Settings
@@ -200,6 +201,44 @@ def test_the_debug_endpoint_shows_the_project_and_mode(
     assert routing.json()["memory_mode"] == "read"
 
 
+async def answered_but_still_open(scope: Scope, receive: Receive, send: Send) -> None:
+    """A Responses stream whose last event has arrived while the stream is still open."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    sse = [(b"content-type", b"text/event-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": sse})
+    output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text"}]}]
+    for event in (
+        {"type": "response.output_text.delta", "delta": "Noted."},
+        {"type": "response.completed", "response": {"id": "r1", "output": output}},
+    ):
+        chunk = b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def test_a_client_leaving_after_the_final_event_still_leaves_a_complete_exchange() -> None:
+    """Codex 0.169 closes its connection once `response.completed` arrives, before the
+    stream ends: its answer is whole, so it is indexed and stored complete."""
+    index = WordIndex()
+    headers = {**ALICE, "x-session-id": "codex-run"}
+    body = {"model": "m", "input": FACT, "stream": True}
+    with serve(answered_but_still_open) as url, proxy_with(url, index) as (proxy, _):
+        with httpx.stream("POST", f"{proxy}/v1/responses", json=body, headers=headers) as answer:
+            for line in answer.iter_lines():
+                if "response.completed" in line:
+                    break
+        wait_until(lambda: len(index.records) == 1)
+        stored = httpx.get(f"{proxy}/v1/sessions/codex-run", headers=ALICE).json()["messages"]
+    (record,) = index.records.values()
+    assert record.text == f"User: {FACT}\nAssistant: Noted."
+    assert stored[-1]["content"] == "Noted."
+    assert not stored[-1].get("partial")
+
+
 def finished(answer: dict[str, Any]) -> AnswerCapture:
     capture = AnswerCapture("openai")
     capture.start(200, [(b"content-type", b"application/json")])
@@ -208,16 +247,27 @@ def finished(answer: dict[str, Any]) -> AnswerCapture:
     return capture
 
 
+def cut_short(text: str) -> AnswerCapture:
+    """A stream that ended before its final event: the client never had the whole answer."""
+    capture = AnswerCapture("openai")
+    capture.start(200, [(b"content-type", b"text/event-stream")])
+    delta = {"choices": [{"index": 0, "delta": {"content": text}}]}
+    capture.feed(b"data: " + orjson.dumps(delta) + b"\n\n")
+    capture.finish()
+    return capture
+
+
 @pytest.mark.parametrize(
-    "answer",
+    "capture",
     [
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {}}]},
-        {"role": "assistant", "content": "Let me look", "tool_calls": [{"id": "c"}]},
-        {"role": "assistant", "content": ""},
+        finished({"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {}}]}),
+        finished({"role": "assistant", "content": "Let me look", "tool_calls": [{"id": "c"}]}),
+        finished({"role": "assistant", "content": ""}),
+        cut_short("Done"),
     ],
-    ids=["only-tool-calls", "text-and-tool-calls", "empty"],
+    ids=["only-tool-calls", "text-and-tool-calls", "empty", "cut-short"],
 )
-def test_only_final_answers_become_memories(answer: dict[str, Any]) -> None:
+def test_only_final_answers_become_memories(capture: AnswerCapture) -> None:
     index = WordIndex()
 
     async def scenario() -> None:
@@ -236,8 +286,7 @@ def test_only_final_answers_become_memories(answer: dict[str, Any]) -> None:
         payload = {"messages": [{"role": "user", "content": "Run it"}]}
         turn = await memory.begin("openai", payload, payload, scope)
         assert turn is not None
-        memory.finish(turn, finished(answer), client_disconnected=False)
-        memory.finish(turn, finished({"role": "assistant", "content": "Done"}), True)
+        memory.finish(turn, capture)
         await memory.aclose()
 
     asyncio.run(scenario())
