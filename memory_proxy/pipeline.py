@@ -50,7 +50,7 @@ from memory_proxy.proxied_request import (
     incoming,
     request_id_header,
 )
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.records.usage import UsageRecord
 
 logger = logging.getLogger("memory_proxy")
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
 from memory_proxy.memory.question import RECALLED_TAG
-from memory_proxy.messages import ROLES
+from memory_proxy.records.messages import ROLES
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, wait_until
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, Recalled
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, Recalled
 
 DEFAULT_BASE_URL = "https://api.supermemory.ai"
 REQUEST_TIMEOUT_SECONDS = 10.0  # adds run off the request path; searches have their own budget

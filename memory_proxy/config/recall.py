@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.config_parsing import (
+from memory_proxy.config.parsing import (
     SettingsTree,
     as_bool,
     as_positive_int,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.config_parsing import ConfigError as ConfigError
-from memory_proxy.config_parsing import (
+from memory_proxy.config.parsing import ConfigError as ConfigError
+from memory_proxy.config.parsing import (
     SettingsTree,
     as_bool,
     as_http_url,
@@ -27,7 +27,7 @@ from memory_proxy.config_parsing import (
     one_of,
     read_yaml,
 )
-from memory_proxy.recall_config import (
+from memory_proxy.config.recall import (
     DEFAULT_EXTRACTORS,
     DEFAULT_SESSION_HEADERS,
     ProjectExtractor,
