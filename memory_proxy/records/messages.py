@@ -9,7 +9,11 @@ so it cannot poison every later request of its session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+# The chat API a request speaks: OpenAI chat completions, Anthropic messages, or OpenAI
+# Responses. It decides where a body keeps its turns and how they are shaped.
+ApiKind = Literal["openai", "anthropic", "responses"]
 
 Message = dict[str, Any]
 
