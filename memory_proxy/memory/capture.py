@@ -30,7 +30,7 @@ import orjson
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.anthropic_format import from_anthropic
 from memory_proxy.memory.finish_reason import MAY_END, reason_in, reason_in_tail
-from memory_proxy.records.messages import ApiKind, Message, well_formed
+from memory_proxy.records.messages import ApiKind, Message, RawMessage, well_formed
 
 logger = logging.getLogger("memory_proxy.capture")
 
@@ -184,7 +184,7 @@ class AnswerCapture:
         captured."""
         if self._mode is None or (not self._text and not self._tool_calls):
             return None
-        message: Message = {"role": "assistant", "content": "".join(self._text)}
+        message: RawMessage = {"role": "assistant", "content": "".join(self._text)}
         if self._tool_calls:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return message if well_formed(message) else None
