@@ -234,7 +234,7 @@ async def memory_cost(
         capture.start(200, [(b"content-type", b"application/json")])
         capture.feed(answer)
         capture.finish()
-        memory.finish(turn, capture, client_disconnected=False)
+        memory.finish(turn, capture)
         timings.append(time.perf_counter() - started)
     await memory.aclose()
     return {
