@@ -38,6 +38,7 @@ import yaml
 from memory_proxy.config import MemorySettings
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.records.messages import Message
 from memory_proxy.stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,21 +124,30 @@ def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE))
     if len(percentiles) < 2:
         raise RuntimeError(f"wrk measured nothing against {url}:\n{output}")
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    requests = int(_wrk_figure(r"(\d+) requests in", output))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} error answers")
     return {
         "p50_ms": _ms(percentiles["50"]),
         "p99_ms": _ms(percentiles["99"]),
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "rps": float(_wrk_figure(r"Requests/sec:\s+([\d.]+)", output)),
         "requests": requests,
     }
 
 
+def _wrk_figure(pattern: str, output: str) -> str:
+    """A figure wrk always prints: missing, wrk's output has changed."""
+    found = re.search(pattern, output)
+    if found is None:
+        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{output}")
+    return found.group(1)
+
+
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    """A latency as wrk writes it ("812.00us", "1.23ms") in milliseconds."""
+    number = _wrk_figure(r"\A([\d.]+)\w+\Z", text)
+    return float(number) * _UNITS[text[len(number) :]]
 
 
 def post_rounds(
@@ -214,7 +224,7 @@ async def memory_cost(
 ) -> Figures:
     """Load + inject + capture (+ background store) per request, with `sessions` stored."""
     store = open_store(settings)
-    exchange = [
+    exchange: list[Message] = [
         {"role": "user", "content": "a question of a typical length " * 4},
         {"role": "assistant", "content": "an answer of a typical length " * 8},
     ]
@@ -234,7 +244,7 @@ async def memory_cost(
         capture.start(200, [(b"content-type", b"application/json")])
         capture.feed(answer)
         capture.finish()
-        memory.finish(turn, capture, client_disconnected=False)
+        memory.finish(turn, capture)
         timings.append(time.perf_counter() - started)
     await memory.aclose()
     return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -20,6 +21,12 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
+
+
+def log_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields of a request's log line: given through `extra`, so unknown to LogRecord."""
+    fields: dict[str, Any] = record.__dict__["fields"]
+    return fields
 
 
 def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

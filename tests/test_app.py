@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, serve, wait_until
+from tests.support import FakeUpstream, log_fields, serve, wait_until
 
 ROUTED = LiteLLMSettings(
     models=(
@@ -127,7 +129,10 @@ def test_a_text_part_that_is_not_text_does_not_break_memory(
     ],
 )
 def test_invalid_user_id_is_a_400_in_the_clients_shape(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory, path: str, check
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    path: str,
+    check: Callable[[Any], bool],
 ) -> None:
     upstream, url = fake_upstream
     with run_proxy(url) as proxy:
@@ -200,7 +205,7 @@ def test_one_log_line_per_request_without_secrets(
             headers={"x-memory-user-id": "bob", "authorization": "Bearer sk-client-secret"},
         )
     (record,) = [r for r in caplog.records if r.name == "memory_proxy.access"]
-    fields = record.fields
+    fields = log_fields(record)
     assert fields["user_id"] == "bob"
     assert fields["model"] == "plain-model"
     assert fields["status"] == 200

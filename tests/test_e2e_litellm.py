@@ -21,6 +21,7 @@ import openai
 import psutil
 import pytest
 import yaml
+from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
@@ -110,6 +111,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 yield Stack(proxy_url, provider)
 
 
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 CLIENT_APIS = [
     "chat",
     "chat-stream",
@@ -196,19 +198,10 @@ def stored_messages(proxy_url: str, who: dict[str, str]) -> int:
 def test_supermemory_scope_reaches_only_the_routed_provider(stack: Stack) -> None:
     client = openai.OpenAI(base_url=f"{stack.proxy_url}/v1", api_key="anything")
     stack.provider.requests.clear()
+    headers = {"x-session-id": "conv-1", "x-sm-user-id": "mallory"}
     for model in ("sm-model", "fake-gpt"):
         for stream in (False, True):
-            response = client.chat.completions.create(
-                model=model,
-                messages=[{"role": "user", "content": "hi"}],
-                stream=stream,
-                extra_headers={"x-session-id": "conv-1", "x-sm-user-id": "mallory"},
-            )
-            if stream:
-                text = "".join(c.choices[0].delta.content or "" for c in response if c.choices)
-            else:
-                text = response.choices[0].message.content
-            assert text == "Hello from the fake provider"
+            assert chat_text(client, model, stream, headers) == "Hello from the fake provider"
     routed = [r for r in stack.provider.requests if r.path.startswith("/supermemory.ai/")]
     plain = [r for r in stack.provider.requests if r.path == "/v1/chat/completions"]
     assert len(routed) == 2 and len(plain) == 2
@@ -223,19 +216,37 @@ def test_supermemory_scope_reaches_only_the_routed_provider(stack: Stack) -> Non
         assert MASTER_KEY not in str(request.headers)
 
 
+def chat_text(
+    client: openai.OpenAI, model: str, stream: bool, headers: dict[str, str]
+) -> str | None:
+    """The answer to "hi", whole or streamed."""
+    if stream:
+        chunks = client.chat.completions.create(
+            model=model, messages=HI, stream=True, extra_headers=headers
+        )
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    answer = client.chat.completions.create(model=model, messages=HI, extra_headers=headers)
+    return answer.choices[0].message.content
+
+
 def test_start_proxies_survives_a_killed_litellm_and_stops_cleanly(tmp_path: Path) -> None:
     config = e2e_config("http://127.0.0.1:9")
     with running_launcher(tmp_path, litellm_binary(), config_text=config) as launcher:
         launcher.wait_healthy(within=120)
         client = openai.OpenAI(base_url=f"{launcher.proxy_url}/v1", api_key="anything")
-        ask = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
-        assert client.chat.completions.create(**ask).choices[0].message.content == MOCK_TEXT
+        assert (
+            client.chat.completions.create(model="demo", messages=HI).choices[0].message.content
+            == MOCK_TEXT
+        )
         first = launcher.litellm_pid()
         assert first is not None
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: launcher.litellm_pid() not in (first, None), timeout=30)
         # Sent while LiteLLM restarts: the proxy holds it until LiteLLM is ready again.
-        assert client.chat.completions.create(**ask).choices[0].message.content == MOCK_TEXT
+        assert (
+            client.chat.completions.create(model="demo", messages=HI).choices[0].message.content
+            == MOCK_TEXT
+        )
         family = launcher.family()
         launcher.process.send_signal(signal.SIGTERM)
         assert launcher.process.wait(timeout=60) == 0
@@ -256,12 +267,17 @@ def test_a_request_sent_at_once_after_litellm_is_killed_is_held_until_it_is_back
         client = openai.OpenAI(
             base_url=f"{launcher.proxy_url}/v1", api_key="anything", max_retries=0, timeout=120
         )
-        ask = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
-        assert client.chat.completions.create(**ask).choices[0].message.content == MOCK_TEXT
+        assert (
+            client.chat.completions.create(model="demo", messages=HI).choices[0].message.content
+            == MOCK_TEXT
+        )
         first = launcher.litellm_pid()
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        assert client.chat.completions.create(**ask).choices[0].message.content == MOCK_TEXT
+        assert (
+            client.chat.completions.create(model="demo", messages=HI).choices[0].message.content
+            == MOCK_TEXT
+        )
         assert launcher.litellm_pid() not in (first, None)
 
 

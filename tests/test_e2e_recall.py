@@ -14,6 +14,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from anthropic.types import MessageParam, TextBlockParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
@@ -88,7 +90,7 @@ def claude_code(stack: Stack, session_id: str, **headers: str) -> anthropic.Anth
     )
 
 
-def system_prompt(directory: str) -> list[dict[str, Any]]:
+def system_prompt(directory: str) -> list[TextBlockParam]:
     environment = (
         "# Environment\nYou have been invoked in the following environment: \n"
         f" - Primary working directory: {directory}\n - Is a git repository: true\n"
@@ -100,22 +102,22 @@ def system_prompt(directory: str) -> list[dict[str, Any]]:
     ]
 
 
-def user_turn(text: str, cached: bool = True) -> dict[str, Any]:
-    question: dict[str, Any] = {"type": "text", "text": text}
+def user_turn(text: str, cached: bool = True) -> MessageParam:
+    question: TextBlockParam = {"type": "text", "text": text}
     if cached:
         question["cache_control"] = {"type": "ephemeral"}
     return {"role": "user", "content": [{"type": "text", "text": REMINDER}, question]}
 
 
 def ask(
-    client: anthropic.Anthropic, directory: str, messages: list[dict[str, Any]]
+    client: anthropic.Anthropic, directory: str, messages: list[MessageParam]
 ) -> tuple[str, dict[str, str]]:
     """Streams like Claude Code; the answer's text and headers."""
     with client.messages.stream(
         model="fake-claude",
         max_tokens=100,
-        system=system_prompt(directory),  # type: ignore[arg-type]
-        messages=messages,  # type: ignore[arg-type]
+        system=system_prompt(directory),
+        messages=messages,
     ) as stream:
         text = "".join(stream.text_stream)
         headers = dict(stream.response.headers)
@@ -168,7 +170,10 @@ def test_a_full_history_client_keeps_its_prefix_byte_for_byte(stack: Stack) -> N
     later = claude_code(stack, "cc-history-2")
     ask(later, repo, [user_turn(QUESTION)])
     first = stack.received()
-    history = [user_turn(QUESTION, cached=False), {"role": "assistant", "content": "Noted."}]
+    history: list[MessageParam] = [
+        user_turn(QUESTION, cached=False),
+        {"role": "assistant", "content": "Noted."},
+    ]
     ask(later, repo, [*history, user_turn("Thanks. Anything else?")])
     second = stack.received()
     assert json.dumps(second["system"]) == json.dumps(first["system"])
@@ -184,17 +189,19 @@ def test_openai_sdk_chat_completions_recall_across_conversations(stack: Stack) -
     fact = "The release train leaves every Thursday at noon."
     client.chat.completions.create(model="fake-gpt", messages=[{"role": "user", "content": fact}])
     wait_until(lambda: len(stack.memories("openai-python")) == 1)
-    question = [{"role": "user", "content": "When does the release train leave?"}]
+    question: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "When does the release train leave?"}
+    ]
     answer = client.chat.completions.with_raw_response.create(
         model="fake-gpt",
-        messages=question,  # type: ignore[arg-type]
+        messages=question,
     )
     assert answer.headers["x-memory-recalled"] == "1"
     assert "x-memory-project" not in answer.headers  # no directory: the general memory
     assert "Thursday at noon" in last_user_text(stack.received())
     off = client.chat.completions.with_raw_response.create(
         model="fake-gpt",
-        messages=question,  # type: ignore[arg-type]
+        messages=question,
         extra_headers={"x-memory": "off"},
     )
     assert "x-memory-recalled" not in off.headers

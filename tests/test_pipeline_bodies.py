@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import operator
-from functools import reduce
 from typing import Any
 
 import httpx
@@ -28,7 +27,10 @@ RECALLED = f"<{RECALLED_TAG}>"
 
 def nested(depth: int) -> Any:
     """A JSON value `depth` arrays deep: orjson reads up to 1024 levels, writes up to 254."""
-    return reduce(lambda inner, _: [inner], range(depth), "deep")
+    value: Any = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def metric(proxy: str, name: str) -> float:
@@ -296,6 +298,7 @@ def assert_same_or_rewritten(path: str, original: bytes, received: bytes) -> Non
         if isinstance(sent_turns, str):
             sent_turns = [{"role": "user", "content": sent_turns}]
     if sent_turns != client_turns:
+        assert isinstance(client_turns, list)  # only a list of turns gets anything spliced in
         assert_spliced(client_turns, sent_turns)
 
 

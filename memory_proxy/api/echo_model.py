@@ -69,8 +69,8 @@ def _latest_user_turn(messages: list[Any]) -> list[Any]:
 
 def usage(messages: list[Any], text: str) -> dict[str, int]:
     """Token counts as the proxy estimates them elsewhere: about four characters a token."""
-    prompt = sum(approximate_tokens({"content": _text(m)}) for m in messages)
-    completion = approximate_tokens({"content": text})
+    prompt = sum(approximate_tokens({"role": "user", "content": _text(m)}) for m in messages)
+    completion = approximate_tokens({"role": "assistant", "content": text})
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

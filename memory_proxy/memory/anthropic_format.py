@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memory_proxy.records.messages import Message, stored_text
+from memory_proxy.records.messages import Message, RawMessage, ToolCall, stored_text
 
 Block = dict[str, Any]
 
 
-def from_anthropic(message: dict[str, Any]) -> list[Message]:
+def from_anthropic(message: dict[str, Any]) -> list[RawMessage]:
     """One Anthropic message as neutral messages: tool results first, as Anthropic orders
     them, then the text. Nothing for a message with another role, or whose content is
     neither text nor a list of blocks; a tool call or result with odd fields comes out
@@ -34,7 +34,7 @@ def from_anthropic(message: dict[str, Any]) -> list[Message]:
     if role == "assistant":
         calls = [_tool_call(block) for block in content if block["type"] == "tool_use"]
         return [{"role": "assistant", "content": text, **({"tool_calls": calls} if calls else {})}]
-    neutral: list[Message] = [
+    neutral: list[RawMessage] = [
         {
             "role": "tool",
             "tool_call_id": block.get("tool_use_id"),
@@ -106,16 +106,16 @@ def _turn(message: Message) -> tuple[str, list[Block]]:
     return ("user", blocks) if role == "user" else ("skip", [])
 
 
-def _tool_use(call: dict[str, Any]) -> Block:
-    function = call.get("function") or {}
+def _tool_use(call: ToolCall) -> Block:
+    function = call["function"]
     try:
-        arguments = json.loads(function.get("arguments") or "{}")
+        arguments = json.loads(function["arguments"] or "{}")
     except (ValueError, RecursionError):  # a client's text: any string, nested anyhow
         arguments = {}
     return {
         "type": "tool_use",
-        "id": call.get("id", ""),
-        "name": function.get("name", ""),
+        "id": call["id"],
+        "name": function["name"],
         "input": arguments if isinstance(arguments, dict) else {},
     }
 

@@ -30,7 +30,7 @@ import orjson
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.anthropic_format import from_anthropic
 from memory_proxy.memory.finish_reason import MAY_END, reason_in, reason_in_tail
-from memory_proxy.records.messages import Message, well_formed
+from memory_proxy.records.messages import ApiKind, Message, RawMessage, well_formed
 
 logger = logging.getLogger("memory_proxy.capture")
 
@@ -84,7 +84,7 @@ def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
 class AnswerCapture:
     """`api` is the chat format to read the message in; None reads only usage and cost."""
 
-    def __init__(self, api: str | None) -> None:
+    def __init__(self, api: ApiKind | None) -> None:
         self._api = api
         self._mode: str | None = None  # "json" | "sse" | None (not captured)
         self._buffer = bytearray()
@@ -184,7 +184,7 @@ class AnswerCapture:
         captured."""
         if self._mode is None or (not self._text and not self._tool_calls):
             return None
-        message: Message = {"role": "assistant", "content": "".join(self._text)}
+        message: RawMessage = {"role": "assistant", "content": "".join(self._text)}
         if self._tool_calls:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return message if well_formed(message) else None

@@ -16,7 +16,7 @@ from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.question import RECALLED_TAG, without_recalled
-from memory_proxy.records.messages import Message
+from memory_proxy.records.messages import ApiKind, Message
 from memory_proxy.stores.base import MemoryStore
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -51,7 +51,7 @@ class ConversationMemory:
         self._purger: asyncio.Task[None] | None = None
 
     async def begin(
-        self, api: str, user_id: str, session_id: str, body: dict[str, Any]
+        self, api: ApiKind, user_id: str, session_id: str, body: dict[str, Any]
     ) -> Turn | None:
         """The request with its history, or None to forward it without memory."""
         try:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
-from memory_proxy.records.messages import Message, stored_text, well_formed
+from memory_proxy.records.messages import ApiKind, Message, RawMessage, stored_text, well_formed
 
 # Request path -> the API format spoken there.
-CHAT_APIS = {
+CHAT_APIS: dict[str, ApiKind] = {
     "/v1/chat/completions": "openai",
     "/chat/completions": "openai",
     "/v1/messages": "anthropic",
@@ -41,7 +41,7 @@ class Prepared:
 
 
 def prepare(
-    api: str, body: dict[str, Any], history: list[Message], limits: ContextLimits
+    api: ApiKind, body: dict[str, Any], history: list[Message], limits: ContextLimits
 ) -> Prepared | None:
     """The request with history injected, or None when its shape is not understood."""
     if api == "responses":
@@ -95,9 +95,10 @@ def _prepare_responses(
     return Prepared({**body, "input": [*kept, *items]}, len(kept), neutral)
 
 
-def _neutral(api: str, messages: list[dict[str, Any]]) -> list[Message]:
+def _neutral(api: ApiKind, messages: list[dict[str, Any]]) -> list[Message]:
     """The client's messages in the neutral shape, the ill-formed left out. Responses
     items without a known role (function calls, reasoning) are not remembered."""
+    converted: list[RawMessage]
     if api == "openai":
         converted = [_from_openai(message) for message in messages]
     elif api == "anthropic":
@@ -110,7 +111,10 @@ def _neutral(api: str, messages: list[dict[str, Any]]) -> list[Message]:
 
 
 def _new_turns_without_history(
-    api: str, conversation: list[dict[str, Any]], neutral: list[Message], history: list[Message]
+    api: ApiKind,
+    conversation: list[dict[str, Any]],
+    neutral: list[Message],
+    history: list[Message],
 ) -> list[Message] | None:
     """The turns to store when the request gets no history: it re-sends the stored
     conversation, or carries one of its own (any assistant turn) that differs from it
@@ -162,11 +166,11 @@ def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
     )
 
 
-def _from_openai(message: dict[str, Any]) -> Message:
+def _from_openai(message: dict[str, Any]) -> RawMessage:
     """Possibly ill-formed: the caller checks. An assistant's content may be null (it
     only calls tools)."""
     role, content = message.get("role"), message.get("content")
-    neutral: Message = {
+    neutral: RawMessage = {
         "role": role,
         "content": "" if content is None and role == "assistant" else stored_text(content),
     }

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.records.messages import text_of
+from memory_proxy.records.messages import ApiKind, text_of
 
 RECALLED_TAG = "recalled-memories"
 # Blocks that clients (and the proxy) add to a user turn: not the human's words.
@@ -57,7 +57,7 @@ def without_recalled(text: str) -> str:
     return _RECALLED.sub("", text) if RECALLED_TAG in text else text
 
 
-def last_human_turn(api: str, body: dict[str, Any]) -> HumanTurn | None:
+def last_human_turn(api: ApiKind, body: dict[str, Any]) -> HumanTurn | None:
     """The last user message with human text, or None."""
     turns = _turns(api, body)
     if turns is None:
@@ -75,7 +75,7 @@ def _only_instructions(turns: list[Any]) -> bool:
     return all(isinstance(t, dict) and t.get("role") in ("system", "developer") for t in turns)
 
 
-def human_text_at(api: str, body: dict[str, Any], index: int) -> str | None:
+def human_text_at(api: ApiKind, body: dict[str, Any], index: int) -> str | None:
     turns = _turns(api, body)
     if turns is None or not 0 <= index < len(turns):
         return None
@@ -91,7 +91,7 @@ def search_query(turn: HumanTurn | None) -> str | None:
     return query if _WORD.search(query) else None
 
 
-def exchanges(api: str, body: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def exchanges(api: ApiKind, body: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(question, final answer) pairs the request already carries: a human turn and the
     last assistant text without tool calls before the next human turn."""
     turns = _turns(api, body) or []
@@ -118,14 +118,14 @@ def _calls_tools(content: Any) -> bool:
     )
 
 
-def _turns(api: str, body: dict[str, Any]) -> list[Any] | None:
+def _turns(api: ApiKind, body: dict[str, Any]) -> list[Any] | None:
     turns = body.get("input") if api == "responses" else body.get("messages")
     if api == "responses" and isinstance(turns, str):
         return [{"role": "user", "content": turns}]
     return turns if isinstance(turns, list) else None
 
 
-def _human_text(api: str, turn: Any) -> str:
+def _human_text(api: ApiKind, turn: Any) -> str:
     if not isinstance(turn, dict) or turn.get("role") != "user":
         return ""
     if api == "responses" and turn.get("type", "message") != "message":

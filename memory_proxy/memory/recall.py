@@ -28,6 +28,7 @@ from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
 from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
 from memory_proxy.records.memory import Recalled, memory_id
+from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.recall_query import query_terms
 
@@ -76,7 +77,7 @@ class Recall:
 
     async def apply(
         self,
-        api: str,
+        api: ApiKind,
         payload: dict[str, Any],
         outgoing: dict[str, Any],
         turn: HumanTurn | None,
@@ -118,7 +119,7 @@ class Recall:
 
     async def _search(
         self,
-        api: str,
+        api: ApiKind,
         payload: dict[str, Any],
         user_id: str,
         project: str,
@@ -157,7 +158,7 @@ class Recall:
 
     def _put_back(
         self,
-        api: str,
+        api: ApiKind,
         payload: dict[str, Any],
         body: dict[str, Any],
         conversation: Conversation,
@@ -185,7 +186,7 @@ class Recall:
 
     def _in_system(
         self,
-        api: str,
+        api: ApiKind,
         outgoing: dict[str, Any],
         conversation: Conversation,
         asked: bool,
@@ -246,7 +247,7 @@ def _same_stem(term: str, word: str) -> bool:
     return shared >= max(STEM_PREFIX, min(len(term), len(word)) - 2)
 
 
-def _length(api: str, body: dict[str, Any]) -> int:
+def _length(api: ApiKind, body: dict[str, Any]) -> int:
     turns = body.get("input") if api == "responses" else body.get("messages")
     if isinstance(turns, list):
         return len(turns)

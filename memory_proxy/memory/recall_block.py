@@ -15,6 +15,7 @@ from typing import Any
 
 from memory_proxy.memory.question import RECALLED_TAG
 from memory_proxy.records.memory import Recalled
+from memory_proxy.records.messages import ApiKind
 
 NOTE = (
     "Notes the memory proxy recalled from this user's earlier sessions; "
@@ -46,7 +47,9 @@ def recalled_block(hits: list[Recalled], max_chars: int) -> tuple[str, int] | No
     return head + "".join(parts) + tail, len(parts)
 
 
-def in_user_turn(api: str, body: dict[str, Any], index: int, block: str) -> dict[str, Any] | None:
+def in_user_turn(
+    api: ApiKind, body: dict[str, Any], index: int, block: str
+) -> dict[str, Any] | None:
     """The body with `block` opening the user turn at `index` (after any tool results,
     which Anthropic wants first); None when that turn is not a user message we can
     extend."""
@@ -74,7 +77,7 @@ def in_user_turn(api: str, body: dict[str, Any], index: int, block: str) -> dict
     return {**body, key: changed}
 
 
-def in_system_prompt(api: str, body: dict[str, Any], block: str) -> dict[str, Any] | None:
+def in_system_prompt(api: ApiKind, body: dict[str, Any], block: str) -> dict[str, Any] | None:
     """The body with `block` at the end of the system prompt (or as one, after the
     client's system messages); None when the shape is not understood."""
     if api == "anthropic":

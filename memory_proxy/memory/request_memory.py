@@ -19,6 +19,7 @@ from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.indexing import MemoryIndexer
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
+from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -42,7 +43,7 @@ class MemoryScope:
 class MemoryTurn:
     """One request's part in memory, from before it is forwarded to after its answer."""
 
-    api: str
+    api: ApiKind
     scope: MemoryScope
     payload: dict[str, Any]  # the client's request, as sent
     body: dict[str, Any]  # what goes upstream
@@ -88,7 +89,7 @@ class RequestMemory:
         self.indexer = MemoryIndexer(backend, on_memories_dropped) if backend is not None else None
 
     async def begin(
-        self, api: str, payload: dict[str, Any], outgoing: dict[str, Any], scope: MemoryScope
+        self, api: ApiKind, payload: dict[str, Any], outgoing: dict[str, Any], scope: MemoryScope
     ) -> MemoryTurn | None:
         """The request's memory turn, with the body to forward; None when memory has
         nothing to do with it."""

@@ -9,9 +9,39 @@ so it cannot poison every later request of its session.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
-Message = dict[str, Any]
+# The chat API a request speaks: OpenAI chat completions, Anthropic messages, or OpenAI
+# Responses. It decides where a body keeps its turns and how they are shaped.
+ApiKind = Literal["openai", "anthropic", "responses"]
+
+
+class ToolFunction(TypedDict):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(TypedDict):
+    id: str
+    type: NotRequired[Literal["function"]]
+    function: ToolFunction
+
+
+class Message(TypedDict):
+    """A stored message. A plain dict at runtime: a client's JSON becomes one only by
+    passing `well_formed`."""
+
+    role: str
+    content: str
+    tool_calls: NotRequired[list[ToolCall]]
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
+    partial: NotRequired[bool]  # the answer of a stream cut short
+
+
+# A message from a client or an answer, any shape: a Message once `well_formed` says so.
+RawMessage = dict[str, Any]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _OPTIONAL_TEXT_FIELDS = ("tool_call_id", "name")
@@ -51,9 +81,10 @@ def _proper_block(block: Any) -> bool:
     )
 
 
-def well_formed(message: Message) -> bool:
+def well_formed(message: Mapping[str, Any]) -> TypeGuard[Message]:
     """A known role, text content, well-formed tool calls and string ids: safe to store
-    and to put back into any later request."""
+    and to put back into any later request. The boundary between a client's JSON (any
+    shape) and a `Message`."""
     role = message.get("role")
     if not (isinstance(role, str) and role in ROLES and isinstance(message.get("content"), str)):
         return False

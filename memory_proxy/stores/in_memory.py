@@ -37,7 +37,7 @@ class InMemoryStore:
 
     async def load(self, user_id: str, session_id: str) -> list[Message]:
         conversation = self._live((user_id, session_id))
-        return [dict(m) for m in conversation.messages] if conversation else []
+        return [m.copy() for m in conversation.messages] if conversation else []
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool

@@ -104,11 +104,11 @@ def wait_for(driver: Any, script: str, timeout: float = 10.0) -> Any:
 
 
 def cells(driver: Any, table: str) -> list[list[str]]:
-    rows = driver.execute_script(
+    rows: list[list[str]] = driver.execute_script(
         f"return [...document.querySelectorAll('#{table} tbody tr')]"
         ".map(r => [...r.children].map(c => c.textContent))"
     )
-    return rows  # type: ignore[no-any-return]
+    return rows
 
 
 @pytest.mark.browser

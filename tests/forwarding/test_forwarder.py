@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from memory_proxy.forwarding.http1_client import HTTP1Client
 from memory_proxy.forwarding.upstream import HttpxClient, UpstreamMonitor, client_for
 from tests.conftest import ProxyFactory
 from tests.forwarding.raw_upstream import RawUpstream, read_request, unused_url
-from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.support import FakeUpstream, free_port, log_fields, serve, wait_until
 
 SCOPE = {
     "type": "http",
@@ -106,7 +107,7 @@ def test_chunked_request_bodies_are_streamed(
 ) -> None:
     upstream, upstream_url = fake_upstream
 
-    def parts():
+    def parts() -> Iterator[bytes]:
         yield b"part-1,"
         yield b"part-2"
 
@@ -246,7 +247,7 @@ def test_a_client_leaving_during_its_upload_ends_the_request_quietly(
         wait_until(lambda: any(r.name == "memory_proxy.access" for r in caplog.records))
         assert httpx.get(f"{proxy}/v1/models").status_code == 200
     (line, *_) = [r for r in caplog.records if r.name == "memory_proxy.access"]
-    assert line.fields["outcome"] == "client_disconnected"  # type: ignore[attr-defined]
+    assert log_fields(line)["outcome"] == "client_disconnected"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

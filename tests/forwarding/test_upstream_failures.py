@@ -22,7 +22,9 @@ CHAT = ("/v1/chat/completions", {"model": "m", "messages": []})
 
 def in_flight(proxy: str) -> float:
     metrics = httpx.get(f"{proxy}/metrics").text
-    return float(re.search(r"^memory_proxy_requests_in_flight (\S+)$", metrics, re.M)[1])  # type: ignore[index]
+    gauge = re.search(r"^memory_proxy_requests_in_flight (\S+)$", metrics, re.M)
+    assert gauge is not None, metrics
+    return float(gauge[1])
 
 
 def test_a_client_leaving_a_silent_upstream_frees_the_request_and_its_connection(

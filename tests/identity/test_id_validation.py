@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from starlette.types import Message, Scope
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings, UsageSettings
@@ -53,7 +54,7 @@ async def _call(
 async def _post(
     app: MemoryProxy, path: str, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> tuple[int, bytes]:
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -66,28 +67,30 @@ async def _post(
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8764),
     }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    status, chunks = 0, []
+    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    status = 0
+    chunks: list[bytes] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> Message:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
-            status = message["status"]  # type: ignore[assignment]
+            status = message["status"]
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(scope, receive, send)  # type: ignore[arg-type]
-    return status, b"".join(chunks)  # type: ignore[arg-type]
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
 
 
 def _in_clients_format(path: str, answer: bytes) -> bool:
     error = orjson.loads(answer)
+    kind: str = error["error"]["type"]
     if path == "/v1/messages":
-        return error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
-    return error["error"]["type"] == "invalid_request_error"
+        return error["type"] == "error" and kind == "invalid_request_error"
+    return kind == "invalid_request_error"
 
 
 _ID_HEADERS = (b"x-memory-user-id", b"x-session-id", b"x-sm-conversation-id", b"x-request-id")

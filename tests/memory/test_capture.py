@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,14 +15,14 @@ from memory_proxy.memory.capture import (
     TokenUsage,
     last_usage,
 )
-from memory_proxy.records.messages import well_formed
+from memory_proxy.records.messages import ApiKind, well_formed
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
 
 
 def read(
-    api: str | None, headers: list[tuple[bytes, bytes]], *chunks: bytes, status: int = 200
+    api: ApiKind | None, headers: list[tuple[bytes, bytes]], *chunks: bytes, status: int = 200
 ) -> AnswerCapture:
     """An answer fed to a capture as the forwarder does it: start, chunks, finish."""
     capture = AnswerCapture(api)
@@ -42,7 +43,7 @@ def openai_stream(words: list[str], done: bool = True) -> bytes:
 
 
 def anthropic_stream(words: list[str]) -> bytes:
-    events = [("message_start", {"type": "message_start"})]
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start"})]
     events += [
         (
             "content_block_delta",
@@ -63,7 +64,7 @@ def anthropic_stream(words: list[str]) -> bytes:
         ("anthropic", anthropic_stream(["Hel", "lo ", "wörld"])),
     ],
 )
-def test_streams_split_at_every_position_give_the_same_answer(api: str, stream: bytes) -> None:
+def test_streams_split_at_every_position_give_the_same_answer(api: ApiKind, stream: bytes) -> None:
     for cut in range(len(stream) + 1):
         capture = read(api, SSE, stream[:cut], stream[cut:])
         assert capture.answer() == {"role": "assistant", "content": "Hello wörld"}
@@ -162,7 +163,7 @@ GZIP = [*JSON, (b"content-encoding", b"gzip")]
 
 
 @pytest.mark.parametrize("api", ["openai", None])
-def test_a_gzipped_json_answer_is_read_split_anywhere(api: str | None) -> None:
+def test_a_gzipped_json_answer_is_read_split_anywhere(api: ApiKind | None) -> None:
     """LiteLLM gzips every whole JSON answer of 500 bytes or more for a client that accepts
     it, as the OpenAI and Anthropic SDKs do: the client gets the bytes as they were, and
     memory and usage read them decompressed."""
@@ -205,7 +206,8 @@ def test_responses_stream_split_anywhere_and_json() -> None:
     assert plain.answer() == {"role": "assistant", "content": "Hi"}
 
 
-def sse(*events: dict[str, object]) -> bytes:
+def sse(*events: object) -> bytes:
+    """Any JSON values as SSE events: LiteLLM's, or odd ones."""
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
 
 
@@ -243,7 +245,9 @@ RESPONSES_STREAM_WITH_USAGE = sse(
         json.dumps({"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
     ],
 )
-def test_token_counts_of_json_answers_with_or_without_memory(api: str | None, body: str) -> None:
+def test_token_counts_of_json_answers_with_or_without_memory(
+    api: ApiKind | None, body: str
+) -> None:
     capture = read(api, JSON, body.encode())
     assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
 
@@ -252,7 +256,7 @@ def test_token_counts_of_json_answers_with_or_without_memory(api: str | None, bo
 @pytest.mark.parametrize(
     "stream", [OPENAI_STREAM_WITH_USAGE, ANTHROPIC_STREAM_WITH_USAGE, RESPONSES_STREAM_WITH_USAGE]
 )
-def test_token_counts_of_streams_split_anywhere(api: str | None, stream: bytes) -> None:
+def test_token_counts_of_streams_split_anywhere(api: ApiKind | None, stream: bytes) -> None:
     for cut in range(len(stream) + 1):
         capture = read(api, SSE, stream[:cut], stream[cut:])
         assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7), cut
@@ -347,7 +351,7 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     with_text=st.booleans(),
 )
 def test_any_stream_cut_anyhow_gives_its_text_and_counts(
-    api: str,
+    api: ApiKind,
     words: list[str],
     prompt: int,
     completion: int,
@@ -400,7 +404,7 @@ def test_anthropic_streamed_tool_use_is_assembled() -> None:
 
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 4}
-ODD_ANSWERS = [
+ODD_ANSWERS: list[tuple[ApiKind, dict[str, Any]]] = [
     ("openai", {"choices": {"0": {}}}),
     ("openai", {"choices": ["not a choice"]}),
     ("openai", {"choices": [{"message": {"content": 5, "tool_calls": [{"id": ["x"]}]}}]}),
@@ -416,7 +420,7 @@ ODD_ANSWERS = [
         {"output": [{"type": "message", "content": [{"type": "output_text", "text": 2}]}]},
     ),
 ]
-ODD_EVENTS = [
+ODD_EVENTS: list[tuple[ApiKind, dict[str, Any]]] = [
     ("openai", {"choices": {"a": 1}}),
     ("openai", {"choices": ["x", {"delta": "text"}, {"delta": {"content": ["x"]}}]}),
     ("openai", {"choices": [{"delta": {"tool_calls": [{"index": {"a": 1}}, 3]}}]}),
@@ -431,14 +435,17 @@ ODD_EVENTS = [
 
 
 @pytest.mark.parametrize(("api", "answer"), ODD_ANSWERS)
-def test_odd_json_answers_give_no_message_but_their_usage(api: str, answer: object) -> None:
+def test_odd_json_answers_give_no_message_but_their_usage(
+    api: ApiKind, answer: dict[str, Any]
+) -> None:
     capture = read(api, JSON, json.dumps({**answer, "usage": USAGE}).encode())
-    assert capture.answer() is None or well_formed(capture.answer())
+    message = capture.answer()
+    assert message is None or well_formed(message)
     assert capture.usage == TokenUsage(3, 4)
 
 
 @pytest.mark.parametrize(("api", "event"), ODD_EVENTS)
-def test_odd_stream_events_are_skipped(api: str, event: object) -> None:
+def test_odd_stream_events_are_skipped(api: ApiKind, event: object) -> None:
     capture = read(api, SSE, sse(event, {"choices": [], "usage": USAGE}))
     answer = capture.answer()
     assert answer is None or well_formed(answer)
@@ -503,7 +510,7 @@ odd_events = st.fixed_dictionaries(
     answer=json_values,
 )
 def test_no_answer_shape_makes_the_capture_raise(
-    api: str | None, events: list[object], answer: object
+    api: ApiKind | None, events: list[object], answer: object
 ) -> None:
     """Whatever LiteLLM sends, the capture reads what it can and stores nothing odd."""
     for headers, body in ((SSE, sse(*events)), (JSON, json.dumps(answer).encode())):

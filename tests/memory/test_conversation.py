@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings
+from memory_proxy.records.messages import Message
+from memory_proxy.stores.in_memory import InMemoryStore
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, RedisServer, serve, wait_until
 
@@ -153,18 +156,19 @@ def test_an_invalid_user_header_on_the_session_api_is_a_400_not_a_store_failure(
     assert "x-memory-user-id must be" in answer.json()["error"]["message"]
 
 
-class BrokenStore:
-    async def load(self, *args: object) -> list[dict[str, str]]:
+class BrokenStore(InMemoryStore):
+    """A store that is down: every read and write fails."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_seconds=60)
+
+    async def load(self, user_id: str, session_id: str) -> list[Message]:
         raise ConnectionError("store is down")
 
-    async def append(self, *args: object, **kwargs: object) -> None:
+    async def append(
+        self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
+    ) -> None:
         raise ConnectionError("store is down")
-
-    async def purge_expired(self) -> int:
-        return 0
-
-    async def aclose(self) -> None:
-        pass
 
 
 def test_a_failing_store_never_fails_the_llm_call(
@@ -245,7 +249,11 @@ def test_responses_api_remembers_too(
                 headers=ALICE,
             )
             assert response.status_code == 200
-            wait_until(lambda n=stored_after: stored_count(proxy, "alice", "conv-1") == n)
+
+            def stored(count: int = stored_after) -> bool:
+                return stored_count(proxy, "alice", "conv-1") == count
+
+            wait_until(stored)
     second = json.loads(upstream.requests[1].body)["input"]
     assert [item["content"] for item in second] == [
         "My name is Alice",
@@ -281,7 +289,7 @@ def test_a_full_history_client_whose_past_differs_gets_no_history_added(
     with run_proxy(url) as proxy:
         chat(proxy, "first", ALICE)
         wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
-        own = {
+        own: dict[str, Any] = {
             "model": "m",
             "messages": [
                 {"role": "system", "content": "be brief"},

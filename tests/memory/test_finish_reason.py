@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 
 from memory_proxy.memory.capture import USAGE_TAIL_BYTES, AnswerCapture
 from memory_proxy.memory.finish_reason import reason_in
+from memory_proxy.records.messages import ApiKind
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
-APIS = ["openai", "anthropic", "responses", None]
+APIS: list[ApiKind | None] = ["openai", "anthropic", "responses", None]
 
 
-def read(api: str | None, headers: list[tuple[bytes, bytes]], *chunks: bytes) -> AnswerCapture:
+def read(api: ApiKind | None, headers: list[tuple[bytes, bytes]], *chunks: bytes) -> AnswerCapture:
     capture = AnswerCapture(api)
     capture.start(200, headers)
     for chunk in chunks:
@@ -26,7 +27,7 @@ def read(api: str | None, headers: list[tuple[bytes, bytes]], *chunks: bytes) ->
     return capture
 
 
-def sse(*events: dict[str, object]) -> bytes:
+def sse(*events: object) -> bytes:
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
 
 
@@ -86,7 +87,7 @@ ANSWERS = [
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize(("body", "headers", "reason"), ANSWERS)
 def test_the_reason_of_every_format_split_anywhere(
-    api: str | None, body: bytes, headers: list[tuple[bytes, bytes]], reason: str
+    api: ApiKind | None, body: bytes, headers: list[tuple[bytes, bytes]], reason: str
 ) -> None:
     for cut in range(0, len(body) + 1, 7):
         assert read(api, headers, body[:cut], body[cut:]).finish_reason == reason, cut
@@ -123,7 +124,7 @@ def test_the_reason_of_a_long_answer_kept_by_its_tail() -> None:
     api=st.sampled_from(APIS),
 )
 def test_any_stream_cut_anyhow_gives_its_reason(
-    maker: object, reason: str, text: str, cuts: list[int], api: str | None
+    maker: object, reason: str, text: str, cuts: list[int], api: ApiKind | None
 ) -> None:
     assert callable(maker)
     body: bytes = maker(reason, text)

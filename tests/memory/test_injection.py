@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from memory_proxy.memory.injection import ContextLimits, prepare, trim
+from memory_proxy.records.messages import ApiKind, Message, ToolCall
 
 LIMITS = ContextLimits(max_messages=20, max_tokens=10_000)
-HISTORY = [
+HISTORY: list[Message] = [
     {"role": "user", "content": "My name is Alice"},
     {"role": "assistant", "content": "Hello Alice"},
 ]
 
 
 def test_openai_history_goes_between_system_prompt_and_new_messages() -> None:
-    body = {
+    body: dict[str, Any] = {
         "model": "m",
         "messages": [
             {"role": "system", "content": "be brief"},
@@ -56,7 +59,7 @@ def test_content_parts_compare_as_text() -> None:
 
 
 def test_anthropic_history_alternates_and_opens_with_the_user() -> None:
-    history = [
+    history: list[Message] = [
         {"role": "assistant", "content": "orphan answer"},
         {"role": "user", "content": "a"},
         {"role": "user", "content": "b"},
@@ -80,14 +83,14 @@ def test_anthropic_history_alternates_and_opens_with_the_user() -> None:
 
 
 def test_trim_keeps_the_newest_within_message_and_token_budgets() -> None:
-    history = [{"role": "user", "content": str(i) * 40} for i in range(10)]
+    history: list[Message] = [{"role": "user", "content": str(i) * 40} for i in range(10)]
     assert [m["content"][0] for m in trim(history, ContextLimits(3, 10_000))] == ["7", "8", "9"]
     # each message costs 40 // 4 + 4 = 14 tokens
     assert len(trim(history, ContextLimits(20, 30))) == 2
 
 
 def test_trim_never_opens_on_a_tool_result_without_its_call() -> None:
-    history = [
+    history: list[Message] = [
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": "", "tool_calls": [{**CALL, "id": "1"}]},
         {"role": "tool", "content": "sunny", "tool_call_id": "1"},
@@ -132,7 +135,7 @@ def test_responses_items_with_the_full_history_and_chained_requests_are_left_alo
     assert prepare("responses", chained, HISTORY, LIMITS) is None
 
 
-CALL = {
+CALL: ToolCall = {
     "id": "toolu_1",
     "type": "function",
     "function": {"name": "grep", "arguments": '{"q": "x"}'},
@@ -160,7 +163,7 @@ def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
         {"role": "assistant", "content": "looking", "tool_calls": [CALL]},
         {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
     ]
-    history = [*stored.new_turns, {"role": "assistant", "content": "x is in a.py"}]
+    history: list[Message] = [*stored.new_turns, {"role": "assistant", "content": "x is in a.py"}]
     later = prepare(
         "anthropic", {"messages": [{"role": "user", "content": "and y?"}]}, history, LIMITS
     )
@@ -185,7 +188,7 @@ def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
 
 
 def test_calls_and_results_without_their_partner_are_left_out() -> None:
-    history = [
+    history: list[Message] = [
         {"role": "tool", "tool_call_id": "gone", "content": "orphan result"},
         {"role": "user", "content": "q1"},
         {"role": "assistant", "content": "", "tool_calls": [CALL]},  # never answered
@@ -209,7 +212,7 @@ def test_calls_and_results_without_their_partner_are_left_out() -> None:
 
 
 def test_openai_tool_history_goes_into_an_anthropic_request() -> None:
-    history = [
+    history: list[Message] = [
         {"role": "user", "content": "find x"},
         {"role": "assistant", "content": "", "tool_calls": [CALL]},
         {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
@@ -261,7 +264,7 @@ ODD_RESPONSES = [
     + [("responses", m) for m in ODD_RESPONSES],
 )
 def test_ill_formed_messages_are_passed_on_but_never_stored(
-    api: str, odd: dict[str, object]
+    api: ApiKind, odd: dict[str, object]
 ) -> None:
     key = "input" if api == "responses" else "messages"
     body = {key: [odd, {"role": "user", "content": "next"}]}
@@ -274,8 +277,11 @@ def test_ill_formed_messages_are_passed_on_but_never_stored(
 
 
 def test_ill_formed_stored_messages_are_never_injected() -> None:
-    poisoned = [{"role": 1, "content": "x"}, {"role": None, "content": "y"}, *HISTORY]
-    for api in ("openai", "anthropic", "responses"):
+    # A store written before messages were checked: what it returns is not what it claims.
+    ill_formed = [{"role": 1, "content": "x"}, {"role": None, "content": "y"}]
+    poisoned = [*cast("list[Message]", ill_formed), *HISTORY]
+    apis: tuple[ApiKind, ...] = ("openai", "anthropic", "responses")
+    for api in apis:
         key = "input" if api == "responses" else "messages"
         prepared = prepare(api, {key: [{"role": "user", "content": "q"}]}, poisoned, LIMITS)
         assert prepared is not None
@@ -287,7 +293,7 @@ def test_ill_formed_stored_messages_are_never_injected() -> None:
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
-def test_a_client_carrying_its_own_differing_history_gets_none_injected(api: str) -> None:
+def test_a_client_carrying_its_own_differing_history_gets_none_injected(api: ApiKind) -> None:
     """It trimmed, compacted, stripped reasoning or edited an answer: its history stands,
     and only its turns after its last answer are new."""
     key = "input" if api == "responses" else "messages"

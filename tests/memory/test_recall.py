@@ -11,6 +11,7 @@ from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
 from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.records.messages import ApiKind
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 
 DEPLOY = "User: how do we deploy the service?\nAssistant: with the deploy.sh script on the VM"
@@ -57,7 +58,7 @@ def recall(index: WordIndex, counts: Counts | None = None, **settings: Any) -> R
 def apply(
     recaller: Recall,
     body: dict[str, Any],
-    api: str = "openai",
+    api: ApiKind = "openai",
     session_id: str | None = "s1",
     user_id: str = "alice",
     project: str = "repo-1",

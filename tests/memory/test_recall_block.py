@@ -12,6 +12,7 @@ from memory_proxy.memory.recall_block import (
     recalled_block,
 )
 from memory_proxy.records.memory import MemoryRecord, Recalled
+from memory_proxy.records.messages import ApiKind
 
 BLOCK = "<recalled-memories>\n…\n</recalled-memories>"
 CACHED = {"type": "ephemeral"}
@@ -86,7 +87,7 @@ SYSTEM = {"role": "system", "content": "S"}
     ids=["openai-string", "openai-parts", "anthropic-blocks", "responses-text", "responses-items"],
 )
 def test_the_block_opens_the_user_turn_in_each_format(
-    api: str, body: dict[str, Any], expected: dict[str, Any]
+    api: ApiKind, body: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     original = copy.deepcopy(body)
     last = len(body.get("messages") or body.get("input") or "x") - 1

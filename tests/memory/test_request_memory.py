@@ -210,10 +210,11 @@ async def answered_but_still_open(scope: Scope, receive: Receive, send: Send) ->
     sse = [(b"content-type", b"text/event-stream")]
     await send({"type": "http.response.start", "status": 200, "headers": sse})
     output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text"}]}]
-    for event in (
+    events: tuple[dict[str, Any], ...] = (
         {"type": "response.output_text.delta", "delta": "Noted."},
         {"type": "response.completed", "response": {"id": "r1", "output": output}},
-    ):
+    )
+    for event in events:
         chunk = b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     while (await receive())["type"] != "http.disconnect":

@@ -72,8 +72,14 @@ class Index:
     def add(self, *records: MemoryRecord) -> None:
         self(lambda index: index.add(list(records)))
 
-    def texts(self, user: str, project: str | None, query: str, **options: object) -> list[str]:
-        hits = self(lambda index: index.search(user, project, query, limit=5, **options))  # type: ignore[arg-type]
+    def texts(
+        self, user: str, project: str | None, query: str, exclude_session: str | None = None
+    ) -> list[str]:
+        hits = self(
+            lambda index: index.search(
+                user, project, query, limit=5, exclude_session=exclude_session
+            )
+        )
         return [hit.record.text for hit in hits]
 
     def close(self) -> None:

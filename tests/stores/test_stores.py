@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import MemoryStore
 from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.stores.redis import RedisStore
@@ -54,8 +55,8 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Sc
         redis.kill()
 
 
-USER = {"role": "user", "content": "hi"}
-ANSWER = {"role": "assistant", "content": "hello"}
+USER: Message = {"role": "user", "content": "hi"}
+ANSWER: Message = {"role": "assistant", "content": "hello"}
 
 
 def test_append_then_load_in_order(run: Callable[[Scenario], None]) -> None:

@@ -163,9 +163,11 @@ def test_crash_loop_gives_up() -> None:
     async def scenario(world: World) -> None:
         task = asyncio.ensure_future(world.supervisor().run())
         for index in range(3):
-            await eventually(
-                lambda i=index: len(world.children) > i and world.ready_changes[-1:] == [True]
-            )
+
+            def started(child: int = index) -> bool:
+                return len(world.children) > child and world.ready_changes[-1:] == [True]
+
+            await eventually(started)
             world.children[index].exit(1)
         with pytest.raises(GaveUp, match="3 times in a row"):
             await task
