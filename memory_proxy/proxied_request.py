@@ -53,11 +53,13 @@ class ProxiedRequest:
 
     @property
     def path(self) -> str:
-        return self.scope["path"]  # type: ignore[no-any-return]
+        path: str = self.scope["path"]
+        return path
 
     @property
     def method(self) -> str:
-        return self.scope["method"]  # type: ignore[no-any-return]
+        method: str = self.scope["method"]
+        return method
 
 
 def incoming(scope: Scope) -> ProxiedRequest:
