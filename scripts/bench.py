@@ -33,7 +33,15 @@ import yaml
 
 from memory_proxy.config import MemorySettings
 from scripts.bench_load import Figures, stream_round, write_wrk_script, wrk_round
-from scripts.bench_memory import MemoryCase, memory_cases, memory_cost, probe_recall
+from scripts.bench_memory import (
+    MEMORIES,
+    MemoryCase,
+    degradations,
+    indexed_memories,
+    memory_cases,
+    memory_cost,
+    probe_recall,
+)
 from scripts.bench_nginx import nginx_binary, nginx_upstream
 from scripts.bench_processes import ROOT, cpu_seconds, free_port, process, rss_mb
 from scripts.bench_recall import latency
@@ -52,6 +60,7 @@ class Server:
     url: str
     pid: int
     script: Path
+    index: Path | None = None  # the SQLite file of a long-term index it adds to
 
 
 @dataclass(frozen=True)
@@ -96,9 +105,10 @@ def memory_proxy(
     questions = asyncio.run(case.seed(directory / f"{name}.sqlite3"))
     proxy = start_proxy(servers, config, upstream, case.workers)
     write_wrk_script(proxy.script, case.headers, questions, case.sessions)
-    if questions:
-        results.recalled_per_request = probe_recall(proxy.url, case.headers, questions[:PROBES])
-    return dataclasses.replace(proxy, name=case.name)
+    if not questions:
+        return dataclasses.replace(proxy, name=case.name)
+    results.recalled_per_request = probe_recall(proxy.url, case.headers, questions[:PROBES])
+    return dataclasses.replace(proxy, name=case.name, index=directory / f"{name}.sqlite3")
 
 
 def one_round(case: Case, seconds: int) -> Figures:
@@ -137,6 +147,10 @@ def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> N
         for case in rounds:
             wrk_round(case.server.url, 50, WARM_UP_SECONDS, case.server.script)
         results.post = interleaved(rounds, args.rounds, args.seconds)
+        for proxy in (*proxies, two):
+            results.degraded[proxy.name] = degradations(proxy.url)
+            if proxy.index:
+                results.index_growth = (MEMORIES, asyncio.run(indexed_memories(proxy.index)))
 
 
 def stream_cases(directory: Path, args: argparse.Namespace, results: Results) -> None:
@@ -198,8 +212,12 @@ def memory_in_process(directory: Path, results: Results) -> None:
 
 
 def recall_latency(directory: Path, args: argparse.Namespace, results: Results) -> None:
-    for size in [int(size) for size in args.recall_sizes.split(",") if size]:
-        row = asyncio.run(latency(directory, size, args.recall_searches))
+    """Search over each size spread over 200 projects, and over the whole path's index
+    (one project of one user: every search scores all of its memories)."""
+    sizes = [int(size) for size in args.recall_sizes.split(",") if size]
+    runs = [(size, 20, 10) for size in sizes] + ([(MEMORIES, 1, 1)] if sizes else [])
+    for size, users, projects in runs:
+        row = asyncio.run(latency(directory, size, args.recall_searches, users, projects))
         results.recall_latency.append(row)
 
 

@@ -24,9 +24,19 @@ from memory_proxy.stores import open_memory_index, open_store
 from memory_proxy.stores.base import MemoryStore
 from scripts.bench_load import CHAT_PATH, Figures, chat_body
 from scripts.bench_recall import add_in_batches, latency_corpus
+from scripts.recall_dataset import filler
 
 SESSIONS = 10_000
 MEMORIES = 10_000
+EVERYDAY_QUESTIONS = 2_000
+INDEX_USER, INDEX_PROJECT = "user0", "project0"  # latency_corpus's one scope
+# The proxy's counters of work that memory skipped or lost (absent: none).
+DEGRADATIONS = (
+    "memory_proxy_recall_timeouts_total",
+    "memory_proxy_memories_dropped_total",
+    "memory_proxy_memory_store_errors_total",
+    "memory_proxy_usage_records_dropped_total",
+)
 EXCHANGE = [
     {"role": "user", "content": "a question of a typical length " * 4},
     {"role": "assistant", "content": "an answer of a typical length " * 8},
@@ -80,7 +90,7 @@ def memory_cases() -> list[MemoryCase]:
             MemoryCase(
                 "whole memory path",
                 {"memory": sqlite, "recall": {"enabled": True, "backend": "local"}},
-                headers={"x-memory-user-id": "user0", "x-memory-project": "project0"},
+                headers={"x-memory-user-id": INDEX_USER, "x-memory-project": INDEX_PROJECT},
                 sessions=SESSIONS,
                 recall=True,
             )
@@ -102,16 +112,47 @@ async def seed_sessions(store: MemoryStore, user: str, sessions: int) -> None:
 
 
 async def seed_index(sqlite_path: Path, memories: int) -> list[str]:
-    """`memories` memories of `user0` in `project0` (scripts/bench_recall.py's latency
-    corpus: planted facts among filler); the facts' questions, which find them."""
-    facts, records = latency_corpus(memories, random.Random(memories), users=1, projects=1)
+    """`memories` memories of one user in one project (scripts/bench_recall.py's latency
+    corpus: planted facts among everyday exchanges). Returns the questions to ask: the
+    facts' own words first, then everyday questions like the corpus's, so that the
+    memories the requests add spread over the index as the seeded ones do."""
+    rng = random.Random(memories)
+    facts, records = latency_corpus(memories, rng, users=1, projects=1)
     index = open_memory_index(_sqlite(sqlite_path))
     assert index is not None
     try:
         await add_in_batches(index, records)
     finally:
         await index.aclose()
-    return [fact.own_words for fact in facts]
+    everyday = [_question_of(filler(rng)) for _ in range(EVERYDAY_QUESTIONS)]
+    return [fact.own_words for fact in facts] + list(dict.fromkeys(everyday))
+
+
+def _question_of(exchange: str) -> str:
+    return exchange.split("\n", 1)[0].removeprefix("User: ")
+
+
+async def indexed_memories(sqlite_path: Path) -> int:
+    """How many memories the whole path's index holds."""
+    index = open_memory_index(_sqlite(sqlite_path))
+    assert index is not None
+    try:
+        return sum(project.memory_count for project in await index.projects(INDEX_USER))
+    finally:
+        await index.aclose()
+
+
+def degradations(url: str) -> dict[str, float]:
+    """What memory skipped or lost during a case, by the proxy's own counters: a recall
+    past its time budget, memories or usage records dropped, store failures."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+        lines = answer.read().decode().splitlines()
+    counted = (line.partition(" ") for line in lines)
+    return {
+        name.removeprefix("memory_proxy_").removesuffix("_total"): float(value)
+        for name, _, value in counted
+        if name in DEGRADATIONS and float(value)
+    }
 
 
 def probe_recall(url: str, headers: dict[str, str], questions: list[str]) -> float:

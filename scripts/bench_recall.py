@@ -101,10 +101,14 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-async def latency(directory: Path, size: int, searches: int) -> dict[str, float]:
+async def latency(
+    directory: Path, size: int, searches: int, users: int = 20, projects: int = 10
+) -> dict[str, float]:
+    """Search and insert figures over `size` memories spread over `users` x `projects`
+    (one project of one user: every search scores all of them)."""
     rng = random.Random(size)
-    facts, records = latency_corpus(size, rng)
-    path = directory / f"latency-{size}.sqlite3"
+    facts, records = latency_corpus(size, rng, users, projects)
+    path = directory / f"latency-{size}-{users}x{projects}.sqlite3"
     index = SQLiteMemoryIndex(path)
     try:
         singles, bulk = records[:1000], records[1000:]
@@ -129,6 +133,7 @@ async def latency(directory: Path, size: int, searches: int) -> dict[str, float]
                 hits += len(found)
         return {
             "memories": size,
+            "projects": users * projects,
             "search p50 ms": statistics.median(samples),
             "search p99 ms": percentile(samples, 0.99),
             "search cpu ms": cpu * 1000 / len(samples),
@@ -157,13 +162,13 @@ def print_latency(rows: list[dict[str, float]]) -> None:
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"\nSearch (through the index thread) and insert throughput; load average {load}")
     print(
-        f"{'memories':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}{'search/s':>10}"
+        f"{'memories':>9}{'projects':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}{'search/s':>10}"
         f"{'add/s x1':>10}{'add/s x500':>11}{'file MB':>9}"
     )
     for row in rows:
         print(
-            f"{row['memories']:>9}{row['search p50 ms']:>9.2f}{row['search p99 ms']:>9.2f}"
-            f"{row['search cpu ms']:>9.2f}{row['searches/s']:>10.0f}"
+            f"{row['memories']:>9}{row['projects']:>9.0f}{row['search p50 ms']:>9.2f}"
+            f"{row['search p99 ms']:>9.2f}{row['search cpu ms']:>9.2f}{row['searches/s']:>10.0f}"
             f"{row['add records/s (1 per call)']:>10.0f}"
             f"{row['add records/s (500 per call)']:>11.0f}{row['file MB']:>9.1f}"
         )

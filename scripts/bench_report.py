@@ -26,7 +26,9 @@ SEARCH_P99_MAX_MS = 10.0
 class Results:
     post: Rounds = field(default_factory=dict)
     idle_rss_mb: dict[str, float] = field(default_factory=dict)
+    degraded: dict[str, dict[str, float]] = field(default_factory=dict)
     recalled_per_request: float | None = None
+    index_growth: tuple[int, int] | None = None  # memories before and after the rounds
     sse: dict[str, Figures] = field(default_factory=dict)
     litellm: Rounds = field(default_factory=dict)
     memory_in_process: dict[str, Figures] = field(default_factory=dict)
@@ -97,9 +99,16 @@ def report_posts(results: Results) -> None:
             print(line)
     if not recall_available():
         print(f"  {'whole memory path':<34} {RECALL_MISSING}")
-    elif results.recalled_per_request is not None:
-        recalled = results.recalled_per_request
-        print(f"  whole memory path: {recalled:.1f} memories recalled per request (probes)")
+    elif results.recalled_per_request is not None and results.index_growth:
+        before, after = results.index_growth
+        print(
+            f"  whole memory path: {results.recalled_per_request:.1f} memories recalled per "
+            f"request (probes); its index grew from {before:,} to {after:,} memories"
+        )
+    for name, counters in results.degraded.items():
+        if counters:
+            skipped = ", ".join(f"{counter} {value:,.0f}" for counter, value in counters.items())
+            print(f"  {name}: memory work skipped or lost: {skipped}")
     idle = ", ".join(f"{name} {mb:.0f} MB" for name, mb in results.idle_rss_mb.items())
     print(f"proxy resident memory after seeding, idle: {idle}")
 
@@ -141,6 +150,7 @@ def report_recall(results: Results) -> None:
         p50, p99 = row["search p50 ms"], row["search p99 ms"]
         met = p50 <= SEARCH_P50_MAX_MS and p99 <= SEARCH_P99_MAX_MS
         print(
-            f"  {row['memories']:,.0f} memories: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+            f"  {row['memories']:,.0f} memories in {row['projects']:.0f} project(s): "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms "
             + target(met, f"p50 ≤ {SEARCH_P50_MAX_MS:g} ms, p99 ≤ {SEARCH_P99_MAX_MS:g} ms")
         )
