@@ -180,6 +180,7 @@ def litellm_cpu(directory: Path, args: argparse.Namespace, results: Results) -> 
     """LiteLLM's CPU per request serving a mock_response model, when it is installed."""
     binary = ROOT / ".venv-litellm" / "bin" / "litellm"
     if not binary.exists():
+        print(f"LiteLLM: skipped, {binary} is missing (scripts/install-litellm)", file=sys.stderr)
         return
     config = directory / "litellm.yaml"
     mock = {"model": "openai/bench", "api_key": "none", "mock_response": "ok"}

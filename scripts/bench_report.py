@@ -35,10 +35,10 @@ class Results:
     recall_latency: list[dict[str, float]] = field(default_factory=list)
 
 
-def spread(values: list[float], digits: int = 2) -> str:
-    """The median and [min–max]."""
+def spread(values: list[float], digits: int = 2, sign: str = "") -> str:
+    """The median and [min–max]; `sign="+"` for differences."""
     low, middle, high = min(values), statistics.median(values), max(values)
-    return f"{middle:,.{digits}f} [{low:,.{digits}f}–{high:,.{digits}f}]"
+    return f"{middle:{sign},.{digits}f} [{low:{sign},.{digits}f} to {high:{sign},.{digits}f}]"
 
 
 def target(met: bool, text: str) -> str:
@@ -68,12 +68,12 @@ def report_posts(results: Results) -> None:
         f"upstream: {nginx_version()}, one worker, a fixed chat completion; load: wrk, "
         f"POST /v1/chat/completions; median [min–max] of {rounds} interleaved rounds"
     )
-    print(f"{'case':<36}{'req/s':>26}{'p50 ms':>20}{'p99 ms':>22}{'CPU ms/request':>22}")
+    print(f"{'case':<34}{'req/s':>28}{'p50 ms':>24}{'p99 ms':>28}{'CPU ms/request':>26}")
     for name, figures in results.post.items():
         column = {key: [round_[key] for round_ in figures] for key in figures[0]}
         print(
-            f"{name:<36}{spread(column['rps'], 0):>26}{spread(column['p50_ms']):>20}"
-            f"{spread(column['p99_ms']):>22}{spread(column['cpu_ms_per_request'], 3):>22}"
+            f"{name:<34}{spread(column['rps'], 0):>28}{spread(column['p50_ms']):>24}"
+            f"{spread(column['p99_ms']):>28}{spread(column['cpu_ms_per_request'], 3):>26}"
         )
     print("\nwhat the proxy adds over direct nginx, paired round by round:")
     for name in results.post:
@@ -86,7 +86,8 @@ def report_posts(results: Results) -> None:
             added_p99 = [v["p99_ms"] - d["p99_ms"] for v, d in zip(via, direct, strict=True)]
             met = statistics.median(added) <= ADDED_P50_MAX_MS
             print(
-                f"  {name:<34} p50 +{spread(added)} ms, p99 +{spread(added_p99)} ms "
+                f"  {name:<34} p50 {spread(added, sign='+')} ms, "
+                f"p99 {spread(added_p99, sign='+')} ms "
                 + target(met, f"p50 ≤ +{ADDED_P50_MAX_MS} ms")
             )
         else:
