@@ -24,6 +24,7 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
+from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.config import Settings
@@ -36,11 +37,12 @@ from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.pipeline import ProxyPipeline
-from memory_proxy.stores import open_store, open_usage_log
+from memory_proxy.stores import open_memory_index, open_store, open_usage_log
 
 logger = logging.getLogger("memory_proxy")
 
 SESSIONS_PATH = "/v1/sessions"
+LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/")  # paths with an id after them
 
 
 class MemoryProxy:
@@ -86,6 +88,7 @@ class MemoryProxy:
             if settings.usage.enabled
             else None
         )
+        self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
         self.rate_limiter = _rate_limiter(settings)
         self._proxy = ProxyPipeline(
             settings,
@@ -107,6 +110,7 @@ class MemoryProxy:
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
+                *MemoriesAPI(self.memory_index, settings).routes(),
             ]
         )
         self._local_paths = frozenset(
@@ -116,7 +120,7 @@ class MemoryProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path in self._local_paths or path.startswith(SESSIONS_PATH + "/"):
+            if path in self._local_paths or path.startswith(LOCAL_PREFIXES):
                 await self._local(scope, receive, send)
             else:
                 await self._proxy(scope, receive, send)
@@ -137,7 +141,7 @@ class MemoryProxy:
                 stack.callback(self.metrics.process_stopped)
                 stack.push_async_callback(self._upstream.aclose)
                 stack.push_async_callback(self.monitor.aclose)
-                for part in (self.rate_limiter, self.usage, self.memory):
+                for part in (self.rate_limiter, self.usage, self.memory, self.memory_index):
                     if part is not None:
                         stack.push_async_callback(part.aclose)
                 if self.memory is not None:

@@ -1,5 +1,6 @@
 """`memory-proxy`: the proxy alone, in front of a LiteLLM that runs elsewhere;
-`memory-proxy usage`: the usage totals as a table."""
+`memory-proxy usage`: the usage totals as a table; `memory-proxy memories`: long-term
+memories (cli_memories.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from uvicorn.supervisors import Multiprocess
 from memory_proxy.accounting.metrics import MULTIPROCESS_DIRECTORY
 from memory_proxy.accounting.usage import GROUPS, parse_since, summarize
 from memory_proxy.app import MemoryProxy
-from memory_proxy.config import LOG_FORMATS, ConfigError, Settings, load_settings
-from memory_proxy.identity.auth import startup_problem
+from memory_proxy.cli_memories import memories
+from memory_proxy.cli_settings import load_or_exit
+from memory_proxy.config import LOG_FORMATS, Settings
 from memory_proxy.logging_setup import configure_logging
 from memory_proxy.stores import open_usage_log
 from memory_proxy.stores.base import StoreUnavailable
@@ -38,30 +40,6 @@ config_option = click.option(
 log_format_option = click.option(
     "--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON."
 )
-
-
-def load_or_exit(
-    config: Path,
-    overrides: dict[str, Any] | None = None,
-    *,
-    serving: bool = True,
-    warn: bool = True,
-) -> Settings:
-    """Settings, or an error naming the key and file and exit status 2; for serving, also
-    refuses settings that would expose LiteLLM's key to the network. Unknown keys are
-    warned about here, before anything serves."""
-    try:
-        settings = load_settings(config, overrides=overrides)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
-    for warning in settings.warnings if warn else ():
-        click.echo(f"warning: {warning}", err=True)
-    problem = startup_problem(settings) if serving else None
-    if problem:
-        click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2)
-    return settings
 
 
 # Workers are separate processes: each rebuilds its settings from what the CLI was given.
@@ -174,6 +152,9 @@ def main(
     with tempfile.TemporaryDirectory(prefix="memory-proxy-metrics-") as metrics_directory:
         os.environ[MULTIPROCESS_DIRECTORY] = metrics_directory
         Multiprocess(worker_config, sockets=[worker_config.bind_socket()]).run()
+
+
+main.add_command(memories)
 
 
 @main.command()

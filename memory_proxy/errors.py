@@ -32,7 +32,7 @@ def is_anthropic_path(path: str) -> bool:
     return path.startswith(("/v1/messages", "/anthropic/"))
 
 
-def error_body(path: str, status: int, message: str, code: str | None = None) -> bytes:
+def error_body(path: str, status: int, message: str) -> bytes:
     openai_type, anthropic_type = _ERROR_TYPES.get(status, ("api_error", "api_error"))
     if is_anthropic_path(path):
         payload: dict[str, object] = {
@@ -40,7 +40,7 @@ def error_body(path: str, status: int, message: str, code: str | None = None) ->
             "error": {"type": anthropic_type, "message": message},
         }
     else:
-        payload = {"error": {"message": message, "type": openai_type, "code": code or str(status)}}
+        payload = {"error": {"message": message, "type": openai_type, "code": str(status)}}
     return json.dumps(payload).encode()
 
 
@@ -49,12 +49,11 @@ def error_response(
     status: int,
     message: str,
     *,
-    code: str | None = None,
     retry_after: int | None = None,
 ) -> Response:
     headers = {"retry-after": str(retry_after)} if retry_after is not None else None
     return Response(
-        error_body(path, status, message, code),
+        error_body(path, status, message),
         status_code=status,
         headers=headers,
         media_type="application/json",

@@ -59,3 +59,12 @@ class ProjectInfo:
     project: str
     memory_count: int
     last_used: float
+
+    def describe(self) -> dict[str, Any]:
+        """As `GET /v1/projects` shows it; the general memory's project is null."""
+        return {
+            "project": self.project or None,
+            "user_id": self.user_id,
+            "memory_count": self.memory_count,
+            "last_used": self.last_used,
+        }

@@ -1,12 +1,20 @@
 """The neutral message shape every store keeps, whatever API format the client spoke:
 OpenAI-shaped `{"role", "content"}` with text content, plus tool calls. Imported by every
-layer, so it imports nothing of ours."""
+layer, so it imports nothing of ours.
+
+Only well-formed messages are stored or injected: a client's odd message (a role of `1`,
+a text block whose text is null) is passed on to LiteLLM as sent, but never remembered,
+so it cannot poison every later request of its session.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 Message = dict[str, Any]
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_OPTIONAL_TEXT_FIELDS = ("tool_call_id", "name")
 
 
 def text_of(content: Any) -> str:
@@ -22,6 +30,56 @@ def text_of(content: Any) -> str:
             if isinstance(part, dict) and isinstance(text := part.get("text"), str)
         )
     return ""
+
+
+def stored_text(content: Any) -> str | None:
+    """The text memory keeps of a content; None when the content is neither a string nor
+    a list of proper blocks (objects with a string type and, if they have one, a string
+    text): the message is then not remembered."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(map(_proper_block, content)):
+        return text_of(content)
+    return None
+
+
+def _proper_block(block: Any) -> bool:
+    return (
+        isinstance(block, dict)
+        and isinstance(block.get("type"), str)
+        and isinstance(block.get("text", ""), str)
+    )
+
+
+def well_formed(message: Message) -> bool:
+    """A known role, text content, well-formed tool calls and string ids: safe to store
+    and to put back into any later request."""
+    role = message.get("role")
+    if not (isinstance(role, str) and role in ROLES and isinstance(message.get("content"), str)):
+        return False
+    if len(message) == 2:  # the usual {"role", "content"}; a tool result must name its call
+        return role != "tool"
+    for key in _OPTIONAL_TEXT_FIELDS:
+        if key in message and not isinstance(message[key], str):
+            return False
+    if role == "tool" and "tool_call_id" not in message:
+        return False
+    calls = message.get("tool_calls")
+    return calls is None or (isinstance(calls, list) and all(map(well_formed_tool_call, calls)))
+
+
+def well_formed_tool_call(call: Any) -> bool:
+    """`{"id": str, "type": "function", "function": {"name": str, "arguments": str}}`."""
+    if not isinstance(call, dict) or not isinstance(call.get("id"), str):
+        return False
+    if call.get("type", "function") != "function":
+        return False
+    function = call.get("function")
+    return (
+        isinstance(function, dict)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments"), str)
+    )
 
 
 def mark_partial(message: Message, partial: bool) -> Message:

@@ -128,9 +128,7 @@ class ProxyPipeline:
         except Refusal as refusal:
             await self._refuse(request, refusal, receive, send)
             return
-        outgoing, turn = await self._prepare(request)
-        if outgoing is not request.payload:
-            request.body = orjson.dumps(outgoing)
+        turn = await self._prepare(request)
         api = CHAT_APIS.get(request.path) if turn else None
         records_usage = self._records_usage(request)
         capture = AnswerCapture(api) if turn or records_usage else None
@@ -187,9 +185,26 @@ class ProxyPipeline:
                 headers=request.limit_headers,
             )
 
-    async def _prepare(self, request: ProxiedRequest) -> tuple[Any, Turn | None]:
-        """The payload to send (asking for a stream's token counts, with memory injected)
-        and the memory turn it opened; the payload itself when nothing changes."""
+    async def _prepare(self, request: ProxiedRequest) -> Turn | None:
+        """The body LiteLLM gets (asking for a stream's token counts, with memory
+        injected) and the memory turn it opened.
+
+        The failure boundary for bodies: whatever memory or usage cannot understand or
+        re-encode (nested deeper than orjson writes, say) goes to LiteLLM as the client
+        sent it, counted and logged, and LiteLLM answers.
+        """
+        try:
+            outgoing, turn = await self._rewritten(request)
+            if outgoing is not request.payload:
+                request.body = orjson.dumps(outgoing)
+        except Exception as exc:
+            self.metrics.malformed_bodies.inc()
+            log_failure(logger, "request body not rewritten; forwarded as sent", exc)
+            return None
+        return turn
+
+    async def _rewritten(self, request: ProxiedRequest) -> tuple[Any, Turn | None]:
+        """The payload to send and the memory turn; the payload itself when nothing changes."""
         payload = outgoing = request.payload
         decision = request.decision
         assert decision is not None

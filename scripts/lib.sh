@@ -9,12 +9,13 @@ LITELLM_VENV="$ROOT/.venv-litellm"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-# install_once VENV STAMP SOURCE PIP_ARGS...: (re)build VENV with `pip install PIP_ARGS`
-# unless it was built, under the name STAMP, from this exact SOURCE file.
+# install_once VENV STAMP "SOURCES" PIP_ARGS...: (re)build VENV with `pip install PIP_ARGS`
+# unless it was built, under the name STAMP, from these exact SOURCES (files, space-separated).
 install_once() {
-    local venv="$1" stamp="$1/.built-$2" source="$3"; shift 3
+    local venv="$1" stamp="$1/.built-$2" sources="$3"; shift 3
     local digest
-    digest="$(sha256sum < "$source")"
+    # shellcheck disable=SC2086  # SOURCES is a list of paths without spaces
+    digest="$(cat $sources | sha256sum)"
     if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
         return
     fi
@@ -26,12 +27,15 @@ install_once() {
 
 ensure_dev_venv() {
     say "Checking .venv (the memory proxy and its test tools)"
-    install_once "$DEV_VENV" dev "$ROOT/pyproject.toml" -e "$ROOT[dev]"
+    local lock="$ROOT/scripts/requirements-dev.txt"
+    install_once "$DEV_VENV" dev "$ROOT/pyproject.toml $lock $ROOT/scripts/requirements.txt" \
+        -r "$lock" -e "$ROOT[dev]"
 }
 
 ensure_runtime_venv() {
     say "Checking .venv (the memory proxy)"
-    install_once "$DEV_VENV" runtime "$ROOT/pyproject.toml" -e "$ROOT"
+    local lock="$ROOT/scripts/requirements.txt"
+    install_once "$DEV_VENV" runtime "$ROOT/pyproject.toml $lock" -r "$lock" -e "$ROOT"
 }
 
 ensure_litellm_venv() {

@@ -144,9 +144,9 @@ class FakeUpstream:
         path = scope["path"]
         try:
             request = json.loads(body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             request = None
-        if request is None and scope["method"] == "POST" and path.endswith(LLM_PATHS):
+        if not isinstance(request, dict) and scope["method"] == "POST" and path.endswith(LLM_PATHS):
             await _send_json(send, 400, {"error": {"message": "invalid JSON body"}})
         elif path == "/stream":
             await self._stream(scope, send)
@@ -220,7 +220,8 @@ class FakeUpstream:
         ]
         stop = {"index": 0, "delta": {}, "finish_reason": "stop"}
         events.append((None, {**base, "choices": [stop]}))
-        if (request.get("stream_options") or {}).get("include_usage"):
+        options = request.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
             usage = {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}
             events.append((None, {**base, "choices": [], "usage": usage}))
         events.append((None, "[DONE]"))

@@ -95,7 +95,9 @@ class Metrics:
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )
         self.malformed_bodies = Counter(
-            "memory_proxy_malformed_bodies", "JSON requests that did not parse.", registry=r
+            "memory_proxy_malformed_bodies",
+            "JSON requests that did not parse, or that memory or usage could not rewrite.",
+            registry=r,
         )
         self.litellm_restarts = Counter(
             "memory_proxy_litellm_restarts", "LiteLLM restarts by the supervisor.", registry=r

@@ -89,7 +89,6 @@ class ForwardResult:
     outcome: Outcome
     upstream_seconds: float = 0.0  # until response headers arrived
     first_byte_seconds: float | None = None
-    body_bytes: int = 0
     head_sent: bool = False  # the answer's status and headers went to the client
 
 
@@ -247,7 +246,6 @@ class Forwarder:
                 watch.activity()
                 if result.first_byte_seconds is None:
                     result.first_byte_seconds = time.perf_counter() - started
-                result.body_bytes += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if observer is not None:
                     observer.feed(chunk)

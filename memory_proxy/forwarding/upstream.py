@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 import aiohttp
@@ -153,14 +153,12 @@ class UpstreamMonitor:
         base_url: str,
         *,
         ready: bool = True,
-        on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self._client = client
         self._base_url = base_url
         self._ready = asyncio.Event()
         self._probe_task: asyncio.Task[None] | None = None
         self._closed = False
-        self._on_change = on_change
         if ready:
             self._ready.set()
 
@@ -172,15 +170,11 @@ class UpstreamMonitor:
         if not self._ready.is_set():
             logger.info("LiteLLM is ready at %s", self._base_url)
             self._ready.set()
-            if self._on_change:
-                self._on_change(True)
 
     def mark_down(self, reason: str) -> None:
         if self._ready.is_set():
             logger.warning("LiteLLM unavailable at %s: %s", self._base_url, reason)
             self._ready.clear()
-            if self._on_change:
-                self._on_change(False)
         if not self._closed and (self._probe_task is None or self._probe_task.done()):
             self._probe_task = asyncio.get_running_loop().create_task(self._probe_until_ready())
 

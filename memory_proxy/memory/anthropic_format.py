@@ -13,31 +13,35 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memory_proxy.messages import Message, text_of
+from memory_proxy.messages import Message, stored_text
 
 Block = dict[str, Any]
 
 
 def from_anthropic(message: dict[str, Any]) -> list[Message]:
     """One Anthropic message as neutral messages: tool results first, as Anthropic orders
-    them, then the text."""
-    role = message.get("role", "user")
+    them, then the text. Nothing for a message with another role, or whose content is
+    neither text nor a list of blocks; a tool call or result with odd fields comes out
+    ill-formed, for the caller to leave out."""
+    role = message.get("role")
     content = message.get("content")
+    text = stored_text(content)
+    if role not in ("user", "assistant") or text is None:  # a tuple: any JSON compares
+        return []
     if not isinstance(content, list):
-        return [{"role": role, "content": text_of(content)}]
-    blocks = [block for block in content if isinstance(block, dict)]
-    text = "".join(block.get("text", "") for block in blocks if block.get("type") == "text")
+        return [{"role": role, "content": text}]
+    text = "".join(block.get("text", "") for block in content if block["type"] == "text")
     if role == "assistant":
-        calls = [_tool_call(block) for block in blocks if block.get("type") == "tool_use"]
+        calls = [_tool_call(block) for block in content if block["type"] == "tool_use"]
         return [{"role": "assistant", "content": text, **({"tool_calls": calls} if calls else {})}]
     neutral: list[Message] = [
         {
             "role": "tool",
-            "tool_call_id": block.get("tool_use_id", ""),
-            "content": text_of(block.get("content")),
+            "tool_call_id": block.get("tool_use_id"),
+            "content": stored_text(block.get("content", "")),
         }
-        for block in blocks
-        if block.get("type") == "tool_result"
+        for block in content
+        if block["type"] == "tool_result"
     ]
     if text or not neutral:
         neutral.append({"role": role, "content": text})
@@ -71,12 +75,15 @@ def to_anthropic(history: list[Message], answered_next: set[str]) -> list[dict[s
 
 
 def _tool_call(block: Block) -> dict[str, Any]:
+    """Its input, an object, as JSON text; an input of another kind leaves the call
+    without arguments (ill-formed)."""
+    arguments = block.get("input", {})
     return {
-        "id": block.get("id", ""),
+        "id": block.get("id"),
         "type": "function",
         "function": {
-            "name": block.get("name", ""),
-            "arguments": json.dumps(block.get("input") or {}),
+            "name": block.get("name"),
+            "arguments": json.dumps(arguments) if isinstance(arguments, dict) else None,
         },
     }
 
@@ -103,7 +110,7 @@ def _tool_use(call: dict[str, Any]) -> Block:
     function = call.get("function") or {}
     try:
         arguments = json.loads(function.get("arguments") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a client's text: any string, nested anyhow
         arguments = {}
     return {
         "type": "tool_use",

@@ -9,6 +9,10 @@ Responses format (`response.output_text.delta`). Token counts are read from the 
 rest: a large answer that memory does not need is never parsed whole. A gzipped answer
 (LiteLLM gzips whole JSON answers of 500 bytes or more for clients that accept it) is read
 through a decompressor, bounded like the rest; the client still gets the bytes as sent.
+
+The answer comes from LiteLLM, after its bytes went to the client: any shape is read
+without raising (what is not understood is skipped, and a message that is not well-formed
+is not remembered), so the request always ends with its usage record.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from typing import Any
 
 import orjson
 
+from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.anthropic_format import from_anthropic
+from memory_proxy.messages import Message, well_formed
 
 logger = logging.getLogger("memory_proxy.capture")
 
@@ -67,7 +73,7 @@ def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
         if key is not None:
             try:
                 value, _ = _DECODER.raw_decode(data[key.end() :].decode("utf-8", "replace"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
             return value if isinstance(value, dict) else None
         end = start
@@ -114,7 +120,11 @@ class AnswerCapture:
             return
         self._buffer += chunk
         if self._mode == "sse":
-            self._parse_events()
+            try:
+                self._parse_events()
+            except Exception as exc:
+                self._give_up(exc)
+                return
         elif self._api is None:
             del self._buffer[:-USAGE_TAIL_BYTES]
         if len(self._buffer) > MAX_CAPTURED_BYTES:
@@ -150,20 +160,30 @@ class AnswerCapture:
         """The answer ended (or was cut short): read what a JSON answer says."""
         if self._mode != "json" or not self._buffer:
             return
-        if usage := last_usage(self._buffer):
-            self.usage.update(usage)
-        if self._api is not None:
-            self._parse_json()
+        try:
+            if usage := last_usage(self._buffer):
+                self.usage.update(usage)
+            if self._api is not None:
+                self._parse_json()
+        except Exception as exc:
+            self._give_up(exc)
         self._buffer.clear()
 
-    def answer(self) -> dict[str, Any] | None:
-        """The assistant message (neutral shape), or None when nothing was captured."""
+    def _give_up(self, exc: Exception) -> None:
+        """A shape the reading below did not foresee: read no more of this answer."""
+        log_failure(logger, "answer not understood; not captured", exc)
+        self._mode = None
+        self._buffer.clear()
+
+    def answer(self) -> Message | None:
+        """The assistant message (neutral shape), or None when nothing well-formed was
+        captured."""
         if self._mode is None or (not self._text and not self._tool_calls):
             return None
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(self._text)}
+        message: Message = {"role": "assistant", "content": "".join(self._text)}
         if self._tool_calls:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
-        return message
+        return message if well_formed(message) else None
 
     def _parse_json(self) -> None:
         try:
@@ -173,22 +193,23 @@ class AnswerCapture:
         if not isinstance(body, dict):
             return
         if self._api == "responses":
-            for item in body.get("output") or []:
+            for item in map(_object, _array(body.get("output"))):
                 if item.get("type") == "message":
+                    parts = map(_object, _array(item.get("content")))
                     self._text += [
-                        part.get("text", "")
-                        for part in item.get("content") or []
+                        _string(part.get("text"))
+                        for part in parts
                         if part.get("type") == "output_text"
                     ]
         else:
             if self._api == "openai":
-                choices = body.get("choices") or [{}]
-                message = choices[0].get("message") or {}
+                choices = _array(body.get("choices"))
+                message = _object(_object(choices[0]).get("message")) if choices else {}
             else:
                 content = body.get("content") or []
-                (message,) = from_anthropic({"role": "assistant", "content": content})
-            self._text = [message.get("content") or ""]
-            self._tool_calls = dict(enumerate(message.get("tool_calls") or []))
+                message = next(iter(from_anthropic({"role": "assistant", "content": content})), {})
+            self._text = [_string(message.get("content"))]
+            self._tool_calls = dict(enumerate(_array(message.get("tool_calls"))))
         self.complete = True
 
     def _parse_events(self) -> None:
@@ -215,47 +236,65 @@ class AnswerCapture:
         if not isinstance(event, dict):
             return
         if self._api == "openai":
-            for choice in event.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    self._text.append(delta["content"])
-                for call in delta.get("tool_calls") or []:
+            for choice in map(_object, _array(event.get("choices"))):
+                delta = _object(choice.get("delta"))
+                if text := _string(delta.get("content")):
+                    self._text.append(text)
+                for call in map(_object, _array(delta.get("tool_calls"))):
                     self._merge_tool_call(call)
                 if choice.get("finish_reason"):
                     self.complete = True
         elif event.get("type") == "response.output_text.delta":
-            self._text.append(event.get("delta", ""))
+            self._text.append(_string(event.get("delta")))
         elif event.get("type") == "response.completed":
             self.complete = True
         elif event.get("type") == "content_block_start":
-            block = event.get("content_block") or {}
+            block = _object(event.get("content_block"))
             if block.get("type") == "tool_use":
-                self._tool_calls[event.get("index", 0)] = {
-                    "id": block.get("id", ""),
+                self._tool_calls[_index(event.get("index"))] = {
+                    "id": block.get("id"),  # checked with the whole answer
                     "type": "function",
-                    "function": {"name": block.get("name", ""), "arguments": ""},
+                    "function": {"name": block.get("name"), "arguments": ""},
                 }
         elif event.get("type") == "content_block_delta":
-            delta = event.get("delta") or {}
+            delta = _object(event.get("delta"))
             if delta.get("type") == "text_delta":
-                self._text.append(delta.get("text", ""))
+                self._text.append(_string(delta.get("text")))
             elif delta.get("type") == "input_json_delta":
-                call = self._tool_calls.get(event.get("index", 0))
-                if call is not None:
-                    call["function"]["arguments"] += delta.get("partial_json", "")
+                started = self._tool_calls.get(_index(event.get("index")))
+                if started is not None:
+                    started["function"]["arguments"] += _string(delta.get("partial_json"))
         elif event.get("type") == "message_stop":
             self.complete = True
 
     def _merge_tool_call(self, call: dict[str, Any]) -> None:
         """OpenAI streams a tool call as fragments sharing an index."""
         entry = self._tool_calls.setdefault(
-            call.get("index", 0), {"type": "function", "function": {"name": "", "arguments": ""}}
+            _index(call.get("index")),
+            {"type": "function", "function": {"name": "", "arguments": ""}},
         )
         if call.get("id"):
             entry["id"] = call["id"]
-        function = call.get("function") or {}
-        entry["function"]["name"] += function.get("name") or ""
-        entry["function"]["arguments"] += function.get("arguments") or ""
+        function = _object(call.get("function"))
+        entry["function"]["name"] += _string(function.get("name"))
+        entry["function"]["arguments"] += _string(function.get("arguments"))
+
+
+# The answer's parts, as the reading above expects them; anything else reads as empty.
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _index(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _as_cost(header: bytes | None) -> float | None:

@@ -2,8 +2,10 @@
 
 History goes between the client's system prompt and its messages, trimmed from the
 oldest to the message and token budgets, never starting with a tool result whose call was
-trimmed away. A client that re-sends the whole conversation itself (IDEs do) gets nothing
-injected; only its new turns are stored.
+trimmed away. A request that carries a conversation of its own (any assistant turn: IDEs
+and agents re-send it all) gets nothing injected, even when its past differs from the
+stored one; only its new turns are stored. Only well-formed messages are stored and
+injected (messages.well_formed); the client's own messages are passed on as sent.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
-from memory_proxy.messages import Message, text_of
+from memory_proxy.messages import Message, stored_text, well_formed
 
 # Request path -> the API format spoken there.
 CHAT_APIS = {
@@ -21,7 +23,7 @@ CHAT_APIS = {
     "/v1/messages": "anthropic",
     "/v1/responses": "responses",
 }
-_SYSTEM_ROLES = frozenset({"system", "developer"})
+_SYSTEM_ROLES = ("system", "developer")  # a tuple: a role may be any JSON, even unhashable
 _OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
 
 
@@ -52,13 +54,11 @@ def prepare(
         while leading < len(messages) and messages[leading].get("role") in _SYSTEM_ROLES:
             leading += 1
         system, conversation = messages[:leading], messages[leading:]
-        neutral = [_from_openai(m) for m in conversation]
     else:
         system, conversation = [], messages
-        neutral = [turn for message in conversation for turn in from_anthropic(message)]
-
-    if history and _starts_with(neutral, history):
-        return Prepared(body, 0, neutral[len(history) :])
+    neutral = _neutral(api, conversation)
+    if (new_turns := _new_turns_without_history(api, conversation, neutral, history)) is not None:
+        return Prepared(body, 0, new_turns)
     kept = trim(history, limits)
     if api == "anthropic":
         injected_messages = to_anthropic(kept, tool_results_in(neutral))
@@ -82,13 +82,9 @@ def _prepare_responses(
         items = [{"role": "user", "content": items}]
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return None
-    neutral = [
-        {"role": item["role"], "content": text_of(item.get("content"))}
-        for item in items
-        if item.get("role") in ("user", "assistant", "system", "developer")
-    ]
-    if history and _starts_with(neutral, history):
-        return Prepared(body, 0, neutral[len(history) :])
+    neutral = _neutral("responses", items)
+    if (new_turns := _new_turns_without_history("responses", items, neutral, history)) is not None:
+        return Prepared(body, 0, new_turns)
     kept = [
         {"role": m["role"], "content": m["content"]}
         for m in trim(history, limits)
@@ -99,11 +95,44 @@ def _prepare_responses(
     return Prepared({**body, "input": [*kept, *items]}, len(kept), neutral)
 
 
+def _neutral(api: str, messages: list[dict[str, Any]]) -> list[Message]:
+    """The client's messages in the neutral shape, the ill-formed left out. Responses
+    items without a known role (function calls, reasoning) are not remembered."""
+    if api == "openai":
+        converted = [_from_openai(message) for message in messages]
+    elif api == "anthropic":
+        converted = [turn for message in messages for turn in from_anthropic(message)]
+    else:
+        converted = [
+            {"role": i.get("role"), "content": stored_text(i.get("content"))} for i in messages
+        ]
+    return [message for message in converted if well_formed(message)]
+
+
+def _new_turns_without_history(
+    api: str, conversation: list[dict[str, Any]], neutral: list[Message], history: list[Message]
+) -> list[Message] | None:
+    """The turns to store when the request gets no history: it re-sends the stored
+    conversation, or carries one of its own (any assistant turn) that differs from it
+    (trimmed, compacted, reasoning stripped, an answer edited) — then the turns after
+    its last answer are the new ones. None when history is to be injected."""
+    if _starts_with(neutral, history):
+        return neutral[len(history) :]
+    for index in range(len(conversation) - 1, -1, -1):
+        turn = conversation[index]
+        if turn.get("role") == "assistant" or turn.get("type") == "function_call":
+            return _neutral(api, conversation[index + 1 :])
+    return None
+
+
 def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
-    """The newest messages within both budgets, not opening on an orphaned tool result."""
+    """The newest well-formed messages within both budgets, not opening on an orphaned
+    tool result. (Stores written before messages were checked may hold ill-formed ones.)"""
     kept: list[Message] = []
     tokens = 0
     for message in reversed(history):
+        if not well_formed(message):
+            continue
         cost = approximate_tokens(message)
         if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
             break
@@ -128,15 +157,18 @@ def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
     if len(conversation) < len(history):
         return False
     return all(
-        sent["role"] == stored["role"] and sent["content"] == stored["content"]
+        sent["role"] == stored.get("role") and sent["content"] == stored.get("content")
         for sent, stored in zip(conversation, history, strict=False)
     )
 
 
 def _from_openai(message: dict[str, Any]) -> Message:
+    """Possibly ill-formed: the caller checks. An assistant's content may be null (it
+    only calls tools)."""
+    role, content = message.get("role"), message.get("content")
     neutral: Message = {
-        "role": message.get("role", "user"),
-        "content": text_of(message.get("content")),
+        "role": role,
+        "content": "" if content is None and role == "assistant" else stored_text(content),
     }
     neutral.update({key: message[key] for key in _OPENAI_FIELDS if key in message})
     return neutral

@@ -4,6 +4,7 @@ conversations; the same project under two users is two memories."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,3 +107,10 @@ class MemoryIndex(RecallBackend, Protocol):
     async def forget_project(self, user_id: str, project: str) -> int: ...
 
     async def projects(self, user_id: str) -> list[ProjectInfo]: ...
+
+    def export(
+        self, user_id: str | None, project: str | None, *, batch: int = 500
+    ) -> AsyncGenerator[list[MemoryRecord], None]:
+        """Every memory (of one user and/or one project when named, of everyone
+        otherwise), oldest first, in batches."""
+        ...

@@ -24,6 +24,7 @@ stays in the SQL, so even a token collision could not leak a memory.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,25 @@ class SQLiteMemoryIndex:
             return [ProjectInfo(user_id, project, count, last) for project, count, last in rows]
 
         return await self._file.run(work)
+
+    async def export(
+        self, user_id: str | None, project: str | None, *, batch: int = 500
+    ) -> AsyncGenerator[list[MemoryRecord], None]:
+        """Oldest first, in batches, from one statement: it reads one snapshot of the
+        file (WAL), so memories a running proxy adds meanwhile are neither half-read nor
+        read twice, as paging with offsets would."""
+        cursor = await self._file.run(
+            lambda: self._db.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM memories "
+                "WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR project = ?2) ORDER BY seq",
+                (user_id, project),
+            )
+        )
+        try:
+            while rows := await self._file.run(lambda: cursor.fetchmany(batch)):
+                yield [_record(row) for row in rows]
+        finally:
+            await self._file.run(cursor.close)
 
     async def aclose(self) -> None:
         await self._file.aclose()

@@ -14,6 +14,7 @@ from memory_proxy.memory.capture import (
     TokenUsage,
     last_usage,
 )
+from memory_proxy.messages import well_formed
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
@@ -396,3 +397,128 @@ def test_anthropic_streamed_tool_use_is_assembled() -> None:
                 }
             ],
         }
+
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 4}
+ODD_ANSWERS = [
+    ("openai", {"choices": {"0": {}}}),
+    ("openai", {"choices": ["not a choice"]}),
+    ("openai", {"choices": [{"message": {"content": 5, "tool_calls": [{"id": ["x"]}]}}]}),
+    ("openai", {"choices": [{"message": "text"}]}),
+    ("anthropic", {"content": [{"type": "text", "text": None}]}),
+    ("anthropic", {"content": {"type": "text"}}),
+    ("anthropic", {"content": [{"type": "tool_use", "id": 1, "input": []}]}),
+    ("responses", {"output": {"type": "message"}}),
+    ("responses", {"output": ["item"]}),
+    ("responses", {"output": [{"type": "message", "content": [{"type": "output_text"}, 1]}]}),
+    (
+        "responses",
+        {"output": [{"type": "message", "content": [{"type": "output_text", "text": 2}]}]},
+    ),
+]
+ODD_EVENTS = [
+    ("openai", {"choices": {"a": 1}}),
+    ("openai", {"choices": ["x", {"delta": "text"}, {"delta": {"content": ["x"]}}]}),
+    ("openai", {"choices": [{"delta": {"tool_calls": [{"index": {"a": 1}}, 3]}}]}),
+    ("openai", {"choices": [{"delta": {"tool_calls": [{"function": {"name": 1}}]}}]}),
+    ("responses", {"type": "response.output_text.delta", "delta": None}),
+    ("anthropic", {"type": "content_block_start", "index": [0], "content_block": {}}),
+    ("anthropic", {"type": "content_block_start", "content_block": {"type": "tool_use", "id": 1}}),
+    ("anthropic", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": 1}}),
+    ("anthropic", {"type": "content_block_delta", "delta": {"type": "input_json_delta"}}),
+    ("anthropic", {"type": "content_block_delta", "delta": "text"}),
+]
+
+
+@pytest.mark.parametrize(("api", "answer"), ODD_ANSWERS)
+def test_odd_json_answers_give_no_message_but_their_usage(api: str, answer: object) -> None:
+    capture = read(api, JSON, json.dumps({**answer, "usage": USAGE}).encode())
+    assert capture.answer() is None or well_formed(capture.answer())
+    assert capture.usage == TokenUsage(3, 4)
+
+
+@pytest.mark.parametrize(("api", "event"), ODD_EVENTS)
+def test_odd_stream_events_are_skipped(api: str, event: object) -> None:
+    capture = read(api, SSE, sse(event, {"choices": [], "usage": USAGE}))
+    answer = capture.answer()
+    assert answer is None or well_formed(answer)
+    assert capture.usage == TokenUsage(3, 4)
+
+
+def test_a_usage_nested_too_deep_to_decode_is_no_usage() -> None:
+    deep = b'{"usage": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    assert read(None, JSON, deep).usage == TokenUsage()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+event_types = st.sampled_from(
+    [
+        "content_block_start",
+        "content_block_delta",
+        "response.output_text.delta",
+        "response.completed",
+        "message_stop",
+    ]
+)
+odd_events = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": event_types | json_values,
+        "index": st.integers(0, 2) | json_values,
+        "choices": st.lists(
+            st.fixed_dictionaries({}, optional={"delta": json_values, "finish_reason": json_values})
+        )
+        | json_values,
+        "delta": st.fixed_dictionaries(
+            {},
+            optional={
+                "type": st.sampled_from(["text_delta", "input_json_delta"]) | json_values,
+                "text": json_values,
+                "partial_json": json_values,
+                "content": json_values,
+                "tool_calls": json_values,
+            },
+        )
+        | json_values,
+        "content_block": st.fixed_dictionaries(
+            {"type": st.just("tool_use") | json_values},
+            optional={"id": json_values, "name": json_values},
+        )
+        | json_values,
+        "usage": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    api=st.sampled_from(["openai", "anthropic", "responses", None]),
+    events=st.lists(odd_events | json_values, max_size=6),
+    answer=json_values,
+)
+def test_no_answer_shape_makes_the_capture_raise(
+    api: str | None, events: list[object], answer: object
+) -> None:
+    """Whatever LiteLLM sends, the capture reads what it can and stores nothing odd."""
+    for headers, body in ((SSE, sse(*events)), (JSON, json.dumps(answer).encode())):
+        capture = read(api, headers, body)
+        message = capture.answer()
+        assert message is None or well_formed(message)
+
+
+def test_a_reading_that_fails_stops_the_capture_not_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unforeseen(self: AnswerCapture, data: bytes) -> None:
+        raise KeyError("a shape nobody foresaw")
+
+    monkeypatch.setattr(AnswerCapture, "_on_data", unforeseen)
+    monkeypatch.setattr(AnswerCapture, "_parse_json", lambda self: unforeseen(self, b""))
+    assert read("openai", SSE, openai_stream(["a", "b"])).answer() is None
+    assert read("openai", JSON, json.dumps({"choices": []}).encode()).answer() is None

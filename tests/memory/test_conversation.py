@@ -131,6 +131,7 @@ def test_session_api_lists_reads_deletes_and_404s_in_the_clients_shape(
         deleted = httpx.delete(f"{proxy}/v1/sessions/conv-1", headers=ALICE)
         missing = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE)
         bad_page = httpx.get(f"{proxy}/v1/sessions", params={"limit": "many"})
+        far_page = httpx.get(f"{proxy}/v1/sessions", params={"offset": "9" * 20})
     (entry,) = listed["data"]
     assert entry["id"] == "conv-1" and entry["user_id"] == "alice"
     assert entry["message_count"] == 2
@@ -140,6 +141,16 @@ def test_session_api_lists_reads_deletes_and_404s_in_the_clients_shape(
     assert missing.status_code == 404
     assert "no session" in missing.json()["error"]["message"]
     assert bad_page.status_code == 400
+    assert far_page.status_code == 400  # not a 503 from SQLite's integer overflow
+
+
+def test_an_invalid_user_header_on_the_session_api_is_a_400_not_a_store_failure(
+    run_proxy: ProxyFactory,
+) -> None:
+    with run_proxy("http://127.0.0.1:9") as proxy:
+        answer = httpx.get(f"{proxy}/v1/sessions/conv-1", headers={"x-memory-user-id": "a b"})
+    assert answer.status_code == 400
+    assert "x-memory-user-id must be" in answer.json()["error"]["message"]
 
 
 class BrokenStore:
@@ -240,4 +251,52 @@ def test_responses_api_remembers_too(
         "My name is Alice",
         upstream.reply_text,
         "What's my name?",
+    ]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/responses"])
+def test_ill_formed_messages_never_poison_the_session(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory, path: str
+) -> None:
+    upstream, url = fake_upstream
+    key = "input" if path == "/v1/responses" else "messages"
+    odd = [{"role": 1, "content": "one"}, {"role": None, "content": "null"}]
+    with run_proxy(url) as proxy:
+        first = {"model": "m", key: [*odd, {"role": "user", "content": "hi"}]}
+        assert httpx.post(f"{proxy}{path}", json=first, headers=ALICE).status_code == 200
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") > 0)  # one append
+        session = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE).json()
+        second = {"model": "m", key: [{"role": "user", "content": "again"}]}
+        assert httpx.post(f"{proxy}{path}", json=second, headers=ALICE).status_code == 200
+    assert json.loads(upstream.requests[0].body)[key] == first[key]  # passed on as sent
+    assert [m["role"] for m in session["messages"]] == ["user", "assistant"]
+    injected = json.loads(upstream.requests[1].body)[key]
+    assert [m["content"] for m in injected] == ["hi", upstream.reply_text, "again"]
+
+
+def test_a_full_history_client_whose_past_differs_gets_no_history_added(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    upstream, url = fake_upstream
+    with run_proxy(url) as proxy:
+        chat(proxy, "first", ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        own = {
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "an answer the client edited"},
+                {"role": "user", "content": "second"},
+            ],
+        }
+        httpx.post(f"{proxy}/v1/chat/completions", json=own, headers=ALICE)
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") > 2)  # its one append
+        stored = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE).json()["messages"]
+    assert sent_messages(upstream, 1) == [m["content"] for m in own["messages"]]
+    assert [m["content"] for m in stored] == [
+        "first",
+        upstream.reply_text,
+        "second",
+        upstream.reply_text,
     ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from memory_proxy.memory.injection import ContextLimits, prepare, trim
 
 LIMITS = ContextLimits(max_messages=20, max_tokens=10_000)
@@ -87,7 +89,7 @@ def test_trim_keeps_the_newest_within_message_and_token_budgets() -> None:
 def test_trim_never_opens_on_a_tool_result_without_its_call() -> None:
     history = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]},
+        {"role": "assistant", "content": "", "tool_calls": [{**CALL, "id": "1"}]},
         {"role": "tool", "content": "sunny", "tool_call_id": "1"},
         {"role": "assistant", "content": "It is sunny"},
     ]
@@ -219,3 +221,94 @@ def test_openai_tool_history_goes_into_an_anthropic_request() -> None:
     assert prepared is not None
     assert prepared.body["messages"][1] == {"role": "assistant", "content": [TOOL_USE]}
     assert prepared.body["messages"][2] == {"role": "user", "content": [TOOL_RESULT]}
+
+
+ODD_OPENAI = [
+    {"role": {"not": "a role"}, "content": "x"},  # unhashable: it crashed the system split
+    {"role": 1, "content": "x"},
+    {"role": None, "content": "x"},
+    {"role": "user", "content": [{"type": "text", "text": None}]},
+    {"role": "user", "content": 5},
+    {"role": "user", "content": ["not a block"]},
+    {"role": "assistant", "content": "x", "tool_calls": [{"id": 1}]},
+    {"role": "assistant", "content": "x", "tool_calls": "not a list"},
+    {"role": "tool", "content": "result"},  # answers no call
+    {"role": "tool", "content": "result", "tool_call_id": ["1"]},
+]
+ODD_ANTHROPIC = [
+    {"role": 1, "content": "x"},
+    {"role": "system", "content": "x"},
+    {"role": "user", "content": [{"type": "text", "text": None}]},
+    {"role": "user", "content": [{"type": {"a": 1}, "text": "x"}]},
+    {"role": "user", "content": {"type": "text", "text": "x"}},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": {"a": 1}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": 7}]},
+    {"role": "assistant", "content": [{"type": "tool_use", "id": ["t"], "name": "f"}]},
+    {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "input": [1]}]},
+]
+ODD_RESPONSES = [
+    {"role": {"a": 1}, "content": "x"},
+    {"role": "user", "content": [{"type": "input_text", "text": None}]},
+    {"role": "user", "content": None},
+    {"type": "function_call", "call_id": {"a": 1}},
+]
+
+
+@pytest.mark.parametrize(
+    ("api", "odd"),
+    [("openai", m) for m in ODD_OPENAI]
+    + [("anthropic", m) for m in ODD_ANTHROPIC]
+    + [("responses", m) for m in ODD_RESPONSES],
+)
+def test_ill_formed_messages_are_passed_on_but_never_stored(
+    api: str, odd: dict[str, object]
+) -> None:
+    key = "input" if api == "responses" else "messages"
+    body = {key: [odd, {"role": "user", "content": "next"}]}
+    prepared = prepare(api, body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.new_turns == [{"role": "user", "content": "next"}]
+    assert prepared.body[key][-2:] == body[key]  # the client's own messages, as sent
+    carries_history = odd.get("role") == "assistant" or odd.get("type") == "function_call"
+    assert prepared.injected == (0 if carries_history else 2)  # else history still comes
+
+
+def test_ill_formed_stored_messages_are_never_injected() -> None:
+    poisoned = [{"role": 1, "content": "x"}, {"role": None, "content": "y"}, *HISTORY]
+    for api in ("openai", "anthropic", "responses"):
+        key = "input" if api == "responses" else "messages"
+        prepared = prepare(api, {key: [{"role": "user", "content": "q"}]}, poisoned, LIMITS)
+        assert prepared is not None
+        assert [m["content"] for m in prepared.body[key]] == [
+            "My name is Alice",
+            "Hello Alice",
+            "q",
+        ]
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
+def test_a_client_carrying_its_own_differing_history_gets_none_injected(api: str) -> None:
+    """It trimmed, compacted, stripped reasoning or edited an answer: its history stands,
+    and only its turns after its last answer are new."""
+    key = "input" if api == "responses" else "messages"
+    own = [
+        {"role": "user", "content": "My name is Alice"},
+        {"role": "assistant", "content": "Hello Alice (edited)"},
+        {"role": "user", "content": "What's my name?"},
+    ]
+    body = {key: own}
+    prepared = prepare(api, body, HISTORY, LIMITS)
+    assert prepared is not None
+    assert prepared.injected == 0
+    assert prepared.body is body
+    assert prepared.new_turns == [own[2]]
+
+
+def test_a_responses_function_call_is_history_the_client_carries() -> None:
+    items = [
+        {"role": "user", "content": "list files"},
+        {"type": "function_call", "call_id": "c1", "name": "ls", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "a.py"},
+    ]
+    prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
+    assert prepared is not None and prepared.injected == 0

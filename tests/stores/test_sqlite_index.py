@@ -299,3 +299,41 @@ def test_any_query_text_is_safe_and_stays_with_its_user(tmp_path: Path) -> None:
         search_anything()
     finally:
         opened.close()
+
+
+def exported(index: Index, user: str | None, project: str | None, batch: int = 2) -> list[str]:
+    async def collect(i: SQLiteMemoryIndex) -> list[str]:
+        return [r.text async for rs in i.export(user, project, batch=batch) for r in rs]
+
+    return index(collect)
+
+
+def test_export_is_oldest_first_in_batches_for_one_user_or_everyone(index: Index) -> None:
+    index.add(memory("a-shop", at=3), memory("b-shop", user="bob", at=1))
+    index.add(memory("a-blog", project="blog", at=2), memory("a-general", project="", at=4))
+    assert exported(index, None, None) == ["a-shop", "b-shop", "a-blog", "a-general"]
+    assert exported(index, "alice", None, batch=1) == ["a-shop", "a-blog", "a-general"]
+    assert exported(index, None, "shop") == ["a-shop", "b-shop"]
+    assert exported(index, "alice", GENERAL_PROJECT) == ["a-general"]
+    assert exported(index, "carol", None) == []
+
+
+def test_export_reads_one_snapshot_while_another_connection_writes(tmp_path: Path) -> None:
+    """`memory-proxy memories export` may run beside a proxy that keeps adding memories."""
+    reader, writer = Index(tmp_path / "m.sqlite3"), Index(tmp_path / "m.sqlite3")
+    try:
+        reader.add(*(memory(f"old {n}", at=n) for n in range(4)))
+
+        async def export_while_writing(i: SQLiteMemoryIndex) -> list[str]:
+            texts: list[str] = []
+            async for batch in i.export(None, None, batch=2):
+                if not texts:
+                    await asyncio.to_thread(writer.add, memory("new", at=0))
+                texts += [r.text for r in batch]
+            return texts
+
+        assert reader(export_while_writing) == [f"old {n}" for n in range(4)]
+        assert "new" in exported(reader, None, None)
+    finally:
+        reader.close()
+        writer.close()

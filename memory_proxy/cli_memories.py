@@ -1,0 +1,301 @@
+"""`memory-proxy memories …`: long-term memories searched, listed, forgotten, exported and
+imported offline, straight from the configured local index (the SQLite file), beside a
+running proxy or without one.
+
+Every command but `export` and `import` acts on one user: `--user`, else the config's
+default user id (what a request that names nobody gets). `--project ''` is the user's
+general memory; no `--project`, every project. `export` writes JSON Lines, one
+`MemoryRecord.describe()` object a line; `import` reads them back. A memory's id is derived
+from its user, project and text, so identical content is stored once however often it is
+imported, and a line whose id does not match its content (edited by hand) is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from memory_proxy.cli_settings import load_or_exit
+from memory_proxy.config import Settings
+from memory_proxy.identity.client_detection import VALID_ID
+from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.stores import open_memory_index
+from memory_proxy.stores.base import MemoryIndex
+
+T = TypeVar("T")
+IMPORT_BATCH = 500
+SHOWN_CHARS = 400  # of a memory's text in the plain listing (--json shows it whole)
+SHOWN_ERRORS = 5
+
+
+def _checked_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A user or project id as the proxy accepts them; '' for the general memory."""
+    general_allowed = param.name == "project"
+    if value is None or (general_allowed and value == GENERAL_PROJECT) or VALID_ID.match(value):
+        return value
+    raise click.BadParameter("expected 1-128 letters, digits or . _ : @ + -")
+
+
+user_option = click.option(
+    "--user", callback=_checked_id, help="The user id.  [default: the config's default user]"
+)
+project_option = click.option(
+    "--project",
+    callback=_checked_id,
+    help="A project id; '' the general memory; none: every project.",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per memory per line, as export writes."
+)
+limit_option = click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+
+
+@click.group()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The config.yaml naming the store (default: the one given to memory-proxy).",
+)
+@click.pass_context
+def memories(ctx: click.Context, config: Path | None) -> None:
+    """Long-term memories in the local index: search, list, forget, export, import."""
+    ctx.obj = load_or_exit(config or ctx.obj, serving=False)
+
+
+@memories.command()
+@click.argument("query")
+@user_option
+@project_option
+@limit_option
+@json_option
+@click.pass_obj
+def search(
+    settings: Settings,
+    query: str,
+    user: str | None,
+    project: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The user's memories that best match QUERY, best first."""
+    user_id = user or settings.user_id_mappings.default_user_id
+    hits = _with_index(settings, lambda index: index.search(user_id, project, query, limit=limit))
+    _show([(hit.record, hit.score) for hit in hits], as_json, f"no memories of {user_id!r} match")
+
+
+@memories.command(name="list")
+@user_option
+@project_option
+@limit_option
+@json_option
+@click.pass_obj
+def list_memories(
+    settings: Settings, user: str | None, project: str | None, limit: int, as_json: bool
+) -> None:
+    """The user's memories, newest first."""
+    user_id = user or settings.user_id_mappings.default_user_id
+    records = _with_index(settings, lambda index: index.list_memories(user_id, project, limit, 0))
+    _show([(record, None) for record in records], as_json, f"no memories of {user_id!r}")
+
+
+@memories.command()
+@click.argument("memory_id", required=False)
+@project_option
+@user_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def forget(
+    settings: Settings, memory_id: str | None, project: str | None, user: str | None, yes: bool
+) -> None:
+    """Forget one memory (MEMORY_ID) or a whole project (--project) of the user."""
+    if (memory_id is None) == (project is None):
+        raise click.UsageError("give either a MEMORY_ID or --project")
+    user_id = user or settings.user_id_mappings.default_user_id
+    if memory_id is not None:
+        _forget_memory(settings, user_id, memory_id, yes)
+    else:
+        assert project is not None
+        _forget_project(settings, user_id, project, yes)
+
+
+def _forget_memory(settings: Settings, user_id: str, memory_id: str, yes: bool) -> None:
+    record = _with_index(settings, lambda index: index.get(user_id, memory_id))
+    if record is None:
+        raise click.ClickException(f"no memory {memory_id!r} for user {user_id!r}")
+    _confirm(f"Forget this memory of {user_id!r}?\n{_indented(record.text)}\n", yes)
+    _with_index(settings, lambda index: index.delete(user_id, memory_id))
+    click.echo(f"forgot memory {memory_id}")
+
+
+def _forget_project(settings: Settings, user_id: str, project: str, yes: bool) -> None:
+    name = f"project {project!r}" if project else "the general memory"
+    projects = _with_index(settings, lambda index: index.projects(user_id))
+    count = sum(info.memory_count for info in projects if info.project == project)
+    if not count:
+        raise click.ClickException(f"no memories in {name} for user {user_id!r}")
+    _confirm(f"Forget {_memories(count)} in {name} of {user_id!r}?", yes)
+    forgotten = _with_index(settings, lambda index: index.forget_project(user_id, project))
+    click.echo(f"forgot {_memories(forgotten)} in {name}")
+
+
+@memories.command()
+@user_option
+@project_option
+@click.pass_obj
+def export(settings: Settings, user: str | None, project: str | None) -> None:
+    """Write memories to standard output as JSON Lines, oldest first: every user's unless
+    --user is given."""
+
+    async def work(index: MemoryIndex) -> int:
+        written = 0
+        async with contextlib.aclosing(index.export(user, project)) as batches:
+            async for batch in batches:
+                click.echo("".join(_json_line(record.describe()) for record in batch), nl=False)
+                written += len(batch)
+        return written
+
+    count = _with_index(settings, work)
+    click.echo(f"exported {_memories(count)}", err=True)
+
+
+@memories.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_memories(settings: Settings, file: Path) -> None:
+    """Add the memories of FILE (JSON Lines, as export writes them). All or nothing: a
+    file with any invalid line imports nothing. Memories already stored are kept."""
+    with file.open(encoding="utf-8") as lines:
+        errors = [(n, problem) for n, problem in _parsed(lines) if isinstance(problem, str)]
+    if errors:
+        shown = [f"{file}:{n}: {problem}" for n, problem in errors[:SHOWN_ERRORS]]
+        more = [f"… and {len(errors) - SHOWN_ERRORS} more"] if len(errors) > SHOWN_ERRORS else []
+        raise click.ClickException("\n".join([*shown, *more, "nothing was imported"]))
+
+    async def work(index: MemoryIndex) -> int:
+        read = 0
+        with file.open(encoding="utf-8") as lines:
+            records = (record for _, record in _parsed(lines) if isinstance(record, MemoryRecord))
+            for batch in _batches(records, IMPORT_BATCH):
+                await index.add(batch)
+                read += len(batch)
+        return read
+
+    count = _with_index(settings, work)
+    click.echo(f"imported {_memories(count)} from {file} (those already stored are kept)")
+
+
+def _with_index(settings: Settings, work: Callable[[MemoryIndex], Awaitable[T]]) -> T:
+    """`work` on the configured local index, opened for it and closed after."""
+    if settings.memory.store == "memory":
+        raise click.ClickException(
+            "memory.store is 'memory': its memories live inside the running proxy; "
+            "use GET /v1/memories"
+        )
+
+    async def run() -> T:
+        index = open_memory_index(settings.memory)
+        if index is None:
+            raise click.ClickException(
+                f"memory.store is {settings.memory.store}: long-term memories need a local "
+                "index (memory.store: sqlite)"
+            )
+        try:
+            return await work(index)
+        finally:
+            await index.aclose()
+
+    try:
+        return asyncio.run(run())
+    except click.ClickException:
+        raise
+    except Exception as exc:  # an unreadable file, a full disk
+        raise click.ClickException(f"the memory index failed: {exc}") from None
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(question, abort=True, err=True)
+
+
+def _memories(count: int) -> str:
+    return f"{count} memory" if count == 1 else f"{count} memories"
+
+
+def _show(found: list[tuple[MemoryRecord, float | None]], as_json: bool, nothing: str) -> None:
+    if as_json:
+        click.echo("".join(_json_line(record.describe(score)) for record, score in found), nl=False)
+        return
+    if not found:
+        click.echo(nothing)
+    for record, score in found:
+        when = datetime.fromtimestamp(record.created_at).isoformat(" ", "minutes")
+        fields = [record.id, when, record.project or "(general)", record.client]
+        if score is not None:
+            fields.append(f"score {score:.2f}")
+        click.echo("  ".join(fields) + "\n" + _indented(record.text))
+
+
+def _indented(text: str) -> str:
+    shown = text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+    return "\n".join("    " + line for line in shown.splitlines())
+
+
+def _json_line(described: dict[str, Any]) -> str:
+    return orjson.dumps(described).decode() + "\n"
+
+
+def _parsed(lines: Iterable[str]) -> Iterator[tuple[int, MemoryRecord | str]]:
+    """Each non-blank line's record, or what is wrong with it, with its line number."""
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                yield number, record_from_json(orjson.loads(line))
+            except ValueError as exc:  # orjson's errors included
+                yield number, str(exc)
+
+
+def record_from_json(item: Any) -> MemoryRecord:
+    """A memory from one exported object; ValueError says what is wrong with it."""
+    if not isinstance(item, dict):
+        raise ValueError("expected a JSON object")
+    user_id, project, text = item.get("user_id"), item.get("project") or "", item.get("text")
+    if not isinstance(user_id, str) or not VALID_ID.match(user_id):
+        raise ValueError("user_id: expected a user id")
+    if not isinstance(project, str) or (project and not VALID_ID.match(project)):
+        raise ValueError("project: expected a project id or null")
+    if not isinstance(text, str) or not text:
+        raise ValueError("text: expected some text")
+    created_at = item.get("created_at")
+    if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+        raise ValueError("created_at: expected epoch seconds")
+    for optional in ("session_id", "model"):
+        if not isinstance(item.get(optional), str | None):
+            raise ValueError(f"{optional}: expected a string or null")
+    client = item.get("client", "import")
+    if not isinstance(client, str):
+        raise ValueError("client: expected a string")
+    derived = memory_id(user_id, project, text)
+    if item.get("id", derived) != derived:
+        raise ValueError("id: does not match the memory's user, project and text (leave it out)")
+    session_id, model = item.get("session_id"), item.get("model")
+    return MemoryRecord(
+        derived, user_id, project, session_id, client, model, float(created_at), text
+    )
+
+
+def _batches(records: Iterable[MemoryRecord], size: int) -> Iterator[list[MemoryRecord]]:
+    batch: list[MemoryRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

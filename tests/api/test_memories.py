@@ -1,0 +1,327 @@
+"""The memories API through a real proxy: listing, search, one memory, forgetting a project,
+projects; who may see whose memories; errors in the clients' shape; no index, a failing one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, cast
+
+import anthropic
+import httpx
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+
+from memory_proxy.api.memories import MemoriesAPI
+from memory_proxy.config import ClientKey, MemorySettings, Settings
+from memory_proxy.memory_record import MemoryRecord, memory_id
+from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from tests.conftest import ProxyFactory
+from tests.support import RedisServer, serve
+
+NO_LITELLM = "http://127.0.0.1:9"  # the memories API never calls it
+MEMORY_FILE = Path("data/memory.sqlite3")  # the default store, in each test's own directory
+ALICE = {"x-memory-user-id": "alice"}
+BOB = {"x-memory-user-id": "bob"}
+PORT = "User: which port does staging use?\nAssistant: The staging database runs on port 5433."
+DEPLOY = "User: how do we deploy?\nAssistant: Merge to main; the pipeline deploys staging."
+LUNCH = "User: lunch?\nAssistant: Pizza on Friday."
+
+
+def memory(
+    text: str, *, user: str = "alice", project: str = "shop", at: float = 1.0
+) -> MemoryRecord:
+    return MemoryRecord(
+        memory_id(user, project, text), user, project, "s1", "claude-cli", "m", at, text
+    )
+
+
+def remember(*records: MemoryRecord) -> None:
+    """Straight into the proxy's file, as another worker of the proxy would."""
+
+    async def add() -> None:
+        index = SQLiteMemoryIndex(MEMORY_FILE)
+        try:
+            await index.add(list(records))
+        finally:
+            await index.aclose()
+
+    asyncio.run(add())
+
+
+def texts(answer: httpx.Response) -> list[str]:
+    assert answer.status_code == 200, answer.text
+    return [item["text"] for item in answer.json()["data"]]
+
+
+def get(proxy: str, path: str, headers: dict[str, str] = ALICE, **params: str) -> httpx.Response:
+    return httpx.get(proxy + path, params=params, headers=headers)
+
+
+def delete(proxy: str, path: str, headers: dict[str, str] = ALICE, **params: str) -> httpx.Response:
+    return httpx.delete(proxy + path, params=params, headers=headers)
+
+
+def openai_error(answer: httpx.Response, status: int) -> str:
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert error["code"] == str(status)
+    message: str = error["message"]
+    return message
+
+
+SHOP = [memory(f"shop fact {n}", at=n) for n in (1, 2, 3)]
+GENERAL = memory("general fact", project="", at=4)
+BLOG = memory("blog fact", project="blog", at=5)
+BOBS = memory("bob's shop fact", user="bob", at=6)
+
+
+def test_listing_is_newest_first_paged_and_narrowed_by_project(run_proxy: ProxyFactory) -> None:
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(*SHOP, GENERAL, BLOG, BOBS)
+        everything = get(proxy, "/v1/memories")
+        first_two = get(proxy, "/v1/memories", limit="2")
+        last = get(proxy, "/v1/memories", limit="2", offset="4")
+        shop = get(proxy, "/v1/memories", project="shop")
+        general = get(proxy, "/v1/memories", project="")
+        capped = get(proxy, "/v1/memories", limit="100000")
+    assert texts(everything) == ["blog fact", "general fact"] + [
+        f"shop fact {n}" for n in (3, 2, 1)
+    ]
+    assert everything.json()["data"][0] == BLOG.describe()
+    assert set(everything.json()["data"][0]) >= {"id", "text", "project", "session_id", "client"}
+    assert "score" not in everything.json()["data"][0]
+    assert (texts(first_two), first_two.json()["has_more"]) == (["blog fact", "general fact"], True)
+    assert (texts(last), last.json()["has_more"]) == (["shop fact 1"], False)
+    assert texts(shop) == ["shop fact 3", "shop fact 2", "shop fact 1"]
+    assert texts(general) == ["general fact"]
+    assert general.json()["data"][0]["project"] is None
+    assert capped.json()["limit"] == 200
+
+
+def test_a_query_searches_best_first_with_scores(run_proxy: ProxyFactory) -> None:
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(memory(PORT), memory(DEPLOY, at=2), memory(LUNCH, at=3))
+        remember(memory(PORT, project="blog"), memory(PORT, user="bob"))
+        # BM25 weighs a word by its rarity in the whole index: give it other words.
+        remember(*(memory(f"unrelated note {n}", user="carol") for n in range(20)))
+        found = get(proxy, "/v1/memories", q="staging database port", project="shop")
+        second = get(proxy, "/v1/memories", q="staging database port", limit="1", offset="1")
+        nothing = get(proxy, "/v1/memories", q="what did we say?")
+        blank = get(proxy, "/v1/memories", q="  ", project="shop")
+    hits = found.json()["data"]
+    assert [hit["text"] for hit in hits] == [PORT, DEPLOY]
+    assert hits[0]["score"] > hits[1]["score"] > 0
+    assert texts(second) == [PORT]  # after the same text in the other project
+    assert second.json()["has_more"] is True
+    assert texts(nothing) == []  # no topic words: nothing to search for
+    assert texts(blank) == [LUNCH, DEPLOY, PORT]  # a blank query lists
+
+
+def test_one_memory_is_read_and_deleted_and_then_404s(run_proxy: ProxyFactory) -> None:
+    record = memory(PORT)
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(record)
+        read = get(proxy, f"/v1/memories/{record.id}")
+        deleted = delete(proxy, f"/v1/memories/{record.id}")
+        again = get(proxy, f"/v1/memories/{record.id}")
+        deleted_again = delete(proxy, f"/v1/memories/{record.id}")
+        slashed = get(proxy, "/v1/memories/a/b")
+    assert read.json() == record.describe()
+    assert deleted.json() == {"id": record.id, "user_id": "alice", "deleted": True}
+    assert openai_error(again, 404) == f"no memory {record.id!r} for user 'alice'"
+    assert again.json()["error"]["type"] == "not_found_error"
+    openai_error(deleted_again, 404)
+    assert openai_error(slashed, 404) == "no memory 'a/b' for user 'alice'"
+
+
+def test_forgetting_needs_a_project_and_spares_the_rest(run_proxy: ProxyFactory) -> None:
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(*SHOP, GENERAL, BLOG, BOBS)
+        bare = delete(proxy, "/v1/memories")
+        kept = get(proxy, "/v1/memories")
+        shop = delete(proxy, "/v1/memories", project="shop")
+        shop_again = delete(proxy, "/v1/memories", project="shop")
+        general = delete(proxy, "/v1/memories", project="")
+        left = get(proxy, "/v1/memories")
+        bobs = get(proxy, "/v1/memories", BOB)
+    assert "name the project to forget" in openai_error(bare, 400)
+    assert len(texts(kept)) == 5
+    assert shop.json() == {"user_id": "alice", "project": "shop", "deleted": 3}
+    assert openai_error(shop_again, 404) == "no memories in project 'shop' for user 'alice'"
+    assert general.json() == {"user_id": "alice", "project": None, "deleted": 1}
+    assert texts(left) == ["blog fact"]
+    assert texts(bobs) == ["bob's shop fact"]
+
+
+def test_projects_are_listed_with_counts_and_last_use(run_proxy: ProxyFactory) -> None:
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(*SHOP, GENERAL, BOBS)
+        projects = get(proxy, "/v1/projects").json()
+        nobody = get(proxy, "/v1/projects", {"x-memory-user-id": "carol"}).json()
+    assert projects["data"] == [
+        {"project": None, "user_id": "alice", "memory_count": 1, "last_used": 4},
+        {"project": "shop", "user_id": "alice", "memory_count": 3, "last_used": 3},
+    ]
+    assert nobody["data"] == []
+
+
+def test_a_user_never_reaches_another_users_memories(run_proxy: ProxyFactory) -> None:
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(BOBS, memory(PORT, user="bob"))
+        read = get(proxy, f"/v1/memories/{BOBS.id}")
+        deleted = delete(proxy, f"/v1/memories/{BOBS.id}")
+        forgotten = delete(proxy, "/v1/memories", project="shop")
+        searched = get(proxy, "/v1/memories", q="staging port shop fact")
+        projects = get(proxy, "/v1/projects").json()
+        bobs = get(proxy, "/v1/memories", BOB)
+    openai_error(read, 404)
+    openai_error(deleted, 404)
+    openai_error(forgotten, 404)
+    assert texts(searched) == []
+    assert projects["data"] == []
+    assert len(texts(bobs)) == 2
+
+
+OUR_KEY = "mp-client-key-0123456789"
+BOUND_KEY = "mp-bound-key-0123456789ab"
+
+
+def test_keys_decide_whose_memories_a_caller_sees(run_proxy: ProxyFactory) -> None:
+    keys = (ClientKey(OUR_KEY), ClientKey(BOUND_KEY, "bob"))
+    ours = {"authorization": f"Bearer {OUR_KEY}"}
+    bound = {"x-api-key": BOUND_KEY, **ALICE}  # the header cannot change a bound key's user
+    alices = memory(PORT)
+    with run_proxy(NO_LITELLM, client_keys=keys) as proxy:
+        remember(alices, BOBS)
+        refused = [
+            call(proxy, path, headers)
+            for headers in ({}, {"x-api-key": "sk-virtual-key"})
+            for call, path in [
+                (get, "/v1/memories"),
+                (get, f"/v1/memories/{alices.id}"),
+                (delete, "/v1/memories"),
+                (get, "/v1/projects"),
+            ]
+        ]
+        own = get(proxy, "/v1/memories", bound)
+        others = [
+            get(proxy, "/v1/memories", bound, user_id="alice"),
+            delete(proxy, "/v1/memories", bound, user_id="alice", project="shop"),
+            get(proxy, "/v1/projects", bound, user_id="alice"),
+        ]
+        alices_by_id = get(proxy, f"/v1/memories/{alices.id}", bound)
+        named = get(proxy, "/v1/memories", ours, user_id="alice")
+    for answer in refused:
+        assert "memories need one of the proxy's client keys" in openai_error(answer, 401)
+    assert texts(own) == ["bob's shop fact"]
+    for answer in others:
+        assert openai_error(answer, 403) == "this key may only see its own user's memories"
+    assert openai_error(alices_by_id, 404) == f"no memory {alices.id!r} for user 'bob'"
+    assert texts(named) == [PORT]
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "message"),
+    [
+        ({"limit": "many"}, ALICE, "limit and offset must be numbers"),
+        ({"offset": "-1"}, ALICE, "limit must be >= 1, offset >= 0"),
+        ({"offset": "9" * 20}, ALICE, "offset must be at most"),
+        ({"q": "port", "offset": "9" * 20}, ALICE, "offset must be at most"),
+        ({"project": "a b"}, ALICE, "project is not a valid project id"),
+        ({"user_id": "a b"}, ALICE, "user_id is not a valid user id"),
+        ({}, {"x-memory-user-id": "a b"}, "x-memory-user-id must be"),
+    ],
+)
+def test_bad_parameters_are_400s(
+    run_proxy: ProxyFactory, params: dict[str, str], headers: dict[str, str], message: str
+) -> None:
+    with run_proxy(NO_LITELLM) as proxy:
+        answers = [
+            get(proxy, "/v1/memories", headers, **params),
+            delete(proxy, "/v1/memories", headers, **{"project": "p", **params}),
+        ]
+    for answer in answers:
+        assert message in openai_error(answer, 400)
+
+
+def test_any_query_parameters_get_an_answer_never_a_failure(run_proxy: ProxyFactory) -> None:
+    text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+    parameters = st.dictionaries(
+        st.sampled_from(["q", "project", "user_id", "limit", "offset"]),
+        text | st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    )
+    with run_proxy(NO_LITELLM) as proxy, httpx.Client(base_url=proxy, headers=ALICE) as client:
+        remember(memory(PORT), memory(DEPLOY, project=""), memory(LUNCH, user="bob"))
+
+        @settings(max_examples=150, deadline=None)
+        @given(method=st.sampled_from(["GET", "DELETE"]), params=parameters)
+        def answered(method: str, params: dict[str, str]) -> None:
+            answer = client.request(method, "/v1/memories", params=params)
+            assert answer.status_code in (200, 400, 404), answer.text
+            assert answer.headers["content-type"] == "application/json"
+
+        answered()
+
+
+def test_the_sdks_see_their_own_error_classes(run_proxy: ProxyFactory) -> None:
+    """The endpoints are OpenAI-style paths, so their errors are OpenAI-shaped; both SDKs
+    turn them into their not-found and bad-request errors."""
+    with run_proxy(NO_LITELLM) as proxy:
+        gpt = openai.OpenAI(base_url=f"{proxy}/v1", api_key="sk-x", default_headers=ALICE)
+        claude = anthropic.Anthropic(base_url=proxy, api_key="sk-x", default_headers=ALICE)
+        with pytest.raises(openai.NotFoundError) as gpt_missing:
+            gpt.get("/memories/nope", cast_to=object)
+        with pytest.raises(anthropic.NotFoundError) as claude_missing:
+            claude.get("/v1/memories/nope", cast_to=object)
+        with pytest.raises(openai.BadRequestError):
+            gpt.delete("/memories", cast_to=object)
+        with pytest.raises(anthropic.BadRequestError):
+            claude.delete("/v1/memories", cast_to=object)
+    assert "no memory 'nope'" in gpt_missing.value.message
+    assert "no memory 'nope'" in str(claude_missing.value)
+
+
+def test_without_a_local_index_the_endpoints_say_so(
+    run_proxy: ProxyFactory, redis_server: RedisServer
+) -> None:
+    on_redis = MemorySettings(store="redis", redis_url=redis_server.url)
+    with run_proxy(NO_LITELLM, memory=on_redis) as proxy:
+        redis = [get(proxy, path) for path in ("/v1/memories", "/v1/memories/x", "/v1/projects")]
+    with run_proxy(NO_LITELLM, memory=MemorySettings(enabled=False)) as proxy:
+        disabled = get(proxy, "/v1/memories")
+    for answer in redis:
+        assert "only in a local index" in openai_error(answer, 501)
+        assert "store is redis" in answer.json()["error"]["message"]
+    assert "local memory is disabled" in openai_error(disabled, 404)
+
+
+class BrokenIndex:
+    def __getattr__(self, name: str) -> Any:
+        async def fail(*args: object, **kwargs: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        return fail
+
+
+def test_a_failing_index_is_a_logged_503(caplog: pytest.LogCaptureFixture) -> None:
+    api = MemoriesAPI(cast(MemoryIndex, BrokenIndex()), Settings())
+    with serve(Starlette(routes=api.routes())) as url:
+        answers = [
+            get(url, "/v1/memories"),
+            get(url, "/v1/memories", q="port"),
+            get(url, "/v1/memories/x"),
+            delete(url, "/v1/memories", project="p"),
+            get(url, "/v1/projects"),
+        ]
+    for answer in answers:
+        assert openai_error(answer, 503) == "the memory index is unavailable"
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(failures) == len(answers)
+    assert all("memory index failed" in r.getMessage() for r in failures)
