@@ -55,7 +55,7 @@ class MemoryCase:
     config: dict[str, Any]  # sections over the shipped config.yaml
     headers: dict[str, str] = field(default_factory=dict)
     sessions: int = 0  # requests name one of `s0`..: seeded with history
-    recall: bool = False  # its index is seeded; requests ask what it holds
+    memories: int = 0  # in its long-term index; requests ask what it holds
     workers: int = 1
 
     async def seed(self, sqlite_path: Path) -> list[str] | None:
@@ -63,7 +63,7 @@ class MemoryCase:
         user = self.headers.get("x-memory-user-id", "")
         if self.sessions:
             await seed_sessions(open_store(_sqlite(sqlite_path)), user, self.sessions)
-        return await seed_index(sqlite_path, MEMORIES) if self.recall else None
+        return await seed_index(sqlite_path, self.memories) if self.memories else None
 
 
 def recall_available() -> bool:
@@ -92,7 +92,7 @@ def memory_cases() -> list[MemoryCase]:
                 {"memory": sqlite, "recall": {"enabled": True, "backend": "local"}},
                 headers={"x-memory-user-id": INDEX_USER, "x-memory-project": INDEX_PROJECT},
                 sessions=SESSIONS,
-                recall=True,
+                memories=MEMORIES,
             )
         )
     return cases
