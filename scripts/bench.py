@@ -36,11 +36,11 @@ from scripts.bench_load import Figures, stream_round, write_wrk_script, wrk_roun
 from scripts.bench_memory import (
     MEMORIES,
     MemoryCase,
-    degradations,
     indexed_memories,
     memory_cases,
     memory_cost,
     probe_recall,
+    proxy_counters,
 )
 from scripts.bench_nginx import nginx_binary, nginx_upstream
 from scripts.bench_processes import ROOT, cpu_seconds, free_port, process, rss_mb
@@ -148,7 +148,7 @@ def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> N
             wrk_round(case.server.url, 50, WARM_UP_SECONDS, case.server.script)
         results.post = interleaved(rounds, args.rounds, args.seconds)
         for proxy in (*proxies, two):
-            results.degraded[proxy.name] = degradations(proxy.url)
+            results.counters[proxy.name] = proxy_counters(proxy.url)
             if proxy.index:
                 results.index_growth = (MEMORIES, asyncio.run(indexed_memories(proxy.index)))
 

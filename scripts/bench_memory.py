@@ -5,6 +5,7 @@ in-process cost of session memory per store."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import random
@@ -30,8 +31,9 @@ SESSIONS = 10_000
 MEMORIES = 10_000
 EVERYDAY_QUESTIONS = 2_000
 INDEX_USER, INDEX_PROJECT = "user0", "project0"  # latency_corpus's one scope
-# The proxy's counters of work that memory skipped or lost (absent: none).
-DEGRADATIONS = (
+# The proxy's counters of requests, and of work that memory skipped or lost.
+COUNTERS = (
+    "memory_proxy_requests_total",
     "memory_proxy_recall_timeouts_total",
     "memory_proxy_memories_dropped_total",
     "memory_proxy_memory_store_errors_total",
@@ -142,17 +144,19 @@ async def indexed_memories(sqlite_path: Path) -> int:
         await index.aclose()
 
 
-def degradations(url: str) -> dict[str, float]:
-    """What memory skipped or lost during a case, by the proxy's own counters: a recall
-    past its time budget, memories or usage records dropped, store failures."""
+def proxy_counters(url: str) -> dict[str, float]:
+    """The requests a proxy served and what memory skipped or lost meanwhile (a recall
+    past its time budget, memories or usage records dropped, store failures), summed over
+    labels, from its /metrics; counters at zero are left out."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
         lines = answer.read().decode().splitlines()
-    counted = (line.partition(" ") for line in lines)
-    return {
-        name.removeprefix("memory_proxy_").removesuffix("_total"): float(value)
-        for name, _, value in counted
-        if name in DEGRADATIONS and float(value)
-    }
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for line in lines:
+        series, _, value = line.rpartition(" ")
+        name = series.partition("{")[0]
+        if name in COUNTERS:
+            totals[name.removeprefix("memory_proxy_").removesuffix("_total")] += float(value)
+    return {name: count for name, count in totals.items() if count}
 
 
 def probe_recall(url: str, headers: dict[str, str], questions: list[str]) -> float:

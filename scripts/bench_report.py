@@ -26,7 +26,7 @@ SEARCH_P99_MAX_MS = 10.0
 class Results:
     post: Rounds = field(default_factory=dict)
     idle_rss_mb: dict[str, float] = field(default_factory=dict)
-    degraded: dict[str, dict[str, float]] = field(default_factory=dict)
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)  # the proxies' own
     recalled_per_request: float | None = None
     index_growth: tuple[int, int] | None = None  # memories before and after the rounds
     sse: dict[str, Figures] = field(default_factory=dict)
@@ -106,10 +106,11 @@ def report_posts(results: Results) -> None:
             f"  whole memory path: {results.recalled_per_request:.1f} memories recalled per "
             f"request (probes); its index grew from {before:,} to {after:,} memories"
         )
-    for name, counters in results.degraded.items():
+    for name, counters in results.counters.items():
+        requests = counters.pop("requests", 0)
         if counters:
             skipped = ", ".join(f"{counter} {value:,.0f}" for counter, value in counters.items())
-            print(f"  {name}: memory work skipped or lost: {skipped}")
+            print(f"  {name}: of {requests:,.0f} requests, memory skipped or lost: {skipped}")
     idle = ", ".join(f"{name} {mb:.0f} MB" for name, mb in results.idle_rss_mb.items())
     print(f"proxy resident memory after seeding, idle: {idle}")
 
