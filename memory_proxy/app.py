@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import (
@@ -24,6 +25,8 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
+from memory_proxy.api.dashboard import PAGE_PATH, STATIC_PREFIX, DashboardPage
+from memory_proxy.api.dashboard.live import LiveAPI
 from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
@@ -36,19 +39,23 @@ from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
 from memory_proxy.stores import open_memory_index, open_store, open_usage_log
+from memory_proxy.stores.base import MemoryIndex, RecallBackend
+from memory_proxy.stores.supermemory_index import SupermemoryIndex
 
 logger = logging.getLogger("memory_proxy")
 
 SESSIONS_PATH = "/v1/sessions"
-LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/")  # paths with an id after them
+LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/", STATIC_PREFIX)  # an id or name follows
 
 
 class MemoryProxy:
     """ASGI app: `MemoryProxy(settings)`; `monitor` lets a supervisor report LiteLLM's state.
 
-    `upstream` replaces the client toward LiteLLM (tests run the forwarding over each kind).
+    `upstream` replaces the client toward LiteLLM (tests run the forwarding over each kind);
+    `recall_backend` the configured one.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class MemoryProxy:
         *,
         upstream: UpstreamClient | None = None,
         upstream_ready: bool = True,
+        recall_backend: RecallBackend | None = None,
     ) -> None:
         self.settings = settings
         self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
@@ -71,15 +79,9 @@ class MemoryProxy:
             first_byte_timeout=settings.upstream_first_byte_timeout_seconds,
             idle_timeout=settings.upstream_idle_timeout_seconds,
         )
-        self.memory = (
-            ConversationMemory(
-                open_store(settings.memory),
-                settings.memory,
-                on_failure=self.metrics.store_errors.inc,
-            )
-            if settings.memory.enabled
-            else None
-        )
+        self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
+        self._recall_backend = recall_backend or _recall_backend(settings, self.memory_index)
+        self.memory = _request_memory(settings, self.metrics, self._recall_backend)
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
@@ -88,8 +90,8 @@ class MemoryProxy:
             if settings.usage.enabled
             else None
         )
-        self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
         self.rate_limiter = _rate_limiter(settings)
+        self.live = LiveFeed()
         self._proxy = ProxyPipeline(
             settings,
             self.supermemory,
@@ -98,19 +100,27 @@ class MemoryProxy:
             self.memory,
             self.usage,
             self.rate_limiter,
+            self.live,
         )
-        sessions = SessionsAPI(self.memory, settings)
+        sessions = SessionsAPI(self.memory.conversations if self.memory else None, settings)
+        usage = UsageAPI(self.usage, settings)
+        dashboard = DashboardPage(settings)
         self._local = Router(
             routes=[
                 Route("/health", self._health, methods=["GET"]),
                 Route("/memory-routing/info", self._routing_info, methods=["GET"]),
                 Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
-                Route("/v1/usage", UsageAPI(self.usage, settings).totals, methods=["GET"]),
+                Route("/v1/usage", usage.totals, methods=["GET"]),
+                Route("/v1/usage/series", usage.series, methods=["GET"]),
+                Route("/v1/feedback", usage.feedback, methods=["POST"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
                 *MemoriesAPI(self.memory_index, settings).routes(),
+                Route("/v1/live", LiveAPI(self.live, settings).events, methods=["GET"]),
+                Route(PAGE_PATH, dashboard.page, methods=["GET"]),
+                Route(STATIC_PREFIX + "{name:path}", dashboard.static, methods=["GET"]),
             ]
         )
         self._local_paths = frozenset(
@@ -141,11 +151,20 @@ class MemoryProxy:
                 stack.callback(self.metrics.process_stopped)
                 stack.push_async_callback(self._upstream.aclose)
                 stack.push_async_callback(self.monitor.aclose)
-                for part in (self.rate_limiter, self.usage, self.memory, self.memory_index):
+                # The memory index closes after memory has stored what it queued.
+                backend = self._recall_backend
+                separate = backend if backend is not self.memory_index else None
+                for part in (
+                    self.rate_limiter,
+                    self.usage,
+                    self.memory_index,
+                    separate,
+                    self.memory,
+                ):
                     if part is not None:
                         stack.push_async_callback(part.aclose)
                 if self.memory is not None:
-                    self.memory.start_purging()
+                    self.memory.start()
                 if self.usage is not None:
                     self.usage.start()
             except Exception as exc:
@@ -196,6 +215,41 @@ class MemoryProxy:
         except InvalidIdentifier as exc:
             return error_response(request.url.path, 400, str(exc))
         return JSONResponse(decision.describe())
+
+
+def _request_memory(
+    settings: Settings, metrics: Metrics, recall_backend: RecallBackend | None
+) -> RequestMemory | None:
+    if not settings.memory.enabled:
+        return None
+    conversations = ConversationMemory(
+        open_store(settings.memory), settings.memory, on_failure=metrics.store_errors.inc
+    )
+    return RequestMemory(
+        conversations,
+        recall_backend,
+        settings.recall,
+        on_recall_timeout=metrics.recall_timeouts.inc,
+        on_failure=metrics.store_errors.inc,
+        on_memories_dropped=metrics.memories_dropped.inc,
+    )
+
+
+def _recall_backend(settings: Settings, index: MemoryIndex | None) -> RecallBackend | None:
+    """The configured backend: the local index (shared with the memories API), or
+    Supermemory; none with Redis, which has no local index (yet)."""
+    if not (settings.memory.enabled and settings.recall.enabled):
+        return None
+    if settings.recall.backend == "supermemory":
+        assert settings.supermemory_api_key is not None  # the config checked it
+        return SupermemoryIndex(settings.supermemory_api_key)
+    if index is None:
+        logger.warning(
+            "recall is off: it needs a local index, and memory.store is %s (a PostgreSQL "
+            "backend comes later; recall.backend: supermemory works with any store)",
+            settings.memory.store,
+        )
+    return index
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter | None:

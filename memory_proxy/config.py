@@ -27,6 +27,16 @@ from memory_proxy.config_parsing import (
     one_of,
     read_yaml,
 )
+from memory_proxy.recall_config import (
+    DEFAULT_EXTRACTORS,
+    DEFAULT_SESSION_HEADERS,
+    ProjectExtractor,
+    RecallSettings,
+    build_memory_modes,
+    build_project_extractors,
+    build_recall,
+    build_session_headers,
+)
 
 MEMORY_STORES = ("sqlite", "redis", "memory")
 LOG_FORMATS = ("text", "json")
@@ -71,7 +81,9 @@ class MemorySettings:
     ttl_seconds: int = 3600
     max_context_messages: int = 20
     max_context_tokens: int = 8000
-    session_header: str = "x-session-id"
+    session_headers: tuple[str, ...] = DEFAULT_SESSION_HEADERS
+    project_extractors: tuple[ProjectExtractor, ...] = DEFAULT_EXTRACTORS
+    modes: dict[str, str] = field(default_factory=dict)  # user id -> on | read | write | off
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class Settings:
     metrics_public: bool = False  # /metrics for anyone, not only authenticated callers
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    recall: RecallSettings = field(default_factory=RecallSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
     litellm: LiteLLMSettings = field(default_factory=LiteLLMSettings)
@@ -191,6 +204,7 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         metrics_public=tree.get("metrics.public", as_bool, defaults.metrics_public),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
+        recall=build_recall(tree),
         rate_limit=_build_rate_limit(tree),
         usage=UsageSettings(
             enabled=tree.get("usage.enabled", as_bool, UsageSettings.enabled),
@@ -275,7 +289,9 @@ def _build_memory(tree: SettingsTree) -> MemorySettings:
         max_context_tokens=tree.get(
             "memory.max_context_tokens", as_positive_int, d.max_context_tokens
         ),
-        session_header=tree.get("memory.session_header", as_str, d.session_header).lower(),
+        session_headers=build_session_headers(tree),
+        project_extractors=build_project_extractors(tree),
+        modes=build_memory_modes(tree),
     )
 
 

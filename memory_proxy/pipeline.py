@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import RateLimiter
 from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
@@ -37,20 +38,24 @@ from memory_proxy.forwarding.forwarder import (
 from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity import auth
 from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
 from memory_proxy.identity.routing import RoutingDecision, decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
 from memory_proxy.logging_setup import log_failure, log_request
 from memory_proxy.memory.capture import AnswerCapture
-from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.injection import CHAT_APIS
+from memory_proxy.memory.request_memory import MemoryScope, MemoryTurn, RequestMemory
 from memory_proxy.usage_record import UsageRecord
 
 logger = logging.getLogger("memory_proxy")
 
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 REQUEST_ID_HEADER = "x-request-id"
-# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is.
-_REPLACED_HEADERS = frozenset({b"host", b"content-length", REQUEST_ID_HEADER.encode()})
+# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is;
+# and our own memory controls, which are not LiteLLM's business.
+_REPLACED_HEADERS = frozenset(
+    {b"host", b"content-length", REQUEST_ID_HEADER.encode(), *MEMORY_CONTROL_HEADERS}
+)
 _REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
 
 
@@ -105,9 +110,10 @@ class ProxyPipeline:
         supermemory: SupermemoryRouting,
         forwarder: Forwarder,
         metrics: Metrics,
-        memory: ConversationMemory | None,
+        memory: RequestMemory | None,
         usage: UsageRecorder | None,
         rate_limiter: RateLimiter | None,
+        live: LiveFeed,
     ) -> None:
         self.settings = settings
         self.supermemory = supermemory
@@ -117,6 +123,7 @@ class ProxyPipeline:
         self.usage = usage
         self.rate_limiter = rate_limiter
         self._client_key_values = auth.client_key_values(settings)
+        self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _incoming(scope)
@@ -129,10 +136,11 @@ class ProxyPipeline:
             await self._refuse(request, refusal, receive, send)
             return
         turn = await self._prepare(request)
-        api = CHAT_APIS.get(request.path) if turn else None
+        api = turn.api if turn and turn.needs_answer else None
         records_usage = self._records_usage(request)
-        capture = AnswerCapture(api) if turn or records_usage else None
-        result = await self._forward(request, receive, send, capture)
+        capture = AnswerCapture(api) if api or records_usage else None
+        memory_headers = turn.answer_headers() if turn else []
+        result = await self._forward(request, receive, send, capture, memory_headers)
         self._record(request, turn, capture, result)
 
     async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
@@ -155,7 +163,12 @@ class ProxyPipeline:
             raise Refusal(401, request.caller.refusal)
         try:
             request.decision = decide(
-                lookup, request.payload, self.settings, self.supermemory, request.caller
+                lookup,
+                request.payload,
+                self.settings,
+                self.supermemory,
+                request.caller,
+                raw_body=request.body if request.path in CHAT_APIS else None,
             )
         except InvalidIdentifier as exc:
             raise Refusal(400, str(exc)) from exc
@@ -185,7 +198,7 @@ class ProxyPipeline:
                 headers=request.limit_headers,
             )
 
-    async def _prepare(self, request: ProxiedRequest) -> Turn | None:
+    async def _prepare(self, request: ProxiedRequest) -> MemoryTurn | None:
         """The body LiteLLM gets (asking for a stream's token counts, with memory
         injected) and the memory turn it opened.
 
@@ -203,7 +216,7 @@ class ProxyPipeline:
             return None
         return turn
 
-    async def _rewritten(self, request: ProxiedRequest) -> tuple[Any, Turn | None]:
+    async def _rewritten(self, request: ProxiedRequest) -> tuple[Any, MemoryTurn | None]:
         """The payload to send and the memory turn; the payload itself when nothing changes."""
         payload = outgoing = request.payload
         decision = request.decision
@@ -213,16 +226,21 @@ class ProxyPipeline:
         ):
             outgoing = asking
         api = CHAT_APIS.get(request.path)
-        if self.memory is None or not decision.memory or not api:
+        if self.memory is None or not api or not isinstance(outgoing, dict):
             return outgoing, None
-        if not isinstance(outgoing, dict) or decision.session_id is None:
-            return outgoing, None
-        turn = await self.memory.begin(
-            api, decision.identity.user_id, decision.session_id, outgoing
+        identity = decision.identity
+        scope = MemoryScope(
+            identity.user_id,
+            decision.session_id,
+            decision.project,
+            identity.client,
+            decision.model,
+            reads=decision.reads_memory,
+            writes=decision.writes_memory,
+            session_memory=decision.memory,
         )
-        if turn is not None and turn.injected:
-            outgoing = turn.body
-        return outgoing, turn
+        turn = await self.memory.begin(api, payload, outgoing, scope)
+        return (turn.body if turn else outgoing), turn
 
     async def _forward(
         self,
@@ -230,8 +248,10 @@ class ProxyPipeline:
         receive: Receive,
         send: Send,
         capture: AnswerCapture | None,
+        memory_headers: Headers,
     ) -> ForwardResult:
         self.metrics.in_flight.inc()
+        self.live.in_flight += 1
         try:
             return await self.forwarder.forward(
                 request.scope,
@@ -240,15 +260,20 @@ class ProxyPipeline:
                 headers=self._upstream_headers(request),
                 body=request.body,
                 observer=capture,
-                extra_headers=request.limit_headers,
+                extra_headers=[
+                    *request.limit_headers,
+                    *memory_headers,
+                    _request_id_header(request),
+                ],
             )
         finally:
             self.metrics.in_flight.dec()
+            self.live.in_flight -= 1
 
     def _record(
         self,
         request: ProxiedRequest,
-        turn: Turn | None,
+        turn: MemoryTurn | None,
         capture: AnswerCapture | None,
         result: ForwardResult,
     ) -> None:
@@ -258,12 +283,12 @@ class ProxyPipeline:
         if capture is not None:
             capture.finish()
         if turn is not None and capture is not None and self.memory is not None:
-            disconnected = result.outcome == "client_disconnected"
-            self.memory.finish(turn, capture, client_disconnected=disconnected)
+            self.memory.finish(turn, capture)
         total = time.perf_counter() - request.started
         record = _usage_record(request, decision, result, capture, total)
         if self.usage is not None and self._records_usage(request):
             self.usage.record(record)
+            self.live.publish(record)
         self.metrics.observe(decision.model, total, result.first_byte_seconds, result.outcome)
         fields = record.as_dict()
         del fields["time"]  # the log line has its own
@@ -271,6 +296,8 @@ class ProxyPipeline:
             "method": request.method,
             "outcome": result.outcome,
             "injected": turn.injected if turn else None,
+            "recalled": turn.recalled if turn else None,
+            "project": decision.project or None,
         }
         self.metrics.count(decision.identity.user_id, decision.model, result.status)
         log_request(fields)
@@ -282,7 +309,7 @@ class ProxyPipeline:
         response = error_response(
             request.path, refusal.status, refusal.message, retry_after=refusal.retry_after
         )
-        response.raw_headers += refusal.headers
+        response.raw_headers += [*refusal.headers, _request_id_header(request)]
         await response(request.scope, receive, send)
         decision = request.decision
         user_id = decision.identity.user_id if decision else None
@@ -335,6 +362,12 @@ def _incoming(scope: Scope) -> ProxiedRequest:
     return ProxiedRequest(scope, request_id, lookup)
 
 
+def _request_id_header(request: ProxiedRequest) -> tuple[bytes, bytes]:
+    """Every answer names its request, so that a client can rate it (POST /v1/feedback).
+    The id is ours or passed VALID_ID: no CR, LF or NUL."""
+    return (REQUEST_ID_HEADER.encode(), request.request_id.encode())
+
+
 def _client_host(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
@@ -365,7 +398,17 @@ def _usage_record(
         prompt_tokens=capture.usage.prompt_tokens if capture else None,
         completion_tokens=capture.usage.completion_tokens if capture else None,
         cost=capture.cost if capture else None,
+        finish_reason=_finish_reason(result, capture),
     )
+
+
+def _finish_reason(result: ForwardResult, capture: AnswerCapture | None) -> str | None:
+    """What the answer said, unless it never arrived whole: then how it ended."""
+    if result.outcome != "complete":
+        return result.outcome
+    if capture is not None and capture.finish_reason:
+        return capture.finish_reason
+    return "error" if result.status >= 400 else None
 
 
 def _ms(seconds: float) -> float:

@@ -25,6 +25,11 @@ class UsageRecord:
     prompt_tokens: int | None
     completion_tokens: int | None
     cost: float | None  # LiteLLM's x-litellm-response-cost, USD
+    # Why the answer ended: the provider's finish_reason / stop_reason / Responses status
+    # ("stop", "length", "max_tokens", "content_filter", …) or, when there was no such
+    # answer, the proxy's outcome ("client_disconnected", "upstream_cut", …). None for
+    # records written before it was kept.
+    finish_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))  # flat fields: asdict's deep copy would cost 30x more
@@ -36,3 +41,21 @@ class UsageRecord:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(UsageRecord))
+
+
+FEEDBACK_SCORES = (-1.0, 1.0)  # bad .. good; 0 is neutral
+MAX_FEEDBACK_COMMENT = 2000
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A rating of one answer, by its request id. The latest rating of a request wins."""
+
+    request_id: str
+    request_time: float  # the rated request's `time`: feedback is read by that
+    score: float  # within FEEDBACK_SCORES
+    comment: str
+    time: float  # when it was given
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))

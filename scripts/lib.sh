@@ -6,23 +6,32 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 DEV_VENV="$ROOT/.venv"
 LITELLM_VENV="$ROOT/.venv-litellm"
+NPM_CLIENTS="$ROOT/.npm-clients"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
+# digest_of "SOURCES": one digest of these files (space-separated paths without spaces).
+digest_of() {
+    # shellcheck disable=SC2086
+    cat $1 | sha256sum
+}
+
+# built_from STAMP "SOURCES": whether STAMP records a build from these exact SOURCES.
+built_from() {
+    [ "$(cat "$1" 2>/dev/null)" = "$(digest_of "$2")" ]
+}
+
 # install_once VENV STAMP "SOURCES" PIP_ARGS...: (re)build VENV with `pip install PIP_ARGS`
-# unless it was built, under the name STAMP, from these exact SOURCES (files, space-separated).
+# unless it was built, under the name STAMP, from these exact SOURCES.
 install_once() {
     local venv="$1" stamp="$1/.built-$2" sources="$3"; shift 3
-    local digest
-    # shellcheck disable=SC2086  # SOURCES is a list of paths without spaces
-    digest="$(cat $sources | sha256sum)"
-    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
+    if [ -x "$venv/bin/python" ] && built_from "$stamp" "$sources"; then
         return
     fi
     [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
     "$venv/bin/pip" install --progress-bar on "$@"
-    echo "$digest" > "$stamp"
+    digest_of "$sources" > "$stamp"
 }
 
 ensure_dev_venv() {
@@ -76,4 +85,45 @@ ensure_nginx() {
 
 ensure_wrk() {
     apt_install wrk wrk || true
+}
+
+# The dashboard's browser tests drive Debian's chromium through chromedriver (selenium).
+ensure_browser() {
+    apt_install chromium chromium || true
+    apt_install chromedriver chromium-driver || true
+}
+
+# The real Claude Code and Codex CLIs that tests/clients drives, at the versions pinned in
+# scripts/clients-package.json, in .npm-clients/ (reinstalled only when the pins change).
+# Without npm or the registry the tests that need them are skipped, saying why.
+ensure_npm_clients() {
+    say "Checking .npm-clients (Claude Code and Codex CLIs; first install about 15 s, 800 MB)"
+    local pins="$ROOT/scripts/clients-package.json" stamp="$NPM_CLIENTS/.built-clients"
+    if built_from "$stamp" "$pins"; then
+        return
+    fi
+    apt_install npm npm || true
+    if ! command -v npm >/dev/null 2>&1; then
+        say "warning: npm is missing: the real-client tests will be skipped"
+        return
+    fi
+    rm -rf "$NPM_CLIENTS"
+    mkdir -p "$NPM_CLIENTS"
+    cp "$pins" "$NPM_CLIENTS/package.json"
+    if ! (cd "$NPM_CLIENTS" && npm install --no-audit --no-fund --loglevel=error); then
+        say "warning: npm install failed: the real-client tests will be skipped"
+        return
+    fi
+    local cli home version
+    home="$(mktemp -d)"  # the CLIs write into their home directories, even for --version
+    for cli in claude codex; do
+        if version="$(HOME="$home" CODEX_HOME="$home" CLAUDE_CONFIG_DIR="$home" \
+            "$NPM_CLIENTS/node_modules/.bin/$cli" --version 2>/dev/null)"; then
+            say "$cli runs: $version"
+        else
+            say "warning: $cli does not run here: its tests will be skipped"
+        fi
+    done
+    rm -rf "$home"
+    digest_of "$pins" > "$stamp"
 }

@@ -290,25 +290,52 @@ class FakeUpstream:
         await _send_sse(send, events)
 
     async def _responses(self, request: dict[str, Any], send: Send) -> None:
+        """The Responses API's documented event sequence: Codex needs the item events."""
         text = {"type": "output_text", "text": self.reply_text, "annotations": []}
-        message = {"type": "message", "id": "msg_1", "role": "assistant", "content": [text]}
+        message = {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant"}
+        usage = {
+            "input_tokens": 5,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 5,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 10,
+        }
         response = {
             "id": "resp_1",
             "object": "response",
+            "created_at": int(time.time()),
+            "model": request.get("model", "fake"),
             "status": "completed",
-            "output": [message],
+            "output": [{**message, "content": [text]}],
+            "usage": usage,
         }
         if not request.get("stream"):
             await _send_json(send, 200, response)
             return
+        started = {**response, "status": "in_progress", "output": [], "usage": None}
+        at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+        steps: list[dict[str, Any]] = [
+            {"type": "response.created", "response": started},
+            {"type": "response.in_progress", "response": started},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**message, "status": "in_progress", "content": []},
+            },
+            {"type": "response.content_part.added", **at, "part": {**text, "text": ""}},
+        ]
+        steps += [
+            {"type": "response.output_text.delta", **at, "delta": word} for word in self._words()
+        ]
+        steps += [
+            {"type": "response.output_text.done", **at, "text": self.reply_text},
+            {"type": "response.content_part.done", **at, "part": text},
+            {"type": "response.output_item.done", "output_index": 0, "item": response["output"][0]},
+            {"type": "response.completed", "response": response},
+        ]
         events: list[tuple[str | None, Any]] = [
-            ("response.created", {"type": "response.created", "response": {"id": "resp_1"}})
+            (step["type"], {**step, "sequence_number": number}) for number, step in enumerate(steps)
         ]
-        events += [
-            ("response.output_text.delta", {"type": "response.output_text.delta", "delta": word})
-            for word in self._words()
-        ]
-        events.append(("response.completed", {"type": "response.completed", "response": response}))
         await _send_sse(send, events)
 
     def _words(self) -> list[str]:

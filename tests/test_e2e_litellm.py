@@ -7,11 +7,9 @@ provider path to a fake provider on loopback, which records the headers it recei
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +24,8 @@ import yaml
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
-from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
 from tests.launcher_support import running_launcher
+from tests.litellm_support import litellm_binary, litellm_process
 from tests.support import FakeUpstream, free_port, serve, wait_until
 
 pytestmark = pytest.mark.litellm
@@ -37,15 +35,6 @@ MOCK_TEXT = "Hello from the mock model"
 MOCK_DEMO = {"model": "openai/demo", "api_key": "not-needed", "mock_response": MOCK_TEXT}
 SHIPPED_CONFIG = Path(__file__).parents[1] / "config.yaml"
 SHIPPED_DEMO_BASE = "http://127.0.0.1:8764/demo/v1"
-
-
-def litellm_binary() -> Path:
-    try:
-        return find_litellm(None)
-    except LiteLLMNotFound as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def shipped_demo(proxy_url: str) -> dict[str, str]:
@@ -98,48 +87,6 @@ class Stack:
     provider: FakeUpstream
 
 
-@contextlib.contextmanager
-def litellm_process(config: Path, port: int) -> Iterator[str]:
-    env = {
-        **os.environ,
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    }
-    log = (config.parent / "litellm.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(litellm_binary()),
-            "--config",
-            str(config),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, (config.parent / "litellm.log").read_text()[-3000:]
-        try:
-            return httpx.get(f"{url}/health/readiness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, timeout=120)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The proxy starts first, so that LiteLLM's config can name it for `demo`."""
@@ -159,7 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         with serve(MemoryProxy(settings)) as proxy_url:
             config.write_text(e2e_config(provider_url, shipped_demo(proxy_url)))
-            with litellm_process(config, litellm_port):
+            with litellm_process(config, litellm_port, MASTER_KEY):
                 yield Stack(proxy_url, provider)
 
 

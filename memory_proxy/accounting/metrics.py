@@ -91,6 +91,16 @@ class Metrics:
             "Usage records lost: the write queue was full or the usage log failed.",
             registry=r,
         )
+        self.memories_dropped = Counter(
+            "memory_proxy_memories_dropped",
+            "Long-term memories lost: the write queue was full or the memory index failed.",
+            registry=r,
+        )
+        self.recall_timeouts = Counter(
+            "memory_proxy_recall_timeouts",
+            "Requests that went on without recall: the search took over recall.timeout_ms.",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )

@@ -7,31 +7,33 @@ database with.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from memory_proxy.background_writer import DROP_REPORT_SECONDS, BatchWriter
+from memory_proxy.background_writer import QUEUE_LIMIT as QUEUE_LIMIT
 from memory_proxy.stores.base import UsageLog
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.usage_record import Feedback, UsageRecord
 
 logger = logging.getLogger("memory_proxy.usage")
 
 GROUPS = ("user", "model", "client")
-QUEUE_LIMIT = 10_000  # records waiting to be written; past this they are dropped, counted
-BATCH_SIZE = 2000
-BATCH_LINGER_SECONDS = 0.25  # the longest a record waits for its batch to fill
-SHUTDOWN_WRITE_SECONDS = 5.0
-DROP_REPORT_SECONDS = 60.0
 # Paths where `stream_options.include_usage` makes a stream end with its token counts.
 STREAM_OPTIONS_PATHS = frozenset(
     {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"}
 )
+# Finish reasons that mean the answer was cut at its token limit (OpenAI chat, Anthropic,
+# OpenAI Responses), and those that mean the model would not answer.
+TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens"})
+REFUSED = frozenset({"content_filter", "refusal"})
+DISCONNECTED = "client_disconnected"
+MAX_LISTED_USERS = 20
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -82,14 +84,20 @@ def checked_group(group_by: str) -> str:
     return group_by
 
 
-def summarize(records: Iterable[UsageRecord], group_by: str) -> dict[str, Any]:
-    """Totals per user, model or client (the busiest first), and over all."""
+def summarize(
+    records: Iterable[UsageRecord],
+    group_by: str,
+    feedback: Iterable[Feedback] = (),
+) -> dict[str, Any]:
+    """Totals per user, model or client (the busiest first), and over all, with the
+    feedback on those records (by request id)."""
     attribute = "user_id" if checked_group(group_by) == "user" else group_by
+    scores = {rating.request_id: rating.score for rating in feedback}
     groups: dict[str, _Totals] = collections.defaultdict(_Totals)
     overall = _Totals()
     for record in records:
-        groups[getattr(record, attribute) or "none"].add(record)
-        overall.add(record)
+        groups[getattr(record, attribute) or "none"].add(record, scores)
+        overall.add(record, scores)
     rows = [{group_by: key, **totals.describe()} for key, totals in groups.items()]
     rows.sort(key=lambda row: (-row["requests"], row[group_by]))
     return {"group_by": group_by, "data": rows, "total": overall.describe()}
@@ -105,10 +113,22 @@ class _Totals:
     cost: float = 0.0
     first_byte_ms: float = 0.0
     timed: int = 0
+    last_seen: float | None = None
+    finish_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    rated: int = 0
+    score: float = 0.0
+    users: set[str] = field(default_factory=set)
 
-    def add(self, record: UsageRecord) -> None:
+    def add(self, record: UsageRecord, scores: Mapping[str, float]) -> None:
         self.requests += 1
         self.errors += record.status >= 400
+        self.last_seen = max(self.last_seen or record.time, record.time)
+        self.finish_reasons[record.finish_reason or "unknown"] += 1
+        if (score := scores.get(record.request_id)) is not None:
+            self.rated += 1
+            self.score += score
+        if len(self.users) < MAX_LISTED_USERS:
+            self.users.add(record.user_id)
         self.streams += record.stream
         self.prompt_tokens += record.prompt_tokens or 0
         self.completion_tokens += record.completion_tokens or 0
@@ -127,7 +147,25 @@ class _Totals:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "cost": round(self.cost, 6),
             "mean_first_byte_ms": round(self.first_byte_ms / self.timed, 1) if self.timed else None,
+            "last_seen": self.last_seen,
+            "users": sorted(self.users),
+            "finish_reasons": dict(self.finish_reasons.most_common()),
+            "error_rate": self._rate(self.errors),
+            "truncated": (truncated := self._count(TRUNCATED)),
+            "truncation_rate": self._rate(truncated),
+            "refusals": self._count(REFUSED),
+            "client_disconnects": self.finish_reasons[DISCONNECTED],
+            "feedback": {
+                "count": self.rated,
+                "mean": round(self.score / self.rated, 3) if self.rated else None,
+            },
         }
+
+    def _count(self, reasons: frozenset[str]) -> int:
+        return sum(self.finish_reasons[reason] for reason in reasons)
+
+    def _rate(self, count: int) -> float | None:
+        return round(count / self.requests, 4) if self.requests else None
 
 
 class UsageRecorder:
@@ -142,93 +180,25 @@ class UsageRecorder:
         report_every: float = DROP_REPORT_SECONDS,
     ) -> None:
         self.log = log
-        self._on_drop = on_drop
-        self._report_every = report_every
-        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(QUEUE_LIMIT)
-        self._batch_ready = asyncio.Event()
-        self._closing = False
-        self._writer: asyncio.Task[None] | None = None
-        self.dropped = 0
-        self._unreported: collections.Counter[str] = collections.Counter()
-        self._report_timer: asyncio.TimerHandle | None = None
+        self._writer = BatchWriter(
+            log.add, "usage record", "the usage log", logger, on_drop, report_every
+        )
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
 
     def record(self, record: UsageRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            self._lose(1, "the write queue was full")
-            return
-        if self._queue.qsize() >= BATCH_SIZE:
-            self._batch_ready.set()
+        self._writer.put(record)
 
     def start(self) -> None:
-        self._writer = asyncio.ensure_future(self._write_forever())
+        self._writer.start()
 
-    async def _write_forever(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # A batch is written when full, or once the first record has waited a while:
-            # under load one transaction carries thousands, when quiet a few.
-            if self._queue.qsize() < BATCH_SIZE and not self._closing:
-                self._batch_ready.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(BATCH_LINGER_SECONDS):
-                        await self._batch_ready.wait()
-            while len(batch) < BATCH_SIZE and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
-            for _ in batch:
-                self._queue.task_done()
-
-    async def _write(self, batch: list[UsageRecord]) -> None:
-        try:
-            await self.log.add(batch)
-        except Exception as exc:
-            self._lose(len(batch), f"the usage log failed: {str(exc) or type(exc).__name__}")
-
-    def _lose(self, count: int, reason: str) -> None:
-        self.dropped += count
-        self._on_drop(count)
-        self._unreported[reason] += count
-        if self._report_timer is None:
-            self._report_losses(first=True)
-
-    def _report_losses(self, first: bool = False) -> None:
-        """Logs the records lost since the last report, then holds the next one back for
-        `report_every` seconds: a full queue under load must not flood the log."""
-        self._report_timer = None
-        if not self._unreported:
-            return
-        total = sum(self._unreported.values())
-        reasons = "; ".join(
-            reason if count == total else f"{count}: {reason}"
-            for reason, count in self._unreported.items()
-        )
-        logger.warning(
-            "%d usage record%s lost (%s)%s",
-            total,
-            "" if total == 1 else "s",
-            reasons,
-            "; more are reported once a minute" if first else "",
-        )
-        self._unreported.clear()
-        if not self._closing:
-            loop = asyncio.get_running_loop()
-            self._report_timer = loop.call_later(self._report_every, self._report_losses)
+    async def written(self) -> None:
+        """Returns once every record queued so far is written (or a few seconds passed)."""
+        await self._writer.written()
 
     async def aclose(self) -> None:
         """Write what is queued (for a few seconds at most), then close the log."""
-        self._closing = True
-        self._batch_ready.set()  # no more waiting for a full batch
-        if self._writer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), SHUTDOWN_WRITE_SECONDS)
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        if not self._queue.empty():
-            self._lose(self._queue.qsize(), "the proxy stopped before they were written")
-        if self._report_timer is not None:
-            self._report_timer.cancel()
-        self._report_losses()
+        await self._writer.aclose()
         await self.log.aclose()

@@ -142,7 +142,12 @@ class Forwarder:
             if isinstance(answer, UpstreamFailure):
                 result.status, result.outcome = answer.status, answer.outcome
                 await _send_error(
-                    send, scope["path"], answer.status, answer.message, answer.retry_after
+                    send,
+                    scope["path"],
+                    answer.status,
+                    answer.message,
+                    retry_after=answer.retry_after,
+                    extra_headers=extra_headers,
                 )
                 return result
             try:
@@ -156,12 +161,14 @@ class Forwarder:
                 raise
             result.outcome = watch.reason or "client_disconnected"
             if result.outcome == "upstream_timeout":
-                await self._timed_out(scope["path"], send, result)
+                await self._timed_out(scope["path"], send, result, extra_headers)
         finally:
             watch.close()
         return result
 
-    async def _timed_out(self, path: str, send: Send, result: ForwardResult) -> None:
+    async def _timed_out(
+        self, path: str, send: Send, result: ForwardResult, extra_headers: Headers | None
+    ) -> None:
         """A 504 when the client has had nothing yet; otherwise its stream ends unfinished."""
         if result.head_sent:
             seconds = self._watchdog.idle_timeout
@@ -169,7 +176,8 @@ class Forwarder:
         else:
             seconds = self._watchdog.first_byte_timeout
             result.status = 504
-            await _send_error(send, path, 504, f"LiteLLM did not answer within {seconds:g} s")
+            message = f"LiteLLM did not answer within {seconds:g} s"
+            await _send_error(send, path, 504, message, extra_headers=extra_headers)
 
     async def _send_upstream(
         self,
@@ -305,12 +313,19 @@ async def read_request_body(receive: Receive, limit: int) -> bytes:
 
 
 async def _send_error(
-    send: Send, path: str, status: int, message: str, retry_after: int | None = None
+    send: Send,
+    path: str,
+    status: int,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    extra_headers: Headers | None = None,
 ) -> None:
     body = error_body(path, status, message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -19,7 +19,6 @@ MAX_MATCHED_HEADER_LENGTH = 1024
 # Anchored in the pattern itself, so `.match` and `.fullmatch` both check the whole id.
 VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}\Z")
 ID_RULE = "1 to 128 letters, digits or . _ : @ + - (starting with a letter or digit)"
-SESSION_FALLBACK_HEADER = "x-sm-conversation-id"
 # What HTTP allows around a header value (RFC 9110 OWS); uvicorn's httptools parser keeps
 # the trailing part. Nothing else is stripped: a line break must fail the check, not vanish.
 OPTIONAL_WHITESPACE = " \t"
@@ -97,16 +96,19 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
     return ClientIdentity(mappings.default_user_id, None, False)
 
 
-def detect_session(headers: Mapping[str, str], session_header: str, body: Any = None) -> str | None:
-    """The conversation this request belongs to, or None when the client names none."""
-    for name in (session_header, SESSION_FALLBACK_HEADER):
+def detect_session(
+    headers: Mapping[str, str], session_headers: tuple[str, ...], body: Any = None
+) -> str | None:
+    """The conversation this request belongs to, or None when the client names none: the
+    first of `session_headers` it sends, else `metadata.session_id` in the body."""
+    for name in session_headers:
         value = headers.get(name)
         if value:
-            return _checked_id(value.strip(OPTIONAL_WHITESPACE), name)
+            return checked_id(value.strip(OPTIONAL_WHITESPACE), name)
     if isinstance(body, dict):
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and isinstance(metadata.get("session_id"), str):
-            return _checked_id(metadata["session_id"], "metadata.session_id")
+            return checked_id(metadata["session_id"], "metadata.session_id")
     return None
 
 
@@ -121,10 +123,11 @@ def _checked_user_id(value: str, source: str) -> str:
             f"{source} must not start with {PASS_THROUGH_PREFIX!r} (reserved for callers "
             "whose key passes through to LiteLLM)"
         )
-    return _checked_id(value, source)
+    return checked_id(value, source)
 
 
-def _checked_id(value: str, source: str) -> str:
+def checked_id(value: str, source: str) -> str:
+    """`value` if it can be a memory key (user, session or project id); else refused."""
     if VALID_ID.match(value) is None:
         raise InvalidIdentifier(f"{source} must be {ID_RULE}")
     return value

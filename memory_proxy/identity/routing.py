@@ -11,6 +11,8 @@ from typing import Any
 from memory_proxy.config import Settings
 from memory_proxy.identity.auth import Caller
 from memory_proxy.identity.client_detection import ClientIdentity, detect_session, detect_user
+from memory_proxy.identity.memory_mode import memory_mode, reads, writes
+from memory_proxy.identity.project import detect_project
 from memory_proxy.identity.supermemory import SupermemoryRouting
 
 
@@ -22,6 +24,16 @@ class RoutingDecision:
     model: str | None
     supermemory: bool
     memory: bool
+    project: str = ""  # GENERAL_PROJECT: the user's memory outside any project
+    memory_mode: str = "on"  # on | read | write | off
+
+    @property
+    def reads_memory(self) -> bool:
+        return reads(self.memory_mode)
+
+    @property
+    def writes_memory(self) -> bool:
+        return writes(self.memory_mode)
 
     def describe(self) -> dict[str, Any]:
         pattern = self.identity.matched_pattern
@@ -37,6 +49,8 @@ class RoutingDecision:
             "model": self.model,
             "supermemory": self.supermemory,
             "memory": self.memory,
+            "memory_mode": self.memory_mode,
+            "project": self.project or None,
         }
 
 
@@ -46,16 +60,20 @@ def decide(
     settings: Settings,
     supermemory: SupermemoryRouting,
     caller: Caller,
+    raw_body: bytes | None = None,
 ) -> RoutingDecision:
-    """Raises `InvalidIdentifier` when the client sent an unusable user or session id.
+    """Raises `InvalidIdentifier` when the client sent an unusable user, session or
+    project id, or `x-memory` value.
 
     A user id fixed by the caller's key beats detection: a bound client key's, or for a
     key that passes through to LiteLLM, the one derived from it (such a caller never names
-    one). Supermemory's scope and key go to authenticated callers only.
+    one). Supermemory's scope and key go to authenticated callers only. `raw_body` is
+    searched for the client's working directory (chat requests only).
     """
     model = body.get("model") if isinstance(body, dict) else None
     model = model if isinstance(model, str) else None
-    session_id = detect_session(headers, settings.memory.session_header, body)
+    memory = settings.memory
+    session_id = detect_session(headers, memory.session_headers, body)
     if caller.bound_user_id:
         kind = "client-key" if caller.by_client_key else "pass-through-key"
         identity = ClientIdentity(caller.bound_user_id, None, False, bound_to=kind)
@@ -67,5 +85,7 @@ def decide(
         session_id=session_id,
         model=model,
         supermemory=caller.authenticated and supermemory.is_routed(model),
-        memory=settings.memory.enabled and session_id is not None,
+        memory=memory.enabled and session_id is not None,
+        project=detect_project(headers, raw_body, memory.project_extractors),
+        memory_mode=memory_mode(headers, identity.user_id, memory.modes),
     )

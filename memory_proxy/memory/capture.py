@@ -29,6 +29,7 @@ import orjson
 
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.anthropic_format import from_anthropic
+from memory_proxy.memory.finish_reason import MAY_END, reason_in, reason_in_tail
 from memory_proxy.messages import Message, well_formed
 
 logger = logging.getLogger("memory_proxy.capture")
@@ -93,6 +94,7 @@ class AnswerCapture:
         self.complete = False
         self.usage = TokenUsage()
         self.cost: float | None = None
+        self.finish_reason: str | None = None  # as the answer said; None if it did not
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         names = {name.lower(): value.lower() for name, value in headers}
@@ -154,6 +156,7 @@ class AnswerCapture:
             and not self._buffer
             and chunk.endswith(b"\n\n")
             and b'"usage"' not in chunk
+            and MAY_END.search(chunk) is None
         )
 
     def finish(self) -> None:
@@ -163,6 +166,7 @@ class AnswerCapture:
         try:
             if usage := last_usage(self._buffer):
                 self.usage.update(usage)
+            self.finish_reason = self._json_reason()
             if self._api is not None:
                 self._parse_json()
         except Exception as exc:
@@ -184,6 +188,17 @@ class AnswerCapture:
         if self._tool_calls:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return message if well_formed(message) else None
+
+    def _json_reason(self) -> str | None:
+        """Searched for first; decoded only when not found (the Responses API puts its
+        status first, where a long answer's kept tail does not reach)."""
+        if reason := reason_in_tail(self._buffer):
+            return reason
+        try:
+            body = orjson.loads(self._buffer)
+        except ValueError:
+            return None
+        return reason_in(body) if isinstance(body, dict) else None
 
     def _parse_json(self) -> None:
         try:
@@ -224,6 +239,8 @@ class AnswerCapture:
     def _on_data(self, data: bytes) -> None:
         if b'"usage"' in data and (usage := last_usage(data)):
             self.usage.update(usage)
+        if MAY_END.search(data) and (reason := _event_reason(data)):
+            self.finish_reason = reason
         if self._api is None:
             return
         if data == b"[DONE]":
@@ -295,6 +312,14 @@ def _string(value: Any) -> str:
 
 def _index(value: Any) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _event_reason(data: bytes) -> str | None:
+    try:
+        event = orjson.loads(data)
+    except ValueError:
+        return None
+    return reason_in(event) if isinstance(event, dict) else None
 
 
 def _as_cost(header: bytes | None) -> float | None:

@@ -15,6 +15,7 @@ from memory_proxy.config import MemorySettings
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
+from memory_proxy.memory.question import RECALLED_TAG, without_recalled
 from memory_proxy.messages import Message
 from memory_proxy.stores.base import MemoryStore
 
@@ -70,13 +71,14 @@ class ConversationMemory:
             prepared.new_turns,
         )
 
-    def finish(self, turn: Turn, capture: AnswerCapture, client_disconnected: bool) -> None:
+    def finish(self, turn: Turn, capture: AnswerCapture) -> None:
         """Store the exchange in the background: the client already has every byte."""
         answer = capture.answer()
         if answer is None:
             return  # an error, or nothing we could read: remember nothing
-        partial = client_disconnected or not capture.complete
-        task = asyncio.ensure_future(self._store(turn, [*turn.new_turns, answer], partial))
+        partial = not capture.complete  # cut short; an answer read to its end is whole
+        messages = [_without_recalled(message) for message in (*turn.new_turns, answer)]
+        task = asyncio.ensure_future(self._store(turn, messages, partial))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -112,3 +114,11 @@ class ConversationMemory:
         if self._pending:
             await asyncio.wait(self._pending, timeout=5)
         await self.store.aclose()
+
+
+def _without_recalled(message: Message) -> Message:
+    """Recalled memories are never stored back, even quoted in an answer."""
+    content = message.get("content")
+    if isinstance(content, str) and RECALLED_TAG in content:
+        return {**message, "content": without_recalled(content).strip()}
+    return message

@@ -10,8 +10,9 @@ from memory_proxy.config import MemorySettings, UsageSettings
 from memory_proxy.stores.base import MemoryIndex, MemoryStore, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
 from memory_proxy.stores.redis import RedisStore, RedisUsageLog
-from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore, SQLiteUsageLog
+from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 
 
 def open_store(settings: MemorySettings) -> MemoryStore:

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 from memory_proxy.memory_record import MemoryRecord, ProjectInfo, Recalled
 from memory_proxy.messages import Message
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.usage_record import Feedback, UsageRecord
+from memory_proxy.usage_series import UsageSeries
 
 
 class StoreUnavailable(Exception):
@@ -58,9 +59,25 @@ class MemoryStore(Protocol):
 
 
 class UsageLog(Protocol):
+    """The usage records and the feedback on them; feedback is kept (at most
+    `max_records` of it) while a rating of a dropped record is harmless."""
+
     async def add(self, records: list[UsageRecord]) -> None: ...
 
     async def since(self, moment: float) -> list[UsageRecord]: ...
+
+    async def find(self, request_id: str) -> UsageRecord | None: ...
+
+    async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
+        """Buckets `first` to `last` (indexes: time // bucket_seconds, one of RESOLUTIONS),
+        grouped by `group`, a SERIES_GROUPS field."""
+        ...
+
+    async def add_feedback(self, feedback: Feedback) -> None: ...
+
+    async def feedback_since(self, moment: float) -> list[Feedback]:
+        """The latest rating of each request that arrived at `moment` or later."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from memory_proxy.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.usage_record import Feedback, UsageRecord
+from memory_proxy.usage_series import UsageSeries, aggregate, checked_resolution
 
 
 @dataclass
@@ -87,7 +88,9 @@ class InMemoryStore:
 
 class InMemoryUsageLog:
     def __init__(self, max_records: int) -> None:
+        self._max_records = max_records
         self._records: collections.deque[UsageRecord] = collections.deque(maxlen=max_records)
+        self._feedback: dict[str, Feedback] = {}  # in the order given: oldest first
 
     async def add(self, records: list[UsageRecord]) -> None:
         self._records.extend(records)
@@ -95,5 +98,23 @@ class InMemoryUsageLog:
     async def since(self, moment: float) -> list[UsageRecord]:
         return [record for record in self._records if record.time >= moment]
 
+    async def find(self, request_id: str) -> UsageRecord | None:
+        """Newest first: feedback mostly rates a recent answer."""
+        return next((r for r in reversed(self._records) if r.request_id == request_id), None)
+
+    async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
+        records = await self.since(first * checked_resolution(bucket_seconds))
+        return aggregate(records, first, last, bucket_seconds, group)
+
+    async def add_feedback(self, feedback: Feedback) -> None:
+        self._feedback.pop(feedback.request_id, None)
+        self._feedback[feedback.request_id] = feedback
+        if len(self._feedback) > self._max_records:
+            del self._feedback[next(iter(self._feedback))]
+
+    async def feedback_since(self, moment: float) -> list[Feedback]:
+        return [f for f in self._feedback.values() if f.request_time >= moment]
+
     async def aclose(self) -> None:
         self._records.clear()
+        self._feedback.clear()

@@ -18,12 +18,14 @@ import redis.asyncio as redis
 
 from memory_proxy.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.usage_record import Feedback, UsageRecord
+from memory_proxy.usage_series import UsageSeries, aggregate, checked_resolution
 
 SOCKET_TIMEOUT_SECONDS = 0.5
 _PREFIX = "memory-proxy"
 _ALL_SESSIONS = f"{_PREFIX}:sessions"
 _USAGE_STREAM = f"{_PREFIX}:usage"
+_FEEDBACK_STREAM = f"{_PREFIX}:feedback"
 _USAGE_PAGE = 1000
 
 
@@ -159,6 +161,47 @@ class RedisUsageLog:
             if len(page) < _USAGE_PAGE:
                 return records
             start = "(" + page[-1][0]
+
+    async def find(self, request_id: str) -> UsageRecord | None:
+        """Newest first, matching the raw text before decoding anything: feedback mostly
+        rates a recent answer, and the stream has no index by request id."""
+        needle = orjson.dumps({"request_id": request_id})[1:-1].decode()
+        end = "+"
+        while True:
+            page = cast(
+                list[tuple[str, dict[str, str]]],
+                await self._redis.xrevrange(_USAGE_STREAM, max=end, count=_USAGE_PAGE),
+            )
+            for _, entry in page:
+                if needle in entry["record"]:
+                    record = UsageRecord.from_dict(orjson.loads(entry["record"]))
+                    if record.request_id == request_id:
+                        return record
+            if len(page) < _USAGE_PAGE:
+                return None
+            end = "(" + page[-1][0]
+
+    async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
+        records = await self.since(first * checked_resolution(bucket_seconds))
+        return aggregate(records, first, last, bucket_seconds, group)
+
+    async def add_feedback(self, feedback: Feedback) -> None:
+        await self._redis.xadd(
+            _FEEDBACK_STREAM,
+            {"feedback": orjson.dumps(feedback.as_dict())},
+            maxlen=self._max_records,
+            approximate=False,
+        )
+
+    async def feedback_since(self, moment: float) -> list[Feedback]:
+        """The stream in order, so a later rating of the same request replaces the first."""
+        entries = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(_FEEDBACK_STREAM))
+        latest: dict[str, Feedback] = {}
+        for _, entry in entries:
+            feedback = Feedback(**orjson.loads(entry["feedback"]))
+            if feedback.request_time >= moment:
+                latest[feedback.request_id] = feedback
+        return list(latest.values())
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -1,5 +1,5 @@
-"""The default store: one SQLite file that survives restarts, holding conversations and
-the usage log.
+"""The default store: one SQLite file that survives restarts, holding conversations (here)
+and the usage log (sqlite_usage.py).
 
 SQLite calls are blocking, so each user of the file runs them on a dedicated thread (which
 also serialises them); the event loop never waits on the disk. WAL mode lets readers
@@ -20,7 +20,6 @@ import orjson
 
 from memory_proxy.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
-from memory_proxy.usage_record import FIELD_NAMES, UsageRecord
 
 T = TypeVar("T")
 
@@ -43,28 +42,6 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (user_id, session_id, id);
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated);
 """
-_USAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    request_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    session_id TEXT,
-    client TEXT NOT NULL,
-    model TEXT,
-    endpoint TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    stream INTEGER NOT NULL,
-    upstream_ms REAL NOT NULL,
-    first_byte_ms REAL,
-    total_ms REAL NOT NULL,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    cost REAL
-);
-CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
-"""
-_USAGE_COLUMNS = ", ".join(FIELD_NAMES)
 IN_MEMORY = ":memory:"  # SQLite's name for a private database that lives as long as its connection
 
 
@@ -206,40 +183,3 @@ class SQLiteStore:
     def _info(self, row: tuple[Any, ...]) -> SessionInfo:
         user_id, session_id, count, created, updated = row
         return SessionInfo(user_id, session_id, count, created, updated, updated + self._ttl)
-
-
-class SQLiteUsageLog:
-    """The usage log as a table (queryable with the sqlite3 shell), its newest
-    `max_records` rows kept."""
-
-    def __init__(self, path: Path, max_records: int) -> None:
-        self._max_records = max_records
-        self._file = SQLiteFile(path, _USAGE_SCHEMA)
-
-    async def add(self, records: list[UsageRecord]) -> None:
-        def work() -> None:
-            db = self._file.db
-            with self._file.transaction():
-                db.executemany(
-                    f"INSERT INTO usage ({_USAGE_COLUMNS}) "
-                    f"VALUES ({', '.join('?' * len(FIELD_NAMES))})",
-                    [tuple(record.as_dict().values()) for record in records],
-                )
-                db.execute(
-                    "DELETE FROM usage WHERE id <= (SELECT MAX(id) FROM usage) - ?",
-                    (self._max_records,),
-                )
-
-        await self._file.run(work)
-
-    async def since(self, moment: float) -> list[UsageRecord]:
-        def work() -> list[UsageRecord]:
-            rows = self._file.db.execute(
-                f"SELECT {_USAGE_COLUMNS} FROM usage WHERE time >= ? ORDER BY id", (moment,)
-            ).fetchall()
-            return [UsageRecord.from_dict(dict(zip(FIELD_NAMES, row, strict=True))) for row in rows]
-
-        return await self._file.run(work)
-
-    async def aclose(self) -> None:
-        await self._file.aclose()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -20,8 +21,9 @@ from memory_proxy.accounting.usage import (
 from memory_proxy.stores.base import UsageLog
 from memory_proxy.stores.in_memory import InMemoryUsageLog
 from memory_proxy.stores.redis import RedisUsageLog
-from memory_proxy.stores.sqlite import SQLiteUsageLog
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
+from memory_proxy.usage_record import FIELD_NAMES, Feedback, UsageRecord
+from memory_proxy.usage_series import bin_value, latency_bin
 from tests.support import RedisServer, eventually
 
 NOW = 1_700_000_000.0
@@ -102,11 +104,28 @@ def test_stream_token_counts_are_asked_for_unless_the_client_decided(
 
 def test_summaries_group_and_total() -> None:
     records = [
-        usage_record(),
-        usage_record(user_id="bob", model="gpt", stream=True, cost=None, first_byte_ms=None),
-        usage_record(user_id="bob", status=502, prompt_tokens=None, completion_tokens=None),
+        usage_record(finish_reason="stop"),
+        usage_record(
+            request_id="r2",
+            user_id="bob",
+            model="gpt",
+            stream=True,
+            cost=None,
+            first_byte_ms=None,
+            finish_reason="length",
+            time=NOW + 5,
+        ),
+        usage_record(
+            request_id="r3",
+            user_id="bob",
+            status=502,
+            prompt_tokens=None,
+            completion_tokens=None,
+            finish_reason="error",
+        ),
     ]
-    by_user = summarize(records, "user")
+    ratings = [Feedback("r2", NOW, 1.0, "", NOW), Feedback("r3", NOW, -0.5, "bad", NOW)]
+    by_user = summarize(records, "user", ratings)
     assert [row["user"] for row in by_user["data"]] == ["bob", "alice"]
     bob = by_user["data"][0]
     assert bob == {
@@ -119,7 +138,17 @@ def test_summaries_group_and_total() -> None:
         "total_tokens": 12,
         "cost": 0.25,
         "mean_first_byte_ms": 12.0,
+        "last_seen": NOW + 5,
+        "users": ["bob"],
+        "finish_reasons": {"length": 1, "error": 1},
+        "error_rate": 0.5,
+        "truncated": 1,
+        "truncation_rate": 0.5,
+        "refusals": 0,
+        "client_disconnects": 0,
+        "feedback": {"count": 2, "mean": 0.25},
     }
+    assert by_user["data"][1]["feedback"] == {"count": 0, "mean": None}
     assert by_user["total"]["requests"] == 3
     assert by_user["total"]["total_tokens"] == 24
     assert by_user["total"]["cost"] == 0.5
@@ -162,7 +191,7 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[...
 
 def test_logs_keep_records_whole_and_in_order(run: Callable[..., None]) -> None:
     records = [
-        usage_record(request_id="a", session_id="s1", stream=True),
+        usage_record(request_id="a", session_id="s1", stream=True, finish_reason="length"),
         usage_record(request_id="b", time=NOW + 1, cost=None, prompt_tokens=None),
     ]
 
@@ -182,6 +211,69 @@ def test_logs_keep_only_the_newest_records(run: Callable[..., None]) -> None:
         assert kept == ["2-2", "2-3", "3-0", "3-1", "3-2", "3-3", "4-0", "4-1", "4-2", "4-3"]
 
     run(scenario, max_records=10)
+
+
+def test_logs_find_records_and_keep_the_latest_feedback(run: Callable[..., None]) -> None:
+    async def scenario(log: UsageLog) -> None:
+        await log.add([usage_record(request_id=f"r{i}", time=NOW + i) for i in range(3)])
+        found = await log.find("r1")
+        assert found is not None and found.time == NOW + 1
+        assert await log.find("nobody") is None
+        await log.add_feedback(Feedback("r1", NOW + 1, -1.0, "wrong", NOW + 10))
+        await log.add_feedback(Feedback("r2", NOW + 2, 0.5, "", NOW + 11))
+        await log.add_feedback(Feedback("r1", NOW + 1, 1.0, "fixed", NOW + 12))
+        ratings = sorted(await log.feedback_since(0), key=lambda f: f.request_id)
+        assert [(f.request_id, f.score, f.comment) for f in ratings] == [
+            ("r1", 1.0, "fixed"),
+            ("r2", 0.5, ""),
+        ]
+        assert [f.request_id for f in await log.feedback_since(NOW + 2)] == ["r2"]
+
+    run(scenario)
+
+
+def test_every_log_gives_the_same_series(run: Callable[..., None]) -> None:
+    """Buckets of 5 minutes: two models in the first, one error in the second, records of
+    other buckets left out; percentiles from four bins per doubling, by nearest rank."""
+    start = (NOW // 300) * 300
+    records = [
+        usage_record(request_id="old", time=start - 1),
+        *(
+            usage_record(request_id=f"a{i}", time=start + i, total_ms=float(2**i))
+            for i in range(20)
+        ),
+        usage_record(request_id="b", time=start + 30, model=None, first_byte_ms=None, cost=None),
+        usage_record(request_id="c", time=start + 300, status=502, total_ms=9.0, first_byte_ms=4.0),
+        usage_record(request_id="late", time=start + 600),
+    ]
+
+    async def scenario(log: UsageLog) -> None:
+        await log.add(records)
+        first = int(start // 300)
+        series = await log.series(first, first + 1, 300, "model")
+        assert [(g.bucket - first, g.group, g.requests, g.errors) for g in series.groups] == [
+            (0, None, 1, 0),
+            (0, "demo", 20, 0),
+            (1, "demo", 1, 1),
+        ]
+        assert series.groups[1].cost == pytest.approx(5.0)
+        assert (series.groups[1].prompt_tokens, series.groups[1].completion_tokens) == (100, 140)
+        latency = [
+            (b.bucket - first, b.first_byte_p50, b.total_p50, b.total_p95) for b in series.latency
+        ]
+        # total_ms 1, 2, 4, … 2**19 and 13: the 11th is 2**9 = 512, the 20th 2**18
+        truth = [(0, 12.0, 512.0, 2.0**18), (1, 4.0, 9.0, 9.0)]
+        assert latency == [
+            (bucket, *(bin_value(latency_bin(ms)) for ms in values)) for bucket, *values in truth
+        ]
+        for got, true in zip(latency, truth, strict=True):
+            assert got[1:] == pytest.approx(true[1:], rel=0.091)  # 2 ** (1/8) - 1
+        by_client = await log.series(first, first, 300, "client")
+        assert [(g.group, g.requests) for g in by_client.groups] == [("default", 21)]
+        empty = await log.series(first + 10, first + 20, 300, "user_id")
+        assert (empty.groups, empty.latency) == ([], [])
+
+    run(scenario)
 
 
 def lost_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -356,3 +448,28 @@ def test_the_recorder_writes_about_as_fast_as_the_sqlite_log_can(tmp_path: Path)
     )
     assert dropped == 0
     assert direct_seconds / recorded_seconds > 0.3
+
+
+def test_a_usage_file_from_before_finish_reasons_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old_columns = [name for name in FIELD_NAMES if name != "finish_reason"]
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE usage (id INTEGER PRIMARY KEY, {', '.join(old_columns)})")
+        old = usage_record(request_id="old").as_dict()
+        db.execute(
+            f"INSERT INTO usage ({', '.join(old_columns)}) VALUES ({', '.join('?' * 15)})",
+            [old[name] for name in old_columns],
+        )
+    db.close()
+
+    async def scenario() -> list[UsageRecord | None]:
+        log = SQLiteUsageLog(path, 100)
+        try:
+            await log.add([usage_record(request_id="new", finish_reason="stop")])
+            return [*(await log.since(0)), await log.find("new")]
+        finally:
+            await log.aclose()
+
+    before, after, found = asyncio.run(scenario())
+    assert before == usage_record(request_id="old")  # finish_reason None
+    assert after == found == usage_record(request_id="new", finish_reason="stop")

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
-from memory_proxy.config import HeaderPattern, UserIdMappings
+from memory_proxy.config import HeaderPattern, UserIdMappings, load_settings
 from memory_proxy.identity.client_detection import (
     MAX_MATCHED_HEADER_LENGTH,
     InvalidIdentifier,
     detect_session,
     detect_user,
 )
+from memory_proxy.recall_config import DEFAULT_SESSION_HEADERS as SESSION_HEADERS
 
 MAPPINGS = UserIdMappings(
     custom_header="x-memory-user-id",
@@ -41,6 +45,31 @@ def test_first_matching_pattern_wins() -> None:
     assert identity.matched_pattern.header == "user-agent"
 
 
+# The user-agent each real client sends: the CLIs' as recorded from Claude Code 2.1.332 and
+# Codex 0.169.0 (tests/clients runs them live), the SDKs' from the installed SDKs themselves.
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+REAL_USER_AGENTS = [
+    ("claude-cli/2.1.332 (external, cli)", "claude-cli"),
+    ("claude-cli/2.1.332 (external, sdk-cli)", "claude-cli"),
+    ("codex_exec/0.169.0 (Debian 12.0.0; x86_64) dumb (codex_exec; 0.169.0)", "codex-cli"),
+    ("codex-tui/0.169.0 (Debian 12.0.0; x86_64) xterm-256color (codex-tui; 0.169.0)", "codex-cli"),
+    ("codex_cli_rs/0.20.0 (Ubuntu 24.4.0; x86_64) WindowsTerminal", "codex-cli"),
+    ("OpenAIClientImpl/Java 2.1.0", "pycharm-ai"),
+    (openai.OpenAI(api_key="k").user_agent, "openai-python"),
+    (openai.AsyncOpenAI(api_key="k").user_agent, "openai-python"),
+    (anthropic.Anthropic(api_key="k").user_agent, "anthropic-python"),
+    (anthropic.AsyncAnthropic(api_key="k").user_agent, "anthropic-python"),
+]
+
+
+@pytest.mark.parametrize(("user_agent", "user_id"), REAL_USER_AGENTS)
+def test_the_shipped_config_recognises_what_real_clients_send(
+    user_agent: str, user_id: str
+) -> None:
+    mappings = load_settings(SHIPPED_CONFIG, environ={}).user_id_mappings
+    assert detect_user({"user-agent": user_agent}, mappings).user_id == user_id
+
+
 def test_named_groups_fill_the_user_id() -> None:
     assert detect_user({"x-project": "apollo"}, MAPPINGS).user_id == "proj-apollo"
 
@@ -67,25 +96,44 @@ def test_unusable_explicit_user_ids_are_refused(bad: str) -> None:
 def test_spaces_and_tabs_around_a_header_value_are_not_part_of_the_id() -> None:
     """uvicorn's httptools parser keeps a header's trailing whitespace; h11 drops it."""
     assert detect_user({"x-memory-user-id": " alice \t"}, MAPPINGS).user_id == "alice"
-    assert detect_session({"x-session-id": "s1 "}, "x-session-id") == "s1"
+    assert detect_session({"x-session-id": "s1 "}, SESSION_HEADERS) == "s1"
 
 
 def test_session_precedence() -> None:
     body = {"metadata": {"session_id": "from-body"}}
     both = {"x-session-id": "s1", "x-sm-conversation-id": "s2"}
-    assert detect_session(both, "x-session-id", body) == "s1"
-    assert detect_session({"x-sm-conversation-id": "s2"}, "x-session-id", body) == "s2"
-    assert detect_session({}, "x-session-id", body) == "from-body"
-    assert detect_session({}, "x-session-id", {"metadata": "nope"}) is None
-    assert detect_session({}, "x-session-id", None) is None
+    assert detect_session(both, SESSION_HEADERS, body) == "s1"
+    assert detect_session({"x-sm-conversation-id": "s2"}, SESSION_HEADERS, body) == "s2"
+    assert detect_session({}, SESSION_HEADERS, body) == "from-body"
+    assert detect_session({}, SESSION_HEADERS, {"metadata": "nope"}) is None
+    assert detect_session({}, SESSION_HEADERS, None) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "x-claude-code-session-id",  # Claude Code 2.x
+        "session-id",  # the Codex CLI (0.169)
+        "thread-id",  # the Codex CLI, the same id
+        "session_id",  # older Codex CLI versions
+        "x-litellm-session-id",  # LiteLLM's own
+    ],
+)
+def test_the_conversation_ids_real_clients_send_name_the_session(header: str) -> None:
+    sid = "019a9544-7ab1-73c1-837e-1fa681f4462b"
+    assert detect_session({header: sid}, SESSION_HEADERS) == sid
+
+
+def test_only_the_configured_headers_name_a_session() -> None:
+    assert detect_session({"x-claude-code-session-id": "s1"}, ("x-session-id",)) is None
 
 
 @pytest.mark.parametrize("bad", ["a/b", "abc\n", "abc\r\n", "abc\n\n", "abc\x00"])
 def test_invalid_session_id_is_refused(bad: str) -> None:
-    with pytest.raises(InvalidIdentifier, match="x-session-id"):
-        detect_session({"x-session-id": bad}, "x-session-id")
+    with pytest.raises(InvalidIdentifier, match="x-claude-code-session-id"):
+        detect_session({"x-claude-code-session-id": bad}, SESSION_HEADERS)
     with pytest.raises(InvalidIdentifier, match=r"metadata\.session_id"):
-        detect_session({}, "x-session-id", {"metadata": {"session_id": bad}})
+        detect_session({}, SESSION_HEADERS, {"metadata": {"session_id": bad}})
 
 
 def test_a_pattern_whose_group_captures_a_line_break_gives_no_user_id() -> None:

@@ -173,7 +173,7 @@ def test_a_failing_store_never_fails_the_llm_call(
     upstream, url = fake_upstream
     app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url))
     assert app.memory is not None
-    app.memory.store = BrokenStore()
+    app.memory.conversations.store = BrokenStore()
     with serve(app) as proxy:
         assert "Hello" in chat(proxy, "hi", ALICE)
         wait_until(lambda: store_errors(app) == 1)

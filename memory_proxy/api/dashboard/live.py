@@ -1,0 +1,65 @@
+"""`GET /v1/live`: server-sent events for the dashboard's live view. A `state` event
+(requests in flight) every second, and a `request` event per usage record as it is made;
+a caller whose key is bound to a user id sees that user's requests only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from memory_proxy.accounting.live import LiveFeed, Subscription
+from memory_proxy.config import Settings
+from memory_proxy.errors import error_response
+from memory_proxy.identity.auth import identify_request
+from memory_proxy.usage_record import UsageRecord
+
+STATE_EVERY_SECONDS = 1.0
+
+
+class LiveAPI:
+    def __init__(self, feed: LiveFeed, settings: Settings) -> None:
+        self._feed = feed
+        self._settings = settings
+
+    async def events(self, request: Request) -> Response:
+        caller = identify_request(request, self._settings)
+        if not caller.authenticated:
+            return error_response(
+                request.url.path, 401, "live needs one of the proxy's client keys"
+            )
+        return StreamingResponse(
+            self._stream(caller.bound_user_id),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    async def _stream(self, only_user: str | None) -> AsyncIterator[bytes]:
+        with self._feed.subscribe() as subscription:
+            yield b"retry: 2000\n\n"
+            while True:
+                yield _event("state", {"in_flight": self._feed.in_flight})
+                async for record in _for_a_while(subscription, STATE_EVERY_SECONDS):
+                    if only_user is None or record.user_id == only_user:
+                        yield _event("request", record.as_dict())
+
+
+async def _for_a_while(subscription: Subscription, seconds: float) -> AsyncIterator[UsageRecord]:
+    """The records that arrive within `seconds` (never yielding inside the timeout, which
+    would cancel whoever is consuming)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                record = await subscription.queue.get()
+        except TimeoutError:
+            return
+        yield record
+
+
+def _event(name: str, data: object) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

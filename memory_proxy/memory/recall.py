@@ -1,0 +1,253 @@
+"""Recall: each new human question gets the best memories of its user and project from
+other sessions, as one block, within a token budget and a time budget.
+
+Only a new question is searched (the request's last message is the human's); in an
+agent's tool loop nothing is. Prompt caching stays intact: the block goes with the user
+turn it was recalled for (`recall.placement: user`), and the conversation's later
+requests, which resend that turn without it, get the same block put back at the same
+turn, so the prefix the provider cached is byte for byte the same. The blocks placed are
+remembered per conversation in a small in-process LRU.
+
+A slow or failing backend never costs a request more than `recall.timeout_ms`: past it
+the request goes on without, and the miss is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from memory_proxy.logging_setup import log_failure
+from memory_proxy.memory.indexing import exchange_text
+from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
+from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
+from memory_proxy.memory_record import Recalled, memory_id
+from memory_proxy.recall_config import RecallSettings
+from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.recall_query import query_terms
+
+logger = logging.getLogger("memory_proxy.memory")
+
+CHARS_PER_TOKEN = 4
+STEM_PREFIX = 4  # words shorter than this match only exactly
+MAX_CONVERSATIONS = 2048  # conversations whose placed blocks are remembered
+MAX_BLOCKS_PER_CONVERSATION = 32
+
+_WORD = re.compile(r"[^\W_]+")  # as the index's tokenizer splits words
+Conversation = tuple[str, str]  # (user id, session id or "" when the client names none)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A block put into the user turn at `index`, whose human text hashed to `text_hash`."""
+
+    text_hash: int
+    block: str
+
+
+@dataclass(frozen=True)
+class RecallOutcome:
+    body: dict[str, Any] | None  # the request with the block(s); None: unchanged
+    recalled: int  # memories recalled for this request's new question
+
+
+class Recall:
+    def __init__(
+        self,
+        backend: RecallBackend,
+        settings: RecallSettings,
+        *,
+        on_timeout: Callable[[], None],
+        on_failure: Callable[[], None],
+    ) -> None:
+        self._backend = backend
+        self._settings = settings
+        self._max_chars = settings.max_tokens * CHARS_PER_TOKEN
+        self._on_timeout = on_timeout
+        self._on_failure = on_failure
+        self._placed: collections.OrderedDict[Conversation, dict[int, Placed]] = (
+            collections.OrderedDict()
+        )
+
+    async def apply(
+        self,
+        api: str,
+        payload: dict[str, Any],
+        outgoing: dict[str, Any],
+        turn: HumanTurn | None,
+        *,
+        user_id: str,
+        project: str,
+        session_id: str | None,
+        history_injected: bool,
+    ) -> RecallOutcome:
+        """`payload` is the client's request, `outgoing` what goes upstream so far (with
+        stored history when `history_injected`), `turn` the payload's last human turn.
+        A question without topic words ("hi", "thanks!") is not searched."""
+        conversation = (user_id, session_id or "")
+        placed = self._placed.get(conversation)
+        query = search_query(turn)
+        terms = query_terms(query) if query else []
+        if not terms and placed is None:
+            return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
+        found = None
+        if terms:
+            assert query is not None
+            hits = await self._search(api, payload, user_id, project, session_id, query, terms)
+            found = recalled_block(hits, self._max_chars) if hits else None
+        if self._settings.placement == "system":
+            return self._in_system(api, outgoing, conversation, bool(terms), found, session_id)
+        body = outgoing
+        if placed and not history_injected:
+            fresh = turn.index if found is not None and turn is not None else None
+            body = self._put_back(api, payload, body, conversation, placed, fresh)
+        recalled = 0
+        if found is not None and turn is not None:
+            shift = _length(api, body) - _length(api, payload)  # injected history
+            with_block = in_user_turn(api, body, turn.index + shift, found[0])
+            if with_block is not None:
+                body, recalled = with_block, found[1]
+                if not history_injected:
+                    self._remember(conversation, turn.index, Placed(hash(turn.text), found[0]))
+        return RecallOutcome(body if body is not outgoing else None, recalled)
+
+    async def _search(
+        self,
+        api: str,
+        payload: dict[str, Any],
+        user_id: str,
+        project: str,
+        session_id: str | None,
+        query: str,
+        terms: list[str],
+    ) -> list[Recalled]:
+        settings = self._settings
+        try:
+            async with asyncio.timeout(settings.timeout_ms / 1000):
+                hits = await self._backend.search(
+                    user_id, project, query, limit=settings.limit, exclude_session=session_id
+                )
+        except TimeoutError:
+            self._on_timeout()
+            logger.info("recall took over %d ms; the request goes on without", settings.timeout_ms)
+            return []
+        except Exception as exc:
+            self._on_failure()
+            log_failure(logger, "recall failed; the request goes on without", exc)
+            return []
+        hits = [
+            hit
+            for hit in hits
+            if hit.record.user_id == user_id
+            and hit.record.project == project
+            and coverage(terms, hit.record.text) >= settings.min_score
+        ]
+        if hits and session_id is None:  # no session to leave out: drop what is in context
+            in_context = {
+                memory_id(user_id, project, exchange_text(question, answer))
+                for question, answer in exchanges(api, payload)
+            }
+            hits = [hit for hit in hits if hit.record.id not in in_context]
+        return sorted(hits, key=lambda hit: -hit.score)
+
+    def _put_back(
+        self,
+        api: str,
+        payload: dict[str, Any],
+        body: dict[str, Any],
+        conversation: Conversation,
+        placed: dict[int, Placed],
+        fresh: int | None,
+    ) -> dict[str, Any]:
+        """The blocks of earlier turns back where they were, for turns the client resent
+        unchanged; a turn that changed (history edited, compacted) loses its block, and
+        the turn just recalled for (`fresh`) gets its new one only."""
+        for index, block in list(placed.items()):
+            if index == fresh:
+                continue
+            text = human_text_at(api, payload, index)
+            with_block = (
+                in_user_turn(api, body, index, block.block)
+                if text is not None and hash(text) == block.text_hash
+                else None
+            )
+            if with_block is None:
+                del placed[index]
+            else:
+                body = with_block
+        self._placed.move_to_end(conversation)
+        return body
+
+    def _in_system(
+        self,
+        api: str,
+        outgoing: dict[str, Any],
+        conversation: Conversation,
+        asked: bool,
+        found: tuple[str, int] | None,
+        session_id: str | None,
+    ) -> RecallOutcome:
+        """`placement: system`: a new question's block, or (in the same session) the last
+        one again, so that a tool loop keeps one system prompt."""
+        if asked:
+            self._placed.pop(conversation, None)
+            if found is not None and session_id is not None:
+                self._remember(conversation, -1, Placed(0, found[0]))
+        elif session_id is not None and (placed := self._placed.get(conversation)):
+            found = (placed[-1].block, 0)
+        if found is None:
+            return RecallOutcome(None, 0)
+        body = in_system_prompt(api, outgoing, found[0])
+        return RecallOutcome(body, found[1] if body is not None else 0)
+
+    def _remember(self, conversation: Conversation, index: int, placed: Placed) -> None:
+        blocks = self._placed.setdefault(conversation, {})
+        blocks[index] = placed
+        while len(blocks) > MAX_BLOCKS_PER_CONVERSATION:
+            del blocks[next(iter(blocks))]
+        self._placed.move_to_end(conversation)
+        while len(self._placed) > MAX_CONVERSATIONS:
+            self._placed.popitem(last=False)
+
+
+def coverage(terms: list[str], text: str) -> float:
+    """The share of the question's topic words that `text` contains: the relevance gate.
+
+    Unlike a full-text score (BM25 depends on how many memories there are: with a handful
+    every score is near zero), it means the same with ten memories or a million. A word
+    counts when it is the same or, for longer words, shares all but a few last letters (a
+    crude stem: deploy / deployment, test / tests)."""
+    if not terms:
+        return 0.0
+    words = set(_WORD.findall(text.lower()))
+    by_start: dict[str, list[str]] = collections.defaultdict(list)
+    for word in words:
+        by_start[word[:STEM_PREFIX]].append(word)
+    found = sum(
+        1
+        for term in terms
+        if term in words
+        or (
+            len(term) >= STEM_PREFIX
+            and any(_same_stem(term, word) for word in by_start.get(term[:STEM_PREFIX], ()))
+        )
+    )
+    return found / len(terms)
+
+
+def _same_stem(term: str, word: str) -> bool:
+    shortest = min(len(term), len(word))
+    shared = next((i for i in range(shortest) if term[i] != word[i]), shortest)
+    return shared >= max(STEM_PREFIX, min(len(term), len(word)) - 2)
+
+
+def _length(api: str, body: dict[str, Any]) -> int:
+    turns = body.get("input") if api == "responses" else body.get("messages")
+    if isinstance(turns, list):
+        return len(turns)
+    return 1 if isinstance(turns, str) else 0

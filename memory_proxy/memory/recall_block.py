@@ -1,0 +1,111 @@
+"""The recalled memories as one delimited block, and where it goes in a request.
+
+By default the block goes into a user turn (the latest, or the one it was first recalled
+for): providers cache the prompt's prefix (tools, system prompt, earlier messages), and a
+block that changed inside the system prompt would invalidate the whole cached
+conversation at every request. Placement copies what it changes and leaves everything
+else as the client sent it (Anthropic `cache_control` markers included).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from memory_proxy.memory.question import RECALLED_TAG
+from memory_proxy.memory_record import Recalled
+
+NOTE = (
+    "Notes the memory proxy recalled from this user's earlier sessions; "
+    "they may be outdated, use them only where they help."
+)
+_OUR_TAGS = re.compile(rf"</?(?:{RECALLED_TAG}|memory)\b[^>]*>")
+_UNSAFE_IN_ATTRIBUTE = re.compile(r'["<>&\s]+')
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def recalled_block(hits: list[Recalled], max_chars: int) -> tuple[str, int] | None:
+    """The best hits (in the order given) that fit `max_chars` as one block, and how many
+    there are; None when none fits."""
+    head = f"<{RECALLED_TAG}>\n{NOTE}\n"
+    tail = f"</{RECALLED_TAG}>"
+    parts: list[str] = []
+    used = len(head) + len(tail)
+    for hit in hits:
+        record = hit.record
+        date = time.strftime("%Y-%m-%d", time.gmtime(record.created_at))
+        client = _UNSAFE_IN_ATTRIBUTE.sub("-", record.client)
+        text = _OUR_TAGS.sub("", record.text).strip()
+        part = f'<memory date="{date}" client="{client}">\n{text}\n</memory>\n'
+        if used + len(part) <= max_chars:
+            parts.append(part)
+            used += len(part)
+    if not parts:
+        return None
+    return head + "".join(parts) + tail, len(parts)
+
+
+def in_user_turn(api: str, body: dict[str, Any], index: int, block: str) -> dict[str, Any] | None:
+    """The body with `block` opening the user turn at `index` (after any tool results,
+    which Anthropic wants first); None when that turn is not a user message we can
+    extend."""
+    key = "input" if api == "responses" else "messages"
+    turns = body.get(key)
+    if isinstance(turns, str) and api == "responses" and index == 0:
+        return {**body, key: f"{block}\n\n{turns}"}
+    if not isinstance(turns, list) or not 0 <= index < len(turns):
+        return None
+    turn = turns[index]
+    if not isinstance(turn, dict) or turn.get("role") != "user":
+        return None
+    content = turn.get("content")
+    if isinstance(content, str):
+        content = f"{block}\n\n{content}"
+    elif isinstance(content, list):
+        part_type = "input_text" if api == "responses" else "text"
+        at = 0
+        while at < len(content) and _is_tool_result(content[at]):
+            at += 1
+        content = [*content[:at], {"type": part_type, "text": block}, *content[at:]]
+    else:
+        return None
+    changed = [*turns[:index], {**turn, "content": content}, *turns[index + 1 :]]
+    return {**body, key: changed}
+
+
+def in_system_prompt(api: str, body: dict[str, Any], block: str) -> dict[str, Any] | None:
+    """The body with `block` at the end of the system prompt (or as one, after the
+    client's system messages); None when the shape is not understood."""
+    if api == "anthropic":
+        system = body.get("system")
+        if system is None:
+            return {**body, "system": block}
+        if isinstance(system, str):
+            return {**body, "system": f"{system}\n\n{block}"}
+        if isinstance(system, list):
+            return {**body, "system": [*system, {"type": "text", "text": block}]}
+        return None
+    if api == "responses":
+        instructions = body.get("instructions")
+        if instructions is None:
+            return {**body, "instructions": block}
+        if isinstance(instructions, str):
+            return {**body, "instructions": f"{instructions}\n\n{block}"}
+        return None
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    leading = 0
+    while (
+        leading < len(messages)
+        and isinstance(messages[leading], dict)
+        and messages[leading].get("role") in _SYSTEM_ROLES
+    ):
+        leading += 1
+    system = {"role": "system", "content": block}
+    return {**body, "messages": [*messages[:leading], system, *messages[leading:]]}
+
+
+def _is_tool_result(part: Any) -> bool:
+    return isinstance(part, dict) and part.get("type") == "tool_result"

@@ -1,0 +1,162 @@
+"""Everything memory does around one chat request: before it, the session's stored
+history and the recalled memories go in (when the request may read memory); after it,
+the exchange is stored in the session and indexed for recall (when it may write).
+
+Each part degrades on its own: a failing store, index or recall backend costs that part,
+never the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from memory_proxy.memory.capture import AnswerCapture
+from memory_proxy.memory.conversation import ConversationMemory, Turn
+from memory_proxy.memory.indexing import MemoryIndexer
+from memory_proxy.memory.question import HumanTurn, last_human_turn
+from memory_proxy.memory.recall import Recall
+from memory_proxy.recall_config import RecallSettings
+from memory_proxy.stores.base import RecallBackend
+
+logger = logging.getLogger("memory_proxy.memory")
+
+
+@dataclass(frozen=True)
+class MemoryScope:
+    """Whose memory one request uses, and what it may do with it."""
+
+    user_id: str
+    session_id: str | None
+    project: str
+    client: str
+    model: str | None
+    reads: bool
+    writes: bool
+    session_memory: bool  # the session's history is kept (memory on, a session id known)
+
+
+@dataclass
+class MemoryTurn:
+    """One request's part in memory, from before it is forwarded to after its answer."""
+
+    api: str
+    scope: MemoryScope
+    payload: dict[str, Any]  # the client's request, as sent
+    body: dict[str, Any]  # what goes upstream
+    question: HumanTurn | None = None  # the payload's last human turn
+    session_turn: Turn | None = None
+    injected: int = 0  # stored history messages put in
+    recalled: int = 0  # memories recalled
+
+    @property
+    def needs_answer(self) -> bool:
+        return self.scope.writes
+
+    def answer_headers(self) -> list[tuple[bytes, bytes]]:
+        """What memory did, told to the client: a count and ids (validated), no text."""
+        headers = [(b"x-memory-recalled", str(self.recalled).encode())]
+        if self.scope.project:
+            headers.append((b"x-memory-project", self.scope.project.encode()))
+        if self.scope.session_id:
+            headers.append((b"x-memory-session", self.scope.session_id.encode()))
+        return headers
+
+
+class RequestMemory:
+    """Session memory always; recall and indexing when there is a recall `backend`."""
+
+    def __init__(
+        self,
+        conversations: ConversationMemory,
+        backend: RecallBackend | None,
+        settings: RecallSettings,
+        *,
+        on_recall_timeout: Callable[[], None],
+        on_failure: Callable[[], None],
+        on_memories_dropped: Callable[[int], None],
+    ) -> None:
+        """`on_failure` counts failed searches, `on_memories_dropped` lost memories."""
+        self.conversations = conversations
+        self.recall = (
+            Recall(backend, settings, on_timeout=on_recall_timeout, on_failure=on_failure)
+            if backend is not None
+            else None
+        )
+        self.indexer = MemoryIndexer(backend, on_memories_dropped) if backend is not None else None
+
+    async def begin(
+        self, api: str, payload: dict[str, Any], outgoing: dict[str, Any], scope: MemoryScope
+    ) -> MemoryTurn | None:
+        """The request's memory turn, with the body to forward; None when memory has
+        nothing to do with it."""
+        if not (scope.reads or scope.writes):
+            return None
+        turn = MemoryTurn(api, scope, payload, outgoing, last_human_turn(api, payload))
+        if scope.session_memory and scope.session_id is not None:
+            session_turn = await self.conversations.begin(
+                api, scope.user_id, scope.session_id, outgoing
+            )
+            if session_turn is not None:
+                turn.session_turn = session_turn
+                if scope.reads and session_turn.injected:
+                    turn.body, turn.injected = session_turn.body, session_turn.injected
+        if scope.reads and self.recall is not None:
+            outcome = await self.recall.apply(
+                api,
+                payload,
+                turn.body,
+                turn.question,
+                user_id=scope.user_id,
+                project=scope.project,
+                session_id=scope.session_id,
+                history_injected=turn.injected > 0,
+            )
+            if outcome.body is not None:
+                turn.body, turn.recalled = outcome.body, outcome.recalled
+        return turn
+
+    def finish(self, turn: MemoryTurn, capture: AnswerCapture) -> None:
+        """Store and index the exchange in the background (the client has every byte).
+
+        A complete capture means the answer's final event reached the client, even if it
+        left before the stream's end (Codex does), so only an incomplete one is partial.
+        """
+        scope = turn.scope
+        if not scope.writes:
+            return
+        if turn.session_turn is not None:
+            self.conversations.finish(turn.session_turn, capture)
+        if self.indexer is None or not capture.complete:
+            return
+        answer = capture.answer()
+        if answer is None or answer.get("tool_calls") or not answer.get("content"):
+            return  # an answer that only calls tools is not a memory
+        question = turn.question
+        if question is None:
+            return
+        self.indexer.remember(
+            user_id=scope.user_id,
+            project=scope.project,
+            session_id=scope.session_id,
+            client=scope.client,
+            model=scope.model,
+            question=question.text,
+            answer=answer["content"],
+        )
+
+    def start(self) -> None:
+        self.conversations.start_purging()
+        if self.indexer is not None:
+            self.indexer.start()
+
+    async def aclose(self) -> None:
+        """Queued memories stored, then the session store closed (the recall backend is
+        closed by its owner, after this)."""
+        try:
+            if self.indexer is not None:
+                await self.indexer.aclose()
+        finally:
+            await self.conversations.aclose()

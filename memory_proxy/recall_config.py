@@ -1,0 +1,159 @@
+"""Settings of long-term memory: which headers name a conversation, how a request's
+project is found, who gets which memory mode (`memory.*`), and how recall behaves
+(`recall.*`). Kept apart from config.py, which builds them into `Settings`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from memory_proxy.config_parsing import (
+    SettingsTree,
+    as_bool,
+    as_positive_int,
+    as_str,
+    one_of,
+)
+
+# The conversation ids clients already send, first found wins: ours, Claude Code's, the
+# Codex CLI's (`session-id` and `thread-id` today, `session_id` in older versions),
+# LiteLLM's, and Supermemory's.
+DEFAULT_SESSION_HEADERS = (
+    "x-session-id",
+    "x-claude-code-session-id",
+    "session-id",
+    "session_id",
+    "thread-id",
+    "x-litellm-session-id",
+    "x-sm-conversation-id",
+)
+# A JSON string's escaped content, up to a bound: the group a body pattern captures.
+_JSON_TEXT = r'((?:[^"\\]|\\.){1,1024}?)'
+# Where clients already say their working directory (see README, "Memory").
+DEFAULT_PROJECT_EXTRACTORS: tuple[tuple[str | None, str | None], ...] = (
+    # Claude Code 2.x: "# Environment ... - Primary working directory: /path\n"
+    (None, r"Primary working directory: " + _JSON_TEXT + r'(?:\\n|")'),
+    # Older Claude Code, opencode and other agents: "<env>\nWorking directory: /path\n"
+    (None, r"<env>(?:\\n|\s)*Working directory: " + _JSON_TEXT + r'(?:\\n|")'),
+    # The Codex CLI: an input item "<environment_context>\n  <cwd>/path</cwd>"
+    (None, r"<environment_context>(?:\\n|\s)*<cwd>" + _JSON_TEXT + r"</cwd>"),
+    # The Codex CLI's turn metadata header: {"workspaces": {"/path": {...}}}
+    ("x-codex-turn-metadata", r'"workspaces"\s*:\s*\{\s*"' + _JSON_TEXT + r'"'),
+)
+MEMORY_MODES = ("on", "read", "write", "off")
+PLACEMENTS = ("user", "system")
+RECALL_BACKENDS = ("local", "supermemory")
+
+
+@dataclass(frozen=True)
+class ProjectExtractor:
+    """Where a client names its working directory: a header (its whole value, or the
+    pattern's group within it), or a pattern over the raw JSON body (the group is
+    JSON-escaped text, unescaped before use)."""
+
+    header: str | None  # lower-case header name; None: the body
+    pattern: re.Pattern[str] | None
+    body_pattern: re.Pattern[bytes] | None
+
+    @classmethod
+    def of(cls, header: str | None, pattern: str | None) -> ProjectExtractor:
+        if header is None:
+            assert pattern is not None
+            return cls(None, None, re.compile(pattern.encode()))
+        return cls(header.lower(), re.compile(pattern) if pattern else None, None)
+
+
+DEFAULT_EXTRACTORS = tuple(
+    ProjectExtractor.of(header, pattern) for header, pattern in DEFAULT_PROJECT_EXTRACTORS
+)
+
+
+@dataclass(frozen=True)
+class RecallSettings:
+    enabled: bool = True
+    backend: str = "local"  # local (the memory store's SQLite file) | supermemory
+    placement: str = "user"  # the latest user turn (keeps prompt caching) | system
+    max_tokens: int = 1000  # of recalled text in one request, about 4 characters a token
+    min_score: float = 0.6  # share of the question's topic words a memory must contain
+    limit: int = 5  # hits asked of the backend
+    timeout_ms: int = 50  # past it the request goes on without recall
+
+
+def build_session_headers(tree: SettingsTree) -> tuple[str, ...]:
+    return tree.get("memory.session_headers", _as_header_names, DEFAULT_SESSION_HEADERS)
+
+
+def build_memory_modes(tree: SettingsTree) -> dict[str, str]:
+    """`memory.modes`: user id -> on | read | write | off (YAML reads a bare on/off as
+    true/false: taken as meant)."""
+    modes = tree.lookup("memory.modes") or {}
+    if not isinstance(modes, dict):
+        raise tree.error("memory.modes", "expected a mapping of user id to on|read|write|off")
+    checked = {}
+    for user_id, mode in modes.items():
+        mode = {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
+        if mode not in MEMORY_MODES:
+            raise tree.error(f"memory.modes.{user_id}", "expected one of on, read, write, off")
+        checked[str(user_id)] = str(mode)
+    return checked
+
+
+def build_project_extractors(tree: SettingsTree) -> tuple[ProjectExtractor, ...]:
+    where = "memory.project_extractors"
+    entries = tree.lookup(where)
+    if entries is None:
+        return DEFAULT_EXTRACTORS
+    if not isinstance(entries, list):
+        raise tree.error(where, "expected a list of {header} or {pattern} entries")
+    return tuple(_build_extractor(tree, f"{where}[{i}]", entry) for i, entry in enumerate(entries))
+
+
+def build_recall(tree: SettingsTree) -> RecallSettings:
+    d = RecallSettings()
+    backend = tree.get("recall.backend", one_of(RECALL_BACKENDS), d.backend)
+    if backend == "supermemory" and not tree.lookup("supermemory.api_key"):
+        raise tree.error("recall.backend", "supermemory needs supermemory.api_key (is it set?)")
+    return RecallSettings(
+        enabled=tree.get("recall.enabled", as_bool, d.enabled),
+        backend=backend,
+        placement=tree.get("recall.placement", one_of(PLACEMENTS), d.placement),
+        max_tokens=tree.get("recall.max_tokens", as_positive_int, d.max_tokens),
+        min_score=tree.get("recall.min_score", _as_score, d.min_score),
+        limit=tree.get("recall.limit", as_positive_int, d.limit),
+        timeout_ms=tree.get("recall.timeout_ms", as_positive_int, d.timeout_ms),
+    )
+
+
+def _build_extractor(tree: SettingsTree, at: str, entry: Any) -> ProjectExtractor:
+    if not isinstance(entry, dict):
+        raise tree.error(at, "expected a mapping with header and/or pattern")
+    header, pattern = tree.field(at, entry, "header"), tree.field(at, entry, "pattern")
+    if header is None and pattern is None:
+        raise tree.error(at, "expected header, pattern or both")
+    for key, value in (("header", header), ("pattern", pattern)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise tree.error(f"{at}.{key}", "expected a non-empty string")
+    if pattern is not None:
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as exc:
+            raise tree.error(f"{at}.pattern", f"invalid regular expression: {exc}") from None
+        if groups != 1:
+            raise tree.error(f"{at}.pattern", f"expected one group (has {groups})")
+    return ProjectExtractor.of(header, pattern)
+
+
+def _as_header_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise TypeError("expected a list of header names")
+    return tuple(as_str(name).strip().lower() for name in value)
+
+
+def _as_score(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError("expected a number from 0 to 1")
+    number = float(value)
+    if not 0 <= number <= 1:
+        raise ValueError("expected a number from 0 to 1")
+    return number

@@ -1,0 +1,147 @@
+"""Usage over time, bucket by bucket: what every usage log answers for the charts.
+
+Buckets are 5 minutes, 1 hour or 1 day, aligned on the epoch. Latency percentiles come
+from histograms with four bins per doubling (a value is reported as its bin's geometric
+middle, within 9.1% of the truth), so that the SQLite log can keep them rolled up as it
+writes and answer from the roll-up, never from 100,000 rows. The in-memory and Redis logs
+roll their records up on demand with the same rules, and so give the same numbers.
+Imported by the stores, so it imports nothing of ours but the record.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from memory_proxy.usage_record import UsageRecord
+
+SERIES_GROUPS = {"model": "model", "client": "client", "user": "user_id"}  # name -> field
+RESOLUTIONS = (300, 3600, 86400)
+BINS_PER_DOUBLING = 4
+FIRST_BYTE, TOTAL = 0, 1  # the latency histograms' kinds
+_SMALLEST_MS = 0.01
+
+GroupKey = tuple[int, str, str, str]  # bucket, model ("" for none), client, user id
+LatencyKey = tuple[int, int, int]  # bucket, kind, bin
+
+
+@dataclass(frozen=True)
+class GroupBucket:
+    """The calls of one group in one bucket (`bucket` is floor(time / bucket seconds))."""
+
+    bucket: int
+    group: str | None
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class LatencyBucket:
+    """Percentiles of one bucket's calls; None when no call had a value."""
+
+    bucket: int
+    first_byte_p50: float | None
+    first_byte_p95: float | None
+    total_p50: float | None
+    total_p95: float | None
+
+
+@dataclass
+class UsageSeries:
+    groups: list[GroupBucket] = field(default_factory=list)
+    latency: list[LatencyBucket] = field(default_factory=list)
+
+
+@dataclass
+class Rollup:
+    """Counts per (bucket, model, client, user) and latency histograms per bucket: what
+    the SQLite log keeps in its roll-up tables."""
+
+    counts: dict[GroupKey, list[float]] = field(
+        default_factory=lambda: collections.defaultdict(lambda: [0, 0, 0, 0, 0.0])
+    )
+    latency: collections.Counter[LatencyKey] = field(default_factory=collections.Counter)
+
+    def add(self, record: UsageRecord, bucket_seconds: int) -> None:
+        bucket = int(record.time // bucket_seconds)
+        row = self.counts[(bucket, record.model or "", record.client, record.user_id)]
+        row[0] += 1
+        row[1] += record.status >= 400
+        row[2] += record.prompt_tokens or 0
+        row[3] += record.completion_tokens or 0
+        row[4] += record.cost or 0.0
+        self.latency[(bucket, TOTAL, latency_bin(record.total_ms))] += 1
+        if record.first_byte_ms is not None:
+            self.latency[(bucket, FIRST_BYTE, latency_bin(record.first_byte_ms))] += 1
+
+
+def checked_resolution(bucket_seconds: int) -> int:
+    if bucket_seconds not in RESOLUTIONS:
+        raise ValueError(f"buckets are one of {RESOLUTIONS} seconds")
+    return bucket_seconds
+
+
+def latency_bin(ms: float) -> int:
+    return math.floor(math.log2(max(ms, _SMALLEST_MS)) * BINS_PER_DOUBLING)
+
+
+def bin_value(index: int) -> float:
+    return round(2 ** ((index + 0.5) / BINS_PER_DOUBLING), 2)
+
+
+def latency_buckets(rows: Iterable[tuple[int, int, int, int]]) -> list[LatencyBucket]:
+    """From (bucket, kind, bin, count) rows: p50 and p95 of each kind in each bucket, the
+    middle of the first bin whose running count reaches the fraction (nearest rank)."""
+    histograms: dict[int, list[list[tuple[int, int]]]] = collections.defaultdict(lambda: [[], []])
+    for bucket, kind, index, count in rows:
+        histograms[bucket][kind].append((index, count))
+    result = []
+    for bucket in sorted(histograms):
+        first, total = (_percentiles(sorted(h)) for h in histograms[bucket])
+        result.append(LatencyBucket(bucket, *first, *total))
+    return result
+
+
+def _percentiles(histogram: list[tuple[int, int]]) -> tuple[float | None, float | None]:
+    count = sum(n for _, n in histogram)
+    if not count:
+        return None, None
+    found: list[float] = []
+    for fraction in (0.5, 0.95):
+        rank, running = math.ceil(fraction * count), 0
+        for index, n in histogram:
+            running += n
+            if running >= rank:
+                found.append(bin_value(index))
+                break
+    return found[0], found[1]
+
+
+def aggregate(
+    records: Iterable[UsageRecord], first: int, last: int, bucket_seconds: int, group: str
+) -> UsageSeries:
+    """The series of buckets `first`..`last` (indexes), grouped by `group`, a
+    SERIES_GROUPS value, from records (those of earlier buckets may be among them)."""
+    rollup = Rollup()
+    for record in records:
+        if first <= record.time // bucket_seconds <= last:
+            rollup.add(record, bucket_seconds)
+    position = ("model", "client", "user_id").index(group) + 1
+    grouped: dict[tuple[int, str], list[float]] = collections.defaultdict(lambda: [0, 0, 0, 0, 0.0])
+    for key, values in rollup.counts.items():
+        row = grouped[(key[0], str(key[position]))]
+        for i, value in enumerate(values):
+            row[i] += value
+    series = UsageSeries(
+        [
+            GroupBucket(bucket, key or None, int(n), int(e), int(p), int(c), cost)
+            for (bucket, key), (n, e, p, c, cost) in sorted(grouped.items())
+        ],
+        latency_buckets((*key, count) for key, count in rollup.latency.items()),
+    )
+    return series

@@ -1,0 +1,180 @@
+"""The dashboard in a real browser (Debian's chromium through chromedriver): each page's
+numbers against `/v1/usage`, deleting a session, rating an answer from the live view, and
+screenshots of each page in a temporary folder. Plus the page's headers without a browser."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ProxyFactory
+from tests.support import FakeUpstream, wait_until
+
+CHAT = "/v1/chat/completions"
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="chromium and chromium-driver (scripts/test installs)"
+)
+
+
+def test_the_page_is_served_with_a_strict_policy(run_proxy: ProxyFactory) -> None:
+    with run_proxy("http://127.0.0.1:9") as proxy:
+        page = httpx.get(f"{proxy}/ui")
+        script = httpx.get(f"{proxy}/ui/static/app.js")
+        chart = httpx.get(f"{proxy}/ui/static/vendor/uplot.iife.min.js")
+        missing = httpx.get(f"{proxy}/ui/static/%2e%2e/__init__.py")
+        unknown = httpx.get(f"{proxy}/ui/static/nothing.js")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "<script>" not in page.text  # no inline script
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in script.text
+    assert chart.status_code == 200
+    assert (missing.status_code, unknown.status_code) == (404, 404)
+
+
+def seed(proxy: str) -> list[str]:
+    """Two clients (a custom header and the default), two models, one session each."""
+    ids = []
+    for user, model, session in [
+        ("alice", "gpt-x", "trip"),
+        ("alice", "gpt-x", "trip"),
+        (None, "claude-x", "notes"),
+    ]:
+        headers = {"x-session-id": session} | ({"x-memory-user-id": user} if user else {})
+        body = {"model": model, "messages": [{"role": "user", "content": "<b>hi</b> " + model}]}
+        ids.append(httpx.post(f"{proxy}{CHAT}", json=body, headers=headers).headers["x-request-id"])
+    wait_until(lambda: usage(proxy)["total"]["requests"] == 3)
+    return ids
+
+
+def usage(proxy: str, **params: str) -> Any:
+    return httpx.get(f"{proxy}/v1/usage", params=params).json()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tempfile.mkdtemp(prefix="dashboard-chromium-")
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def screenshots() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="dashboard-screenshots-"))
+    yield folder
+    print(f"screenshots in {folder}")
+
+
+def wait_for(driver: Any, script: str, timeout: float = 10.0) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
+
+
+def cells(driver: Any, table: str) -> list[list[str]]:
+    rows = driver.execute_script(
+        f"return [...document.querySelectorAll('#{table} tbody tr')]"
+        ".map(r => [...r.children].map(c => c.textContent))"
+    )
+    return rows  # type: ignore[no-any-return]
+
+
+@pytest.mark.browser
+@needs_browser
+def test_every_page_shows_what_the_apis_say(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    browser: Any,
+    screenshots: Path,
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url) as proxy:
+        seed(proxy)
+        browser.get(f"{proxy}/ui")
+        wait_for(browser, "return document.body.dataset.rendered === 'true'")
+        render_ms = browser.execute_script(
+            "return performance.getEntriesByName('charts-drawn')[0].startTime"
+        )
+        print(f"first render (navigation start to charts drawn): {render_ms:.0f} ms")
+        browser.save_screenshot(str(screenshots / "overview.png"))
+        by_model = usage(proxy, group_by="model", since="24h")
+        assert browser.find_element("id", "card-requests").text == str(
+            by_model["total"]["requests"]
+        )
+        models = {row[0]: row for row in cells(browser, "models-table")}
+        for row in by_model["data"]:
+            assert models[row["model"]][1] == str(row["requests"])
+        assert browser.execute_script("return document.querySelectorAll('.uplot').length") == 4
+        assert browser.get_log("browser") == []  # no CSP violation, no script error
+
+        browser.find_element("css selector", "[data-tab=clients]").click()
+        wait_for(browser, "return document.querySelectorAll('#clients-table tbody tr').length")
+        browser.save_screenshot(str(screenshots / "clients.png"))
+        clients = {row[0]: row for row in cells(browser, "clients-table")}
+        for row in usage(proxy, group_by="client")["data"]:
+            assert clients[row["client"]][1] == ", ".join(row["users"])
+            assert clients[row["client"]][3] == str(row["requests"])
+
+        browser.find_element("css selector", "[data-tab=sessions]").click()
+        wait_for(browser, "return document.querySelectorAll('#sessions-table tbody tr').length")
+        sessions = cells(browser, "sessions-table")
+        assert sorted(row[0] for row in sessions) == ["notes", "trip"]
+        trip = next(i for i, row in enumerate(sessions) if row[0] == "trip")
+        browser.find_elements("css selector", "#sessions-table tbody tr")[trip].click()
+        wait_for(browser, "return document.querySelectorAll('.message').length")
+        messages = browser.find_elements("css selector", ".message")
+        assert "<b>hi</b> gpt-x" in messages[0].text  # shown as text, not as HTML
+        browser.save_screenshot(str(screenshots / "sessions.png"))
+        browser.find_element("id", "delete-session").click()
+        browser.switch_to.alert.accept()
+        wait_for(
+            browser, "return document.querySelectorAll('#sessions-table tbody tr').length === 1"
+        )
+        listed = httpx.get(f"{proxy}/v1/sessions").json()["data"]
+        assert [session["id"] for session in listed] == ["notes"]
+
+        browser.find_element("css selector", "[data-tab=live]").click()
+        httpx.post(f"{proxy}{CHAT}", json={"model": "gpt-x"}, headers={"x-memory-user-id": "bob"})
+        wait_for(browser, "return document.querySelectorAll('#live-table .rate-up').length")
+        browser.find_element("css selector", "#live-table .rate-up").click()
+        wait_for(browser, "return document.querySelector('#live-table .good') !== null")
+        browser.save_screenshot(str(screenshots / "live.png"))
+        assert usage(proxy)["total"]["feedback"] == {"count": 1, "mean": 1.0}
+
+        browser.find_element("css selector", "[data-tab=overview]").click()
+        wait_for(
+            browser,
+            "return document.getElementById('card-feedback').textContent.includes('(1)')",
+        )

@@ -1,0 +1,40 @@
+"""One fake provider and one LiteLLM for the whole package; a fresh proxy per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.clients.support import MASTER_KEY, Proxy, litellm_config, memory_proxy
+from tests.litellm_support import litellm_process
+from tests.support import FakeUpstream, free_port, serve
+
+REPLY = "Noted, thanks"
+
+
+@dataclass
+class Chain:
+    provider: FakeUpstream
+    config: Path
+    litellm_url: str
+
+
+@pytest.fixture(scope="package")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    provider = FakeUpstream(reply_text=REPLY)
+    directory = tmp_path_factory.mktemp("clients")
+    with serve(provider) as provider_url:
+        config = directory / "config.yaml"
+        config.write_text(yaml.safe_dump(litellm_config(provider_url)))
+        with litellm_process(config, free_port(), MASTER_KEY) as litellm_url:
+            yield Chain(provider, config, litellm_url)
+
+
+@pytest.fixture
+def proxy(chain: Chain, tmp_path: Path) -> Iterator[Proxy]:
+    with memory_proxy(chain.config, chain.litellm_url, tmp_path) as running:
+        yield running

@@ -1,0 +1,108 @@
+"""Long-term memory with the real CLIs: a fact told in one run is recalled in a later run
+(a new session) from the same directory, and not from another directory.
+
+The proxy knows nothing of these clients beyond the shipped config: the session comes from
+the headers they send, the project from the working directory inside their prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from memory_proxy.identity.project import project_id
+from tests.clients.conftest import Chain
+from tests.clients.support import (
+    CLAUDE_CODE,
+    CODEX,
+    Cli,
+    CliRun,
+    Exchange,
+    Proxy,
+    installed,
+    nonce,
+    run_claude,
+    run_codex,
+)
+from tests.support import Recorded, wait_until
+
+pytestmark = [pytest.mark.clients, pytest.mark.litellm]
+
+
+@dataclass(frozen=True)
+class Client:
+    cli: Cli
+    run: Callable[[Path, str, str, Path, Path], CliRun]
+    user_id: str  # what the shipped config.yaml makes of it
+    session_header: str
+
+
+CLIENTS = [
+    pytest.param(
+        Client(CLAUDE_CODE, run_claude, "claude-cli", "x-claude-code-session-id"), id="claude-code"
+    ),
+    pytest.param(Client(CODEX, run_codex, "codex-cli", "session-id"), id="codex"),
+]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One CLI run: what the proxy saw and answered, what the provider then received."""
+
+    exchange: Exchange
+    arrived: Recorded
+
+    @property
+    def recalled(self) -> int:
+        return int(self.exchange.answer_headers.get("x-memory-recalled", "0"))
+
+
+def one_run(
+    client: Client, executable: Path, chain: Chain, proxy: Proxy, prompt: str, home: Path, cwd: Path
+) -> Turn:
+    seen, arrived = len(proxy.llm_exchanges()), len(chain.provider.requests)
+    client.run(executable, prompt, proxy.url, home, cwd)
+    (exchange,) = proxy.llm_exchanges()[seen:]
+    (provider_request,) = chain.provider.requests[arrived:]
+    assert exchange.status == 200
+    return Turn(exchange, provider_request)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_fact_is_recalled_in_a_new_run_from_the_same_directory_only(
+    client: Client, chain: Chain, proxy: Proxy, tmp_path: Path
+) -> None:
+    executable = installed(client.cli, tmp_path / "home")
+    home = tmp_path / "home"
+    project, elsewhere = tmp_path / "heron-service", tmp_path / "other-thing"
+    project.mkdir()
+    elsewhere.mkdir()
+    secret = nonce()
+    question = "What is our staging database called?"
+
+    def run(prompt: str, cwd: Path) -> Turn:
+        return one_run(client, executable, chain, proxy, prompt, home, cwd)
+
+    told = run(f"Remember this: our staging database is called {secret}.", project)
+    session = told.exchange.request.headers[client.session_header]
+    assert told.exchange.answer_headers["x-memory-session"] == session
+    assert told.exchange.answer_headers["x-memory-project"] == project_id(str(project.resolve()))
+    wait_until(lambda: len(proxy.memories()) == 1)  # indexed in the background
+    ((user_id, indexed_project, text),) = proxy.memories()
+    assert (user_id, indexed_project) == (client.user_id, project_id(str(project.resolve())))
+    assert secret in text
+
+    asked = run(question, project)
+    assert asked.exchange.request.headers[client.session_header] != session  # a new session
+    assert asked.recalled == 1
+    assert secret in asked.arrived.body.decode()
+    assert secret not in asked.exchange.request.body.decode()  # the proxy put it there
+
+    other = run(question, elsewhere)
+    assert other.recalled == 0
+    assert secret not in other.arrived.body.decode()
+    assert json.loads(other.arrived.body)  # a well-formed request all the same

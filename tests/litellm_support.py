@@ -1,0 +1,73 @@
+"""The real litellm binary, started on a config for a test module and killed after it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
+from tests.support import wait_until
+
+
+def litellm_binary() -> Path:
+    """The pinned LiteLLM (scripts/test sets LITELLM_BIN); missing: skip, or fail in CI."""
+    try:
+        return find_litellm(None)
+    except LiteLLMNotFound as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@contextlib.contextmanager
+def litellm_process(config: Path, port: int, master_key: str) -> Iterator[str]:
+    """`litellm --config` on loopback until it answers its readiness probe; yields its URL.
+
+    Its output goes to `litellm.log` next to the config, shown when it dies early.
+    """
+    env = {
+        **os.environ,
+        "LITELLM_MASTER_KEY": master_key,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    log_path = config.parent / "litellm.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            str(litellm_binary()),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            return httpx.get(f"{url}/health/readiness", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, timeout=120)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        log.close()

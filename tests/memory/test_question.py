@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memory_proxy.memory.question import (
+    MAX_QUERY_CHARS,
+    HumanTurn,
+    exchanges,
+    human_text_at,
+    last_human_turn,
+    search_query,
+    without_recalled,
+    without_wrappers,
+)
+
+REMINDER = "<system-reminder>\nThe user opened README.md.\n</system-reminder>"
+RECALLED = "<recalled-memories>\nNotes…\n<memory>User: x</memory>\n</recalled-memories>"
+
+
+def test_openai_latest_user_turn_is_the_question() -> None:
+    body = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Where do we deploy?"},
+        ]
+    }
+    assert last_human_turn("openai", body) == HumanTurn(1, "Where do we deploy?", True)
+
+
+def test_claude_codes_environment_message_after_the_question_leaves_it_the_latest() -> None:
+    """Claude Code 2.1.332 (`claude -p`, recorded in tests/clients) sends its environment
+    as a system-role message after the human's turn."""
+    environment = "# Environment\n - Primary working directory: /home/dev/repo\n"
+    body: dict[str, Any] = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": REMINDER},
+                    {"type": "text", "text": "What is the staging database called?"},
+                ],
+            },
+            {"role": "system", "content": [{"type": "text", "text": environment}]},
+        ]
+    }
+    turn = last_human_turn("anthropic", body)
+    assert turn == HumanTurn(0, "What is the staging database called?", True)
+    assert search_query(turn) == "What is the staging database called?"
+
+
+def test_a_tool_loop_asks_nothing_new_but_its_question_is_found() -> None:
+    body: dict[str, Any] = {
+        "messages": [
+            {"role": "user", "content": "Run the tests"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "3 passed"},
+        ]
+    }
+    turn = last_human_turn("openai", body)
+    assert turn == HumanTurn(0, "Run the tests", False)
+    assert search_query(turn) is None
+
+
+def test_claude_code_turns_lose_their_reminders_and_tool_results_are_not_questions() -> None:
+    question = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": REMINDER},
+            {"type": "text", "text": "Why does CI fail?", "cache_control": {"type": "ephemeral"}},
+        ],
+    }
+    results = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "FAILED test_x"},
+            {"type": "text", "text": REMINDER},
+        ],
+    }
+    calls = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash"}]}
+    assert last_human_turn("anthropic", {"messages": [question]}) == HumanTurn(
+        0, "Why does CI fail?", True
+    )
+    loop = last_human_turn("anthropic", {"messages": [question, calls, results]})
+    assert loop == HumanTurn(0, "Why does CI fail?", False)
+
+
+def test_codex_environment_items_are_not_the_question() -> None:
+    env = "<environment_context>\n  <cwd>/repo</cwd>\n</environment_context>"
+    body = {
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": env}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"type": "function_call_output", "call_id": "c", "output": "ok"},
+        ]
+    }
+    assert last_human_turn("responses", body) == HumanTurn(1, "Hi", False)
+    assert last_human_turn("responses", {"input": "Plain"}) == HumanTurn(0, "Plain", True)
+    assert human_text_at("responses", body, 0) == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"messages": "x"}, {"messages": [None, 3]}, {"messages": [{"role": "user"}]}],
+)
+def test_odd_shapes_have_no_question(body: dict[str, Any]) -> None:
+    assert last_human_turn("openai", body) is None
+
+
+def test_the_query_drops_wrappers_and_recalled_blocks_and_is_bounded() -> None:
+    text = f"{RECALLED}\n{REMINDER}\nHow   do we\n deploy?"
+    body = {"messages": [{"role": "user", "content": text}]}
+    assert search_query(last_human_turn("openai", body)) == "How do we deploy?"
+    long = HumanTurn(0, "word " * 1000, True)
+    assert len(search_query(long) or "") == MAX_QUERY_CHARS
+    assert search_query(HumanTurn(0, "?!", True)) is None
+
+
+def test_recalled_blocks_are_removed_wherever_they_are() -> None:
+    assert without_recalled(f"Before {RECALLED} after") == "Before after"
+    assert without_recalled("no block") == "no block"
+    assert without_recalled(f"Echo: {RECALLED[:30]}") == "Echo: "  # cut short: to the end
+
+
+@given(st.text())
+def test_stripping_never_fails_and_only_removes(text: str) -> None:
+    stripped = without_wrappers(text)
+    assert len(stripped) <= len(text)
+
+
+def test_exchanges_already_in_the_request() -> None:
+    body = {
+        "messages": [
+            {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c"}]},
+            {"role": "tool", "tool_call_id": "c", "content": "r"},
+            {"role": "assistant", "content": "A1"},
+            {"role": "user", "content": "Q2"},
+            {"role": "assistant", "content": "A2"},
+            {"role": "user", "content": "Q3"},
+        ]
+    }
+    assert list(exchanges("openai", body)) == [("Q1", "A1"), ("Q2", "A2")]

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import orjson
+
+from memory_proxy.memory.indexing import exchange_text
+from memory_proxy.memory.question import last_human_turn
+from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
+from memory_proxy.memory_record import MemoryRecord, memory_id
+from memory_proxy.recall_config import RecallSettings
+from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
+
+DEPLOY = "User: how do we deploy the service?\nAssistant: with the deploy.sh script on the VM"
+
+
+def memory(
+    text: str = DEPLOY,
+    user_id: str = "alice",
+    project: str = "repo-1",
+    session_id: str | None = "old-session",
+) -> MemoryRecord:
+    identifier = memory_id(user_id, project, text)
+    return MemoryRecord(identifier, user_id, project, session_id, "claude-cli", "m", 0.0, text)
+
+
+def index_with(*records: MemoryRecord) -> WordIndex:
+    index = WordIndex()
+    asyncio.run(index.add(list(records)))
+    return index
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.timeouts = 0
+        self.failures = 0
+
+    def timeout(self) -> None:
+        self.timeouts += 1
+
+    def failure(self) -> None:
+        self.failures += 1
+
+
+def recall(index: WordIndex, counts: Counts | None = None, **settings: Any) -> Recall:
+    counts = counts or Counts()
+    return Recall(
+        index,
+        dataclasses.replace(RecallSettings(), **settings),
+        on_timeout=counts.timeout,
+        on_failure=counts.failure,
+    )
+
+
+def apply(
+    recaller: Recall,
+    body: dict[str, Any],
+    api: str = "openai",
+    session_id: str | None = "s1",
+    user_id: str = "alice",
+    project: str = "repo-1",
+) -> RecallOutcome:
+    return asyncio.run(
+        recaller.apply(
+            api,
+            body,
+            body,
+            last_human_turn(api, body),
+            user_id=user_id,
+            project=project,
+            session_id=session_id,
+            history_injected=False,
+        )
+    )
+
+
+def ask(*texts: str) -> dict[str, Any]:
+    """A full-history conversation: the texts alternate user, assistant, …, user."""
+    roles = ["user", "assistant"]
+    return {"messages": [{"role": roles[i % 2], "content": text} for i, text in enumerate(texts)]}
+
+
+def test_a_new_question_gets_the_matching_memories_in_its_turn() -> None:
+    index = index_with(memory(), memory("User: lunch?\nAssistant: pizza"))
+    outcome = apply(recall(index), ask("How do we deploy?"))
+    assert outcome.recalled == 1
+    assert outcome.body is not None
+    content = outcome.body["messages"][0]["content"]
+    assert content.startswith("<recalled-memories>") and content.endswith("How do we deploy?")
+    assert "deploy.sh" in content and "pizza" not in content
+    assert index.searches == [("alice", "repo-1", "How do we deploy?", "s1")]
+
+
+def test_nothing_is_searched_without_a_new_question() -> None:
+    index = index_with(memory())
+    tool_loop = {
+        "messages": [
+            {"role": "user", "content": "deploy it"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]},
+            {"role": "tool", "tool_call_id": "c", "content": "deployed"},
+        ]
+    }
+    assert apply(recall(index), tool_loop) == RecallOutcome(None, 0)
+    assert index.searches == []
+
+
+def test_relevance_is_the_share_of_the_questions_topic_words_a_memory_contains() -> None:
+    text = "User: we deployed the services with Terraform\nAssistant: noted"
+    assert coverage(["deploy", "service"], text) == 1.0  # other forms of the words
+    assert coverage(["deploy", "kubernetes"], text) == 0.5
+    assert coverage(["cat"], "a category") == 0.0  # short words only match exactly
+    assert coverage([], text) == 0.0
+
+
+def test_a_memory_sharing_a_word_by_chance_is_not_recalled() -> None:
+    index = index_with(memory("User: branch names follow initials/topic\nAssistant: ok"))
+    assert apply(recall(index), ask("What's a good name for a cat?")).recalled == 0
+    assert apply(recall(index), ask("How should branch names look?")).recalled == 1
+
+
+def test_low_scores_and_other_scopes_are_never_recalled() -> None:
+    index = index_with(memory())
+    assert apply(recall(index, min_score=1.0), ask("How do we deploy to k8s?")).recalled == 0
+    assert apply(recall(index), ask("How do we deploy?"), user_id="bob").recalled == 0
+    assert apply(recall(index), ask("How do we deploy?"), project="other").recalled == 0
+
+
+def test_a_slow_backend_costs_the_timeout_and_is_counted() -> None:
+    counts = Counts()
+    outcome = apply(recall(SlowIndex(), counts, timeout_ms=20), ask("How do we deploy?"))
+    assert outcome == RecallOutcome(None, 0)
+    assert (counts.timeouts, counts.failures) == (1, 0)
+
+
+def test_a_failing_backend_is_counted_and_the_request_goes_on() -> None:
+    counts = Counts()
+    assert apply(recall(BrokenIndex(), counts), ask("deploy?")) == RecallOutcome(None, 0)
+    assert (counts.timeouts, counts.failures) == (0, 1)
+
+
+def test_later_requests_get_the_same_block_back_at_the_same_turn() -> None:
+    index = index_with(memory())
+    recaller = recall(index)
+    first = apply(recaller, ask("How do we deploy?")).body
+    assert first is not None
+    recalled_turn = orjson.dumps(first["messages"][0])
+    # Next turn: the client resends its own first message, without the block.
+    second = apply(recaller, ask("How do we deploy?", "With deploy.sh", "And lunch?")).body
+    assert second is not None
+    assert orjson.dumps(second["messages"][0]) == recalled_turn  # the cached prefix holds
+    assert second["messages"][2]["content"] == "And lunch?"  # nothing matched this one
+    history = ["How do we deploy?", "With deploy.sh", "And lunch?", "Pizza"]
+    fourth = apply(recaller, ask(*history, "Deploy the service now")).body
+    assert fourth is not None
+    recalled_again = orjson.dumps(fourth["messages"][4])
+    assert b"<recalled-memories>" in recalled_again
+    # Its tool loop: nothing searched, both blocks stay where they were.
+    searches = len(index.searches)
+    loop = ask(*history, "Deploy the service now")
+    loop["messages"] += [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]},
+        {"role": "tool", "tool_call_id": "c", "content": "ok"},
+    ]
+    fifth = apply(recaller, loop).body
+    assert fifth is not None
+    assert orjson.dumps(fifth["messages"][0]) == recalled_turn
+    assert orjson.dumps(fifth["messages"][4]) == recalled_again
+    assert fifth["messages"][2]["content"] == "And lunch?"
+    assert len(index.searches) == searches
+
+
+def test_a_turn_the_client_changed_loses_its_block() -> None:
+    recaller = recall(index_with(memory()))
+    apply(recaller, ask("How do we deploy?"))
+    edited = apply(recaller, ask("How do we test?", "With pytest", "ok?")).body
+    assert edited is None or "<recalled" not in str(edited["messages"][0])
+
+
+def test_blocks_are_kept_per_conversation() -> None:
+    recaller = recall(index_with(memory()))
+    apply(recaller, ask("How do we deploy?"), session_id="s1")
+    other = apply(recaller, ask("How do we deploy?", "With deploy.sh", "ok"), session_id="s2")
+    assert other.body is None
+
+
+def test_without_a_session_exchanges_already_in_the_request_are_not_recalled() -> None:
+    question, answer = "How do we deploy the service?", "with the deploy.sh script on the VM"
+    in_context = memory(exchange_text(question, answer), session_id=None)
+    recaller = recall(index_with(in_context))
+    outcome = apply(recaller, ask(question, answer, "deploy again?"), session_id=None)
+    assert outcome.recalled == 0
+
+
+def test_system_placement_keeps_one_block_through_the_tool_loop() -> None:
+    recaller = recall(index_with(memory()), placement="system")
+    body = {"system": "S", "messages": [{"role": "user", "content": "How do we deploy?"}]}
+    first = apply(recaller, body, api="anthropic")
+    assert first.recalled == 1 and first.body is not None
+    assert first.body["system"].startswith("S\n\n<recalled-memories>")
+    assert first.body["messages"] == body["messages"]
+    loop = {
+        "system": "S",
+        "messages": [
+            *body["messages"],
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "x"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+        ],
+    }
+    again = apply(recaller, loop, api="anthropic")
+    assert again.body is not None and again.body["system"] == first.body["system"]
+
+
+def test_with_injected_history_the_block_goes_to_the_latest_turn() -> None:
+    recaller = recall(index_with(memory()))
+    payload = ask("How do we deploy?")
+    outgoing = ask("earlier", "reply", "How do we deploy?")
+    outcome = asyncio.run(
+        recaller.apply(
+            "openai",
+            payload,
+            outgoing,
+            last_human_turn("openai", payload),
+            user_id="alice",
+            project="repo-1",
+            session_id="s1",
+            history_injected=True,
+        )
+    )
+    assert outcome.body is not None
+    assert [m["content"][:5] for m in outcome.body["messages"]] == ["earli", "reply", "<reca"]
+
+
+def test_a_retried_request_gets_one_block() -> None:
+    recaller = recall(index_with(memory()))
+    body = {
+        "messages": [
+            {"role": "user", "content": "How do we deploy?"},
+            {"role": "system", "content": "Primary working directory: /repo"},
+        ]
+    }
+    apply(recaller, body)
+    again = apply(recaller, body).body
+    assert again is not None
+    assert again["messages"][0]["content"].count("<recalled-memories>") == 1
+
+
+def test_a_question_followed_by_a_system_message_is_recalled_for_in_its_turn() -> None:
+    """Claude Code 2.1 (`claude -p`) sends its environment after the question."""
+    recaller = recall(index_with(memory()))
+    body = {
+        "messages": [
+            {"role": "user", "content": "How do we deploy?"},
+            {"role": "system", "content": "Primary working directory: /repo"},
+        ]
+    }
+    outcome = apply(recaller, body)
+    assert outcome.recalled == 1 and outcome.body is not None
+    assert outcome.body["messages"][0]["content"].startswith("<recalled-memories>")
+    assert outcome.body["messages"][1] == body["messages"][1]

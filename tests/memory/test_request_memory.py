@@ -1,0 +1,293 @@
+"""Long-term memory through the proxy, in front of a fake upstream: indexing, recall,
+the memory modes and what answers say about them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import ClientKey, Settings
+from memory_proxy.memory.capture import AnswerCapture
+from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.request_memory import MemoryScope, RequestMemory
+from memory_proxy.recall_config import RecallSettings
+from memory_proxy.stores.in_memory import InMemoryStore
+from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
+from tests.support import FakeUpstream, serve, wait_until
+
+ALICE = {"x-memory-user-id": "alice", "x-memory-project": "repo-1"}
+FACT = "Our staging database is called heron-17"
+
+
+@contextmanager
+def proxy_with(
+    upstream_url: str, index: WordIndex, **overrides: Any
+) -> Iterator[tuple[str, MemoryProxy]]:
+    settings = dataclasses.replace(Settings(), litellm_url=upstream_url, **overrides)
+    app = MemoryProxy(settings, recall_backend=index)
+    with serve(app) as url:
+        yield url, app
+
+
+def chat(
+    proxy: str, text: str, headers: dict[str, str], path: str = "/v1/chat/completions"
+) -> httpx.Response:
+    body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    if path == "/v1/messages":
+        body["max_tokens"] = 50
+    return httpx.post(f"{proxy}{path}", json=body, headers=headers)
+
+
+def sent_text(upstream: FakeUpstream, index: int = -1) -> str:
+    return json.dumps(json.loads(upstream.requests[index].body)["messages"])
+
+
+def counter(app: MemoryProxy, name: str) -> float:
+    return app.metrics.registry.get_sample_value(name) or 0.0
+
+
+def test_an_exchange_is_recalled_in_another_session_and_never_stored_back(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream
+    index = WordIndex()
+    with proxy_with(url, index) as (proxy, _):
+        chat(proxy, FACT, {**ALICE, "x-session-id": "monday"})
+        wait_until(lambda: len(index.records) == 1)
+        answer = chat(
+            proxy, "What is the staging database called?", {**ALICE, "x-session-id": "tue"}
+        )
+        wait_until(lambda: len(index.records) == 2)
+        stored = httpx.get(f"{proxy}/v1/sessions/tue", headers=ALICE).json()["messages"]
+    assert answer.status_code == 200
+    assert answer.headers["x-memory-recalled"] == "1"
+    assert answer.headers["x-memory-project"] == "repo-1"
+    assert answer.headers["x-memory-session"] == "tue"
+    assert "<recalled-memories>" in sent_text(upstream) and "heron-17" in sent_text(upstream)
+    first = next(r for r in index.records.values() if r.session_id == "monday")
+    assert first.text == f"User: {FACT}\nAssistant: {upstream.reply_text}"
+    assert (first.user_id, first.project, first.client) == ("alice", "repo-1", "custom-header")
+    assert not any("recalled" in r.text for r in index.records.values())
+    assert not any("recalled" in m["content"] for m in stored)
+
+
+def test_the_current_session_and_other_users_and_projects_are_left_out(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream
+    index = WordIndex()
+    with proxy_with(url, index) as (proxy, _):
+        chat(proxy, FACT, {**ALICE, "x-session-id": "monday"})
+        wait_until(lambda: len(index.records) == 1)
+        question = "What is the staging database called?"
+        same_session = chat(proxy, question, {**ALICE, "x-session-id": "monday"})
+        bob = chat(proxy, question, {**ALICE, "x-memory-user-id": "bob"})
+        other_project = chat(proxy, question, {**ALICE, "x-memory-project": "repo-2"})
+    for answer in (same_session, bob, other_project):
+        assert answer.headers["x-memory-recalled"] == "0"
+    assert not any("<recalled-memories>" in sent_text(upstream, i) for i in (1, 2, 3))
+
+
+@pytest.mark.parametrize(
+    ("mode", "recalls", "indexes"),
+    [("off", False, False), ("read", True, False), ("write", False, True), ("on", True, True)],
+)
+def test_the_memory_header_chooses_what_memory_does(
+    fake_upstream: tuple[FakeUpstream, str], mode: str, recalls: bool, indexes: bool
+) -> None:
+    upstream, url = fake_upstream
+    index = WordIndex()
+    with proxy_with(url, index) as (proxy, _):
+        chat(proxy, FACT, ALICE)
+        wait_until(lambda: len(index.records) == 1)
+        headers = {**ALICE, "x-memory": mode, "x-session-id": "s2"}
+        answer = chat(proxy, "Which staging database?", headers)
+        if indexes:
+            wait_until(lambda: len(index.records) == 2)
+        # With the session's own exchange stored, a later request shows what was kept.
+        sessions = httpx.get(f"{proxy}/v1/sessions/s2", headers=ALICE)
+    assert answer.status_code == 200
+    assert ("heron-17" in sent_text(upstream)) is recalls
+    assert (len(index.records) == 2) is indexes
+    assert (sessions.status_code == 200) is indexes
+    assert not {"x-memory", "x-memory-project", "x-memory-user-id"} & set(
+        upstream.requests[-1].headers
+    )
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_an_unknown_memory_mode_is_refused_in_the_clients_format(
+    fake_upstream: tuple[FakeUpstream, str], path: str
+) -> None:
+    upstream, url = fake_upstream
+    with proxy_with(url, WordIndex()) as (proxy, _):
+        answer = chat(proxy, "hi", {**ALICE, "x-memory": "sometimes"}, path)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert "x-memory must be one of" in error["message"]
+    assert (answer.json().get("type") == "error") is (path == "/v1/messages")
+    assert upstream.requests == []
+
+
+def test_a_configured_mode_applies_to_that_user(fake_upstream: tuple[FakeUpstream, str]) -> None:
+    _upstream, url = fake_upstream
+    index = WordIndex()
+    memory = dataclasses.replace(Settings().memory, modes={"alice": "off"})
+    with proxy_with(url, index, memory=memory) as (proxy, _):
+        answer = chat(proxy, FACT, {**ALICE, "x-memory": "on"})
+    assert "x-memory-recalled" not in answer.headers
+    assert index.records == {} and index.searches == []
+
+
+def test_a_caller_whose_key_passes_through_has_its_own_memory_never_anothers(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream
+    index = WordIndex()
+    keys = (ClientKey("ck-" + "k" * 30, "alice"),)
+    with proxy_with(url, index, client_keys=keys) as (proxy, _):
+        chat(proxy, FACT, {**ALICE, "authorization": f"Bearer {keys[0].key}"})
+        wait_until(lambda: len(index.records) == 1)
+        question = "What is the staging database called?"
+        foreign = {**ALICE, "authorization": "Bearer sk-litellm-virtual"}
+        answer = chat(proxy, question, foreign)
+        wait_until(lambda: len(index.records) == 2)
+    assert answer.headers["x-memory-recalled"] == "0"
+    assert "heron" not in sent_text(upstream)
+    users = sorted(record.user_id for record in index.records.values())
+    assert users[0] == "alice" and users[1].startswith("key-")
+
+
+def test_a_failing_index_fails_no_request_and_is_counted(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream
+    with proxy_with(url, BrokenIndex()) as (proxy, app):
+        answer = chat(proxy, FACT, ALICE)
+        wait_until(lambda: counter(app, "memory_proxy_memory_store_errors_total") == 1)
+        wait_until(lambda: counter(app, "memory_proxy_memories_dropped_total") == 1)
+    assert answer.status_code == 200 and upstream.reply_text in answer.text
+
+
+def test_a_slow_recall_is_cut_at_its_budget_and_counted(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    _upstream, url = fake_upstream
+    recall = dataclasses.replace(RecallSettings(), timeout_ms=20)
+    with proxy_with(url, SlowIndex(), recall=recall) as (proxy, app):
+        answer = chat(proxy, FACT, ALICE)
+        assert counter(app, "memory_proxy_recall_timeouts_total") == 1
+    assert answer.status_code == 200
+    assert answer.headers["x-memory-recalled"] == "0"
+
+
+def test_the_debug_endpoint_shows_the_project_and_mode(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    _upstream, url = fake_upstream
+    with proxy_with(url, WordIndex()) as (proxy, _):
+        routing = httpx.get(f"{proxy}/v1/debug/routing", headers={**ALICE, "x-memory": "read"})
+    assert routing.json()["project"] == "repo-1"
+    assert routing.json()["memory_mode"] == "read"
+
+
+async def answered_but_still_open(scope: Scope, receive: Receive, send: Send) -> None:
+    """A Responses stream whose last event has arrived while the stream is still open."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    sse = [(b"content-type", b"text/event-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": sse})
+    output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text"}]}]
+    for event in (
+        {"type": "response.output_text.delta", "delta": "Noted."},
+        {"type": "response.completed", "response": {"id": "r1", "output": output}},
+    ):
+        chunk = b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def test_a_client_leaving_after_the_final_event_still_leaves_a_complete_exchange() -> None:
+    """Codex 0.169 closes its connection once `response.completed` arrives, before the
+    stream ends: its answer is whole, so it is indexed and stored complete."""
+    index = WordIndex()
+    headers = {**ALICE, "x-session-id": "codex-run"}
+    body = {"model": "m", "input": FACT, "stream": True}
+    with serve(answered_but_still_open) as url, proxy_with(url, index) as (proxy, _):
+        with httpx.stream("POST", f"{proxy}/v1/responses", json=body, headers=headers) as answer:
+            for line in answer.iter_lines():
+                if "response.completed" in line:
+                    break
+        wait_until(lambda: len(index.records) == 1)
+        stored = httpx.get(f"{proxy}/v1/sessions/codex-run", headers=ALICE).json()["messages"]
+    (record,) = index.records.values()
+    assert record.text == f"User: {FACT}\nAssistant: Noted."
+    assert stored[-1]["content"] == "Noted."
+    assert not stored[-1].get("partial")
+
+
+def finished(answer: dict[str, Any]) -> AnswerCapture:
+    capture = AnswerCapture("openai")
+    capture.start(200, [(b"content-type", b"application/json")])
+    capture.feed(orjson.dumps({"choices": [{"message": answer}]}))
+    capture.finish()
+    return capture
+
+
+def cut_short(text: str) -> AnswerCapture:
+    """A stream that ended before its final event: the client never had the whole answer."""
+    capture = AnswerCapture("openai")
+    capture.start(200, [(b"content-type", b"text/event-stream")])
+    delta = {"choices": [{"index": 0, "delta": {"content": text}}]}
+    capture.feed(b"data: " + orjson.dumps(delta) + b"\n\n")
+    capture.finish()
+    return capture
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        finished({"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {}}]}),
+        finished({"role": "assistant", "content": "Let me look", "tool_calls": [{"id": "c"}]}),
+        finished({"role": "assistant", "content": ""}),
+        cut_short("Done"),
+    ],
+    ids=["only-tool-calls", "text-and-tool-calls", "empty", "cut-short"],
+)
+def test_only_final_answers_become_memories(capture: AnswerCapture) -> None:
+    index = WordIndex()
+
+    async def scenario() -> None:
+        memory = RequestMemory(
+            ConversationMemory(InMemoryStore(60), Settings().memory),
+            index,
+            RecallSettings(),
+            on_recall_timeout=lambda: None,
+            on_failure=lambda: None,
+            on_memories_dropped=lambda count: None,
+        )
+        memory.start()
+        scope = MemoryScope(
+            "alice", None, "", "c", "m", reads=True, writes=True, session_memory=False
+        )
+        payload = {"messages": [{"role": "user", "content": "Run it"}]}
+        turn = await memory.begin("openai", payload, payload, scope)
+        assert turn is not None
+        memory.finish(turn, capture)
+        await memory.aclose()
+
+    asyncio.run(scenario())
+    assert index.records == {}

@@ -1,0 +1,201 @@
+"""Long-term memory end to end: the real litellm binary in front of a fake provider that
+records what it receives, driven by the real Anthropic SDK shaped like Claude Code 2.1 and
+by the OpenAI SDK. One LiteLLM for the module (it takes seconds to start)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import load_settings
+from tests.litellm_support import litellm_process
+from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.test_e2e_litellm import MASTER_KEY, e2e_config
+
+pytestmark = pytest.mark.litellm
+CLAUDE_CODE_AGENT = "claude-cli/2.1.0 (external, cli)"
+CLAUDE_CODE_PATTERN = """\
+    - header: user-agent
+      pattern: "^claude-cli/"
+      user_id: claude-cli
+"""
+FACT = "Remember this: our staging database is called heron-17."
+QUESTION = "What is the staging database called?"
+REMINDER = "<system-reminder>\nThe user opened notes.md in the IDE.\n</system-reminder>"
+
+
+@dataclass
+class Stack:
+    proxy_url: str
+    provider: FakeUpstream
+    database: Path
+
+    def memories(self, user_id: str) -> list[str]:
+        with sqlite3.connect(self.database) as db:
+            rows = db.execute("SELECT text FROM memories WHERE user_id = ?", (user_id,))
+            return [text for (text,) in rows]
+
+    def received(self) -> dict[str, Any]:
+        """The body the provider received last (from LiteLLM)."""
+        body: dict[str, Any] = json.loads(self.provider.requests[-1].body)
+        return body
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    provider = FakeUpstream(reply_text="Noted.")
+    directory = tmp_path_factory.mktemp("e2e-recall")
+    config = directory / "config.yaml"
+    database = directory / "memory.sqlite3"
+    litellm_port = free_port()
+    with serve(provider) as provider_url:
+        config.write_text(e2e_config(provider_url) + CLAUDE_CODE_PATTERN)
+        settings = load_settings(
+            config,
+            environ={"LITELLM_MASTER_KEY": MASTER_KEY},
+            overrides={
+                "proxy.litellm_url": f"http://127.0.0.1:{litellm_port}",
+                "memory.sqlite_path": str(database),
+            },
+        )
+        with (
+            serve(MemoryProxy(settings)) as proxy_url,
+            litellm_process(config, litellm_port, MASTER_KEY),
+        ):
+            yield Stack(proxy_url, provider, database)
+
+
+def claude_code(stack: Stack, session_id: str, **headers: str) -> anthropic.Anthropic:
+    """An Anthropic client that sends what Claude Code 2.1 sends."""
+    return anthropic.Anthropic(
+        base_url=stack.proxy_url,
+        api_key="anything",
+        default_headers={
+            "user-agent": CLAUDE_CODE_AGENT,
+            "x-app": "cli",
+            "x-claude-code-session-id": session_id,
+            **headers,
+        },
+    )
+
+
+def system_prompt(directory: str) -> list[dict[str, Any]]:
+    environment = (
+        "# Environment\nYou have been invoked in the following environment: \n"
+        f" - Primary working directory: {directory}\n - Is a git repository: true\n"
+        " - Platform: linux\n"
+    )
+    return [
+        {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+        {"type": "text", "text": environment, "cache_control": {"type": "ephemeral"}},
+    ]
+
+
+def user_turn(text: str, cached: bool = True) -> dict[str, Any]:
+    question: dict[str, Any] = {"type": "text", "text": text}
+    if cached:
+        question["cache_control"] = {"type": "ephemeral"}
+    return {"role": "user", "content": [{"type": "text", "text": REMINDER}, question]}
+
+
+def ask(
+    client: anthropic.Anthropic, directory: str, messages: list[dict[str, Any]]
+) -> tuple[str, dict[str, str]]:
+    """Streams like Claude Code; the answer's text and headers."""
+    with client.messages.stream(
+        model="fake-claude",
+        max_tokens=100,
+        system=system_prompt(directory),  # type: ignore[arg-type]
+        messages=messages,  # type: ignore[arg-type]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        headers = dict(stream.response.headers)
+    return text, headers
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    return json.dumps(body["messages"][-1])
+
+
+def test_claude_code_recalls_a_fact_in_a_new_session_of_the_same_directory_only(
+    stack: Stack,
+) -> None:
+    repo, elsewhere = "/home/dev/src/heron-service", "/home/dev/src/other-thing"
+    _, first = ask(claude_code(stack, "cc-monday"), repo, [user_turn(FACT)])
+    assert first["x-memory-session"] == "cc-monday"
+    assert first["x-memory-project"].startswith("heron-service-")
+    wait_until(lambda: len(stack.memories("claude-cli")) == 1)
+
+    text, headers = ask(claude_code(stack, "cc-tuesday"), repo, [user_turn(QUESTION)])
+    assert text == "Noted."
+    assert headers["x-memory-recalled"] == "1"
+    recalled = last_user_text(stack.received())
+    assert "<recalled-memories>" in recalled and "heron-17" in recalled
+    assert "x-memory-recalled" not in stack.provider.requests[-1].headers
+
+    for client, directory in [
+        (claude_code(stack, "cc-other-dir"), elsewhere),
+        (claude_code(stack, "cc-other-user", **{"x-memory-user-id": "mallory"}), repo),
+        (claude_code(stack, "cc-memory-off", **{"x-memory": "off"}), repo),
+    ]:
+        _, headers = ask(client, directory, [user_turn(QUESTION)])
+        assert headers.get("x-memory-recalled", "0") == "0"
+        assert "heron-17" not in last_user_text(stack.received())
+        assert "x-memory" not in stack.provider.requests[-1].headers
+
+    # Indexed: the Tuesday question and its answer, never the recalled block.
+    wait_until(lambda: len(stack.memories("claude-cli")) == 3)
+    assert not any("recalled" in text for text in stack.memories("claude-cli"))
+    assert stack.memories("mallory") == [f"User: {QUESTION}\nAssistant: Noted."]
+
+
+def test_a_full_history_client_keeps_its_prefix_byte_for_byte(stack: Stack) -> None:
+    """The block stays at the turn it was recalled for, so the provider's cached prefix
+    (system prompt, earlier turns) is the same on the conversation's next request."""
+    repo = "/home/dev/src/cache-check"
+    stored = len(stack.memories("claude-cli"))
+    ask(claude_code(stack, "cc-history"), repo, [user_turn(FACT)])
+    wait_until(lambda: len(stack.memories("claude-cli")) == stored + 1)
+    later = claude_code(stack, "cc-history-2")
+    ask(later, repo, [user_turn(QUESTION)])
+    first = stack.received()
+    history = [user_turn(QUESTION, cached=False), {"role": "assistant", "content": "Noted."}]
+    ask(later, repo, [*history, user_turn("Thanks. Anything else?")])
+    second = stack.received()
+    assert json.dumps(second["system"]) == json.dumps(first["system"])
+    assert json.dumps(second["system"]) == json.dumps(system_prompt(repo))
+    block = first["messages"][0]["content"][0]
+    assert "<recalled-memories>" in block["text"]
+    assert second["messages"][0]["content"] == [block, *history[0]["content"]]
+    assert second["messages"][1:] == [history[1], user_turn("Thanks. Anything else?")]
+
+
+def test_openai_sdk_chat_completions_recall_across_conversations(stack: Stack) -> None:
+    client = openai.OpenAI(base_url=f"{stack.proxy_url}/v1", api_key="anything")
+    fact = "The release train leaves every Thursday at noon."
+    client.chat.completions.create(model="fake-gpt", messages=[{"role": "user", "content": fact}])
+    wait_until(lambda: len(stack.memories("openai-python")) == 1)
+    question = [{"role": "user", "content": "When does the release train leave?"}]
+    answer = client.chat.completions.with_raw_response.create(
+        model="fake-gpt",
+        messages=question,  # type: ignore[arg-type]
+    )
+    assert answer.headers["x-memory-recalled"] == "1"
+    assert "x-memory-project" not in answer.headers  # no directory: the general memory
+    assert "Thursday at noon" in last_user_text(stack.received())
+    off = client.chat.completions.with_raw_response.create(
+        model="fake-gpt",
+        messages=question,  # type: ignore[arg-type]
+        extra_headers={"x-memory": "off"},
+    )
+    assert "x-memory-recalled" not in off.headers
+    assert "Thursday" not in last_user_text(stack.received())

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memory_proxy.config import ConfigError, load_settings
+from memory_proxy.recall_config import DEFAULT_EXTRACTORS, DEFAULT_SESSION_HEADERS
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.memory.session_headers == DEFAULT_SESSION_HEADERS
+    assert settings.memory.project_extractors == DEFAULT_EXTRACTORS
+    assert settings.memory.modes == {}
+    recall = settings.recall
+    assert (recall.enabled, recall.backend, recall.placement) == (True, "local", "user")
+    assert (recall.max_tokens, recall.timeout_ms) == (1000, 50)
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+memory:
+  session_headers: [X-Conversation]
+  project_extractors:
+    - header: x-workspace
+    - header: x-meta
+      pattern: 'dir=(\\S+)'
+    - pattern: 'cwd: (\\S+)'
+  modes: {curl: off, ci: read, bot: write, me: on}
+recall:
+  enabled: false
+  placement: system
+  max_tokens: 500
+  min_score: 0.5
+  limit: 3
+  timeout_ms: 20
+""",
+    )
+    settings = load_settings(path, environ={})
+    assert settings.warnings == ()
+    memory = settings.memory
+    assert memory.session_headers == ("x-conversation",)
+    assert [e.header for e in memory.project_extractors] == ["x-workspace", "x-meta", None]
+    assert memory.modes == {"curl": "off", "ci": "read", "bot": "write", "me": "on"}
+    recall = settings.recall
+    assert (recall.enabled, recall.placement, recall.max_tokens) == (False, "system", 500)
+    assert (recall.min_score, recall.limit, recall.timeout_ms) == (0.5, 3, 20)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("recall:\n  placement: top\n", "recall.placement: expected one of user, system"),
+        ("recall:\n  timeout_ms: 0\n", "recall.timeout_ms: expected a positive whole number"),
+        ("recall:\n  min_score: 1.5\n", "recall.min_score: expected a number from 0 to 1"),
+        ("recall:\n  backend: supermemory\n", "recall.backend: supermemory needs supermemory"),
+        ("memory:\n  session_headers: x-id\n", "memory.session_headers: expected a list"),
+        ("memory:\n  modes: [curl]\n", "memory.modes: expected a mapping"),
+        ("memory:\n  modes: {curl: mute}\n", "memory.modes.curl: expected one of on, read"),
+        ("memory:\n  project_extractors: x\n", "memory.project_extractors: expected a list"),
+        ("memory:\n  project_extractors: [{}]\n", "project_extractors[0]: expected header"),
+        (
+            "memory:\n  project_extractors: [{pattern: '(a'}]\n",
+            "project_extractors[0].pattern: invalid regular expression",
+        ),
+        (
+            "memory:\n  project_extractors: [{pattern: 'a(b)(c)'}]\n",
+            "project_extractors[0].pattern: expected one group (has 2)",
+        ),
+    ],
+)
+def test_invalid_values_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert str(error.value).startswith(f"{path}: ")
+    assert expected in str(error.value)
+
+
+def test_the_old_single_session_header_key_is_reported_unknown(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "memory:\n  session_header: x\n"), environ={})
+    assert any("did you mean session_headers?" in warning for warning in settings.warnings)
