@@ -174,16 +174,18 @@ def probe_recall(url: str, headers: dict[str, str], questions: list[str]) -> flo
     return recalled / len(questions)
 
 
-async def memory_cost(settings: MemorySettings, samples: int = 2_000) -> Figures:
+async def memory_cost(
+    settings: MemorySettings, sessions: int = SESSIONS, samples: int = 2_000
+) -> Figures:
     """Load + inject + capture (+ background store) per request, in process, with
-    10,000 sessions stored."""
-    await seed_sessions(open_store(settings), "user", SESSIONS)
+    `sessions` stored."""
+    await seed_sessions(open_store(settings), "user", sessions)
     memory = ConversationMemory(open_store(settings), settings)
     answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": "ok"}}]}).encode()
     body = {"model": "m", "messages": [{"role": "user", "content": "next question"}]}
     timings = []
     for _ in range(samples):
-        session = f"s{random.randrange(SESSIONS)}"
+        session = f"s{random.randrange(sessions)}"
         started = time.perf_counter()
         turn = await memory.begin("openai", "user", session, body)
         assert turn is not None and turn.injected >= 6
@@ -192,7 +194,7 @@ async def memory_cost(settings: MemorySettings, samples: int = 2_000) -> Figures
         capture.start(200, [(b"content-type", b"application/json")])
         capture.feed(answer)
         capture.finish()
-        memory.finish(turn, capture, client_disconnected=False)
+        memory.finish(turn, capture)
         timings.append(time.perf_counter() - started)
     await memory.aclose()
     return {

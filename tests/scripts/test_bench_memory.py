@@ -19,6 +19,7 @@ from scripts.bench_memory import (
     MemoryCase,
     indexed_memories,
     memory_cases,
+    memory_cost,
     proxy_counters,
     recall_available,
 )
@@ -51,6 +52,12 @@ async def stored_messages(path: Path, user: str) -> int:
     finally:
         await store.aclose()
     return sum(info.message_count for info in infos if info is not None)
+
+
+def test_session_memory_costs_are_measured_in_process(tmp_path: Path) -> None:
+    settings = MemorySettings(store="sqlite", sqlite_path=tmp_path / "in-process.sqlite3")
+    figures = asyncio.run(memory_cost(settings, sessions=50, samples=50))
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
 
 
 def test_session_memory_stores_each_exchange_in_the_seeded_sessions(tmp_path: Path) -> None:
