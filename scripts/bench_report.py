@@ -107,9 +107,9 @@ def report_posts(results: Results) -> None:
             f"request (probes); its index grew from {before:,} to {after:,} memories"
         )
     for name, counters in results.counters.items():
-        requests = counters.pop("requests", 0)
-        if counters:
-            skipped = ", ".join(f"{counter} {value:,.0f}" for counter, value in counters.items())
+        skipped = ", ".join(f"{k} {v:,.0f}" for k, v in counters.items() if k != "requests")
+        if skipped:
+            requests = counters.get("requests", 0)
             print(f"  {name}: of {requests:,.0f} requests, memory skipped or lost: {skipped}")
     idle = ", ".join(f"{name} {mb:.0f} MB" for name, mb in results.idle_rss_mb.items())
     print(f"proxy resident memory after seeding, idle: {idle}")
