@@ -43,6 +43,7 @@ from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
 from memory_proxy.stores import open_memory_index, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
+from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
 
 logger = logging.getLogger("memory_proxy")
@@ -80,7 +81,9 @@ class MemoryProxy:
             idle_timeout=settings.upstream_idle_timeout_seconds,
         )
         self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
-        self._recall_backend = recall_backend or _recall_backend(settings, self.memory_index)
+        self._recall_backend = recall_backend or _recall_backend(
+            settings, self.memory_index, self.metrics
+        )
         self.memory = _request_memory(settings, self.metrics, self._recall_backend)
         self.usage = (
             UsageRecorder(
@@ -235,21 +238,35 @@ def _request_memory(
     )
 
 
-def _recall_backend(settings: Settings, index: MemoryIndex | None) -> RecallBackend | None:
-    """The configured backend: the local index (shared with the memories API), or
-    Supermemory; none with Redis, which has no local index (yet)."""
-    if not (settings.memory.enabled and settings.recall.enabled):
+def _recall_backend(
+    settings: Settings, index: MemoryIndex | None, metrics: Metrics
+) -> RecallBackend | None:
+    """The configured backend: the local index (shared with the memories API),
+    Supermemory, or both; the local one needs a store with an index (not Redis, yet)."""
+    recall = settings.recall
+    if not (settings.memory.enabled and recall.enabled):
         return None
-    if settings.recall.backend == "supermemory":
+    hosted = None
+    if recall.backend != "local":
         assert settings.supermemory_api_key is not None  # the config checked it
-        return SupermemoryIndex(settings.supermemory_api_key)
-    if index is None:
+        hosted = SupermemoryIndex(settings.supermemory_api_key, settings.supermemory_url)
+    if index is None and recall.backend != "supermemory":
         logger.warning(
-            "recall is off: it needs a local index, and memory.store is %s (a PostgreSQL "
-            "backend comes later; recall.backend: supermemory works with any store)",
+            "%s: it needs a local index, and memory.store is %s (a PostgreSQL backend "
+            "comes later; recall.backend: supermemory works with any store)",
+            "recall uses Supermemory alone" if hosted else "recall is off",
             settings.memory.store,
         )
-    return index
+    if hosted is None or recall.backend == "supermemory" or index is None:
+        return hosted or index
+    remote_wait = recall.timeout_ms / 1000 * REMOTE_SHARE_OF_BUDGET
+    return CombinedRecall(
+        index,
+        hosted,
+        remote_wait,
+        on_remote_late=metrics.recall_timeouts.inc,
+        on_remote_failure=metrics.store_errors.inc,
+    )
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter | None:

@@ -13,9 +13,7 @@ format, counts it and logs it.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -37,7 +35,7 @@ from memory_proxy.forwarding.forwarder import (
 )
 from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity import auth
-from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier
+from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
 from memory_proxy.identity.routing import RoutingDecision, decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
@@ -45,60 +43,24 @@ from memory_proxy.logging_setup import log_failure, log_request
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import CHAT_APIS
 from memory_proxy.memory.request_memory import MemoryScope, MemoryTurn, RequestMemory
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.proxied_request import (
+    REQUEST_ID_HEADER,
+    ProxiedRequest,
+    Refusal,
+    incoming,
+    request_id_header,
+)
+from memory_proxy.records.usage import UsageRecord
 
 logger = logging.getLogger("memory_proxy")
 
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
-REQUEST_ID_HEADER = "x-request-id"
 # Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is;
 # and our own memory controls, which are not LiteLLM's business.
 _REPLACED_HEADERS = frozenset(
     {b"host", b"content-length", REQUEST_ID_HEADER.encode(), *MEMORY_CONTROL_HEADERS}
 )
 _REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
-
-
-class Refusal(Exception):
-    """The proxy answers the request itself, with an error in the client's format."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        retry_after: int | None = None,
-        headers: Headers | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-        self.headers = headers or []
-
-
-@dataclass
-class ProxiedRequest:
-    """What the pipeline learns about one request, step by step."""
-
-    scope: Scope
-    request_id: str
-    lookup: dict[str, str]  # header name -> value, as text, for detection
-    started: float = field(default_factory=time.perf_counter)
-    arrived: float = field(default_factory=time.time)
-    body: bytes | None = None  # None: streamed through as the client sends it
-    payload: Any = None  # the decoded JSON body, when there is one
-    caller: auth.Caller | None = None
-    decision: RoutingDecision | None = None
-    limit_headers: Headers = field(default_factory=list)
-
-    @property
-    def path(self) -> str:
-        return self.scope["path"]  # type: ignore[no-any-return]
-
-    @property
-    def method(self) -> str:
-        return self.scope["method"]  # type: ignore[no-any-return]
 
 
 class ProxyPipeline:
@@ -126,7 +88,7 @@ class ProxyPipeline:
         self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = _incoming(scope)
+        request = incoming(scope)
         try:
             await self._identify(request, receive)
             await self._admit(request)
@@ -263,7 +225,7 @@ class ProxyPipeline:
                 extra_headers=[
                     *request.limit_headers,
                     *memory_headers,
-                    _request_id_header(request),
+                    request_id_header(request),
                 ],
             )
         finally:
@@ -309,7 +271,7 @@ class ProxyPipeline:
         response = error_response(
             request.path, refusal.status, refusal.message, retry_after=refusal.retry_after
         )
-        response.raw_headers += [*refusal.headers, _request_id_header(request)]
+        response.raw_headers += [*refusal.headers, request_id_header(request)]
         await response(request.scope, receive, send)
         decision = request.decision
         user_id = decision.identity.user_id if decision else None
@@ -352,20 +314,6 @@ class ProxyPipeline:
         if self._client_key_values:
             outgoing = auth.without_client_keys(outgoing, self._client_key_values)
         return outgoing
-
-
-def _incoming(scope: Scope) -> ProxiedRequest:
-    lookup = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-    request_id = lookup.get(REQUEST_ID_HEADER, "")
-    if not VALID_ID.match(request_id):
-        request_id = os.urandom(16).hex()  # uuid4().hex's format, at a fifth of its cost
-    return ProxiedRequest(scope, request_id, lookup)
-
-
-def _request_id_header(request: ProxiedRequest) -> tuple[bytes, bytes]:
-    """Every answer names its request, so that a client can rate it (POST /v1/feedback).
-    The id is ours or passed VALID_ID: no CR, LF or NUL."""
-    return (REQUEST_ID_HEADER.encode(), request.request_id.encode())
 
 
 def _client_host(scope: Scope) -> str | None:

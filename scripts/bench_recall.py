@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.memory_record import MemoryRecord
+from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from scripts.recall_dataset import FACTS, Fact, build, filler, record

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from memory_proxy.accounting.series import checked_window, series_view
+from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
-from memory_proxy.usage_record import UsageRecord
 
 RECORDS = 100_000
 SPAN = 7 * 86400

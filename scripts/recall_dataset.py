@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from memory_proxy.memory_record import MemoryRecord, memory_id
+from memory_proxy.records.memory import MemoryRecord, memory_id
 
 PEOPLE = ["Alice", "Bob", "Priya", "Chen", "Marta", "Kofi", "Yuki", "Lars"]
 

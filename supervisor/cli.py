@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from memory_proxy.cli import config_option, log_format_option
+from memory_proxy.cli.main import config_option, log_format_option
 from supervisor.launcher import LaunchOptions, launch
 
 

@@ -19,8 +19,8 @@ import httpx
 import uvicorn
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.cli import create_app_or_exit, uvicorn_config
-from memory_proxy.cli_settings import load_or_exit
+from memory_proxy.cli.main import create_app_or_exit, uvicorn_config
+from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.logging_setup import configure_logging
 from supervisor.child_process import Child, ChildProcess
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm

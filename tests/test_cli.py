@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from memory_proxy.cli import main
+from memory_proxy.cli.main import main
 from tests.support import FakeUpstream, free_port, wait_until
 
 

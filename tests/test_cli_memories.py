@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_proxy.cli import main
-from memory_proxy.cli_memories import record_from_json
-from memory_proxy.memory_record import MemoryRecord, memory_id
+from memory_proxy.cli.main import main
+from memory_proxy.cli.memories import record_from_json
+from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 PORT = "User: which port does staging use?\nAssistant: The staging database runs on port 5433."

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_proxy.messages import stored_text, text_of, well_formed
+from memory_proxy.records.messages import stored_text, text_of, well_formed
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from memory_proxy.config import ConfigError, load_settings
-from memory_proxy.recall_config import DEFAULT_EXTRACTORS, DEFAULT_SESSION_HEADERS
+from memory_proxy.config.recall import DEFAULT_EXTRACTORS, DEFAULT_SESSION_HEADERS
 
 
 def write(tmp_path: Path, text: str) -> Path:

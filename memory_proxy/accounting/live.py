@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.records.usage import UsageRecord
 
 QUEUE_LIMIT = 256
 

@@ -98,7 +98,8 @@ class Metrics:
         )
         self.recall_timeouts = Counter(
             "memory_proxy_recall_timeouts",
-            "Requests that went on without recall: the search took over recall.timeout_ms.",
+            "Recall searches given up as too slow, the request going on without them "
+            "(with recall.backend both: Supermemory's part, the local hits kept).",
             registry=r,
         )
         self.rate_limited = Counter(

@@ -8,7 +8,7 @@ import collections
 import math
 from typing import Any
 
-from memory_proxy.usage_series import SERIES_GROUPS, UsageSeries
+from memory_proxy.records.series import SERIES_GROUPS, UsageSeries
 
 BUCKETS = {"5m": 300, "1h": 3600, "1d": 86400}
 DEFAULT_BUCKETS_BACK = 24  # without `since`: the last 24 buckets

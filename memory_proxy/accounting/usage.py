@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from memory_proxy.background_writer import DROP_REPORT_SECONDS, BatchWriter
-from memory_proxy.background_writer import QUEUE_LIMIT as QUEUE_LIMIT
+from memory_proxy.records.usage import Feedback, UsageRecord
 from memory_proxy.stores.base import UsageLog
-from memory_proxy.usage_record import Feedback, UsageRecord
+from memory_proxy.stores.batch_writer import DROP_REPORT_SECONDS, BatchWriter
+from memory_proxy.stores.batch_writer import QUEUE_LIMIT as QUEUE_LIMIT
 
 logger = logging.getLogger("memory_proxy.usage")
 

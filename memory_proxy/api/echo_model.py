@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from memory_proxy.errors import error_response
 from memory_proxy.identity.auth import is_loopback
 from memory_proxy.memory.injection import approximate_tokens
-from memory_proxy.messages import text_of
+from memory_proxy.records.messages import text_of
 
 ECHO_PATH = "/demo/v1/chat/completions"
 MAX_ECHOED_CHARS = 4000  # of the last user turn and of each memory block

@@ -20,7 +20,7 @@ from memory_proxy.api.paging import page
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response, unless_store_fails
 from memory_proxy.identity.client_detection import VALID_ID
-from memory_proxy.memory_record import GENERAL_PROJECT
+from memory_proxy.records.memory import GENERAL_PROJECT
 from memory_proxy.stores.base import MemoryIndex
 
 MEMORIES_PATH = "/v1/memories"

@@ -25,9 +25,9 @@ from memory_proxy.config import Settings
 from memory_proxy.errors import error_response, unless_store_fails
 from memory_proxy.identity.auth import Caller, identify_request
 from memory_proxy.identity.client_detection import VALID_ID
+from memory_proxy.records.series import aggregate
+from memory_proxy.records.usage import FEEDBACK_SCORES, MAX_FEEDBACK_COMMENT, Feedback
 from memory_proxy.stores.base import UsageLog
-from memory_proxy.usage_record import FEEDBACK_SCORES, MAX_FEEDBACK_COMMENT, Feedback
-from memory_proxy.usage_series import aggregate
 
 MAX_FEEDBACK_BODY = 16 * 1024
 Handler = Callable[[Request, UsageLog, Caller], Awaitable[Response]]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from memory_proxy.config.recall import MEMORY_MODES
 from memory_proxy.identity.client_detection import InvalidIdentifier
-from memory_proxy.recall_config import MEMORY_MODES
 
 MODE_HEADER = "x-memory"
 # The proxy's own request headers (mode, project, the default user id header): read here,

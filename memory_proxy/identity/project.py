@@ -16,9 +16,9 @@ from collections.abc import Mapping
 
 import orjson
 
+from memory_proxy.config.recall import ProjectExtractor
 from memory_proxy.identity.client_detection import checked_id
-from memory_proxy.memory_record import GENERAL_PROJECT
-from memory_proxy.recall_config import ProjectExtractor
+from memory_proxy.records.memory import GENERAL_PROJECT
 
 PROJECT_HEADER = "x-memory-project"
 MAX_MATCHED_HEADER_LENGTH = 4096

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memory_proxy.messages import Message, stored_text
+from memory_proxy.records.messages import Message, stored_text
 
 Block = dict[str, Any]
 

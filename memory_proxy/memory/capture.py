@@ -30,7 +30,7 @@ import orjson
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.anthropic_format import from_anthropic
 from memory_proxy.memory.finish_reason import MAY_END, reason_in, reason_in_tail
-from memory_proxy.messages import Message, well_formed
+from memory_proxy.records.messages import Message, well_formed
 
 logger = logging.getLogger("memory_proxy.capture")
 

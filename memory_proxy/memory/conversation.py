@@ -16,7 +16,7 @@ from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.question import RECALLED_TAG, without_recalled
-from memory_proxy.messages import Message
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import MemoryStore
 
 logger = logging.getLogger("memory_proxy.memory")

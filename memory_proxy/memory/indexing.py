@@ -13,10 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from memory_proxy.background_writer import BatchWriter
 from memory_proxy.memory.question import MAX_SCANNED_CHARS, without_recalled
-from memory_proxy.memory_record import MemoryRecord, memory_id
+from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.batch_writer import BatchWriter
 
 logger = logging.getLogger("memory_proxy.memory")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
-from memory_proxy.messages import Message, stored_text, well_formed
+from memory_proxy.records.messages import Message, stored_text, well_formed
 
 # Request path -> the API format spoken there.
 CHAT_APIS = {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.messages import text_of
+from memory_proxy.records.messages import text_of
 
 RECALLED_TAG = "recalled-memories"
 # Blocks that clients (and the proxy) add to a user turn: not the human's words.

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
 from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
-from memory_proxy.memory_record import Recalled, memory_id
-from memory_proxy.recall_config import RecallSettings
+from memory_proxy.records.memory import Recalled, memory_id
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.recall_query import query_terms
 

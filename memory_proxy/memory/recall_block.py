@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from memory_proxy.memory.question import RECALLED_TAG
-from memory_proxy.memory_record import Recalled
+from memory_proxy.records.memory import Recalled
 
 NOTE = (
     "Notes the memory proxy recalled from this user's earlier sessions; "

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.indexing import MemoryIndexer
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
-from memory_proxy.recall_config import RecallSettings
 from memory_proxy.stores.base import RecallBackend
 
 logger = logging.getLogger("memory_proxy.memory")

@@ -8,10 +8,10 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from memory_proxy.memory_record import MemoryRecord, ProjectInfo, Recalled
-from memory_proxy.messages import Message
-from memory_proxy.usage_record import Feedback, UsageRecord
-from memory_proxy.usage_series import UsageSeries
+from memory_proxy.records.memory import MemoryRecord, ProjectInfo, Recalled
+from memory_proxy.records.messages import Message
+from memory_proxy.records.series import UsageSeries
+from memory_proxy.records.usage import Feedback, UsageRecord
 
 
 class StoreUnavailable(Exception):

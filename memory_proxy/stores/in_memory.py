@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from memory_proxy.messages import Message, mark_partial
+from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.records.series import UsageSeries, aggregate, checked_resolution
+from memory_proxy.records.usage import Feedback, UsageRecord
 from memory_proxy.stores.base import SessionInfo
-from memory_proxy.usage_record import Feedback, UsageRecord
-from memory_proxy.usage_series import UsageSeries, aggregate, checked_resolution
 
 
 @dataclass

@@ -16,10 +16,10 @@ from typing import cast
 import orjson
 import redis.asyncio as redis
 
-from memory_proxy.messages import Message, mark_partial
+from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.records.series import UsageSeries, aggregate, checked_resolution
+from memory_proxy.records.usage import Feedback, UsageRecord
 from memory_proxy.stores.base import SessionInfo
-from memory_proxy.usage_record import Feedback, UsageRecord
-from memory_proxy.usage_series import UsageSeries, aggregate, checked_resolution
 
 SOCKET_TIMEOUT_SECONDS = 0.5
 _PREFIX = "memory-proxy"

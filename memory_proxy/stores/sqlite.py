@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from memory_proxy.messages import Message, mark_partial
+from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.memory_record import MemoryRecord, ProjectInfo, Recalled
+from memory_proxy.records.memory import MemoryRecord, ProjectInfo, Recalled
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
 from memory_proxy.stores.sqlite import SQLiteFile
 

@@ -8,10 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.stores.base import StoreUnavailable
-from memory_proxy.stores.sqlite import SQLiteFile
-from memory_proxy.usage_record import FIELD_NAMES, Feedback, UsageRecord
-from memory_proxy.usage_series import (
+from memory_proxy.records.series import (
     RESOLUTIONS,
     SERIES_GROUPS,
     GroupBucket,
@@ -20,6 +17,9 @@ from memory_proxy.usage_series import (
     checked_resolution,
     latency_buckets,
 )
+from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
+from memory_proxy.stores.base import StoreUnavailable
+from memory_proxy.stores.sqlite import SQLiteFile
 
 _USAGE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (

@@ -20,9 +20,8 @@ from typing import Any
 
 import httpx
 
-from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, Recalled
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, Recalled
 
-DEFAULT_BASE_URL = "https://api.supermemory.ai"
 REQUEST_TIMEOUT_SECONDS = 10.0  # adds run off the request path; searches have their own budget
 _ESCAPED_IN_TAG = re.compile(r"[^A-Za-z0-9\-:.]")
 _METADATA_FIELDS = ("user_id", "project", "session_id", "client", "model", "created_at")
@@ -51,7 +50,7 @@ class SupermemoryIndex:
     def __init__(
         self,
         api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

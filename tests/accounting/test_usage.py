@@ -18,12 +18,12 @@ from memory_proxy.accounting.usage import (
     request_usage_in_stream,
     summarize,
 )
+from memory_proxy.records.series import bin_value, latency_bin
+from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.base import UsageLog
 from memory_proxy.stores.in_memory import InMemoryUsageLog
 from memory_proxy.stores.redis import RedisUsageLog
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
-from memory_proxy.usage_record import FIELD_NAMES, Feedback, UsageRecord
-from memory_proxy.usage_series import bin_value, latency_bin
 from tests.support import RedisServer, eventually
 
 NOW = 1_700_000_000.0

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from memory_proxy.api.memories import MemoriesAPI
 from memory_proxy.config import ClientKey, MemorySettings, Settings
-from memory_proxy.memory_record import MemoryRecord, memory_id
+from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.conftest import ProxyFactory

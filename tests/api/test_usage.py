@@ -15,11 +15,11 @@ import openai
 import pytest
 from click.testing import CliRunner
 
-from memory_proxy.cli import main
+from memory_proxy.cli.main import main
 from memory_proxy.config import ClientKey, MemorySettings
 from memory_proxy.logging_setup import configure_logging
+from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
-from memory_proxy.usage_record import UsageRecord
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
 from tests.support import FakeUpstream, wait_until
 

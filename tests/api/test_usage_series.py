@@ -13,9 +13,9 @@ import pytest
 
 from memory_proxy.accounting.series import series_view
 from memory_proxy.config import ClientKey
+from memory_proxy.records.series import GroupBucket, LatencyBucket, UsageSeries
+from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
-from memory_proxy.usage_record import UsageRecord
-from memory_proxy.usage_series import GroupBucket, LatencyBucket, UsageSeries
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, wait_until
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.cli import main
+from memory_proxy.cli.main import main
 from memory_proxy.config import (
     ClientKey,
     ConfigError,

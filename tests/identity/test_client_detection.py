@@ -8,13 +8,13 @@ import openai
 import pytest
 
 from memory_proxy.config import HeaderPattern, UserIdMappings, load_settings
+from memory_proxy.config.recall import DEFAULT_SESSION_HEADERS as SESSION_HEADERS
 from memory_proxy.identity.client_detection import (
     MAX_MATCHED_HEADER_LENGTH,
     InvalidIdentifier,
     detect_session,
     detect_user,
 )
-from memory_proxy.recall_config import DEFAULT_SESSION_HEADERS as SESSION_HEADERS
 
 MAPPINGS = UserIdMappings(
     custom_header="x-memory-user-id",

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from memory_proxy.config.recall import DEFAULT_EXTRACTORS, ProjectExtractor
 from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier
 from memory_proxy.identity.project import detect_project, project_id
-from memory_proxy.memory_record import GENERAL_PROJECT
-from memory_proxy.recall_config import DEFAULT_EXTRACTORS, ProjectExtractor
+from memory_proxy.records.memory import GENERAL_PROJECT
 
 REPO = "/home/dev/src/litellm-memory-proxy"
 REPO_ID = project_id(REPO)

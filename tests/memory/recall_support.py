@@ -6,7 +6,7 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
-from memory_proxy.memory_record import MemoryRecord, Recalled
+from memory_proxy.records.memory import MemoryRecord, Recalled
 
 _WORD = re.compile(r"\w{3,}")
 

@@ -14,7 +14,7 @@ from memory_proxy.memory.capture import (
     TokenUsage,
     last_usage,
 )
-from memory_proxy.messages import well_formed
+from memory_proxy.records.messages import well_formed
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]

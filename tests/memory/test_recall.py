@@ -6,11 +6,11 @@ from typing import Any
 
 import orjson
 
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
-from memory_proxy.memory_record import MemoryRecord, memory_id
-from memory_proxy.recall_config import RecallSettings
+from memory_proxy.records.memory import MemoryRecord, memory_id
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 
 DEPLOY = "User: how do we deploy the service?\nAssistant: with the deploy.sh script on the VM"

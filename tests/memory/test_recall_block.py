@@ -11,7 +11,7 @@ from memory_proxy.memory.recall_block import (
     in_user_turn,
     recalled_block,
 )
-from memory_proxy.memory_record import MemoryRecord, Recalled
+from memory_proxy.records.memory import MemoryRecord, Recalled
 
 BLOCK = "<recalled-memories>\n…\n</recalled-memories>"
 CACHED = {"type": "ephemeral"}

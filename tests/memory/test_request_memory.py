@@ -17,10 +17,10 @@ from starlette.types import Receive, Scope, Send
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, Settings
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.request_memory import MemoryScope, RequestMemory
-from memory_proxy.recall_config import RecallSettings
 from memory_proxy.stores.in_memory import InMemoryStore
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 from tests.support import FakeUpstream, serve, wait_until

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.recall_query import MAX_TERMS, fts5_phrase, query_terms
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex

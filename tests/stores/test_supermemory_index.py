@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from memory_proxy.identity.client_detection import VALID_ID
-from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
 from memory_proxy.stores.supermemory_index import SupermemoryIndex, container_tag
 
 KEY = "sm-test-key-0123456789"

@@ -15,7 +15,7 @@ from memory_proxy.accounting.live import LiveFeed, Subscription
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response
 from memory_proxy.identity.auth import identify_request
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.records.usage import UsageRecord
 
 STATE_EVERY_SECONDS = 1.0
 

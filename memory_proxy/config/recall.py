@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.config_parsing import (
+from memory_proxy.config.parsing import (
     SettingsTree,
     as_bool,
     as_positive_int,
@@ -43,7 +43,7 @@ DEFAULT_PROJECT_EXTRACTORS: tuple[tuple[str | None, str | None], ...] = (
 )
 MEMORY_MODES = ("on", "read", "write", "off")
 PLACEMENTS = ("user", "system")
-RECALL_BACKENDS = ("local", "supermemory")
+RECALL_BACKENDS = ("local", "supermemory", "both")
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ DEFAULT_EXTRACTORS = tuple(
 @dataclass(frozen=True)
 class RecallSettings:
     enabled: bool = True
-    backend: str = "local"  # local (the memory store's SQLite file) | supermemory
+    backend: str = "local"  # local (the memory store's SQLite file) | supermemory | both
     placement: str = "user"  # the latest user turn (keeps prompt caching) | system
     max_tokens: int = 1000  # of recalled text in one request, about 4 characters a token
     min_score: float = 0.6  # share of the question's topic words a memory must contain
@@ -112,8 +112,8 @@ def build_project_extractors(tree: SettingsTree) -> tuple[ProjectExtractor, ...]
 def build_recall(tree: SettingsTree) -> RecallSettings:
     d = RecallSettings()
     backend = tree.get("recall.backend", one_of(RECALL_BACKENDS), d.backend)
-    if backend == "supermemory" and not tree.lookup("supermemory.api_key"):
-        raise tree.error("recall.backend", "supermemory needs supermemory.api_key (is it set?)")
+    if backend != "local" and not tree.lookup("supermemory.api_key"):
+        raise tree.error("recall.backend", f"{backend} needs supermemory.api_key (is it set?)")
     return RecallSettings(
         enabled=tree.get("recall.enabled", as_bool, d.enabled),
         backend=backend,

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from memory_proxy.cli_settings import load_or_exit
+from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import Settings
 from memory_proxy.identity.client_detection import VALID_ID
-from memory_proxy.memory_record import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import MemoryIndex
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from memory_proxy.usage_record import UsageRecord
+from memory_proxy.records.usage import UsageRecord
 
 SERIES_GROUPS = {"model": "model", "client": "client", "user": "user_id"}  # name -> field
 RESOLUTIONS = (300, 3600, 86400)

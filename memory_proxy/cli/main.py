@@ -19,13 +19,13 @@ from uvicorn.supervisors import Multiprocess
 from memory_proxy.accounting.metrics import MULTIPROCESS_DIRECTORY
 from memory_proxy.accounting.usage import GROUPS, parse_since, summarize
 from memory_proxy.app import MemoryProxy
-from memory_proxy.cli_memories import memories
-from memory_proxy.cli_settings import load_or_exit
+from memory_proxy.cli.memories import memories
+from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import LOG_FORMATS, Settings
 from memory_proxy.logging_setup import configure_logging
+from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores import open_usage_log
 from memory_proxy.stores.base import StoreUnavailable
-from memory_proxy.usage_record import UsageRecord
 
 # Options shared with start-proxies.
 config_option = click.option(
@@ -146,7 +146,7 @@ def main(
         {"config": str(config.resolve()), "overrides": overrides}
     )
     worker_config = uvicorn_config(
-        "memory_proxy.cli:worker_app", settings, factory=True, workers=workers
+        "memory_proxy.cli.main:worker_app", settings, factory=True, workers=workers
     )
     # The workers write their metrics here, so that any of them can answer for all.
     with tempfile.TemporaryDirectory(prefix="memory-proxy-metrics-") as metrics_directory:

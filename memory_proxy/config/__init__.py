@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.config_parsing import ConfigError as ConfigError
-from memory_proxy.config_parsing import (
+from memory_proxy.config.parsing import ConfigError as ConfigError
+from memory_proxy.config.parsing import (
     SettingsTree,
     as_bool,
     as_http_url,
@@ -27,7 +27,7 @@ from memory_proxy.config_parsing import (
     one_of,
     read_yaml,
 )
-from memory_proxy.recall_config import (
+from memory_proxy.config.recall import (
     DEFAULT_EXTRACTORS,
     DEFAULT_SESSION_HEADERS,
     ProjectExtractor,
@@ -40,6 +40,7 @@ from memory_proxy.recall_config import (
 
 MEMORY_STORES = ("sqlite", "redis", "memory")
 LOG_FORMATS = ("text", "json")
+DEFAULT_SUPERMEMORY_URL = "https://api.supermemory.ai"
 
 # Environment variable -> dotted config key it overrides (names from the seed documents).
 ENVIRONMENT_OVERRIDES: dict[str, str] = {
@@ -137,6 +138,7 @@ class Settings:
     upstream_idle_timeout_seconds: float = 300.0
     log_format: str = "text"
     supermemory_api_key: str | None = None
+    supermemory_url: str = DEFAULT_SUPERMEMORY_URL  # its API, for recall.backend supermemory|both
     metrics_public: bool = False  # /metrics for anyone, not only authenticated callers
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
@@ -201,6 +203,7 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         ),
         log_format=tree.get("proxy.log_format", one_of(LOG_FORMATS), defaults.log_format),
         supermemory_api_key=tree.get("supermemory.api_key", as_str, None),
+        supermemory_url=tree.get("supermemory.base_url", as_http_url, defaults.supermemory_url),
         metrics_public=tree.get("metrics.public", as_bool, defaults.metrics_public),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
