@@ -1,396 +1,260 @@
-"""Measure what the memory proxy adds, direct vs through the proxy, in interleaved rounds.
+"""Measure what the memory proxy adds, and what its memory costs, against nginx.
 
-Starts its own fast fake upstream (scripts/bench_upstream.py) and a memory proxy in front
-of it (the shipped config.yaml, its store in a temporary directory), both uvicorn
-processes on loopback. Small POSTs are driven by wrk; SSE streams by a bounded aiohttp
-client, arriving at a steady rate. When the litellm binary is installed, LiteLLM serving a
-`mock_response` model is measured the same way for the CPU ratio. Prints a table and can
-write JSON for comparison between commits. Every process is stopped at the end.
+The upstream is nginx answering a fixed chat completion (scripts/bench_nginx.py): the
+floor, where a Python fake on the same two cores would hide the proxy's cost. In front of
+it runs one memory proxy per memory case (scripts/bench_memory.py: no memory, session
+memory, the whole memory path), each with its store in a temporary directory. wrk sends
+small POSTs at 1 and 50 clients, every case once per round, round after round, so that the
+shared machine's changing load falls on all of them alike; figures are the median and the
+range over rounds, with the server's CPU seconds per request (steadier than wall time).
+SSE streams keep a Python fake upstream (scripts/bench_upstream.py): nginx can't pace
+events. Then LiteLLM's CPU per request (when installed), session memory's cost in process
+per store, and recall's search latency (scripts/bench_recall.py). Every process is stopped
+at the end, on Ctrl-C too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
-import os
-import platform
-import random
-import re
 import secrets
 import shutil
 import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
-import aiohttp
-import orjson
-import psutil
 import yaml
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.memory.capture import AnswerCapture
-from memory_proxy.memory.conversation import ConversationMemory
-from memory_proxy.records.messages import Message
-from memory_proxy.stores import open_store
+from scripts.bench_load import Figures, stream_round, write_wrk_script, wrk_round
+from scripts.bench_memory import (
+    MEMORIES,
+    MemoryCase,
+    indexed_memories,
+    memory_cases,
+    memory_cost,
+    probe_recall,
+    proxy_counters,
+)
+from scripts.bench_nginx import nginx_binary, nginx_upstream
+from scripts.bench_processes import ROOT, cpu_seconds, free_port, process, rss_mb
+from scripts.bench_recall import latency
+from scripts.bench_report import Results, report
 
-ROOT = Path(__file__).resolve().parent.parent
-BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}]})
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
-{extra}
-"""
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-Figures = dict[str, float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+BIN = Path(sys.executable).parent
+WARM_UP_SECONDS = 1
+PROBES = 10
 
 
-@contextmanager
-def process(
-    argv: list[str], url: str, env: dict[str, str] | None = None, timeout: float = 30
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process in its own process group, stopped (group and all) at the end."""
-    child = subprocess.Popen(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while not _answers(url):
-            if time.monotonic() > deadline or child.poll() is not None:
-                raise RuntimeError(f"{argv[0]} did not start")
-            time.sleep(0.05)
-        yield child
-    finally:
-        os.killpg(child.pid, signal.SIGTERM)
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+@dataclass(frozen=True)
+class Server:
+    """What wrk sends requests to, and the process whose CPU they cost."""
+
+    name: str
+    url: str
+    pid: int
+    script: Path
+    index: Path | None = None  # the SQLite file of a long-term index it adds to
 
 
-def _answers(url: str) -> bool:
-    host, port = url.removeprefix("http://").split(":")
-    try:
-        with socket.create_connection((host, int(port)), 0.2):
-            return True
-    except OSError:
-        return False
+@dataclass(frozen=True)
+class Case:
+    server: Server
+    clients: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.server.name}, {self.clients} client{'s' if self.clients > 1 else ''}"
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its children (workers)."""
-    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    return sum(p.cpu_times().user + p.cpu_times().system for p in family)
+def proxy_config(directory: Path, name: str, sections: dict[str, dict[str, object]]) -> Path:
+    """The shipped config.yaml with `sections` over it and its SQLite file in `directory`."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    config["memory"]["sqlite_path"] = str(directory / f"{name}.sqlite3")
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
-def rss_mb(pid: int) -> float:
-    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    return sum(p.memory_info().rss for p in family) / 2**20
+def start_proxy(servers: ExitStack, config: Path, upstream: str, workers: int = 1) -> Server:
+    """A memory proxy in front of `upstream`, stopped when `servers` closes."""
+    url = f"http://127.0.0.1:{free_port()}"
+    argv = [
+        *(str(BIN / "memory-proxy"), "--config", str(config)),
+        *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
+        *("--workers", str(workers)),
+    ]
+    proxy = servers.enter_context(process(argv, url))
+    return Server(config.stem, url, proxy.pid, config.with_suffix(".lua"))
 
 
-def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
-    """Small JSON POSTs from `clients` connections for `seconds`, by wrk."""
-    output = subprocess.run(
-        [
-            *("wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "--latency"),
-            *("-s", str(script), url),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE))
-    if len(percentiles) < 2:
-        raise RuntimeError(f"wrk measured nothing against {url}:\n{output}")
-    requests = int(_wrk_figure(r"(\d+) requests in", output))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} error answers")
-    return {
-        "p50_ms": _ms(percentiles["50"]),
-        "p99_ms": _ms(percentiles["99"]),
-        "rps": float(_wrk_figure(r"Requests/sec:\s+([\d.]+)", output)),
-        "requests": requests,
-    }
+def memory_proxy(
+    servers: ExitStack, directory: Path, case: MemoryCase, upstream: str, results: Results
+) -> Server:
+    """The case's proxy with its store seeded, and the wrk script of its requests."""
+    name = case.name.replace(" ", "-").replace(",", "")
+    config = proxy_config(directory, name, case.config)
+    questions = asyncio.run(case.seed(directory / f"{name}.sqlite3"))
+    proxy = start_proxy(servers, config, upstream, case.workers)
+    write_wrk_script(proxy.script, case.headers, questions, case.sessions)
+    if not questions:
+        return dataclasses.replace(proxy, name=case.name)
+    results.recalled_per_request = probe_recall(proxy.url, case.headers, questions[:PROBES])
+    return dataclasses.replace(proxy, name=case.name, index=directory / f"{name}.sqlite3")
 
 
-def _wrk_figure(pattern: str, output: str) -> str:
-    """A figure wrk always prints: missing, wrk's output has changed."""
-    found = re.search(pattern, output)
-    if found is None:
-        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{output}")
-    return found.group(1)
-
-
-def _ms(text: str) -> float:
-    """A latency as wrk writes it ("812.00us", "1.23ms") in milliseconds."""
-    number = _wrk_figure(r"\A([\d.]+)\w+\Z", text)
-    return float(number) * _UNITS[text[len(number) :]]
-
-
-def post_rounds(
-    url: str, clients: int, args: argparse.Namespace, script: Path, pid: int | None
-) -> Figures:
-    """Median of the rounds; with `pid`, that process's CPU per request too."""
-    rounds = []
-    for _ in range(args.rounds):
-        cpu_before = cpu_seconds(pid) if pid else 0.0
-        figures = wrk_round(url, clients, args.seconds, script)
-        if pid:
-            figures["cpu_ms_per_request"] = (
-                (cpu_seconds(pid) - cpu_before) * 1000 / figures["requests"]
-            )
-        rounds.append(figures)
-    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-
-
-async def stream_round(url: str, streams: int, spread: float, pid: int | None) -> Figures:
-    """`streams` SSE requests started evenly over `spread` seconds: time to first byte,
-    gaps between events, total time, events that arrived glued to another, and (with
-    `pid`) the peak resident memory of that process while they were open."""
-    first_bytes: list[float] = []
-    gaps: list[float] = []
-    totals: list[float] = []
-    reads = events = 0
-    peak_rss = 0.0
-    connector = aiohttp.TCPConnector(limit=streams, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(delay: float) -> None:
-            nonlocal reads, events
-            await asyncio.sleep(delay)
-            started = last = time.perf_counter()
-            async with session.get(f"{url}/stream") as response:
-                async for chunk in response.content.iter_any():
-                    now = time.perf_counter()
-                    if last == started:
-                        first_bytes.append(now - started)
-                    else:
-                        gaps.append(now - last)
-                    last = now
-                    reads += 1
-                    events += chunk.count(b"\n\n")
-            totals.append(time.perf_counter() - started)
-
-        async def sample_memory() -> None:
-            nonlocal peak_rss
-            while pid:
-                peak_rss = max(peak_rss, rss_mb(pid))
-                await asyncio.sleep(0.05)
-
-        sampler = asyncio.ensure_future(sample_memory())
-        await asyncio.gather(*(one(spread * i / streams) for i in range(streams)))
-        sampler.cancel()
-    figures = {
-        "ttfb_p50_ms": statistics.median(first_bytes) * 1000,
-        "gap_p99_ms": _percentile(gaps, 0.99) * 1000,
-        "total_p50_ms": statistics.median(totals) * 1000,
-        "coalesced_pct": 100 * (events - reads) / events,
-    }
-    if pid:
-        figures["rss_mb"] = peak_rss
+def one_round(case: Case, seconds: int) -> Figures:
+    cpu_before = cpu_seconds(case.server.pid)
+    figures = wrk_round(case.server.url, case.clients, seconds, case.server.script)
+    cpu = cpu_seconds(case.server.pid) - cpu_before
+    figures["cpu_ms_per_request"] = cpu * 1000 / figures["requests"]
     return figures
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    values = sorted(values)
-    return values[max(0, int(len(values) * fraction) - 1)]
+def interleaved(cases: list[Case], rounds: int, seconds: int) -> dict[str, list[Figures]]:
+    """Every case once per round: a change of load on the machine falls on all alike."""
+    results: dict[str, list[Figures]] = {case.name: [] for case in cases}
+    for number in range(rounds):
+        print(f"round {number + 1} of {rounds}", file=sys.stderr)
+        for case in cases:
+            results[case.name].append(one_round(case, seconds))
+    return results
 
 
-async def memory_cost(
-    settings: MemorySettings, sessions: int = 10_000, samples: int = 2_000
-) -> Figures:
-    """Load + inject + capture (+ background store) per request, with `sessions` stored."""
-    store = open_store(settings)
-    exchange: list[Message] = [
-        {"role": "user", "content": "a question of a typical length " * 4},
-        {"role": "assistant", "content": "an answer of a typical length " * 8},
+def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """Direct nginx, and a proxy per memory case in front of it, at 1 and 50 clients;
+    the no-memory proxy with two workers at 50."""
+    with ExitStack() as servers:
+        nginx_url, nginx = servers.enter_context(nginx_upstream(directory / "nginx"))
+        direct = Server("direct nginx", nginx_url, nginx.pid, directory / "direct.lua")
+        write_wrk_script(direct.script)
+        cases = memory_cases()
+        two_workers = dataclasses.replace(cases[0], name="no memory, 2 workers", workers=2)
+        proxies = [memory_proxy(servers, directory, case, nginx_url, results) for case in cases]
+        two = memory_proxy(servers, directory, two_workers, nginx_url, results)
+        for proxy in proxies:
+            results.idle_rss_mb[proxy.name] = rss_mb(proxy.pid)
+        rounds = [Case(server, 1) for server in (direct, *proxies)]
+        rounds += [Case(server, 50) for server in (direct, *proxies, two)]
+        for case in rounds:
+            wrk_round(case.server.url, 50, WARM_UP_SECONDS, case.server.script)
+        results.post = interleaved(rounds, args.rounds, args.seconds)
+        for proxy in (*proxies, two):
+            results.counters[proxy.name] = proxy_counters(proxy.url)
+            if proxy.index:
+                results.index_growth = (MEMORIES, asyncio.run(indexed_memories(proxy.index)))
+
+
+def stream_cases(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """SSE streams through the no-memory proxy, against the Python fake (events 10 ms
+    apart: nginx can't pace them)."""
+    streams = [int(count) for count in args.streams.split(",") if count]
+    if not streams:
+        return
+    upstream = f"http://127.0.0.1:{free_port()}"
+    argv = [
+        *(str(BIN / "uvicorn"), "scripts.bench_upstream:app"),
+        *("--port", upstream.rsplit(":", 1)[1], "--log-level", "warning", "--no-access-log"),
     ]
-    for index in range(sessions):
-        await store.append("user", f"s{index}", exchange * 3, partial=False)
-    memory = ConversationMemory(store, settings)
-    answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": "ok"}}]}).encode()
-    body = {"model": "m", "messages": [{"role": "user", "content": "next question"}]}
-    timings = []
-    for _ in range(samples):
-        session = f"s{random.randrange(sessions)}"
-        started = time.perf_counter()
-        turn = await memory.begin("openai", "user", session, body)
-        assert turn is not None and turn.injected >= 6
-        orjson.dumps(turn.body)  # as the proxy re-encodes the request
-        capture = AnswerCapture("openai")
-        capture.start(200, [(b"content-type", b"application/json")])
-        capture.feed(answer)
-        capture.finish()
-        memory.finish(turn, capture)
-        timings.append(time.perf_counter() - started)
-    await memory.aclose()
-    return {
-        "p50_ms": statistics.median(timings) * 1000,
-        "p99_ms": _percentile(timings, 0.99) * 1000,
-    }
+    with ExitStack() as servers:
+        servers.enter_context(process(argv, upstream))
+        config = proxy_config(directory, "streams", memory_cases()[0].config)
+        proxy = start_proxy(servers, config, upstream)
+        for count in streams:
+            spread = min(2.0, count / 500)
+            for target, url, pid in (("direct", upstream, None), ("proxy", proxy.url, proxy.pid)):
+                results.sse[f"{target} SSE x{count}"] = asyncio.run(
+                    stream_round(url, count, spread, pid)
+                )
 
 
-def litellm_cpu(args: argparse.Namespace, directory: Path) -> Figures | None:
+def litellm_cpu(directory: Path, args: argparse.Namespace, results: Results) -> None:
     """LiteLLM's CPU per request serving a mock_response model, when it is installed."""
     binary = ROOT / ".venv-litellm" / "bin" / "litellm"
     if not binary.exists():
-        return None
+        print(f"LiteLLM: skipped, {binary} is missing (scripts/install-litellm)", file=sys.stderr)
+        return
     config = directory / "litellm.yaml"
     mock = {"model": "openai/bench", "api_key": "none", "mock_response": "ok"}
     config.write_text(
         yaml.safe_dump({"model_list": [{"model_name": "bench", "litellm_params": mock}]})
     )
     key = "sk-bench-" + secrets.token_hex(16)
-    script = write_wrk_script(directory / "litellm.lua", key)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{free_port()}"
+    argv = [str(binary), "--config", str(config), "--host", "127.0.0.1"]
+    argv += ["--port", url.rsplit(":", 1)[1]]
     env = {"LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    script = write_wrk_script(directory / "litellm.lua", {"Authorization": f"Bearer {key}"})
     with process(argv, url, env=env, timeout=180) as litellm:
+        server = Server("litellm (mock model)", url, litellm.pid, script)
         wrk_round(url, 10, 2, script)  # warm up
-        return post_rounds(url, 10, args, script, litellm.pid)
+        results.litellm = interleaved([Case(server, 10)], args.rounds, args.seconds)
 
 
-def write_wrk_script(path: Path, key: str | None = None) -> Path:
-    extra = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
-    path.write_text(WRK_SCRIPT.format(body=json.dumps(BODY), extra=extra))
-    return path
+def memory_in_process(directory: Path, results: Results) -> None:
+    """Session memory's own cost per request, per store, without HTTP."""
+    sqlite = MemorySettings(store="sqlite", sqlite_path=directory / "in-process.sqlite3")
+    results.memory_in_process["SQLite"] = asyncio.run(memory_cost(sqlite))
+    redis_server = shutil.which("redis-server")
+    if redis_server:
+        port = free_port()
+        argv = [redis_server, "--port", str(port), "--save", "", "--appendonly", "no"]
+        with process(argv, f"http://127.0.0.1:{port}"):
+            redis = MemorySettings(store="redis", redis_url=f"redis://127.0.0.1:{port}/0")
+            results.memory_in_process["Redis"] = asyncio.run(memory_cost(redis))
 
 
-def proxy_config(directory: Path) -> Path:
-    """The shipped config.yaml with its SQLite file moved into `directory`."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["memory"]["sqlite_path"] = str(directory / "memory.sqlite3")
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def recall_latency(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """Search over each size spread over 200 projects, and over the whole path's index
+    (one project of one user: every search scores all of its memories)."""
+    sizes = [int(size) for size in args.recall_sizes.split(",") if size]
+    runs = [(size, 20, 10) for size in sizes] + ([(MEMORIES, 1, 1)] if sizes else [])
+    for size, users, projects in runs:
+        row = asyncio.run(latency(directory, size, args.recall_searches, users, projects))
+        results.recall_latency.append(row)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the bench as Ctrl-C does: through every `finally`, servers stopped."""
+    raise SystemExit(128 + signum)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=3, help="length of one wrk round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
     parser.add_argument("--streams", default="1,500,1000", help="concurrent SSE streams")
+    parser.add_argument("--recall-sizes", default="10000,100000", help="memories searched")
+    parser.add_argument("--recall-searches", type=int, default=1000, help="per size")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (scripts/bench installs it)")
+    if shutil.which("wrk") is None or nginx_binary() is None:
+        sys.exit("wrk or nginx is not installed (scripts/bench installs them)")
+    signal.signal(signal.SIGTERM, _stop)
 
-    results: dict[str, Figures] = {}
-    bin_dir = Path(sys.executable).parent
-    with tempfile.TemporaryDirectory() as temporary:
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="bench-") as temporary:
         directory = Path(temporary)
-        script = write_wrk_script(directory / "post.lua")
-        config = proxy_config(directory)
-        upstream = f"http://127.0.0.1:{free_port()}"
-        upstream_argv = [
-            *(str(bin_dir / "uvicorn"), "scripts.bench_upstream:app"),
-            *("--port", upstream.rsplit(":", 1)[1], "--log-level", "warning", "--no-access-log"),
-        ]
-
-        def proxy_argv(url: str, workers: int) -> list[str]:
-            return [
-                *(str(bin_dir / "memory-proxy"), "--config", str(config)),
-                *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
-                *("--workers", str(workers)),
-            ]
-
-        proxy = f"http://127.0.0.1:{free_port()}"
-        with process(upstream_argv, upstream), process(proxy_argv(proxy, 1), proxy) as server:
-            results["proxy idle"] = {"rss_mb": rss_mb(server.pid)}
-            for clients in (1, 50):
-                for target, url, pid in (("direct", upstream, None), ("proxy", proxy, server.pid)):
-                    results[f"{target} {clients} client(s)"] = post_rounds(
-                        url, clients, args, script, pid
-                    )
-            for streams in map(int, args.streams.split(",")):
-                spread = min(2.0, streams / 500)
-                for target, url, pid in (("direct", upstream, None), ("proxy", proxy, server.pid)):
-                    results[f"{target} SSE x{streams}"] = asyncio.run(
-                        stream_round(url, streams, spread, pid)
-                    )
-        proxy2 = f"http://127.0.0.1:{free_port()}"
-        with process(upstream_argv, upstream), process(proxy_argv(proxy2, 2), proxy2) as server:
-            results["proxy, 2 workers, 50 clients"] = post_rounds(
-                proxy2, 50, args, script, server.pid
-            )
-        litellm = litellm_cpu(args, directory)
-        if litellm:
-            results["litellm 10 clients (mock)"] = litellm
-
-        sqlite = MemorySettings(store="sqlite", sqlite_path=directory / "bench.sqlite3")
-        results["memory, 10k sessions, SQLite"] = asyncio.run(memory_cost(sqlite))
-        redis_server = shutil.which("redis-server")
-        if redis_server:
-            port = free_port()
-            argv = [redis_server, "--port", str(port), "--save", "", "--appendonly", "no"]
-            with process(argv, f"http://127.0.0.1:{port}"):
-                redis = MemorySettings(store="redis", redis_url=f"redis://127.0.0.1:{port}/0")
-                results["memory, 10k sessions, Redis"] = asyncio.run(memory_cost(redis))
-
+        post_cases(directory, args, results)
+        stream_cases(directory, args, results)
+        litellm_cpu(directory, args, results)
+        memory_in_process(directory, results)
+        recall_latency(directory, args, results)
     report(results)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-
-
-def report(results: dict[str, Figures]) -> None:
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, load: wrk (POST), aiohttp (SSE)"
-    )
-    for name, figures in results.items():
-        print(f"{name:<32} " + "  ".join(f"{k}={v:,.2f}" for k, v in figures.items()))
-    print()
-    for clients in (1, 50):
-        direct, via = results[f"direct {clients} client(s)"], results[f"proxy {clients} client(s)"]
-        print(
-            f"added at {clients:>2} client(s): p50 +{via['p50_ms'] - direct['p50_ms']:.2f} ms, "
-            f"p99 +{via['p99_ms'] - direct['p99_ms']:.2f} ms, "
-            f"{via['rps']:,.0f} req/s ({via['rps'] / direct['rps']:.0%} of direct)"
-        )
-    two = results["proxy, 2 workers, 50 clients"]
-    one = results["proxy 50 client(s)"]
-    print(f"2 workers: {two['rps']:,.0f} req/s, {two['rps'] / one['rps']:.2f}x one worker")
-    for name in [n for n in results if n.startswith("proxy SSE")]:
-        via, direct = results[name], results[name.replace("proxy", "direct")]
-        print(
-            f"{name.removeprefix('proxy '):<10} added first byte "
-            f"+{via['ttfb_p50_ms'] - direct['ttfb_p50_ms']:.1f} ms, "
-            f"gap p99 +{via['gap_p99_ms'] - direct['gap_p99_ms']:.1f} ms, "
-            f"coalesced {via['coalesced_pct']:.1f}% (direct {direct['coalesced_pct']:.1f}%), "
-            f"proxy RSS {via['rss_mb']:.0f} MB"
-        )
-    litellm = results.get("litellm 10 clients (mock)")
-    if litellm:
-        ratio = one["cpu_ms_per_request"] / litellm["cpu_ms_per_request"]
-        print(
-            f"CPU per request: proxy {one['cpu_ms_per_request']:.2f} ms, "
-            f"LiteLLM {litellm['cpu_ms_per_request']:.2f} ms ({ratio:.1%})"
-        )
+        args.json.write_text(json.dumps(dataclasses.asdict(results), indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; every server the bench started is stopped")

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from memory_proxy.records.memory import MemoryRecord
+from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
-from scripts.recall_dataset import Fact, build, filler, record
+from scripts.recall_dataset import FACTS, Fact, build, filler, record
 
 TOP_K = 5
 KINDS = ("own words", "paraphrase")
@@ -39,7 +40,7 @@ def question(fact: Fact, kind: str) -> str:
     return fact.own_words if kind == "own words" else fact.paraphrase
 
 
-async def add_in_batches(index: SQLiteMemoryIndex, records: list[MemoryRecord]) -> float:
+async def add_in_batches(index: RecallBackend, records: list[MemoryRecord]) -> float:
     """Seconds to add `records`, 500 per call."""
     started = time.perf_counter()
     for start in range(0, len(records), 500):
@@ -77,11 +78,15 @@ async def quality(directory: Path) -> dict[str, dict[str, float]]:
         await index.aclose()
 
 
-def latency_corpus(size: int, rng: random.Random) -> tuple[list[Fact], list[MemoryRecord]]:
-    """The quality set's facts over 20 users x 10 projects, and longer filler (two to four
-    exchanges per memory, like a real turn and answer) up to `size` memories."""
-    test_set = build(seed=11, users=20, projects=10, facts=200, fillers=0)
-    scopes = [(f"user{u}", f"project{p}") for u in range(20) for p in range(10)]
+def latency_corpus(
+    size: int, rng: random.Random, users: int = 20, projects: int = 10
+) -> tuple[list[Fact], list[MemoryRecord]]:
+    """The quality set's facts over `users` x `projects` (`user0`/`project0`, ...; up to
+    200 facts, each kind once per scope), and longer filler (two to four exchanges per
+    memory, like a real turn and answer) up to `size` memories."""
+    facts = min(200, users * projects * len(FACTS))
+    test_set = build(seed=11, users=users, projects=projects, facts=facts, fillers=0)
+    scopes = [(f"user{u}", f"project{p}") for u in range(users) for p in range(projects)]
     records = list(test_set.records)
     while len(records) < size:
         user, project = rng.choice(scopes)
@@ -96,10 +101,14 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-async def latency(directory: Path, size: int, searches: int) -> dict[str, float]:
+async def latency(
+    directory: Path, size: int, searches: int, users: int = 20, projects: int = 10
+) -> dict[str, float]:
+    """Search and insert figures over `size` memories spread over `users` x `projects`
+    (one project of one user: every search scores all of them)."""
     rng = random.Random(size)
-    facts, records = latency_corpus(size, rng)
-    path = directory / f"latency-{size}.sqlite3"
+    facts, records = latency_corpus(size, rng, users, projects)
+    path = directory / f"latency-{size}-{users}x{projects}.sqlite3"
     index = SQLiteMemoryIndex(path)
     try:
         singles, bulk = records[:1000], records[1000:]
@@ -124,6 +133,7 @@ async def latency(directory: Path, size: int, searches: int) -> dict[str, float]
                 hits += len(found)
         return {
             "memories": size,
+            "projects": users * projects,
             "search p50 ms": statistics.median(samples),
             "search p99 ms": percentile(samples, 0.99),
             "search cpu ms": cpu * 1000 / len(samples),
@@ -137,8 +147,7 @@ async def latency(directory: Path, size: int, searches: int) -> dict[str, float]
         await index.aclose()
 
 
-def print_table(results: dict[str, Any]) -> None:
-    q = results["quality"]
+def print_quality(q: dict[str, dict[str, float]]) -> None:
     print(f"\nRecall@{TOP_K} ({q['set']['facts']} facts among {q['set']['memories']} memories)")
     print(f"{'question':<12}{'project':>10}{'any project':>13}{'leaked hits':>13}")
     for kind in KINDS:
@@ -147,16 +156,19 @@ def print_table(results: dict[str, Any]) -> None:
             f"{kind:<12}{row['recall@5']:>10.3f}{row['recall@5 any project']:>13.3f}"
             f"{row['leaked hits']:>13.0f}"
         )
+
+
+def print_latency(rows: list[dict[str, float]]) -> None:
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"\nSearch (through the index thread) and insert throughput; load average {load}")
     print(
-        f"{'memories':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}{'search/s':>10}"
+        f"{'memories':>9}{'projects':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}{'search/s':>10}"
         f"{'add/s x1':>10}{'add/s x500':>11}{'file MB':>9}"
     )
-    for row in results["latency"]:
+    for row in rows:
         print(
-            f"{row['memories']:>9}{row['search p50 ms']:>9.2f}{row['search p99 ms']:>9.2f}"
-            f"{row['search cpu ms']:>9.2f}{row['searches/s']:>10.0f}"
+            f"{row['memories']:>9}{row['projects']:>9.0f}{row['search p50 ms']:>9.2f}"
+            f"{row['search p99 ms']:>9.2f}{row['search cpu ms']:>9.2f}{row['searches/s']:>10.0f}"
             f"{row['add records/s (1 per call)']:>10.0f}"
             f"{row['add records/s (500 per call)']:>11.0f}{row['file MB']:>9.1f}"
         )
@@ -178,7 +190,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-recall-") as directory:
         results = asyncio.run(run(Path(directory)))
-    print_table(results)
+    print_quality(results["quality"])
+    print_latency(results["latency"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -63,12 +63,24 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
 }
 
-ensure_redis_server() {
-    apt_install redis-server redis-server || return 0
-    # The package starts a system-wide server; the tests start their own on free ports.
+# stop_service NAME: stop the system-wide server a package has just started.
+stop_service() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo service redis-server stop >/dev/null 2>&1 || true
+    $sudo service "$1" stop >/dev/null 2>&1 || true
+}
+
+ensure_redis_server() {
+    # The package starts a system-wide server; the tests start their own on free ports.
+    apt_install redis-server redis-server && stop_service redis-server
+    return 0
+}
+
+ensure_nginx() {
+    # The bench's upstream. The package starts a system-wide server (port 80); the bench
+    # starts its own on a free port. (/usr/sbin is not on every user's PATH.)
+    PATH="$PATH:/usr/sbin" apt_install nginx nginx-light && stop_service nginx
+    return 0
 }
 
 ensure_wrk() {

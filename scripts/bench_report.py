@@ -1,0 +1,158 @@
+"""What scripts/bench prints: each figure as the median and range over rounds, what the
+proxy adds over direct nginx (paired round by round), and the targets next to the figures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+
+from scripts.bench_load import Figures
+from scripts.bench_memory import RECALL_MISSING, recall_available
+from scripts.bench_nginx import nginx_version
+from scripts.bench_recall import print_latency
+
+Rounds = dict[str, list[Figures]]
+
+# The targets of the recall issue.
+WHOLE_PATH_MIN_RPS = 5_000  # at 50 clients, one worker
+ADDED_P50_MAX_MS = 0.5  # at one client
+SEARCH_P50_MAX_MS = 2.0
+SEARCH_P99_MAX_MS = 10.0
+
+
+@dataclass
+class Results:
+    post: Rounds = field(default_factory=dict)
+    idle_rss_mb: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)  # the proxies' own
+    recalled_per_request: float | None = None
+    index_growth: tuple[int, int] | None = None  # memories before and after the rounds
+    sse: dict[str, Figures] = field(default_factory=dict)
+    litellm: Rounds = field(default_factory=dict)
+    memory_in_process: dict[str, Figures] = field(default_factory=dict)
+    recall_latency: list[dict[str, float]] = field(default_factory=list)
+
+
+def spread(values: list[float], digits: int = 2, sign: str = "") -> str:
+    """The median and [min–max]; `sign="+"` for differences."""
+    low, middle, high = min(values), statistics.median(values), max(values)
+    return f"{middle:{sign},.{digits}f} [{low:{sign},.{digits}f} to {high:{sign},.{digits}f}]"
+
+
+def target(met: bool, text: str) -> str:
+    return f"(target {text}: {'met' if met else 'MISSED'})"
+
+
+def report(results: Results) -> None:
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, load average {load} (a shared machine: expect noise)"
+    )
+    report_posts(results)
+    report_streams(results)
+    report_litellm(results)
+    for store, figures in results.memory_in_process.items():
+        print(
+            f"session memory in process (load + inject + capture + store, 10,000 sessions), "
+            f"{store}: p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms"
+        )
+    report_recall(results)
+
+
+def report_posts(results: Results) -> None:
+    rounds = len(next(iter(results.post.values())))
+    print(
+        f"upstream: {nginx_version()}, one worker, a fixed chat completion; load: wrk, "
+        f"POST /v1/chat/completions; median [min–max] of {rounds} interleaved rounds"
+    )
+    print(f"{'case':<34}{'req/s':>28}{'p50 ms':>24}{'p99 ms':>28}{'CPU ms/request':>26}")
+    for name, figures in results.post.items():
+        column = {key: [round_[key] for round_ in figures] for key in figures[0]}
+        print(
+            f"{name:<34}{spread(column['rps'], 0):>28}{spread(column['p50_ms']):>24}"
+            f"{spread(column['p99_ms']):>28}{spread(column['cpu_ms_per_request'], 3):>26}"
+        )
+    print("\nwhat the proxy adds over direct nginx, paired round by round:")
+    for name in results.post:
+        if name.startswith("direct"):
+            continue
+        clients = name.rsplit(", ", 1)[1]
+        via, direct = results.post[name], results.post[f"direct nginx, {clients}"]
+        if clients == "1 client":
+            added = [v["p50_ms"] - d["p50_ms"] for v, d in zip(via, direct, strict=True)]
+            added_p99 = [v["p99_ms"] - d["p99_ms"] for v, d in zip(via, direct, strict=True)]
+            met = statistics.median(added) <= ADDED_P50_MAX_MS
+            print(
+                f"  {name:<34} p50 {spread(added, sign='+')} ms, "
+                f"p99 {spread(added_p99, sign='+')} ms "
+                + target(met, f"p50 ≤ +{ADDED_P50_MAX_MS} ms")
+            )
+        else:
+            rps = [v["rps"] for v in via]
+            share = [100 * v["rps"] / d["rps"] for v, d in zip(via, direct, strict=True)]
+            line = f"  {name:<34} {spread(rps, 0)} req/s, {spread(share, 1)}% of direct"
+            if name.startswith("whole memory path"):
+                met = statistics.median(rps) >= WHOLE_PATH_MIN_RPS
+                line += " " + target(met, f"≥ {WHOLE_PATH_MIN_RPS:,} req/s")
+            print(line)
+    if not recall_available():
+        print(f"  {'whole memory path':<34} {RECALL_MISSING}")
+    elif results.recalled_per_request is not None and results.index_growth:
+        before, after = results.index_growth
+        print(
+            f"  whole memory path: {results.recalled_per_request:.1f} memories recalled per "
+            f"request (probes); its index grew from {before:,} to {after:,} memories"
+        )
+    for name, counters in results.counters.items():
+        skipped = ", ".join(f"{k} {v:,.0f}" for k, v in counters.items() if k != "requests")
+        if skipped:
+            requests = counters.get("requests", 0)
+            print(f"  {name}: of {requests:,.0f} requests, memory skipped or lost: {skipped}")
+    idle = ", ".join(f"{name} {mb:.0f} MB" for name, mb in results.idle_rss_mb.items())
+    print(f"proxy resident memory after seeding, idle: {idle}")
+
+
+def report_streams(results: Results) -> None:
+    if not results.sse:
+        return
+    print("\nSSE streams: upstream a Python fake, events 10 ms apart (nginx can't pace events)")
+    for name, via in results.sse.items():
+        if not name.startswith("proxy"):
+            continue
+        direct = results.sse[name.replace("proxy", "direct")]
+        print(
+            f"  {name.removeprefix('proxy '):<10} first byte {direct['ttfb_p50_ms']:.1f} -> "
+            f"{via['ttfb_p50_ms']:.1f} ms, gap p99 {direct['gap_p99_ms']:.1f} -> "
+            f"{via['gap_p99_ms']:.1f} ms, coalesced {direct['coalesced_pct']:.0f} -> "
+            f"{via['coalesced_pct']:.0f}%, proxy RSS {via['rss_mb']:.0f} MB"
+        )
+
+
+def report_litellm(results: Results) -> None:
+    litellm = next(iter(results.litellm.values()), None)
+    proxy = results.post.get("no memory, 50 clients")
+    if litellm is None or proxy is None:
+        return
+    theirs = statistics.median(r["cpu_ms_per_request"] for r in litellm)
+    ours = statistics.median(r["cpu_ms_per_request"] for r in proxy)
+    print(
+        f"\nCPU per request: proxy (no memory) {ours:.3f} ms, LiteLLM with a mock model "
+        f"{theirs:.1f} ms ({ours / theirs:.1%})"
+    )
+
+
+def report_recall(results: Results) -> None:
+    if not results.recall_latency:
+        return
+    print_latency(results.recall_latency)
+    for row in results.recall_latency:
+        p50, p99 = row["search p50 ms"], row["search p99 ms"]
+        met = p50 <= SEARCH_P50_MAX_MS and p99 <= SEARCH_P99_MAX_MS
+        print(
+            f"  {row['memories']:,.0f} memories in {row['projects']:.0f} project(s): "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+            + target(met, f"p50 ≤ {SEARCH_P50_MAX_MS:g} ms, p99 ≤ {SEARCH_P99_MAX_MS:g} ms")
+        )
