@@ -178,3 +178,43 @@ def test_every_page_shows_what_the_apis_say(
             browser,
             "return document.getElementById('card-feedback').textContent.includes('(1)')",
         )
+
+
+@pytest.mark.browser
+@needs_browser
+def test_memories_are_searched_and_forgotten_from_the_page(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    browser: Any,
+    screenshots: Path,
+) -> None:
+    _, url = fake_upstream
+    with run_proxy(url) as proxy:
+        for text in ("The staging database is called heron-17", "Deploys run on Fridays"):
+            body = {"model": "gpt-x", "messages": [{"role": "user", "content": text}]}
+            httpx.post(f"{proxy}{CHAT}", json=body, headers={"x-session-id": "facts"})
+        wait_until(lambda: len(memories(proxy)) == 2)
+        browser.get(f"{proxy}/ui")
+        wait_for(browser, "return !document.querySelector('[data-tab=memories]').hidden")
+        browser.find_element("css selector", "[data-tab=memories]").click()
+        wait_for(browser, "return document.querySelectorAll('#memories-table tbody tr').length")
+        assert len(cells(browser, "memories-table")) == 2
+
+        browser.find_element("id", "memory-query").send_keys("staging database")
+        browser.find_element("css selector", "#memory-search button").click()
+        wait_for(
+            browser, "return document.querySelectorAll('#memories-table tbody tr').length === 1"
+        )
+        (found,) = cells(browser, "memories-table")
+        assert "heron-17" in found[1]
+        browser.save_screenshot(str(screenshots / "memories.png"))
+
+        browser.find_element("css selector", "#memories-table button.danger").click()
+        wait_until(lambda: len(memories(proxy)) == 1)
+        assert "Fridays" in memories(proxy)[0]["text"]
+        assert browser.get_log("browser") == []
+
+
+def memories(proxy: str) -> list[Any]:
+    answer: list[Any] = httpx.get(f"{proxy}/v1/memories").json()["data"]
+    return answer
