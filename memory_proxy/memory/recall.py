@@ -131,7 +131,12 @@ class Recall:
         try:
             async with asyncio.timeout(settings.timeout_ms / 1000):
                 hits = await self._backend.search(
-                    user_id, project, query, limit=settings.limit, exclude_session=session_id
+                    user_id,
+                    project,
+                    query,
+                    limit=settings.limit,
+                    exclude_session=session_id,
+                    min_share=settings.min_score,
                 )
         except TimeoutError:
             self._on_timeout()

@@ -87,6 +87,9 @@ class RecallBackend(Protocol):
 
     `search` with `project` None means every project of the user; a string
     (GENERAL_PROJECT included) means exactly that one. Higher scores are better.
+    `min_share`: the share of the query's topic words a memory must hold to be worth
+    returning (recall asks for `recall.min_score` and checks it again); a backend may use it
+    to search less, or ignore it.
     """
 
     async def add(self, records: list[MemoryRecord]) -> None: ...
@@ -99,6 +102,7 @@ class RecallBackend(Protocol):
         *,
         limit: int,
         exclude_session: str | None = None,
+        min_share: float = 0.0,
     ) -> list[Recalled]: ...
 
     async def aclose(self) -> None: ...

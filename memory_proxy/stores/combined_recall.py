@@ -58,10 +58,16 @@ class CombinedRecall:
         *,
         limit: int,
         exclude_session: str | None = None,
+        min_share: float = 0.0,
     ) -> list[Recalled]:
         def ask(backend: RecallBackend) -> asyncio.Task[list[Recalled]]:
             search = backend.search(
-                user_id, project, query, limit=limit, exclude_session=exclude_session
+                user_id,
+                project,
+                query,
+                limit=limit,
+                exclude_session=exclude_session,
+                min_share=min_share,
             )
             return asyncio.ensure_future(search)
 

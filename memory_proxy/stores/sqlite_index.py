@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from memory_proxy.records.memory import MemoryRecord, ProjectInfo, Recalled
-from memory_proxy.stores.recall_query import fts5_phrase, query_terms
+from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
 from memory_proxy.stores.sqlite import SQLiteFile
 
 _SCHEMA = """
@@ -131,12 +131,13 @@ class SQLiteMemoryIndex:
         *,
         limit: int,
         exclude_session: str | None = None,
+        min_share: float = 0.0,
     ) -> list[Recalled]:
         terms = query_terms(query)
         if not terms or limit <= 0:
             return []
         scope = _user_token(user_id) if project is None else _project_token(user_id, project)
-        match = f"scope : {fts5_phrase(scope)} AND text : ({' OR '.join(map(fts5_phrase, terms))})"
+        match = f"scope : {fts5_phrase(scope)} AND text : ({fts5_words(terms, min_share)})"
         params = (match, user_id, project, project, exclude_session, exclude_session, limit)
 
         def work() -> list[Recalled]:

@@ -87,6 +87,7 @@ class SupermemoryIndex:
         *,
         limit: int,
         exclude_session: str | None = None,
+        min_share: float = 0.0,  # Supermemory ranks by meaning; recall checks the share
     ) -> list[Recalled]:
         if not query.strip() or project is None:
             return []  # one container per project: "every project" is not one search

@@ -35,6 +35,7 @@ class WordIndex:
         *,
         limit: int,
         exclude_session: str | None = None,
+        min_share: float = 0.0,  # recall checks it again: this index scores every match
     ) -> list[Recalled]:
         self.searches.append((user_id, project, query, exclude_session))
         hits = [

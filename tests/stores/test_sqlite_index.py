@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from memory_proxy.config import MemorySettings
 from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
 from memory_proxy.stores import open_memory_index
-from memory_proxy.stores.recall_query import MAX_TERMS, fts5_phrase, query_terms
+from memory_proxy.stores.recall_query import (
+    MAX_COMBINED_TERMS,
+    MAX_TERMS,
+    fts5_phrase,
+    fts5_words,
+    query_terms,
+)
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 T = TypeVar("T")
@@ -288,6 +294,68 @@ def test_any_string_is_a_safe_fts5_phrase(text: str) -> None:
     db.execute("INSERT INTO t VALUES (?)", (text,))
     db.execute("SELECT count(*) FROM t WHERE t MATCH ?", (fts5_phrase(text),)).fetchall()
     db.close()
+
+
+def test_a_share_of_the_words_is_asked_for_as_at_least_k_of_them() -> None:
+    assert fts5_words(["port"], 0.6) == '"port"'
+    assert fts5_words(["staging", "port"], 0.0) == '"staging" OR "port"'
+    assert fts5_words(["staging", "port"], 0.6) == '("staging" AND "port")'
+    assert fts5_words(["a1", "b2", "c3"], 0.6) == (
+        '("a1" AND "b2") OR ("a1" AND "c3") OR ("b2" AND "c3")'
+    )
+    assert fts5_words(["a1", "b2", "c3", "d4"], 0.6).count(" AND ") == 8  # 4 groups of 3
+    many = [f"w{n}" for n in range(MAX_COMBINED_TERMS + 1)]
+    assert fts5_words(many, 0.6) == " OR ".join(f'"{term}"' for term in many)
+
+
+def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index) -> None:
+    index.add(
+        memory("the staging database runs on port 5433"),
+        memory("the staging cluster is in Frankfurt"),
+        memory("the database backups run nightly"),
+    )
+
+    def found(min_share: float) -> list[str]:
+        query = "staging database port"
+        hits = index(lambda i: i.search("alice", "shop", query, limit=5, min_share=min_share))
+        return sorted(hit.record.text for hit in hits)
+
+    assert len(found(0.0)) == 3
+    assert found(0.6) == ["the staging database runs on port 5433"]  # 2 of 3 words
+    assert found(1.0) == ["the staging database runs on port 5433"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1), max_size=8),
+    st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
+    st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
+)
+def test_min_share_keeps_the_memories_holding_that_share_and_only_them_for_short_queries(
+    texts: list[list[str]], query: list[str], min_share: float
+) -> None:
+    """Exactly those for up to MAX_COMBINED_TERMS words; for more, any memory sharing a
+    word may come back too (recall checks the share again)."""
+    opened = Index(Path(":memory:"))
+    try:
+        opened.add(*(memory(" ".join(words), session=None) for words in texts))
+        hits = opened(
+            lambda i: i.search("alice", "shop", " ".join(query), limit=50, min_share=min_share)
+        )
+        found = sorted(hit.record.text for hit in hits)
+    finally:
+        opened.close()
+    expected = sorted(
+        {
+            " ".join(words)
+            for words in texts
+            if (share := len(set(query) & set(words)) / len(query)) > 0 and share >= min_share
+        }
+    )
+    if len(query) <= MAX_COMBINED_TERMS:
+        assert found == expected
+    else:
+        assert set(expected) <= set(found)
 
 
 def test_any_query_text_is_safe_and_stays_with_its_user(tmp_path: Path) -> None:
