@@ -94,7 +94,7 @@ class MemoryProxy:
             else None
         )
         self.rate_limiter = _rate_limiter(settings)
-        self.live = LiveFeed()
+        self.live = LiveFeed(self.metrics.requests_in_flight)
         self._proxy = ProxyPipeline(
             settings,
             self.supermemory,

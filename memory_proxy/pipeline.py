@@ -213,7 +213,6 @@ class ProxyPipeline:
         memory_headers: Headers,
     ) -> ForwardResult:
         self.metrics.in_flight.inc()
-        self.live.in_flight += 1
         try:
             return await self.forwarder.forward(
                 request.scope,
@@ -230,7 +229,6 @@ class ProxyPipeline:
             )
         finally:
             self.metrics.in_flight.dec()
-            self.live.in_flight -= 1
 
     def _record(
         self,

@@ -6,7 +6,7 @@ proxy."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from memory_proxy.records.usage import UsageRecord
@@ -21,8 +21,10 @@ class Subscription:
 
 
 class LiveFeed:
-    def __init__(self) -> None:
-        self.in_flight = 0
+    """`in_flight` reads the requests in flight where they are counted (the metrics)."""
+
+    def __init__(self, in_flight: Callable[[], int]) -> None:
+        self.in_flight = in_flight
         self._subscribers: set[Subscription] = set()
 
     def publish(self, record: UsageRecord) -> None:

@@ -136,6 +136,10 @@ class Metrics:
         """One request answered, forwarded or refused."""
         self._requests(self.user_label(user_id or ""), self.model_label(model), str(status)).inc()
 
+    def requests_in_flight(self) -> int:
+        """This process's requests in flight, as the gauge counts them."""
+        return int(self.registry.get_sample_value("memory_proxy_requests_in_flight") or 0)
+
     def observe(
         self, model: str | None, seconds: float, first_byte: float | None, outcome: str
     ) -> None:

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import httpx
+
 from memory_proxy.accounting.live import QUEUE_LIMIT, LiveFeed
 from tests.accounting.test_usage import usage_record
+from tests.conftest import ProxyFactory
+from tests.support import FakeUpstream
 
 
 def test_subscribers_get_records_and_a_slow_one_drops_the_excess() -> None:
     async def scenario() -> None:
-        feed = LiveFeed()
+        feed = LiveFeed(lambda: 0)
         feed.publish(usage_record(request_id="nobody-watching"))
         with feed.subscribe() as fast, feed.subscribe() as slow:
             feed.publish(usage_record(request_id="first"))
@@ -26,3 +30,20 @@ def test_subscribers_get_records_and_a_slow_one_drops_the_excess() -> None:
         assert fast.queue.qsize() == QUEUE_LIMIT
 
     asyncio.run(scenario())
+
+
+def test_the_state_event_counts_the_requests_in_flight_where_the_metrics_do(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    """One count of requests in flight (the gauge), read by the live view too."""
+    upstream, url = fake_upstream
+    with run_proxy(url) as proxy, httpx.Client(base_url=proxy, timeout=10) as client:
+        with (
+            client.stream("GET", "/stream?events=2"),  # held open after its first event
+            client.stream("GET", "/v1/live") as live,
+        ):
+            state = next(
+                line for line in live.iter_lines() if line.startswith('data: {"in_flight"')
+            )
+        upstream.release.set()
+    assert state == 'data: {"in_flight":1}'

@@ -41,7 +41,7 @@ class LiveAPI:
         with self._feed.subscribe() as subscription:
             yield b"retry: 2000\n\n"
             while True:
-                yield _event("state", {"in_flight": self._feed.in_flight})
+                yield _event("state", {"in_flight": self._feed.in_flight()})
                 async for record in _for_a_while(subscription, STATE_EVERY_SECONDS):
                     if only_user is None or record.user_id == only_user:
                         yield _event("request", record.as_dict())
