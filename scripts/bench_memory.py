@@ -6,7 +6,6 @@ in-process cost of session memory per store."""
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import random
 import statistics
@@ -18,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from memory_proxy.config import MemorySettings, Settings
+from memory_proxy.config import MemorySettings
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.records.messages import Message
@@ -44,10 +43,6 @@ EXCHANGE: list[Message] = [
     {"role": "user", "content": "a question of a typical length " * 4},
     {"role": "assistant", "content": "an answer of a typical length " * 8},
 ]
-RECALL_MISSING = (
-    "skipped: this checkout has no recall yet (no `recall` settings; it is being built on "
-    "branch recall-pipeline)"
-)
 
 
 @dataclass(frozen=True)
@@ -69,36 +64,26 @@ class MemoryCase:
         return await seed_index(sqlite_path, self.memories) if self.memories else None
 
 
-def recall_available() -> bool:
-    """Whether this checkout's proxy has recall: the `recall` settings exist."""
-    return "recall" in {setting.name for setting in dataclasses.fields(Settings)}
-
-
 def memory_cases() -> list[MemoryCase]:
     """No memory (the product minus memory: usage records on), session memory, and the
-    whole path (history, recall, capture, session store and index) when recall exists."""
+    whole path (history, recall, capture, session store and index)."""
     sqlite = {"enabled": True, "store": "sqlite"}
-    recall_off = {"recall": {"enabled": False}} if recall_available() else {}
-    cases = [
+    return [
         MemoryCase("no memory", {"memory": {"enabled": False}}),
         MemoryCase(
             "session memory",
-            {"memory": sqlite, **recall_off},
+            {"memory": sqlite, "recall": {"enabled": False}},
             headers={"x-memory-user-id": "bench"},
             sessions=SESSIONS,
         ),
+        MemoryCase(
+            "whole memory path",
+            {"memory": sqlite, "recall": {"enabled": True, "backend": "local"}},
+            headers={"x-memory-user-id": INDEX_USER, "x-memory-project": INDEX_PROJECT},
+            sessions=SESSIONS,
+            memories=MEMORIES,
+        ),
     ]
-    if recall_available():
-        cases.append(
-            MemoryCase(
-                "whole memory path",
-                {"memory": sqlite, "recall": {"enabled": True, "backend": "local"}},
-                headers={"x-memory-user-id": INDEX_USER, "x-memory-project": INDEX_PROJECT},
-                sessions=SESSIONS,
-                memories=MEMORIES,
-            )
-        )
-    return cases
 
 
 def _sqlite(path: Path) -> MemorySettings:

@@ -9,7 +9,6 @@ import statistics
 from dataclasses import dataclass, field
 
 from scripts.bench_load import Figures
-from scripts.bench_memory import RECALL_MISSING, recall_available
 from scripts.bench_nginx import nginx_version
 from scripts.bench_recall import print_latency
 
@@ -98,9 +97,7 @@ def report_posts(results: Results) -> None:
                 met = statistics.median(rps) >= WHOLE_PATH_MIN_RPS
                 line += " " + target(met, f"≥ {WHOLE_PATH_MIN_RPS:,} req/s")
             print(line)
-    if not recall_available():
-        print(f"  {'whole memory path':<34} {RECALL_MISSING}")
-    elif results.recalled_per_request is not None and results.index_growth:
+    if results.recalled_per_request is not None and results.index_growth:
         before, after = results.index_growth
         print(
             f"  whole memory path: {results.recalled_per_request:.1f} memories recalled per "

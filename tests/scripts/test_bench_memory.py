@@ -21,7 +21,6 @@ from scripts.bench_memory import (
     memory_cases,
     memory_cost,
     proxy_counters,
-    recall_available,
 )
 from scripts.bench_nginx import nginx_binary, nginx_upstream
 from scripts.bench_report import Results
@@ -68,7 +67,6 @@ def test_session_memory_stores_each_exchange_in_the_seeded_sessions(tmp_path: Pa
     assert counters["requests"] > 20
 
 
-@pytest.mark.skipif(not recall_available(), reason="recall is not in this checkout yet")
 def test_the_whole_path_recalls_from_the_seeded_index_and_indexes_each_exchange(
     tmp_path: Path,
 ) -> None:
