@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 import pytest
@@ -17,9 +18,14 @@ def test_results_and_errors_come_back_in_order() -> None:
 async def _results_and_errors_come_back_in_order() -> None:
     worker = WorkerThread("test")
     done: list[int] = []
+
+    def record(n: int) -> int:
+        done.append(n)
+        return n
+
     try:
         results = await asyncio.gather(
-            *(worker.run(lambda n=n: done.append(n) or n) for n in range(50))
+            *(worker.run(functools.partial(record, n)) for n in range(50))
         )
         assert results == list(range(50)) and done == list(range(50))
         with pytest.raises(ZeroDivisionError):
