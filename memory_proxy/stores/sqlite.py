@@ -8,11 +8,9 @@ proceed during writes.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +18,7 @@ import orjson
 
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
+from memory_proxy.stores.worker_thread import WorkerThread
 
 T = TypeVar("T")
 
@@ -63,10 +62,10 @@ class SQLiteFile:
             self.db.executescript(schema)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"memory.sqlite_path: cannot use {path} ({exc})") from exc
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._thread = WorkerThread("sqlite")
 
     async def run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        return await self._thread.run(work)
 
     def transaction(self) -> sqlite3.Connection:
         """`with file.transaction():` commits at the end, or rolls back on an error."""
@@ -75,7 +74,7 @@ class SQLiteFile:
 
     async def aclose(self) -> None:
         await self.run(self.db.close)
-        self._thread.shutdown(wait=True)
+        self._thread.stop()
 
 
 class SQLiteStore:
