@@ -166,9 +166,14 @@ class AnswerCapture:
         try:
             if usage := last_usage(self._buffer):
                 self.usage.update(usage)
-            self.finish_reason = self._json_reason()
-            if self._api is not None:
-                self._parse_json()
+            # The reason is searched for first; the answer is decoded once, only when
+            # memory wants its message or the reason was not found (the Responses API
+            # puts its status first, where a long answer's kept tail does not reach).
+            reason = reason_in_tail(self._buffer)
+            body = _json_object(self._buffer) if reason is None or self._api else None
+            self.finish_reason = reason or (reason_in(body) if body is not None else None)
+            if self._api is not None and body is not None:
+                self._read_message(body)
         except Exception as exc:
             self._give_up(exc)
         self._buffer.clear()
@@ -189,24 +194,7 @@ class AnswerCapture:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return message if well_formed(message) else None
 
-    def _json_reason(self) -> str | None:
-        """Searched for first; decoded only when not found (the Responses API puts its
-        status first, where a long answer's kept tail does not reach)."""
-        if reason := reason_in_tail(self._buffer):
-            return reason
-        try:
-            body = orjson.loads(self._buffer)
-        except ValueError:
-            return None
-        return reason_in(body) if isinstance(body, dict) else None
-
-    def _parse_json(self) -> None:
-        try:
-            body = orjson.loads(self._buffer)
-        except ValueError:
-            return
-        if not isinstance(body, dict):
-            return
+    def _read_message(self, body: dict[str, Any]) -> None:
         if self._api == "responses":
             for item in map(_object, _array(body.get("output"))):
                 if item.get("type") == "message":
@@ -328,3 +316,12 @@ def _as_cost(header: bytes | None) -> float | None:
     except ValueError:  # LiteLLM writes "None" when it could not price the call
         return None
     return cost if cost is not None and math.isfinite(cost) else None
+
+
+def _json_object(data: bytes | bytearray) -> dict[str, Any] | None:
+    """The decoded answer, or None when it is not a JSON object."""
+    try:
+        body = orjson.loads(data)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

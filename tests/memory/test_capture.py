@@ -526,6 +526,6 @@ def test_a_reading_that_fails_stops_the_capture_not_the_request(
         raise KeyError("a shape nobody foresaw")
 
     monkeypatch.setattr(AnswerCapture, "_on_data", unforeseen)
-    monkeypatch.setattr(AnswerCapture, "_parse_json", lambda self: unforeseen(self, b""))
+    monkeypatch.setattr(AnswerCapture, "_read_message", lambda self, body: unforeseen(self, b""))
     assert read("openai", SSE, openai_stream(["a", "b"])).answer() is None
     assert read("openai", JSON, json.dumps({"choices": []}).encode()).answer() is None
