@@ -39,6 +39,7 @@ from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
 from memory_proxy.stores import open_memory_index, open_store, open_usage_log
@@ -81,10 +82,11 @@ class MemoryProxy:
             idle_timeout=settings.upstream_idle_timeout_seconds,
         )
         self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
+        redactor = Redactor.configured(settings, self.metrics.redacted)
         self._recall_backend = recall_backend or _recall_backend(
-            settings, self.memory_index, self.metrics
+            settings, self.memory_index, self.metrics, redactor
         )
-        self.memory = _request_memory(settings, self.metrics, self._recall_backend)
+        self.memory = _request_memory(settings, self.metrics, self._recall_backend, redactor)
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
@@ -221,12 +223,18 @@ class MemoryProxy:
 
 
 def _request_memory(
-    settings: Settings, metrics: Metrics, recall_backend: RecallBackend | None
+    settings: Settings,
+    metrics: Metrics,
+    recall_backend: RecallBackend | None,
+    redactor: Redactor,
 ) -> RequestMemory | None:
     if not settings.memory.enabled:
         return None
     conversations = ConversationMemory(
-        open_store(settings.memory), settings.memory, on_failure=metrics.store_errors.inc
+        open_store(settings.memory),
+        settings.memory,
+        on_failure=metrics.store_errors.inc,
+        redactor=redactor,
     )
     return RequestMemory(
         conversations,
@@ -235,11 +243,12 @@ def _request_memory(
         on_recall_timeout=metrics.recall_timeouts.inc,
         on_failure=metrics.store_errors.inc,
         on_memories_dropped=metrics.memories_dropped.inc,
+        redactor=redactor,
     )
 
 
 def _recall_backend(
-    settings: Settings, index: MemoryIndex | None, metrics: Metrics
+    settings: Settings, index: MemoryIndex | None, metrics: Metrics, redactor: Redactor
 ) -> RecallBackend | None:
     """The configured backend: the local index (shared with the memories API),
     Supermemory, or both; the local one needs a store with an index (not Redis, yet)."""
@@ -249,7 +258,9 @@ def _recall_backend(
     hosted = None
     if recall.backend != "local":
         assert settings.supermemory_api_key is not None  # the config checked it
-        hosted = SupermemoryIndex(settings.supermemory_api_key, settings.supermemory_url)
+        hosted = SupermemoryIndex(
+            settings.supermemory_api_key, settings.supermemory_url, redact=redactor.text
+        )
     if index is None and recall.backend != "supermemory":
         logger.warning(
             "%s: it needs a local index, and memory.store is %s (a PostgreSQL backend "

@@ -89,3 +89,36 @@ def test_invalid_values_name_the_key_and_the_file(tmp_path: Path, text: str, exp
 def test_the_old_single_session_header_key_is_reported_unknown(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "memory:\n  session_header: x\n"), environ={})
     assert any("did you mean session_headers?" in warning for warning in settings.warnings)
+
+
+def test_redaction_is_on_by_default_and_patterns_are_compiled(tmp_path: Path) -> None:
+    assert load_settings(None, environ={}).memory.redact is True
+    path = write(
+        tmp_path,
+        'memory:\n  redact: false\n  redact_patterns:\n    employee-id: "EMP-\\\\d{6}"\n',
+    )
+    memory = load_settings(path, environ={}).memory
+    assert memory.redact is False
+    ((name, pattern),) = memory.redact_patterns
+    assert (name, pattern.pattern) == ("employee-id", r"EMP-\d{6}")
+    assert load_settings(path, environ={}).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("patterns", "problem"),
+    [
+        ('{ticket: "EMP-(\\\\d"}', "memory.redact_patterns.ticket: invalid regular expression"),
+        ('{ticket: "x*"}', "memory.redact_patterns.ticket: matches the empty string"),
+        ('{ticket: "secret"}', r"memory.redact_patterns.ticket: matches its own marker"),
+        ('{Ticket_ID: "EMP"}', "memory.redact_patterns.Ticket_ID: a name is 1-40 lower-case"),
+        ("{ticket: 12}", "memory.redact_patterns.ticket: expected a regular expression"),
+        ('["EMP"]', "memory.redact_patterns: expected a mapping of name to regular"),
+    ],
+)
+def test_a_bad_redaction_pattern_names_its_key_and_file(
+    tmp_path: Path, patterns: str, problem: str
+) -> None:
+    path = write(tmp_path, f"memory:\n  redact_patterns: {patterns}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert str(info.value).startswith(f"{path}: {problem}")

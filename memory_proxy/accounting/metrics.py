@@ -102,6 +102,12 @@ class Metrics:
             "(with recall.backend both: Supermemory's part, the local hits kept).",
             registry=r,
         )
+        self.redactions = Counter(
+            "memory_proxy_redactions",
+            "Secrets replaced by a marker before memory kept a text, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )
@@ -123,6 +129,7 @@ class Metrics:
         self._requests = _Children(self.requests)
         self._latency = _Children(self.latency)
         self._first_byte = _Children(self.first_byte)
+        self._redactions = _Children(self.redactions)
 
     def user_label(self, user_id: str) -> str:
         return user_id if user_id in self._users else OTHER
@@ -135,6 +142,11 @@ class Metrics:
     def count(self, user_id: str | None, model: str | None, status: int) -> None:
         """One request answered, forwarded or refused."""
         self._requests(self.user_label(user_id or ""), self.model_label(model), str(status)).inc()
+
+    def redacted(self, kind: str) -> None:
+        """One secret kept out of memory (kinds are the built-in ones and the configured
+        patterns' names: bounded)."""
+        self._redactions(kind).inc()
 
     def requests_in_flight(self) -> int:
         """This process's requests in flight, as the gauge counts them."""

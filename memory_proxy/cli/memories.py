@@ -1,6 +1,7 @@
 """`memory-proxy memories …`: long-term memories searched, listed, forgotten, exported and
 imported offline, straight from the configured local index (the SQLite file), beside a
-running proxy or without one.
+running proxy or without one. Both `export` and `import` redact secrets (`memory.redact`),
+so memories kept before redaction existed leave, and enter, without them.
 
 Every command but `export` and `import` acts on one user: `--user`, else the config's
 default user id (what a request that names nobody gets). `--project ''` is the user's
@@ -25,6 +26,7 @@ import orjson
 from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import Settings
 from memory_proxy.identity.client_detection import VALID_ID
+from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import MemoryIndex
@@ -153,11 +155,14 @@ def export(settings: Settings, user: str | None, project: str | None) -> None:
     """Write memories to standard output as JSON Lines, oldest first: every user's unless
     --user is given."""
 
+    redactor = Redactor.configured(settings)  # memories kept before redaction existed
+
     async def work(index: MemoryIndex) -> int:
         written = 0
         async with contextlib.aclosing(index.export(user, project)) as batches:
             async for batch in batches:
-                click.echo("".join(_json_line(record.describe()) for record in batch), nl=False)
+                lines = (_json_line(redactor.record(record).describe()) for record in batch)
+                click.echo("".join(lines), nl=False)
                 written += len(batch)
         return written
 
@@ -178,10 +183,16 @@ def import_memories(settings: Settings, file: Path) -> None:
         more = [f"… and {len(errors) - SHOWN_ERRORS} more"] if len(errors) > SHOWN_ERRORS else []
         raise click.ClickException("\n".join([*shown, *more, "nothing was imported"]))
 
+    redactor = Redactor.configured(settings)
+
     async def work(index: MemoryIndex) -> int:
         read = 0
         with file.open(encoding="utf-8") as lines:
-            records = (record for _, record in _parsed(lines) if isinstance(record, MemoryRecord))
+            records = (
+                redactor.record(record)
+                for _, record in _parsed(lines)
+                if isinstance(record, MemoryRecord)
+            )
             for batch in _batches(records, IMPORT_BATCH):
                 await index.add(batch)
                 read += len(batch)

@@ -35,6 +35,7 @@ from memory_proxy.config.recall import (
     build_memory_modes,
     build_project_extractors,
     build_recall,
+    build_redact_patterns,
     build_session_headers,
 )
 
@@ -85,6 +86,8 @@ class MemorySettings:
     session_headers: tuple[str, ...] = DEFAULT_SESSION_HEADERS
     project_extractors: tuple[ProjectExtractor, ...] = DEFAULT_EXTRACTORS
     modes: dict[str, str] = field(default_factory=dict)  # user id -> on | read | write | off
+    redact: bool = True  # secrets replaced by markers before anything is kept
+    redact_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (name, expression)
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,8 @@ def _build_memory(tree: SettingsTree) -> MemorySettings:
         session_headers=build_session_headers(tree),
         project_extractors=build_project_extractors(tree),
         modes=build_memory_modes(tree),
+        redact=tree.get("memory.redact", as_bool, d.redact),
+        redact_patterns=build_redact_patterns(tree),
     )
 
 

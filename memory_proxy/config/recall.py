@@ -42,6 +42,8 @@ DEFAULT_PROJECT_EXTRACTORS: tuple[tuple[str | None, str | None], ...] = (
     ("x-codex-turn-metadata", r'"workspaces"\s*:\s*\{\s*"' + _JSON_TEXT + r'"'),
 )
 MEMORY_MODES = ("on", "read", "write", "off")
+# A redaction pattern's name: in its marker, `[secret:NAME]`, and a metric's label.
+_PATTERN_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]{0,39}$")
 PLACEMENTS = ("user", "system")
 RECALL_BACKENDS = ("local", "supermemory", "both")
 
@@ -107,6 +109,33 @@ def build_project_extractors(tree: SettingsTree) -> tuple[ProjectExtractor, ...]
     if not isinstance(entries, list):
         raise tree.error(where, "expected a list of {header} or {pattern} entries")
     return tuple(_build_extractor(tree, f"{where}[{i}]", entry) for i, entry in enumerate(entries))
+
+
+def build_redact_patterns(tree: SettingsTree) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """`memory.redact_patterns`: name -> regular expression; what it matches is replaced
+    by `[secret:NAME]`. A pattern that can match nothing at all, or its own marker (it
+    would redact forever), is refused."""
+    where = "memory.redact_patterns"
+    entries = tree.lookup(where) or {}
+    if not isinstance(entries, dict):
+        raise tree.error(where, "expected a mapping of name to regular expression")
+    patterns = []
+    for name, pattern in entries.items():
+        at = f"{where}.{name}"
+        if not isinstance(name, str) or not _PATTERN_NAME.match(name):
+            raise tree.error(at, "a name is 1-40 lower-case letters, digits or '-'")
+        if not isinstance(pattern, str) or not pattern:
+            raise tree.error(at, "expected a regular expression")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise tree.error(at, f"invalid regular expression: {exc}") from None
+        if compiled.fullmatch(""):
+            raise tree.error(at, "matches the empty string")
+        if compiled.search(f"[secret:{name}]"):
+            raise tree.error(at, f"matches its own marker [secret:{name}]")
+        patterns.append((name, compiled))
+    return tuple(patterns)
 
 
 def build_recall(tree: SettingsTree) -> RecallSettings:

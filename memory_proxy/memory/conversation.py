@@ -1,6 +1,9 @@
 """Local conversation memory around one forwarded chat request: load and inject before,
 capture and store after. A store that fails or is slow never fails the LLM call: the
-request goes on without memory, a warning is logged and the failure counted."""
+request goes on without memory, a warning is logged and the failure counted.
+
+What is stored is what memory may keep: no recalled block, no `<private>` text of the
+user's, no secret (redacted); the request itself went upstream as the client sent it."""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from memory_proxy.config import MemorySettings
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
+from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import RECALLED_TAG, without_recalled
+from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.messages import ApiKind, Message
 from memory_proxy.stores.base import MemoryStore
 
@@ -42,9 +47,11 @@ class ConversationMemory:
         store: MemoryStore,
         settings: MemorySettings,
         on_failure: Callable[[], None] = lambda: None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
         self._on_failure = on_failure
+        self._redactor = redactor or Redactor(())
         self._limits = ContextLimits(settings.max_context_messages, settings.max_context_tokens)
         self._ttl = settings.ttl_seconds
         self._pending: set[asyncio.Task[None]] = set()
@@ -77,10 +84,16 @@ class ConversationMemory:
         if answer is None:
             return  # an error, or nothing we could read: remember nothing
         partial = not capture.complete  # cut short; an answer read to its end is whole
-        messages = [_without_recalled(message) for message in (*turn.new_turns, answer)]
+        messages = [self._kept(message) for message in (*turn.new_turns, answer)]
         task = asyncio.ensure_future(self._store(turn, messages, partial))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def _kept(self, message: Message) -> Message:
+        message = _without_recalled(message)
+        if message["role"] == "user":
+            message = {**message, "content": without_private(message["content"])}
+        return self._redactor.message(message)
 
     async def _store(self, turn: Turn, messages: list[Message], partial: bool) -> None:
         try:

@@ -3,12 +3,15 @@ and the answer's text, trimmed, kept per (user id, project). Written off the req
 in batches; a failing index loses memories, never a request.
 
 Recalled blocks are stripped first: memory that feeds on itself (recalling what it
-recalled, each time a little more) is a known failure of other memory plugins.
+recalled, each time a little more) is a known failure of other memory plugins. Secrets
+are redacted (memory/redaction.py) before the text is trimmed, and the trimming cuts at a
+space, so no secret is ever cut in two and half of it kept unrecognised.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -23,19 +26,40 @@ logger = logging.getLogger("memory_proxy.memory")
 MAX_QUESTION_CHARS = 1000
 MAX_MEMORY_CHARS = 2000
 RECENT_IDS = 4096  # memories known to be stored already: not queued again
+RECENT_TEXTS = 512  # exchanges whose memory text is kept, for clients that resend them
 
 
-def exchange_text(question: str, answer: str) -> str:
-    """The memory's text: what was asked and answered, trimmed."""
-    question = without_recalled(question).strip()[:MAX_QUESTION_CHARS]
-    answer = without_recalled(answer[:MAX_SCANNED_CHARS]).strip()
-    return f"User: {question}\nAssistant: {answer}"[:MAX_MEMORY_CHARS]
+def exchange_text(
+    question: str, answer: str, redact: Callable[[str], str] = lambda text: text
+) -> str:
+    """The memory's text: what was asked and answered, redacted, trimmed."""
+    question = _cut_at_space(without_recalled(question).strip(), MAX_QUESTION_CHARS)
+    answer = _cut_at_space(without_recalled(answer[:MAX_SCANNED_CHARS]).strip(), MAX_MEMORY_CHARS)
+    return redact(f"User: {question}\nAssistant: {answer}")[:MAX_MEMORY_CHARS]
+
+
+def _cut_at_space(text: str, limit: int) -> str:
+    """At most `limit` characters, ending before a space or line break: a token longer
+    than what is left is dropped whole."""
+    if len(text) <= limit:
+        return text
+    return text[: max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1), 0)]
 
 
 class MemoryIndexer:
-    def __init__(self, backend: RecallBackend, on_drop: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        backend: RecallBackend,
+        on_drop: Callable[[int], None],
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self._writer = BatchWriter(backend.add, "memory", "the memory index", logger, on_drop)
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Recall asks for the texts of every exchange a request carries (to leave those
+        # in context out): a client that resends its conversation asks for them again.
+        self.memory_text: Callable[[str, str], str] = functools.lru_cache(RECENT_TEXTS)(
+            functools.partial(exchange_text, redact=redact)
+        )
 
     def remember(
         self,
@@ -49,7 +73,7 @@ class MemoryIndexer:
         answer: str,
     ) -> None:
         """Queue one exchange; the same text in the same project is stored once."""
-        text = exchange_text(question, answer)
+        text = self.memory_text(question, answer)
         record_id = memory_id(user_id, project, text)
         if record_id in self._recent:
             self._recent.move_to_end(record_id)

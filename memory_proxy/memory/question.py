@@ -4,7 +4,8 @@ what the index keeps.
 Agents wrap what the human typed: Claude Code adds `<system-reminder>` blocks (and, from
 2.1, a system-role environment message after the question), the Codex CLI sends
 `<environment_context>` and AGENTS.md instructions as user messages, and the proxy's own
-recalled block sits in the latest turn. Those are stripped; a user message
+recalled block sits in the latest turn. Those are stripped, and so is the user's
+`<private>` text (never searched for, never indexed); a user message
 left with no text (tool results only, in an agent's tool loop) asks nothing new.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from memory_proxy.memory.private_text import PRIVATE_MARKER, without_private
 from memory_proxy.records.messages import ApiKind, text_of
 
 RECALLED_TAG = "recalled-memories"
@@ -87,7 +89,8 @@ def search_query(turn: HumanTurn | None) -> str | None:
     question (the last message is no human's, or has no words)."""
     if turn is None or not turn.latest:
         return None
-    query = _SPACES.sub(" ", turn.text[: MAX_QUERY_CHARS * 2]).strip()[:MAX_QUERY_CHARS]
+    text = turn.text[: MAX_QUERY_CHARS * 2].replace(PRIVATE_MARKER, " ")  # not a topic
+    query = _SPACES.sub(" ", text).strip()[:MAX_QUERY_CHARS]
     return query if _WORD.search(query) else None
 
 
@@ -137,4 +140,4 @@ def _human_text(api: ApiKind, turn: Any) -> str:
             for part in content
             if isinstance(part, dict) and part.get("type") in ("text", "input_text")
         ]
-    return without_wrappers(text_of(content))
+    return without_private(without_wrappers(text_of(content)))

@@ -65,8 +65,11 @@ class Recall:
         *,
         on_timeout: Callable[[], None],
         on_failure: Callable[[], None],
+        memory_text: Callable[[str, str], str] = exchange_text,
     ) -> None:
+        """`memory_text` is the indexer's: a memory's text (redacted) from an exchange."""
         self._backend = backend
+        self._memory_text = memory_text
         self._settings = settings
         self._max_chars = settings.max_tokens * CHARS_PER_TOKEN
         self._on_timeout = on_timeout
@@ -155,7 +158,7 @@ class Recall:
         ]
         if hits and session_id is None:  # no session to leave out: drop what is in context
             in_context = {
-                memory_id(user_id, project, exchange_text(question, answer))
+                memory_id(user_id, project, self._memory_text(question, answer))
                 for question, answer in exchanges(api, payload)
             }
             hits = [hit for hit in hits if hit.record.id not in in_context]

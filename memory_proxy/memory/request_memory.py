@@ -19,6 +19,7 @@ from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.indexing import MemoryIndexer
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
+from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend
 
@@ -78,15 +79,23 @@ class RequestMemory:
         on_recall_timeout: Callable[[], None],
         on_failure: Callable[[], None],
         on_memories_dropped: Callable[[int], None],
+        redactor: Redactor | None = None,
     ) -> None:
-        """`on_failure` counts failed searches, `on_memories_dropped` lost memories."""
+        """`on_failure` counts failed searches, `on_memories_dropped` lost memories;
+        `redactor` keeps secrets out of the index (the conversations have their own)."""
         self.conversations = conversations
-        self.recall = (
-            Recall(backend, settings, on_timeout=on_recall_timeout, on_failure=on_failure)
-            if backend is not None
-            else None
-        )
-        self.indexer = MemoryIndexer(backend, on_memories_dropped) if backend is not None else None
+        self.recall = None
+        self.indexer = None
+        if backend is not None:
+            redact = (redactor or Redactor(())).text
+            self.indexer = MemoryIndexer(backend, on_memories_dropped, redact)
+            self.recall = Recall(
+                backend,
+                settings,
+                on_timeout=on_recall_timeout,
+                on_failure=on_failure,
+                memory_text=self.indexer.memory_text,
+            )
 
     async def begin(
         self, api: ApiKind, payload: dict[str, Any], outgoing: dict[str, Any], scope: MemoryScope

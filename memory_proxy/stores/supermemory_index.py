@@ -4,7 +4,8 @@ Each (user id, project) is one container tag, and container tags are exact-match
 namespaces, so one user's or project's memories are never searched from another's. What
 leaves the machine: each memory's text (the user turn and the answer), its user id,
 project, session id, client, model and time (on add), and the latest user turn (as the
-search query). Only to the configured Supermemory URL, with the Supermemory key.
+search query), secrets redacted and `<private>` text left out. Only to the configured
+Supermemory URL, with the Supermemory key.
 
 API (Supermemory's documentation): `POST /v3/documents {content, containerTags, metadata,
 customId}`; `POST /v4/search {q, containerTag, searchMode, limit}` answering
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +55,11 @@ class SupermemoryIndex:
         base_url: str,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
+        """`redact` keeps secrets out of what leaves the machine: the memories the
+        indexer adds are redacted already, the search queries are redacted here."""
+        self._redact = redact
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"authorization": f"Bearer {api_key}"},
@@ -94,7 +100,7 @@ class SupermemoryIndex:
         answer = await self._client.post(
             "/v4/search",
             json={
-                "q": query,
+                "q": self._redact(query),
                 "containerTag": container_tag(user_id, project),
                 "searchMode": "hybrid",
                 "limit": limit,

@@ -1,0 +1,187 @@
+"""Secrets replaced by markers before anything is kept: a session's messages, a long-term
+memory, an export, what goes to Supermemory. Never the request to the user's own
+provider: the model still gets what the user sent.
+
+A marker keeps the kind and a token's public prefix, never a character of the secret:
+`[secret:openai-key sk-proj-…]`, `postgres://app:[secret:url-password]@db/shop`. Redacting
+twice changes nothing, and a text holding no secret comes back as the very same string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from memory_proxy.config import Settings
+from memory_proxy.memory.secret_rules import BUILTIN_RULES, SecretRule, starts_token
+from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.records.messages import Message, ToolCall
+
+PROXY_KEY_KIND = "proxy-key"
+MIN_EXACT_SECRET = 8  # shorter configured keys would redact ordinary words
+
+
+def marker(kind: str, lead: str = "") -> str:
+    return f"[secret:{kind} {lead}…]" if lead else f"[secret:{kind}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    start: int
+    end: int
+    kind: str
+    lead: str
+
+
+class Redactor:
+    """`text`, `message` and `record` return what may be kept; `on_redacted(kind)` is
+    told of each secret replaced. `extra` are the configured patterns (name, expression),
+    `exact` the proxy's own keys, replaced wherever they appear."""
+
+    def __init__(
+        self,
+        rules: Sequence[SecretRule] = BUILTIN_RULES,
+        *,
+        extra: Sequence[tuple[str, re.Pattern[str]]] = (),
+        exact: Iterable[str] = (),
+        on_redacted: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        keys = sorted({key for key in exact if len(key) >= MIN_EXACT_SECRET}, key=len, reverse=True)
+        own = (
+            [SecretRule(PROXY_KEY_KIND, re.compile("|".join(map(re.escape, keys))))] if keys else []
+        )
+        configured = [SecretRule(name, pattern) for name, pattern in extra]
+        self._rules = (*own, *rules, *configured)
+        self._on_redacted = on_redacted
+
+    @classmethod
+    def configured(
+        cls, settings: Settings, on_redacted: Callable[[str], None] = lambda kind: None
+    ) -> Redactor:
+        """As `memory.redact` and `memory.redact_patterns` say; with redaction off, one
+        that changes nothing."""
+        memory = settings.memory
+        if not memory.redact:
+            return cls(())
+        return cls(extra=memory.redact_patterns, exact=settings.secrets(), on_redacted=on_redacted)
+
+    def text(self, text: str) -> str:
+        found = self._find(text)
+        if not found:
+            return text
+        parts = []
+        end = 0
+        for secret in found:
+            parts += [text[end : secret.start], marker(secret.kind, secret.lead)]
+            end = secret.end
+            self._on_redacted(secret.kind)
+        parts.append(text[end:])
+        return "".join(parts)
+
+    def record(self, record: MemoryRecord) -> MemoryRecord:
+        """A memory with its text redacted, and its id derived from that text."""
+        text = self.text(record.text)
+        if text is record.text:
+            return record
+        new_id = memory_id(record.user_id, record.project, text)
+        return dataclasses.replace(record, id=new_id, text=text)
+
+    def message(self, message: Message) -> Message:
+        """A stored message's text and tool calls (their JSON arguments), redacted."""
+        redacted: Message = {**message, "content": self.text(message["content"])}
+        calls = message.get("tool_calls")
+        if calls:
+            redacted["tool_calls"] = [self._tool_call(call) for call in calls]
+        return redacted
+
+    def _tool_call(self, call: ToolCall) -> ToolCall:
+        arguments = call["function"]["arguments"]
+        kept = self._arguments(arguments)
+        if kept is arguments:
+            return call
+        return {**call, "function": {**call["function"], "arguments": kept}}
+
+    def _arguments(self, arguments: str) -> str:
+        """Arguments are JSON: their strings are redacted one by one, so the result is
+        JSON still. Text that is not JSON is redacted as text."""
+        try:
+            value = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            return self.text(arguments)
+        redacted = self._json_value(value)
+        return arguments if redacted is value else orjson.dumps(redacted).decode()
+
+    def _json_value(self, value: Any) -> Any:
+        """`value` itself when nothing in it changed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            items = [self._json_value(item) for item in value]
+            changed = any(new is not old for new, old in zip(items, value, strict=True))
+            return items if changed else value
+        if isinstance(value, dict):
+            fields = {key: self._json_value(item) for key, item in value.items()}
+            return fields if any(fields[k] is not value[k] for k in value) else value
+        return value
+
+    def _find(self, text: str) -> list[_Found]:
+        """The secrets' spans in order, overlapping ones merged (the first names them)."""
+        found: list[_Found] = []
+        lowered: str | None = None
+        for rule in self._rules:
+            if rule.after is not None and not any(s.kind == rule.after for s in found):
+                continue
+            pattern, searched = rule.pattern, text
+            if rule.folded:
+                lowered = text.lower() if lowered is None else lowered
+                if rule.needles and not any(needle in lowered for needle in rule.needles):
+                    continue
+                if len(lowered) == len(text):
+                    searched = lowered
+                else:  # a character whose lower case is longer: offsets would move
+                    assert rule.ignoring_case is not None
+                    pattern = rule.ignoring_case
+            found += _matches(rule, pattern, searched, text)
+        return _merged(found)
+
+
+def _matches(rule: SecretRule, pattern: re.Pattern[str], searched: str, text: str) -> list[_Found]:
+    """`rule`'s secrets in `text`, found by `pattern` in `searched` (the text, or its lower
+    case). A candidate that is rejected is searched again from its next character, so it
+    never hides a secret that starts inside it."""
+    found = []
+    has_lead, has_secret = "lead" in pattern.groupindex, "secret" in pattern.groupindex
+    position = 0
+    while (match := pattern.search(searched, position)) is not None:
+        start, end = match.span("secret") if has_secret else match.span()
+        lead = text[match.start("lead") : match.end("lead")] if has_lead else ""
+        if (
+            end == start
+            or (rule.token and not starts_token(text, match.start()))
+            or (rule.valid is not None and not rule.valid(text[start + len(lead) : end]))
+        ):
+            position = match.start() + 1
+            continue
+        found.append(_Found(start, end, rule.kind, lead))
+        position = end
+    return found
+
+
+def _merged(found: list[_Found]) -> list[_Found]:
+    """Sorted by start (at the same start the earlier rule names it, as `found` lists them);
+    an overlap is covered whole, never left half visible."""
+    order = {id(secret): index for index, secret in enumerate(found)}
+    spans = sorted(found, key=lambda s: (s.start, order[id(s)]))
+    merged: list[_Found] = []
+    for secret in spans:
+        if merged and secret.start < merged[-1].end:
+            last = merged[-1]
+            if secret.end > last.end:
+                merged[-1] = _Found(last.start, secret.end, last.kind, last.lead)
+        else:
+            merged.append(secret)
+    return merged
