@@ -7,6 +7,10 @@ Agents wrap what the human typed: Claude Code adds `<system-reminder>` blocks (a
 recalled block sits in the latest turn. Those are stripped, and so is the user's
 `<private>` text (never searched for, never indexed); a user message
 left with no text (tool results only, in an agent's tool loop) asks nothing new.
+
+The recalled block is stripped from all that is stored, however its tags are spelled and
+until none is left: memory that feeds on itself (recalling what it recalled, each time a
+little more) is a known failure of memory plugins.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from memory_proxy.memory.markup import folded, loose, might_hold
 from memory_proxy.memory.private_text import PRIVATE_MARKER, without_private
 from memory_proxy.records.messages import ApiKind, text_of
 
 RECALLED_TAG = "recalled-memories"
-# Blocks that clients (and the proxy) add to a user turn: not the human's words.
+# Blocks that clients add to a user turn: not the human's words.
 WRAPPER_TAGS = (
-    RECALLED_TAG,
     "system-reminder",
     "environment_context",
     "user_instructions",
@@ -36,8 +40,16 @@ WRAPPER_TAGS = (
 MAX_SCANNED_CHARS = 32_000  # of one turn's text; the rest is not searched or stored
 MAX_QUERY_CHARS = 1000
 _WRAPPERS = re.compile(r"<(" + "|".join(map(re.escape, WRAPPER_TAGS)) + r")>.*?</\1>\s*", re.DOTALL)
-# A block cut short (an answer quoting it, trimmed) is removed to the end all the same.
-_RECALLED = re.compile(rf"<{RECALLED_TAG}>.*?(?:</{RECALLED_TAG}>\s*|\Z)", re.DOTALL)
+# The recalled block's tags, in folded text: the name ends in the block's random suffix
+# (an older proxy wrote none). A block ends at its own closing tag, or, cut short (an
+# answer quoting it, trimmed), at the end of the text; the line breaks that separate it
+# from the turn's text go with it.
+_RECALLED_NAME = rf"{RECALLED_TAG}(?:-[0-9a-z]{{1,64}})?"
+_RECALLED_OPENING = re.compile(rf"<({_RECALLED_NAME})(?:\s[^<>]*)?>")
+_RECALLED = re.compile(
+    rf"{_RECALLED_OPENING.pattern}.*?(?:(</\1\s*>)(?:\r?\n){{0,2}}|\Z)", re.DOTALL
+)
+_MIGHT_BE_RECALLED = loose(RECALLED_TAG)
 _WORD = re.compile(r"\w\w")
 _SPACES = re.compile(r"\s+")
 
@@ -50,13 +62,34 @@ class HumanTurn:
 
 
 def without_wrappers(text: str) -> str:
-    text = text[:MAX_SCANNED_CHARS]
+    text = without_recalled(text[:MAX_SCANNED_CHARS])
     return _WRAPPERS.sub("", text).strip() if "<" in text else text.strip()
 
 
 def without_recalled(text: str) -> str:
-    """Text with any recalled block removed: recalled memories are never stored back."""
-    return _RECALLED.sub("", text) if RECALLED_TAG in text else text
+    """Text with every recalled block removed, so that none is left: recalled memories
+    are never stored back. A block whose removal joins the text around it into a new
+    opening tag leaves that tag to be removed, as a block cut short, to the end."""
+    if not might_hold(text, _MIGHT_BE_RECALLED):
+        return text
+    view, origins = folded(text)
+    kept: list[str] = []
+    at = 0
+    for block in _RECALLED.finditer(view):
+        kept.append(text[at : _origin(origins, block.start())])
+        at = _origin(origins, block.end() - 1) + 1 if block.group(2) else len(text)
+    if not kept:
+        return text  # no opening tag: every one starts a block, if only a cut-short one
+    text = "".join([*kept, text[at:]])
+    view, origins = folded(text)
+    if (opening := _RECALLED_OPENING.search(view)) is not None:
+        return text[: _origin(origins, opening.start())]
+    return text
+
+
+def _origin(origins: list[int] | None, index: int) -> int:
+    """Where the character at `index` of a folded text was in the original."""
+    return index if origins is None else origins[index]
 
 
 def last_human_turn(api: ApiKind, body: dict[str, Any]) -> HumanTurn | None:
