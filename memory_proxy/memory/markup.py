@@ -5,9 +5,10 @@ a model might read one — `<`, `>` and their look-alikes (full-width, small, an
 and brackets, arrowheads) become character references, and so do invisible characters,
 which can hide words inside a tag's name or smuggle text a reader never sees.
 
-Out of what is stored: a tag is looked for in a folded view of the text (each character
-NFKC-normalised and case-folded, look-alikes made plain, invisible characters dropped),
-so `</MEMORY>`, `＜/memory＞` or a name with a zero-width space inside are found too.
+Out of what is stored: a tag is looked for in a folded view of the text, one character
+for each of the text's (NFKC-normalised, lower case), with patterns that let look-alike
+brackets and hyphens and invisible characters stand where a tag has its own, so that
+`</MEMORY>`, `＜/memory＞` or a name with a zero-width space inside are found too.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ INVISIBLE = (
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
 )
+# Patterns over a folded view: a tag's brackets and the gaps its parts may hold.
+LESS_THAN = f"[{LESS_THAN_LOOKALIKES}]"
+GREATER_THAN = f"[{GREATER_THAN_LOOKALIKES}]"
+NOT_A_BRACKET = f"[^{LESS_THAN_LOOKALIKES}{GREATER_THAN_LOOKALIKES}]"
+GAP = f"[{INVISIBLE}]*"
+
 _ESCAPED = re.compile(f"[&{LESS_THAN_LOOKALIKES}{GREATER_THAN_LOOKALIKES}{INVISIBLE}]")
 _NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
-_PLAIN = str.maketrans(
-    dict.fromkeys(LESS_THAN_LOOKALIKES, "<")
-    | dict.fromkeys(GREATER_THAN_LOOKALIKES, ">")
-    | dict.fromkeys(HYPHEN_LOOKALIKES, "-")
-)
 
 
 def escaped(text: str) -> str:
@@ -48,55 +50,51 @@ def _reference(match: re.Match[str]) -> str:
     return _NAMED.get(char) or f"&#x{ord(char):x};"
 
 
-def folded(text: str) -> tuple[str, list[int] | None]:
-    """`text` as tags are looked for in it, and for each folded character the index of the
-    original one it comes from (None: the same index, as when nothing was dropped)."""
-    if text.isascii():
-        return text.lower(), None
-    view = text.translate(_FOLDS)
-    if _DROPPED not in view:
-        return view, None
-    origins: list[int] = []
-    for run in _KEPT_RUN.finditer(view):
-        origins.extend(range(run.start(), run.end()))
-    return view.replace(_DROPPED, ""), origins
-
-
-def loose(word: str) -> re.Pattern[str]:
-    """A pattern for `word` in the text `might_hold` looks at: NFKC-normalised and
-    case-folded, but with invisible characters and look-alike hyphens left in."""
+def tolerant(word: str) -> str:
+    """A pattern for `word` (lower-case ASCII) in a folded view: invisible characters may
+    stand between its letters, and any hyphen look-alike for its hyphens."""
     letters = (
         f"[{re.escape(HYPHEN_LOOKALIKES)}]" if letter == "-" else re.escape(letter)
         for letter in word
     )
-    return re.compile(f"[{INVISIBLE}]*".join(letters))
+    return GAP.join(letters)
 
 
-def might_hold(text: str, word: re.Pattern[str]) -> bool:
-    """A quick test, without `folded`'s work per character: could the folded `text` hold
-    the `loose` `word`?"""
-    plain = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
-    return word.search(plain) is not None
+def folded(text: str) -> str:
+    """`text` as tags are looked for in it, character for character: lower case and
+    NFKC-normalised (a full-width letter becomes the letter, a character that would become
+    several becomes U+FFFD, which no tag holds)."""
+    if text.isascii():
+        return text.lower()
+    if unicodedata.is_normalized("NFKC", text):
+        view = text.lower()
+        if len(view) == len(text):
+            return view
+    return text.translate(_FOLDS)
+
+
+def might_hold(text: str, pattern: re.Pattern[str]) -> bool:
+    """A quick test, cheaper than folding character by character: could the folded
+    `text` hold a match of `pattern`, a `tolerant` word?"""
+    if text.isascii():
+        return pattern.search(text.lower()) is not None
+    return pattern.search(unicodedata.normalize("NFKC", text).lower()) is not None
 
 
 class _Folds(dict[int, str]):
-    """Each character's fold, one character long (so that `str.translate` keeps the
-    places): NFKC-normalised, case-folded, a look-alike made plain; an invisible character
-    becomes `_DROPPED`, one that folds to several characters `_UNMATCHABLE` (no tag's name
-    holds a ligature). Worked out the first time a character is met."""
+    """Each character's fold, worked out the first time it is met (`str.translate` asks
+    for each character of the text); at most `_MAX_FOLDS_KEPT` are kept."""
 
     def __missing__(self, code: int) -> str:
-        fold = unicodedata.normalize("NFKC", chr(code)).casefold().translate(_PLAIN)
-        fold = _INVISIBLE.sub("", fold)
+        char = chr(code)
+        fold = char if _INVISIBLE.match(char) else unicodedata.normalize("NFKC", char).lower()
         if len(fold) != 1:
-            fold = _UNMATCHABLE if fold else _DROPPED
+            fold = _UNMATCHABLE
         if len(self) < _MAX_FOLDS_KEPT:
             self[code] = fold
         return fold
 
 
-_DROPPED = "\u200b"  # invisible itself: text that holds it loses it when folded, alike
 _UNMATCHABLE = "\ufffd"
 _MAX_FOLDS_KEPT = 65_536
-_FOLDS = _Folds({code: chr(code).lower() for code in range(128)})
-_KEPT_RUN = re.compile(f"[^{_DROPPED}]+")
+_FOLDS = _Folds()

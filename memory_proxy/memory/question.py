@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.memory.markup import folded, loose, might_hold
+from memory_proxy.memory.markup import (
+    GAP,
+    GREATER_THAN,
+    LESS_THAN,
+    NOT_A_BRACKET,
+    folded,
+    might_hold,
+    tolerant,
+)
 from memory_proxy.memory.private_text import PRIVATE_MARKER, without_private
 from memory_proxy.records.messages import ApiKind, text_of
 
@@ -40,16 +48,16 @@ WRAPPER_TAGS = (
 MAX_SCANNED_CHARS = 32_000  # of one turn's text; the rest is not searched or stored
 MAX_QUERY_CHARS = 1000
 _WRAPPERS = re.compile(r"<(" + "|".join(map(re.escape, WRAPPER_TAGS)) + r")>.*?</\1>\s*", re.DOTALL)
-# The recalled block's tags, in folded text: the name ends in the block's random suffix
-# (an older proxy wrote none). A block ends at its own closing tag, or, cut short (an
-# answer quoting it, trimmed), at the end of the text; the line breaks that separate it
-# from the turn's text go with it.
-_RECALLED_NAME = rf"{RECALLED_TAG}(?:-[0-9a-z]{{1,64}})?"
-_RECALLED_OPENING = re.compile(rf"<({_RECALLED_NAME})(?:\s[^<>]*)?>")
-_RECALLED = re.compile(
-    rf"{_RECALLED_OPENING.pattern}.*?(?:(</\1\s*>)(?:\r?\n){{0,2}}|\Z)", re.DOTALL
-)
-_MIGHT_BE_RECALLED = loose(RECALLED_TAG)
+# The recalled block's tags, in a folded view (`markup.py`): the name ends in the block's
+# random suffix (an older proxy wrote none). A block ends at a closing tag, or, cut short
+# (an answer quoting it, trimmed), at the end of the text; the line breaks that separate
+# it from the turn's text go with it.
+_NAME = rf"{tolerant(RECALLED_TAG)}(?:{tolerant('-')}(?:{GAP}[0-9a-z]){{1,64}})?"
+_END = rf"{GAP}(?:\s{NOT_A_BRACKET}*)?{GREATER_THAN}"
+_OPENING = re.compile(rf"{LESS_THAN}{GAP}{_NAME}{_END}")
+_CLOSING = rf"{LESS_THAN}{GAP}/{GAP}{_NAME}{_END}"
+_RECALLED = re.compile(rf"{_OPENING.pattern}.*?(?:{_CLOSING}(?:\r?\n){{0,2}}|\Z)", re.DOTALL)
+_MIGHT_BE_RECALLED = re.compile(tolerant(RECALLED_TAG))
 _WORD = re.compile(r"\w\w")
 _SPACES = re.compile(r"\s+")
 
@@ -72,24 +80,15 @@ def without_recalled(text: str) -> str:
     opening tag leaves that tag to be removed, as a block cut short, to the end."""
     if not might_hold(text, _MIGHT_BE_RECALLED):
         return text
-    view, origins = folded(text)
-    kept: list[str] = []
-    at = 0
+    view = folded(text)  # character for character: its places are the text's
+    kept = [(0, len(text))]
     for block in _RECALLED.finditer(view):
-        kept.append(text[at : _origin(origins, block.start())])
-        at = _origin(origins, block.end() - 1) + 1 if block.group(2) else len(text)
-    if not kept:
-        return text  # no opening tag: every one starts a block, if only a cut-short one
-    text = "".join([*kept, text[at:]])
-    view, origins = folded(text)
-    if (opening := _RECALLED_OPENING.search(view)) is not None:
-        return text[: _origin(origins, opening.start())]
-    return text
-
-
-def _origin(origins: list[int] | None, index: int) -> int:
-    """Where the character at `index` of a folded text was in the original."""
-    return index if origins is None else origins[index]
+        kept[-1:] = [(kept[-1][0], block.start()), (block.end(), len(text))]
+    if len(kept) == 1:
+        return text  # no opening tag: each starts a block, if only a cut-short one
+    text = "".join(text[start:end] for start, end in kept)
+    opening = _OPENING.search("".join(view[start:end] for start, end in kept))
+    return text if opening is None else text[: opening.start()]
 
 
 def last_human_turn(api: ApiKind, body: dict[str, Any]) -> HumanTurn | None:

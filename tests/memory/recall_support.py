@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from memory_proxy.memory.markup import folded
+from memory_proxy.memory.markup import (
+    GREATER_THAN_LOOKALIKES,
+    HYPHEN_LOOKALIKES,
+    INVISIBLE,
+    LESS_THAN_LOOKALIKES,
+    folded,
+)
 from memory_proxy.records.memory import MemoryRecord, Recalled
 
 _WORD = re.compile(r"\w{3,}")
@@ -77,12 +83,24 @@ NESTED_TAG_ATTACK = (
 )
 
 
+_PLAIN = str.maketrans(
+    dict.fromkeys(LESS_THAN_LOOKALIKES, "<")
+    | dict.fromkeys(GREATER_THAN_LOOKALIKES, ">")
+    | dict.fromkeys(HYPHEN_LOOKALIKES, "-")
+)
+
+
+def as_read(text: str) -> str:
+    """`text` as a reader may take it: folded, look-alikes made plain, invisible
+    characters gone."""
+    return re.sub(f"[{INVISIBLE}]", "", folded(text)).translate(_PLAIN)
+
+
 def tags_seen(text: str) -> list[str]:
     """The tags a reader could see in `text`, opening (`<name`) or closing (`</name`),
     however they are spelled: case, full-width or look-alike brackets, invisible
     characters inside."""
-    view, _ = folded(text)
-    return re.findall(r"</?[a-z][\w-]*", view)
+    return re.findall(r"</?[a-z][\w-]*", as_read(text))
 
 
 # Pieces of text that have broken, or could break, a delimited block.

@@ -14,10 +14,10 @@ from memory_proxy.memory.markup import (
     LESS_THAN_LOOKALIKES,
     escaped,
     folded,
-    loose,
     might_hold,
+    tolerant,
 )
-from tests.memory.recall_support import stored_texts
+from tests.memory.recall_support import as_read, stored_texts
 
 EVERY_CHARACTER = [chr(code) for code in range(sys.maxunicode + 1)]
 # Format characters that are seen (Unicode does not count them as default-ignorable):
@@ -48,23 +48,23 @@ def test_every_unseen_format_character_counts_as_invisible() -> None:
 @given(stored_texts() | st.text())
 def test_escaped_text_holds_no_bracket_and_reads_back_exactly(text: str) -> None:
     safe = escaped(text)
-    view, _ = folded(safe)
-    assert "<" not in view and ">" not in view
+    assert "<" not in as_read(safe) and ">" not in as_read(safe)
     assert not _INVISIBLE.search(safe)
     assert html.unescape(safe) == text
 
 
-def test_folding_finds_tags_however_they_are_spelled_and_where_they_were() -> None:
-    assert folded("</MEMORY>") == ("</memory>", None)
-    view, origins = folded("\uff1c/\uff2d\u200bemory\u3009!")
-    assert view == "</memory>!"
-    assert origins == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10]
-    assert folded("caf\u00e9 \ufb01") == ("caf\u00e9 \ufffd", None)  # a ligature matches no name
+def test_the_folded_view_keeps_every_place() -> None:
+    assert folded("</MEMORY>") == "</memory>"
+    assert folded("\uff1c/\uff2d\u200bEMORY\u3009!") == "</m\u200bemory\u3009!"  # the slow way
+    assert folded("\u041f\u0440\u0438 </MEMORY\u200b>") == "\u043f\u0440\u0438 </memory\u200b>"
+    assert folded("caf\u00e9 \ufb01 \u0130") == "caf\u00e9 \ufffd \ufffd"  # no name holds these
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stored_texts())
-def test_the_quick_test_misses_no_word_that_folding_finds(text: str) -> None:
-    word = "recalled-memories"
-    if word in folded(text)[0]:
-        assert might_hold(text, loose(word))
+def test_the_view_is_as_long_as_the_text_and_the_quick_test_misses_nothing(text: str) -> None:
+    view = folded(text)
+    assert len(view) == len(text)
+    name = re.compile(tolerant("recalled-memories"))
+    if name.search(view):
+        assert might_hold(text, name)

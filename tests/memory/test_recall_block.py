@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.memory.markup import INVISIBLE, folded
+from memory_proxy.memory.markup import INVISIBLE
 from memory_proxy.memory.question import without_recalled
 from memory_proxy.memory.recall_block import (
     NOTE,
@@ -20,7 +20,7 @@ from memory_proxy.memory.recall_block import (
 )
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.records.messages import ApiKind
-from tests.memory.recall_support import NESTED_TAG_ATTACK, stored_texts, tags_seen
+from tests.memory.recall_support import NESTED_TAG_ATTACK, as_read, stored_texts, tags_seen
 
 BLOCK = "<recalled-memories-0123456789ab>\n…\n</recalled-memories-0123456789ab>"
 CACHED = {"type": "ephemeral"}
@@ -127,7 +127,7 @@ def test_any_stored_text_at_any_budget_makes_a_whole_block_that_strips_off_exact
     assert len(block) <= max_chars
     name = "recalled-memories-5eed"
     assert tags_seen(block) == [f"<{name}", *["<memory", "</memory"] * count, f"</{name}"]
-    view, _ = folded(block)
+    view = as_read(block)
     assert view.count("<") == view.count(">") == 2 + 2 * count  # every bracket is ours
     empty = len(f"<{name}>\n{NOTE}\n</{name}>")
     used, kept = empty, []
