@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from typing import Any
 
 import httpx
@@ -22,7 +23,8 @@ from tests.support import FakeUpstream, wait_until
 
 CHAT_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
 SESSION = {"x-memory-user-id": "alice", "x-session-id": "odd-1"}
-RECALLED = f"<{RECALLED_TAG}>"
+RECALLED = f"<{RECALLED_TAG}-"  # the block's name ends in a random suffix
+_RECALLED_AT_START = re.compile(rf"<({RECALLED_TAG}-[0-9a-f]+)>.*?</\1>\n\n", re.DOTALL)
 
 
 def nested(depth: int) -> Any:
@@ -330,10 +332,7 @@ def _unrecalled(content: Any) -> Any:
 
 
 def _unrecalled_text(text: str) -> str:
-    end = f"</{RECALLED_TAG}>\n\n"
-    if text.startswith(RECALLED) and end in text:
-        return text[text.index(end) + len(end) :]
-    return text
+    return _RECALLED_AT_START.sub("", text, count=1)
 
 
 def assert_spliced(client_turns: list[Any], sent: list[Any]) -> None:

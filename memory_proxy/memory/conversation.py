@@ -19,7 +19,7 @@ from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.private_text import without_private
-from memory_proxy.memory.question import RECALLED_TAG, without_recalled
+from memory_proxy.memory.question import without_recalled
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.messages import ApiKind, Message
 from memory_proxy.stores.base import MemoryStore
@@ -132,6 +132,6 @@ class ConversationMemory:
 def _without_recalled(message: Message) -> Message:
     """Recalled memories are never stored back, even quoted in an answer."""
     content = message.get("content")
-    if isinstance(content, str) and RECALLED_TAG in content:
-        return {**message, "content": without_recalled(content).strip()}
+    if isinstance(content, str) and (stripped := without_recalled(content)) != content:
+        return {**message, "content": stripped.strip()}
     return message

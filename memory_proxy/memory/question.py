@@ -7,6 +7,10 @@ Agents wrap what the human typed: Claude Code adds `<system-reminder>` blocks (a
 recalled block sits in the latest turn. Those are stripped, and so is the user's
 `<private>` text (never searched for, never indexed); a user message
 left with no text (tool results only, in an agent's tool loop) asks nothing new.
+
+The recalled block is stripped from all that is stored, however its tags are spelled and
+until none is left: memory that feeds on itself (recalling what it recalled, each time a
+little more) is a known failure of memory plugins.
 """
 
 from __future__ import annotations
@@ -16,13 +20,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from memory_proxy.memory.markup import (
+    GAP,
+    GREATER_THAN,
+    LESS_THAN,
+    NOT_A_BRACKET,
+    folded,
+    might_hold,
+    tolerant,
+)
 from memory_proxy.memory.private_text import PRIVATE_MARKER, without_private
 from memory_proxy.records.messages import ApiKind, text_of
 
 RECALLED_TAG = "recalled-memories"
-# Blocks that clients (and the proxy) add to a user turn: not the human's words.
+# Blocks that clients add to a user turn: not the human's words.
 WRAPPER_TAGS = (
-    RECALLED_TAG,
     "system-reminder",
     "environment_context",
     "user_instructions",
@@ -36,8 +48,16 @@ WRAPPER_TAGS = (
 MAX_SCANNED_CHARS = 32_000  # of one turn's text; the rest is not searched or stored
 MAX_QUERY_CHARS = 1000
 _WRAPPERS = re.compile(r"<(" + "|".join(map(re.escape, WRAPPER_TAGS)) + r")>.*?</\1>\s*", re.DOTALL)
-# A block cut short (an answer quoting it, trimmed) is removed to the end all the same.
-_RECALLED = re.compile(rf"<{RECALLED_TAG}>.*?(?:</{RECALLED_TAG}>\s*|\Z)", re.DOTALL)
+# The recalled block's tags, in a folded view (`markup.py`): the name ends in the block's
+# random suffix (an older proxy wrote none). A block ends at a closing tag, or, cut short
+# (an answer quoting it, trimmed), at the end of the text; the line breaks that separate
+# it from the turn's text go with it.
+_NAME = rf"{tolerant(RECALLED_TAG)}(?:{tolerant('-')}(?:{GAP}[0-9a-z]){{1,64}})?"
+_END = rf"{GAP}(?:\s{NOT_A_BRACKET}*)?{GREATER_THAN}"
+_OPENING = re.compile(rf"{LESS_THAN}{GAP}{_NAME}{_END}")
+_CLOSING = rf"{LESS_THAN}{GAP}/{GAP}{_NAME}{_END}"
+_RECALLED = re.compile(rf"{_OPENING.pattern}.*?(?:{_CLOSING}(?:\r?\n){{0,2}}|\Z)", re.DOTALL)
+_MIGHT_BE_RECALLED = re.compile(tolerant(RECALLED_TAG))
 _WORD = re.compile(r"\w\w")
 _SPACES = re.compile(r"\s+")
 
@@ -50,13 +70,25 @@ class HumanTurn:
 
 
 def without_wrappers(text: str) -> str:
-    text = text[:MAX_SCANNED_CHARS]
+    text = without_recalled(text[:MAX_SCANNED_CHARS])
     return _WRAPPERS.sub("", text).strip() if "<" in text else text.strip()
 
 
 def without_recalled(text: str) -> str:
-    """Text with any recalled block removed: recalled memories are never stored back."""
-    return _RECALLED.sub("", text) if RECALLED_TAG in text else text
+    """Text with every recalled block removed, so that none is left: recalled memories
+    are never stored back. A block whose removal joins the text around it into a new
+    opening tag leaves that tag to be removed, as a block cut short, to the end."""
+    if not might_hold(text, _MIGHT_BE_RECALLED):
+        return text
+    view = folded(text)  # character for character: its places are the text's
+    kept = [(0, len(text))]
+    for block in _RECALLED.finditer(view):
+        kept[-1:] = [(kept[-1][0], block.start()), (block.end(), len(text))]
+    if len(kept) == 1:
+        return text  # no opening tag: each starts a block, if only a cut-short one
+    text = "".join(text[start:end] for start, end in kept)
+    opening = _OPENING.search("".join(view[start:end] for start, end in kept))
+    return text if opening is None else text[: opening.start()]
 
 
 def last_human_turn(api: ApiKind, body: dict[str, Any]) -> HumanTurn | None:

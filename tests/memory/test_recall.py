@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from typing import Any
 
 import orjson
@@ -89,7 +90,7 @@ def test_a_new_question_gets_the_matching_memories_in_its_turn() -> None:
     assert outcome.recalled == 1
     assert outcome.body is not None
     content = outcome.body["messages"][0]["content"]
-    assert content.startswith("<recalled-memories>") and content.endswith("How do we deploy?")
+    assert content.startswith("<recalled-memories-") and content.endswith("How do we deploy?")
     assert "deploy.sh" in content and "pizza" not in content
     assert index.searches == [("alice", "repo-1", "How do we deploy?", "s1")]
 
@@ -156,7 +157,13 @@ def test_later_requests_get_the_same_block_back_at_the_same_turn() -> None:
     fourth = apply(recaller, ask(*history, "Deploy the service now")).body
     assert fourth is not None
     recalled_again = orjson.dumps(fourth["messages"][4])
-    assert b"<recalled-memories>" in recalled_again
+    assert b"<recalled-memories-" in recalled_again
+    # Each block has its own random name, remembered with it: put back as it was sent.
+    names = [
+        re.findall(rb"<recalled-memories-\w+>", turn) for turn in (recalled_turn, recalled_again)
+    ]
+    assert len(names[0]) == len(names[1]) == 1 and names[0] != names[1]
+    assert orjson.dumps(fourth["messages"][0]) == recalled_turn
     # Its tool loop: nothing searched, both blocks stay where they were.
     searches = len(index.searches)
     loop = ask(*history, "Deploy the service now")
@@ -199,7 +206,7 @@ def test_system_placement_keeps_one_block_through_the_tool_loop() -> None:
     body = {"system": "S", "messages": [{"role": "user", "content": "How do we deploy?"}]}
     first = apply(recaller, body, api="anthropic")
     assert first.recalled == 1 and first.body is not None
-    assert first.body["system"].startswith("S\n\n<recalled-memories>")
+    assert first.body["system"].startswith("S\n\n<recalled-memories-")
     assert first.body["messages"] == body["messages"]
     loop = {
         "system": "S",
@@ -244,7 +251,7 @@ def test_a_retried_request_gets_one_block() -> None:
     apply(recaller, body)
     again = apply(recaller, body).body
     assert again is not None
-    assert again["messages"][0]["content"].count("<recalled-memories>") == 1
+    assert again["messages"][0]["content"].count("<recalled-memories-") == 1
 
 
 def test_a_question_followed_by_a_system_message_is_recalled_for_in_its_turn() -> None:
@@ -258,5 +265,5 @@ def test_a_question_followed_by_a_system_message_is_recalled_for_in_its_turn() -
     }
     outcome = apply(recaller, body)
     assert outcome.recalled == 1 and outcome.body is not None
-    assert outcome.body["messages"][0]["content"].startswith("<recalled-memories>")
+    assert outcome.body["messages"][0]["content"].startswith("<recalled-memories-")
     assert outcome.body["messages"][1] == body["messages"][1]

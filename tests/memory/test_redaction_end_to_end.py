@@ -75,7 +75,7 @@ def test_the_provider_gets_the_secrets_and_memory_keeps_none_of_them(
         recalled = ask(proxy, QUESTION, "tuesday")
         assert recalled.headers["x-memory-recalled"] == "1"
         block = json.loads(upstream.requests[1].body)["messages"][-1]["content"]
-        assert "<recalled-memories>" in block
+        assert "<recalled-memories-" in block
         assert "[secret:github-token ghp_…]" in block
         assert_absent(block, "the block recalled into another session")
 

@@ -56,7 +56,7 @@ def test_supermemory_recalls_for_any_model_and_is_sent_each_final_exchange(
     assert answer.status_code == 200
     assert answer.headers["x-memory-recalled"] == "1"
     sent = json.loads(upstream.requests[-1].body)["messages"][-1]["content"]
-    assert sent.startswith("<recalled-memories>") and "heron-17" in sent
+    assert sent.startswith("<recalled-memories-") and "heron-17" in sent
     search = next(json.loads(r.data) for r, _ in httpserver.log if r.path == "/v4/search")
     assert search == {
         "q": "What is the staging database called?",
@@ -67,7 +67,7 @@ def test_supermemory_recalls_for_any_model_and_is_sent_each_final_exchange(
     added = next(json.loads(r.data) for r, _ in httpserver.log if r.path == "/v3/documents")
     assert added["containerTags"] == ["mp_alice__repo-1"]
     assert added["content"].startswith("User: What is the staging database called?")
-    assert "<recalled-memories>" not in added["content"]  # recalled text never goes back
+    assert "<recalled-memories-" not in added["content"]  # recalled text never goes back
     assert all(r.headers["authorization"] == f"Bearer {SM_KEY}" for r, _ in httpserver.log)
     assert all(SM_KEY not in r.headers.get("authorization", "") for r in upstream.requests)
 
