@@ -111,6 +111,7 @@ class Recorded:
     query: str
     headers: dict[str, str]
     body: bytes
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # every occurrence
 
 
 # What LiteLLM says a call cost, on the fake's JSON chat and messages answers.
@@ -145,7 +146,12 @@ class FakeUpstream:
                 break
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         record = Recorded(
-            scope["method"], scope["path"], scope["query_string"].decode(), headers, body
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode(),
+            headers,
+            body,
+            list(scope["headers"]),
         )
         self.requests.append(record)
         path = scope["path"]
