@@ -229,6 +229,7 @@ class ProxyPipeline:
                     *memory_headers,
                     request_id_header(request),
                 ],
+                request_id=request.request_id,
             )
         finally:
             self.metrics.in_flight.dec()
