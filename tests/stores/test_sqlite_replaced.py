@@ -22,6 +22,7 @@ from memory_proxy.stores import sqlite_replaced
 from memory_proxy.stores.sqlite import SQLiteStore
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
+from tests.accounting.test_usage import usage_record
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, wait_until
 
@@ -30,23 +31,7 @@ USER_TURN: Message = {"role": "user", "content": "hi"}
 
 
 def usage(request_id: str) -> UsageRecord:
-    return UsageRecord(
-        time=time.time(),
-        request_id=request_id,
-        user_id="alice",
-        session_id=None,
-        client="default",
-        model="demo",
-        endpoint="/v1/chat/completions",
-        status=200,
-        stream=False,
-        upstream_ms=1.0,
-        first_byte_ms=1.0,
-        total_ms=1.0,
-        prompt_tokens=1,
-        completion_tokens=1,
-        cost=None,
-    )
+    return usage_record(request_id=request_id)
 
 
 def memory(text: str) -> MemoryRecord:
