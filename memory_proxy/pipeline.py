@@ -36,6 +36,7 @@ from memory_proxy.forwarding.forwarder import (
 from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity import auth
 from memory_proxy.identity.client_detection import InvalidIdentifier
+from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
 from memory_proxy.identity.routing import RoutingDecision, decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
@@ -84,12 +85,14 @@ class ProxyPipeline:
         self.memory = memory
         self.usage = usage
         self.rate_limiter = rate_limiter
-        self._client_key_values = auth.client_key_values(settings)
+        self._key_guard = ClientKeyGuard.from_settings(settings)
         self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = incoming(scope)
         try:
+            if self._key_guard.in_url(scope["raw_path"], scope["query_string"]):
+                raise Refusal(400, KEY_IN_URL)
             await self._identify(request, receive)
             await self._admit(request)
         except ClientDisconnected:
@@ -226,6 +229,7 @@ class ProxyPipeline:
                     *memory_headers,
                     request_id_header(request),
                 ],
+                request_id=request.request_id,
             )
         finally:
             self.metrics.in_flight.dec()
@@ -293,8 +297,8 @@ class ProxyPipeline:
         """The client's end-to-end headers with our request id, credentials and scope.
 
         A streamed body (None) keeps the client's Content-Length; a buffered one gets its
-        own from the upstream client. With client keys configured, no header carrying one
-        of them leaves, whoever the caller.
+        own from the upstream client. No header carrying one of our client keys leaves,
+        whoever the caller (client_key_guard.py).
         """
         caller, decision = request.caller, request.decision
         assert caller is not None and decision is not None
@@ -309,9 +313,7 @@ class ProxyPipeline:
             session_id=decision.session_id,
             api_key=self.settings.supermemory_api_key,
         )
-        if self._client_key_values:
-            outgoing = auth.without_client_keys(outgoing, self._client_key_values)
-        return outgoing
+        return self._key_guard.without_keys(outgoing)
 
 
 def _client_host(scope: Scope) -> str | None:

@@ -29,6 +29,37 @@ def log_fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+class LogRecords(logging.Handler):
+    """Every record of the named loggers, at INFO and above, while `of(...)` lasts; from
+    any thread (a server's). A list of records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __iter__(self) -> Iterator[logging.LogRecord]:
+        return iter(list(self.records))
+
+    @contextmanager
+    def of(self, *names: str) -> Iterator[LogRecords]:
+        """Attach to `names` (after a server configured its logging: uvicorn's dictConfig
+        removes the handlers of its loggers)."""
+        loggers = [logging.getLogger(name) for name in names]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.addHandler(self)
+            logger.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.removeHandler(self)
+                logger.setLevel(level)
+
+
 def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket: clients may connect before the server runs."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -111,6 +142,7 @@ class Recorded:
     query: str
     headers: dict[str, str]
     body: bytes
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # every occurrence
 
 
 # What LiteLLM says a call cost, on the fake's JSON chat and messages answers.
@@ -145,7 +177,12 @@ class FakeUpstream:
                 break
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         record = Recorded(
-            scope["method"], scope["path"], scope["query_string"].decode(), headers, body
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode(),
+            headers,
+            body,
+            list(scope["headers"]),
         )
         self.requests.append(record)
         path = scope["path"]

@@ -23,11 +23,12 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from memory_proxy.cli.memory_lines import parsed_lines
 from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import Settings
 from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.memory.redaction import Redactor
-from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import MemoryIndex
 
@@ -177,7 +178,7 @@ def import_memories(settings: Settings, file: Path) -> None:
     """Add the memories of FILE (JSON Lines, as export writes them). All or nothing: a
     file with any invalid line imports nothing. Memories already stored are kept."""
     with file.open(encoding="utf-8") as lines:
-        errors = [(n, problem) for n, problem in _parsed(lines) if isinstance(problem, str)]
+        errors = [(n, problem) for n, problem in parsed_lines(lines) if isinstance(problem, str)]
     if errors:
         shown = [f"{file}:{n}: {problem}" for n, problem in errors[:SHOWN_ERRORS]]
         more = [f"… and {len(errors) - SHOWN_ERRORS} more"] if len(errors) > SHOWN_ERRORS else []
@@ -190,7 +191,7 @@ def import_memories(settings: Settings, file: Path) -> None:
         with file.open(encoding="utf-8") as lines:
             records = (
                 redactor.record(record)
-                for _, record in _parsed(lines)
+                for _, record in parsed_lines(lines)
                 if isinstance(record, MemoryRecord)
             )
             for batch in _batches(records, IMPORT_BATCH):
@@ -246,11 +247,20 @@ def _show(found: list[tuple[MemoryRecord, float | None]], as_json: bool, nothing
     if not found:
         click.echo(nothing)
     for record, score in found:
-        when = datetime.fromtimestamp(record.created_at).isoformat(" ", "minutes")
+        when = _local_time(record.created_at)
         fields = [record.id, when, record.project or "(general)", record.client]
         if score is not None:
             fields.append(f"score {score:.2f}")
         click.echo("  ".join(fields) + "\n" + _indented(record.text))
+
+
+def _local_time(moment: float) -> str:
+    """To the minute; a time no calendar shows (a bad import, a hand-edited file) is shown
+    as such rather than ending the listing."""
+    try:
+        return datetime.fromtimestamp(moment).isoformat(" ", "minutes")
+    except (OverflowError, OSError, ValueError):
+        return f"(time {moment:g})"
 
 
 def _indented(text: str) -> str:
@@ -260,45 +270,6 @@ def _indented(text: str) -> str:
 
 def _json_line(described: dict[str, Any]) -> str:
     return orjson.dumps(described).decode() + "\n"
-
-
-def _parsed(lines: Iterable[str]) -> Iterator[tuple[int, MemoryRecord | str]]:
-    """Each non-blank line's record, or what is wrong with it, with its line number."""
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                yield number, record_from_json(orjson.loads(line))
-            except ValueError as exc:  # orjson's errors included
-                yield number, str(exc)
-
-
-def record_from_json(item: Any) -> MemoryRecord:
-    """A memory from one exported object; ValueError says what is wrong with it."""
-    if not isinstance(item, dict):
-        raise ValueError("expected a JSON object")
-    user_id, project, text = item.get("user_id"), item.get("project") or "", item.get("text")
-    if not isinstance(user_id, str) or not VALID_ID.match(user_id):
-        raise ValueError("user_id: expected a user id")
-    if not isinstance(project, str) or (project and not VALID_ID.match(project)):
-        raise ValueError("project: expected a project id or null")
-    if not isinstance(text, str) or not text:
-        raise ValueError("text: expected some text")
-    created_at = item.get("created_at")
-    if isinstance(created_at, bool) or not isinstance(created_at, int | float):
-        raise ValueError("created_at: expected epoch seconds")
-    for optional in ("session_id", "model"):
-        if not isinstance(item.get(optional), str | None):
-            raise ValueError(f"{optional}: expected a string or null")
-    client = item.get("client", "import")
-    if not isinstance(client, str):
-        raise ValueError("client: expected a string")
-    derived = memory_id(user_id, project, text)
-    if item.get("id", derived) != derived:
-        raise ValueError("id: does not match the memory's user, project and text (leave it out)")
-    session_id, model = item.get("session_id"), item.get("model")
-    return MemoryRecord(
-        derived, user_id, project, session_id, client, model, float(created_at), text
-    )
 
 
 def _batches(records: Iterable[MemoryRecord], size: int) -> Iterator[list[MemoryRecord]]:

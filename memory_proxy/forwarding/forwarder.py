@@ -10,7 +10,6 @@ never processed it: the connection was refused, or a kept-alive one was found cl
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from memory_proxy.errors import error_body
+from memory_proxy.forwarding.cut_short import leave_unfinished, quiet_uvicorn_about_cut_answers
 from memory_proxy.forwarding.header_safety import UnsafeHeader
 from memory_proxy.forwarding.http1_connection import StaleConnection
 from memory_proxy.forwarding.request_watch import RequestWatch, Watchdog
@@ -29,8 +29,6 @@ from memory_proxy.forwarding.upstream import (
     UpstreamClient,
     UpstreamMonitor,
 )
-
-logger = logging.getLogger("memory_proxy.forwarding")
 
 # RFC 9110 section 7.6.1, plus the non-standard names still seen in the wild.
 HOP_BY_HOP_HEADERS = frozenset(
@@ -90,6 +88,7 @@ class ForwardResult:
     upstream_seconds: float = 0.0  # until response headers arrived
     first_byte_seconds: float | None = None
     head_sent: bool = False  # the answer's status and headers went to the client
+    cut_by: str = ""  # why LiteLLM's answer ended early, for the log
 
 
 class ResponseObserver(Protocol):
@@ -117,6 +116,7 @@ class Forwarder:
         self._monitor = monitor
         self._wait_seconds = wait_seconds
         self._watchdog = Watchdog(first_byte_timeout=first_byte_timeout, idle_timeout=idle_timeout)
+        quiet_uvicorn_about_cut_answers()
 
     async def forward(
         self,
@@ -128,9 +128,11 @@ class Forwarder:
         body: bytes | None,
         observer: ResponseObserver | None = None,
         extra_headers: Headers | None = None,
+        request_id: str = "",
     ) -> ForwardResult:
         """Forward the request with `headers` (ready for LiteLLM: lower-case names, no
-        Host, no framing for a buffered body); `body` None streams the client's through."""
+        Host, no framing for a buffered body); `body` None streams the client's through.
+        `request_id` names the request in the log."""
         started = time.perf_counter()
         result = ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected")  # until known
         watch = self._watchdog.watch(receive, listen=body is not None)
@@ -152,6 +154,8 @@ class Forwarder:
                 return result
             try:
                 await self._relay(answer, send, result, started, observer, extra_headers, watch)
+                if result.outcome == "upstream_cut":
+                    leave_unfinished(request_id, result.cut_by)
             finally:
                 await answer.aclose()
         except ClientDisconnected:  # while its body was being streamed upstream
@@ -161,18 +165,23 @@ class Forwarder:
                 raise
             result.outcome = watch.reason or "client_disconnected"
             if result.outcome == "upstream_timeout":
-                await self._timed_out(scope["path"], send, result, extra_headers)
+                await self._timed_out(scope["path"], send, result, extra_headers, request_id)
         finally:
             watch.close()
         return result
 
     async def _timed_out(
-        self, path: str, send: Send, result: ForwardResult, extra_headers: Headers | None
+        self,
+        path: str,
+        send: Send,
+        result: ForwardResult,
+        extra_headers: Headers | None,
+        request_id: str,
     ) -> None:
         """A 504 when the client has had nothing yet; otherwise its stream ends unfinished."""
         if result.head_sent:
             seconds = self._watchdog.idle_timeout
-            logger.warning("LiteLLM sent nothing for %s s: answer cut short", seconds)
+            leave_unfinished(request_id, f"LiteLLM sent nothing for {seconds:g} s")
         else:
             seconds = self._watchdog.first_byte_timeout
             result.status = 504
@@ -259,9 +268,8 @@ class Forwarder:
                     observer.feed(chunk)
         except httpx.HTTPError as exc:
             # Headers are gone already: end without the final chunk so the client sees a
-            # truncated answer rather than a falsely complete one.
-            logger.warning("upstream answer cut short: %s", exc or type(exc).__name__)
-            result.outcome = "upstream_cut"
+            # truncated answer rather than a falsely complete one (cut_short.py).
+            result.outcome, result.cut_by = "upstream_cut", str(exc) or type(exc).__name__
             return
         watch.close()  # all of it was handed over: a client leaving now changes nothing
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -135,21 +135,6 @@ def with_upstream_credentials(
     return kept
 
 
-def client_key_values(settings: Settings) -> frozenset[bytes]:
-    """The header values that would carry one of our client keys: computed once, so that
-    checking a request's headers is a set lookup per header."""
-    keys = [k.key.encode() for k in settings.client_keys]
-    return frozenset(value for key in keys for value in (key, b"Bearer " + key, b"bearer " + key))
-
-
-def without_client_keys(
-    headers: list[tuple[bytes, bytes]], client_key_values: frozenset[bytes]
-) -> list[tuple[bytes, bytes]]:
-    """The last guard before LiteLLM: a header carrying one of our client keys, in any
-    header and from any caller, is dropped."""
-    return [(name, value) for name, value in headers if value not in client_key_values]
-
-
 def startup_problem(settings: Settings) -> str | None:
     """Why the proxy must not start as configured, or None."""
     reserved = _reserved_user_id(settings)

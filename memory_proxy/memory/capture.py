@@ -186,10 +186,12 @@ class AnswerCapture:
 
     def answer(self) -> Message | None:
         """The assistant message (neutral shape), or None when nothing well-formed was
-        captured."""
-        if self._mode is None or (not self._text and not self._tool_calls):
+        captured, or nothing at all: a 200 that is no completion, or a stream with no
+        text and no tool call, is not an (empty) assistant turn to remember."""
+        text = "".join(self._text)
+        if self._mode is None or (not text.strip() and not self._tool_calls):
             return None
-        message: RawMessage = {"role": "assistant", "content": "".join(self._text)}
+        message: RawMessage = {"role": "assistant", "content": text}
         if self._tool_calls:
             message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
         return message if well_formed(message) else None

@@ -8,6 +8,7 @@ proceed during writes.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import orjson
 
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
+from memory_proxy.stores.sqlite_replaced import ReplacementWatch, opening, report
 from memory_proxy.stores.worker_thread import WorkerThread
 
 T = TypeVar("T")
@@ -46,26 +48,71 @@ IN_MEMORY = ":memory:"  # SQLite's name for a private database that lives as lon
 
 class SQLiteFile:
     """One connection to a SQLite file (or to a private in-memory database when the path is
-    IN_MEMORY), used from its own thread."""
+    IN_MEMORY), used from its own thread. A file deleted or replaced under it is noticed
+    and opened anew (sqlite_replaced.py); `upgrade` brings an opened file's tables up to
+    date after `schema`."""
 
-    def __init__(self, path: Path, schema: str) -> None:
-        in_memory = str(path) == IN_MEMORY
+    def __init__(
+        self, path: Path, schema: str, upgrade: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
+        self._in_memory = str(path) == IN_MEMORY
         # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
-        path = path if in_memory else path.resolve()
-        try:
-            if not in_memory:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(schema)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreUnavailable(f"memory.sqlite_path: cannot use {path} ({exc})") from exc
+        self._path = path if self._in_memory else path.resolve()
+        self._schema, self._upgrade = schema, upgrade
+        self.db, self._watch = self._open()
         self._thread = WorkerThread("sqlite")
 
+    def _open(
+        self, replacing: ReplacementWatch | None = None
+    ) -> tuple[sqlite3.Connection, ReplacementWatch | None]:
+        if self._in_memory:
+            return self._connect(), None
+        try:
+            with opening(self._path, replacing):
+                return self._connect(), ReplacementWatch(self._path)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from exc
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(self._schema)
+            if self._upgrade is not None:
+                self._upgrade(db)
+        except sqlite3.Error as exc:
+            db.close()  # not left open by each retry of a file that is no database
+            raise self._unusable(exc) from exc
+        return db
+
+    def _unusable(self, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(f"memory.sqlite_path: cannot use {self._path} ({exc})")
+
     async def run(self, work: Callable[[], T]) -> T:
+        if self._watch is not None and self._watch.due():
+            return await self._thread.run(functools.partial(self._in_the_file_at_path, work))
         return await self._thread.run(work)
+
+    def _in_the_file_at_path(self, work: Callable[[], T]) -> T:
+        """`work`, after opening the file anew if the one open was deleted or replaced;
+        while that fails, every call fails."""
+        watch = self._watch
+        assert watch is not None
+        if watch.replaced():
+            report(watch)
+            try:
+                db, self._watch = self._open(replacing=watch)
+            except StoreUnavailable:
+                watch.check_again_at_once()
+                raise
+            self.db, old = db, self.db
+            old.close()
+        return work()
 
     def transaction(self) -> sqlite3.Connection:
         """`with file.transaction():` commits at the end, or rolls back on an error."""
@@ -73,7 +120,7 @@ class SQLiteFile:
         return self.db
 
     async def aclose(self) -> None:
-        await self.run(self.db.close)
+        await self._thread.run(lambda: self.db.close())
         self._thread.stop()
 
 
@@ -84,8 +131,11 @@ class SQLiteStore:
         self._ttl = ttl_seconds
         self._clock = clock
         self._file = SQLiteFile(path, _SCHEMA)
-        self._db = self._file.db
         self._run = self._file.run
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._file.db  # the file's current connection: it may be opened anew
 
     def _oldest_live(self) -> float:
         return self._clock() - self._ttl

@@ -24,6 +24,7 @@ stays in the SQL, so even a token collision could not leak a memory.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,10 @@ class SQLiteMemoryIndex:
 
     def __init__(self, path: Path) -> None:
         self._file = SQLiteFile(path, _SCHEMA)
-        self._db = self._file.db
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._file.db  # the file's current connection: it may be opened anew
 
     async def add(self, records: list[MemoryRecord]) -> None:
         if not records:

@@ -18,7 +18,6 @@ from memory_proxy.records.series import (
     latency_buckets,
 )
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
-from memory_proxy.stores.base import StoreUnavailable
 from memory_proxy.stores.sqlite import SQLiteFile
 
 _USAGE_SCHEMA = """
@@ -97,19 +96,7 @@ class SQLiteUsageLog:
 
     def __init__(self, path: Path, max_records: int) -> None:
         self._max_records = max_records
-        self._file = SQLiteFile(path, _USAGE_SCHEMA)
-        db = self._file.db
-        try:
-            known = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
-            for missing in [name for name in FIELD_NAMES if name not in known]:
-                db.execute(f"ALTER TABLE usage ADD COLUMN {missing}")  # a file from before
-            db.executescript(_USAGE_INDEXES)
-            if db.execute("SELECT 1 FROM usage_rollup LIMIT 1").fetchone() is None:
-                with self._file.transaction():  # a file from before the roll-up
-                    rows = db.execute(f"SELECT {_USAGE_COLUMNS} FROM usage").fetchall()
-                    self._roll_up([_record(row) for row in rows])
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"memory.sqlite_path: cannot use {path} ({exc})") from exc
+        self._file = SQLiteFile(path, _USAGE_SCHEMA, upgrade=_upgraded)
 
     async def add(self, records: list[UsageRecord]) -> None:
         def work() -> None:
@@ -124,27 +111,11 @@ class SQLiteUsageLog:
                     "DELETE FROM usage WHERE id <= (SELECT MAX(id) FROM usage) - ?",
                     (self._max_records,),
                 ).rowcount
-                self._roll_up(records)
+                _roll_up(db, records)
                 if trimmed:
                     self._trim_rollup()
 
         await self._file.run(work)
-
-    def _roll_up(self, records: list[UsageRecord]) -> None:
-        """Adds records to the roll-up tables, inside the caller's transaction."""
-        db = self._file.db
-        for seconds in RESOLUTIONS:
-            rollup = Rollup()
-            for record in records:
-                rollup.add(record, seconds)
-            db.executemany(
-                _ADD_TO_ROLLUP,
-                [(seconds, *key, *values) for key, values in rollup.counts.items()],
-            )
-            db.executemany(
-                _ADD_TO_LATENCY,
-                [(seconds, *key, count) for key, count in rollup.latency.items()],
-            )
 
     def _trim_rollup(self) -> None:
         """Forgets the buckets that ended before the oldest record kept (the one it falls
@@ -231,6 +202,35 @@ class SQLiteUsageLog:
 
     async def aclose(self) -> None:
         await self._file.aclose()
+
+
+def _upgraded(db: sqlite3.Connection) -> None:
+    """A file from before a column, an index or the roll-up tables brought up to date."""
+    known = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    for missing in [name for name in FIELD_NAMES if name not in known]:
+        db.execute(f"ALTER TABLE usage ADD COLUMN {missing}")
+    db.executescript(_USAGE_INDEXES)
+    if db.execute("SELECT 1 FROM usage_rollup LIMIT 1").fetchone() is None:
+        db.execute("BEGIN")
+        with db:  # commits, or rolls back on an error
+            rows = db.execute(f"SELECT {_USAGE_COLUMNS} FROM usage").fetchall()
+            _roll_up(db, [_record(row) for row in rows])
+
+
+def _roll_up(db: sqlite3.Connection, records: list[UsageRecord]) -> None:
+    """Adds records to the roll-up tables, inside the caller's transaction."""
+    for seconds in RESOLUTIONS:
+        rollup = Rollup()
+        for record in records:
+            rollup.add(record, seconds)
+        db.executemany(
+            _ADD_TO_ROLLUP,
+            [(seconds, *key, *values) for key, values in rollup.counts.items()],
+        )
+        db.executemany(
+            _ADD_TO_LATENCY,
+            [(seconds, *key, count) for key, count in rollup.latency.items()],
+        )
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:

@@ -6,6 +6,7 @@ every byte the test writes."""
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import threading
@@ -13,9 +14,10 @@ import threading
 import httpx
 import pytest
 
+from memory_proxy.logging_setup import ACCESS_LOGGER
 from tests.conftest import ProxyFactory
 from tests.forwarding.raw_upstream import RawUpstream, read_request, wait_for_close
-from tests.support import wait_until
+from tests.support import LogRecords, wait_until
 
 CHAT = ("/v1/chat/completions", {"model": "m", "messages": []})
 
@@ -98,10 +100,14 @@ def test_an_answer_that_stops_mid_stream_is_cut_after_the_idle_timeout(
 
     upstream = RawUpstream(stalls)
     path, body = CHAT
+    records = LogRecords()
     try:
         with (
             run_proxy(upstream.url, upstream_idle_timeout_seconds=0.3) as proxy,
-            httpx.stream("POST", f"{proxy}{path}", json=body, timeout=30) as response,
+            records.of("uvicorn.error", "memory_proxy"),
+            httpx.stream(
+                "POST", f"{proxy}{path}", json=body, headers={"x-request-id": "idle-1"}, timeout=30
+            ) as response,
         ):
             chunks = response.iter_raw()
             assert next(chunks) == b"data: first\n\n"
@@ -110,6 +116,7 @@ def test_an_answer_that_stops_mid_stream_is_cut_after_the_idle_timeout(
     finally:
         upstream.close()
     assert closed.wait(10)
+    assert_one_warning_about(records, "idle-1", "LiteLLM sent nothing for 0.3 s")
 
 
 @pytest.mark.parametrize(
@@ -165,3 +172,50 @@ def test_a_request_meeting_a_kept_alive_connection_just_closed_is_sent_again(
     assert (first.status_code, second.status_code, second.content) == (200, 200, b"ok")
     assert len(calls) == 3
     assert upstream.connections >= 2  # sent again on another connection
+
+
+CUT_ANSWERS = {
+    "json": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    b'{"choices": [{"message": {"content": "Hel',
+    "sse": b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nd\r\ndata: first\n\n\r\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CUT_ANSWERS))
+def test_an_answer_cut_short_upstream_reaches_the_client_unfinished_and_is_logged_once(
+    run_proxy: ProxyFactory, kind: str
+) -> None:
+    """The client sees the cut (its transfer fails); the log has one warning naming the
+    request, not uvicorn's error without context."""
+
+    def cuts(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(CUT_ANSWERS[kind])  # then the connection closes
+
+    upstream = RawUpstream(cuts)
+    path, body = CHAT
+    records = LogRecords()
+    try:
+        with (
+            run_proxy(upstream.url) as proxy,
+            records.of("uvicorn.error", "memory_proxy"),
+            httpx.stream(
+                "POST", f"{proxy}{path}", json=body, headers={"x-request-id": "cut-1"}
+            ) as response,
+        ):
+            assert response.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):  # cut, not a falsely clean end
+                response.read()
+    finally:
+        upstream.close()
+    assert_one_warning_about(records, "cut-1", "cut short")
+
+
+def assert_one_warning_about(records: LogRecords, request_id: str, text: str) -> None:
+    """The request's log is complete (its access line written), with no error in it and
+    one warning naming it."""
+    wait_until(lambda: any(r.name == ACCESS_LOGGER for r in records))
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
+    (warning,) = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert request_id in warning and text in warning

@@ -439,16 +439,14 @@ def test_odd_json_answers_give_no_message_but_their_usage(
     api: ApiKind, answer: dict[str, Any]
 ) -> None:
     capture = read(api, JSON, json.dumps({**answer, "usage": USAGE}).encode())
-    message = capture.answer()
-    assert message is None or well_formed(message)
+    assert capture.answer() is None  # not even an empty assistant turn
     assert capture.usage == TokenUsage(3, 4)
 
 
 @pytest.mark.parametrize(("api", "event"), ODD_EVENTS)
 def test_odd_stream_events_are_skipped(api: ApiKind, event: object) -> None:
     capture = read(api, SSE, sse(event, {"choices": [], "usage": USAGE}))
-    answer = capture.answer()
-    assert answer is None or well_formed(answer)
+    assert capture.answer() is None
     assert capture.usage == TokenUsage(3, 4)
 
 
@@ -512,11 +510,14 @@ odd_events = st.fixed_dictionaries(
 def test_no_answer_shape_makes_the_capture_raise(
     api: ApiKind | None, events: list[object], answer: object
 ) -> None:
-    """Whatever LiteLLM sends, the capture reads what it can and stores nothing odd."""
+    """Whatever LiteLLM sends, the capture reads what it can and stores nothing odd: no
+    message without text or a tool call."""
     for headers, body in ((SSE, sse(*events)), (JSON, json.dumps(answer).encode())):
         capture = read(api, headers, body)
         message = capture.answer()
-        assert message is None or well_formed(message)
+        assert message is None or (
+            well_formed(message) and (message["content"].strip() or message.get("tool_calls"))
+        )
 
 
 def test_a_reading_that_fails_stops_the_capture_not_the_request(

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pytest_httpserver import HTTPServer
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings
@@ -307,4 +308,72 @@ def test_a_full_history_client_whose_past_differs_gets_no_history_added(
         upstream.reply_text,
         "second",
         upstream.reply_text,
+    ]
+
+
+def sse_of(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)
+
+
+WHOLE_ANSWERS = {
+    "/v1/chat/completions": {
+        "choices": [{"message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}]
+    },
+    "/v1/messages": {"content": [{"type": "text", "text": "fine"}], "stop_reason": "end_turn"},
+    "/v1/responses": {
+        "status": "completed",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "fine"}]}],
+    },
+}
+NO_MESSAGE = [
+    ("/v1/chat/completions", "application/json", b'{"id": "chatcmpl-1", "object": "x"}'),
+    ("/v1/chat/completions", "application/json", json.dumps({"choices": [{"message": {}}]})),
+    ("/v1/messages", "application/json", b'{"type": "message", "content": []}'),
+    ("/v1/responses", "application/json", b'{"status": "completed", "output": []}'),
+    (
+        "/v1/messages",
+        "text/event-stream",
+        sse_of(
+            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": ""}},
+            {"type": "message_stop"},
+        ),
+    ),
+    (
+        "/v1/responses",
+        "text/event-stream",
+        sse_of(
+            {"type": "response.output_text.delta", "delta": ""},
+            {"type": "response.completed", "response": {"status": "completed"}},
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "answer"),
+    NO_MESSAGE,
+    ids=["no-choices", "empty-message", "no-content", "no-output", "empty-deltas", "empty-delta"],
+)
+def test_a_200_answer_without_a_message_stores_nothing(
+    httpserver: HTTPServer,
+    run_proxy: ProxyFactory,
+    path: str,
+    content_type: str,
+    answer: str | bytes,
+) -> None:
+    """Not an empty assistant turn (Anthropic refuses empty text blocks, so it would break
+    the session's later requests), nor the question without its answer."""
+    httpserver.expect_oneshot_request(path).respond_with_data(answer, content_type=content_type)
+    httpserver.expect_request(path).respond_with_json(WHOLE_ANSWERS[path])
+    key = "input" if path == "/v1/responses" else "messages"
+    with run_proxy(httpserver.url_for("/").rstrip("/")) as proxy:
+        for text in ("unanswered", "answered"):
+            body = {"model": "m", key: [{"role": "user", "content": text}]}
+            assert httpx.post(f"{proxy}{path}", json=body, headers=ALICE).status_code == 200
+        # Exchanges are stored in order: once the second is, the first would have been.
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") >= 2)
+        stored = httpx.get(f"{proxy}/v1/sessions/conv-1", headers=ALICE).json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "answered"),
+        ("assistant", "fine"),
     ]

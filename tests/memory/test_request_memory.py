@@ -21,6 +21,7 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.request_memory import MemoryScope, RequestMemory
+from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.in_memory import InMemoryStore
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 from tests.support import FakeUpstream, serve, wait_until
@@ -292,3 +293,24 @@ def test_only_final_answers_become_memories(capture: AnswerCapture) -> None:
 
     asyncio.run(scenario())
     assert index.records == {}
+
+
+@pytest.mark.parametrize("created_at", [1e20, -1e20, float("inf")])
+def test_a_memory_with_an_impossible_time_is_still_recalled(
+    fake_upstream: tuple[FakeUpstream, str], created_at: float
+) -> None:
+    """A bad time in the index (an import from before it was checked, a hand-edited file)
+    costs that memory its date, never a request its memory."""
+    upstream, url = fake_upstream
+    text = f"User: {FACT}\nAssistant: noted"
+    bad = MemoryRecord("bad-time", "alice", "repo-1", "monday", "claude-cli", "m", created_at, text)
+    index = WordIndex({bad.id: bad})
+    with proxy_with(url, index) as (proxy, _):
+        answer = chat(proxy, "What is the staging database called?", ALICE)
+    assert answer.status_code == 200
+    assert answer.headers["x-memory-recalled"] == "1"
+    content = json.loads(upstream.requests[-1].body)["messages"][-1]["content"]
+    assert (
+        '<memory date="unknown" client="claude-cli">\nUser: Our staging database is called heron-17'
+        in content
+    )
