@@ -18,9 +18,18 @@ from hypothesis import strategies as st
 from memory_proxy.cli.main import main
 from memory_proxy.cli.memory_lines import record_from_json
 from memory_proxy.identity.client_detection import VALID_ID
+from memory_proxy.identity.project import project_id
 from memory_proxy.memory.indexing import MAX_MEMORY_CHARS
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from tests.shipped_config_support import (
+    CLAUDE_CODE_CLIENT,
+    CLAUDE_CODE_USER,
+    CODEX_CLIENT,
+    CODEX_USER,
+    shipped_proxy,
+)
+from tests.support import FakeUpstream, wait_until
 
 PORT = "User: which port does staging use?\nAssistant: The staging database runs on port 5433."
 
@@ -117,11 +126,83 @@ def test_forget_asks_first_and_forgets_one_memory_or_a_project(tmp_path: Path) -
     assert accepted.exit_code == 0
     assert f"forgot memory {one.id}" in accepted.output
     assert missing.exit_code == 1
-    assert f"no memory {one.id!r} for user 'default-dev'" in missing.output
-    assert project.output == "forgot 1 memory in project 'shop'\n"
-    assert "no memories in project 'shop' for user 'default-dev'" in empty.output
+    assert missing.output == f"Error: no memory {one.id!r}\n"
+    assert project.output == "forgot 1 memory in project 'shop' of every user\n"
+    assert "no memories in project 'shop' of every user" in empty.output
     assert neither.exit_code == both.exit_code == 2
     assert [m["text"] for m in json_lines(left.output)] == ["three"]
+
+
+CLAUDES = memory(PORT, user="claude-cli", at=2)
+CODEXS = memory("User: deploy?\nAssistant: merge to main.", user="codex-cli", project="", at=3)
+
+
+def test_list_and_search_show_every_users_memories_unless_a_user_is_named(
+    tmp_path: Path,
+) -> None:
+    config = store(tmp_path, "m", memory("lunch is pizza", at=1), CLAUDES, CODEXS)
+    listed = run(config, "list")
+    as_json = run(config, "list", "--json")
+    searched = run(config, "search", "staging port deploy", "--json")
+    codex = run(config, "list", "--user", "codex-cli", "--json")
+    nothing = run(config, "search", "kubernetes")
+    nobody = run(config, "list", "--user", "dave")
+    assert listed.exit_code == 0, listed.output
+    headers = [line for line in listed.output.splitlines() if not line.startswith("    ")]
+    assert [line.split("  ")[2:] for line in headers] == [
+        ["codex-cli", "(general)", "claude-cli"],
+        ["claude-cli", "shop", "claude-cli"],
+        ["default-dev", "shop", "claude-cli"],
+    ]
+    assert [m["user_id"] for m in json_lines(as_json.output)] == [
+        "codex-cli",
+        "claude-cli",
+        "default-dev",
+    ]
+    assert {m["user_id"] for m in json_lines(searched.output)} == {"claude-cli", "codex-cli"}
+    assert [m["text"] for m in json_lines(codex.output)] == [CODEXS.text]
+    assert nothing.output == "no memories match\n"
+    assert nobody.output == "no memories of 'dave'\n"
+
+
+def test_forget_takes_an_id_alone_a_whole_user_or_a_project_of_everyone(tmp_path: Path) -> None:
+    elsewhere = memory("blog fact", user="claude-cli", project="blog", at=4)
+    kept = memory("default shop fact", at=5)
+    config = store(tmp_path, "m", CLAUDES, CODEXS, elsewhere, kept)
+    by_id = run(config, "forget", CODEXS.id, given="y\n")
+    not_theirs = run(config, "forget", CLAUDES.id, "--user", "codex-cli", "--yes")
+    declined = run(config, "forget", "--user", "claude-cli", given="n\n")
+    whole_user = run(config, "forget", "--user", "claude-cli", "--yes")
+    none_left = run(config, "forget", "--user", "claude-cli", "--yes")
+    shop = run(config, "forget", "--project", "shop", "--user", "default-dev", "--yes")
+    left = run(config, "list", "--json")
+    assert "Forget this memory of 'codex-cli'?" in by_id.output
+    assert f"forgot memory {CODEXS.id}" in by_id.output
+    assert not_theirs.output == f"Error: no memory {CLAUDES.id!r} of 'codex-cli'\n"
+    assert "Forget 2 memories in every project of 'claude-cli'? [y/N]: n" in declined.output
+    assert whole_user.output == "forgot 2 memories in every project of 'claude-cli'\n"
+    assert none_left.output == "Error: no memories in every project of 'claude-cli'\n"
+    assert shop.output == "forgot 1 memory in project 'shop' of 'default-dev'\n"
+    assert json_lines(left.output) == []
+
+
+def test_list_shows_real_clients_memories_on_a_fresh_start_with_the_shipped_config(
+    fake_upstream: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    _, url = fake_upstream
+    with shipped_proxy(url, tmp_path) as proxy:
+        told = proxy.as_claude_code("The staging database is heron-17", "cc-1", "/src/heron")
+        asked = proxy.as_codex("Deploys run on Fridays", "cx-1", "/src/heron")
+        assert (told.status_code, asked.status_code) == (200, 200)
+        wait_until(lambda: proxy.memory_count() == 2)
+    listed = run(proxy.config, "list")
+    as_json = json_lines(run(proxy.config, "list", "--json").output)
+    assert "heron-17" in listed.output and "Fridays" in listed.output
+    assert [(m["user_id"], m["client"]) for m in as_json] == [
+        (CODEX_USER, CODEX_CLIENT),
+        (CLAUDE_CODE_USER, CLAUDE_CODE_CLIENT),
+    ]
+    assert as_json[0]["project"] == as_json[1]["project"] == project_id("/src/heron")
 
 
 def test_export_then_import_into_an_empty_store_gives_the_same_memories(tmp_path: Path) -> None:

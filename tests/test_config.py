@@ -24,6 +24,28 @@ def test_shipped_config_loads_with_demo_and_supermemory_models() -> None:
     assert settings.user_id_mappings.header_patterns[0].pattern.search("OpenAIClientImpl/Java")
 
 
+def test_a_header_patterns_name_defaults_to_its_user_id(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "user_id_mappings:\n  header_patterns:\n"
+        "    - {header: user-agent, pattern: '^claude-cli/', user_id: claude-cli, name: claude}\n"
+        "    - {header: x-team, pattern: '(?P<team>\\w+)', user_id: 'team-{team}'}\n",
+    )
+    named, unnamed = load_settings(path, environ={}).user_id_mappings.header_patterns
+    assert (named.name, named.client_name) == ("claude", "claude")
+    assert (unnamed.name, unnamed.client_name) == ("", "team-{team}")
+    assert load_settings(path, environ={}).warnings == ()
+
+
+def test_the_shipped_config_names_its_clients() -> None:
+    patterns = load_settings(REPO_CONFIG, environ={}).user_id_mappings.header_patterns
+    names = {p.user_id: p.name for p in patterns}
+    assert names["claude-cli"] == "claude-code"
+    assert names["codex-cli"] == "codex"
+    assert names["pycharm-ai"] == "pycharm-ai"
+    assert all(p.name for p in patterns)
+
+
 def test_defaults_without_a_file() -> None:
     settings = load_settings(None, environ={})
     assert (settings.host, settings.port) == ("127.0.0.1", 8764)
@@ -89,6 +111,14 @@ def test_os_environ_references_are_resolved(tmp_path: Path) -> None:
             "header_patterns[0].user_id: uses project but the pattern has no such named group",
         ),
         ("user_id_mappings:\n  header_patterns: {a: 1}\n", "expected a list of patterns"),
+        *(
+            (
+                "user_id_mappings:\n  header_patterns:\n"
+                f"    - {{header: user-agent, pattern: x, user_id: x, name: {name}}}\n",
+                "user_id_mappings.header_patterns[0].name: expected 1-64 letters, digits or",
+            )
+            for name in ("''", "'claude code'", "'<b>'", "-x", "x" * 65, "[a]", "7")
+        ),
         ("model_list:\n  - litellm_params: {}\n", "model_list[0]: expected a mapping"),
     ],
 )

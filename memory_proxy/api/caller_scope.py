@@ -1,6 +1,13 @@
 """Whose memory a request to the local APIs may see. One rule for sessions and memories:
-authenticated callers only; a request sees the user id detected for it unless it names
-another with `?user_id=`; a caller whose key is bound to a user id sees that user only."""
+authenticated callers only; a caller whose key is bound to a user id sees that user only;
+any other names a user with `?user_id=` or the custom header (`x-memory-user-id`).
+
+Where a user must be known (one session: its id is unique per user only), a request that
+names none gets the user detected for it. Where every user's data can be shown (the lists,
+and memories, whose ids are unique), it gets every user's: a user-agent pattern or the
+default user id is a guess at who is calling (a browser, a shell), not a choice, and the
+clients people use are mapped to users of their own.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,18 @@ from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier, 
 def scoped_user(request: Request, settings: Settings, what: str) -> str | Response:
     """The user id whose `what` ("sessions", "memories") this request may see, or the
     error to answer: 401 unauthenticated, 400 an invalid id, 403 another user's data."""
+    user_id = _user(request, settings, what, guess=True)
+    assert user_id is not None  # the detected user, at worst the default one
+    return user_id
+
+
+def visible_user(request: Request, settings: Settings, what: str) -> str | Response | None:
+    """As `scoped_user`, but None (every user's) when the request names no user and its
+    key is bound to none."""
+    return _user(request, settings, what, guess=False)
+
+
+def _user(request: Request, settings: Settings, what: str, *, guess: bool) -> str | Response | None:
     path = request.url.path
     caller = identify_request(request, settings)
     if not caller.authenticated:
@@ -25,9 +44,10 @@ def scoped_user(request: Request, settings: Settings, what: str) -> str | Respon
         if caller.bound_user_id:
             return caller.bound_user_id
         try:
-            return detect_user(request.headers, settings.user_id_mappings).user_id
+            identity = detect_user(request.headers, settings.user_id_mappings)
         except InvalidIdentifier as exc:
             return error_response(path, 400, str(exc))
+        return identity.user_id if guess or identity.custom_header_present else None
     if not VALID_ID.match(named):
         return error_response(path, 400, "user_id is not a valid user id")
     if caller.bound_user_id and named != caller.bound_user_id:

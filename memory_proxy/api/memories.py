@@ -1,9 +1,11 @@
 """Long-term memory over HTTP: search, list, read and forget memories; list projects.
 
-Who sees whose memories is caller_scope's rule, as for sessions. `?project=` selects:
-absent, every project of the user; given empty (`project=`), the user's general memory
-(requests that named no project); an id, that project. Forgetting needs the parameter, so
-that a bare `DELETE /v1/memories` never forgets everything. Without a local index
+Who sees whose memories is caller_scope's rule, as for the list of sessions: every user's
+for a trusted caller that names none (memory ids are unique, so one memory is found by its
+id alone), one user's otherwise. `?project=` selects: absent, every project; given empty
+(`project=`), the general memory (requests that named no project); an id, that project.
+Forgetting needs the parameter, so that a bare `DELETE /v1/memories` never forgets
+everything. Without a local index
 (`memory.store: redis`) the endpoints answer 501: the proxy cannot do this there.
 """
 
@@ -15,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from memory_proxy.api.caller_scope import scoped_user
+from memory_proxy.api.caller_scope import visible_user
 from memory_proxy.api.paging import page
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response, unless_store_fails
@@ -30,7 +32,7 @@ WHAT = "memories"
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
-_Handler = Callable[[Request, MemoryIndex, str], Awaitable[Response]]
+_Handler = Callable[[Request, MemoryIndex, str | None], Awaitable[Response]]
 _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -59,7 +61,7 @@ class MemoriesAPI:
             path = request.url.path
             if self._index is None:
                 return self._unavailable(path)
-            user_id = scoped_user(request, self._settings, WHAT)
+            user_id = visible_user(request, self._settings, WHAT)
             if isinstance(user_id, Response):
                 return user_id
             return await unless_store_fails(path, STORE, handler(request, self._index, user_id))
@@ -77,7 +79,9 @@ class MemoriesAPI:
             f"or memory); this proxy's store is {memory.store}",
         )
 
-    async def _collection(self, request: Request, index: MemoryIndex, user_id: str) -> Response:
+    async def _collection(
+        self, request: Request, index: MemoryIndex, user_id: str | None
+    ) -> Response:
         path = request.url.path
         try:
             project = _project(request)
@@ -108,18 +112,19 @@ class MemoriesAPI:
             {"object": "list", "data": data, "limit": limit, "offset": offset, "has_more": has_more}
         )
 
-    async def _one(self, request: Request, index: MemoryIndex, user_id: str) -> Response:
+    async def _one(self, request: Request, index: MemoryIndex, user_id: str | None) -> Response:
         memory_id = request.path_params["memory_id"]
         record = await index.get(user_id, memory_id)
         if record is None:
-            message = f"no memory {memory_id!r} for user {user_id!r}"
-            return error_response(request.url.path, 404, message)
+            return error_response(request.url.path, 404, f"no memory {memory_id!r}{_of(user_id)}")
         if request.method == "DELETE":
-            await index.delete(user_id, memory_id)
-            return JSONResponse({"id": memory_id, "user_id": user_id, "deleted": True})
+            await index.delete(record.user_id, memory_id)
+            return JSONResponse({"id": memory_id, "user_id": record.user_id, "deleted": True})
         return JSONResponse(record.describe())
 
-    async def _projects(self, request: Request, index: MemoryIndex, user_id: str) -> Response:
+    async def _projects(
+        self, request: Request, index: MemoryIndex, user_id: str | None
+    ) -> Response:
         projects = await index.projects(user_id)
         return JSONResponse({"object": "list", "data": [info.describe() for info in projects]})
 
@@ -132,6 +137,11 @@ def _project(request: Request) -> str | None:
     raise ValueError("project is not a valid project id")
 
 
-def _no_project(path: str, user_id: str, project: str) -> Response:
+def _no_project(path: str, user_id: str | None, project: str) -> Response:
     name = f"project {project!r}" if project else "the general memory"
-    return error_response(path, 404, f"no memories in {name} for user {user_id!r}")
+    return error_response(path, 404, f"no memories in {name}{_of(user_id)}")
+
+
+def _of(user_id: str | None) -> str:
+    """Whose memories were looked at, for a 404's message (nothing: everyone's)."""
+    return f" for user {user_id!r}" if user_id else ""

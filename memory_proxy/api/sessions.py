@@ -9,12 +9,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from memory_proxy.api.caller_scope import not_yours, scoped_user, unauthenticated
+from memory_proxy.api.caller_scope import scoped_user, visible_user
 from memory_proxy.api.paging import page
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response, unless_store_fails
-from memory_proxy.identity.auth import identify_request
-from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.memory.conversation import ConversationMemory
 
 STORE = "memory store"
@@ -37,14 +35,9 @@ class SessionsAPI:
     async def _list(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        caller = identify_request(request, self._settings)
-        if not caller.authenticated:
-            return unauthenticated(request.url.path, WHAT)
-        user_id = request.query_params.get("user_id", caller.bound_user_id)
-        if user_id is not None and not VALID_ID.match(user_id):
-            return error_response(request.url.path, 400, "user_id is not a valid user id")
-        if caller.bound_user_id and user_id != caller.bound_user_id:
-            return not_yours(request.url.path, WHAT)
+        user_id = visible_user(request, self._settings, WHAT)
+        if isinstance(user_id, Response):
+            return user_id
         try:
             limit, offset = page(request, DEFAULT_PAGE, MAX_PAGE)
         except ValueError as exc:

@@ -3,12 +3,13 @@ imported offline, straight from the configured local index (the SQLite file), be
 running proxy or without one. Both `export` and `import` redact secrets (`memory.redact`),
 so memories kept before redaction existed leave, and enter, without them.
 
-Every command but `export` and `import` acts on one user: `--user`, else the config's
-default user id (what a request that names nobody gets). `--project ''` is the user's
-general memory; no `--project`, every project. `export` writes JSON Lines, one
-`MemoryRecord.describe()` object a line; `import` reads them back. A memory's id is derived
-from its user, project and text, so identical content is stored once however often it is
-imported, and a line whose id does not match its content (edited by hand) is refused.
+The commands act on every user's memories (the clients people use are each mapped to a
+user of their own) unless `--user` names one; memory ids are unique, so `forget ID` needs
+no user. `--project ''` is the general memory; no `--project`, every project. `export`
+writes JSON Lines, one `MemoryRecord.describe()` object a line; `import` reads them back.
+A memory's id is derived from its user, project and text, so identical content is stored
+once however often it is imported, and a line whose id does not match its content (edited
+by hand) is refused.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _checked_id(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 user_option = click.option(
-    "--user", callback=_checked_id, help="The user id.  [default: the config's default user]"
+    "--user", callback=_checked_id, help="Only this user's memories.  [default: every user's]"
 )
 project_option = click.option(
     "--project",
@@ -87,10 +88,9 @@ def search(
     limit: int,
     as_json: bool,
 ) -> None:
-    """The user's memories that best match QUERY, best first."""
-    user_id = user or settings.user_id_mappings.default_user_id
-    hits = _with_index(settings, lambda index: index.search(user_id, project, query, limit=limit))
-    _show([(hit.record, hit.score) for hit in hits], as_json, f"no memories of {user_id!r} match")
+    """The memories that best match QUERY, best first."""
+    hits = _with_index(settings, lambda index: index.search(user, project, query, limit=limit))
+    _show([(hit.record, hit.score) for hit in hits], as_json, f"no memories{_of(user)} match")
 
 
 @memories.command(name="list")
@@ -102,10 +102,9 @@ def search(
 def list_memories(
     settings: Settings, user: str | None, project: str | None, limit: int, as_json: bool
 ) -> None:
-    """The user's memories, newest first."""
-    user_id = user or settings.user_id_mappings.default_user_id
-    records = _with_index(settings, lambda index: index.list_memories(user_id, project, limit, 0))
-    _show([(record, None) for record in records], as_json, f"no memories of {user_id!r}")
+    """The memories, newest first."""
+    records = _with_index(settings, lambda index: index.list_memories(user, project, limit, 0))
+    _show([(record, None) for record in records], as_json, f"no memories{_of(user)}")
 
 
 @memories.command()
@@ -117,35 +116,52 @@ def list_memories(
 def forget(
     settings: Settings, memory_id: str | None, project: str | None, user: str | None, yes: bool
 ) -> None:
-    """Forget one memory (MEMORY_ID) or a whole project (--project) of the user."""
-    if (memory_id is None) == (project is None):
+    """Forget one memory (MEMORY_ID), a project (--project, of every user unless --user)
+    or all of a user's memories (--user alone)."""
+    if memory_id is not None and project is not None:
         raise click.UsageError("give either a MEMORY_ID or --project")
-    user_id = user or settings.user_id_mappings.default_user_id
     if memory_id is not None:
-        _forget_memory(settings, user_id, memory_id, yes)
+        _forget_memory(settings, user, memory_id, yes)
+    elif project is not None or user is not None:
+        _forget_scope(settings, user, project, yes)
     else:
-        assert project is not None
-        _forget_project(settings, user_id, project, yes)
+        raise click.UsageError("give a MEMORY_ID, --project or --user")
 
 
-def _forget_memory(settings: Settings, user_id: str, memory_id: str, yes: bool) -> None:
-    record = _with_index(settings, lambda index: index.get(user_id, memory_id))
+def _forget_memory(settings: Settings, user: str | None, memory_id: str, yes: bool) -> None:
+    record = _with_index(settings, lambda index: index.get(user, memory_id))
     if record is None:
-        raise click.ClickException(f"no memory {memory_id!r} for user {user_id!r}")
-    _confirm(f"Forget this memory of {user_id!r}?\n{_indented(record.text)}\n", yes)
-    _with_index(settings, lambda index: index.delete(user_id, memory_id))
+        raise click.ClickException(f"no memory {memory_id!r}{_of(user)}")
+    _confirm(f"Forget this memory of {record.user_id!r}?\n{_indented(record.text)}\n", yes)
+    _with_index(settings, lambda index: index.delete(record.user_id, memory_id))
     click.echo(f"forgot memory {memory_id}")
 
 
-def _forget_project(settings: Settings, user_id: str, project: str, yes: bool) -> None:
-    name = f"project {project!r}" if project else "the general memory"
-    projects = _with_index(settings, lambda index: index.projects(user_id))
-    count = sum(info.memory_count for info in projects if info.project == project)
+def _forget_scope(settings: Settings, user: str | None, project: str | None, yes: bool) -> None:
+    """A project of one user or of every user, or every project of one user."""
+    if project is None:
+        name = "every project"
+    else:
+        name = f"project {project!r}" if project else "the general memory"
+    scope = f"{name}{_of(user) or ' of every user'}"
+    projects = _with_index(settings, lambda index: index.projects(user))
+    count = sum(info.memory_count for info in projects if project in (None, info.project))
     if not count:
-        raise click.ClickException(f"no memories in {name} for user {user_id!r}")
-    _confirm(f"Forget {_memories(count)} in {name} of {user_id!r}?", yes)
-    forgotten = _with_index(settings, lambda index: index.forget_project(user_id, project))
-    click.echo(f"forgot {_memories(forgotten)} in {name}")
+        raise click.ClickException(f"no memories in {scope}")
+    _confirm(f"Forget {_memories(count)} in {scope}?", yes)
+
+    def work(index: MemoryIndex) -> Awaitable[int]:
+        if project is None:
+            assert user is not None  # forget() asks for one of them
+            return index.forget_user(user)
+        return index.forget_project(user, project)
+
+    forgotten = _with_index(settings, work)
+    click.echo(f"forgot {_memories(forgotten)} in {scope}")
+
+
+def _of(user: str | None) -> str:
+    return f" of {user!r}" if user else ""
 
 
 @memories.command()
@@ -248,7 +264,7 @@ def _show(found: list[tuple[MemoryRecord, float | None]], as_json: bool, nothing
         click.echo(nothing)
     for record, score in found:
         when = _local_time(record.created_at)
-        fields = [record.id, when, record.project or "(general)", record.client]
+        fields = [record.id, when, record.user_id, record.project or "(general)", record.client]
         if score is not None:
             fields.append(f"score {score:.2f}")
         click.echo("  ".join(fields) + "\n" + _indented(record.text))

@@ -40,6 +40,8 @@ from memory_proxy.config.recall import (
 )
 
 MEMORY_STORES = ("sqlite", "redis", "memory")
+# A header pattern's `name`: shown as the client in usage, the dashboard and recalled memories.
+CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,63}\Z")
 LOG_FORMATS = ("text", "json")
 DEFAULT_SUPERMEMORY_URL = "https://api.supermemory.ai"
 
@@ -65,6 +67,11 @@ class HeaderPattern:
     header: str  # lower-case header name
     pattern: re.Pattern[str]
     user_id: str  # may hold "{group}" placeholders filled from the match's named groups
+    name: str = ""  # the client's name; "" (not configured): the user_id as written
+
+    @property
+    def client_name(self) -> str:
+        return self.name or self.user_id
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,11 @@ def _build_header_pattern(tree: SettingsTree, index: int, entry: Any) -> HeaderP
             f"{where}.user_id",
             f"uses {', '.join(sorted(unknown))} but the pattern has no such named group",
         )
-    return HeaderPattern(values["header"].lower(), compiled, values["user_id"])
+    name = tree.field(where, entry, "name")
+    if name is not None and (not isinstance(name, str) or not CLIENT_NAME.match(name)):
+        rule = "expected 1-64 letters, digits or . _ : @ + - (a letter or digit first)"
+        raise tree.error(f"{where}.name", rule)
+    return HeaderPattern(values["header"].lower(), compiled, values["user_id"], name or "")
 
 
 def _build_client_keys(tree: SettingsTree) -> tuple[ClientKey, ...]:

@@ -37,6 +37,7 @@ class PatternMatch:
     value: str
     pattern: str
     user_id: str
+    name: str  # the client's name (the entry's `name`, else its user_id as written)
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,13 @@ class ClientIdentity:
 
     @property
     def client(self) -> str:
-        """How the caller was recognised, for usage analytics: the pattern that matched."""
+        """How the caller was recognised, for usage analytics and memories: the matching
+        pattern's name."""
         if self.bound_to:
             return self.bound_to
         if self.custom_header_present:
             return "custom-header"
-        return self.matched_pattern.pattern if self.matched_pattern else "default"
+        return self.matched_pattern.name if self.matched_pattern else "default"
 
     @property
     def is_default(self) -> bool:
@@ -90,9 +92,10 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
         user_id = entry.user_id.format_map(groups)
         if not _is_usable_user_id(user_id):
             continue  # a named group captured something unusable as an id: try the next pattern
-        return ClientIdentity(
-            user_id, PatternMatch(entry.header, value, entry.pattern.pattern, user_id), False
+        matched = PatternMatch(
+            entry.header, value, entry.pattern.pattern, user_id, entry.client_name
         )
+        return ClientIdentity(user_id, matched, False)
     return ClientIdentity(mappings.default_user_id, None, False)
 
 

@@ -109,25 +109,42 @@ class RecallBackend(Protocol):
 
 
 class MemoryIndex(RecallBackend, Protocol):
-    """The local index: a recall backend that can also be listed and forgotten, per user.
+    """The local index: a recall backend that can also be listed and forgotten.
 
-    Records with an id already stored are not stored again; `project` None in
-    `list_memories` means every project of the user.
+    Records with an id already stored are not stored again. `user_id` None means every
+    user (for the memories API and CLI; recall always names one); `project` None means
+    every project. Memory ids are unique across users, so one memory is found by its id
+    alone.
     """
 
+    async def search(
+        self,
+        user_id: str | None,
+        project: str | None,
+        query: str,
+        *,
+        limit: int,
+        exclude_session: str | None = None,
+        min_share: float = 0.0,
+    ) -> list[Recalled]: ...
+
     async def list_memories(
-        self, user_id: str, project: str | None, limit: int, offset: int
+        self, user_id: str | None, project: str | None, limit: int, offset: int
     ) -> list[MemoryRecord]:
         """Newest first."""
         ...
 
-    async def get(self, user_id: str, memory_id: str) -> MemoryRecord | None: ...
+    async def get(self, user_id: str | None, memory_id: str) -> MemoryRecord | None: ...
 
-    async def delete(self, user_id: str, memory_id: str) -> bool: ...
+    async def delete(self, user_id: str | None, memory_id: str) -> bool: ...
 
-    async def forget_project(self, user_id: str, project: str) -> int: ...
+    async def forget_project(self, user_id: str | None, project: str) -> int: ...
 
-    async def projects(self, user_id: str) -> list[ProjectInfo]: ...
+    async def forget_user(self, user_id: str) -> int:
+        """Every memory of the user, in every project."""
+        ...
+
+    async def projects(self, user_id: str | None) -> list[ProjectInfo]: ...
 
     def export(
         self, user_id: str | None, project: str | None, *, batch: int = 500

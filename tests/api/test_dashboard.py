@@ -14,6 +14,13 @@ import httpx
 import pytest
 
 from tests.conftest import ProxyFactory
+from tests.shipped_config_support import (
+    CLAUDE_CODE_CLIENT,
+    CLAUDE_CODE_USER,
+    CODEX_CLIENT,
+    CODEX_USER,
+    shipped_proxy,
+)
 from tests.support import FakeUpstream, wait_until
 
 CHAT = "/v1/chat/completions"
@@ -206,12 +213,76 @@ def test_memories_are_searched_and_forgotten_from_the_page(
             browser, "return document.querySelectorAll('#memories-table tbody tr').length === 1"
         )
         (found,) = cells(browser, "memories-table")
-        assert "heron-17" in found[1]
+        assert "heron-17" in found[MEMORY_COLUMNS.index("Memory")]
         browser.save_screenshot(str(screenshots / "memories.png"))
 
         browser.find_element("css selector", "#memories-table button.danger").click()
         wait_until(lambda: len(memories(proxy)) == 1)
         assert "Fridays" in memories(proxy)[0]["text"]
+        assert browser.get_log("browser") == []
+
+
+MEMORY_COLUMNS = ["User", "Client", "Project", "Memory", "Created", ""]
+
+
+@pytest.mark.browser
+@needs_browser
+def test_the_memories_tab_shows_real_clients_memories_on_a_fresh_shipped_config(
+    fake_upstream: tuple[FakeUpstream, str],
+    tmp_path: Path,
+    browser: Any,
+    screenshots: Path,
+) -> None:
+    """Claude Code and the Codex CLI are each mapped to a user of their own; a browser is
+    none of them, yet sees both, by user and by the patterns' names."""
+    _, url = fake_upstream
+    with shipped_proxy(url, tmp_path) as proxy:
+        proxy.as_claude_code("The staging database is heron-17", "cc-1", "/src/heron")
+        proxy.as_codex("Deploys run on <b>Fridays</b>", "cx-1", "/src/heron")
+        proxy.as_claude_code("Lunch is at noon", "cc-2", "/src/lunch")
+        wait_until(lambda: proxy.memory_count() == 3)
+        wait_until(lambda: usage(proxy.url)["total"]["requests"] == 3)
+        browser.get(f"{proxy.url}/ui")
+        wait_for(browser, "return !document.querySelector('[data-tab=memories]').hidden")
+        browser.find_element("css selector", "[data-tab=memories]").click()
+        wait_for(browser, "return document.querySelectorAll('#memories-table tbody tr').length")
+        browser.save_screenshot(str(screenshots / "memories-of-real-clients.png"))
+        headers = browser.execute_script(
+            "return [...document.querySelectorAll('#memories-table th')].map(h => h.textContent)"
+        )
+        shown = cells(browser, "memories-table")
+        assert len(shown) == 3, shown
+        rows = [dict(zip(headers, row, strict=True)) for row in shown]
+        assert [(row["User"], row["Client"]) for row in rows] == [
+            (CLAUDE_CODE_USER, CLAUDE_CODE_CLIENT),
+            (CODEX_USER, CODEX_CLIENT),
+            (CLAUDE_CODE_USER, CLAUDE_CODE_CLIENT),
+        ]
+        assert "<b>Fridays</b>" in rows[1]["Memory"]  # shown as text, not as HTML
+
+        browser.find_element("id", "memory-query").send_keys("staging Fridays")
+        browser.find_element("css selector", "#memory-search button").click()
+        wait_for(
+            browser, "return document.querySelectorAll('#memories-table tbody tr').length === 2"
+        )
+        found = {row[MEMORY_COLUMNS.index("User")] for row in cells(browser, "memories-table")}
+        assert found == {CLAUDE_CODE_USER, CODEX_USER}
+
+        forget = browser.find_elements("css selector", "#memories-table button.danger")
+        codex_row = next(
+            i
+            for i, row in enumerate(cells(browser, "memories-table"))
+            if row[MEMORY_COLUMNS.index("User")] == CODEX_USER
+        )
+        forget[codex_row].click()
+        wait_until(lambda: proxy.memory_count() == 2)
+        left = httpx.get(f"{proxy.url}/v1/memories").json()["data"]
+        assert {memory["user_id"] for memory in left} == {CLAUDE_CODE_USER}
+
+        browser.find_element("css selector", "[data-tab=clients]").click()
+        wait_for(browser, "return document.querySelectorAll('#clients-table tbody tr').length")
+        clients = {row[0] for row in cells(browser, "clients-table")}
+        assert clients == {CLAUDE_CODE_CLIENT, CODEX_CLIENT}
         assert browser.get_log("browser") == []
 
 

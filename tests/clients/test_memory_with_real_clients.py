@@ -11,9 +11,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from memory_proxy.cli.main import main
 from memory_proxy.identity.project import project_id
 from tests.clients.conftest import Chain
 from tests.clients.support import (
@@ -38,14 +42,16 @@ class Client:
     cli: Cli
     run: Callable[[Path, str, str, Path, Path], CliRun]
     user_id: str  # what the shipped config.yaml makes of it
+    client: str  # and the name of its pattern
     session_header: str
 
 
 CLIENTS = [
     pytest.param(
-        Client(CLAUDE_CODE, run_claude, "claude-cli", "x-claude-code-session-id"), id="claude-code"
+        Client(CLAUDE_CODE, run_claude, "claude-cli", "claude-code", "x-claude-code-session-id"),
+        id="claude-code",
     ),
-    pytest.param(Client(CODEX, run_codex, "codex-cli", "session-id"), id="codex"),
+    pytest.param(Client(CODEX, run_codex, "codex-cli", "codex", "session-id"), id="codex"),
 ]
 
 
@@ -72,6 +78,18 @@ def one_run(
     return Turn(exchange, provider_request)
 
 
+def memories_listed(chain: Chain, proxy: Proxy, directory: Path) -> list[dict[str, Any]]:
+    """`memory-proxy memories list --json` on the proxy's config and file, as a user runs
+    it: no --user."""
+    config = yaml.safe_load(chain.config.read_text())
+    config["memory"] = {**config.get("memory", {}), "sqlite_path": str(proxy.database)}
+    path = directory / "list-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["memories", "--config", str(path), "list", "--json"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.split("\n") if line]
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_fact_is_recalled_in_a_new_run_from_the_same_directory_only(
     client: Client, chain: Chain, proxy: Proxy, tmp_path: Path
@@ -95,6 +113,9 @@ def test_a_fact_is_recalled_in_a_new_run_from_the_same_directory_only(
     ((user_id, indexed_project, text),) = proxy.memories()
     assert (user_id, indexed_project) == (client.user_id, project_id(str(project.resolve())))
     assert secret in text
+    (listed,) = memories_listed(chain, proxy, tmp_path)
+    assert (listed["user_id"], listed["client"]) == (client.user_id, client.client)
+    assert secret in listed["text"]
 
     asked = run(question, project)
     assert asked.exchange.request.headers[client.session_header] != session  # a new session

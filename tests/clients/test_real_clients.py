@@ -55,10 +55,10 @@ pytestmark = [pytest.mark.clients, pytest.mark.litellm]
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
-def shipped_pattern(user_id: str) -> str:
-    """The shipped config.yaml's user-agent pattern for a user id."""
+def shipped_name(user_id: str) -> str:
+    """The name of the shipped config.yaml's user-agent pattern for a user id."""
     mappings = load_settings(SHIPPED_CONFIG, environ={}).user_id_mappings
-    return next(p.pattern.pattern for p in mappings.header_patterns if p.user_id == user_id)
+    return next(p.client_name for p in mappings.header_patterns if p.user_id == user_id)
 
 
 def usage(proxy: Proxy, group_by: str) -> dict[str, int]:
@@ -77,10 +77,11 @@ def the_one_request(chain: Chain, proxy: Proxy, word: str) -> tuple[Recorded, Re
 
 
 def assert_recognised(proxy: Proxy, user_id: str) -> None:
-    """The proxy's usage log names the client by the shipped pattern, and nobody else."""
+    """The proxy's usage log names the client by the shipped pattern's name, and nobody
+    else."""
     wait_until(lambda: sum(usage(proxy, "user").values()) == 1)  # records are batched
     assert usage(proxy, "user") == {user_id: 1}
-    assert usage(proxy, "client") == {shipped_pattern(user_id): 1}
+    assert usage(proxy, "client") == {shipped_name(user_id): 1}
 
 
 def test_claude_code_reaches_the_provider_and_is_recognised(

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
+from click.testing import CliRunner
 
+from memory_proxy.cli.main import main
 from memory_proxy.config import HeaderPattern, UserIdMappings, load_settings
 from memory_proxy.config.recall import DEFAULT_SESSION_HEADERS as SESSION_HEADERS
 from memory_proxy.identity.client_detection import (
@@ -15,6 +19,8 @@ from memory_proxy.identity.client_detection import (
     detect_session,
     detect_user,
 )
+from tests.shipped_config_support import CLAUDE_CODE_CLIENT, shipped_proxy
+from tests.support import FakeUpstream, wait_until
 
 MAPPINGS = UserIdMappings(
     custom_header="x-memory-user-id",
@@ -62,12 +68,57 @@ REAL_USER_AGENTS = [
 ]
 
 
+SHIPPED_NAMES = {
+    "claude-cli": "claude-code",
+    "codex-cli": "codex",
+    "pycharm-ai": "pycharm-ai",
+    "openai-python": "openai-python",
+    "anthropic-python": "anthropic-python",
+}
+
+
 @pytest.mark.parametrize(("user_agent", "user_id"), REAL_USER_AGENTS)
 def test_the_shipped_config_recognises_what_real_clients_send(
     user_agent: str, user_id: str
 ) -> None:
     mappings = load_settings(SHIPPED_CONFIG, environ={}).user_id_mappings
-    assert detect_user({"user-agent": user_agent}, mappings).user_id == user_id
+    identity = detect_user({"user-agent": user_agent}, mappings)
+    assert (identity.user_id, identity.client) == (user_id, SHIPPED_NAMES[user_id])
+
+
+def test_a_matching_patterns_name_is_the_client_else_its_user_id() -> None:
+    named = HeaderPattern("user-agent", re.compile("^claude-cli/"), "claude-cli", "claude-code")
+    unnamed = HeaderPattern("x-team", re.compile(r"(?P<team>\w+)"), "team-{team}")
+    mappings = UserIdMappings(header_patterns=(named, unnamed))
+    claude = detect_user({"user-agent": "claude-cli/2.1.332 (external, cli)"}, mappings)
+    team = detect_user({"x-team": "apollo"}, mappings)
+    assert (claude.user_id, claude.client) == ("claude-cli", "claude-code")
+    assert claude.matched_pattern is not None
+    assert claude.matched_pattern.name == "claude-code"
+    assert (team.user_id, team.client) == ("team-apollo", "team-{team}")
+
+
+def test_a_shipped_clients_name_is_its_client_in_usage_memories_and_the_recalled_block(
+    fake_upstream: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    upstream, url = fake_upstream
+    with shipped_proxy(url, tmp_path) as proxy:
+        proxy.as_claude_code("Our staging database is heron-17", "cc-1", "/src/heron")
+        wait_until(lambda: proxy.memory_count() == 1)
+        asked = proxy.as_claude_code("What is the staging database called?", "cc-2", "/src/heron")
+        wait_until(lambda: proxy.memory_count() == 2)
+        by_client = httpx.get(f"{proxy.url}/v1/usage", params={"group_by": "client"}).json()
+        memories = httpx.get(f"{proxy.url}/v1/memories").json()["data"]
+    usage = CliRunner().invoke(
+        main, ["usage", "--config", str(proxy.config), "--group-by", "client", "--json"]
+    )
+    assert asked.headers["x-memory-recalled"] == "1"
+    recalled = json.loads(upstream.requests[-1].body)["messages"][-1]["content"]
+    assert '<memory date="' in str(recalled)
+    assert f'client="{CLAUDE_CODE_CLIENT}">' in str(recalled)
+    assert {row["client"]: row["requests"] for row in by_client["data"]} == {CLAUDE_CODE_CLIENT: 2}
+    assert [row["client"] for row in json.loads(usage.output)["data"]] == [CLAUDE_CODE_CLIENT]
+    assert {memory["client"] for memory in memories} == {CLAUDE_CODE_CLIENT}
 
 
 def test_named_groups_fill_the_user_id() -> None:

@@ -108,6 +108,24 @@ def test_no_session_id_means_no_memory(
     assert listed["data"] == []
 
 
+def test_the_session_list_is_everyones_unless_a_user_is_named(
+    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+) -> None:
+    """The rule of the memories list: `?user_id=` or the custom header narrows it."""
+    _, url = fake_upstream
+    with run_proxy(url) as proxy:
+        chat(proxy, "hi", ALICE)
+        chat(proxy, "hi", {"x-memory-user-id": "bob", "x-session-id": "conv-2"})
+        wait_until(lambda: stored_count(proxy, "alice", "conv-1") == 2)
+        wait_until(lambda: stored_count(proxy, "bob", "conv-2") == 2)
+        every = httpx.get(f"{proxy}/v1/sessions").json()["data"]
+        by_header = httpx.get(f"{proxy}/v1/sessions", headers=ALICE).json()["data"]
+        by_query = httpx.get(f"{proxy}/v1/sessions", params={"user_id": "bob"}).json()["data"]
+    assert sorted(s["user_id"] for s in every) == ["alice", "bob"]
+    assert [s["user_id"] for s in by_header] == ["alice"]
+    assert [s["user_id"] for s in by_query] == ["bob"]
+
+
 def test_sqlite_history_survives_a_proxy_restart(
     fake_upstream: tuple[FakeUpstream, str], tmp_path: Path
 ) -> None:

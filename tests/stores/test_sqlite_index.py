@@ -79,7 +79,11 @@ class Index:
         self(lambda index: index.add(list(records)))
 
     def texts(
-        self, user: str, project: str | None, query: str, exclude_session: str | None = None
+        self,
+        user: str | None,
+        project: str | None,
+        query: str,
+        exclude_session: str | None = None,
     ) -> list[str]:
         hits = self(
             lambda index: index.search(
@@ -238,6 +242,121 @@ def test_projects_counts_memories_and_last_use_per_user(index: Index) -> None:
         ("alice", "blog", 1, 20),
     ]
     assert index(lambda i: i.projects("carol")) == []
+
+
+def test_every_users_memories_are_listed_searched_read_and_forgotten(index: Index) -> None:
+    assert index.texts(None, "shop", "postgres") == []  # nobody's yet
+    alices = memory("alice's shop uses postgres", at=1)
+    index.add(alices, memory("alice's blog uses postgres", project="blog", at=2))
+    index.add(memory("bob's shop uses postgres", user="bob", at=3, session="s2"))
+    index.add(memory("carol's notes on postgres", user="carol", project="", at=4))
+    newest = index(lambda i: i.list_memories(None, None, 3, 0))
+    assert [r.text for r in newest] == [
+        "carol's notes on postgres",
+        "bob's shop uses postgres",
+        "alice's blog uses postgres",
+    ]
+    shops = index(lambda i: i.list_memories(None, "shop", 10, 0))
+    assert [r.user_id for r in shops] == ["bob", "alice"]
+    assert len(index.texts(None, None, "postgres")) == 4
+    assert sorted(index.texts(None, "shop", "postgres")) == [
+        "alice's shop uses postgres",
+        "bob's shop uses postgres",
+    ]
+    assert index.texts(None, "shop", "postgres", exclude_session="s2") == [alices.text]
+    assert index.texts(None, "", "postgres") == ["carol's notes on postgres"]
+    assert index(lambda i: i.get(None, alices.id)) == alices
+    infos = index(lambda i: i.projects(None))
+    assert [(p.user_id, p.project, p.memory_count) for p in infos] == [
+        ("carol", "", 1),
+        ("bob", "shop", 1),
+        ("alice", "blog", 1),
+        ("alice", "shop", 1),
+    ]
+    assert index(lambda i: i.delete(None, alices.id)) is True
+    assert index(lambda i: i.get(None, alices.id)) is None
+    assert index(lambda i: i.forget_project(None, "shop")) == 1
+    assert index(lambda i: i.forget_user("alice")) == 1
+    assert index(lambda i: i.forget_user("alice")) == 0
+    assert index.texts(None, None, "postgres") == ["carol's notes on postgres"]
+    assert fts_is_consistent(index)
+
+
+WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "heron"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stored=st.lists(
+        st.tuples(
+            st.sampled_from(["alice", "bob", "carol"]),
+            st.sampled_from([GENERAL_PROJECT, "shop", "blog"]),
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
+        ),
+        max_size=30,
+    ),
+    project=st.sampled_from([None, GENERAL_PROJECT, "shop"]),
+    query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+    min_share=st.sampled_from([0.0, 0.6]),
+    limit=st.integers(min_value=1, max_value=40),
+    scoped_users=st.sampled_from([1, 64]),  # a project of every user: without tokens, with
+)
+def test_searching_every_user_is_each_users_search_together(
+    stored: list[tuple[str, str, str]],
+    project: str | None,
+    query: str,
+    min_share: float,
+    limit: int,
+    scoped_users: int,
+) -> None:
+    """Same hits, same scores: the scope clause weighs nothing, whichever form it takes."""
+    opened = Index(Path(":memory:"))
+    opened.index.max_scoped_users = scoped_users
+    try:
+        opened.add(*(memory(text, user=user, project=where) for user, where, text in stored))
+
+        def search(user: str | None, cap: int) -> list[tuple[str, float]]:
+            hits = opened(lambda i: i.search(user, project, query, limit=cap, min_share=min_share))
+            return [(hit.record.id, hit.score) for hit in hits]
+
+        each = sorted(
+            (hit for user in ("alice", "bob", "carol") for hit in search(user, 100)),
+            key=lambda hit: -hit[1],
+        )
+        together = search(None, limit)
+        assert [score for _, score in together] == pytest.approx(
+            [score for _, score in each[:limit]]
+        )
+        assert {hit_id for hit_id, _ in together} <= {hit_id for hit_id, _ in each}
+        if limit >= len(each):
+            assert dict(together) == pytest.approx(dict(each))
+    finally:
+        opened.close()
+
+
+def test_a_file_written_before_every_user_listing_is_served_as_it_is(tmp_path: Path) -> None:
+    """No migration: the scope tokens are unchanged, and the index that orders every
+    user's memories by time is added on opening."""
+    path = tmp_path / "memory.sqlite3"
+    first = Index(path)
+    first.add(memory("old postgres note", at=1), memory("bob's postgres", user="bob", at=2))
+    first.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX memories_by_time")  # as cc0445f wrote it
+    second = Index(path)
+    try:
+        newest = second(lambda i: i.list_memories(None, None, 10, 0))
+        assert [r.text for r in newest] == ["bob's postgres", "old postgres note"]
+        assert sorted(second.texts(None, "shop", "postgres")) == [
+            "bob's postgres",
+            "old postgres note",
+        ]
+        plan = second.index._db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM memories ORDER BY created_at DESC, seq DESC"
+        ).fetchall()
+        assert "memories_by_time" in plan[0][3]
+    finally:
+        second.close()
 
 
 def test_a_reopened_file_keeps_its_memories(tmp_path: Path) -> None:

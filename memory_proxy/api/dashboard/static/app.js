@@ -136,7 +136,7 @@ function drawChart(id, times, lines, unit) {
 async function loadClients() {
   const byClient = await api("/v1/usage?group_by=client");
   table("clients-table", [
-    { title: "Client (pattern)", value: (r) => r.client },
+    { title: "Client", value: (r) => r.client },
     { title: "User ids", value: (r) => r.users.join(", ") },
     { title: "Last seen", value: (r) => when(r.last_seen) },
     ...QUALITY_COLUMNS,
@@ -178,13 +178,16 @@ function textOf(content) {
 
 async function loadMemories(event) {
   event?.preventDefault();
-  const query = document.getElementById("memory-query").value;
-  const project = document.getElementById("memory-project").value;
+  // Every user's memories (each client is mapped to a user of its own) unless narrowed.
   const params = new URLSearchParams();
-  if (query) params.set("q", query);
-  if (project) params.set("project", project);
+  for (const [id, name] of [["memory-query", "q"], ["memory-user", "user_id"], ["memory-project", "project"]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) params.set(name, value);
+  }
   const memories = await api("/v1/memories?" + params);
   table("memories-table", [
+    { title: "User", value: (m) => m.user_id },
+    { title: "Client", value: (m) => m.client },
     { title: "Project", value: (m) => m.project || "(general)" },
     { title: "Memory", value: (m) => m.text },
     { title: "Created", value: (m) => when(m.created_at) },
@@ -192,7 +195,7 @@ async function loadMemories(event) {
       await api(`/v1/memories/${encodeURIComponent(m.id)}`, { method: "DELETE" }).catch(showError);
       await loadMemories().catch(showError);
     } }, "Forget") },
-  ], memories.data || [], "No memories yet.");
+  ], memories.data || [], params.size ? "No memories match." : "No memories yet.");
 }
 
 const liveRows = [];

@@ -1,0 +1,92 @@
+"""A proxy started fresh on a copy of the shipped config.yaml (its SQLite file beside the
+copy), and requests shaped like those of the real Claude Code and Codex CLIs (their
+user-agents, session headers and working directories, as tests/clients recorded them), for
+the tests of what a user sees of their clients' memories."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import load_settings
+from tests.support import serve
+
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+MASTER_KEY = "sk-shipped-" + "k" * 32
+CLAUDE_CODE_AGENT = "claude-cli/2.1.332 (external, cli)"
+CODEX_AGENT = "codex_exec/0.169.0 (Debian 12.0.0; x86_64) dumb (codex_exec; 0.169.0)"
+# What the shipped config.yaml makes of them: user ids, and the patterns' names.
+CLAUDE_CODE_USER, CLAUDE_CODE_CLIENT = "claude-cli", "claude-code"
+CODEX_USER, CODEX_CLIENT = "codex-cli", "codex"
+
+
+@dataclass(frozen=True)
+class ShippedProxy:
+    url: str
+    config: Path  # the copy of config.yaml; its memory file is data/memory.sqlite3 beside it
+
+    @property
+    def database(self) -> Path:
+        return self.config.parent / "data" / "memory.sqlite3"
+
+    def memory_count(self) -> int:
+        """Memories indexed so far, read from the file (they are indexed in the background)."""
+        if not self.database.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            try:
+                (count,) = db.execute("SELECT COUNT(*) FROM memories").fetchone()
+            except sqlite3.OperationalError:  # the index's tables are not created yet
+                return 0
+        return int(count)
+
+    def as_claude_code(self, text: str, session: str, directory: str) -> httpx.Response:
+        """One `claude -p` turn: Anthropic messages, the working directory in the prompt."""
+        environment = f"# Environment\n - Primary working directory: {directory}\n"
+        body = {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 100,
+            "system": [{"type": "text", "text": environment}],
+            "messages": [{"role": "user", "content": text}],
+        }
+        headers = {
+            "user-agent": CLAUDE_CODE_AGENT,
+            "x-app": "cli",
+            "x-claude-code-session-id": session,
+        }
+        return httpx.post(f"{self.url}/v1/messages", json=body, headers=headers)
+
+    def as_codex(self, text: str, session: str, directory: str) -> httpx.Response:
+        """One `codex exec` turn: the Responses API, the directory in its environment."""
+        context = f"<environment_context>\n  <cwd>{directory}</cwd>\n</environment_context>"
+        body = {
+            "model": "gpt-4o",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": context}]},
+                {"role": "user", "content": [{"type": "input_text", "text": text}]},
+            ],
+        }
+        headers = {"user-agent": CODEX_AGENT, "session-id": session, "thread-id": session}
+        return httpx.post(f"{self.url}/v1/responses", json=body, headers=headers)
+
+
+@contextlib.contextmanager
+def shipped_proxy(litellm_url: str, directory: Path) -> Iterator[ShippedProxy]:
+    """The proxy as `memory-proxy --config config.yaml` starts it on a fresh machine, with
+    LiteLLM at `litellm_url`."""
+    config = directory / "config.yaml"
+    shutil.copyfile(SHIPPED_CONFIG, config)
+    settings = load_settings(
+        config,
+        environ={"LITELLM_MASTER_KEY": MASTER_KEY},
+        overrides={"proxy.litellm_url": litellm_url},
+    )
+    with serve(MemoryProxy(settings)) as url:
+        yield ShippedProxy(url, config)
