@@ -306,7 +306,9 @@ def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
 
     async def scrape() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8764"
+        ) as client:
             return await client.get("/metrics")
 
     assert asyncio.run(scrape()).status_code == 401
