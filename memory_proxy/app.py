@@ -207,12 +207,16 @@ class MemoryProxy:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _metrics(self, request: Request) -> Response:
-        """Users and models are named in the metrics: trusted callers only, unless the
-        operator says otherwise (`metrics.public`)."""
-        public = self.settings.metrics_public
-        if not public and not auth.identify_request(request, self.settings).authenticated:
-            message = "metrics need one of the proxy's client keys (or metrics.public: true)"
-            return error_response(request.url.path, 401, message)
+        """Every user and model is named in the metrics: trusted callers not bound to one
+        user only, unless the operator says otherwise (`metrics.public`)."""
+        if not self.settings.metrics_public:
+            caller = auth.identify_request(request, self.settings)
+            if not caller.authenticated:
+                message = "metrics need one of the proxy's client keys (or metrics.public: true)"
+                return error_response(request.url.path, 401, message)
+            if caller.bound_user_id:
+                message = "metrics name every user: a key bound to one user may not read them"
+                return error_response(request.url.path, 403, message)
         self.metrics.litellm_ready.set(1 if self.monitor.is_ready else 0)
         return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
