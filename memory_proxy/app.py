@@ -1,7 +1,8 @@
 """The memory proxy as one pure-ASGI application.
 
-Local endpoints (health, routing debug) are served by a small Starlette router; every
-other request is forwarded to LiteLLM with the caller's identity and memory scope applied.
+Every request passes the browser guard first. Local endpoints (health, routing debug) are
+then served by a small Starlette router; every other request is forwarded to LiteLLM with
+the caller's identity and memory scope applied.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
-from memory_proxy.api.dashboard import PAGE_PATH, STATIC_PREFIX, DashboardPage
+from memory_proxy.api.dashboard import (
+    CALLED_PATHS,
+    CALLED_PREFIXES,
+    PAGE_PATH,
+    STATIC_PREFIX,
+    DashboardPage,
+)
 from memory_proxy.api.dashboard.live import LiveAPI
 from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
+from memory_proxy.browser_guard import BrowserGuard, startup_note
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response
 from memory_proxy.forwarding.forwarder import Forwarder
@@ -39,6 +47,7 @@ from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.injection import CHAT_APIS
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
@@ -50,7 +59,10 @@ from memory_proxy.stores.supermemory_index import SupermemoryIndex
 logger = logging.getLogger("memory_proxy")
 
 SESSIONS_PATH = "/v1/sessions"
+FEEDBACK_PATH = "/v1/feedback"
 LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/", STATIC_PREFIX)  # an id or name follows
+# POST bodies read as JSON: the chat APIs (by the pipeline) and our own JSON endpoints.
+JSON_APIS = frozenset({*CHAT_APIS, FEEDBACK_PATH, echo_model.ECHO_PATH})
 
 
 class MemoryProxy:
@@ -118,7 +130,7 @@ class MemoryProxy:
                 Route("/metrics", self._metrics, methods=["GET"]),
                 Route("/v1/usage", usage.totals, methods=["GET"]),
                 Route("/v1/usage/series", usage.series, methods=["GET"]),
-                Route("/v1/feedback", usage.feedback, methods=["POST"]),
+                Route(FEEDBACK_PATH, usage.feedback, methods=["POST"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
@@ -131,18 +143,30 @@ class MemoryProxy:
         self._local_paths = frozenset(
             route.path for route in self._local.routes if isinstance(route, Route)
         )
+        self._guard = BrowserGuard(
+            self._route,
+            settings,
+            json_apis=JSON_APIS,
+            own_origin_paths=CALLED_PATHS,
+            own_origin_prefixes=CALLED_PREFIXES,
+            page_path=PAGE_PATH,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = scope["path"]
-            if path in self._local_paths or path.startswith(LOCAL_PREFIXES):
-                await self._local(scope, receive, send)
-            else:
-                await self._proxy(scope, receive, send)
+            await self._guard(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:  # websockets (LiteLLM's realtime API) are not proxied
             await send({"type": "websocket.close", "code": 1003})
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request the guard let through: to a local endpoint, or to LiteLLM."""
+        path = scope["path"]
+        if path in self._local_paths or path.startswith(LOCAL_PREFIXES):
+            await self._local(scope, receive, send)
+        else:
+            await self._proxy(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start the background writers, and close everything in reverse order at the end
@@ -153,6 +177,8 @@ class MemoryProxy:
             try:
                 for warning in configuration_warnings(self.settings.litellm, self.supermemory):
                     logger.warning(warning)
+                if note := startup_note(self.settings):
+                    logger.warning(note)
                 stack.callback(self.metrics.process_stopped)
                 stack.push_async_callback(self._upstream.aclose)
                 stack.push_async_callback(self.monitor.aclose)
@@ -181,12 +207,16 @@ class MemoryProxy:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _metrics(self, request: Request) -> Response:
-        """Users and models are named in the metrics: trusted callers only, unless the
-        operator says otherwise (`metrics.public`)."""
-        public = self.settings.metrics_public
-        if not public and not auth.identify_request(request, self.settings).authenticated:
-            message = "metrics need one of the proxy's client keys (or metrics.public: true)"
-            return error_response(request.url.path, 401, message)
+        """Every user and model is named in the metrics: trusted callers not bound to one
+        user only, unless the operator says otherwise (`metrics.public`)."""
+        if not self.settings.metrics_public:
+            caller = auth.identify_request(request, self.settings)
+            if not caller.authenticated:
+                message = "metrics need one of the proxy's client keys (or metrics.public: true)"
+                return error_response(request.url.path, 401, message)
+            if caller.bound_user_id:
+                message = "metrics name every user: a key bound to one user may not read them"
+                return error_response(request.url.path, 403, message)
         self.metrics.litellm_ready.set(1 if self.monitor.is_ready else 0)
         return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 

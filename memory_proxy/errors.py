@@ -20,6 +20,8 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
     403: ("permission_error", "permission_error"),
     404: ("not_found_error", "not_found_error"),
     413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "invalid_request_error"),  # the body's content type
+    421: ("invalid_request_error", "invalid_request_error"),  # a Host this proxy is not
     429: ("rate_limit_error", "rate_limit_error"),
     500: ("internal_error", "api_error"),
     502: ("upstream_error", "api_error"),

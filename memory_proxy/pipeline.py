@@ -23,6 +23,7 @@ from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import RateLimiter
 from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
+from memory_proxy.browser_guard import is_json_content_type
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response
 from memory_proxy.forwarding.forwarder import (
@@ -110,9 +111,12 @@ class ProxyPipeline:
 
     async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
         """The JSON body, the caller and the routing decision; refusals for a body too
-        large (413), a caller with no key or conflicting keys (401) and unusable ids (400)."""
+        large (413), a caller with no key or conflicting keys (401) and unusable ids (400).
+
+        A body is read as JSON only when its content type says so exactly (the browser
+        guard refused a chat API's other bodies); any other body streams through."""
         lookup = request.lookup
-        if request.method == "POST" and "json" in lookup.get("content-type", ""):
+        if request.method == "POST" and is_json_content_type(lookup.get("content-type", "")):
             try:
                 request.body = await read_request_body(receive, MAX_JSON_BODY_BYTES)
             except RequestTooLarge as exc:

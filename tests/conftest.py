@@ -11,6 +11,7 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
+from tests.browser_support import chromium, with_litellms_cors
 from tests.support import FakeUpstream, RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
@@ -25,6 +26,15 @@ def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
 
 
 ProxyFactory = Callable[..., AbstractContextManager[str]]
+
+
+@pytest.fixture
+def litellm_like() -> Iterator[tuple[FakeUpstream, str]]:
+    """A fake upstream that answers browsers as LiteLLM does (every origin allowed)."""
+    upstream = FakeUpstream()
+    with serve(with_litellms_cors(upstream)) as url:
+        yield upstream, url
+    upstream.release.set()
 
 
 @pytest.fixture
@@ -62,3 +72,10 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium (tests/browser_support.py); mark the test `needs_browser`."""
+    with chromium() as driver:
+        yield driver

@@ -279,20 +279,27 @@ def test_an_anonymous_caller_gets_from_the_routing_endpoint_what_the_pipeline_gi
     assert debug.status_code == chat.status_code == 401
 
 
-def test_metrics_answer_authenticated_callers_unless_public(
+def test_metrics_answer_unbound_trusted_callers_unless_public(
     fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
+    """Metrics name every user: a key bound to one user may not read them."""
     _, url = fake_upstream
     with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
         anonymous = httpx.get(f"{proxy}/metrics")
         foreign = httpx.get(f"{proxy}/metrics", headers={"x-api-key": FOREIGN_KEY})
+        bound = httpx.get(f"{proxy}/metrics", headers={"x-api-key": BOUND_KEY})
         ours = httpx.get(f"{proxy}/metrics", headers={"authorization": f"Bearer {CLIENT_KEY}"})
     with run_proxy(url, client_keys=CLIENT_KEYS, metrics_public=True) as proxy:
         public = httpx.get(f"{proxy}/metrics")
+        bound_but_public = httpx.get(f"{proxy}/metrics", headers={"x-api-key": BOUND_KEY})
     with run_proxy(url) as proxy:
         loopback = httpx.get(f"{proxy}/metrics")
     assert anonymous.status_code == foreign.status_code == 401
     assert anonymous.json()["error"]["type"] == "authentication_error"
+    assert bound.status_code == 403
+    assert bound.json()["error"]["type"] == "permission_error"
+    assert "pycharm-ai" not in bound.text
+    assert bound_but_public.status_code == 200
     for allowed in (ours, public, loopback):
         assert allowed.status_code == 200
         assert "memory_proxy_requests_in_flight" in allowed.text
@@ -306,7 +313,9 @@ def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
 
     async def scrape() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8764"
+        ) as client:
             return await client.get("/metrics")
 
     assert asyncio.run(scrape()).status_code == 401

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "memory": 3,
     "accounting": 3,
     "api": 4,
+    "browser_guard": 4,
     "proxied_request": 4,
     "pipeline": 4,
     "app": 5,

@@ -38,6 +38,7 @@ from memory_proxy.config.recall import (
     build_redact_patterns,
     build_session_headers,
 )
+from memory_proxy.config.security import SecuritySettings, build_security
 
 MEMORY_STORES = ("sqlite", "redis", "memory")
 # A header pattern's `name`: shown as the client in usage, the dashboard and recalled memories.
@@ -150,6 +151,7 @@ class Settings:
     supermemory_api_key: str | None = None
     supermemory_url: str = DEFAULT_SUPERMEMORY_URL  # its API, for recall.backend supermemory|both
     metrics_public: bool = False  # /metrics for anyone, not only authenticated callers
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     user_id_mappings: UserIdMappings = field(default_factory=UserIdMappings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     recall: RecallSettings = field(default_factory=RecallSettings)
@@ -215,6 +217,7 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         supermemory_api_key=tree.get("supermemory.api_key", as_str, None),
         supermemory_url=tree.get("supermemory.base_url", as_http_url, defaults.supermemory_url),
         metrics_public=tree.get("metrics.public", as_bool, defaults.metrics_public),
+        security=build_security(tree),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree),
         recall=build_recall(tree),

@@ -44,6 +44,19 @@ HOP_BY_HOP_HEADERS = frozenset(
         b"upgrade",
     }
 )
+# LiteLLM answers CORS for every origin (DESIGN.md); the proxy answers browsers itself
+# (browser_guard.py), so LiteLLM's CORS headers never pass.
+CORS_ANSWER_HEADERS = frozenset(
+    {
+        b"access-control-allow-origin",
+        b"access-control-allow-credentials",
+        b"access-control-allow-methods",
+        b"access-control-allow-headers",
+        b"access-control-allow-private-network",
+        b"access-control-expose-headers",
+        b"access-control-max-age",
+    }
+)
 RETRY_AFTER_SECONDS = 5
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for the log line: nobody was left to answer
@@ -250,7 +263,7 @@ class Forwarder:
         """The answer's head, then its body chunk by chunk as it arrives."""
         watch.answered()
         result.status = answer.status
-        ours = frozenset(name for name, _ in extra_headers or ())
+        ours = CORS_ANSWER_HEADERS.union(name for name, _ in extra_headers or ())
         headers_out = end_to_end_headers(
             [(name.lower(), value) for name, value in answer.headers], ours
         ) + (extra_headers or [])

@@ -12,7 +12,8 @@ from tests.support import FakeUpstream, wait_until
 
 DROPPED = ("memory_proxy_usage_records_dropped_total", ())
 
-CLIENT_KEY = "k" * 20
+CLIENT_KEY = "k" * 20  # unbound: it may read every user's metrics
+BOUND_KEY = "b" * 20
 
 
 def samples(proxy: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -31,12 +32,12 @@ def test_counters_move_and_labels_stay_bounded(
 ) -> None:
     _, url = fake_upstream
     litellm = LiteLLMSettings(models=(ModelEntry("known-model", None),))
-    keys = (ClientKey(CLIENT_KEY, "bound-user"),)
+    keys = (ClientKey(CLIENT_KEY), ClientKey(BOUND_KEY, "bound-user"))
     with run_proxy(url, litellm=litellm, client_keys=keys) as proxy:
         before = samples(proxy)
         for user, model in (("bound", "known-model"), ("random-1", "x"), ("random-2", "y")):
             headers = (
-                {"x-api-key": CLIENT_KEY}
+                {"x-api-key": BOUND_KEY}
                 if user == "bound"
                 else {"x-api-key": "sk-virtual", "x-memory-user-id": user}
             )

@@ -4,7 +4,7 @@ screenshots of each page in a temporary folder. Plus the page's headers without 
 
 from __future__ import annotations
 
-import shutil
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from memory_proxy.api.dashboard import CALLED_PATHS, CALLED_PREFIXES, STATIC
+from tests.browser_support import needs_browser, wait_for
 from tests.conftest import ProxyFactory
 from tests.shipped_config_support import (
     CLAUDE_CODE_CLIENT,
@@ -24,11 +26,6 @@ from tests.shipped_config_support import (
 from tests.support import FakeUpstream, wait_until
 
 CHAT = "/v1/chat/completions"
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="chromium and chromium-driver (scripts/test installs)"
-)
 
 
 def test_the_page_is_served_with_a_strict_policy(run_proxy: ProxyFactory) -> None:
@@ -47,6 +44,16 @@ def test_the_page_is_served_with_a_strict_policy(run_proxy: ProxyFactory) -> Non
     assert "innerHTML" not in script.text
     assert chart.status_code == 200
     assert (missing.status_code, unknown.status_code) == (404, 404)
+
+
+def test_the_page_calls_only_what_its_own_origin_may_use() -> None:
+    """A request from the page's own origin passes the browser guard for CALLED_PATHS
+    only: every path app.js names must be one of them."""
+    script = (STATIC / "app.js").read_text()
+    named = set(re.findall(r"""[`"'](/(?:v1|health|ui)[\w/.-]*)""", script))
+    assert {"/v1/usage", "/v1/sessions/", "/v1/feedback", "/health"} <= named  # found them
+    for path in named:
+        assert path in CALLED_PATHS or path.startswith(CALLED_PREFIXES), path
 
 
 def seed(proxy: str) -> list[str]:
@@ -69,45 +76,10 @@ def usage(proxy: str, **params: str) -> Any:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tempfile.mkdtemp(prefix="dashboard-chromium-")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
 def screenshots() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="dashboard-screenshots-"))
     yield folder
     print(f"screenshots in {folder}")
-
-
-def wait_for(driver: Any, script: str, timeout: float = 10.0) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
 
 
 def cells(driver: Any, table: str) -> list[list[str]]:

@@ -220,7 +220,10 @@ def test_callers_beyond_this_machine_are_refused() -> None:
     ask = {"messages": [{"role": "user", "content": "hi"}]}
 
     async def call() -> httpx.Response:
-        async with lifespan(app), httpx.AsyncClient(transport=transport, base_url="http://p") as c:
+        async with (
+            lifespan(app),
+            httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c,
+        ):
             return await c.post(ECHO_PATH, json=ask)
 
     response = asyncio.run(call())

@@ -21,6 +21,7 @@ from tests.support import FakeUpstream, wait_until
 
 USAGE_FILE = Path("data/memory.sqlite3")
 CHAT = "/v1/chat/completions"
+JSON_BODY = {"content-type": "application/json"}
 
 
 def seed(records: list[UsageRecord]) -> None:
@@ -216,7 +217,7 @@ def test_feedback_on_an_answer_shows_in_the_usage_totals(
 )
 def test_bad_feedback_is_a_400(run_proxy: ProxyFactory, body: bytes) -> None:
     with run_proxy("http://127.0.0.1:9") as proxy:
-        answer = httpx.post(f"{proxy}/v1/feedback", content=body)
+        answer = httpx.post(f"{proxy}/v1/feedback", content=body, headers=JSON_BODY)
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
 

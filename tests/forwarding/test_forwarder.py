@@ -242,7 +242,7 @@ def test_a_client_leaving_during_its_upload_ends_the_request_quietly(
     with run_proxy(url) as proxy:
         port = int(proxy.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as conn:
-            head = b"PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+            head = b"PUT /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
             conn.sendall(head + b"x" * 1000)
         wait_until(lambda: any(r.name == "memory_proxy.access" for r in caplog.records))
         assert httpx.get(f"{proxy}/v1/models").status_code == 200

@@ -46,7 +46,7 @@ def test_a_client_leaving_a_silent_upstream_frees_the_request_and_its_connection
             body = b'{"model": "m", "messages": []}'
             with socket.create_connection(("127.0.0.1", port)) as client:
                 client.sendall(
-                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
                     % (len(body), body)
                 )

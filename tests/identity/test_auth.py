@@ -187,7 +187,9 @@ def test_a_caller_from_another_host_without_a_key_is_refused_whole_app(
 
     async def call(headers: dict[str, str]) -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=(REMOTE, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8764"
+        ) as client:
             return await client.post("/v1/chat/completions", json={"model": "m"}, headers=headers)
 
     async def scenario() -> tuple[httpx.Response, httpx.Response]:

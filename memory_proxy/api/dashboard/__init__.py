@@ -15,6 +15,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from memory_proxy.api.memories import MEMORIES_PATH, PROJECTS_PATH
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response
 from memory_proxy.identity.auth import identify_request, is_loopback
@@ -22,6 +23,22 @@ from memory_proxy.identity.auth import identify_request, is_loopback
 STATIC = Path(__file__).parent / "static"
 PAGE_PATH = "/ui"
 STATIC_PREFIX = "/ui/static/"
+# What the page calls (static/app.js; a test holds the two together): the only paths a
+# request from the page's own origin may use (memory_proxy/browser_guard.py).
+CALLED_PATHS = frozenset(
+    {
+        PAGE_PATH,
+        "/health",
+        "/v1/usage",
+        "/v1/usage/series",
+        "/v1/sessions",
+        MEMORIES_PATH,
+        PROJECTS_PATH,
+        "/v1/feedback",
+        "/v1/live",
+    }
+)
+CALLED_PREFIXES = (STATIC_PREFIX, "/v1/sessions/", MEMORIES_PATH + "/")
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
