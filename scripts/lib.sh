@@ -21,35 +21,62 @@ built_from() {
     [ "$(cat "$1" 2>/dev/null)" = "$(digest_of "$2")" ]
 }
 
-# install_once VENV STAMP "SOURCES" PIP_ARGS...: (re)build VENV with `pip install PIP_ARGS`
-# unless it was built, under the name STAMP, from these exact SOURCES.
+# install_once VENV STAMP "SOURCES" "WHAT" PIP_ARGS...: (re)build VENV, which holds WHAT, with
+# `pip install PIP_ARGS` unless it was built, under the name STAMP, from these exact SOURCES;
+# silent when it was. pip's output goes to VENV/install.log, not the console (a machine's pip
+# configuration alone can warn hundreds of times): one line says what was installed or, on
+# failure, names the log and shows how it ends.
 install_once() {
-    local venv="$1" stamp="$1/.built-$2" sources="$3"; shift 3
+    local venv="$1" stamp="$1/.built-$2" sources="$3" what="$4" name log started
+    shift 4
     if [ -x "$venv/bin/python" ] && built_from "$stamp" "$sources"; then
         return
     fi
+    name="$(basename "$venv")"
+    log="$venv/install.log"
+    started=$SECONDS
+    printf '==> Installing %s (%s)... ' "$name" "$what" >&2
     [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"
-    "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --progress-bar on "$@"
+    if ! { "$venv/bin/pip" install --quiet --upgrade pip &&
+           "$venv/bin/pip" install --progress-bar off "$@"; } >"$log" 2>&1; then
+        printf 'failed. The end of its log, %s:\n' "$log" >&2
+        tail -n 15 "$log" >&2
+        return 1
+    fi
+    printf 'done: %s in %d s (log: %s)\n' "$(installed_count "$log")" \
+        $((SECONDS - started)) "$log" >&2
     digest_of "$sources" > "$stamp"
 }
 
+# installed_count LOG: "42 packages", from pip's "Successfully installed" line in LOG.
+installed_count() {
+    local words
+    words="$({ grep '^Successfully installed ' "$1" || true; } | tail -n 1 | wc -w)"
+    case "$words" in
+        0) echo "nothing new" ;;
+        3) echo "1 package" ;;
+        *) echo "$((words - 2)) packages" ;;
+    esac
+}
+
+DEV_SOURCES="$ROOT/pyproject.toml $ROOT/scripts/requirements-dev.txt $ROOT/scripts/requirements.txt"
+
 ensure_dev_venv() {
-    say "Checking .venv (the memory proxy and its test tools)"
-    local lock="$ROOT/scripts/requirements-dev.txt"
-    install_once "$DEV_VENV" dev "$ROOT/pyproject.toml $lock $ROOT/scripts/requirements.txt" \
-        -r "$lock" -e "$ROOT[dev]"
+    install_once "$DEV_VENV" dev "$DEV_SOURCES" "the memory proxy and its test tools" \
+        -r "$ROOT/scripts/requirements-dev.txt" -e "$ROOT[dev]"
 }
 
 ensure_runtime_venv() {
-    say "Checking .venv (the memory proxy)"
     local lock="$ROOT/scripts/requirements.txt"
-    install_once "$DEV_VENV" runtime "$ROOT/pyproject.toml $lock" -r "$lock" -e "$ROOT"
+    # A .venv built for the tests (scripts/test) holds everything the runtime needs.
+    built_from "$DEV_VENV/.built-dev" "$DEV_SOURCES" && return
+    install_once "$DEV_VENV" runtime "$ROOT/pyproject.toml $lock" "the memory proxy" \
+        -r "$lock" -e "$ROOT"
 }
 
 ensure_litellm_venv() {
-    say "Checking .venv-litellm (the pinned LiteLLM; first install about 1 minute, 740 MB)"
     install_once "$LITELLM_VENV" litellm "$ROOT/scripts/litellm-requirements.txt" \
+        "the pinned LiteLLM; about 1 minute, 740 MB" \
         -r "$ROOT/scripts/litellm-requirements.txt"
 }
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import psutil
@@ -50,20 +50,33 @@ class ChildProcess:
     """A spawned child. Exit is detected by waitpid in a thread, not by the output pipe
     closing: a descendant that inherited the pipe must not hide the child's death."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], name: str, printer: Printer) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        name: str,
+        printer: Printer,
+        keep: Callable[[str], bool] = lambda line: True,
+    ) -> None:
         self._popen = popen
         self.pid = popen.pid
         self.name = name
-        self.recent_output: deque[str] = deque(maxlen=RECENT_LINES)
+        self.recent_output: deque[str] = deque(maxlen=RECENT_LINES)  # of the lines kept
         self._printer = printer
+        self._keep = keep
         self._exit = asyncio.ensure_future(asyncio.to_thread(popen.wait))
         self._pump = asyncio.ensure_future(self._relay_output())
 
     @classmethod
     def spawn(
-        cls, argv: Sequence[str], env: Mapping[str, str], name: str, printer: Printer
+        cls,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        name: str,
+        printer: Printer,
+        keep: Callable[[str], bool] = lambda line: True,
     ) -> ChildProcess:
-        """Start the child; call from within the running event loop."""
+        """Start the child; call from within the running event loop. Only the output lines
+        `keep` accepts are relayed."""
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -73,7 +86,7 @@ class ChildProcess:
             start_new_session=True,  # its own process group: signals reach all of it
             preexec_fn=_die_with_parent,
         )
-        return cls(popen, name, printer)
+        return cls(popen, name, printer, keep)
 
     async def _relay_output(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,8 +104,9 @@ class ChildProcess:
                 if not raw:
                     return
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                self.recent_output.append(line)
-                self._printer.line(self.name, line)
+                if self._keep(line):
+                    self.recent_output.append(line)
+                    self._printer.line(self.name, line)
         finally:
             transport.close()
 

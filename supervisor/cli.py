@@ -35,8 +35,15 @@ from supervisor.launcher import LaunchOptions, launch
     help="Seconds LiteLLM may take to become ready.",
 )
 @log_format_option
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show all of LiteLLM's output (its banner, INFO lines, tracebacks' frames) and "
+    "uvicorn's start-up lines.",
+)
 def main(
-    config: Path,
+    config: Path | None,
     host: str | None,
     litellm_port: int,
     memoryproxy_port: int | None,
@@ -44,6 +51,7 @@ def main(
     litellm_url: str | None,
     startup_timeout: float,
     log_format: str | None,
+    verbose: bool,
 ) -> None:
     """Start LiteLLM and the memory proxy in front of it; keep LiteLLM running.
 
@@ -61,6 +69,7 @@ def main(
                 litellm_url=litellm_url,
                 startup_timeout=startup_timeout,
                 log_format=log_format,
+                verbose=verbose,
             )
         )
     )

@@ -1,6 +1,10 @@
 """start-proxies, end to end: checks before anything starts, the memory proxy served by
 uvicorn in this process, LiteLLM supervised as a child, and an orderly stop on a signal.
 
+What it prints is meant to be read: LiteLLM's output filtered to what matters
+(litellm_output.py), one "ready" line naming the next step, and our own warnings after it,
+last, where they are seen.
+
 Stop order: stop accepting and drain in-flight requests (they still need LiteLLM), then
 stop LiteLLM's process group. A second Ctrl-C skips the drain.
 """
@@ -9,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +25,14 @@ import httpx
 import uvicorn
 
 from memory_proxy.app import MemoryProxy
+from memory_proxy.cli.demo_model import DEMO_URL_VARIABLE, demo_url, local_url
 from memory_proxy.cli.main import create_app_or_exit, uvicorn_config
-from memory_proxy.cli.settings import load_or_exit
+from memory_proxy.cli.settings import load_or_exit, startup_warnings
+from memory_proxy.config import Settings
 from memory_proxy.logging_setup import configure_logging
 from supervisor.child_process import Child, ChildProcess
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
+from supervisor.litellm_output import LiteLLMOutputFilter
 from supervisor.master_key import ensure_master_key
 from supervisor.output import Printer, prefix
 from supervisor.pidfile import PidFile, default_run_dir
@@ -36,7 +45,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    config: Path
+    config: Path | None
     host: str | None
     litellm_port: int
     proxy_port: int | None
@@ -45,14 +54,25 @@ class LaunchOptions:
     startup_timeout: float
     log_format: str | None
     run_dir: Path | None = None
+    verbose: bool = False  # LiteLLM's whole output, uvicorn's start-up lines
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the launcher decides when to stop."""
+    """uvicorn without its own signal handling: the launcher decides when to stop. Says
+    when it listens, so that "ready" is printed only once clients can connect."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
 
 
 def launch(options: LaunchOptions) -> int:
@@ -66,6 +86,8 @@ class _Launcher:
         self.supervisor: Supervisor | None = None
         self.stop_requested = asyncio.Event()
         self.signals = 0
+        self.litellm_ready = asyncio.Event()
+        self.notes: list[str] = []  # printed after "ready", or before a failure's error
 
     def say(self, text: str) -> None:
         self.printer.line("start", text)
@@ -81,57 +103,55 @@ class _Launcher:
                 self.say(f"error: {exc}")
                 return EXIT_USAGE
             if ensure_master_key(os.environ):
-                self.say(
-                    "LITELLM_MASTER_KEY is not set: generated a random key for this run. "
-                    "LiteLLM requires it; the memory proxy adds it for loopback callers, "
-                    "so local clients need no key."
+                self.notes.append(
+                    "note: LITELLM_MASTER_KEY is not set: generated a random key for this run "
+                    "(LiteLLM requires one; the memory proxy adds it for local callers, so "
+                    "they need no key)"
                 )
             os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         litellm_url = options.litellm_url or f"http://{LITELLM_HOST}:{options.litellm_port}"
-        settings = load_or_exit(
-            options.config,
-            {
-                "proxy.host": options.host,
-                "proxy.port": options.proxy_port,
-                "proxy.litellm_url": litellm_url,
-                "proxy.log_format": options.log_format,
-            },
-        )
-        if spawning and settings.port == options.litellm_port:
-            self.say(
-                f"error: LiteLLM and the memory proxy cannot both listen on port "
-                f"{settings.port}: give --litellm-port and --memoryproxy-port (or proxy.port) "
-                "different values"
-            )
-            return EXIT_USAGE
+        settings = self._settings(litellm_url)
+        if spawning:
+            if settings.port == options.litellm_port:
+                self.say(
+                    f"error: LiteLLM and the memory proxy cannot both listen on port "
+                    f"{settings.port}: give --litellm-port and --memoryproxy-port (or "
+                    "proxy.port) different values"
+                )
+                return EXIT_USAGE
+            self._point_demo_at(settings)
+            settings = self._settings(litellm_url)  # LiteLLM's `demo` resolved as LiteLLM will
+        self.notes += [f"warning: {warning}" for warning in startup_warnings(settings)]
         pidfile = PidFile(options.run_dir or default_run_dir(), options.litellm_port)
-        try:
-            if spawning:
-                stale = await asyncio.to_thread(pidfile.stop_stale_child)
-                if stale:
-                    self.say(stale)
-                ensure_port_free(LITELLM_HOST, options.litellm_port, "LiteLLM")
-            ensure_port_free(settings.host, settings.port, "memory proxy")
-        except PortInUse as exc:
-            self.say(f"error: {exc}")
+        if not await self._ports_free(settings, pidfile, spawning):
             return EXIT_FAILED
 
         configure_logging(settings.log_format, settings.secrets(), prefix=prefix("proxy"))
+        if not options.verbose:  # "Started server process", "Uvicorn running on": ours say it
+            logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         app = create_app_or_exit(settings, upstream_ready=not spawning)
         server = _Server(uvicorn_config(app, settings))
         self._install_signal_handlers(server)
         serving = asyncio.ensure_future(server.serve())
         supervising = None
         if binary is not None:
-            self.supervisor = self._supervisor(binary, litellm_url, app, pidfile)
+            assert settings.config_path is not None  # load_or_exit found one
+            self.supervisor = self._supervisor(
+                binary, settings.config_path, litellm_url, app, pidfile
+            )
             supervising = asyncio.ensure_future(self.supervisor.run())
+        else:
+            self.litellm_ready.set()  # the user's LiteLLM: the proxy's /health follows it
         self.say(
             f"memory proxy on http://{settings.host}:{settings.port} -> LiteLLM at {litellm_url}"
         )
+        announcing = asyncio.ensure_future(self._announce_when_ready(server, settings))
 
         stopping = asyncio.ensure_future(self.stop_requested.wait())
         watched = [t for t in (serving, supervising, stopping) if t is not None]
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        announcing.cancel()
+        self._print_notes()  # unless "ready" did: a failure's error comes last
         code = EXIT_OK
         if supervising in done:
             code = self._supervision_result(supervising)
@@ -151,10 +171,67 @@ class _Launcher:
         stopping.cancel()
         return code
 
+    def _settings(self, litellm_url: str) -> Settings:
+        """The proxy's settings; our warnings are kept for after "ready"."""
+        options = self.options
+        overrides = {
+            "proxy.host": options.host,
+            "proxy.port": options.proxy_port,
+            "proxy.litellm_url": litellm_url,
+            "proxy.log_format": options.log_format,
+        }
+        return load_or_exit(options.config, overrides, warn=False)
+
+    def _point_demo_at(self, settings: Settings) -> None:
+        """The shipped config's `demo` reads its URL from the environment LiteLLM inherits:
+        the demo this proxy serves, on whatever port it was given."""
+        url = demo_url(settings)
+        previous = os.environ.get(DEMO_URL_VARIABLE)
+        if previous and previous != url:
+            self.notes.append(
+                f"note: {DEMO_URL_VARIABLE} was {previous}; LiteLLM gets {url}, "
+                "the demo of the proxy started here"
+            )
+        os.environ[DEMO_URL_VARIABLE] = url
+
+    async def _ports_free(self, settings: Settings, pidfile: PidFile, spawning: bool) -> bool:
+        """Both ports checked, each busy one named with the option that changes it."""
+        checks = [(settings.host, settings.port, "memory proxy", "--memoryproxy-port")]
+        if spawning:
+            stale = await asyncio.to_thread(pidfile.stop_stale_child)
+            if stale:
+                self.say(stale)
+            checks.insert(0, (LITELLM_HOST, self.options.litellm_port, "LiteLLM", "--litellm-port"))
+        free = True
+        for host, port, purpose, flag in checks:
+            try:
+                ensure_port_free(host, port, purpose, flag)
+            except PortInUse as exc:
+                self.say(f"error: {exc}")
+                free = False
+        return free
+
+    async def _announce_when_ready(self, server: _Server, settings: Settings) -> None:
+        """Once clients can connect and LiteLLM answers: where, what next, then our notes."""
+        await server.listening.wait()
+        await self.litellm_ready.wait()
+        url = local_url(settings.host, settings.port)
+        self.say(
+            f"ready on {url}: try the README's demo walkthrough (curl, model demo) or open "
+            f"the dashboard, {url}/ui"
+        )
+        self._print_notes()
+
+    def _print_notes(self) -> None:
+        for note in self.notes:
+            self.say(note)
+        self.notes.clear()
+
     def _supervision_result(self, supervising: asyncio.Future[None]) -> int:
         error = supervising.exception()
         if isinstance(error, StartupFailed | GaveUp):
-            self.say(f"error: {error}")
+            hint = "" if self.options.verbose else "\n  (--verbose shows all of LiteLLM's output)"
+            self.say(f"error: {error}{hint}")
             return EXIT_FAILED
         if error is not None:
             self.say(f"error: supervision failed: {error!r}")
@@ -162,12 +239,12 @@ class _Launcher:
         return EXIT_OK
 
     def _supervisor(
-        self, binary: Path, litellm_url: str, app: MemoryProxy, pidfile: PidFile
+        self, binary: Path, config: Path, litellm_url: str, app: MemoryProxy, pidfile: PidFile
     ) -> Supervisor:
         argv = [
             str(binary),
             "--config",
-            str(self.options.config.resolve()),
+            str(config.resolve()),
             "--host",
             LITELLM_HOST,
             "--port",
@@ -176,7 +253,8 @@ class _Launcher:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
         async def spawn() -> Child:
-            child = ChildProcess.spawn(argv, env, "litellm", self.printer)
+            keep = (lambda line: True) if self.options.verbose else LiteLLMOutputFilter().keep
+            child = ChildProcess.spawn(argv, env, "litellm", self.printer, keep)
             pidfile.write(child.pid)
             return child
 
@@ -190,6 +268,7 @@ class _Launcher:
         def on_ready_change(ready: bool) -> None:
             app.metrics.litellm_ready.set(1 if ready else 0)
             if ready:
+                self.litellm_ready.set()
                 app.monitor.mark_ready()
             else:
                 app.monitor.mark_down("LiteLLM is restarting")

@@ -12,7 +12,8 @@ class PortInUse(Exception):
     pass
 
 
-def ensure_port_free(host: str, port: int, purpose: str) -> None:
+def ensure_port_free(host: str, port: int, purpose: str, flag: str) -> None:
+    """Raises PortInUse naming the port, its owner and `flag`, the option that changes it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -24,7 +25,7 @@ def ensure_port_free(host: str, port: int, purpose: str) -> None:
             raise PortInUse(
                 f"port {port} ({purpose}) is already in use"
                 + (f" by {owner}" if owner else "")
-                + ". Stop it or choose another port."
+                + f": stop it, or choose another port with {flag}"
             ) from None
 
 

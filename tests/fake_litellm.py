@@ -56,7 +56,8 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     port = int(sys.argv[sys.argv.index("--port") + 1])
-    print(f"fake litellm pid={os.getpid()} mode={MODE}", flush=True)
+    demo_url = os.environ.get("MEMORY_PROXY_DEMO_URL")  # what the shipped `demo` would call
+    print(f"fake litellm pid={os.getpid()} mode={MODE} demo_url={demo_url}", flush=True)
     if MODE == "crash":
         print("fatal: crashing on purpose", flush=True)
         sys.exit(3)

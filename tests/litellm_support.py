@@ -1,4 +1,5 @@
-"""The real litellm binary, started on a config for a test module and killed after it."""
+"""The real litellm binary, started on a config for a test module and killed after it; the
+shipped `demo` model asked through each client API."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
@@ -71,3 +75,44 @@ def litellm_process(config: Path, port: int, master_key: str) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         log.close()
+
+
+CLIENT_APIS = [
+    "chat",
+    "chat-stream",
+    "messages",
+    "messages-stream",
+    "responses",
+    "responses-stream",
+]
+
+
+def ask_demo(proxy_url: str, api: str, headers: dict[str, str], text: str) -> list[str]:
+    """`demo`'s answer to `text` through one client API, as the pieces it arrived in."""
+    openai_client = openai.OpenAI(
+        base_url=f"{proxy_url}/v1", api_key="anything", default_headers=headers
+    )
+    anthropic_client = anthropic.Anthropic(
+        base_url=proxy_url, api_key="anything", default_headers=headers
+    )
+    messages: Any = [{"role": "user", "content": text}]
+    if api == "chat":
+        answer = openai_client.chat.completions.create(model="demo", messages=messages)
+        return [answer.choices[0].message.content or ""]
+    if api == "chat-stream":
+        chunks = openai_client.chat.completions.create(model="demo", messages=messages, stream=True)
+        return [
+            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+        ]
+    if api == "messages":
+        message = anthropic_client.messages.create(model="demo", max_tokens=500, messages=messages)
+        return [block.text for block in message.content if block.type == "text"]
+    if api == "messages-stream":
+        with anthropic_client.messages.stream(
+            model="demo", max_tokens=500, messages=messages
+        ) as stream:
+            return list(stream.text_stream)
+    if api == "responses":
+        return [openai_client.responses.create(model="demo", input=text).output_text]
+    events = openai_client.responses.create(model="demo", input=text, stream=True)
+    return [e.delta for e in events if e.type == "response.output_text.delta"]

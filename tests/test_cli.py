@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from memory_proxy.cli import settings as settings_module
 from memory_proxy.cli.main import main
 from tests.support import FakeUpstream, free_port, wait_until
 
@@ -136,3 +137,31 @@ def test_config_warnings_come_out_before_serving(tmp_path: Path) -> None:
     assert result.output.splitlines()[0] == (
         f"warning: {config}: memory.ttl_second: unknown key, ignored (did you mean ttl_seconds?)"
     )
+
+
+def test_outside_the_repository_it_uses_the_config_scripts_start_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another directory (the tests run in tmp_path), `memory-proxy usage` reads
+    the repository's config.yaml, which scripts/start gives start-proxies."""
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    (repository / "config.yaml").write_text("usage:\n  enabled: false\n")
+    monkeypatch.setattr(
+        settings_module, "PROJECT_CONFIG", repository / "config.yaml", raising=False
+    )
+    result = CliRunner().invoke(main, ["usage"])
+    assert result.output == "Error: usage analytics are disabled (usage.enabled: false)\n"
+
+
+def test_a_config_yaml_here_comes_first_and_none_anywhere_names_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "PROJECT_CONFIG", tmp_path / "absent.yaml", raising=False)
+    missing = CliRunner().invoke(main, ["usage"])
+    assert missing.exit_code == 2
+    assert missing.output == (
+        f"error: no config.yaml in {tmp_path}: pass --config PATH (or set LITELLM_CONFIG)\n"
+    )
+    (tmp_path / "config.yaml").write_text("usage:\n  enabled: false\n")
+    assert "usage analytics are disabled" in CliRunner().invoke(main, ["usage"]).output

@@ -26,7 +26,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
 from tests.launcher_support import running_launcher
-from tests.litellm_support import litellm_binary, litellm_process
+from tests.litellm_support import CLIENT_APIS, ask_demo, litellm_binary, litellm_process
 from tests.support import FakeUpstream, free_port, serve, wait_until
 
 pytestmark = pytest.mark.litellm
@@ -35,15 +35,15 @@ SM_KEY = "sm-e2e-secret"
 MOCK_TEXT = "Hello from the mock model"
 MOCK_DEMO = {"model": "openai/demo", "api_key": "not-needed", "mock_response": MOCK_TEXT}
 SHIPPED_CONFIG = Path(__file__).parents[1] / "config.yaml"
-SHIPPED_DEMO_BASE = "http://127.0.0.1:8764/demo/v1"
+SHIPPED_DEMO_BASE = "os.environ/MEMORY_PROXY_DEMO_URL"  # start-proxies sets it
 
 
 def shipped_demo(proxy_url: str) -> dict[str, str]:
     """The shipped `demo` model's parameters, pointed at this test's proxy."""
     models = yaml.safe_load(SHIPPED_CONFIG.read_text())["model_list"]
     params: dict[str, str] = next(m for m in models if m["model_name"] == "demo")["litellm_params"]
-    assert params["api_base"] == SHIPPED_DEMO_BASE  # the port the README documents
-    return {**params, "api_base": params["api_base"].replace("http://127.0.0.1:8764", proxy_url)}
+    assert params["api_base"] == SHIPPED_DEMO_BASE
+    return {**params, "api_base": f"{proxy_url}/demo/v1"}
 
 
 def e2e_config(provider_url: str, demo: dict[str, str] = MOCK_DEMO) -> str:
@@ -112,45 +112,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-CLIENT_APIS = [
-    "chat",
-    "chat-stream",
-    "messages",
-    "messages-stream",
-    "responses",
-    "responses-stream",
-]
-
-
-def ask_demo(proxy_url: str, api: str, headers: dict[str, str], text: str) -> list[str]:
-    """`demo`'s answer to `text` through one client API, as the pieces it arrived in."""
-    openai_client = openai.OpenAI(
-        base_url=f"{proxy_url}/v1", api_key="anything", default_headers=headers
-    )
-    anthropic_client = anthropic.Anthropic(
-        base_url=proxy_url, api_key="anything", default_headers=headers
-    )
-    messages: Any = [{"role": "user", "content": text}]
-    if api == "chat":
-        answer = openai_client.chat.completions.create(model="demo", messages=messages)
-        return [answer.choices[0].message.content or ""]
-    if api == "chat-stream":
-        chunks = openai_client.chat.completions.create(model="demo", messages=messages, stream=True)
-        return [
-            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
-        ]
-    if api == "messages":
-        message = anthropic_client.messages.create(model="demo", max_tokens=500, messages=messages)
-        return [block.text for block in message.content if block.type == "text"]
-    if api == "messages-stream":
-        with anthropic_client.messages.stream(
-            model="demo", max_tokens=500, messages=messages
-        ) as stream:
-            return list(stream.text_stream)
-    if api == "responses":
-        return [openai_client.responses.create(model="demo", input=text).output_text]
-    events = openai_client.responses.create(model="demo", input=text, stream=True)
-    return [e.delta for e in events if e.type == "response.output_text.delta"]
 
 
 @pytest.mark.parametrize("api", CLIENT_APIS)

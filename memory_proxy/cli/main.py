@@ -31,11 +31,9 @@ from memory_proxy.stores.base import StoreUnavailable
 config_option = click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
-    default="config.yaml",
-    show_default=True,
     envvar="LITELLM_CONFIG",
-    help="The config.yaml shared with LiteLLM, from the working directory unless a path "
-    "says otherwise (env LITELLM_CONFIG).",
+    help="The config.yaml shared with LiteLLM (env LITELLM_CONFIG).  [default: config.yaml "
+    "in the working directory, else the repository's, which scripts/start uses]",
 )
 log_format_option = click.option(
     "--log-format", type=click.Choice(LOG_FORMATS), help="Log lines as text or JSON."
@@ -112,7 +110,7 @@ def worker_app() -> MemoryProxy:
 @click.pass_context
 def main(
     ctx: click.Context,
-    config: Path,
+    config: Path | None,
     host: str | None,
     port: int | None,
     litellm_url: str | None,
@@ -142,8 +140,9 @@ def main(
     if problem:
         click.echo(f"error: {problem}", err=True)
         raise SystemExit(2)
+    assert settings.config_path is not None  # load_or_exit found one
     os.environ[WORKER_ARGUMENTS_ENV] = json.dumps(
-        {"config": str(config.resolve()), "overrides": overrides}
+        {"config": str(settings.config_path.resolve()), "overrides": overrides}
     )
     worker_config = uvicorn_config(
         "memory_proxy.cli.main:worker_app", settings, factory=True, workers=workers
@@ -168,7 +167,11 @@ main.add_command(memories)
 @click.option("--json", "as_json", is_flag=True, help="Print what GET /v1/usage answers.")
 @click.pass_obj
 def usage(
-    default_config: Path, config: Path | None, since: str | None, group_by: str, as_json: bool
+    default_config: Path | None,
+    config: Path | None,
+    since: str | None,
+    group_by: str,
+    as_json: bool,
 ) -> None:
     """Usage totals per model, user or client, read from the configured store."""
     settings = load_or_exit(config or default_config, serving=False)

@@ -24,6 +24,7 @@ from memory_proxy.config.parsing import (
     as_positive_float,
     as_positive_int,
     as_str,
+    environment_variable,
     one_of,
     read_yaml,
 )
@@ -117,6 +118,8 @@ class ModelEntry:
 
     model_name: str
     api_base: str | None
+    # NAME when the file says `api_base: os.environ/NAME`: said at start when it is unset.
+    api_base_variable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -340,9 +343,14 @@ def _build_litellm(tree: SettingsTree) -> LiteLLMSettings:
         params = entry.get("litellm_params") or {}
         if not isinstance(params, dict):
             raise tree.error(f"{where}.litellm_params", "expected a mapping")
-        api_base = tree.resolve(params.get("api_base"))
+        raw_base = params.get("api_base")
+        api_base = tree.resolve(raw_base)
         models.append(
-            ModelEntry(entry["model_name"], api_base if isinstance(api_base, str) else None)
+            ModelEntry(
+                entry["model_name"],
+                api_base if isinstance(api_base, str) else None,
+                environment_variable(raw_base),
+            )
         )
 
     forwarded = tree.lookup(

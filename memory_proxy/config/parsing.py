@@ -57,6 +57,13 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the key and its source."""
 
 
+def environment_variable(value: Any) -> str | None:
+    """NAME when `value` is `os.environ/NAME` (read from the environment, as LiteLLM does)."""
+    if isinstance(value, str) and value.startswith(ENV_REFERENCE_PREFIX):
+        return value[len(ENV_REFERENCE_PREFIX) :]
+    return None
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -132,9 +139,8 @@ class SettingsTree:
         return self.resolve(entry.get(key))
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(ENV_REFERENCE_PREFIX):
-            return self.environ.get(value[len(ENV_REFERENCE_PREFIX) :])
-        return value
+        name = environment_variable(value)
+        return value if name is None else self.environ.get(name)
 
     def get(self, dotted: str, convert: Callable[[Any], T], default: T) -> T:
         value = self.lookup(dotted)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
 
-from tests.launcher_support import fake_litellm_bin, running_launcher
+from tests.launcher_support import MINIMAL_CONFIG, fake_litellm_bin, running_launcher
 from tests.support import free_port, wait_until
 
 
@@ -80,19 +83,61 @@ def test_launcher_killed_with_sigkill_takes_its_child_along(tmp_path: Path) -> N
         wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
 
 
-def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def busy_port() -> Iterator[int]:
+    """A port something of ours listens on."""
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        port = squatter.getsockname()[1]
-        with running_launcher(
+        yield squatter.getsockname()[1]
+
+
+def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    with (
+        busy_port() as port,
+        running_launcher(
             tmp_path, fake_litellm_bin(tmp_path), extra_args=("--memoryproxy-port", str(port))
-        ) as launcher:
-            assert launcher.process.wait(timeout=30) == 1
-            assert launcher.family() == []
+        ) as launcher,
+    ):
+        assert launcher.process.wait(timeout=30) == 1
+        assert launcher.family() == []
     output = launcher.output()
     assert f"port {port} (memory proxy) is already in use by pid" in output
     assert "litellm | " not in output
+
+
+def test_both_busy_ports_are_named_with_the_option_that_changes_each(tmp_path: Path) -> None:
+    with busy_port() as litellm_port, busy_port() as proxy_port:
+        ports = ("--litellm-port", str(litellm_port), "--memoryproxy-port", str(proxy_port))
+        with running_launcher(tmp_path, fake_litellm_bin(tmp_path), extra_args=ports) as launcher:
+            assert launcher.process.wait(timeout=30) == 1
+    errors = [line for line in launcher.output().splitlines() if "error:" in line]
+    assert errors == [
+        f"start   | error: port {litellm_port} (LiteLLM) is already in use by pid {os.getpid()} "
+        "(python): stop it, or choose another port with --litellm-port",
+        f"start   | error: port {proxy_port} (memory proxy) is already in use by pid "
+        f"{os.getpid()} (python): stop it, or choose another port with --memoryproxy-port",
+    ]
+
+
+def test_ready_names_the_next_step_and_our_warnings_come_after_it(tmp_path: Path) -> None:
+    config = MINIMAL_CONFIG + "memory:\n  ttl_second: 60\n"
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), config_text=config) as launcher:
+        launcher.wait_healthy()
+        wait_until(lambda: "ttl_second" in launcher.output())
+    lines = launcher.output().splitlines()
+    url = launcher.proxy_url
+    ready = lines.index(
+        f"start   | ready on {url}: try the README's demo walkthrough (curl, model demo) "
+        f"or open the dashboard, {url}/ui"
+    )
+    assert lines[ready + 1 : ready + 3] == [
+        "start   | note: LITELLM_MASTER_KEY is not set: generated a random key for this run "
+        "(LiteLLM requires one; the memory proxy adds it for local callers, so they need no key)",
+        f"start   | warning: {tmp_path / 'config.yaml'}: memory.ttl_second: unknown key, ignored "
+        "(did you mean ttl_seconds?)",
+    ]
+    assert not any("warning" in line or "note" in line for line in lines[:ready])
 
 
 def test_one_port_for_both_is_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -131,3 +176,18 @@ def test_a_second_ctrl_c_forces_the_stop(tmp_path: Path) -> None:
         assert launcher.process.wait(timeout=5) == 0
         wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
     assert "forced stop" in launcher.output()
+
+
+def test_litellm_is_told_where_this_proxy_s_demo_is(tmp_path: Path) -> None:
+    """The shipped config's `demo` reads MEMORY_PROXY_DEMO_URL: the launcher's port wins
+    over a value left in the environment, and says so."""
+    env = {"MEMORY_PROXY_DEMO_URL": "http://127.0.0.1:8764/demo/v1"}
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path), env=env) as launcher:
+        launcher.wait_healthy()
+        wait_until(lambda: "note: MEMORY_PROXY_DEMO_URL" in launcher.output())
+    demo = f"{launcher.proxy_url}/demo/v1"
+    assert f"mode=serve demo_url={demo}\n" in launcher.output()
+    assert (
+        "start   | note: MEMORY_PROXY_DEMO_URL was http://127.0.0.1:8764/demo/v1; LiteLLM gets "
+        f"{demo}, the demo of the proxy started here\n"
+    ) in launcher.output()

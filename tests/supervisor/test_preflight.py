@@ -54,17 +54,18 @@ def test_port_in_use_names_the_port_and_its_owner() -> None:
         listener.listen()
         port = listener.getsockname()[1]
         with pytest.raises(PortInUse) as info:
-            ensure_port_free("127.0.0.1", port, "LiteLLM")
+            ensure_port_free("127.0.0.1", port, "LiteLLM", "--litellm-port")
     message = str(info.value)
     assert f"port {port} (LiteLLM) is already in use" in message
     assert f"pid {os.getpid()}" in message
+    assert message.endswith("choose another port with --litellm-port")
 
 
 def test_free_port_passes() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    ensure_port_free("127.0.0.1", port, "memory proxy")
+    ensure_port_free("127.0.0.1", port, "memory proxy", "--memoryproxy-port")
 
 
 def test_master_key_generated_only_when_unset() -> None:
