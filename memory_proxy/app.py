@@ -39,7 +39,7 @@ from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.browser_guard import BrowserGuard, startup_note
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_response
+from memory_proxy.errors import error_answer, error_response
 from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.upstream import UpstreamClient, UpstreamMonitor, client_for
 from memory_proxy.identity import auth
@@ -248,7 +248,7 @@ class MemoryProxy:
                 caller,
             )
         except InvalidIdentifier as exc:
-            return error_response(request.url.path, 400, str(exc))
+            return error_answer(request.url.path, exc)
         return JSONResponse(decision.describe())
 
 

@@ -1,17 +1,114 @@
-"""Errors in the calling client's own format: Anthropic-style on Anthropic paths,
-OpenAI-style everywhere else. Never a traceback, never HTML."""
+"""The proxy's own exceptions, one hierarchy, and the one way a client is told of one:
+its status and message in the calling client's own format (Anthropic-style on Anthropic
+paths, OpenAI-style everywhere else). Never a traceback, never HTML.
+
+    ProxyError                    the base: `status`, message, `retry_after`, `headers`
+    ├── Refusal                   the proxy answers a request itself (4xx): auth, limits...
+    │   ├── InvalidIdentifier     identity/client_detection.py: an unusable user/session id
+    │   ├── RequestTooLarge       forwarding/forwarder.py: a JSON body past the limit
+    │   └── UnsafeHeader          forwarding/header_safety.py: CR, LF or NUL toward LiteLLM
+    ├── ClientDisconnected        the client left before its request was read or sent on
+    ├── UpstreamError             LiteLLM gave no usable answer (502, "failed to answer")
+    │   ├── UpstreamUnavailable   LiteLLM is not there: down, restarting (503)
+    │   ├── UpstreamConnectFailed no connection: refused, unreachable, timed out
+    │   ├── UpstreamTimeout       no answer in time (504)
+    │   ├── UpstreamProtocolError an answer we will not pass on
+    │   └── UpstreamClosed        the connection closed before the answer ended
+    │       └── StaleConnection   ... a kept-alive one, before any byte: may be sent again
+    ├── StoreUnavailable          stores/base.py: the configured store cannot be opened
+    └── ConfigError               config/parsing.py: a setting missing or malformed
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 from starlette.responses import Response
 
 from memory_proxy.logging_setup import log_failure
 
 logger = logging.getLogger("memory_proxy")
+
+RETRY_AFTER_SECONDS = 5  # what a client is told to wait when LiteLLM failed it
+
+
+class ProxyError(Exception):
+    """The base of the proxy's own exceptions. Its message is what a client is told;
+    `status`, `retry_after` and `headers` complete the answer (`error_answer`)."""
+
+    status = 500
+    retry_after: int | None = None
+    headers: Sequence[tuple[bytes, bytes]] = ()
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class Refusal(ProxyError):
+    """The proxy answers the request itself, with an error in the client's format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.headers = headers
+
+
+class ClientDisconnected(ProxyError):
+    """The client went away before its request was read or sent on: nobody to answer."""
+
+    status = 499  # nginx's status for the log line
+
+
+class UpstreamError(ProxyError):
+    """LiteLLM gave no usable answer. The upstream clients raise a subclass that says what
+    happened; the forwarder answers "LiteLLM failed to answer" (and may send again)."""
+
+    status = 502
+    retry_after: int | None = RETRY_AFTER_SECONDS
+
+
+class UpstreamUnavailable(UpstreamError):
+    """LiteLLM is not there (down, restarting): try again shortly."""
+
+    status = 503
+
+
+class UpstreamConnectFailed(UpstreamError):
+    """No connection to LiteLLM: refused (then it certainly never saw the request: the
+    cause is a ConnectionRefusedError), unreachable, or not made in time."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """LiteLLM did not start answering in time."""
+
+    status = 504
+    retry_after = None
+
+
+class UpstreamProtocolError(UpstreamError):
+    """LiteLLM answered something we will not pass on: an oversized or malformed head,
+    bytes after the end of the answer. It is up, so it is not marked down."""
+
+
+class UpstreamClosed(UpstreamError):
+    """The connection closed before the whole answer arrived."""
+
+
+class StaleConnection(UpstreamClosed):
+    """A kept-alive connection closed before any byte of the answer: the upstream went away
+    (a restart, an idle close) without answering, so the request may be sent again."""
+
 
 # HTTP status -> (OpenAI error type, Anthropic error type)
 _ERROR_TYPES: dict[int, tuple[str, str]] = {
@@ -28,6 +125,18 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
     503: ("service_unavailable", "overloaded_error"),
     504: ("timeout_error", "api_error"),
 }
+
+
+def caused_by(exc: BaseException, *kinds: type[BaseException]) -> bool:
+    """Whether one of `kinds` is `exc` or in its cause chain: how a refused connection
+    (LiteLLM certainly never saw the request) is told from other connect failures, and a
+    client gone mid-upload from the error another library wrapped it in."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, kinds):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def is_anthropic_path(path: str) -> bool:
@@ -60,6 +169,14 @@ def error_response(
         headers=headers,
         media_type="application/json",
     )
+
+
+def error_answer(path: str, error: ProxyError) -> Response:
+    """The one answer to one of our exceptions: its status and message in the client's
+    format, Retry-After when it says when to try again, and its own headers."""
+    response = error_response(path, error.status, error.message, retry_after=error.retry_after)
+    response.raw_headers += error.headers
+    return response
 
 
 async def unless_store_fails(path: str, store: str, answer: Awaitable[Response]) -> Response:

@@ -6,8 +6,8 @@
 - forward: relay the answer byte for byte while the capture reads it;
 - record: memory, the usage record, metrics and the request's log line.
 
-A step that refuses the request raises `Refusal`; one place answers it in the client's
-format, counts it and logs it.
+A step that refuses the request raises a `Refusal` (errors.py); one place answers it in the
+client's format, counts it and logs it.
 """
 
 from __future__ import annotations
@@ -25,18 +25,15 @@ from memory_proxy.accounting.rate_limit import RateLimiter
 from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
 from memory_proxy.browser_guard import is_json_content_type
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_response
+from memory_proxy.errors import ClientDisconnected, Refusal, error_answer
 from memory_proxy.forwarding.forwarder import (
-    ClientDisconnected,
     Forwarder,
     ForwardResult,
-    RequestTooLarge,
     end_to_end_headers,
     read_request_body,
 )
 from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity import auth
-from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
 from memory_proxy.identity.routing import RoutingDecision, decide
@@ -48,7 +45,6 @@ from memory_proxy.memory.request_memory import MemoryScope, MemoryTurn, RequestM
 from memory_proxy.proxied_request import (
     REQUEST_ID_HEADER,
     ProxiedRequest,
-    Refusal,
     incoming,
     request_id_header,
 )
@@ -111,16 +107,14 @@ class ProxyPipeline:
 
     async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
         """The JSON body, the caller and the routing decision; refusals for a body too
-        large (413), a caller with no key or conflicting keys (401) and unusable ids (400).
+        large (413, RequestTooLarge), a caller with no key or conflicting keys (401) and
+        unusable ids (400, InvalidIdentifier).
 
         A body is read as JSON only when its content type says so exactly (the browser
         guard refused a chat API's other bodies); any other body streams through."""
         lookup = request.lookup
         if request.method == "POST" and is_json_content_type(lookup.get("content-type", "")):
-            try:
-                request.body = await read_request_body(receive, MAX_JSON_BODY_BYTES)
-            except RequestTooLarge as exc:
-                raise Refusal(413, str(exc)) from exc
+            request.body = await read_request_body(receive, MAX_JSON_BODY_BYTES)
             request.payload = _parse_json(request.body)
             if request.payload is None:
                 self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
@@ -130,17 +124,14 @@ class ProxyPipeline:
         request.caller = auth.identify(scope["headers"], _client_host(scope), self.settings)
         if request.caller.refusal:
             raise Refusal(401, request.caller.refusal)
-        try:
-            request.decision = decide(
-                lookup,
-                request.payload,
-                self.settings,
-                self.supermemory,
-                request.caller,
-                raw_body=request.body if request.path in CHAT_APIS else None,
-            )
-        except InvalidIdentifier as exc:
-            raise Refusal(400, str(exc)) from exc
+        request.decision = decide(
+            lookup,
+            request.payload,
+            self.settings,
+            self.supermemory,
+            request.caller,
+            raw_body=request.body if request.path in CHAT_APIS else None,
+        )
 
     async def _admit(self, request: ProxiedRequest) -> None:
         """The rate limit: 429 past it. A limiter that fails lets the request through."""
@@ -274,10 +265,8 @@ class ProxyPipeline:
         self, request: ProxiedRequest, refusal: Refusal, receive: Receive, send: Send
     ) -> None:
         """Answer in the client's format, count and log: the one way a request ends early."""
-        response = error_response(
-            request.path, refusal.status, refusal.message, retry_after=refusal.retry_after
-        )
-        response.raw_headers += [*refusal.headers, request_id_header(request)]
+        response = error_answer(request.path, refusal)
+        response.raw_headers.append(request_id_header(request))
         await response(request.scope, receive, send)
         decision = request.decision
         user_id = decision.identity.user_id if decision else None

@@ -1,5 +1,4 @@
-"""The state of one forwarded request as the pipeline fills it in, and the refusal a step
-raises to end it early."""
+"""The state of one forwarded request as the pipeline fills it in."""
 
 from __future__ import annotations
 
@@ -16,24 +15,6 @@ from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.identity.routing import RoutingDecision
 
 REQUEST_ID_HEADER = "x-request-id"
-
-
-class Refusal(Exception):
-    """The proxy answers the request itself, with an error in the client's format."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        retry_after: int | None = None,
-        headers: Headers | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-        self.headers = headers or []
 
 
 @dataclass

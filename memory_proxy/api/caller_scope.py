@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_response
+from memory_proxy.errors import error_answer, error_response
 from memory_proxy.identity.auth import identify_request
 from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier, detect_user
 
@@ -46,7 +46,7 @@ def _user(request: Request, settings: Settings, what: str, *, guess: bool) -> st
         try:
             identity = detect_user(request.headers, settings.user_id_mappings)
         except InvalidIdentifier as exc:
-            return error_response(path, 400, str(exc))
+            return error_answer(path, exc)
         return identity.user_id if guess or identity.custom_header_present else None
     if not VALID_ID.match(named):
         return error_response(path, 400, "user_id is not a valid user id")

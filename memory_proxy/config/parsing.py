@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from memory_proxy.errors import ProxyError
+
 ENV_REFERENCE_PREFIX = "os.environ/"
 # LiteLLM's top-level sections: the proxy reads some of them, checks none of their keys.
 LITELLM_SECTIONS = frozenset(
@@ -53,7 +55,7 @@ _LIST_INDEX = re.compile(r"\[\d+\]")
 T = TypeVar("T")
 
 
-class ConfigError(Exception):
+class ConfigError(ProxyError):
     """A setting is missing or malformed; the message names the key and its source."""
 
 

@@ -15,13 +15,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from memory_proxy.errors import error_body
+from memory_proxy.errors import (
+    ClientDisconnected,
+    ProxyError,
+    Refusal,
+    StaleConnection,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    caused_by,
+    error_answer,
+)
 from memory_proxy.forwarding.cut_short import leave_unfinished, quiet_uvicorn_about_cut_answers
 from memory_proxy.forwarding.header_safety import UnsafeHeader
-from memory_proxy.forwarding.http1_connection import StaleConnection
 from memory_proxy.forwarding.request_watch import RequestWatch, Watchdog
 from memory_proxy.forwarding.upstream import (
     Headers,
@@ -57,9 +66,7 @@ CORS_ANSWER_HEADERS = frozenset(
         b"access-control-max-age",
     }
 )
-RETRY_AFTER_SECONDS = 5
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for the log line: nobody was left to answer
 
 Outcome = Literal[
     "complete",
@@ -70,16 +77,6 @@ Outcome = Literal[
     "upstream_failed",
     "upstream_timeout",
 ]
-
-
-@dataclass(frozen=True)
-class UpstreamFailure:
-    """No answer from LiteLLM: what to tell the client."""
-
-    status: int
-    message: str
-    outcome: Outcome
-    retry_after: int | None = RETRY_AFTER_SECONDS
 
 
 def end_to_end_headers(headers: Headers, also_dropped: frozenset[bytes] = frozenset()) -> Headers:
@@ -147,23 +144,16 @@ class Forwarder:
         Host, no framing for a buffered body); `body` None streams the client's through.
         `request_id` names the request in the log."""
         started = time.perf_counter()
-        result = ForwardResult(CLIENT_CLOSED_REQUEST, "client_disconnected")  # until known
+        result = ForwardResult(ClientDisconnected.status, "client_disconnected")  # until known
         watch = self._watchdog.watch(receive, listen=body is not None)
         try:
             try:
                 answer = await self._send_upstream(scope, receive, headers, body, watch)
             finally:
                 result.upstream_seconds = time.perf_counter() - started
-            if isinstance(answer, UpstreamFailure):
-                result.status, result.outcome = answer.status, answer.outcome
-                await _send_error(
-                    send,
-                    scope["path"],
-                    answer.status,
-                    answer.message,
-                    retry_after=answer.retry_after,
-                    extra_headers=extra_headers,
-                )
+            if isinstance(answer, ProxyError):
+                result.status, result.outcome = answer.status, _outcome(answer)
+                await _answer_error(scope, receive, send, answer, extra_headers)
                 return result
             try:
                 await self._relay(answer, send, result, started, observer, extra_headers, watch)
@@ -178,14 +168,15 @@ class Forwarder:
                 raise
             result.outcome = watch.reason or "client_disconnected"
             if result.outcome == "upstream_timeout":
-                await self._timed_out(scope["path"], send, result, extra_headers, request_id)
+                await self._timed_out(scope, receive, send, result, extra_headers, request_id)
         finally:
             watch.close()
         return result
 
     async def _timed_out(
         self,
-        path: str,
+        scope: Scope,
+        receive: Receive,
         send: Send,
         result: ForwardResult,
         extra_headers: Headers | None,
@@ -197,9 +188,9 @@ class Forwarder:
             leave_unfinished(request_id, f"LiteLLM sent nothing for {seconds:g} s")
         else:
             seconds = self._watchdog.first_byte_timeout
-            result.status = 504
-            message = f"LiteLLM did not answer within {seconds:g} s"
-            await _send_error(send, path, 504, message, extra_headers=extra_headers)
+            timeout = UpstreamTimeout(f"LiteLLM did not answer within {seconds:g} s")
+            result.status = timeout.status
+            await _answer_error(scope, receive, send, timeout, extra_headers)
 
     async def _send_upstream(
         self,
@@ -208,8 +199,8 @@ class Forwarder:
         headers: Headers,
         body: bytes | None,
         watch: RequestWatch,
-    ) -> UpstreamAnswer | UpstreamFailure:
-        """The upstream answer, or why there is none.
+    ) -> UpstreamAnswer | ProxyError:
+        """The upstream answer, or the error to answer instead.
 
         When LiteLLM certainly never processed the request — the connection was refused,
         or a kept-alive one turned out closed before any byte of answer — it is sent again
@@ -221,10 +212,8 @@ class Forwarder:
         query = scope["query_string"]
         target = scope["raw_path"] + b"?" + query if query else scope["raw_path"]
         replayable = body is not None or method in SAFE_METHODS
-        failure = UpstreamFailure(
-            503,
-            f"LiteLLM is not available at {self._base_url}; retry shortly",
-            "upstream_unavailable",
+        failure: ProxyError = UpstreamUnavailable(
+            f"LiteLLM is not available at {self._base_url}; retry shortly"
         )
         for _ in range(2):
             if not await self._monitor.wait_ready(self._wait_seconds):
@@ -233,17 +222,13 @@ class Forwarder:
             try:
                 return await self._client.send(method, target, headers, content)
             except UnsafeHeader as exc:
-                return UpstreamFailure(400, str(exc), "refused", retry_after=None)
-            except httpx.TransportError as exc:
-                if _caused_by(exc, ClientDisconnected):  # the client left mid-upload
-                    raise ClientDisconnected from exc
+                return exc
+            except UpstreamError as exc:
                 reason = str(exc) or type(exc).__name__
-                if not isinstance(exc, httpx.RemoteProtocolError):  # it answered, badly
+                if not isinstance(exc, UpstreamProtocolError):  # it answered, badly
                     self._monitor.mark_down(reason)
-                if not _caused_by(exc, ConnectionRefusedError, StaleConnection):
-                    failure = UpstreamFailure(
-                        502, f"LiteLLM failed to answer: {reason}", "upstream_failed"
-                    )
+                if not caused_by(exc, ConnectionRefusedError, StaleConnection):
+                    failure = UpstreamError(f"LiteLLM failed to answer: {reason}")
                     if method not in SAFE_METHODS:
                         return failure
             if not replayable:
@@ -279,7 +264,7 @@ class Forwarder:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if observer is not None:
                     observer.feed(chunk)
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             # Headers are gone already: end without the final chunk so the client sees a
             # truncated answer rather than a falsely complete one (cut_short.py).
             result.outcome, result.cut_by = "upstream_cut", str(exc) or type(exc).__name__
@@ -289,19 +274,11 @@ class Forwarder:
         result.outcome = "complete"
 
 
-def _caused_by(exc: BaseException, *kinds: type[BaseException]) -> bool:
-    """Whether one of `kinds` is in the exception's cause chain.
-
-    Judged from the chain, not the httpx class: httpx-aiohttp maps errors to httpx classes
-    loosely (a refused connection — LiteLLM certainly never saw the request — arrives as
-    ConnectTimeout, a client leaving mid-upload as a transport error).
-    """
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, kinds):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+def _outcome(error: ProxyError) -> Outcome:
+    """How a request the forwarder answered itself ended, for the log and the metrics."""
+    if isinstance(error, UpstreamUnavailable):
+        return "upstream_unavailable"
+    return "upstream_failed" if isinstance(error, UpstreamError) else "refused"
 
 
 async def _stream_request_body(receive: Receive, watch: RequestWatch) -> AsyncIterator[bytes]:
@@ -333,29 +310,16 @@ async def read_request_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _send_error(
-    send: Send,
-    path: str,
-    status: int,
-    message: str,
-    *,
-    retry_after: int | None = None,
-    extra_headers: Headers | None = None,
+async def _answer_error(
+    scope: Scope, receive: Receive, send: Send, error: ProxyError, extra_headers: Headers | None
 ) -> None:
-    body = error_body(path, status, message)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    headers += extra_headers or []
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    response = error_answer(scope["path"], error)
+    response.raw_headers += extra_headers or []
+    await response(scope, receive, send)
 
 
-class ClientDisconnected(Exception):
-    """The client went away before its request body was read."""
+class RequestTooLarge(Refusal):
+    """A JSON body larger than the proxy reads: 413."""
 
-
-class RequestTooLarge(Exception):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body larger than {limit} bytes")
-        self.limit = limit
+        super().__init__(413, f"request body larger than {limit} bytes")

@@ -5,14 +5,16 @@ such a request before anything is sent."""
 
 from __future__ import annotations
 
+from memory_proxy.errors import Refusal
+
 FORBIDDEN = b"\r\n\0"
 
 
-class UnsafeHeader(ValueError):
-    """A request header name or value holds CR, LF or NUL; nothing was sent."""
+class UnsafeHeader(Refusal):
+    """A request header name or value holds CR, LF or NUL; nothing was sent: 400."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"{what} contains a line break or NUL character")
+        super().__init__(400, f"{what} contains a line break or NUL character")
 
 
 def check_headers(headers: list[tuple[bytes, bytes]]) -> None:

@@ -6,7 +6,7 @@ Why not aiohttp, httpcore or even httpx's request and response objects: the prox
 most of its CPU in them. This does only what a loopback hop to one upstream needs —
 plain HTTP/1.1, no TLS, no redirects, no cookies, no decompression — and takes and gives
 headers as the bytes the ASGI server already has, so a request costs a fraction of theirs.
-Failures are raised as httpx's exceptions, the vocabulary the forwarder already speaks.
+Failures are raised as our `UpstreamError`s (errors.py), which say what happened.
 
 A connection goes back to the pool only when its answer was read to the end by the caller
 (not merely received): anything else — a caller that left mid-body, an answer cut short,
@@ -20,10 +20,9 @@ import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import httpx
-
+from memory_proxy.errors import StaleConnection, UpstreamConnectFailed, UpstreamTimeout
 from memory_proxy.forwarding.header_safety import check_head
-from memory_proxy.forwarding.http1_connection import Connection, StaleConnection
+from memory_proxy.forwarding.http1_connection import Connection
 
 # Shorter than uvicorn's 5 s server-side keep-alive, so we never reuse a closing socket.
 KEEPALIVE_SECONDS = 4.0
@@ -105,10 +104,10 @@ class HTTP1Client:
                     status, answer_headers = await connection.response_head()
         except TimeoutError as exc:
             connection.close()
-            raise httpx.ReadTimeout("upstream did not answer in time") from exc
+            raise UpstreamTimeout("upstream did not answer in time") from exc
         except BaseException as exc:
             connection.close()
-            if isinstance(exc.__cause__, StaleConnection):
+            if isinstance(exc, StaleConnection):
                 self._close_idle()  # kept alive by the same upstream: as stale, most likely
             raise
         if method == "HEAD" or status in _NO_BODY_STATUSES:
@@ -191,7 +190,7 @@ class HTTP1Client:
                     lambda: Connection(self._forget), host, port
                 )
         except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
+            raise UpstreamConnectFailed(f"connecting to {host}:{port} timed out") from exc
         except OSError as exc:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+            raise UpstreamConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
         return protocol

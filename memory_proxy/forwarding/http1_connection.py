@@ -15,19 +15,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 import httptools
-import httpx
+
+from memory_proxy.errors import (
+    StaleConnection,
+    UpstreamClosed,
+    UpstreamError,
+    UpstreamProtocolError,
+)
 
 HIGH_WATER_BYTES = 1024 * 1024  # unread body held before reading from the socket pauses
 MAX_ANSWER_HEAD_BYTES = 64 * 1024  # status line and headers; more is refused (nginx: 4-32 KiB)
-
-
-class StaleConnection(ConnectionError):
-    """A kept-alive connection closed before any byte of the answer: the upstream went away
-    (a restart, an idle close) without answering, so the request may be sent again."""
-
-
-class _AnswerRefused(Exception):
-    """Raised inside a parser callback to stop parsing an answer we will not take."""
 
 
 class Connection(asyncio.Protocol):
@@ -52,7 +49,7 @@ class Connection(asyncio.Protocol):
         self._interim = False
         self._keep_alive = False
         self._ends_at_close = False
-        self._error: Exception | None = None
+        self._error: UpstreamError | None = None
         self.requests = 0
         self.idle_since = 0.0
 
@@ -67,10 +64,11 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
             if self._in_head and self._head_bytes > MAX_ANSWER_HEAD_BYTES:
-                raise _AnswerRefused(f"head larger than {MAX_ANSWER_HEAD_BYTES} bytes")
-        except (httptools.HttpParserError, _AnswerRefused) as exc:
-            reason = exc.__context__ if isinstance(exc.__context__, _AnswerRefused) else exc
-            self._fail(httpx.RemoteProtocolError(f"invalid answer from upstream: {reason}"))
+                raise UpstreamProtocolError(f"head larger than {MAX_ANSWER_HEAD_BYTES} bytes")
+        except (httptools.HttpParserError, UpstreamProtocolError) as exc:
+            # A callback's refusal reaches us as the parser's error, with ours as its context.
+            refused = exc.__context__ if isinstance(exc.__context__, UpstreamProtocolError) else exc
+            self._fail(UpstreamProtocolError(f"invalid answer from upstream: {refused}"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -79,10 +77,9 @@ class Connection(asyncio.Protocol):
             self.on_message_complete()  # RFC 9112 6.3: no length given, the close ends it
         elif not self._complete and self.requests > 1 and not self._answered:
             stale = StaleConnection("upstream closed a kept-alive connection before answering")
-            stale.__cause__ = exc
-            self._fail(httpx.ReadError(str(stale)), cause=stale)
+            self._fail(stale, cause=exc)
         elif not self._complete:
-            self._fail(httpx.ReadError("upstream closed the connection"), cause=exc)
+            self._fail(UpstreamClosed("upstream closed the connection"), cause=exc)
         self._wake_writer()
 
     def pause_writing(self) -> None:
@@ -94,7 +91,7 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         if self._complete:
-            raise _AnswerRefused("bytes after the end of the answer")
+            raise UpstreamProtocolError("bytes after the end of the answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -102,7 +99,7 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         if self._header_bytes > MAX_ANSWER_HEAD_BYTES:
-            raise _AnswerRefused(f"headers larger than {MAX_ANSWER_HEAD_BYTES} bytes")
+            raise UpstreamProtocolError(f"headers larger than {MAX_ANSWER_HEAD_BYTES} bytes")
         status = self._parser.get_status_code()
         if status < 200:  # "100 Continue" and other interim answers: the real one follows
             self._interim = True
@@ -215,7 +212,7 @@ class Connection(asyncio.Protocol):
         if self._error is not None:
             raise self._error
 
-    def _fail(self, error: Exception, cause: BaseException | None = None) -> None:
+    def _fail(self, error: UpstreamError, cause: BaseException | None = None) -> None:
         error.__cause__ = cause
         self._error = error
         if self._head is not None and not self._head.done():

@@ -5,8 +5,8 @@ The forwarder speaks to an `UpstreamClient`: one request out, its answer's statu
 headers back, the body streamed. For a plain-http LiteLLM (the usual one, beside us) that
 is our own lean HTTP/1.1 client (http1_client.py), which costs a request a fraction of
 what a general client does; an https LiteLLM gets httpx-aiohttp's transport behind the
-same interface. httpx's own pool is not used because it collapses under concurrency
-(encode/httpx#3215).
+same interface, its errors translated into ours at that boundary. httpx's own pool is not
+used because it collapses under concurrency (encode/httpx#3215).
 """
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ from typing import Protocol
 import aiohttp
 import httpx
 
+from memory_proxy.errors import (
+    ClientDisconnected,
+    ProxyError,
+    UpstreamClosed,
+    UpstreamConnectFailed,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    caused_by,
+)
 from memory_proxy.forwarding.header_safety import check_headers
 from memory_proxy.forwarding.http1_client import KEEPALIVE_SECONDS, HTTP1Client
 
@@ -31,6 +41,15 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
 
 Headers = list[tuple[bytes, bytes]]
+# What an error of httpx-aiohttp's transport means, judged from aiohttp's own, its cause:
+# httpx-aiohttp maps them to httpx's loosely (any lost connection becomes a ConnectTimeout).
+# Any other (a connection reset, closed or cut mid-answer) is UpstreamClosed.
+_THEIR_ERRORS = (httpx.HTTPError, aiohttp.ClientError)
+_AIOHTTP_MEANINGS: tuple[tuple[type[BaseException], type[UpstreamError]], ...] = (
+    (aiohttp.ClientConnectorError, UpstreamConnectFailed),
+    (aiohttp.ConnectionTimeoutError, UpstreamConnectFailed),
+    (aiohttp.ServerTimeoutError, UpstreamTimeout),
+)
 
 
 class UpstreamAnswer(Protocol):
@@ -42,8 +61,9 @@ class UpstreamAnswer(Protocol):
 
 
 class UpstreamClient(Protocol):
-    """How the proxy talks to LiteLLM. Failures are httpx's `TransportError`s, and
-    `UnsafeHeader` (nothing sent) for a header holding CR, LF or NUL."""
+    """How the proxy talks to LiteLLM. Failures are our `UpstreamError`s (errors.py),
+    `UnsafeHeader` (nothing sent) for a header holding CR, LF or NUL, and
+    `ClientDisconnected` when the client left while its body was being sent on."""
 
     async def send(
         self,
@@ -119,8 +139,8 @@ class HttpxClient:
         )
         try:
             return _HttpxAnswer(await self.transport.handle_async_request(request))
-        except aiohttp.ClientResponseError as exc:  # left unmapped by httpx-aiohttp
-            raise httpx.RemoteProtocolError(f"invalid answer from upstream: {exc.message}") from exc
+        except _THEIR_ERRORS as exc:
+            raise _ours(exc) from exc
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -132,12 +152,30 @@ class _HttpxAnswer:
         self.status = response.status_code
         self.headers = response.headers.raw
 
-    def body(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_raw()
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except _THEIR_ERRORS as exc:
+            raise _ours(exc) from exc
 
     async def aclose(self) -> None:
         # Shielded: even when the caller is cancelled, the pooled connection is released.
         await asyncio.shield(asyncio.ensure_future(self._response.aclose()))
+
+
+def _ours(exc: Exception) -> ProxyError:
+    """Ours for an error of httpx-aiohttp's transport: httpx's, or aiohttp's own where
+    httpx-aiohttp leaves it unmapped. The message stays theirs."""
+    if caused_by(exc, ClientDisconnected):  # the client left mid-upload
+        return ClientDisconnected()
+    if isinstance(exc, aiohttp.ClientResponseError):  # an answer aiohttp would not parse
+        return UpstreamProtocolError(f"invalid answer from upstream: {exc.message}")
+    origin = exc.__cause__ if isinstance(exc, httpx.HTTPError) else exc
+    meaning = next(
+        (ours for theirs, ours in _AIOHTTP_MEANINGS if isinstance(origin, theirs)), UpstreamClosed
+    )
+    return meaning(str(exc) or type(exc).__name__)
 
 
 class UpstreamMonitor:
@@ -191,7 +229,7 @@ class UpstreamMonitor:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS * 2):
                 status = await self._readiness_status()
-        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+        except (UpstreamError, OSError, TimeoutError) as exc:
             return False, f"LiteLLM not reachable at {self._base_url}: {exc or type(exc).__name__}"
         if status != 200:
             return False, f"LiteLLM readiness answered HTTP {status}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.config import UserIdMappings
+from memory_proxy.errors import Refusal
 
 MAX_MATCHED_HEADER_LENGTH = 1024
 # \Z, not $: `$` also matches before a final newline, and an id ends up in a header.
@@ -27,8 +28,11 @@ OPTIONAL_WHITESPACE = " \t"
 PASS_THROUGH_PREFIX = "key-"
 
 
-class InvalidIdentifier(ValueError):
-    """A client-supplied user or session id that cannot be used as a memory key."""
+class InvalidIdentifier(Refusal):
+    """A client-supplied user or session id that cannot be used as a memory key: 400."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,17 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from memory_proxy.errors import ProxyError
 from memory_proxy.records.memory import MemoryRecord, ProjectInfo, Recalled
 from memory_proxy.records.messages import Message
 from memory_proxy.records.series import UsageSeries
 from memory_proxy.records.usage import Feedback, UsageRecord
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(ProxyError):
     """The configured store cannot be opened at all; the message names the setting."""
+
+    status = 503
 
 
 @dataclass(frozen=True)

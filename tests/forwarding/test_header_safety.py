@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import Message
 
+from memory_proxy.errors import UpstreamConnectFailed
 from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.header_safety import UnsafeHeader, check_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
@@ -47,7 +47,7 @@ def test_the_lean_client_refuses_an_unsafe_head_before_connecting(
     unsafe one is refused before it tries."""
     client = HTTP1Client(unused_url())
     unsafe = holds_forbidden(headers) or not set(target).isdisjoint(FORBIDDEN)
-    with pytest.raises(UnsafeHeader if unsafe else httpx.ConnectError):
+    with pytest.raises(UnsafeHeader if unsafe else UpstreamConnectFailed):
         asyncio.run(client.send("POST", target, headers, b"{}"))
 
 
