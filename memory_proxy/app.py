@@ -44,6 +44,7 @@ from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.upstream import UpstreamClient, UpstreamMonitor, client_for
 from memory_proxy.identity import auth
 from memory_proxy.identity.client_detection import InvalidIdentifier
+from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
@@ -82,6 +83,7 @@ class MemoryProxy:
     ) -> None:
         self.settings = settings
         self.supermemory = SupermemoryRouting.from_litellm(settings.litellm)
+        self.privacy = ModelPrivacy.from_settings(settings)
         self.metrics = Metrics(settings)
         self._upstream = upstream or client_for(settings.litellm_url)
         self.monitor = UpstreamMonitor(self._upstream, settings.litellm_url, ready=upstream_ready)
@@ -112,6 +114,7 @@ class MemoryProxy:
         self._proxy = ProxyPipeline(
             settings,
             self.supermemory,
+            self.privacy,
             self._forwarder,
             self.metrics,
             self.memory,
@@ -245,6 +248,7 @@ class MemoryProxy:
                 {"model": query_model} if query_model else None,
                 self.settings,
                 self.supermemory,
+                self.privacy,
                 caller,
             )
         except InvalidIdentifier as exc:

@@ -36,6 +36,7 @@ from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity import auth
 from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
+from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.routing import RoutingDecision, decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
 from memory_proxy.logging_setup import log_failure, log_request
@@ -68,6 +69,7 @@ class ProxyPipeline:
         self,
         settings: Settings,
         supermemory: SupermemoryRouting,
+        privacy: ModelPrivacy,
         forwarder: Forwarder,
         metrics: Metrics,
         memory: RequestMemory | None,
@@ -77,6 +79,7 @@ class ProxyPipeline:
     ) -> None:
         self.settings = settings
         self.supermemory = supermemory
+        self.privacy = privacy
         self.forwarder = forwarder
         self.metrics = metrics
         self.memory = memory
@@ -129,6 +132,7 @@ class ProxyPipeline:
             request.payload,
             self.settings,
             self.supermemory,
+            self.privacy,
             request.caller,
             raw_body=request.body if request.path in CHAT_APIS else None,
         )
@@ -198,6 +202,7 @@ class ProxyPipeline:
             reads=decision.reads_memory,
             writes=decision.writes_memory,
             session_memory=decision.memory,
+            privacy=decision.model_privacy,
         )
         turn = await self.memory.begin(api, payload, outgoing, scope)
         return (turn.body if turn else outgoing), turn

@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from memory_proxy.config import Settings, load_settings
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
 from tests.support import wait_until
 
@@ -116,3 +117,16 @@ def ask_demo(proxy_url: str, api: str, headers: dict[str, str], text: str) -> li
         return [openai_client.responses.create(model="demo", input=text).output_text]
     events = openai_client.responses.create(model="demo", input=text, stream=True)
     return [e.delta for e in events if e.type == "response.output_text.delta"]
+
+
+def proxy_settings(config: Path, litellm_port: int, master_key: str, database: Path) -> Settings:
+    """The proxy's settings from a test's config, in front of LiteLLM on `litellm_port`,
+    its memory in `database`."""
+    return load_settings(
+        config,
+        environ={"LITELLM_MASTER_KEY": master_key},
+        overrides={
+            "proxy.litellm_url": f"http://127.0.0.1:{litellm_port}",
+            "memory.sqlite_path": str(database),
+        },
+    )

@@ -42,10 +42,10 @@ def memory(
     at: float = 1.0,
     session: str | None = "s1",
     model: str | None = "m",
+    private: bool = False,
 ) -> MemoryRecord:
-    return MemoryRecord(
-        memory_id(user, project, text), user, project, session, "claude-cli", model, at, text
-    )
+    identifier = memory_id(user, project, text)
+    return MemoryRecord(identifier, user, project, session, "claude-cli", model, at, text, private)
 
 
 def store(tmp_path: Path, name: str, *records: MemoryRecord) -> Path:
@@ -107,6 +107,18 @@ def test_list_is_newest_first_and_narrowed_by_project(tmp_path: Path) -> None:
     assert newest.output.splitlines()[1:] == ["    c"]
     assert bad.exit_code == 2
     assert "expected 1-128 letters" in bad.output
+
+
+def test_a_private_models_memories_are_listed_and_found_marked(tmp_path: Path) -> None:
+    told_llama = memory(PORT, private=True)
+    config = store(tmp_path, "m", told_llama, memory("lunch is pizza", at=2))
+    listed = run(config, "list").output.splitlines()
+    found = run(config, "search", "staging port").output.splitlines()
+    assert listed[0].endswith("  claude-cli") and "private" not in listed[0]
+    assert listed[2] == f"{told_llama.id}  {listed[2].split('  ')[1]}  default-dev  shop  " + (
+        "claude-cli  private"
+    )
+    assert found[0].startswith(f"{told_llama.id}  ") and "  claude-cli  private  score " in found[0]
 
 
 def test_forget_asks_first_and_forgets_one_memory_or_a_project(tmp_path: Path) -> None:
@@ -211,6 +223,7 @@ def test_export_then_import_into_an_empty_store_gives_the_same_memories(tmp_path
         memory("general", project="", session=None, model=None, at=1),
         memory("bob's", user="bob", at=3),
         memory("unicode ✓ \u2028 line", user="bob", project="blog", at=3),
+        memory("told a local model", at=4, private=True),
     ]
     source = store(tmp_path, "source", *records)
     exported = run(source, "export")
@@ -222,10 +235,10 @@ def test_export_then_import_into_an_empty_store_gives_the_same_memories(tmp_path
     second = run(target, "import", str(dump))  # identical memories are stored once
     again = run(target, "export")
     bob = run(source, "export", "--user", "bob", "--project", "blog")
-    assert exported.stderr == "exported 4 memories\n"
+    assert exported.stderr == "exported 5 memories\n"
     assert json_lines(exported.stdout) == [record.describe() for record in records]
     assert first.exit_code == second.exit_code == 0
-    assert "imported 4 memories" in first.output
+    assert "imported 5 memories" in first.output
     assert again.stdout == exported.stdout
     assert [m["text"] for m in json_lines(bob.stdout)] == [records[3].text]
 
@@ -271,8 +284,8 @@ ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,20}", fullmatch=True)
 labels = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=40)
 now = time.time()
 records = st.builds(
-    lambda user, project, text, session, model, at: memory(
-        text, user=user, project=project, session=session, model=model, at=at
+    lambda user, project, text, session, model, at, private: memory(
+        text, user=user, project=project, session=session, model=model, at=at, private=private
     ),
     user=ids,
     project=st.one_of(st.just(""), ids),
@@ -280,6 +293,7 @@ records = st.builds(
     session=st.none() | ids,
     model=st.none() | labels,
     at=st.floats(min_value=0, max_value=now),
+    private=st.booleans(),
 )
 
 
@@ -305,6 +319,7 @@ field_values = {
     | st.integers(-(2**70), 2**70),
     "client": labels | st.text(max_size=300),
     "model": st.none() | labels | st.text(max_size=300),
+    "private": st.booleans(),
 }
 fields = st.fixed_dictionaries(
     {},
@@ -329,6 +344,7 @@ def test_any_import_line_is_a_record_as_a_request_would_store_it_or_a_value_erro
     time.gmtime(record.created_at)  # what recall shows: a real date
     for label in (record.client, record.model or "x"):
         assert 0 < len(label) <= 256 and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in label)
+    assert record.private is (item.get("private") is True)  # absent: from before, hosted
 
 
 def line(**changes: Any) -> str:
@@ -368,6 +384,7 @@ def test_import_checks_each_field_as_the_request_path_does(tmp_path: Path) -> No
             line(model="m" * 257),
             line(model="gpt\n4"),
         ],
+        "private: expected true or false": [line(private="yes"), line(private=1)],
     }
     lines = [line(), *(text for texts in bad_lines.values() for text in texts), line(text="ok")]
     dump = tmp_path / "bad.jsonl"

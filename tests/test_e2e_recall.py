@@ -20,8 +20,7 @@ from anthropic.types import MessageParam, TextBlockParam
 from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.config import load_settings
-from tests.litellm_support import litellm_process
+from tests.litellm_support import litellm_process, proxy_settings
 from tests.memory.recall_support import NESTED_TAG_ATTACK, tags_seen
 from tests.support import FakeUpstream, free_port, serve, wait_until
 from tests.test_e2e_litellm import MASTER_KEY, e2e_config
@@ -64,14 +63,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     litellm_port = free_port()
     with serve(provider) as provider_url:
         config.write_text(e2e_config(provider_url) + CLAUDE_CODE_PATTERN)
-        settings = load_settings(
-            config,
-            environ={"LITELLM_MASTER_KEY": MASTER_KEY},
-            overrides={
-                "proxy.litellm_url": f"http://127.0.0.1:{litellm_port}",
-                "memory.sqlite_path": str(database),
-            },
-        )
+        settings = proxy_settings(config, litellm_port, MASTER_KEY, database)
         with (
             serve(MemoryProxy(settings)) as proxy_url,
             litellm_process(config, litellm_port, MASTER_KEY),

@@ -101,7 +101,8 @@ class MemoriesAPI:
             )
         query = request.query_params.get("q", "").strip()
         if query:
-            hits = await index.search(user_id, project, query, limit=offset + limit + 1)
+            wanted = offset + limit + 1  # the owner sees private models' memories too, marked
+            hits = await index.search(user_id, project, query, limit=wanted, privacy="private")
             data = [hit.record.describe(hit.score) for hit in hits[offset : offset + limit]]
             has_more = len(hits) > offset + limit
         else:

@@ -89,7 +89,9 @@ def search(
     as_json: bool,
 ) -> None:
     """The memories that best match QUERY, best first."""
-    hits = _with_index(settings, lambda index: index.search(user, project, query, limit=limit))
+    hits = _with_index(  # the owner sees every memory, private models' too (marked)
+        settings, lambda index: index.search(user, project, query, limit=limit, privacy="private")
+    )
     _show([(hit.record, hit.score) for hit in hits], as_json, f"no memories{_of(user)} match")
 
 
@@ -265,6 +267,8 @@ def _show(found: list[tuple[MemoryRecord, float | None]], as_json: bool, nothing
     for record, score in found:
         when = _local_time(record.created_at)
         fields = [record.id, when, record.user_id, record.project or "(general)", record.client]
+        if record.private:
+            fields.append("private")  # a private model's: recalled into private models only
         if score is not None:
             fields.append(f"score {score:.2f}")
         click.echo("  ".join(fields) + "\n" + _indented(record.text))

@@ -63,10 +63,15 @@ def record_from_json(item: Any) -> MemoryRecord:
         raise ValueError(
             f"model: expected 1 to {MAX_LABEL_CHARS} characters, {_NO_CONTROL}, or null"
         )
+    private = item.get("private", False)  # exports from before private models: hosted
+    if not isinstance(private, bool):
+        raise ValueError("private: expected true or false")
     derived = memory_id(user_id, project, text)
     if item.get("id", derived) != derived:
         raise ValueError("id: does not match the memory's user, project and text (leave it out)")
-    return MemoryRecord(derived, user_id, project, session_id, client, model, created_at, text)
+    return MemoryRecord(
+        derived, user_id, project, session_id, client, model, created_at, text, private
+    )
 
 
 def _is_id(value: Any) -> TypeGuard[str]:

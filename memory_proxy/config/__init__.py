@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memory_proxy.config.litellm import LiteLLMSettings as LiteLLMSettings
+from memory_proxy.config.litellm import ModelEntry as ModelEntry
+from memory_proxy.config.litellm import build_litellm
 from memory_proxy.config.parsing import ConfigError as ConfigError
 from memory_proxy.config.parsing import (
     SettingsTree,
@@ -24,10 +27,10 @@ from memory_proxy.config.parsing import (
     as_positive_float,
     as_positive_int,
     as_str,
-    environment_variable,
     one_of,
     read_yaml,
 )
+from memory_proxy.config.private_models import build_private_models
 from memory_proxy.config.recall import (
     DEFAULT_EXTRACTORS,
     DEFAULT_SESSION_HEADERS,
@@ -97,6 +100,7 @@ class MemorySettings:
     modes: dict[str, str] = field(default_factory=dict)  # user id -> on | read | write | off
     redact: bool = True  # secrets replaced by markers before anything is kept
     redact_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (name, expression)
+    private_models: frozenset[str] = frozenset()  # model_names kept from hosted models
 
 
 @dataclass(frozen=True)
@@ -110,25 +114,6 @@ class RateLimitSettings:
 class UsageSettings:
     enabled: bool = True
     max_records: int = 100_000  # the oldest are dropped past this
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A `model_list` entry, as much of it as the proxy needs."""
-
-    model_name: str
-    api_base: str | None
-    # NAME when the file says `api_base: os.environ/NAME`: said at start when it is unset.
-    api_base_variable: str | None = None
-
-
-@dataclass(frozen=True)
-class LiteLLMSettings:
-    """What the proxy reads from LiteLLM's own sections of the shared file."""
-
-    models: tuple[ModelEntry, ...] = ()
-    forward_client_headers_models: frozenset[str] = frozenset()
-    forward_client_headers_to_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +181,7 @@ def load_settings(
 
 def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
     defaults = Settings()
+    litellm = build_litellm(tree)
     return Settings(
         config_path=config_path,
         host=tree.get("proxy.host", as_str, defaults.host),
@@ -222,14 +208,14 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         metrics_public=tree.get("metrics.public", as_bool, defaults.metrics_public),
         security=build_security(tree),
         user_id_mappings=_build_user_id_mappings(tree),
-        memory=_build_memory(tree),
+        memory=_build_memory(tree, litellm),
         recall=build_recall(tree),
         rate_limit=_build_rate_limit(tree),
         usage=UsageSettings(
             enabled=tree.get("usage.enabled", as_bool, UsageSettings.enabled),
             max_records=tree.get("usage.max_records", as_positive_int, UsageSettings.max_records),
         ),
-        litellm=_build_litellm(tree),
+        litellm=litellm,
     )
 
 
@@ -298,7 +284,7 @@ def _build_client_keys(tree: SettingsTree) -> tuple[ClientKey, ...]:
     return tuple(keys)
 
 
-def _build_memory(tree: SettingsTree) -> MemorySettings:
+def _build_memory(tree: SettingsTree, litellm: LiteLLMSettings) -> MemorySettings:
     d = MemorySettings()
     return MemorySettings(
         enabled=tree.get("memory.enabled", as_bool, d.enabled),
@@ -317,6 +303,7 @@ def _build_memory(tree: SettingsTree) -> MemorySettings:
         modes=build_memory_modes(tree),
         redact=tree.get("memory.redact", as_bool, d.redact),
         redact_patterns=build_redact_patterns(tree),
+        private_models=build_private_models(tree, litellm),
     )
 
 
@@ -328,44 +315,4 @@ def _build_rate_limit(tree: SettingsTree) -> RateLimitSettings:
             "rate_limit.requests_per_minute", as_positive_int, d.requests_per_minute
         ),
         burst=tree.get("rate_limit.burst", as_positive_int, d.burst),
-    )
-
-
-def _build_litellm(tree: SettingsTree) -> LiteLLMSettings:
-    model_list = tree.lookup("model_list") or []
-    if not isinstance(model_list, list):
-        raise tree.error("model_list", "expected a list of models")
-    models = []
-    for index, entry in enumerate(model_list):
-        where = f"model_list[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("model_name"), str):
-            raise tree.error(where, "expected a mapping with a model_name string")
-        params = entry.get("litellm_params") or {}
-        if not isinstance(params, dict):
-            raise tree.error(f"{where}.litellm_params", "expected a mapping")
-        raw_base = params.get("api_base")
-        api_base = tree.resolve(raw_base)
-        models.append(
-            ModelEntry(
-                entry["model_name"],
-                api_base if isinstance(api_base, str) else None,
-                environment_variable(raw_base),
-            )
-        )
-
-    forwarded = tree.lookup(
-        "litellm_settings.model_group_settings.forward_client_headers_to_llm_api"
-    )
-    if forwarded is not None and not isinstance(forwarded, list):
-        raise tree.error(
-            "litellm_settings.model_group_settings.forward_client_headers_to_llm_api",
-            "expected a list of model names",
-        )
-    return LiteLLMSettings(
-        models=tuple(models),
-        forward_client_headers_models=frozenset(str(name) for name in forwarded or ()),
-        forward_client_headers_to_all=tree.lookup(
-            "general_settings.forward_client_headers_to_llm_api"
-        )
-        is True,
     )

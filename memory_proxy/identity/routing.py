@@ -1,6 +1,6 @@
-"""What the proxy decides for one request: whose memory, which conversation, and whether
-the model is Supermemory-routed. Shared by forwarding and the debug endpoints, so the
-debug answer is exactly what forwarding does."""
+"""What the proxy decides for one request: whose memory, which conversation, whether the
+model is Supermemory-routed, and whether it is private. Shared by forwarding and the debug
+endpoints, so the debug answer is exactly what forwarding does."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from memory_proxy.config import Settings
 from memory_proxy.identity.auth import Caller
 from memory_proxy.identity.client_detection import ClientIdentity, detect_session, detect_user
 from memory_proxy.identity.memory_mode import memory_mode, reads, writes
+from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.project import detect_project
 from memory_proxy.identity.supermemory import SupermemoryRouting
+from memory_proxy.records.memory import Privacy
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class RoutingDecision:
     memory: bool
     project: str = ""  # GENERAL_PROJECT: the user's memory outside any project
     memory_mode: str = "on"  # on | read | write | off
+    model_privacy: Privacy = "hosted"  # where LiteLLM may send the request
 
     @property
     def reads_memory(self) -> bool:
@@ -51,6 +54,7 @@ class RoutingDecision:
             "memory": self.memory,
             "memory_mode": self.memory_mode,
             "project": self.project or None,
+            "model_privacy": self.model_privacy,
         }
 
 
@@ -59,6 +63,7 @@ def decide(
     body: Any,
     settings: Settings,
     supermemory: SupermemoryRouting,
+    privacy: ModelPrivacy,
     caller: Caller,
     raw_body: bytes | None = None,
 ) -> RoutingDecision:
@@ -88,4 +93,5 @@ def decide(
         memory=memory.enabled and session_id is not None,
         project=detect_project(headers, raw_body, memory.project_extractors),
         memory_mode=memory_mode(headers, identity.user_id, memory.modes),
+        model_privacy=privacy.of_request(model, body),
     )

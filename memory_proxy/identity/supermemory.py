@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from memory_proxy.config import LiteLLMSettings
 
-SUPERMEMORY_HOST = "supermemory.ai"
 USER_ID_HEADER = b"x-sm-user-id"
 API_KEY_HEADER = b"x-supermemory-api-key"
 CONVERSATION_HEADER = b"x-sm-conversation-id"
@@ -30,8 +29,7 @@ class SupermemoryRouting:
         supermemory: set[str] = set()
         other: set[str] = set()
         for model in litellm.models:
-            routed = model.api_base is not None and SUPERMEMORY_HOST in model.api_base
-            (supermemory if routed else other).add(model.model_name)
+            (supermemory if model.supermemory_routed else other).add(model.model_name)
         return cls(frozenset(supermemory - other), frozenset(supermemory & other))
 
     def is_routed(self, requested_model: str | None) -> bool:

@@ -3,7 +3,11 @@ capture and store after. A store that fails or is slow never fails the LLM call:
 request goes on without memory, a warning is logged and the failure counted.
 
 What is stored is what memory may keep: no recalled block, no `<private>` text of the
-user's, no secret (redacted); the request itself went upstream as the client sent it."""
+user's, no secret (redacted); the request itself went upstream as the client sent it.
+
+An exchange with a private model is stored marked private, and a request that may go to a
+hosted model gets the session's other turns only: a session that moves from a private
+model to a hosted one goes on with the turns the hosted models had."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import without_recalled
 from memory_proxy.memory.redaction import Redactor
+from memory_proxy.records.memory import Privacy
 from memory_proxy.records.messages import ApiKind, Message
 from memory_proxy.stores.base import MemoryStore
 
@@ -39,6 +44,7 @@ class Turn:
     body: dict[str, Any]
     injected: int
     new_turns: list[Message]
+    private: bool = False  # the exchange is a private model's (or may be)
 
 
 class ConversationMemory:
@@ -58,16 +64,22 @@ class ConversationMemory:
         self._purger: asyncio.Task[None] | None = None
 
     async def begin(
-        self, api: ApiKind, user_id: str, session_id: str, body: dict[str, Any]
+        self,
+        api: ApiKind,
+        user_id: str,
+        session_id: str,
+        body: dict[str, Any],
+        privacy: Privacy = "hosted",
     ) -> Turn | None:
-        """The request with its history, or None to forward it without memory."""
+        """The request with its history (the private turns only for a request to private
+        models alone), or None to forward it without memory."""
         try:
             async with asyncio.timeout(STORE_WAIT_SECONDS):
                 history = await self.store.load(user_id, session_id)
         except Exception as exc:
             self._failed("load", exc)
             return None
-        prepared = prepare(api, body, history, self._limits)
+        prepared = prepare(api, body, history, self._limits, private_turns=privacy == "private")
         if prepared is None:
             return None
         return Turn(
@@ -76,6 +88,7 @@ class ConversationMemory:
             prepared.body,
             prepared.injected,
             prepared.new_turns,
+            private=privacy != "hosted",
         )
 
     def finish(self, turn: Turn, capture: AnswerCapture) -> None:
@@ -84,15 +97,17 @@ class ConversationMemory:
         if answer is None:
             return  # an error, or nothing we could read: remember nothing
         partial = not capture.complete  # cut short; an answer read to its end is whole
-        messages = [self._kept(message) for message in (*turn.new_turns, answer)]
+        messages = [self._kept(message, turn.private) for message in (*turn.new_turns, answer)]
         task = asyncio.ensure_future(self._store(turn, messages, partial))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def _kept(self, message: Message) -> Message:
+    def _kept(self, message: Message, private: bool) -> Message:
         message = _without_recalled(message)
         if message["role"] == "user":
             message = {**message, "content": without_private(message["content"])}
+        if private:
+            message = {**message, "private": True}
         return self._redactor.message(message)
 
     async def _store(self, turn: Turn, messages: list[Message], partial: bool) -> None:

@@ -71,8 +71,10 @@ class MemoryIndexer:
         model: str | None,
         question: str,
         answer: str,
+        private: bool = False,
     ) -> None:
-        """Queue one exchange; the same text in the same project is stored once."""
+        """Queue one exchange; the same text in the same project is stored once (as it was
+        first: a private model's, or not). `private`: told to a private model."""
         text = self.memory_text(question, answer)
         record_id = memory_id(user_id, project, text)
         if record_id in self._recent:
@@ -82,7 +84,7 @@ class MemoryIndexer:
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         record = MemoryRecord(
-            record_id, user_id, project, session_id, client, model, time.time(), text
+            record_id, user_id, project, session_id, client, model, time.time(), text, private
         )
         self._writer.put(record)
 

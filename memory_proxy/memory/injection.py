@@ -6,6 +6,9 @@ trimmed away. A request that carries a conversation of its own (any assistant tu
 and agents re-send it all) gets nothing injected, even when its past differs from the
 stored one; only its new turns are stored. Only well-formed messages are stored and
 injected (messages.well_formed); the client's own messages are passed on as sent.
+
+A private model's turns (marked `private`) go only into requests to private models: any
+other request gets the session's other turns, as if those had never been said.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ CHAT_APIS: dict[str, ApiKind] = {
 }
 _SYSTEM_ROLES = ("system", "developer")  # a tuple: a role may be any JSON, even unhashable
 _OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
+_MEMORY_MARKS = ("partial", "private")  # what memory notes on a message, not the client's
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,19 @@ class Prepared:
 
 
 def prepare(
-    api: ApiKind, body: dict[str, Any], history: list[Message], limits: ContextLimits
+    api: ApiKind,
+    body: dict[str, Any],
+    history: list[Message],
+    limits: ContextLimits,
+    *,
+    private_turns: bool = False,
 ) -> Prepared | None:
-    """The request with history injected, or None when its shape is not understood."""
+    """The request with history injected (a private model's turns only when
+    `private_turns`), or None when its shape is not understood. Whether the client resent
+    the conversation is judged on the whole history: the client has every turn."""
+    injectable = history if private_turns else [m for m in history if not m.get("private")]
     if api == "responses":
-        return _prepare_responses(body, history, limits)
+        return _prepare_responses(body, history, injectable, limits)
     messages = body.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         return None
@@ -59,7 +71,7 @@ def prepare(
     neutral = _neutral(api, conversation)
     if (new_turns := _new_turns_without_history(api, conversation, neutral, history)) is not None:
         return Prepared(body, 0, new_turns)
-    kept = trim(history, limits)
+    kept = trim(injectable, limits)
     if api == "anthropic":
         injected_messages = to_anthropic(kept, tool_results_in(neutral))
     else:
@@ -71,7 +83,7 @@ def prepare(
 
 
 def _prepare_responses(
-    body: dict[str, Any], history: list[Message], limits: ContextLimits
+    body: dict[str, Any], history: list[Message], injectable: list[Message], limits: ContextLimits
 ) -> Prepared | None:
     """OpenAI Responses: `input` is a string or a list of items; `instructions` is the
     system prompt. A request chained with `previous_response_id` already has its context."""
@@ -87,7 +99,7 @@ def _prepare_responses(
         return Prepared(body, 0, new_turns)
     kept = [
         {"role": m["role"], "content": m["content"]}
-        for m in trim(history, limits)
+        for m in trim(injectable, limits)
         if m["role"] in ("user", "assistant") and m["content"]
     ]
     if not kept:
@@ -179,4 +191,4 @@ def _from_openai(message: dict[str, Any]) -> RawMessage:
 
 
 def _to_openai(message: Message) -> dict[str, Any]:
-    return {key: value for key, value in message.items() if key != "partial"}
+    return {key: value for key, value in message.items() if key not in _MEMORY_MARKS}

@@ -10,6 +10,10 @@ remembered per conversation in a small in-process LRU.
 
 A slow or failing backend never costs a request more than `recall.timeout_ms`: past it
 the request goes on without, and the miss is counted.
+
+A private model's memories go only into requests to private models alone (the backend
+leaves them out of every other search), and so do the blocks that held one: a block put
+back into a later request of the conversation is put back only where it could go first.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
 from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
-from memory_proxy.records.memory import Recalled, memory_id
+from memory_proxy.records.memory import Privacy, Recalled, memory_id
 from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.recall_query import query_terms
@@ -49,6 +53,7 @@ class Placed:
 
     text_hash: int
     block: str
+    private: bool = False  # holds a private model's memory: for private models only
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,12 @@ class Recall:
         project: str,
         session_id: str | None,
         history_injected: bool,
+        privacy: Privacy = "hosted",
     ) -> RecallOutcome:
         """`payload` is the client's request, `outgoing` what goes upstream so far (with
-        stored history when `history_injected`), `turn` the payload's last human turn.
-        A question without topic words ("hi", "thanks!") is not searched."""
+        stored history when `history_injected`), `turn` the payload's last human turn,
+        `privacy` where the request may go. A question without topic words ("hi",
+        "thanks!") is not searched."""
         conversation = (user_id, session_id or "")
         placed = self._placed.get(conversation)
         query = search_query(turn)
@@ -100,16 +107,30 @@ class Recall:
         if not terms and placed is None:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
         found = None
+        private = False  # the new block holds a private model's memory
         if terms:
             assert query is not None
-            hits = await self._search(api, payload, user_id, project, session_id, query, terms)
+            hits = await self._search(
+                api, payload, user_id, project, session_id, query, terms, privacy
+            )
             found = recalled_block(hits, self._max_chars) if hits else None
+            private = any(hit.record.private for hit in hits)
+        reveals = privacy == "private"  # blocks holding private memories may go in
         if self._settings.placement == "system":
-            return self._in_system(api, outgoing, conversation, bool(terms), found, session_id)
+            return self._in_system(
+                api,
+                outgoing,
+                conversation,
+                bool(terms),
+                found,
+                session_id,
+                private=private,
+                reveals=reveals,
+            )
         body = outgoing
         if placed and not history_injected:
             fresh = turn.index if found is not None and turn is not None else None
-            body = self._put_back(api, payload, body, conversation, placed, fresh)
+            body = self._put_back(api, payload, body, conversation, placed, fresh, reveals)
         recalled = 0
         if found is not None and turn is not None:
             shift = _length(api, body) - _length(api, payload)  # injected history
@@ -117,7 +138,8 @@ class Recall:
             if with_block is not None:
                 body, recalled = with_block, found[1]
                 if not history_injected:
-                    self._remember(conversation, turn.index, Placed(hash(turn.text), found[0]))
+                    placed_now = Placed(hash(turn.text), found[0], private)
+                    self._remember(conversation, turn.index, placed_now)
         return RecallOutcome(body if body is not outgoing else None, recalled)
 
     async def _search(
@@ -129,6 +151,7 @@ class Recall:
         session_id: str | None,
         query: str,
         terms: list[str],
+        privacy: Privacy,
     ) -> list[Recalled]:
         settings = self._settings
         try:
@@ -140,6 +163,7 @@ class Recall:
                     limit=settings.limit,
                     exclude_session=session_id,
                     min_share=settings.min_score,
+                    privacy=privacy,
                 )
         except TimeoutError:
             self._on_timeout()
@@ -154,6 +178,7 @@ class Recall:
             for hit in hits
             if hit.record.user_id == user_id
             and hit.record.project == project
+            and (privacy == "private" or not hit.record.private)
             and coverage(terms, hit.record.text) >= settings.min_score
         ]
         if hits and session_id is None:  # no session to leave out: drop what is in context
@@ -172,12 +197,15 @@ class Recall:
         conversation: Conversation,
         placed: dict[int, Placed],
         fresh: int | None,
+        reveals: bool,
     ) -> dict[str, Any]:
         """The blocks of earlier turns back where they were, for turns the client resent
         unchanged; a turn that changed (history edited, compacted) loses its block, and
-        the turn just recalled for (`fresh`) gets its new one only."""
+        the turn just recalled for (`fresh`) gets its new one only. A block holding a
+        private model's memory goes back only when the request `reveals` private ones
+        (it is kept for the conversation's next request to a private model)."""
         for index, block in list(placed.items()):
-            if index == fresh:
+            if index == fresh or (block.private and not reveals):
                 continue
             text = human_text_at(api, payload, index)
             with_block = (
@@ -200,15 +228,21 @@ class Recall:
         asked: bool,
         found: tuple[str, int] | None,
         session_id: str | None,
+        *,
+        private: bool,
+        reveals: bool,
     ) -> RecallOutcome:
-        """`placement: system`: a new question's block, or (in the same session) the last
-        one again, so that a tool loop keeps one system prompt."""
+        """`placement: system`: a new question's block (`private`: it holds a private
+        model's memory), or (in the same session) the last one again, so that a tool loop
+        keeps one system prompt; a private one only where the request `reveals` private
+        memories."""
         if asked:
             self._placed.pop(conversation, None)
             if found is not None and session_id is not None:
-                self._remember(conversation, -1, Placed(0, found[0]))
+                self._remember(conversation, -1, Placed(0, found[0], private))
         elif session_id is not None and (placed := self._placed.get(conversation)):
-            found = (placed[-1].block, 0)
+            last = placed[-1]
+            found = (last.block, 0) if reveals or not last.private else None
         if found is None:
             return RecallOutcome(None, 0)
         body = in_system_prompt(api, outgoing, found[0])

@@ -4,6 +4,10 @@ the exchange is stored in the session and indexed for recall (when it may write)
 
 Each part degrades on its own: a failing store, index or recall backend costs that part,
 never the request.
+
+A private model's exchanges (records.memory.Privacy) are stored and indexed marked so, and
+put back only into requests that go to private models alone: no other request gets them
+as session history or as recalled memories.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from memory_proxy.memory.indexing import MemoryIndexer
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.memory.redaction import Redactor
+from memory_proxy.records.memory import Privacy
 from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend
 
@@ -38,6 +43,7 @@ class MemoryScope:
     reads: bool
     writes: bool
     session_memory: bool  # the session's history is kept (memory on, a session id known)
+    privacy: Privacy = "hosted"  # where the request may go, so what memory may put in
 
 
 @dataclass
@@ -107,7 +113,7 @@ class RequestMemory:
         turn = MemoryTurn(api, scope, payload, outgoing, last_human_turn(api, payload))
         if scope.session_memory and scope.session_id is not None:
             session_turn = await self.conversations.begin(
-                api, scope.user_id, scope.session_id, outgoing
+                api, scope.user_id, scope.session_id, outgoing, scope.privacy
             )
             if session_turn is not None:
                 turn.session_turn = session_turn
@@ -123,6 +129,7 @@ class RequestMemory:
                 project=scope.project,
                 session_id=scope.session_id,
                 history_injected=turn.injected > 0,
+                privacy=scope.privacy,
             )
             if outcome.body is not None:
                 turn.body, turn.recalled = outcome.body, outcome.recalled
@@ -155,6 +162,7 @@ class RequestMemory:
             model=scope.model,
             question=question.text,
             answer=answer["content"],
+            private=scope.privacy != "hosted",
         )
 
     def start(self) -> None:

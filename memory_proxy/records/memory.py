@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 GENERAL_PROJECT = ""  # the user's memory outside any project
+
+# Where a request's model may take what memory puts into it (identity/model_privacy.py):
+# only to hosted providers, only to private models (`memory.private_models`), or to either
+# (LiteLLM may choose: fallbacks, overlapping wildcards). What a request says is kept as
+# private unless it is "hosted"; private memories go only into "private" requests.
+Privacy = Literal["hosted", "private", "mixed"]
 
 
 def memory_id(user_id: str, project: str, text: str) -> str:
@@ -27,6 +33,7 @@ class MemoryRecord:
     model: str | None
     created_at: float  # epoch seconds
     text: str  # "User: …\nAssistant: …", trimmed
+    private: bool = False  # told to a private model: recalled into private models' requests only
 
     def describe(self, score: float | None = None) -> dict[str, Any]:
         """The record as the memories API shows it (and the export writes it)."""
@@ -39,6 +46,7 @@ class MemoryRecord:
             "model": self.model,
             "created_at": self.created_at,
             "text": self.text,
+            "private": self.private,
         }
         if score is not None:
             described["score"] = round(score, 4)

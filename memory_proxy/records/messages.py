@@ -38,6 +38,7 @@ class Message(TypedDict):
     tool_call_id: NotRequired[str]
     name: NotRequired[str]
     partial: NotRequired[bool]  # the answer of a stream cut short
+    private: NotRequired[bool]  # of an exchange with a private model: not for hosted ones
 
 
 # A message from a client or an answer, any shape: a Message once `well_formed` says so.

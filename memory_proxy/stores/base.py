@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memory_proxy.errors import ProxyError
-from memory_proxy.records.memory import MemoryRecord, ProjectInfo, Recalled
+from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled
 from memory_proxy.records.messages import Message
 from memory_proxy.records.series import UsageSeries
 from memory_proxy.records.usage import Feedback, UsageRecord
@@ -93,6 +93,11 @@ class RecallBackend(Protocol):
     `min_share`: the share of the query's topic words a memory must hold to be worth
     returning (recall asks for `recall.min_score` and checks it again); a backend may use it
     to search less, or ignore it.
+
+    `privacy`: where the request searching may go (records.memory.Privacy). A private
+    model's memories are found only for "private"; a backend off this machine is asked
+    only for "hosted" (a private model's question stays here) and is never given a
+    private memory to add.
     """
 
     async def add(self, records: list[MemoryRecord]) -> None: ...
@@ -106,6 +111,7 @@ class RecallBackend(Protocol):
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        privacy: Privacy = "hosted",
     ) -> list[Recalled]: ...
 
     async def aclose(self) -> None: ...
@@ -129,6 +135,7 @@ class MemoryIndex(RecallBackend, Protocol):
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        privacy: Privacy = "hosted",
     ) -> list[Recalled]: ...
 
     async def list_memories(

@@ -1,9 +1,11 @@
 """`recall.backend: both`: the local index and Supermemory side by side.
 
-Every memory goes to both. A search asks both at once; the local hits come first, then
-Supermemory's (their scores are not comparable: BM25 against cosine similarity), each text
-once. The hosted side is given only part of the recall budget: when it is late or fails,
-the local hits are used alone, so a slow network never costs the request its local memory.
+Every memory goes to both (Supermemory leaves a private model's out). A search asks both
+at once (Supermemory is not asked for a request that may go to a private model: it answers
+nothing at once); the local hits come first, then Supermemory's (their scores are not
+comparable: BM25 against cosine similarity), each text once. The hosted side is given only
+part of the recall budget: when it is late or fails, the local hits are used alone, so a
+slow network never costs the request its local memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Callable
 
 from memory_proxy.logging_setup import log_failure
-from memory_proxy.records.memory import MemoryRecord, Recalled
+from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled
 from memory_proxy.stores.base import RecallBackend
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -59,6 +61,7 @@ class CombinedRecall:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         def ask(backend: RecallBackend) -> asyncio.Task[list[Recalled]]:
             search = backend.search(
@@ -68,6 +71,7 @@ class CombinedRecall:
                 limit=limit,
                 exclude_session=exclude_session,
                 min_share=min_share,
+                privacy=privacy,
             )
             return asyncio.ensure_future(search)
 

@@ -32,17 +32,23 @@ one user 5.9 ms, every user 22 ms, every user's one project 7.7 ms; one user hol
 (no tokens; 80 ORed tokens cost 24 ms, 200 cost 77). Listing every user's newest first
 uses an index on `created_at` (0.2 ms; built in about 55 ms when a file from before is
 first opened; 14 bytes a memory).
+
+A private model's memories are marked (`private`, added to files from before by
+`add_private_flag_to_memories` when they are opened: every memory there was a hosted
+model's). A search for any other request leaves them out in its SQL, before the limit, so
+they never take a hosted request's place or reach it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.records.memory import MemoryRecord, ProjectInfo, Recalled
+from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled
 from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
 from memory_proxy.stores.sqlite import SQLiteFile
 
@@ -57,7 +63,8 @@ CREATE TABLE IF NOT EXISTS memories (
     model TEXT,
     created_at REAL NOT NULL,
     text TEXT NOT NULL,
-    scope TEXT NOT NULL
+    scope TEXT NOT NULL,
+    private INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, created_at);
 CREATE INDEX IF NOT EXISTS memories_by_project ON memories (user_id, project, created_at);
@@ -73,17 +80,19 @@ CREATE TRIGGER IF NOT EXISTS memories_unindexed AFTER DELETE ON memories BEGIN
     VALUES ('delete', old.seq, old.text, old.scope);
 END;
 """
-_RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text"
+_RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
+_SCORE_COLUMN = 9  # after the record's columns
 _RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))
 # The text column counts, the scope column doesn't; negated so that higher is better.
 _SCORE = "-bm25(memories_fts, 1.0, 0.0)"
-# ?1 the FTS5 query, ?2 the user (NULL: every user), ?3 the project, ?4 the session left out.
+# ?1 the FTS5 query, ?2 the user (NULL: every user), ?3 the project, ?4 the session left out,
+# ?6 whether private models' memories may be found.
 _SEARCH = f"""
 SELECT {_RECORD_COLUMNS_OF_M}, {_SCORE}
 FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
 WHERE memories_fts MATCH ?1 AND (?2 IS NULL OR m.user_id = ?2) AND (?3 IS NULL OR m.project = ?3)
-      AND (?4 IS NULL OR m.session_id IS NOT ?4)
-ORDER BY 9 DESC LIMIT ?5
+      AND (?4 IS NULL OR m.session_id IS NOT ?4) AND (?6 OR m.private = 0)
+ORDER BY {_SCORE_COLUMN + 1} DESC LIMIT ?5
 """
 # Every user's, no session left out: ranked inside FTS5, only the best rows read.
 _SEARCH_EVERY_USER = f"""
@@ -121,7 +130,24 @@ def _project_token(user_id: str, project: str) -> str:
 
 
 def _record(row: tuple[Any, ...]) -> MemoryRecord:
-    return MemoryRecord(*row)
+    """A row of _RECORD_COLUMNS: the private flag last, SQLite's 0 or 1."""
+    record = MemoryRecord(*row[:-1])
+    return dataclasses.replace(record, private=True) if row[-1] else record
+
+
+def add_private_flag_to_memories(db: sqlite3.Connection) -> None:
+    """The migration of files written before private models: a `private` column, 0 (a
+    hosted model's) for every memory there. A constant default: SQLite adds the column
+    without rewriting a row. Two processes opening one old file may both try; the second
+    finds the column there."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
+    if "private" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE memories ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 class SQLiteMemoryIndex:
@@ -132,7 +158,7 @@ class SQLiteMemoryIndex:
     max_scoped_users = 64
 
     def __init__(self, path: Path) -> None:
-        self._file = SQLiteFile(path, _SCHEMA)
+        self._file = SQLiteFile(path, _SCHEMA, upgrade=add_private_flag_to_memories)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -151,6 +177,7 @@ class SQLiteMemoryIndex:
                 r.model,
                 r.created_at,
                 r.text,
+                int(r.private),
                 f"{_user_token(r.user_id)} {_project_token(r.user_id, r.project)}",
             )
             for r in records
@@ -160,7 +187,7 @@ class SQLiteMemoryIndex:
             with self._file.transaction():
                 self._db.executemany(
                     f"INSERT OR IGNORE INTO memories ({_RECORD_COLUMNS}, scope) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
 
@@ -175,8 +202,10 @@ class SQLiteMemoryIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         terms = query_terms(query)
+        private_too = privacy == "private"
         if not terms or limit <= 0:
             return []
         words = f"text : ({fts5_words(terms, min_share)})"
@@ -184,13 +213,14 @@ class SQLiteMemoryIndex:
         def work() -> list[Recalled]:
             scope = self._scope(user_id, project)
             match = words if scope is None else f"scope : ({scope}) AND {words}"
-            if user_id is None and exclude_session is None and (project is None or scope):
+            alone = user_id is None and exclude_session is None and (project is None or scope)
+            if alone and private_too:
                 # The match alone selects the rows: ranked in FTS5, only the best read.
                 rows = self._db.execute(_SEARCH_EVERY_USER, (match, limit, project)).fetchall()
             else:
-                params = (match, user_id, project, exclude_session, limit)
+                params = (match, user_id, project, exclude_session, limit, private_too)
                 rows = self._db.execute(_SEARCH, params).fetchall()
-            return [Recalled(_record(row[:8]), row[8]) for row in rows]
+            return [Recalled(_record(row[:_SCORE_COLUMN]), row[_SCORE_COLUMN]) for row in rows]
 
         return await self._file.run(work)
 

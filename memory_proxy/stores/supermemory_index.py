@@ -5,7 +5,9 @@ namespaces, so one user's or project's memories are never searched from another'
 leaves the machine: each memory's text (the user turn and the answer), its user id,
 project, session id, client, model and time (on add), and the latest user turn (as the
 search query), secrets redacted and `<private>` text left out. Only to the configured
-Supermemory URL, with the Supermemory key.
+Supermemory URL, with the Supermemory key. Nothing of a private model's exchanges: their
+memories are not added, and a request that may go to a private model is not searched for
+(its question is one of them).
 
 API (Supermemory's documentation): `POST /v3/documents {content, containerTags, metadata,
 customId}`; `POST /v4/search {q, containerTag, searchMode, limit}` answering
@@ -22,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, Recalled
+from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, Privacy, Recalled
 
 REQUEST_TIMEOUT_SECONDS = 10.0  # adds run off the request path; searches have their own budget
 _ESCAPED_IN_TAG = re.compile(r"[^A-Za-z0-9\-:.]")
@@ -68,9 +70,10 @@ class SupermemoryIndex:
         )
 
     async def add(self, records: list[MemoryRecord]) -> None:
-        """One document per memory; `customId` is the memory id, so a repeat is an update
-        of the same document, not a duplicate."""
-        answers = await asyncio.gather(*(self._add_one(record) for record in records))
+        """One document per memory, a private model's left out; `customId` is the memory
+        id, so a repeat is an update of the same document, not a duplicate."""
+        shared = [record for record in records if not record.private]
+        answers = await asyncio.gather(*(self._add_one(record) for record in shared))
         for answer in answers:
             answer.raise_for_status()
 
@@ -94,7 +97,10 @@ class SupermemoryIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,  # Supermemory ranks by meaning; recall checks the share
+        privacy: Privacy = "hosted",
     ) -> list[Recalled]:
+        if privacy != "hosted":
+            return []  # the question of a private model's exchange never leaves
         if not query.strip() or project is None:
             return []  # one container per project: "every project" is not one search
         answer = await self._client.post(

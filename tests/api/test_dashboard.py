@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from memory_proxy.api.dashboard import CALLED_PATHS, CALLED_PREFIXES, STATIC
+from memory_proxy.config import MemorySettings
 from tests.browser_support import needs_browser, wait_for
 from tests.conftest import ProxyFactory
 from tests.shipped_config_support import (
@@ -168,16 +169,22 @@ def test_memories_are_searched_and_forgotten_from_the_page(
     screenshots: Path,
 ) -> None:
     _, url = fake_upstream
-    with run_proxy(url) as proxy:
-        for text in ("The staging database is called heron-17", "Deploys run on Fridays"):
-            body = {"model": "gpt-x", "messages": [{"role": "user", "content": text}]}
+    local_model = MemorySettings(private_models=frozenset({"llama-x"}))
+    with run_proxy(url, memory=local_model) as proxy:
+        for model, text in (
+            ("llama-x", "The staging database is called heron-17"),
+            ("gpt-x", "Deploys run on Fridays"),
+        ):
+            body = {"model": model, "messages": [{"role": "user", "content": text}]}
             httpx.post(f"{proxy}{CHAT}", json=body, headers={"x-session-id": "facts"})
         wait_until(lambda: len(memories(proxy)) == 2)
         browser.get(f"{proxy}/ui")
         wait_for(browser, "return !document.querySelector('[data-tab=memories]').hidden")
         browser.find_element("css selector", "[data-tab=memories]").click()
         wait_for(browser, "return document.querySelectorAll('#memories-table tbody tr').length")
-        assert len(cells(browser, "memories-table")) == 2
+        memory, private = MEMORY_COLUMNS.index("Memory"), MEMORY_COLUMNS.index("Private")
+        shown = {row[memory].split()[1]: row[private] for row in cells(browser, "memories-table")}
+        assert shown == {"The": "private", "Deploys": ""}  # told to the local model or not
 
         browser.find_element("id", "memory-query").send_keys("staging database")
         browser.find_element("css selector", "#memory-search button").click()
@@ -186,6 +193,7 @@ def test_memories_are_searched_and_forgotten_from_the_page(
         )
         (found,) = cells(browser, "memories-table")
         assert "heron-17" in found[MEMORY_COLUMNS.index("Memory")]
+        assert found[MEMORY_COLUMNS.index("Private")] == "private"
         browser.save_screenshot(str(screenshots / "memories.png"))
 
         browser.find_element("css selector", "#memories-table button.danger").click()
@@ -194,7 +202,7 @@ def test_memories_are_searched_and_forgotten_from_the_page(
         assert browser.get_log("browser") == []
 
 
-MEMORY_COLUMNS = ["User", "Client", "Project", "Memory", "Created", ""]
+MEMORY_COLUMNS = ["User", "Client", "Project", "Private", "Memory", "Created", ""]
 
 
 @pytest.mark.browser

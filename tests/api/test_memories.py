@@ -4,6 +4,7 @@ projects; who may see whose memories; errors in the clients' shape; no index, a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import sqlite3
@@ -123,6 +124,23 @@ def test_a_query_searches_best_first_with_scores(run_proxy: ProxyFactory) -> Non
     assert second.json()["has_more"] is True
     assert texts(nothing) == []  # no topic words: nothing to search for
     assert texts(blank) == [LUNCH, DEPLOY, PORT]  # a blank query lists
+
+
+def test_a_private_models_memories_are_shown_marked_listed_and_searched(
+    run_proxy: ProxyFactory,
+) -> None:
+    """Their owner sees them all: recall alone keeps them from hosted models."""
+    told_llama = dataclasses.replace(memory(PORT), private=True)
+    with run_proxy(NO_LITELLM) as proxy:
+        remember(told_llama, memory(DEPLOY, at=2))
+        listed = get(proxy, "/v1/memories").json()["data"]
+        found = get(proxy, "/v1/memories", q="staging database port").json()["data"]
+        everyone = get(proxy, "/v1/memories", headers={}, q="staging database port")
+        one = get(proxy, f"/v1/memories/{told_llama.id}").json()
+    assert [(item["text"], item["private"]) for item in listed] == [(DEPLOY, False), (PORT, True)]
+    assert [(item["text"], item["private"]) for item in found] == [(PORT, True), (DEPLOY, False)]
+    assert texts(everyone) == [PORT, DEPLOY]
+    assert one == told_llama.describe() and one["private"] is True
 
 
 def test_one_memory_is_read_and_deleted_and_then_404s(run_proxy: ProxyFactory) -> None:

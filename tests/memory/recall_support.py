@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
+from memory_proxy.config import MemorySettings
+from memory_proxy.config.recall import RecallSettings
+from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.markup import (
     GREATER_THAN_LOOKALIKES,
     HYPHEN_LOOKALIKES,
@@ -16,7 +19,9 @@ from memory_proxy.memory.markup import (
     LESS_THAN_LOOKALIKES,
     folded,
 )
-from memory_proxy.records.memory import MemoryRecord, Recalled
+from memory_proxy.memory.request_memory import RequestMemory
+from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled
+from memory_proxy.stores.base import MemoryStore, RecallBackend
 
 _WORD = re.compile(r"\w{3,}")
 
@@ -46,6 +51,7 @@ class WordIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,  # recall checks it again: this index scores every match
+        privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         self.searches.append((user_id, project, query, exclude_session))
         hits = [
@@ -54,12 +60,27 @@ class WordIndex:
             if record.user_id == user_id
             and (project is None or record.project == project)
             and (exclude_session is None or record.session_id != exclude_session)
+            and (privacy == "private" or not record.private)
         ]
         hits = [hit for hit in hits if hit.score > 0]
         return sorted(hits, key=lambda hit: -hit.score)[:limit]
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+def request_memory(
+    store: MemoryStore, backend: RecallBackend, recall: RecallSettings | None = None
+) -> RequestMemory:
+    """Memory around requests over `store` and `backend`, counting nothing."""
+    return RequestMemory(
+        ConversationMemory(store, MemorySettings()),
+        backend,
+        recall or RecallSettings(),
+        on_recall_timeout=lambda: None,
+        on_failure=lambda: None,
+        on_memories_dropped=lambda count: None,
+    )
 
 
 class SlowIndex(WordIndex):

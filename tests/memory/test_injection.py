@@ -318,3 +318,55 @@ def test_a_responses_function_call_is_history_the_client_carries() -> None:
     ]
     prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
     assert prepared is not None and prepared.injected == 0
+
+
+# A session that went hosted, then private (a local model), then hosted again.
+SWITCHED: list[Message] = [
+    {"role": "user", "content": "hosted question one"},
+    {"role": "assistant", "content": "hosted answer one"},
+    {"role": "user", "content": "the vault code is 4471", "private": True},
+    {"role": "assistant", "content": "noted, 4471", "private": True, "partial": True},
+    {"role": "user", "content": "hosted question two"},
+    {"role": "assistant", "content": "hosted answer two"},
+]
+HOSTED_TURNS = [m["content"] for m in SWITCHED if not m.get("private")]
+
+
+def asked(api: ApiKind, text: str) -> dict[str, Any]:
+    if api == "responses":
+        return {"input": text}
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def sent_texts(api: ApiKind, body: dict[str, Any]) -> list[str]:
+    turns = body["input"] if api == "responses" else body["messages"]
+    return [
+        turn["content"] if isinstance(turn["content"], str) else turn["content"][0]["text"]
+        for turn in turns
+    ]
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
+@pytest.mark.parametrize("private_turns", [False, True])
+def test_a_private_models_turns_are_injected_into_private_requests_only(
+    api: ApiKind, private_turns: bool
+) -> None:
+    prepared = prepare(api, asked(api, "next"), SWITCHED, LIMITS, private_turns=private_turns)
+    assert prepared is not None
+    expected = [m["content"] for m in SWITCHED] if private_turns else HOSTED_TURNS
+    assert sent_texts(api, prepared.body) == [*expected, "next"]
+    assert "private" not in str(prepared.body) and "partial" not in str(prepared.body)
+
+
+def test_a_client_resending_private_turns_to_a_hosted_model_stores_only_its_new_turn() -> None:
+    """The client keeps the whole conversation and sends it (its own choice): nothing is
+    injected, and the private turns are not stored again, as the hosted model's."""
+    resent = [{k: v for k, v in m.items() if k in ("role", "content")} for m in SWITCHED]
+    body = {"messages": [*resent, {"role": "user", "content": "next"}]}
+    prepared = prepare("openai", body, SWITCHED, LIMITS)
+    assert prepared is not None and prepared.body is body
+    assert prepared.new_turns == [{"role": "user", "content": "next"}]
+    only_private = SWITCHED[2:4]
+    body = {"messages": [*resent[2:4], {"role": "user", "content": "next"}]}
+    prepared = prepare("openai", body, only_private, LIMITS)
+    assert prepared is not None and prepared.new_turns == [{"role": "user", "content": "next"}]

@@ -11,7 +11,7 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
-from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.records.memory import MemoryRecord, Privacy, memory_id
 from memory_proxy.records.messages import ApiKind
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 
@@ -63,6 +63,7 @@ def apply(
     session_id: str | None = "s1",
     user_id: str = "alice",
     project: str = "repo-1",
+    privacy: Privacy = "hosted",
 ) -> RecallOutcome:
     return asyncio.run(
         recaller.apply(
@@ -74,6 +75,7 @@ def apply(
             project=project,
             session_id=session_id,
             history_injected=False,
+            privacy=privacy,
         )
     )
 
@@ -267,3 +269,51 @@ def test_a_question_followed_by_a_system_message_is_recalled_for_in_its_turn() -
     assert outcome.recalled == 1 and outcome.body is not None
     assert outcome.body["messages"][0]["content"].startswith("<recalled-memories-")
     assert outcome.body["messages"][1] == body["messages"][1]
+
+
+def test_a_private_models_memory_is_recalled_into_private_requests_only() -> None:
+    told_llama = dataclasses.replace(memory(), private=True)
+    cases: list[tuple[Privacy, int]] = [("private", 1), ("mixed", 0), ("hosted", 0)]
+    for privacy, recalled in cases:
+        outcome = apply(recall(index_with(told_llama)), ask("How do we deploy?"), privacy=privacy)
+        assert outcome.recalled == recalled
+        assert ("deploy.sh" in str(outcome.body)) == (privacy == "private")
+
+
+def test_a_block_holding_a_private_memory_is_put_back_into_private_requests_only() -> None:
+    """The conversation goes on with a hosted model: its resent turn gets no block back,
+    even though the block was placed there for the cache's sake."""
+    recaller = recall(index_with(dataclasses.replace(memory(), private=True)))
+    first = apply(recaller, ask("How do we deploy?"), privacy="private").body
+    assert first is not None and "deploy.sh" in first["messages"][0]["content"]
+    resent = ask("How do we deploy?", "With deploy.sh", "thanks")  # no topic word: no search
+    assert apply(recaller, resent, privacy="hosted").body is None
+    assert apply(recaller, resent, privacy="mixed").body is None
+    back = apply(recaller, resent, privacy="private").body
+    assert back is not None and back["messages"][0] == first["messages"][0]
+
+
+def test_a_block_of_hosted_memories_is_put_back_whatever_the_model() -> None:
+    recaller = recall(index_with(memory()))
+    first = apply(recaller, ask("How do we deploy?"), privacy="private").body
+    back = apply(recaller, ask("How do we deploy?", "With deploy.sh", "thanks")).body
+    assert first is not None and back is not None
+    assert back["messages"][0] == first["messages"][0]
+
+
+def test_system_placement_keeps_a_private_block_from_hosted_requests() -> None:
+    recaller = recall(index_with(dataclasses.replace(memory(), private=True)), placement="system")
+    body = {"system": "S", "messages": [{"role": "user", "content": "How do we deploy?"}]}
+    first = apply(recaller, body, api="anthropic", privacy="private")
+    assert first.body is not None and "deploy.sh" in first.body["system"]
+    loop = {
+        "system": "S",
+        "messages": [
+            *body["messages"],
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "x"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+        ],
+    }
+    assert apply(recaller, loop, api="anthropic", privacy="hosted").body is None
+    again = apply(recaller, loop, api="anthropic", privacy="private")
+    assert again.body is not None and again.body["system"] == first.body["system"]

@@ -19,11 +19,10 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, Settings
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.capture import AnswerCapture
-from memory_proxy.memory.conversation import ConversationMemory
-from memory_proxy.memory.request_memory import MemoryScope, RequestMemory
+from memory_proxy.memory.request_memory import MemoryScope
 from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.in_memory import InMemoryStore
-from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
+from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex, request_memory
 from tests.support import FakeUpstream, serve, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "repo-1"}
@@ -273,14 +272,7 @@ def test_only_final_answers_become_memories(capture: AnswerCapture) -> None:
     index = WordIndex()
 
     async def scenario() -> None:
-        memory = RequestMemory(
-            ConversationMemory(InMemoryStore(60), Settings().memory),
-            index,
-            RecallSettings(),
-            on_recall_timeout=lambda: None,
-            on_failure=lambda: None,
-            on_memories_dropped=lambda count: None,
-        )
+        memory = request_memory(InMemoryStore(60), index)
         memory.start()
         scope = MemoryScope(
             "alice", None, "", "c", "m", reads=True, writes=True, session_memory=False

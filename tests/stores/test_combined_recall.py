@@ -4,11 +4,15 @@ come in time."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.combined_recall import CombinedRecall
+from memory_proxy.stores.supermemory_index import SupermemoryIndex
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 
 
@@ -23,7 +27,9 @@ class Counts:
         self.late = 0
         self.failed = 0
 
-    def combined(self, local: WordIndex, remote: WordIndex, wait: float = 1.0) -> CombinedRecall:
+    def combined(
+        self, local: WordIndex, remote: RecallBackend, wait: float = 1.0
+    ) -> CombinedRecall:
         def late() -> None:
             self.late += 1
 
@@ -86,3 +92,25 @@ def test_closing_closes_the_remote_only_the_app_owns_the_local_index() -> None:
     local, remote = WordIndex(), WordIndex()
     asyncio.run(Counts().combined(local, remote).aclose())
     assert (local.closed, remote.closed) == (False, True)
+
+
+def test_a_private_request_searches_the_local_index_only(httpserver: HTTPServer) -> None:
+    """Its question never goes to Supermemory; the local index finds the private model's
+    memories for it, and only for it."""
+
+    async def scenario() -> None:
+        told_llama = dataclasses.replace(record("the vault code is 4471"), private=True)
+        local = WordIndex()
+        await local.add([told_llama])
+        remote = SupermemoryIndex("sm-key", httpserver.url_for("/"))
+        backend = Counts().combined(local, remote)
+        try:
+            hits = await backend.search("alice", "p", "vault code", limit=5, privacy="private")
+            hosted = await backend.search("alice", "p", "vault code", limit=5, privacy="mixed")
+        finally:
+            await backend.aclose()
+        assert [hit.record for hit in hits] == [told_llama]
+        assert hosted == []
+
+    asyncio.run(scenario())
+    assert httpserver.log == []

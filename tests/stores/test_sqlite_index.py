@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord, memory_id
+from memory_proxy.records.memory import GENERAL_PROJECT
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.recall_query import (
     MAX_COMBINED_TERMS,
@@ -24,8 +22,8 @@ from memory_proxy.stores.recall_query import (
     query_terms,
 )
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from tests.stores.sqlite_index_support import Index, memory
 
-T = TypeVar("T")
 FTS5_SYNTAX = [
     '"',
     "AND",
@@ -43,66 +41,6 @@ FTS5_SYNTAX = [
     "\0",
     "port",
 ]
-
-
-def memory(
-    text: str,
-    *,
-    user: str = "alice",
-    project: str = "shop",
-    session: str | None = "s1",
-    at: float = 1_000.0,
-) -> MemoryRecord:
-    return MemoryRecord(
-        memory_id(user, project, text), user, project, session, "curl", "m", at, text
-    )
-
-
-class Index:
-    """An index and an event loop to drive it from plain (and hypothesis) tests."""
-
-    def __init__(self, path: Path) -> None:
-        self.runner = asyncio.Runner()
-        self.path = path
-        self.index = self.runner.run(self._open())
-
-    async def _open(self) -> SQLiteMemoryIndex:
-        return SQLiteMemoryIndex(self.path)
-
-    def __call__(self, work: Callable[[SQLiteMemoryIndex], Awaitable[T]]) -> T:
-        async def call() -> T:
-            return await work(self.index)
-
-        return self.runner.run(call())
-
-    def add(self, *records: MemoryRecord) -> None:
-        self(lambda index: index.add(list(records)))
-
-    def texts(
-        self,
-        user: str | None,
-        project: str | None,
-        query: str,
-        exclude_session: str | None = None,
-    ) -> list[str]:
-        hits = self(
-            lambda index: index.search(
-                user, project, query, limit=5, exclude_session=exclude_session
-            )
-        )
-        return [hit.record.text for hit in hits]
-
-    def close(self) -> None:
-        self.runner.run(self.index.aclose())
-        self.runner.close()
-
-
-@pytest.fixture(params=["file", "in-memory"])
-def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Index]:
-    path = tmp_path / "memory.sqlite3" if request.param == "file" else Path(":memory:")
-    opened = Index(path)
-    yield opened
-    opened.close()
 
 
 def fts_is_consistent(index: Index) -> bool:

@@ -4,6 +4,7 @@ how it reads the answers, and that a container never serves another user or proj
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -173,6 +174,25 @@ def test_an_empty_query_or_every_project_asks_nothing(httpserver: HTTPServer) ->
     assert run(search_then_close(url, user_id="a", project="p", query="  ", limit=5)) == []
     assert run(search_then_close(url, user_id="a", project=None, query="port", limit=5)) == []
     assert httpserver.log == []
+
+
+def test_a_private_models_memories_and_questions_never_reach_supermemory(
+    httpserver: HTTPServer,
+) -> None:
+    """Nothing of a private model's exchanges leaves: not its memories, not the question
+    of a request that may go to a private model (mixed ones too)."""
+    httpserver.expect_request("/v3/documents").respond_with_json({"id": "d", "status": "ok"})
+    url = httpserver.url_for("/")
+    told_llama = dataclasses.replace(
+        record("User: the vault code is 4471\nAssistant: ok"), private=True
+    )
+    hosted = record("User: staging runs on port 5433\nAssistant: Noted.")
+    run(add_then_close(url, [told_llama, hosted]))
+    run(add_then_close(url, [told_llama]))
+    for privacy in ("private", "mixed"):
+        query = {"user_id": "alice", "project": "p", "query": "vault code 4471", "limit": 5}
+        assert run(search_then_close(url, **query, privacy=privacy)) == []
+    assert [json.loads(request.data)["content"] for request, _ in httpserver.log] == [hosted.text]
 
 
 def test_the_key_goes_only_in_the_authorization_header(httpserver: HTTPServer) -> None:

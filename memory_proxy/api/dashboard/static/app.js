@@ -165,7 +165,8 @@ async function openSession(session, line) {
     await loadSessions().catch(showError);
   } }, "Delete session");
   const messages = full.messages.map((m) => el("div", { class: "message " + m.role },
-    el("div", { class: "role" }, m.role + (m.partial ? " (partial)" : "")), textOf(m.content)));
+    el("div", { class: "role" }, m.role + (m.partial ? " (partial)" : "") + (m.private ? " (private model)" : "")),
+    textOf(m.content)));
   document.getElementById("conversation").replaceChildren(
     el("div", { class: "toolbar" }, el("strong", {}, `${session.id} · ${session.user_id}`), remove), ...messages);
 }
@@ -189,6 +190,8 @@ async function loadMemories(event) {
     { title: "User", value: (m) => m.user_id },
     { title: "Client", value: (m) => m.client },
     { title: "Project", value: (m) => m.project || "(general)" },
+    // A private model's memory is recalled into private models' requests only.
+    { title: "Private", value: (m) => (m.private ? "private" : "") },
     { title: "Memory", value: (m) => m.text },
     { title: "Created", value: (m) => when(m.created_at) },
     { title: "", value: (m) => el("button", { class: "danger", onclick: async () => {

@@ -1,0 +1,237 @@
+"""Private models end to end: the real litellm binary in front of two fake providers on
+loopback, a "local" one behind the private model and a "hosted" one behind the other,
+each recording every byte it receives. What is told to the private model is recalled into
+the private model's later requests, and never reaches the hosted provider: not as a
+recalled memory, not as session history, not as a block put back for the cache's sake.
+One LiteLLM for the module (it takes seconds to start)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from memory_proxy.app import MemoryProxy
+from tests.litellm_support import litellm_process, proxy_settings
+from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.test_e2e_litellm import MASTER_KEY
+
+pytestmark = pytest.mark.litellm
+PRIVATE, HOSTED = "llama-local", "hosted-gpt"
+# Told to the private model only, one for each test.
+VAULT = "osprey-4471"
+BUCKET = "kestrel-88"  # in a session that then moves to the hosted model
+DEPLOY_KEY = "falcon-31"
+USER = {"x-memory-user-id": "dev"}
+
+
+def config_text(local_url: str, hosted_url: str) -> str:
+    """LiteLLM reads model_list and general_settings; the proxy's `memory` section is
+    ignored by LiteLLM (it starts, and routes, with it)."""
+    return f"""\
+model_list:
+  - model_name: {PRIVATE}
+    litellm_params:
+      model: openai/{PRIVATE}
+      api_key: not-needed
+      api_base: {local_url}/v1
+  - model_name: {HOSTED}
+    litellm_params:
+      model: openai/{HOSTED}
+      api_key: provider-key
+      api_base: {hosted_url}/v1
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+memory:
+  private_models: [{PRIVATE}]
+"""
+
+
+@dataclass
+class Stack:
+    proxy_url: str
+    local: FakeUpstream
+    hosted: FakeUpstream
+    database: Path
+
+    def client(self, session: str) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.proxy_url}/v1",
+            api_key="anything",
+            default_headers={**USER, "x-session-id": session},
+        )
+
+    def memories(self, holding: str) -> list[str]:
+        """The texts of the user's memories holding a word."""
+        with sqlite3.connect(self.database) as db:
+            query = "SELECT text FROM memories WHERE user_id = 'dev' AND instr(text, ?)"
+            return [text for (text,) in db.execute(query, (holding,))]
+
+    def private_flags(self, holding: str) -> list[bool]:
+        with sqlite3.connect(self.database) as db:
+            query = "SELECT private FROM memories WHERE user_id = 'dev' AND instr(text, ?)"
+            return [bool(flag) for (flag,) in db.execute(query, (holding,))]
+
+    def everything_the_hosted_provider_received(self) -> bytes:
+        return b"\n".join(
+            b"".join([*(name + b": " + value for name, value in r.raw_headers), r.body])
+            for r in self.hosted.requests
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    local = FakeUpstream(reply_text="Noted, locally.")
+    hosted = FakeUpstream(reply_text="Noted.")
+    directory = tmp_path_factory.mktemp("e2e-private")
+    config = directory / "config.yaml"
+    database = directory / "memory.sqlite3"
+    litellm_port = free_port()
+    with serve(local) as local_url, serve(hosted) as hosted_url:
+        config.write_text(config_text(local_url, hosted_url))
+        settings = proxy_settings(config, litellm_port, MASTER_KEY, database)
+        assert settings.warnings == ()
+        with (
+            serve(MemoryProxy(settings)) as proxy_url,
+            litellm_process(config, litellm_port, MASTER_KEY),
+        ):
+            yield Stack(proxy_url, local, hosted, database)
+
+
+def chat(
+    stack: Stack,
+    session: str,
+    model: str,
+    messages: list[ChatCompletionMessageParam],
+    stream: bool = False,
+    **extra: Any,
+) -> dict[str, str]:
+    """One request through the proxy and LiteLLM; the answer's headers."""
+    client = stack.client(session)
+    if stream:
+        with client.chat.completions.with_streaming_response.create(
+            model=model, messages=messages, stream=True, extra_body=extra or None
+        ) as streamed:
+            for _ in streamed.iter_lines():
+                pass
+            return {name.lower(): value for name, value in streamed.headers.items()}
+    answer = client.chat.completions.with_raw_response.create(
+        model=model, messages=messages, extra_body=extra or None
+    )
+    return {name.lower(): value for name, value in answer.headers.items()}
+
+
+def said(text: str) -> list[ChatCompletionMessageParam]:
+    return [{"role": "user", "content": text}]
+
+
+def last_body(upstream: FakeUpstream) -> str:
+    return json.dumps(json.loads(upstream.requests[-1].body))
+
+
+def test_what_the_private_model_is_told_stays_with_private_models(stack: Stack) -> None:
+    chat(stack, "monday", PRIVATE, said(f"Remember this: the vault code is {VAULT}."))
+    wait_until(lambda: stack.memories(VAULT) != [])
+
+    # Recalled into a later request to the private model, in another session, streaming.
+    headers = chat(stack, "tuesday", PRIVATE, said("What is the vault code?"), stream=True)
+    assert headers["x-memory-recalled"] != "0"
+    assert "<recalled-memories" in last_body(stack.local) and VAULT in last_body(stack.local)
+
+    # Never into the hosted model's: the same question, in new sessions.
+    hosted_before = len(stack.hosted.requests)
+    for stream in (False, True):
+        headers = chat(stack, f"wednesday-{stream}", HOSTED, said("What is the vault code?"))
+        assert headers["x-memory-recalled"] == "0"
+    assert len(stack.hosted.requests) == hosted_before + 2  # LiteLLM routed them there
+
+    # Nor into a private model's request that LiteLLM may send to the hosted one.
+    fallback = chat(stack, "thursday", PRIVATE, said("What is the vault code?"), fallbacks=[HOSTED])
+    assert fallback["x-memory-recalled"] == "0"
+    assert VAULT not in last_body(stack.local)
+    assert VAULT.encode() not in stack.everything_the_hosted_provider_received()
+    assert stack.private_flags(VAULT) == [True]  # the memory, kept marked
+
+
+def test_a_session_moving_to_the_hosted_model_goes_on_with_its_hosted_turns(
+    stack: Stack,
+) -> None:
+    """A client sending its newest message only: the proxy puts the session back, without
+    what the private model was told, and all of it when the session returns there."""
+    chat(stack, "switch", HOSTED, said("Our deploys run on Fridays."))
+    chat(stack, "switch", PRIVATE, said(f"The backup bucket is {BUCKET}."))
+    chat(stack, "switch", HOSTED, said("Which bucket holds the backups?"))
+    to_hosted = json.loads(stack.hosted.requests[-1].body)["messages"]
+    assert [m["content"] for m in to_hosted] == [
+        "Our deploys run on Fridays.",
+        "Noted.",
+        "Which bucket holds the backups?",
+    ]
+    chat(stack, "switch", PRIVATE, said("And which day do deploys run?"))
+    to_local = [m["content"] for m in json.loads(stack.local.requests[-1].body)["messages"]]
+    assert to_local[:6] == [
+        "Our deploys run on Fridays.",
+        "Noted.",
+        f"The backup bucket is {BUCKET}.",
+        "Noted, locally.",
+        "Which bucket holds the backups?",
+        "Noted.",
+    ]
+    session = httpx.get(f"{stack.proxy_url}/v1/sessions/switch", headers=USER).json()
+    assert [bool(m.get("private")) for m in session["messages"]] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert BUCKET.encode() not in stack.everything_the_hosted_provider_received()
+
+
+def test_a_block_recalled_for_the_private_model_is_not_put_back_for_the_hosted_one(
+    stack: Stack,
+) -> None:
+    """A client keeping its conversation (as agents do) moves it to the hosted model: the
+    proxy would put the recalled block back at the same turn, to keep the provider's
+    cached prefix, but this block holds what the private model was told."""
+    chat(stack, "agent-told", PRIVATE, said(f"Remember: the deploy key is {DEPLOY_KEY}."))
+    wait_until(lambda: stack.memories(DEPLOY_KEY) != [])
+    question = "What is the deploy key?"
+    headers = chat(stack, "agent", PRIVATE, said(question))
+    assert headers["x-memory-recalled"] != "0" and DEPLOY_KEY in last_body(stack.local)
+    conversation: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": "Noted, locally."},
+        {"role": "user", "content": "thanks"},
+    ]
+    chat(stack, "agent", HOSTED, conversation)
+    assert json.loads(stack.hosted.requests[-1].body)["messages"] == conversation
+    chat(stack, "agent", PRIVATE, conversation)
+    assert DEPLOY_KEY in last_body(stack.local)  # put back where it may go
+    assert DEPLOY_KEY.encode() not in stack.everything_the_hosted_provider_received()
+
+
+def test_the_memories_api_and_routing_say_which_memories_and_models_are_private(
+    stack: Stack,
+) -> None:
+    chat(stack, "api-1", PRIVATE, said("The staging host is heron-9."))
+    chat(stack, "api-2", HOSTED, said("The staging port is 5433."))
+    wait_until(lambda: stack.memories("heron-9") != [] and stack.memories("5433") != [])
+    listed = httpx.get(f"{stack.proxy_url}/v1/memories", headers=USER).json()["data"]
+    flags = {item["text"].split("\n")[0]: item["private"] for item in listed}
+    assert flags["User: The staging host is heron-9."] is True
+    assert flags["User: The staging port is 5433."] is False
+    for model, privacy in ((PRIVATE, "private"), (HOSTED, "hosted")):
+        routing = httpx.get(f"{stack.proxy_url}/v1/debug/routing", params={"model": model})
+        assert routing.json()["model_privacy"] == privacy
