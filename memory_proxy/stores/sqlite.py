@@ -115,8 +115,13 @@ class SQLiteFile:
         return work()
 
     def transaction(self) -> sqlite3.Connection:
-        """`with file.transaction():` commits at the end, or rolls back on an error."""
-        self.db.execute("BEGIN")
+        """`with file.transaction():` commits at the end, or rolls back on an error.
+
+        IMMEDIATE: the write lock is taken first, waiting for another writer of the file
+        (busy timeout). A transaction that reads first and writes later gets SQLITE_BUSY
+        at once, without waiting, when another connection writes meanwhile (WAL keeps
+        snapshots apart) - as the index's first write did: FTS5 reads its config then."""
+        self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
     async def aclose(self) -> None:
