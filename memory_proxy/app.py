@@ -95,7 +95,11 @@ class MemoryProxy:
             first_byte_timeout=settings.upstream_first_byte_timeout_seconds,
             idle_timeout=settings.upstream_idle_timeout_seconds,
         )
-        self.memory_index = open_memory_index(settings.memory) if settings.memory.enabled else None
+        self.memory_index = (
+            open_memory_index(settings.memory, settings.recall.timeout_ms / 1000)
+            if settings.memory.enabled
+            else None
+        )
         redactor = Redactor.configured(settings, self.metrics.redacted)
         self._recall_backend = recall_backend or _recall_backend(
             settings, self.memory_index, self.metrics, redactor
@@ -275,6 +279,7 @@ def _request_memory(
         recall_backend,
         settings.recall,
         on_recall_timeout=metrics.recall_timeouts.inc,
+        on_recall_busy=metrics.recall_skipped.labels("busy").inc,
         on_failure=metrics.store_errors.inc,
         on_memories_dropped=metrics.memories_dropped.inc,
         redactor=redactor,

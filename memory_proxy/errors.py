@@ -16,6 +16,7 @@ paths, OpenAI-style everywhere else). Never a traceback, never HTML.
     │   └── UpstreamClosed        the connection closed before the answer ended
     │       └── StaleConnection   ... a kept-alive one, before any byte: may be sent again
     ├── StoreUnavailable          stores/base.py: the configured store cannot be opened
+    ├── SearchBusy                stores/base.py: too many searches waiting to answer in time
     └── ConfigError               config/parsing.py: a setting missing or malformed
 """
 

@@ -9,8 +9,9 @@ shared machine's changing load falls on all of them alike; figures are the media
 range over rounds, with the server's CPU seconds per request (steadier than wall time).
 SSE streams keep a Python fake upstream (scripts/bench_upstream.py): nginx can't pace
 events. Then LiteLLM's CPU per request (when installed), session memory's cost in process
-per store, and recall's search latency (scripts/bench_recall.py). Every process is stopped
-at the end, on Ctrl-C too.
+per store, recall's search latency (scripts/bench_recall.py), and a burst of 100 clients
+over one project's 5,000 memories (scripts/bench_burst.py). Every process is stopped at
+the end, on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -32,6 +34,7 @@ from types import FrameType
 import yaml
 
 from memory_proxy.config import MemorySettings
+from scripts.bench_burst import BURST_CLIENTS, BURST_MEMORIES, burst_case, measure_burst
 from scripts.bench_load import Figures, stream_round, write_wrk_script, wrk_round
 from scripts.bench_memory import (
     MEMORIES,
@@ -61,6 +64,7 @@ class Server:
     pid: int
     script: Path
     index: Path | None = None  # the SQLite file of a long-term index it adds to
+    questions: tuple[str, ...] = ()  # questions that index holds answers to
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,17 @@ def proxy_config(directory: Path, name: str, sections: dict[str, dict[str, objec
 
 
 def start_proxy(servers: ExitStack, config: Path, upstream: str, workers: int = 1) -> Server:
-    """A memory proxy in front of `upstream`, stopped when `servers` closes."""
+    """A memory proxy in front of `upstream`, stopped when `servers` closes. It runs this
+    checkout's code, wherever the virtual environment's editable install points: a second
+    worktree measures its own."""
     url = f"http://127.0.0.1:{free_port()}"
     argv = [
         *(str(BIN / "memory-proxy"), "--config", str(config)),
         *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
         *("--workers", str(workers)),
     ]
-    proxy = servers.enter_context(process(argv, url))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    proxy = servers.enter_context(process(argv, url, env={"PYTHONPATH": path}))
     return Server(config.stem, url, proxy.pid, config.with_suffix(".lua"))
 
 
@@ -108,7 +115,8 @@ def memory_proxy(
     if not questions:
         return dataclasses.replace(proxy, name=case.name)
     results.recalled_per_request = probe_recall(proxy.url, case.headers, questions[:PROBES])
-    return dataclasses.replace(proxy, name=case.name, index=directory / f"{name}.sqlite3")
+    index = directory / f"{name}.sqlite3"
+    return dataclasses.replace(proxy, name=case.name, index=index, questions=tuple(questions))
 
 
 def one_round(case: Case, seconds: int) -> Figures:
@@ -199,7 +207,7 @@ def litellm_cpu(directory: Path, args: argparse.Namespace, results: Results) -> 
         results.litellm = interleaved([Case(server, 10)], args.rounds, args.seconds)
 
 
-def memory_in_process(directory: Path, results: Results) -> None:
+def memory_in_process(directory: Path, args: argparse.Namespace, results: Results) -> None:
     """Session memory's own cost per request, per store, without HTTP."""
     sqlite = MemorySettings(store="sqlite", sqlite_path=directory / "in-process.sqlite3")
     results.memory_in_process["SQLite"] = asyncio.run(memory_cost(sqlite))
@@ -222,6 +230,39 @@ def recall_latency(directory: Path, args: argparse.Namespace, results: Results) 
         results.recall_latency.append(row)
 
 
+def recall_burst(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """Many clients at once over one project's memories, then how long until an idle
+    request is recalled again; the memories written, counted once the proxy stopped (it
+    writes what is queued first)."""
+    case = burst_case(args.burst_memories)
+    with ExitStack() as servers:
+        nginx_url, _ = servers.enter_context(nginx_upstream(directory / "burst-nginx"))
+        proxy = memory_proxy(servers, directory, case, nginx_url, Results())
+        results.burst = measure_burst(
+            proxy.url,
+            proxy.pid,
+            proxy.script,
+            case.headers,
+            list(proxy.questions[:PROBES]),
+            args.burst_clients,
+            args.burst_seconds,
+            args.burst_recovery_limit,
+        )
+    assert proxy.index is not None
+    written = asyncio.run(indexed_memories(proxy.index)) - case.memories
+    results.burst |= {"memories": case.memories, "memories_written": written}
+
+
+PARTS = {
+    "posts": post_cases,
+    "streams": stream_cases,
+    "litellm": litellm_cpu,
+    "in-process": memory_in_process,
+    "recall": recall_latency,
+    "burst": recall_burst,
+}
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     """SIGTERM ends the bench as Ctrl-C does: through every `finally`, servers stopped."""
     raise SystemExit(128 + signum)
@@ -234,8 +275,20 @@ def main() -> None:
     parser.add_argument("--streams", default="1,500,1000", help="concurrent SSE streams")
     parser.add_argument("--recall-sizes", default="10000,100000", help="memories searched")
     parser.add_argument("--recall-searches", type=int, default=1000, help="per size")
+    parser.add_argument("--burst-clients", type=int, default=BURST_CLIENTS)
+    parser.add_argument("--burst-memories", type=int, default=BURST_MEMORIES, help="one project's")
+    parser.add_argument("--burst-seconds", type=int, default=30, help="length of the burst")
+    parser.add_argument(
+        "--burst-recovery-limit", type=float, default=300, help="seconds to wait for recall"
+    )
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"what to measure, of {', '.join(PARTS)}"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    parts = [part for part in args.parts.split(",") if part]
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None or nginx_binary() is None:
         sys.exit("wrk or nginx is not installed (scripts/bench installs them)")
     signal.signal(signal.SIGTERM, _stop)
@@ -243,11 +296,8 @@ def main() -> None:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="bench-") as temporary:
         directory = Path(temporary)
-        post_cases(directory, args, results)
-        stream_cases(directory, args, results)
-        litellm_cpu(directory, args, results)
-        memory_in_process(directory, results)
-        recall_latency(directory, args, results)
+        for part in parts:
+            PARTS[part](directory, args, results)
     report(results)
     if args.json:
         args.json.write_text(json.dumps(dataclasses.asdict(results), indent=2))

@@ -35,6 +35,7 @@ INDEX_USER, INDEX_PROJECT = "user0", "project0"  # latency_corpus's one scope
 COUNTERS = (
     "memory_proxy_requests_total",
     "memory_proxy_recall_timeouts_total",
+    "memory_proxy_recall_skipped_total",
     "memory_proxy_memories_dropped_total",
     "memory_proxy_memory_store_errors_total",
     "memory_proxy_usage_records_dropped_total",
@@ -132,8 +133,8 @@ async def indexed_memories(sqlite_path: Path) -> int:
 
 def proxy_counters(url: str) -> dict[str, float]:
     """The requests a proxy served and what memory skipped or lost meanwhile (a recall
-    past its time budget, memories or usage records dropped, store failures), summed over
-    labels, from its /metrics; counters at zero are left out."""
+    past its time budget or skipped, memories or usage records dropped, store failures),
+    summed over labels, from its /metrics; counters at zero are left out."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
         lines = answer.read().decode().splitlines()
     totals: collections.defaultdict[str, float] = collections.defaultdict(float)

@@ -32,6 +32,7 @@ class Results:
     litellm: Rounds = field(default_factory=dict)
     memory_in_process: dict[str, Figures] = field(default_factory=dict)
     recall_latency: list[dict[str, float]] = field(default_factory=list)
+    burst: Figures = field(default_factory=dict)
 
 
 def spread(values: list[float], digits: int = 2, sign: str = "") -> str:
@@ -59,9 +60,12 @@ def report(results: Results) -> None:
             f"{store}: p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms"
         )
     report_recall(results)
+    report_burst(results.burst)
 
 
 def report_posts(results: Results) -> None:
+    if not results.post:
+        return
     rounds = len(next(iter(results.post.values())))
     print(
         f"upstream: {nginx_version()}, one worker, a fixed chat completion; load: wrk, "
@@ -153,3 +157,22 @@ def report_recall(results: Results) -> None:
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms "
             + target(met, f"p50 ≤ {SEARCH_P50_MAX_MS:g} ms, p99 ≤ {SEARCH_P99_MAX_MS:g} ms")
         )
+
+
+def report_burst(burst: Figures) -> None:
+    if not burst:
+        return
+    recovery = f"{burst['recovery_s']:.2f} s" if burst["recovered"] else "not within"
+    met = burst["memories_dropped"] == 0 and burst["recovered"] and burst["recovery_s"] <= 1
+    print(
+        f"\nrecall burst, {burst['clients']:.0f} clients for {burst['seconds']:.0f} s over "
+        f"{burst['memories']:,.0f} memories in one project: {burst['requests']:,.0f} requests, "
+        f"{burst['rps']:,.0f} req/s, p50 {burst['p50_ms']:.1f} ms, p99 {burst['p99_ms']:.1f} ms"
+        f"\n  recall past its budget {burst['past_budget_pct']:.1f}%, skipped (index busy) "
+        f"{burst['skipped_pct']:.1f}%; memories dropped {burst['memories_dropped']:,.0f}, "
+        f"written {burst['memories_written']:,.0f}; store failures {burst['store_errors']:,.0f}"
+        f"\n  after the burst, an idle request recalled again: {recovery} "
+        f"({burst['recovery_probes']:.0f} probes; proxy CPU meanwhile "
+        f"{burst['recovery_cpu_pct']:.0f}%) "
+        + target(bool(met), "no memory dropped, recalled again within 1 s")
+    )

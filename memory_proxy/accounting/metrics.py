@@ -108,6 +108,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.recall_skipped = Counter(
+            "memory_proxy_recall_skipped",
+            "Recall searches not made, the request going on without them at once, by "
+            "reason: busy (the index had more searches waiting than it could finish within "
+            "recall.timeout_ms).",
+            ["reason"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )

@@ -20,10 +20,10 @@ from starlette.routing import Route
 from memory_proxy.api.caller_scope import visible_user
 from memory_proxy.api.paging import page
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_response, unless_store_fails
+from memory_proxy.errors import error_answer, error_response, unless_store_fails
 from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.records.memory import GENERAL_PROJECT
-from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.base import MemoryIndex, SearchBusy
 
 MEMORIES_PATH = "/v1/memories"
 PROJECTS_PATH = "/v1/projects"
@@ -102,7 +102,10 @@ class MemoriesAPI:
         query = request.query_params.get("q", "").strip()
         if query:
             wanted = offset + limit + 1  # the owner sees private models' memories too, marked
-            hits = await index.search(user_id, project, query, limit=wanted, privacy="private")
+            try:
+                hits = await index.search(user_id, project, query, limit=wanted, privacy="private")
+            except SearchBusy as busy:  # a burst of searches (recall's) fills its budget
+                return error_answer(path, busy)
             data = [hit.record.describe(hit.score) for hit in hits[offset : offset + limit]]
             has_more = len(hits) > offset + limit
         else:

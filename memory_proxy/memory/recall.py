@@ -9,7 +9,9 @@ turn, so the prefix the provider cached is byte for byte the same. The blocks pl
 remembered per conversation in a small in-process LRU.
 
 A slow or failing backend never costs a request more than `recall.timeout_ms`: past it
-the request goes on without, and the miss is counted.
+the request goes on without, and the miss is counted; the search is cancelled, so that
+the backend drops it. A backend too busy to answer in time says so at once (SearchBusy):
+the request goes on without waiting, and the skip is counted.
 
 A private model's memories go only into requests to private models alone (the backend
 leaves them out of every other search), and so do the blocks that held one: a block put
@@ -33,7 +35,7 @@ from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, se
 from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
 from memory_proxy.records.memory import Privacy, Recalled, memory_id
 from memory_proxy.records.messages import ApiKind
-from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.base import RecallBackend, SearchBusy
 from memory_proxy.stores.recall_query import query_terms
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -71,6 +73,7 @@ class Recall:
         on_timeout: Callable[[], None],
         on_failure: Callable[[], None],
         memory_text: Callable[[str, str], str] = exchange_text,
+        on_busy: Callable[[], None] = lambda: None,
     ) -> None:
         """`memory_text` is the indexer's: a memory's text (redacted) from an exchange."""
         self._backend = backend
@@ -79,6 +82,7 @@ class Recall:
         self._max_chars = settings.max_tokens * CHARS_PER_TOKEN
         self._on_timeout = on_timeout
         self._on_failure = on_failure
+        self._on_busy = on_busy
         self._placed: collections.OrderedDict[Conversation, dict[int, Placed]] = (
             collections.OrderedDict()
         )
@@ -168,6 +172,10 @@ class Recall:
         except TimeoutError:
             self._on_timeout()
             logger.info("recall took over %d ms; the request goes on without", settings.timeout_ms)
+            return []
+        except SearchBusy as exc:
+            self._on_busy()
+            logger.debug("recall skipped (%s); the request goes on without", exc)
             return []
         except Exception as exc:
             self._on_failure()

@@ -83,12 +83,14 @@ class RequestMemory:
         settings: RecallSettings,
         *,
         on_recall_timeout: Callable[[], None],
+        on_recall_busy: Callable[[], None],
         on_failure: Callable[[], None],
         on_memories_dropped: Callable[[int], None],
         redactor: Redactor | None = None,
     ) -> None:
-        """`on_failure` counts failed searches, `on_memories_dropped` lost memories;
-        `redactor` keeps secrets out of the index (the conversations have their own)."""
+        """`on_failure` counts failed searches, `on_recall_busy` searches skipped because
+        the backend was busy, `on_memories_dropped` lost memories; `redactor` keeps secrets
+        out of the index (the conversations have their own)."""
         self.conversations = conversations
         self.recall = None
         self.indexer = None
@@ -101,6 +103,7 @@ class RequestMemory:
                 on_timeout=on_recall_timeout,
                 on_failure=on_failure,
                 memory_text=self.indexer.memory_text,
+                on_busy=on_recall_busy,
             )
 
     async def begin(

@@ -11,7 +11,7 @@ from memory_proxy.stores.base import MemoryIndex, MemoryStore, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
 from memory_proxy.stores.redis import RedisStore, RedisUsageLog
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
-from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_index import DEFAULT_SEARCH_BUDGET, SQLiteMemoryIndex
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 
 
@@ -32,11 +32,14 @@ def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:
     return RedisUsageLog(memory.redis_url, usage.max_records)
 
 
-def open_memory_index(settings: MemorySettings) -> MemoryIndex | None:
+def open_memory_index(
+    settings: MemorySettings, search_budget: float = DEFAULT_SEARCH_BUDGET
+) -> MemoryIndex | None:
     """SQLite FTS5 in the store's file, or in a private in-memory database for `store:
-    memory`. None with Redis: it has no full-text search of its own here."""
+    memory`; searches that could not finish within `search_budget` seconds are refused.
+    None with Redis: it has no full-text search of its own here."""
     if settings.store == "memory":
-        return SQLiteMemoryIndex(Path(IN_MEMORY))
+        return SQLiteMemoryIndex(Path(IN_MEMORY), search_budget)
     if settings.store == "sqlite":
-        return SQLiteMemoryIndex(settings.sqlite_path)
+        return SQLiteMemoryIndex(settings.sqlite_path, search_budget)
     return None

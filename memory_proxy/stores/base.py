@@ -21,6 +21,15 @@ class StoreUnavailable(ProxyError):
     status = 503
 
 
+class SearchBusy(ProxyError):
+    """A recall backend has more searches waiting than it can finish within its time
+    budget: it refuses this one at once rather than answer too late. Recall goes on
+    without; the memories API answers 503, to try again in a second."""
+
+    status = 503
+    retry_after = 1
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     user_id: str
@@ -98,6 +107,10 @@ class RecallBackend(Protocol):
     model's memories are found only for "private"; a backend off this machine is asked
     only for "hosted" (a private model's question stays here) and is never given a
     private memory to add.
+
+    A caller that stops waiting cancels the search; a backend stops the work where it can
+    (the SQLite index does not start it, or interrupts it; Supermemory's HTTP request is
+    closed). A backend with too much waiting already may raise SearchBusy at once.
     """
 
     async def add(self, records: list[MemoryRecord]) -> None: ...

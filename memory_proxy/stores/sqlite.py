@@ -3,12 +3,14 @@ and the usage log (sqlite_usage.py).
 
 SQLite calls are blocking, so each user of the file runs them on a dedicated thread (which
 also serialises them); the event loop never waits on the disk. WAL mode lets readers
-proceed during writes.
+proceed during writes: a user that reads beside its writes (the memory index's searches)
+takes a second connection, `reader()`, for another thread.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ import orjson
 
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
-from memory_proxy.stores.sqlite_replaced import ReplacementWatch, opening, report
+from memory_proxy.stores.sqlite_replaced import ReplacementWatch, WatchedConnection, opening
 from memory_proxy.stores.worker_thread import WorkerThread
 
 T = TypeVar("T")
@@ -43,14 +45,19 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (user_id, session_id, id);
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated);
 """
-IN_MEMORY = ":memory:"  # SQLite's name for a private database that lives as long as its connection
+IN_MEMORY = ":memory:"  # a private database that lives as long as its connections
+# SQLite's memdb VFS: a database named "/..." is shared by this process's connections to
+# it (unlike ":memory:", one per connection) and freed with the last of them.
+_MEMDB_URI = "file:/memory-proxy-{}?vfs=memdb"
+_memdb_names = itertools.count()
 
 
 class SQLiteFile:
     """One connection to a SQLite file (or to a private in-memory database when the path is
-    IN_MEMORY), used from its own thread. A file deleted or replaced under it is noticed
-    and opened anew (sqlite_replaced.py); `upgrade` brings an opened file's tables up to
-    date after `schema`."""
+    IN_MEMORY), used from its own thread, and a second one for reading on another when
+    asked (`reader`). A file deleted or replaced under them is noticed and opened anew
+    (sqlite_replaced.py); `upgrade` brings an opened file's tables up to date after
+    `schema`."""
 
     def __init__(
         self, path: Path, schema: str, upgrade: Callable[[sqlite3.Connection], None] | None = None
@@ -58,33 +65,50 @@ class SQLiteFile:
         self._in_memory = str(path) == IN_MEMORY
         # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
         self._path = path if self._in_memory else path.resolve()
+        # What SQLite opens: the path, or a memdb database that this file's connections share.
+        self._address = (
+            _MEMDB_URI.format(next(_memdb_names)) if self._in_memory else str(self._path)
+        )
         self._schema, self._upgrade = schema, upgrade
-        self.db, self._watch = self._open()
+        self._own = WatchedConnection(self._open)
         self._thread = WorkerThread("sqlite")
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._own.db  # the current one: it may be opened anew
+
+    def reader(self) -> WatchedConnection:
+        """A second connection to the database, for one other thread to read with beside
+        this one's writes (WAL); it refuses writes, and follows the file as `db` does."""
+        return WatchedConnection(functools.partial(self._open, query_only=True))
+
     def _open(
-        self, replacing: ReplacementWatch | None = None
+        self, replacing: ReplacementWatch | None = None, *, query_only: bool = False
     ) -> tuple[sqlite3.Connection, ReplacementWatch | None]:
         if self._in_memory:
-            return self._connect(), None
+            return self._connect(query_only), None
         try:
             with opening(self._path, replacing):
-                return self._connect(), ReplacementWatch(self._path)
+                return self._connect(query_only), ReplacementWatch(self._path)
         except OSError as exc:
             raise self._unusable(exc) from exc
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, query_only: bool) -> sqlite3.Connection:
         try:
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(
+                self._address, check_same_thread=False, isolation_level=None, uri=self._in_memory
+            )
         except sqlite3.Error as exc:
             raise self._unusable(exc) from exc
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA journal_mode=WAL")  # memdb keeps its own journal
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(self._schema)
             if self._upgrade is not None:
                 self._upgrade(db)
+            if query_only:
+                db.execute("PRAGMA query_only=ON")
         except sqlite3.Error as exc:
             db.close()  # not left open by each retry of a file that is no database
             raise self._unusable(exc) from exc
@@ -94,29 +118,23 @@ class SQLiteFile:
         return StoreUnavailable(f"memory.sqlite_path: cannot use {self._path} ({exc})")
 
     async def run(self, work: Callable[[], T]) -> T:
-        if self._watch is not None and self._watch.due():
+        if self._own.due():
             return await self._thread.run(functools.partial(self._in_the_file_at_path, work))
         return await self._thread.run(work)
 
     def _in_the_file_at_path(self, work: Callable[[], T]) -> T:
-        """`work`, after opening the file anew if the one open was deleted or replaced;
-        while that fails, every call fails."""
-        watch = self._watch
-        assert watch is not None
-        if watch.replaced():
-            report(watch)
-            try:
-                db, self._watch = self._open(replacing=watch)
-            except StoreUnavailable:
-                watch.check_again_at_once()
-                raise
-            self.db, old = db, self.db
-            old.close()
+        """`work`, after opening the file anew if the one open was deleted or replaced."""
+        self._own.current()
         return work()
 
     def transaction(self) -> sqlite3.Connection:
-        """`with file.transaction():` commits at the end, or rolls back on an error."""
-        self.db.execute("BEGIN")
+        """`with file.transaction():` commits at the end, or rolls back on an error.
+
+        IMMEDIATE: the write lock is taken first, waiting for another writer of the file
+        (busy timeout). A transaction that reads first and writes later gets SQLITE_BUSY
+        at once, without waiting, when another connection writes meanwhile (WAL keeps
+        snapshots apart) - as the index's first write did: FTS5 reads its config then."""
+        self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
     async def aclose(self) -> None:

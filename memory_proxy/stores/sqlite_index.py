@@ -37,6 +37,9 @@ A private model's memories are marked (`private`, added to files from before by
 `add_private_flag_to_memories` when they are opened: every memory there was a hosted
 model's). A search for any other request leaves them out in its SQL, before the limit, so
 they never take a hosted request's place or reach it.
+
+Searches have their own connection and thread (search_thread.py: bounded by the recall
+budget, dropped when nobody waits); writes and everything else go through the file's.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled
 from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
+from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.sqlite import SQLiteFile
 
 _SCHEMA = """
@@ -80,6 +85,7 @@ CREATE TRIGGER IF NOT EXISTS memories_unindexed AFTER DELETE ON memories BEGIN
     VALUES ('delete', old.seq, old.text, old.scope);
 END;
 """
+DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 _RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
 _SCORE_COLUMN = 9  # after the record's columns
 _RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))
@@ -151,14 +157,16 @@ def add_private_flag_to_memories(db: sqlite3.Connection) -> None:
 
 
 class SQLiteMemoryIndex:
-    """The MemoryIndex in a SQLite file (or IN_MEMORY), on its own connection and thread."""
+    """The MemoryIndex in a SQLite file (or IN_MEMORY), on its own connections and threads;
+    `search_budget`: the seconds a search may take, waiting included (recall.timeout_ms)."""
 
     # A project of every user is searched with each user's token up to this many users;
     # beyond, with none (the ORed tokens would cost more than scoring every match).
     max_scoped_users = 64
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
         self._file = SQLiteFile(path, _SCHEMA, upgrade=add_private_flag_to_memories)
+        self._searches = SearchThread(self._file.reader(), search_budget)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -210,30 +218,32 @@ class SQLiteMemoryIndex:
             return []
         words = f"text : ({fts5_words(terms, min_share)})"
 
-        def work() -> list[Recalled]:
-            scope = self._scope(user_id, project)
+        def work(db: sqlite3.Connection) -> list[Recalled]:
+            scope = self._scope(db, user_id, project)
             match = words if scope is None else f"scope : ({scope}) AND {words}"
             alone = user_id is None and exclude_session is None and (project is None or scope)
             if alone and private_too:
                 # The match alone selects the rows: ranked in FTS5, only the best read.
-                rows = self._db.execute(_SEARCH_EVERY_USER, (match, limit, project)).fetchall()
+                rows = db.execute(_SEARCH_EVERY_USER, (match, limit, project)).fetchall()
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
-                rows = self._db.execute(_SEARCH, params).fetchall()
+                rows = db.execute(_SEARCH, params).fetchall()
             return [Recalled(_record(row[:_SCORE_COLUMN]), row[_SCORE_COLUMN]) for row in rows]
 
-        return await self._file.run(work)
+        return await self._searches.run(work)
 
-    def _scope(self, user_id: str | None, project: str | None) -> str | None:
+    def _scope(
+        self, db: sqlite3.Connection, user_id: str | None, project: str | None
+    ) -> str | None:
         """The scope tokens a search ANDs with its words (an FTS5 expression), or None:
-        every row; on the index's thread."""
+        every row; on the search thread."""
         if user_id is not None:
             token = _user_token(user_id) if project is None else _project_token(user_id, project)
             return fts5_phrase(token)
         if project is None:
             return None
         limit = self.max_scoped_users + 1
-        users = [user for (user,) in self._db.execute(_USERS + " LIMIT ?", (limit,))]
+        users = [user for (user,) in db.execute(_USERS + " LIMIT ?", (limit,))]
         if not users or len(users) == limit:
             return None
         return " OR ".join(fts5_phrase(_project_token(user, project)) for user in users)
@@ -323,6 +333,7 @@ class SQLiteMemoryIndex:
             await self._file.run(cursor.close)
 
     async def aclose(self) -> None:
+        self._searches.stop()
         await self._file.aclose()
 
     @staticmethod

@@ -8,7 +8,7 @@ database succeeds; tried here with 3.40).
 
 - Noticed by comparing the path's device and inode with those of the file opened, on the
   connection's own thread before its next piece of work, at most once a second: one
-  `stat` a second per connection, not one per request.
+  `stat` a second per connection, not one per request (WatchedConnection).
 - Said once per deleted file and process, however many connections of the file notice.
 - Opened anew safely: the `-wal` and `-shm` at the path may still be the deleted
   database's (SQLite leaves them when it finds its file moved: `databaseIsUnmoved` in
@@ -28,11 +28,14 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+from memory_proxy.stores.base import StoreUnavailable
 
 logger = logging.getLogger("memory_proxy.stores")
 
@@ -80,6 +83,42 @@ class ReplacementWatch:
     def check_again_at_once(self) -> None:
         """The file could not be opened anew: the next call tries again."""
         self._next_check = 0.0
+
+
+# Opens the database (anew, when given the watch of the file it replaces): a connection,
+# and the watch of the file it opened (None for a database in memory).
+Opener = Callable[["ReplacementWatch | None"], tuple[sqlite3.Connection, "ReplacementWatch | None"]]
+
+
+class WatchedConnection:
+    """A connection to the database at a path, used from one thread, which calls
+    `current()` before its work when `due()`: the file at the path is looked at, and a
+    deleted or replaced one opened anew."""
+
+    def __init__(self, open_database: Opener) -> None:
+        self._open = open_database
+        self.db, self._watch = open_database(None)
+
+    def due(self) -> bool:
+        return self._watch is not None and self._watch.due()
+
+    def current(self) -> sqlite3.Connection:
+        """`db`, after opening the file anew if the one open was deleted or replaced;
+        while that fails, every call fails."""
+        watch = self._watch
+        if watch is not None and watch.due() and watch.replaced():
+            report(watch)
+            try:
+                db, self._watch = self._open(watch)
+            except StoreUnavailable:
+                watch.check_again_at_once()
+                raise
+            self.db, old = db, self.db
+            old.close()
+        return self.db
+
+    def close(self) -> None:
+        self.db.close()
 
 
 _lock = threading.Lock()

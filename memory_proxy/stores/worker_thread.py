@@ -52,17 +52,19 @@ class WorkerThread:
             try:
                 result = work()
             except BaseException as exc:
-                _settle_soon(loop, future, None, exc)
+                settle_soon(loop, future, None, exc)
             else:
-                _settle_soon(loop, future, result, None)
+                settle_soon(loop, future, result, None)
 
 
-def _settle_soon(
+def settle_soon(
     loop: asyncio.AbstractEventLoop,
     future: asyncio.Future[Any],
     result: Any,
     exc: BaseException | None,
 ) -> None:
+    """From a worker thread: `future` gets `result` (or `exc`) on its loop, unless its
+    waiter has stopped waiting."""
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
         loop.call_soon_threadsafe(_settle, future, result, exc)
 

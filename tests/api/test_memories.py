@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from memory_proxy.api.memories import MemoriesAPI
 from memory_proxy.config import ClientKey, HeaderPattern, MemorySettings, Settings, UserIdMappings
 from memory_proxy.records.memory import MemoryRecord, memory_id
-from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.base import MemoryIndex, SearchBusy
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.conftest import ProxyFactory
 from tests.support import RedisServer, serve
@@ -407,6 +407,22 @@ class BrokenIndex:
             raise sqlite3.OperationalError("disk I/O error")
 
         return fail
+
+
+class BusyIndex:
+    async def search(self, *args: object, **kwargs: object) -> None:
+        raise SearchBusy("the memory index is busy: 64 searches waiting")
+
+
+def test_a_search_while_the_index_is_busy_is_a_503_to_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api = MemoriesAPI(cast(MemoryIndex, BusyIndex()), Settings())
+    with serve(Starlette(routes=api.routes())) as url:
+        answer = get(url, "/v1/memories", q="port")
+    assert openai_error(answer, 503) == "the memory index is busy: 64 searches waiting"
+    assert answer.headers["retry-after"] == "1"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_failing_index_is_a_logged_503(caplog: pytest.LogCaptureFixture) -> None:

@@ -1,5 +1,5 @@
-"""Recall backends for tests (a word-overlap index, and one that is slow or broken), and
-how a recalled block looks to a reader."""
+"""Recall backends for tests (a word-overlap index, and one that is slow, busy or broken),
+and how a recalled block looks to a reader."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from memory_proxy.memory.markup import (
 )
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled
-from memory_proxy.stores.base import MemoryStore, RecallBackend
+from memory_proxy.stores.base import MemoryStore, RecallBackend, SearchBusy
 
 _WORD = re.compile(r"\w{3,}")
 
@@ -78,6 +78,7 @@ def request_memory(
         backend,
         recall or RecallSettings(),
         on_recall_timeout=lambda: None,
+        on_recall_busy=lambda: None,
         on_failure=lambda: None,
         on_memories_dropped=lambda count: None,
     )
@@ -87,6 +88,11 @@ class SlowIndex(WordIndex):
     async def search(self, *args: object, **kwargs: object) -> list[Recalled]:
         await asyncio.sleep(5)
         return []
+
+
+class BusyIndex(WordIndex):
+    async def search(self, *args: object, **kwargs: object) -> list[Recalled]:
+        raise SearchBusy("the memory index is busy: 64 searches waiting")
 
 
 class BrokenIndex(WordIndex):

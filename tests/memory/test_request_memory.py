@@ -22,7 +22,13 @@ from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.request_memory import MemoryScope
 from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.in_memory import InMemoryStore
-from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex, request_memory
+from tests.memory.recall_support import (
+    BrokenIndex,
+    BusyIndex,
+    SlowIndex,
+    WordIndex,
+    request_memory,
+)
 from tests.support import FakeUpstream, serve, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "repo-1"}
@@ -188,6 +194,21 @@ def test_a_slow_recall_is_cut_at_its_budget_and_counted(
         answer = chat(proxy, FACT, ALICE)
         assert counter(app, "memory_proxy_recall_timeouts_total") == 1
     assert answer.status_code == 200
+    assert answer.headers["x-memory-recalled"] == "0"
+
+
+def test_a_busy_index_skips_recall_at_once_and_is_counted(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream
+    with proxy_with(url, BusyIndex()) as (proxy, app):
+        answer = chat(proxy, FACT, ALICE)
+        skipped = app.metrics.registry.get_sample_value(
+            "memory_proxy_recall_skipped_total", {"reason": "busy"}
+        )
+        assert (skipped, counter(app, "memory_proxy_recall_timeouts_total")) == (1, 0)
+        assert counter(app, "memory_proxy_memory_store_errors_total") == 0
+    assert answer.status_code == 200 and upstream.reply_text in answer.text
     assert answer.headers["x-memory-recalled"] == "0"
 
 

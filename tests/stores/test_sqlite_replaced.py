@@ -157,3 +157,28 @@ def test_a_running_proxy_goes_on_in_a_new_file_the_cli_can_read(
     assert [s["id"] for s in listed] == ["after"]
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(said) == 1 and str(path) in said[0]
+
+
+def test_the_index_searches_the_new_file_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches have a connection of their own (beside the writes): it follows the file."""
+    monkeypatch.setattr(sqlite_replaced, "CHECK_INTERVAL_SECONDS", 0.0)
+    path = tmp_path / "data" / "memory.sqlite3"
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        index = SQLiteMemoryIndex(path)
+        try:
+            await index.add([memory("heron staging database")])
+            assert await index.search("alice", None, "heron", limit=5)
+            delete(path, "with its -wal and -shm", tmp_path)
+            await index.add([memory("falcon staging database")])
+            found = [
+                hit.record.text for hit in await index.search("alice", None, "falcon", limit=5)
+            ]
+            gone = [hit.record.text for hit in await index.search("alice", None, "heron", limit=5)]
+            return found, gone
+        finally:
+            await index.aclose()
+
+    assert asyncio.run(scenario()) == (["falcon staging database"], [])
