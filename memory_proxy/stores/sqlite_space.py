@@ -43,8 +43,10 @@ def used_bytes(db: sqlite3.Connection) -> int:
 
 
 def release_free_pages(db: sqlite3.Connection) -> None:
-    """Gives every free page back to the disk (nothing without auto_vacuum=INCREMENTAL)."""
-    db.execute("PRAGMA incremental_vacuum").fetchall()  # each row is a step of the work
+    """Gives every free page back to the disk (nothing without auto_vacuum=INCREMENTAL).
+    Outside a transaction: run as a script, stepped to its end (it frees one page per
+    step, and `execute` steps once)."""
+    db.executescript("PRAGMA incremental_vacuum")
 
 
 def empty_log(db: sqlite3.Connection, wait: float = DEFAULT_BUSY_SECONDS) -> bool:
