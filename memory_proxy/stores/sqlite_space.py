@@ -32,6 +32,7 @@ INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 JOURNAL_SIZE_LIMIT = 4 * 2**20  # the -wal is truncated to this after each checkpoint
 VACUUM_AT_OPEN_BYTES = 512 * 2**20
 DEFAULT_BUSY_SECONDS = 5.0  # sqlite3.connect's default timeout, restored after a wait
+_told_to_compact: set[Path] = set()  # said once per file and process (each store opens it)
 
 
 def used_bytes(db: sqlite3.Connection) -> int:
@@ -60,14 +61,31 @@ def empty_log(db: sqlite3.Connection, wait: float = DEFAULT_BUSY_SECONDS) -> boo
     return not blocked
 
 
-def allow_shrinking(db: sqlite3.Connection, path: Path, limit: int = VACUUM_AT_OPEN_BYTES) -> bool:
+def compact(path: Path) -> tuple[int, int]:
+    """The whole file rewritten (VACUUM), switched to incremental vacuum if it was not:
+    its size on disk before and after. Waits for other connections as any write does."""
+    before = path.stat().st_size
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA auto_vacuum={INCREMENTAL}")
+        db.execute("VACUUM")
+        empty_log(db)
+    finally:
+        db.close()
+    return before, path.stat().st_size
+
+
+def allow_shrinking(db: sqlite3.Connection, path: Path) -> bool:
     """Switches a file made before incremental vacuum to it, with one VACUUM, when it is
-    at most `limit` bytes; says why not otherwise. True once the file can shrink."""
+    at most VACUUM_AT_OPEN_BYTES; says why not otherwise. True once the file can shrink."""
     (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
     if mode == INCREMENTAL:
         return True
     size = used_bytes(db)
-    if size > limit:
+    if size > VACUUM_AT_OPEN_BYTES:
+        if path in _told_to_compact:
+            return False
+        _told_to_compact.add(path)
         logger.warning(
             "%s cannot shrink yet (%.0f MB, made before incremental vacuum): stop the proxy "
             "and run `memory-proxy memories compact` once; until then pages freed by "
