@@ -272,6 +272,9 @@ class SQLiteMemoryIndex:
         held the log back: the caller tries again later."""
         return await self._file.run(self._erase)
 
+    async def used_bytes(self) -> int:
+        return await self._file.run(lambda: used_bytes(self._db))
+
     async def use(self) -> FileUse:
         def work() -> FileUse:
             (count,) = self._db.execute("SELECT COUNT(*) FROM memories").fetchone()

@@ -17,8 +17,8 @@ Steps (add a new one at the end, named for what it brings, and detected by what 
    column of tokens beside it, and an external-content index kept by triggers (so the
    text was stored once, but whole, and every memory took a 4 kB page of its own). The
    index is built anew as contentless, the texts packed, the scope column dropped; the old
-   pages are zeroed (secure_delete) and given back. About 1 s per 10,000 memories here
-   (scripts/bench_file_size.py measures it).
+   pages are zeroed (secure_delete) and given back. 3.7 s for 20,000 memories here (a
+   95 MB file became 30 MB).
 """
 
 from __future__ import annotations
