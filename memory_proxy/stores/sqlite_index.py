@@ -68,6 +68,7 @@ from memory_proxy.stores.sqlite_index_schema import SCHEMA, upgrade
 from memory_proxy.stores.sqlite_space import used_bytes
 
 DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
+_FORGET_BATCH = 500  # texts held at once while forgetting
 _RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
 _SCORE_COLUMN = 9  # after the record's columns
 _RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))
@@ -294,21 +295,25 @@ class SQLiteMemoryIndex:
     def _forget(self, where: str, params: tuple[Any, ...]) -> int:
         """Deletes the memories `where` selects, and their index entries, in one
         transaction (so that no other connection deletes a row between: a second
-        'delete' of the same row would corrupt a contentless index)."""
+        'delete' of the same row would corrupt a contentless index). Texts are read a
+        batch at a time: a whole user may hold thousands."""
+        forgotten: list[tuple[int]] = []
         with self._file.transaction():
             rows = self._db.execute(
                 f"SELECT seq, user_id, project, text FROM memories WHERE {where}", params
-            ).fetchall()
-            self._db.executemany(
-                "INSERT INTO memories_fts (memories_fts, rowid, text, scope) "
-                "VALUES ('delete', ?, ?, ?)",
-                [
-                    (seq, unpack(text), index_scope(user, project))
-                    for seq, user, project, text in rows
-                ],
             )
-            self._db.executemany("DELETE FROM memories WHERE seq = ?", [(row[0],) for row in rows])
-        return len(rows)
+            while batch := rows.fetchmany(_FORGET_BATCH):
+                self._db.executemany(
+                    "INSERT INTO memories_fts (memories_fts, rowid, text, scope) "
+                    "VALUES ('delete', ?, ?, ?)",
+                    [
+                        (seq, unpack(text), index_scope(user, project))
+                        for seq, user, project, text in batch
+                    ],
+                )
+                forgotten += [(seq,) for seq, *_ in batch]
+            self._db.executemany("DELETE FROM memories WHERE seq = ?", forgotten)
+        return len(forgotten)
 
     def _erase(self) -> bool:
         self._db.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
