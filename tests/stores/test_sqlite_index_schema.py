@@ -126,3 +126,29 @@ def test_a_file_of_the_old_layout_is_upgraded_once_and_then_works_as_any(tmp_pat
             await index.aclose()
 
     assert asyncio.run(reopened()) == 30
+
+
+def test_a_file_with_private_memories_keeps_them_private_through_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """The layout of ad64b6f: the old one plus a `private` column (step 1 ran before)."""
+    path = tmp_path / "memory.sqlite3"
+    told = "User: the private plan\nAssistant: noted"
+    old_file(path, [("alice", "shop", told), ("alice", "shop", "User: lunch?\nAssistant: pizza")])
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE memories ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE memories SET private = 1 WHERE text = ?", (told,))
+
+    async def scenario() -> list[tuple[str, bool]]:
+        index = SQLiteMemoryIndex(path)
+        try:
+            assert await index.search("alice", "shop", "private plan", limit=5) == []
+            hits = await index.search("alice", "shop", "private plan", limit=5, privacy="private")
+            assert [hit.record.text for hit in hits] == [told]
+            listed = await index.list_memories(None, None, 10, 0)
+            return sorted((r.text, r.private) for r in listed)
+        finally:
+            await index.aclose()
+
+    assert asyncio.run(scenario()) == [("User: lunch?\nAssistant: pizza", False), (told, True)]
+    assert "scope" not in columns(path)
