@@ -49,6 +49,7 @@ from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.injection import CHAT_APIS
+from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
@@ -98,6 +99,16 @@ class MemoryProxy:
         self.memory_index = (
             open_memory_index(settings.memory, settings.recall.timeout_ms / 1000)
             if settings.memory.enabled
+            else None
+        )
+        self.pruner = (
+            MemoryPruner(
+                self.memory_index,
+                settings.memory.retention_days,
+                settings.memory.max_mb,
+                self.metrics.count_pruned,
+            )
+            if self.memory_index is not None
             else None
         )
         redactor = Redactor.configured(settings, self.metrics.redacted)
@@ -201,6 +212,9 @@ class MemoryProxy:
                 ):
                     if part is not None:
                         stack.push_async_callback(part.aclose)
+                if self.pruner is not None:  # stopped before the index closes
+                    stack.push_async_callback(self.pruner.aclose)
+                    self.pruner.start()
                 if self.memory is not None:
                     self.memory.start()
                 if self.usage is not None:
@@ -273,6 +287,7 @@ def _request_memory(
         settings.memory,
         on_failure=metrics.store_errors.inc,
         redactor=redactor,
+        on_pruned=metrics.count_pruned,
     )
     return RequestMemory(
         conversations,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.identity.project import project_id
 from memory_proxy.memory.indexing import MAX_MEMORY_CHARS
 from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.stores import sqlite_space
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.shipped_config_support import (
     CLAUDE_CODE_CLIENT,
@@ -29,6 +31,7 @@ from tests.shipped_config_support import (
     CODEX_USER,
     shipped_proxy,
 )
+from tests.stores.test_sqlite_index_schema import old_file
 from tests.support import FakeUpstream, wait_until
 
 PORT = "User: which port does staging use?\nAssistant: The staging database runs on port 5433."
@@ -417,3 +420,26 @@ def test_a_bad_time_already_stored_is_listed_not_a_traceback(tmp_path: Path) -> 
     result = run(config, "list")
     assert result.exit_code == 0, result.output
     assert "from the far future" in result.output
+
+
+def test_compact_lets_a_big_old_file_shrink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_space, "VACUUM_AT_OPEN_BYTES", 0)  # too big to switch at open
+    path = tmp_path / "old.sqlite3"
+    old_file(
+        path, [("alice", "shop", f"User: fact {n}?\nAssistant: {'x' * 900}") for n in range(60)]
+    )
+    config = tmp_path / "old.yaml"
+    config.write_text(f"memory:\n  sqlite_path: {path}\n")
+    assert run(config, "forget", "--user", "alice", "--yes").exit_code == 0
+    assert caplog.text.count("cannot shrink yet") == 1 and "memories compact" in caplog.text
+    before = path.stat().st_size
+
+    result = run(config, "compact")
+
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_size < before / 2
+    assert result.output.startswith(f"{path}: ")
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)

@@ -120,6 +120,20 @@ def test_os_environ_references_are_resolved(tmp_path: Path) -> None:
             for name in ("''", "'claude code'", "'<b>'", "-x", "x" * 65, "[a]", "7")
         ),
         ("model_list:\n  - litellm_params: {}\n", "model_list[0]: expected a mapping"),
+        *(
+            (f"memory:\n  {key}: {value}\n", f"memory.{key}: expected a positive number")
+            for key in ("retention_days", "max_mb")
+            for value in ("0", "-3", "soon", ".inf", ".nan", "true", "[1]")
+        ),
+        *(
+            (f"memory:\n  max_session_messages: {value}\n", f"memory.max_session_messages: {rule}")
+            for value, rule in (
+                ("1", "expected a whole number of 2 or more"),
+                ("0", "expected a positive whole number"),
+                ("2.5", "expected a positive whole number"),
+                ("many", "expected a positive whole number"),
+            )
+        ),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
@@ -128,6 +142,18 @@ def test_errors_name_the_key_and_the_file(tmp_path: Path, text: str, expected: s
         load_settings(path, environ={})
     assert str(path) in str(info.value)
     assert expected in str(info.value)
+
+
+def test_memory_bounds_are_read_and_off_by_default(tmp_path: Path) -> None:
+    defaults = load_settings(None, environ={}).memory
+    assert (defaults.retention_days, defaults.max_mb, defaults.max_session_messages) == (
+        None,
+        None,
+        200,
+    )
+    text = "memory:\n  retention_days: 30\n  max_mb: 512.5\n  max_session_messages: 50\n"
+    memory = load_settings(write(tmp_path, text), environ={}).memory
+    assert (memory.retention_days, memory.max_mb, memory.max_session_messages) == (30, 512.5, 50)
 
 
 def test_errors_in_environment_values_name_the_variable(tmp_path: Path) -> None:

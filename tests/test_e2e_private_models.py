@@ -20,6 +20,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
+from memory_proxy.stores.packed_text import unpack
 from tests.litellm_support import litellm_process, proxy_settings
 from tests.support import FakeUpstream, free_port, serve, wait_until
 from tests.test_e2e_litellm import MASTER_KEY
@@ -69,16 +70,19 @@ class Stack:
             default_headers={**USER, "x-session-id": session},
         )
 
+    def _stored(self, holding: str) -> list[tuple[str, bool]]:
+        """(text, private) of the user's memories holding a word (texts are packed)."""
+        with sqlite3.connect(self.database) as db:
+            rows = db.execute("SELECT text, private FROM memories WHERE user_id = 'dev'")
+            texts = [(unpack(text), bool(flag)) for text, flag in rows]
+        return [(text, flag) for text, flag in texts if holding in text]
+
     def memories(self, holding: str) -> list[str]:
         """The texts of the user's memories holding a word."""
-        with sqlite3.connect(self.database) as db:
-            query = "SELECT text FROM memories WHERE user_id = 'dev' AND instr(text, ?)"
-            return [text for (text,) in db.execute(query, (holding,))]
+        return [text for text, _ in self._stored(holding)]
 
     def private_flags(self, holding: str) -> list[bool]:
-        with sqlite3.connect(self.database) as db:
-            query = "SELECT private FROM memories WHERE user_id = 'dev' AND instr(text, ?)"
-            return [bool(flag) for (flag,) in db.execute(query, (holding,))]
+        return [flag for _, flag in self._stored(holding)]
 
     def everything_the_hosted_provider_received(self) -> bytes:
         return b"\n".join(

@@ -20,6 +20,7 @@ from anthropic.types import MessageParam, TextBlockParam
 from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
+from memory_proxy.stores.packed_text import unpack
 from tests.litellm_support import litellm_process, proxy_settings
 from tests.memory.recall_support import NESTED_TAG_ATTACK, tags_seen
 from tests.support import FakeUpstream, free_port, serve, wait_until
@@ -46,7 +47,7 @@ class Stack:
     def memories(self, user_id: str) -> list[str]:
         with sqlite3.connect(self.database) as db:
             rows = db.execute("SELECT text FROM memories WHERE user_id = ?", (user_id,))
-            return [text for (text,) in rows]
+            return [unpack(text) for (text,) in rows]
 
     def received(self) -> dict[str, Any]:
         """The body the provider received last (from LiteLLM)."""

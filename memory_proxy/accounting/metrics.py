@@ -116,6 +116,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.pruned = Counter(
+            "memory_proxy_pruned",
+            "What memory dropped to stay in its bounds, by what: old_memories "
+            "(memory.retention_days), memories_over_max_mb, session_messages "
+            "(memory.max_session_messages), expired_sessions (memory.ttl_seconds).",
+            ["what"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "memory_proxy_rate_limited", "Requests refused by the rate limit.", registry=r
         )
@@ -155,6 +163,10 @@ class Metrics:
         """One secret kept out of memory (kinds are the built-in ones and the configured
         patterns' names: bounded)."""
         self._redactions(kind).inc()
+
+    def count_pruned(self, what: str, count: int) -> None:
+        """`count` of `what` dropped by memory's bounds (a fixed set of kinds)."""
+        self.pruned.labels(what).inc(count)
 
     def requests_in_flight(self) -> int:
         """This process's requests in flight, as the gauge counts them."""

@@ -8,6 +8,7 @@ non-zero before anything listens or is spawned.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -101,6 +102,9 @@ class MemorySettings:
     redact: bool = True  # secrets replaced by markers before anything is kept
     redact_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (name, expression)
     private_models: frozenset[str] = frozenset()  # model_names kept from hosted models
+    retention_days: float | None = None  # long-term memories older are dropped (None: kept)
+    max_mb: float | None = None  # the SQLite file's bytes in use, oldest memories dropped past it
+    max_session_messages: int = 200  # a session's newest kept, the older dropped
 
 
 @dataclass(frozen=True)
@@ -304,7 +308,27 @@ def _build_memory(tree: SettingsTree, litellm: LiteLLMSettings) -> MemorySetting
         redact=tree.get("memory.redact", as_bool, d.redact),
         redact_patterns=build_redact_patterns(tree),
         private_models=build_private_models(tree, litellm),
+        retention_days=tree.get("memory.retention_days", _as_finite_positive, None),
+        max_mb=tree.get("memory.max_mb", _as_finite_positive, None),
+        max_session_messages=tree.get(
+            "memory.max_session_messages", _as_whole_exchange, d.max_session_messages
+        ),
     )
+
+
+def _as_finite_positive(value: Any) -> float:
+    number = as_positive_float(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a positive number")
+    return number
+
+
+def _as_whole_exchange(value: Any) -> int:
+    """At least one question and its answer."""
+    number = as_positive_int(value)
+    if number < 2:
+        raise ValueError("expected a whole number of 2 or more")
+    return number
 
 
 def _build_rate_limit(tree: SettingsTree) -> RateLimitSettings:

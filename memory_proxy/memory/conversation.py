@@ -33,6 +33,8 @@ logger = logging.getLogger("memory_proxy.memory")
 
 STORE_WAIT_SECONDS = 0.5  # the longest a request waits for its history
 PURGE_INTERVAL_SECONDS = 60.0
+SESSION_MESSAGES = "session_messages"  # what memory_proxy_pruned_total counts
+EXPIRED_SESSIONS = "expired_sessions"
 
 
 @dataclass
@@ -54,9 +56,12 @@ class ConversationMemory:
         settings: MemorySettings,
         on_failure: Callable[[], None] = lambda: None,
         redactor: Redactor | None = None,
+        on_pruned: Callable[[str, int], None] = lambda what, count: None,
     ) -> None:
+        """`on_pruned(what, count)` counts the messages and sessions dropped by bounds."""
         self.store = store
         self._on_failure = on_failure
+        self._on_pruned = on_pruned
         self._redactor = redactor or Redactor(())
         self._limits = ContextLimits(settings.max_context_messages, settings.max_context_tokens)
         self._ttl = settings.ttl_seconds
@@ -112,9 +117,14 @@ class ConversationMemory:
 
     async def _store(self, turn: Turn, messages: list[Message], partial: bool) -> None:
         try:
-            await self.store.append(turn.user_id, turn.session_id, messages, partial=partial)
+            dropped = await self.store.append(
+                turn.user_id, turn.session_id, messages, partial=partial
+            )
         except Exception as exc:
             self._failed("store", exc)
+            return
+        if dropped:
+            self._on_pruned(SESSION_MESSAGES, dropped)
 
     def _failed(self, action: str, exc: BaseException) -> None:
         self._on_failure()
@@ -132,6 +142,7 @@ class ConversationMemory:
                 self._failed("purge expired sessions", exc)
                 continue
             if removed:
+                self._on_pruned(EXPIRED_SESSIONS, removed)
                 logger.info("removed %d expired session(s)", removed)
 
     async def aclose(self) -> None:

@@ -16,11 +16,12 @@ from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 
 
 def open_store(settings: MemorySettings) -> MemoryStore:
+    bounded = settings.max_session_messages
     if settings.store == "memory":
-        return InMemoryStore(settings.ttl_seconds)
+        return InMemoryStore(settings.ttl_seconds, max_messages=bounded)
     if settings.store == "sqlite":
-        return SQLiteStore(settings.sqlite_path, settings.ttl_seconds)
-    return RedisStore(settings.redis_url, settings.ttl_seconds)
+        return SQLiteStore(settings.sqlite_path, settings.ttl_seconds, max_messages=bounded)
+    return RedisStore(settings.redis_url, settings.ttl_seconds, max_messages=bounded)
 
 
 def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:

@@ -50,12 +50,26 @@ class SessionInfo:
         }
 
 
+@dataclass(frozen=True)
+class FileUse:
+    """How much of the memory file is in use (free pages not counted), and how many
+    memories it holds."""
+
+    used_bytes: int
+    memories: int
+
+
 class MemoryStore(Protocol):
+    """Sessions keep their newest `memory.max_session_messages` messages; deleting one
+    (or its expiry) leaves nothing of it where the store keeps data."""
+
     async def load(self, user_id: str, session_id: str) -> list[Message]: ...
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> None: ...
+    ) -> int:
+        """How many of the session's oldest messages were dropped to keep it in bounds."""
+        ...
 
     async def list_sessions(
         self, user_id: str | None, limit: int, offset: int
@@ -133,7 +147,9 @@ class RecallBackend(Protocol):
 class MemoryIndex(RecallBackend, Protocol):
     """The local index: a recall backend that can also be listed and forgotten.
 
-    Records with an id already stored are not stored again. `user_id` None means every
+    Records with an id already stored are not stored again. Forgetting erases: once a
+    method that forgets returns, the text is gone from the index's files. `user_id` None
+    means every
     user (for the memories API and CLI; recall always names one); `project` None means
     every project. Memory ids are unique across users, so one memory is found by its id
     alone.
@@ -166,6 +182,26 @@ class MemoryIndex(RecallBackend, Protocol):
     async def forget_user(self, user_id: str) -> int:
         """Every memory of the user, in every project."""
         ...
+
+    async def forget_older_than(self, moment: float, limit: int) -> int:
+        """Up to `limit` of the oldest memories made before `moment`; `erase` follows."""
+        ...
+
+    async def forget_oldest(self, limit: int) -> int:
+        """The `limit` oldest memories; `erase` follows."""
+        ...
+
+    async def erase(self) -> bool:
+        """What the memories forgotten by the two methods above left, removed (`delete`
+        and the `forget_*` of a project or user erase at once). False when it must be
+        tried again later."""
+        ...
+
+    async def used_bytes(self) -> int:
+        """The file's bytes in use (cheap: no memory is counted)."""
+        ...
+
+    async def use(self) -> FileUse: ...
 
     async def projects(self, user_id: str | None) -> list[ProjectInfo]: ...
 

@@ -24,9 +24,15 @@ class _Conversation:
 class InMemoryStore:
     """For tests and throwaway runs: gone when the process ends."""
 
-    def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+        max_messages: int | None = None,
+    ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
+        self._max_messages = max_messages  # a session's newest kept (None: all)
         self._conversations: dict[tuple[str, str], _Conversation] = {}
 
     def _live(self, key: tuple[str, str]) -> _Conversation | None:
@@ -41,12 +47,17 @@ class InMemoryStore:
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> None:
+    ) -> int:
         now = self._clock()
         conversation = self._live((user_id, session_id)) or _Conversation(now, now)
         conversation.messages.extend(mark_partial(m, partial) for m in messages)
         conversation.updated = now
         self._conversations[(user_id, session_id)] = conversation
+        dropped = 0
+        if self._max_messages is not None:
+            dropped = max(0, len(conversation.messages) - self._max_messages)
+            del conversation.messages[:dropped]
+        return dropped
 
     async def list_sessions(
         self, user_id: str | None, limit: int, offset: int

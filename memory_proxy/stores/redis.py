@@ -45,10 +45,19 @@ def _conversation(user_id: str, session_id: str) -> str:
 
 
 class RedisStore:
-    def __init__(self, url: str, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
+    """A session keeps its newest `max_messages` (None: all)."""
+
+    def __init__(
+        self,
+        url: str,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+        max_messages: int | None = None,
+    ) -> None:
         self._redis = connect(url)
         self._ttl = ttl_seconds
         self._clock = clock
+        self._max_messages = max_messages
 
     @staticmethod
     def _keys(user_id: str, session_id: str) -> tuple[str, str]:
@@ -61,13 +70,15 @@ class RedisStore:
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> None:
+    ) -> int:
         messages_key, session_key = self._keys(user_id, session_id)
         user_index = f"{_PREFIX}:sessions:{user_id}"
         now = self._clock()
         name = _conversation(user_id, session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(messages_key, *(orjson.dumps(mark_partial(m, partial)) for m in messages))
+            if self._max_messages is not None:
+                pipe.ltrim(messages_key, -self._max_messages, -1)
             pipe.hsetnx(session_key, "created", now)
             pipe.hset(session_key, "updated", now)
             pipe.hincrby(session_key, "count", len(messages))
@@ -75,7 +86,11 @@ class RedisStore:
                 pipe.expire(key, self._ttl)
             pipe.zadd(_ALL_SESSIONS, {name: now})
             pipe.zadd(user_index, {session_id: now})
-            await pipe.execute()
+            length, *_ = await pipe.execute()
+        dropped = 0 if self._max_messages is None else max(0, length - self._max_messages)
+        if dropped:
+            await self._redis.hincrby(session_key, "count", -dropped)
+        return dropped
 
     async def list_sessions(
         self, user_id: str | None, limit: int, offset: int

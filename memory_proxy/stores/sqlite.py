@@ -21,7 +21,16 @@ import orjson
 
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
+from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
 from memory_proxy.stores.sqlite_replaced import ReplacementWatch, WatchedConnection, opening
+from memory_proxy.stores.sqlite_space import (
+    DEFAULT_BUSY_SECONDS,
+    INCREMENTAL,
+    JOURNAL_SIZE_LIMIT,
+    allow_shrinking,
+    empty_log,
+    release_free_pages,
+)
 from memory_proxy.stores.worker_thread import WorkerThread
 
 T = TypeVar("T")
@@ -45,6 +54,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (user_id, session_id, id);
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated);
 """
+# The longest the sessions' thread (loads are on the request path) waits for another
+# connection before the log is emptied; past it, the next purge tries again.
+ERASE_WAIT_SECONDS = 0.2
 IN_MEMORY = ":memory:"  # a private database that lives as long as its connections
 # SQLite's memdb VFS: a database named "/..." is shared by this process's connections to
 # it (unlike ":memory:", one per connection) and freed with the last of them.
@@ -72,6 +84,7 @@ class SQLiteFile:
         self._schema, self._upgrade = schema, upgrade
         self._own = WatchedConnection(self._open)
         self._thread = WorkerThread("sqlite")
+        self.erase_pending = False  # deleted rows may still be in the -wal
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -101,14 +114,20 @@ class SQLiteFile:
         except sqlite3.Error as exc:
             raise self._unusable(exc) from exc
         try:
+            # Before the first table is made, or it takes a VACUUM (sqlite_space.py).
+            db.execute(f"PRAGMA auto_vacuum={INCREMENTAL}")
             db.execute("PRAGMA journal_mode=WAL")  # memdb keeps its own journal
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA secure_delete=ON")  # deleted text overwritten with zeros
+            db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             db.executescript(self._schema)
             if self._upgrade is not None:
                 self._upgrade(db)
             if query_only:
                 db.execute("PRAGMA query_only=ON")
+            elif not self._in_memory:
+                allow_shrinking(db, self._path)
         except sqlite3.Error as exc:
             db.close()  # not left open by each retry of a file that is no database
             raise self._unusable(exc) from exc
@@ -127,6 +146,15 @@ class SQLiteFile:
         self._own.current()
         return work()
 
+    def erase_traces(self, wait: float = DEFAULT_BUSY_SECONDS) -> bool:
+        """On the file's thread, after rows were deleted: the freed pages given back and
+        the write-ahead log emptied, so that nothing of them is left in either file (their
+        bytes in the pages were zeroed by secure_delete). False when another connection
+        held the log back for `wait` seconds: `erase_pending` then says to try again."""
+        release_free_pages(self.db)
+        self.erase_pending = not empty_log(self.db, wait)
+        return not self.erase_pending
+
     def transaction(self) -> sqlite3.Connection:
         """`with file.transaction():` commits at the end, or rolls back on an error.
 
@@ -143,11 +171,19 @@ class SQLiteFile:
 
 
 class SQLiteStore:
+    """Sessions and their messages; a message's JSON is packed (packed_text.py), and a
+    session keeps its newest `max_messages` (None: all)."""
+
     def __init__(
-        self, path: Path, ttl_seconds: int, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+        max_messages: int | None = None,
     ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
+        self._max_messages = max_messages
         self._file = SQLiteFile(path, _SCHEMA)
         self._run = self._file.run
 
@@ -165,20 +201,21 @@ class SQLiteStore:
                 "WHERE m.user_id = ? AND m.session_id = ? AND s.updated > ? ORDER BY m.id",
                 (user_id, session_id, self._oldest_live()),
             ).fetchall()
-            return [orjson.loads(row[0]) for row in rows]
+            return [orjson.loads(unpack_bytes(row[0])) for row in rows]
 
         return await self._run(work)
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> None:
-        def work() -> None:
+    ) -> int:
+        def work() -> int:
             now = self._clock()
             with self._file.transaction():
-                self._db.execute(
+                if self._db.execute(
                     "DELETE FROM sessions WHERE user_id = ? AND session_id = ? AND updated <= ?",
                     (user_id, session_id, self._oldest_live()),
-                )
+                ).rowcount:
+                    self._file.erase_pending = True  # an expired session: the next purge
                 self._db.execute(
                     "INSERT INTO sessions (user_id, session_id, created, updated) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated = excluded.updated",
@@ -187,17 +224,32 @@ class SQLiteStore:
                 self._db.executemany(
                     "INSERT INTO messages (user_id, session_id, message) VALUES (?, ?, ?)",
                     [
-                        (user_id, session_id, orjson.dumps(mark_partial(m, partial)).decode())
+                        (user_id, session_id, pack_bytes(orjson.dumps(mark_partial(m, partial))))
                         for m in messages
                     ],
                 )
+                dropped = self._drop_oldest_past_limit(user_id, session_id)
                 self._db.execute(
                     "UPDATE sessions SET message_count = message_count + ? "
                     "WHERE user_id = ? AND session_id = ?",
-                    (len(messages), user_id, session_id),
+                    (len(messages) - dropped, user_id, session_id),
                 )
+            return dropped
 
-        await self._run(work)
+        return await self._run(work)
+
+    def _drop_oldest_past_limit(self, user_id: str, session_id: str) -> int:
+        """The session's messages beyond the newest `max_messages`, deleted; how many."""
+        if self._max_messages is None:
+            return 0
+        return int(
+            self._db.execute(
+                "DELETE FROM messages WHERE user_id = ?1 AND session_id = ?2 AND id <= ("
+                "SELECT id FROM messages WHERE user_id = ?1 AND session_id = ?2 "
+                "ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+                (user_id, session_id, self._max_messages),
+            ).rowcount
+        )
 
     async def list_sessions(
         self, user_id: str | None, limit: int, offset: int
@@ -231,15 +283,21 @@ class SQLiteStore:
             cursor = self._db.execute(
                 "DELETE FROM sessions WHERE user_id = ? AND session_id = ?", (user_id, session_id)
             )
+            if cursor.rowcount > 0:
+                self._file.erase_traces(ERASE_WAIT_SECONDS)
             return cursor.rowcount > 0
 
         return await self._run(work)
 
     async def purge_expired(self) -> int:
+        """Expired sessions deleted and erased (and an erasure held back before, retried)."""
+
         def work() -> int:
             cursor = self._db.execute(
                 "DELETE FROM sessions WHERE updated <= ?", (self._oldest_live(),)
             )
+            if cursor.rowcount > 0 or self._file.erase_pending:
+                self._file.erase_traces(ERASE_WAIT_SECONDS)
             return cursor.rowcount
 
         return await self._run(work)

@@ -1,11 +1,17 @@
 """Long-term memories in the SQLite file, searched with FTS5's BM25.
 
-Layout. `memories` holds the records; `memories_fts` is an *external content* FTS5 index
-over it: the text is stored once (in `memories`), triggers keep the index in step, and
-`INSERT INTO memories_fts(memories_fts) VALUES('rebuild')` can always regenerate it. (A
-contentless index would also store the text once, but before SQLite 3.43 its rows can't be
-deleted.) The index is keyed by `seq`, an INTEGER PRIMARY KEY, because an implicit rowid may
-be renumbered by VACUUM, which would silently point the index at the wrong memories.
+Layout (sqlite_index_schema.py): `memories` holds the records, their texts packed;
+`memories_fts` is a contentless FTS5 index over the texts, written here beside `memories`
+in the same transactions (FTS5 needs a text to index it and, to remove it, the values it
+indexed: its 'delete' command).
+
+Forgetting erases: a forgotten memory's row is zeroed (secure_delete), its index entries
+are merged away by rewriting the index into one segment ('optimize': until then a deleted
+row's words stay in the old segments, and its 'delete' writes them once more), then the
+freed pages are given back and the -wal emptied (sqlite_space.py). The optimize costs
+about 16 us of CPU per memory in the file (1.6 s for 100,000 here), so forgetting and
+pruning do it once per call, not per row. ('merge' removes nothing until it reaches the
+oldest segment; a negative 'merge' between writes corrupted the index on SQLite 3.40.)
 
 Search is per (user, project): each row's `scope` column holds two opaque tokens, one for
 its user and one for its user+project, and a search ANDs the right one with the query's
@@ -33,10 +39,10 @@ one user 5.9 ms, every user 22 ms, every user's one project 7.7 ms; one user hol
 uses an index on `created_at` (0.2 ms; built in about 55 ms when a file from before is
 first opened; 14 bytes a memory).
 
-A private model's memories are marked (`private`, added to files from before by
-`add_private_flag_to_memories` when they are opened: every memory there was a hosted
-model's). A search for any other request leaves them out in its SQL, before the limit, so
-they never take a hosted request's place or reach it.
+A private model's memories are marked (`private`, added to files from before when they
+are opened, sqlite_index_schema.py: every memory there was a hosted model's). A search
+for any other request leaves them out in its SQL, before the limit, so they never take a
+hosted request's place or reach it.
 
 Searches have their own connection and thread (search_thread.py: bounded by the recall
 budget, dropped when nobody waits); writes and everything else go through the file's.
@@ -53,39 +59,16 @@ from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled
+from memory_proxy.stores.base import FileUse
+from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.sqlite import SQLiteFile
+from memory_proxy.stores.sqlite_index_schema import SCHEMA, upgrade
+from memory_proxy.stores.sqlite_space import used_bytes
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS memories (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    user_id TEXT NOT NULL,
-    project TEXT NOT NULL,
-    session_id TEXT,
-    client TEXT NOT NULL,
-    model TEXT,
-    created_at REAL NOT NULL,
-    text TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    private INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, created_at);
-CREATE INDEX IF NOT EXISTS memories_by_project ON memories (user_id, project, created_at);
-CREATE INDEX IF NOT EXISTS memories_by_time ON memories (created_at);
-CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
-    text, scope, content='memories', content_rowid='seq', tokenize='porter unicode61'
-);
-CREATE TRIGGER IF NOT EXISTS memories_indexed AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts (rowid, text, scope) VALUES (new.seq, new.text, new.scope);
-END;
-CREATE TRIGGER IF NOT EXISTS memories_unindexed AFTER DELETE ON memories BEGIN
-    INSERT INTO memories_fts (memories_fts, rowid, text, scope)
-    VALUES ('delete', old.seq, old.text, old.scope);
-END;
-"""
 DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
+_FORGET_BATCH = 500  # texts held at once while forgetting
 _RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
 _SCORE_COLUMN = 9  # after the record's columns
 _RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))
@@ -135,25 +118,22 @@ def _project_token(user_id: str, project: str) -> str:
     return _scope_token("project", user_id, project)
 
 
+def index_scope(user_id: str, project: str) -> str:
+    """What a memory's `scope` column holds in the index."""
+    return f"{_user_token(user_id)} {_project_token(user_id, project)}"
+
+
+def _fields(record: MemoryRecord) -> tuple[Any, ...]:
+    """A record's columns before its text."""
+    r = record
+    return (r.id, r.user_id, r.project, r.session_id, r.client, r.model, r.created_at)
+
+
 def _record(row: tuple[Any, ...]) -> MemoryRecord:
-    """A row of _RECORD_COLUMNS: the private flag last, SQLite's 0 or 1."""
-    record = MemoryRecord(*row[:-1])
-    return dataclasses.replace(record, private=True) if row[-1] else record
-
-
-def add_private_flag_to_memories(db: sqlite3.Connection) -> None:
-    """The migration of files written before private models: a `private` column, 0 (a
-    hosted model's) for every memory there. A constant default: SQLite adds the column
-    without rewriting a row. Two processes opening one old file may both try; the second
-    finds the column there."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
-    if "private" in columns:
-        return
-    try:
-        db.execute("ALTER TABLE memories ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
-    except sqlite3.OperationalError as exc:
-        if "duplicate column" not in str(exc):
-            raise
+    """A row of _RECORD_COLUMNS: the text packed, the private flag SQLite's 0 or 1."""
+    id_, user_id, project, session_id, client, model, created_at, text, private = row
+    record = MemoryRecord(id_, user_id, project, session_id, client, model, created_at, "")
+    return dataclasses.replace(record, text=unpack(text), private=bool(private))
 
 
 class SQLiteMemoryIndex:
@@ -165,7 +145,7 @@ class SQLiteMemoryIndex:
     max_scoped_users = 64
 
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
-        self._file = SQLiteFile(path, _SCHEMA, upgrade=add_private_flag_to_memories)
+        self._file = SQLiteFile(path, SCHEMA, upgrade)
         self._searches = SearchThread(self._file.reader(), search_budget)
 
     @property
@@ -175,29 +155,20 @@ class SQLiteMemoryIndex:
     async def add(self, records: list[MemoryRecord]) -> None:
         if not records:
             return
-        rows = [
-            (
-                r.id,
-                r.user_id,
-                r.project,
-                r.session_id,
-                r.client,
-                r.model,
-                r.created_at,
-                r.text,
-                int(r.private),
-                f"{_user_token(r.user_id)} {_project_token(r.user_id, r.project)}",
-            )
-            for r in records
-        ]
 
         def work() -> None:
             with self._file.transaction():
-                self._db.executemany(
-                    f"INSERT OR IGNORE INTO memories ({_RECORD_COLUMNS}, scope) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                for r in records:
+                    added = self._db.execute(
+                        f"INSERT OR IGNORE INTO memories ({_RECORD_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*_fields(r), pack(r.text), int(r.private)),
+                    )
+                    if added.rowcount:
+                        self._db.execute(
+                            "INSERT INTO memories_fts (rowid, text, scope) VALUES (?, ?, ?)",
+                            (added.lastrowid, r.text, index_scope(r.user_id, r.project)),
+                        )
 
         await self._file.run(work)
 
@@ -276,28 +247,77 @@ class SQLiteMemoryIndex:
         return await self._file.run(work)
 
     async def delete(self, user_id: str | None, memory_id: str) -> bool:
-        def work() -> bool:
-            cursor = self._db.execute(
-                "DELETE FROM memories WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)",
-                (memory_id, user_id),
-            )
-            return cursor.rowcount > 0
-
-        return await self._file.run(work)
+        where = "id = ?1 AND (?2 IS NULL OR user_id = ?2)"
+        return await self._forget_and_erase(where, (memory_id, user_id)) > 0
 
     async def forget_project(self, user_id: str | None, project: str) -> int:
-        where, params = self._where(user_id, project)
-
-        def work() -> int:
-            return self._db.execute(f"DELETE FROM memories WHERE {where}", params).rowcount
-
-        return await self._file.run(work)
+        return await self._forget_and_erase(*self._where(user_id, project))
 
     async def forget_user(self, user_id: str) -> int:
-        def work() -> int:
-            return self._db.execute("DELETE FROM memories WHERE user_id = ?", (user_id,)).rowcount
+        return await self._forget_and_erase("user_id = ?", (user_id,))
+
+    async def forget_older_than(self, moment: float, limit: int) -> int:
+        """Up to `limit` of the oldest memories made before `moment`, forgotten (not yet
+        erased: see `erase`)."""
+        where = "created_at < ? ORDER BY created_at LIMIT ?"
+        return await self._file.run(lambda: self._forget(where, (moment, limit)))
+
+    async def forget_oldest(self, limit: int) -> int:
+        """The `limit` oldest memories, forgotten (not yet erased: see `erase`)."""
+        where = "1 ORDER BY created_at LIMIT ?"
+        return await self._file.run(lambda: self._forget(where, (limit,)))
+
+    async def erase(self) -> bool:
+        """What forgotten memories left in the file and its log, removed (the index
+        rewritten, free pages given back, the log emptied); False when another connection
+        held the log back: the caller tries again later."""
+        return await self._file.run(self._erase)
+
+    async def used_bytes(self) -> int:
+        return await self._file.run(lambda: used_bytes(self._db))
+
+    async def use(self) -> FileUse:
+        def work() -> FileUse:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM memories").fetchone()
+            return FileUse(used_bytes(self._db), count)
 
         return await self._file.run(work)
+
+    async def _forget_and_erase(self, where: str, params: tuple[Any, ...]) -> int:
+        def work() -> int:
+            forgotten = self._forget(where, params)
+            if forgotten:
+                self._erase()
+            return forgotten
+
+        return await self._file.run(work)
+
+    def _forget(self, where: str, params: tuple[Any, ...]) -> int:
+        """Deletes the memories `where` selects, and their index entries, in one
+        transaction (so that no other connection deletes a row between: a second
+        'delete' of the same row would corrupt a contentless index). Texts are read a
+        batch at a time: a whole user may hold thousands."""
+        forgotten: list[tuple[int]] = []
+        with self._file.transaction():
+            rows = self._db.execute(
+                f"SELECT seq, user_id, project, text FROM memories WHERE {where}", params
+            )
+            while batch := rows.fetchmany(_FORGET_BATCH):
+                self._db.executemany(
+                    "INSERT INTO memories_fts (memories_fts, rowid, text, scope) "
+                    "VALUES ('delete', ?, ?, ?)",
+                    [
+                        (seq, unpack(text), index_scope(user, project))
+                        for seq, user, project, text in batch
+                    ],
+                )
+                forgotten += [(seq,) for seq, *_ in batch]
+            self._db.executemany("DELETE FROM memories WHERE seq = ?", forgotten)
+        return len(forgotten)
+
+    def _erase(self) -> bool:
+        self._db.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+        return self._file.erase_traces()
 
     async def projects(self, user_id: str | None) -> list[ProjectInfo]:
         """Most recently used first."""

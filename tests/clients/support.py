@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
+from memory_proxy.stores.packed_text import unpack
 from tests.support import Recorded, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,7 +175,8 @@ class Proxy:
     def memories(self) -> list[tuple[str, str, str]]:
         """(user id, project, text) of every long-term memory indexed so far."""
         with contextlib.closing(sqlite3.connect(self.database)) as db:
-            return list(db.execute("SELECT user_id, project, text FROM memories ORDER BY seq"))
+            rows = db.execute("SELECT user_id, project, text FROM memories ORDER BY seq")
+            return [(user, project, unpack(text)) for user, project, text in rows]
 
 
 @contextlib.contextmanager

@@ -186,7 +186,7 @@ class BrokenStore(InMemoryStore):
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> None:
+    ) -> int:
         raise ConnectionError("store is down")
 
 

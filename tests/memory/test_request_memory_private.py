@@ -45,9 +45,10 @@ class CountingStore(InMemoryStore):
 
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> None:
-        await super().append(user_id, session_id, messages, partial=partial)
+    ) -> int:
+        dropped = await super().append(user_id, session_id, messages, partial=partial)
         self.appended += len(messages)
+        return dropped
 
 
 @dataclass

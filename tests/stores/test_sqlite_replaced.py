@@ -92,7 +92,7 @@ def test_every_user_of_a_deleted_file_writes_to_a_new_one_and_it_is_said_once(
     with caplog.at_level(logging.INFO, logger="memory_proxy"):
         asyncio.run(scenario())
     assert rows(path, "SELECT session_id FROM sessions") == [("after",)]
-    assert rows(path, "SELECT text FROM memories") == [("after",)]
+    assert rows(path, "SELECT id FROM memories") == [(memory("after").id,)]
     assert rows(path, "SELECT request_id FROM usage") == [("after",)]
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
     if how == "replaced":

@@ -24,12 +24,15 @@ class Clock:
         return self.now
 
 
+MAX_MESSAGES = 6  # memory.max_session_messages
+
+
 def make_store(kind: str, tmp_path: Path, clock: Clock, redis_url: str) -> MemoryStore:
     if kind == "memory":
-        return InMemoryStore(60, clock)
+        return InMemoryStore(60, clock, MAX_MESSAGES)
     if kind == "redis":
-        return RedisStore(redis_url, 60, clock)
-    return SQLiteStore(tmp_path / "memory.sqlite3", 60, clock)
+        return RedisStore(redis_url, 60, clock, MAX_MESSAGES)
+    return SQLiteStore(tmp_path / "memory.sqlite3", 60, clock, MAX_MESSAGES)
 
 
 Scenario = Callable[[MemoryStore, Clock], Coroutine[Any, Any, None]]
@@ -66,6 +69,23 @@ def test_append_then_load_in_order(run: Callable[[Scenario], None]) -> None:
         assert await store.load("alice", "s1") == [USER, ANSWER, USER]
         info = await store.session("alice", "s1")
         assert info is not None and info.message_count == 3
+
+    run(scenario)
+
+
+def test_a_session_keeps_its_newest_messages_and_says_how_many_went(
+    run: Callable[[Scenario], None],
+) -> None:
+    said: list[Message] = [{"role": "user", "content": f"message {n}"} for n in range(10)]
+
+    async def scenario(store: MemoryStore, clock: Clock) -> None:
+        assert await store.append("alice", "long", said[:4], partial=False) == 0
+        assert await store.append("alice", "long", said[4:7], partial=False) == 1
+        assert await store.append("alice", "long", said[7:], partial=False) == 3
+        assert await store.load("alice", "long") == said[-MAX_MESSAGES:]
+        info = await store.session("alice", "long")
+        assert info is not None and info.message_count == MAX_MESSAGES
+        assert await store.append("alice", "other", said[:2], partial=False) == 0
 
     run(scenario)
 

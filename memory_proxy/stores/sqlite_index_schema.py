@@ -1,0 +1,104 @@
+"""The memory index's tables in the SQLite file, and the steps that bring a file written
+by an earlier version up to them, each once, at open (`upgrade`).
+
+Layout. `memories` holds the records, each text packed (packed_text.py); `memories_fts` is
+a *contentless* FTS5 index over the texts and scope tokens: it keeps only the index, never
+the text, and the memory index writes it beside `memories` in the same transaction,
+handing it the unpacked text (FTS5 needs the text only to index it, and to remove a row:
+its 'delete' takes the values that were indexed). The index is keyed by `seq`, an INTEGER
+PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM.
+
+Steps (add a new one at the end, named for what it brings, and detected by what it adds):
+1. `add_private_flag_to_memories`: files written before private models get a `private`
+   column, 0 (a hosted model's) for every memory there. A constant default: SQLite adds
+   the column without rewriting a row. Two processes opening one old file may both try;
+   the second finds the column there.
+2. `_packed_texts`: files from before December 2026 kept each text plain, a `scope`
+   column of tokens beside it, and an external-content index kept by triggers (so the
+   text was stored once, but whole, and every memory took a 4 kB page of its own). The
+   index is built anew as contentless, the texts packed, the scope column dropped; the old
+   pages are zeroed (secure_delete) and given back. 3.7 s for 20,000 memories here (a
+   95 MB file became 30 MB).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+
+from memory_proxy.stores.packed_text import pack
+from memory_proxy.stores.sqlite_space import empty_log, release_free_pages
+
+logger = logging.getLogger("memory_proxy.stores")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    project TEXT NOT NULL,
+    session_id TEXT,
+    client TEXT NOT NULL,
+    model TEXT,
+    created_at REAL NOT NULL,
+    text BLOB NOT NULL,
+    private INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS memories_by_user ON memories (user_id, created_at);
+CREATE INDEX IF NOT EXISTS memories_by_project ON memories (user_id, project, created_at);
+CREATE INDEX IF NOT EXISTS memories_by_time ON memories (created_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
+    text, scope, content='', tokenize='porter unicode61'
+);
+"""
+_CONTENTLESS_INDEX = """
+CREATE VIRTUAL TABLE memories_fts USING fts5 (
+    text, scope, content='', tokenize='porter unicode61'
+)
+"""
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Brings a file opened with SCHEMA up to date (in autocommit mode)."""
+    add_private_flag_to_memories(db)
+    if "scope" in _columns(db, "memories"):
+        _packed_texts(db)
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def add_private_flag_to_memories(db: sqlite3.Connection) -> None:
+    """Step 1: a `private` column, 0 for every memory there."""
+    if "private" in _columns(db, "memories"):
+        return
+    try:
+        db.execute("ALTER TABLE memories ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
+def _packed_texts(db: sqlite3.Connection) -> None:
+    """Step 2: plain texts and an external-content index kept by triggers -> packed texts
+    and a contentless index kept by the memory index (one transaction)."""
+    (count,) = db.execute("SELECT COUNT(*) FROM memories").fetchone()
+    logger.info("packing the texts of %d memories and rebuilding their index (once)", count)
+    started = time.monotonic()
+    db.create_function("packed", 1, pack, deterministic=True)
+    db.execute("BEGIN IMMEDIATE")
+    with db:  # commits, or rolls back on an error
+        db.execute("DROP TRIGGER IF EXISTS memories_indexed")
+        db.execute("DROP TRIGGER IF EXISTS memories_unindexed")
+        db.execute("DROP TABLE memories_fts")
+        db.execute(_CONTENTLESS_INDEX)
+        db.execute(
+            "INSERT INTO memories_fts (rowid, text, scope) SELECT seq, text, scope FROM memories"
+        )
+        db.execute("UPDATE memories SET text = packed(text)")
+        db.execute("ALTER TABLE memories DROP COLUMN scope")
+    release_free_pages(db)
+    empty_log(db)
+    logger.info("memory index upgraded in %.1f s", time.monotonic() - started)
