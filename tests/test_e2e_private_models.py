@@ -63,11 +63,13 @@ class Stack:
     hosted: FakeUpstream
     database: Path
 
-    def client(self, session: str) -> openai.OpenAI:
+    def client(self, session: str, memory: str | None = None) -> openai.OpenAI:
+        """`memory` is the request's x-memory mode (default: read and write)."""
+        mode = {"x-memory": memory} if memory else {}
         return openai.OpenAI(
             base_url=f"{self.proxy_url}/v1",
             api_key="anything",
-            default_headers={**USER, "x-session-id": session},
+            default_headers={**USER, "x-session-id": session, **mode},
         )
 
     def _stored(self, holding: str) -> list[tuple[str, bool]]:
@@ -116,10 +118,11 @@ def chat(
     model: str,
     messages: list[ChatCompletionMessageParam],
     stream: bool = False,
+    memory: str | None = None,
     **extra: Any,
 ) -> dict[str, str]:
     """One request through the proxy and LiteLLM; the answer's headers."""
-    client = stack.client(session)
+    client = stack.client(session, memory)
     if stream:
         with client.chat.completions.with_streaming_response.create(
             model=model, messages=messages, stream=True, extra_body=extra or None
@@ -150,15 +153,18 @@ def test_what_the_private_model_is_told_stays_with_private_models(stack: Stack) 
     assert headers["x-memory-recalled"] != "0"
     assert "<recalled-memories" in last_body(stack.local) and VAULT in last_body(stack.local)
 
-    # Never into the hosted model's: the same question, in new sessions.
+    # Never into the hosted model's: the same question, in new sessions. These read memory
+    # only (x-memory: read), so that no hosted memory of the question itself is there to
+    # be recalled by the next one: only the private memory could be, and must not.
     hosted_before = len(stack.hosted.requests)
+    question = said("What is the vault code?")
     for stream in (False, True):
-        headers = chat(stack, f"wednesday-{stream}", HOSTED, said("What is the vault code?"))
+        headers = chat(stack, f"wednesday-{stream}", HOSTED, question, stream, memory="read")
         assert headers["x-memory-recalled"] == "0"
     assert len(stack.hosted.requests) == hosted_before + 2  # LiteLLM routed them there
 
     # Nor into a private model's request that LiteLLM may send to the hosted one.
-    fallback = chat(stack, "thursday", PRIVATE, said("What is the vault code?"), fallbacks=[HOSTED])
+    fallback = chat(stack, "thursday", PRIVATE, question, memory="read", fallbacks=[HOSTED])
     assert fallback["x-memory-recalled"] == "0"
     assert VAULT not in last_body(stack.local)
     assert VAULT.encode() not in stack.everything_the_hosted_provider_received()
