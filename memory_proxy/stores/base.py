@@ -4,7 +4,7 @@ conversations; the same project under two users is two memories."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -174,6 +174,10 @@ class MemoryIndex(RecallBackend, Protocol):
         ...
 
     async def get(self, user_id: str | None, memory_id: str) -> MemoryRecord | None: ...
+
+    async def stored(self, memory_ids: Collection[str]) -> set[str]:
+        """Those of `memory_ids` that are stored already (of any user)."""
+        ...
 
     async def delete(self, user_id: str | None, memory_id: str) -> bool: ...
 
