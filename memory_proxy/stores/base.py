@@ -94,6 +94,10 @@ class UsageLog(Protocol):
 
     async def find(self, request_id: str) -> UsageRecord | None: ...
 
+    async def latest(self, limit: int, user_id: str | None = None) -> list[UsageRecord]:
+        """The newest `limit` records (of `user_id` when named), oldest first."""
+        ...
+
     async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
         """Buckets `first` to `last` (indexes: time // bucket_seconds, one of RESOLUTIONS),
         grouped by `group`, a SERIES_GROUPS field."""
