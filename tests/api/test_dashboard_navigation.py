@@ -237,34 +237,44 @@ def test_the_live_tab_shows_the_latest_requests_at_once(
 def test_with_client_keys_the_page_asks_for_one_and_then_works(
     fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory, browser: Any
 ) -> None:
+    """Served to this machine without a key, the page asks for one when its calls are
+    refused; once typed, every part works: the overview, the Memories tab, the live view
+    (its backlog and new requests). Opened on a tab that reads no API at first (Live),
+    it asks all the same."""
     _, url = fake_upstream
     key = {"authorization": f"Bearer {CLIENT_KEY}"}
+
+    def ask(text: str) -> None:
+        body = {"model": "gpt-x", "messages": [{"role": "user", "content": text}]}
+        httpx.post(f"{proxy}{CHAT}", json=body, headers={**key, "x-session-id": "s1"})
+
     with run_proxy(url, client_keys=(ClientKey(CLIENT_KEY),)) as proxy:
-        body = {"model": "gpt-x", "messages": [{"role": "user", "content": "staging is heron-17"}]}
-        for _ in range(2):
-            httpx.post(f"{proxy}{CHAT}", json=body, headers={**key, "x-session-id": "s1"})
-        wait_until(lambda: httpx.get(f"{proxy}/v1/memories", headers=key).json()["data"])
-        browser.get(f"{proxy}/ui#live")
+        ask("the staging database is heron-17")
+        ask("deploys run on Fridays")
+        wait_until(lambda: len(httpx.get(f"{proxy}/v1/memories", headers=key).json()["data"]) == 2)
+        browser.get(f"{proxy}/ui")
         wait_for(browser, "return !document.getElementById('key-form').hidden")
         assert "client key" in browser.find_element("id", "error").text
-        assert not browser.find_element("css selector", "[data-tab=memories]").is_displayed()
-
         browser.find_element("id", "key").send_keys(CLIENT_KEY)
         browser.find_element("css selector", "#key-form button").click()
-        wait_for(browser, "return document.getElementById('key-form').hidden")
-        wait_for_panel(browser, "live")
-        wait_for(browser, "return document.querySelectorAll('#live-table .rate-up').length === 2")
-        wait_for(browser, "return !document.querySelector('[data-tab=memories]').hidden")
+        wait_for(browser, "return document.getElementById('card-requests')?.textContent === '2'")
+        assert browser.find_element("id", "key-form").get_attribute("hidden") is not None
         assert browser.find_element("id", "error").text == ""
 
-        click_tab(browser, "overview")
-        wait_for(browser, "return document.getElementById('card-requests').textContent === '2'")
+        wait_for(browser, "return !document.querySelector('[data-tab=memories]').hidden")
         click_tab(browser, "memories")
         wait_for(browser, "return document.querySelectorAll('#memories-table tbody tr').length")
-        assert "heron-17" in cells(browser, "memories-table")[0][3]
-        browser.refresh()  # the key is kept for the browser tab
-        wait_for_panel(browser, "memories")
-        wait_for(browser, "return document.querySelectorAll('#memories-table tbody tr').length")
-        assert browser.find_element("id", "key-form").get_attribute("hidden") is not None
+        click_tab(browser, "live")
+        wait_for(browser, "return document.querySelectorAll('#live-table .rate-up').length === 2")
+        ask("one more")
+        wait_for(browser, "return document.querySelectorAll('#live-table .rate-up').length === 3")
+
+        browser.execute_script("sessionStorage.clear()")
+        browser.refresh()  # on #live: a page that asks for nothing but the live events
+        wait_for(browser, "return !document.getElementById('key-form').hidden")
+        browser.find_element("id", "key").send_keys(CLIENT_KEY)
+        browser.find_element("css selector", "#key-form button").click()
+        wait_for_panel(browser, "live")
+        wait_for(browser, "return document.querySelectorAll('#live-table .rate-up').length === 3")
         errors = [e for e in browser.get_log("browser") if "401" not in e["message"]]
         assert errors == []
