@@ -28,10 +28,12 @@ from tests.clients.support import (
     Exchange,
     Proxy,
     installed,
+    memory_proxy,
     nonce,
     run_claude,
     run_codex,
 )
+from tests.shipped_config_support import one_user_for_claude_code_and_codex
 from tests.support import Recorded, wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
@@ -46,12 +48,13 @@ class Client:
     session_header: str
 
 
+CLAUDE_CODE_CLIENT = Client(
+    CLAUDE_CODE, run_claude, "claude-cli", "claude-code", "x-claude-code-session-id"
+)
+CODEX_CLIENT = Client(CODEX, run_codex, "codex-cli", "codex", "session-id")
 CLIENTS = [
-    pytest.param(
-        Client(CLAUDE_CODE, run_claude, "claude-cli", "claude-code", "x-claude-code-session-id"),
-        id="claude-code",
-    ),
-    pytest.param(Client(CODEX, run_codex, "codex-cli", "codex", "session-id"), id="codex"),
+    pytest.param(CLAUDE_CODE_CLIENT, id="claude-code"),
+    pytest.param(CODEX_CLIENT, id="codex"),
 ]
 
 
@@ -127,3 +130,50 @@ def test_a_fact_is_recalled_in_a_new_run_from_the_same_directory_only(
     assert other.recalled == 0
     assert secret not in other.arrived.body.decode()
     assert json.loads(other.arrived.body)  # a well-formed request all the same
+
+
+def test_claude_code_and_codex_under_one_user_share_what_was_told_in_one_directory(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """config.yaml's commented example applied (one user id for both): a fact told to
+    Claude Code in a directory is recalled by Codex in the same directory, which both name
+    by the same path, and not in another."""
+    home = tmp_path / "home"
+    claude, codex = installed(CLAUDE_CODE, home), installed(CODEX, home)
+    config = yaml.safe_load(chain.config.read_text())
+    config["user_id_mappings"] = one_user_for_claude_code_and_codex()["user_id_mappings"]
+    one_user = tmp_path / "one-user.yaml"
+    one_user.write_text(yaml.safe_dump(config))
+    project, elsewhere = tmp_path / "heron-service", tmp_path / "other-thing"
+    project.mkdir()
+    elsewhere.mkdir()
+    secret = nonce()
+    question = "What is our staging database called?"
+    store = tmp_path / "store"
+    store.mkdir()
+    with memory_proxy(one_user, chain.litellm_url, store) as proxy:
+
+        def run(client: Client, executable: Path, prompt: str, cwd: Path) -> Turn:
+            return one_run(client, executable, chain, proxy, prompt, home, cwd)
+
+        told = run(
+            CLAUDE_CODE_CLIENT,
+            claude,
+            f"Remember this: our staging database is called {secret}.",
+            project,
+        )
+        wait_until(lambda: len(proxy.memories()) == 1)
+        asked = run(CODEX_CLIENT, codex, question, project)
+        other = run(CODEX_CLIENT, codex, question, elsewhere)
+        wait_until(lambda: len(proxy.memories()) == 3)
+        memories = proxy.memories()
+    assert (
+        asked.exchange.answer_headers["x-memory-project"]
+        == told.exchange.answer_headers["x-memory-project"]
+        == project_id(str(project.resolve()))
+    )
+    assert asked.recalled == 1
+    assert secret in asked.arrived.body.decode()
+    assert other.recalled == 0
+    assert secret not in other.arrived.body.decode()
+    assert {user_id for user_id, _, _ in memories} == {"me"}
