@@ -82,7 +82,7 @@ class ShippedProxy:
 
 # The commented example of config.yaml's user_id_mappings: entries to put in place of
 # the shipped ones of the same names, indented as list items under a comment sign.
-_COMMENTED_ENTRIES = re.compile(r"((?:^  #   [- ] .*\n)+)", re.MULTILINE)
+_COMMENTED_ENTRIES = re.compile(r"(^  #   - .*\n(?:^  #   [- ] .*\n)*)", re.MULTILINE)
 
 
 def one_user_for_claude_code_and_codex() -> dict[str, Any]:
