@@ -165,7 +165,9 @@ def test_claude_code_and_codex_under_one_user_share_what_was_told_in_one_directo
         told = f"Remember this: our staging database is called {secret}."
         told_run = run(CLAUDE_CODE_CLIENT, claude, told, project)
         wait_until(lambda: len(proxy.memories()) == 1)
-        asked = [run(CODEX_CLIENT, codex, question, cwd) for cwd in (project, link)]
+        asked = [run(CODEX_CLIENT, codex, question, project)]
+        wait_until(lambda: len(proxy.memories()) == 2)  # that question: recalled next
+        asked.append(run(CODEX_CLIENT, codex, question, link))
         other = run(CODEX_CLIENT, codex, question, elsewhere)
         # The same question in the same project is one memory: three in all.
         wait_until(lambda: len(proxy.memories()) == 3)
