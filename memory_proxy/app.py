@@ -153,7 +153,7 @@ class MemoryProxy:
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
                 *MemoriesAPI(self.memory_index, settings).routes(),
-                Route("/v1/live", LiveAPI(self.live, settings).events, methods=["GET"]),
+                Route("/v1/live", LiveAPI(self.live, self.usage, settings).events, methods=["GET"]),
                 Route(PAGE_PATH, dashboard.page, methods=["GET"]),
                 Route(STATIC_PREFIX + "{name:path}", dashboard.static, methods=["GET"]),
             ]

@@ -6,13 +6,16 @@ the tests of what a user sees of their clients' memories."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
@@ -77,12 +80,50 @@ class ShippedProxy:
         return httpx.post(f"{self.url}/v1/responses", json=body, headers=headers)
 
 
+# The commented example of config.yaml's user_id_mappings: entries to put in place of
+# the shipped ones of the same names, indented as list items under a comment sign.
+_COMMENTED_ENTRIES = re.compile(r"(^  #   - .*\n(?:^  #   [- ] .*\n)*)", re.MULTILINE)
+
+
+def one_user_for_claude_code_and_codex() -> dict[str, Any]:
+    """The shipped config with its commented example applied, as the comment says: the
+    example's entries in place of the shipped entries of the same names."""
+    config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    examples = [
+        yaml.safe_load(re.sub(r"(?m)^  #   ", "", block))
+        for block in _COMMENTED_ENTRIES.findall(SHIPPED_CONFIG.read_text())
+    ]
+    example = next(
+        (
+            e
+            for e in examples
+            if {entry.get("name") for entry in e} >= {CLAUDE_CODE_CLIENT, CODEX_CLIENT}
+        ),
+        None,
+    )
+    assert example, "config.yaml shows no example of one user id for Claude Code and Codex"
+    patterns = config["user_id_mappings"]["header_patterns"]
+    by_name = {entry["name"]: entry for entry in example}
+    shipped = {entry["name"]: entry for entry in patterns}
+    for name, entry in by_name.items():  # the example's patterns are the shipped ones
+        assert {**shipped[name], "user_id": entry["user_id"]} == entry, entry
+    config["user_id_mappings"]["header_patterns"] = [
+        by_name.get(entry["name"], entry) for entry in patterns
+    ]
+    return config
+
+
 @contextlib.contextmanager
-def shipped_proxy(litellm_url: str, directory: Path) -> Iterator[ShippedProxy]:
+def shipped_proxy(
+    litellm_url: str, directory: Path, config_text: str | None = None
+) -> Iterator[ShippedProxy]:
     """The proxy as `memory-proxy --config config.yaml` starts it on a fresh machine, with
-    LiteLLM at `litellm_url`."""
+    LiteLLM at `litellm_url`; on `config_text` instead of the shipped file when given."""
     config = directory / "config.yaml"
-    shutil.copyfile(SHIPPED_CONFIG, config)
+    if config_text is None:
+        shutil.copyfile(SHIPPED_CONFIG, config)
+    else:
+        config.write_text(config_text)
     settings = load_settings(
         config,
         environ={"LITELLM_MASTER_KEY": MASTER_KEY},

@@ -241,7 +241,8 @@ def test_export_then_import_into_an_empty_store_gives_the_same_memories(tmp_path
     assert exported.stderr == "exported 5 memories\n"
     assert json_lines(exported.stdout) == [record.describe() for record in records]
     assert first.exit_code == second.exit_code == 0
-    assert "imported 5 memories" in first.output
+    assert first.output == f"imported {dump}: 5 read, 5 new (memories already stored are kept)\n"
+    assert second.output == f"imported {dump}: 5 read, 0 new (memories already stored are kept)\n"
     assert again.stdout == exported.stdout
     assert [m["text"] for m in json_lines(bob.stdout)] == [records[3].text]
 

@@ -2,11 +2,12 @@
 which LiteLLM calls as a provider (see `config.yaml`).
 
 It answers with what it received — how many messages, by role; memory blocks in the
-system prompt; the latest user turn, where recalled memories are placed — so a newcomer sees
-memory at work without any key. LiteLLM's `mock_response` cannot show this (its text is
-fixed) and cannot stream Anthropic `/v1/messages` or `/v1/responses`; a real provider
-endpoint can, because LiteLLM then converts its chat-completions answer into every API
-and stream format itself.
+system prompt; the start of each earlier turn, which session memory put back; the latest
+user turn, where recalled memories are placed — so a newcomer sees memory at work without
+any key ("my name is Ada", then "what is my name?": Ada comes back). LiteLLM's
+`mock_response` cannot show this (its text is fixed) and cannot stream Anthropic
+`/v1/messages` or `/v1/responses`; a real provider endpoint can, because LiteLLM then
+converts its chat-completions answer into every API and stream format itself.
 
 Served locally, never forwarded: it is not counted as usage and does not touch memory
 (the request that reached LiteLLM through the proxy already was and did).
@@ -31,6 +32,8 @@ from memory_proxy.records.messages import text_of
 
 ECHO_PATH = "/demo/v1/chat/completions"
 MAX_ECHOED_CHARS = 4000  # of the last user turn and of each memory block
+MAX_EARLIER_TURNS = 10  # the latest ones, each cut to its first EARLIER_TURN_CHARS
+EARLIER_TURN_CHARS = 80
 # `<memory>…</memory>`, `<recalled-memories>…</recalled-memories>` and the like.
 _MEMORY_BLOCK = re.compile(r"<([\w-]*memor[\w-]*)\b[^>]*>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _SYSTEM_ROLES = ("system", "developer")
@@ -50,6 +53,7 @@ def answer_text(messages: list[Any]) -> str:
     ]
     if blocks:
         lines += ["Memory in the system prompt:", *blocks]
+    lines += _earlier_turns(messages)
     latest = _latest_user_turn(messages)
     if not latest:
         lines.append("There was no user message since the last answer.")
@@ -59,12 +63,40 @@ def answer_text(messages: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _earlier_turns(messages: list[Any]) -> list[str]:
+    """A line per turn up to the last answer (the system prompt aside), the latest
+    MAX_EARLIER_TURNS of them, each its role and the start of its text on one line."""
+    turns = [m for m in messages[: _last_answer(messages) + 1] if _role(m) not in _SYSTEM_ROLES]
+    if not turns:
+        return []
+    shown = turns[-MAX_EARLIER_TURNS:]
+    heading = (
+        "Earlier turns:"
+        if len(shown) == len(turns)
+        else f"Earlier turns (the last {len(shown)} of {len(turns)}):"
+    )
+    return [heading, *(f"{_role(m)}: {_start_of(_text(m))}" for m in shown)]
+
+
+def _start_of(text: str) -> str:
+    """The text on one line (its runs of white space one space each), cut after
+    EARLIER_TURN_CHARS characters with an ellipsis."""
+    line = " ".join(text.split())
+    if len(line) <= EARLIER_TURN_CHARS:
+        return line or "(no text)"
+    return line[:EARLIER_TURN_CHARS] + "…"
+
+
 def _latest_user_turn(messages: list[Any]) -> list[Any]:
     """The user messages after the last answer: one, unless a client or LiteLLM split the
     turn (Claude Code sends reminders next to its prompt; LiteLLM turns a system message
     among them into a user message). Recalled memories go with this turn."""
-    answered = max((i for i, m in enumerate(messages) if _role(m) == "assistant"), default=-1)
-    return [message for message in messages[answered + 1 :] if _role(message) == "user"]
+    return [m for m in messages[_last_answer(messages) + 1 :] if _role(m) == "user"]
+
+
+def _last_answer(messages: list[Any]) -> int:
+    """The index of the last assistant message, or -1."""
+    return max((i for i, m in enumerate(messages) if _role(m) == "assistant"), default=-1)
 
 
 def usage(messages: list[Any], text: str) -> dict[str, int]:

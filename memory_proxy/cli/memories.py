@@ -223,8 +223,8 @@ def import_memories(settings: Settings, file: Path) -> None:
 
     redactor = Redactor.configured(settings)
 
-    async def work(index: MemoryIndex) -> int:
-        read = 0
+    async def work(index: MemoryIndex) -> tuple[int, int]:
+        read = added = 0
         with file.open(encoding="utf-8") as lines:
             records = (
                 redactor.record(record)
@@ -232,12 +232,14 @@ def import_memories(settings: Settings, file: Path) -> None:
                 if isinstance(record, MemoryRecord)
             )
             for batch in _batches(records, IMPORT_BATCH):
+                ids = {record.id for record in batch}
+                added += len(ids - await index.stored(ids))
                 await index.add(batch)
                 read += len(batch)
-        return read
+        return read, added
 
-    count = _with_index(settings, work)
-    click.echo(f"imported {_memories(count)} from {file} (those already stored are kept)")
+    read, added = _with_index(settings, work)
+    click.echo(f"imported {file}: {read} read, {added} new (memories already stored are kept)")
 
 
 def _with_index(settings: Settings, work: Callable[[MemoryIndex], Awaitable[T]]) -> T:

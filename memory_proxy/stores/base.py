@@ -4,7 +4,7 @@ conversations; the same project under two users is two memories."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,6 +94,10 @@ class UsageLog(Protocol):
 
     async def find(self, request_id: str) -> UsageRecord | None: ...
 
+    async def latest(self, limit: int, user_id: str | None = None) -> list[UsageRecord]:
+        """The newest `limit` records (of `user_id` when named), oldest first."""
+        ...
+
     async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
         """Buckets `first` to `last` (indexes: time // bucket_seconds, one of RESOLUTIONS),
         grouped by `group`, a SERIES_GROUPS field."""
@@ -174,6 +178,10 @@ class MemoryIndex(RecallBackend, Protocol):
         ...
 
     async def get(self, user_id: str | None, memory_id: str) -> MemoryRecord | None: ...
+
+    async def stored(self, memory_ids: Collection[str]) -> set[str]:
+        """Those of `memory_ids` that are stored already (of any user)."""
+        ...
 
     async def delete(self, user_id: str | None, memory_id: str) -> bool: ...
 

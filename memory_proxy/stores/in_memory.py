@@ -4,6 +4,7 @@ it ends."""
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,6 +113,10 @@ class InMemoryUsageLog:
     async def find(self, request_id: str) -> UsageRecord | None:
         """Newest first: feedback mostly rates a recent answer."""
         return next((r for r in reversed(self._records) if r.request_id == request_id), None)
+
+    async def latest(self, limit: int, user_id: str | None = None) -> list[UsageRecord]:
+        newest = (r for r in reversed(self._records) if user_id is None or r.user_id == user_id)
+        return list(itertools.islice(newest, limit))[::-1]
 
     async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
         records = await self.since(first * checked_resolution(bucket_seconds))

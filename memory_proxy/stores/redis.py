@@ -196,6 +196,24 @@ class RedisUsageLog:
                 return None
             end = "(" + page[-1][0]
 
+    async def latest(self, limit: int, user_id: str | None = None) -> list[UsageRecord]:
+        """Newest first, a page at a time, until `limit` are found."""
+        found: list[UsageRecord] = []
+        end = "+"
+        while len(found) < limit:
+            page = cast(
+                list[tuple[str, dict[str, str]]],
+                await self._redis.xrevrange(_USAGE_STREAM, max=end, count=_USAGE_PAGE),
+            )
+            for _, entry in page:
+                record = UsageRecord.from_dict(orjson.loads(entry["record"]))
+                if user_id is None or record.user_id == user_id:
+                    found.append(record)
+            if len(page) < _USAGE_PAGE:
+                break
+            end = "(" + page[-1][0]
+        return found[:limit][::-1]
+
     async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
         records = await self.since(first * checked_resolution(bucket_seconds))
         return aggregate(records, first, last, bucket_seconds, group)

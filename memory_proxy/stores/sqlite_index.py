@@ -53,7 +53,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sqlite3
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ from memory_proxy.stores.sqlite_space import used_bytes
 
 DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 _FORGET_BATCH = 500  # texts held at once while forgetting
+_IDS_PER_QUERY = 500  # bound variables in one statement, well under SQLite's limit
 _RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
 _SCORE_COLUMN = 9  # after the record's columns
 _RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))
@@ -243,6 +244,21 @@ class SQLiteMemoryIndex:
                 (memory_id, user_id),
             ).fetchone()
             return _record(row) if row else None
+
+        return await self._file.run(work)
+
+    async def stored(self, memory_ids: Collection[str]) -> set[str]:
+        """Those of `memory_ids` stored already: an import says how many it adds."""
+        ids = list(memory_ids)
+
+        def work() -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT id FROM memories WHERE id IN ({marks})", chunk)
+                found.update(row[0] for row in rows)
+            return found
 
         return await self._file.run(work)
 

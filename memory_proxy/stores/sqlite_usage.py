@@ -150,6 +150,17 @@ class SQLiteUsageLog:
 
         return await self._file.run(work)
 
+    async def latest(self, limit: int, user_id: str | None = None) -> list[UsageRecord]:
+        def work() -> list[UsageRecord]:
+            rows = self._file.db.execute(
+                f"SELECT {_USAGE_COLUMNS} FROM usage WHERE ?1 IS NULL OR user_id = ?1 "
+                "ORDER BY id DESC LIMIT ?2",
+                (user_id, limit),
+            ).fetchall()
+            return [_record(row) for row in reversed(rows)]
+
+        return await self._file.run(work)
+
     async def series(self, first: int, last: int, bucket_seconds: int, group: str) -> UsageSeries:
         """From the roll-up tables: a few rows per bucket, however many records."""
         if group not in SERIES_GROUPS.values():

@@ -213,6 +213,28 @@ def test_logs_keep_only_the_newest_records(run: Callable[..., None]) -> None:
     run(scenario, max_records=10)
 
 
+def test_logs_give_the_latest_records_oldest_first_of_everyone_or_one_user(
+    run: Callable[..., None],
+) -> None:
+    """What the dashboard's live view shows at once: more records than a Redis page."""
+    records = [
+        usage_record(request_id=f"r{i}", time=NOW + i, user_id="bob" if i % 3 else "alice")
+        for i in range(1_200)
+    ]
+
+    async def scenario(log: UsageLog) -> None:
+        assert await log.latest(50) == []
+        await log.add(records)
+        assert await log.latest(50) == records[-50:]
+        alices = [r for r in records if r.user_id == "alice"]
+        assert await log.latest(50, "alice") == alices[-50:]
+        assert await log.latest(500, "alice") == alices
+        assert await log.latest(5, "nobody") == []
+        assert await log.latest(0) == []
+
+    run(scenario, max_records=2_000)
+
+
 def test_logs_find_records_and_keep_the_latest_feedback(run: Callable[..., None]) -> None:
     async def scenario(log: UsageLog) -> None:
         await log.add([usage_record(request_id=f"r{i}", time=NOW + i) for i in range(3)])

@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memory_proxy.api.echo_model import (
+    EARLIER_TURN_CHARS,
     ECHO_PATH,
+    MAX_EARLIER_TURNS,
     MAX_ECHOED_CHARS,
     answer_text,
     completion,
@@ -46,8 +48,58 @@ def test_answer_counts_messages_by_role_and_echoes_the_last_user_turn() -> None:
     ]
     assert answer_text(messages) == (
         "Echo model: I received 4 messages (1 system, 2 user, 1 assistant).\n"
+        "Earlier turns:\n"
+        "user: My name is Alice\n"
+        "assistant: Hello Alice\n"
         "Your last message:\nWho am I?"
     )
+
+
+def test_what_memory_put_back_comes_back_in_the_answer() -> None:
+    """Told "My name is Ada", then asked "What is my name?" in one session: the proxy puts
+    the first exchange back, and the demo's answer shows it, so Ada comes back."""
+    told = [{"role": "user", "content": "My name is Ada"}]
+    first = answer_text(told)
+    asked = [
+        *told,
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    assert answer_text(asked) == (
+        "Echo model: I received 3 messages (2 user, 1 assistant).\n"
+        "Earlier turns:\n"
+        "user: My name is Ada\n"
+        "assistant: Echo model: I received 1 message (1 user). Your last message: My name is Ada\n"
+        "Your last message:\nWhat is my name?"
+    )
+
+
+def test_earlier_turns_are_the_latest_ten_each_cut_to_one_short_line() -> None:
+    long = "word " * 40  # 200 characters
+    turns = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}\n  {long}"}
+        for i in range(12)
+    ]
+    tool_loop = [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "content": "42", "tool_call_id": "c1"},
+        {"role": "assistant", "content": "It is 42."},
+    ]
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        *turns,
+        *tool_loop,
+        {"role": "user", "content": "and now?"},
+    ]
+    lines = answer_text(messages).split("\n")
+    start = lines.index("Earlier turns (the last 10 of 15):")
+    shown = lines[start + 1 : start + 1 + MAX_EARLIER_TURNS]
+    assert shown[0] == "assistant: " + f"turn 5 {long}"[:EARLIER_TURN_CHARS] + "…"
+    assert shown[1] == "user: " + f"turn 6 {long}"[:EARLIER_TURN_CHARS] + "…"
+    assert shown[6] == "assistant: " + f"turn 11 {long}"[:EARLIER_TURN_CHARS] + "…"
+    assert shown[7:] == ["assistant: (no text)", "tool: 42", "assistant: It is 42."]
+    assert lines[start + 1 + MAX_EARLIER_TURNS :] == ["Your last message:", "and now?"]
+    assert "You are terse." not in lines  # the system prompt is not a turn
 
 
 def test_one_message_is_singular_and_no_user_turn_is_said() -> None:
@@ -120,6 +172,15 @@ def test_a_long_last_turn_keeps_its_start_and_end_and_says_what_was_left_out() -
 def test_any_json_messages_get_an_answer_that_counts_them(messages: list[Any]) -> None:
     text = answer_text(messages)
     assert text.startswith(f"Echo model: I received {len(messages)} message")
+    lines = text.split("\n")
+    headings = [i for i, line in enumerate(lines) if line.startswith("Earlier turns")]
+    if headings:
+        endings = ("Your last message:", "There was no user message since the last answer.")
+        first = headings[0] + 1
+        last = next(i for i in range(first, len(lines)) if lines[i] in endings)
+        assert 1 <= last - first <= MAX_EARLIER_TURNS
+        for line in lines[first:last]:
+            assert len(line.partition(": ")[2]) <= EARLIER_TURN_CHARS + 1
     token_usage = usage(messages, text)
     assert (
         token_usage["total_tokens"]

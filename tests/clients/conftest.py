@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from starlette.routing import Route, Router
 
+from memory_proxy.api.echo_model import ECHO_PATH, echo
 from tests.clients.support import MASTER_KEY, Proxy, litellm_config, memory_proxy
 from tests.litellm_support import litellm_process
 from tests.support import FakeUpstream, free_port, serve
@@ -25,11 +27,15 @@ class Chain:
 
 @pytest.fixture(scope="package")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    """LiteLLM is started once, before any proxy: the shipped `demo` it calls is served by
+    an echo endpoint of its own, as the proxy serves it."""
     provider = FakeUpstream(reply_text=REPLY)
     directory = tmp_path_factory.mktemp("clients")
-    with serve(provider) as provider_url:
+    demo = Router(routes=[Route(ECHO_PATH, echo, methods=["POST"])])
+    with serve(provider) as provider_url, serve(demo) as demo_url:
         config = directory / "config.yaml"
-        config.write_text(yaml.safe_dump(litellm_config(provider_url)))
+        demo_base = demo_url + ECHO_PATH.removesuffix("/chat/completions")
+        config.write_text(yaml.safe_dump(litellm_config(provider_url, demo_base)))
         with litellm_process(config, free_port(), MASTER_KEY) as litellm_url:
             yield Chain(provider, config, litellm_url)
 

@@ -95,11 +95,15 @@ def isolated_env(home: Path, **extra: str) -> dict[str, str]:
     return {"PATH": path, "HOME": str(home), "TERM": "dumb", **extra}
 
 
-def litellm_config(provider_url: str) -> dict[str, Any]:
+def litellm_config(provider_url: str, demo_url: str) -> dict[str, Any]:
     """The shipped config.yaml, its models replaced by two that reach the fake provider
-    through LiteLLM's real Anthropic and OpenAI (Responses) provider code."""
+    through LiteLLM's real Anthropic and OpenAI (Responses) provider code, and its `demo`
+    pointed at `demo_url` (an echo endpoint's base URL)."""
     config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    demo = next(model for model in config["model_list"] if model["model_name"] == "demo")
+    demo["litellm_params"]["api_base"] = demo_url
     config["model_list"] = [
+        demo,
         {
             "model_name": CLAUDE_MODEL,
             "litellm_params": {
@@ -228,19 +232,28 @@ def run(argv: list[str], env: dict[str, str], cwd: Path) -> CliRun:
     return CliRun(stdout, stderr, time.monotonic() - started)
 
 
-def run_claude(executable: Path, prompt: str, proxy_url: str, home: Path, cwd: Path) -> CliRun:
-    """`claude -p PROMPT`: one non-interactive run, a new session each time."""
-    env = isolated_env(
+def claude_env(home: Path, **settings: str) -> dict[str, str]:
+    """Claude Code's environment: its own config directory, nothing sent home, `settings`
+    (the proxy's address and a key among them)."""
+    return isolated_env(
         home,
-        ANTHROPIC_BASE_URL=proxy_url,
-        ANTHROPIC_API_KEY="sk-ant-client-key",
-        # Any background call for a "small" model goes to one LiteLLM knows.
-        ANTHROPIC_DEFAULT_HAIKU_MODEL=CLAUDE_MODEL,
         CLAUDE_CONFIG_DIR=str(home / ".claude"),
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_AUTOUPDATER="1",
         DISABLE_TELEMETRY="1",
         DISABLE_ERROR_REPORTING="1",
+        **settings,
+    )
+
+
+def run_claude(executable: Path, prompt: str, proxy_url: str, home: Path, cwd: Path) -> CliRun:
+    """`claude -p PROMPT`: one non-interactive run, a new session each time."""
+    env = claude_env(
+        home,
+        ANTHROPIC_BASE_URL=proxy_url,
+        ANTHROPIC_API_KEY="sk-ant-client-key",
+        # Any background call for a "small" model goes to one LiteLLM knows.
+        ANTHROPIC_DEFAULT_HAIKU_MODEL=CLAUDE_MODEL,
     )
     return run([str(executable), "-p", prompt, "--model", CLAUDE_MODEL], env, cwd)
 

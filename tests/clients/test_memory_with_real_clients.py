@@ -8,6 +8,7 @@ the headers they send, the project from the working directory inside their promp
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,12 @@ from tests.clients.support import (
     Exchange,
     Proxy,
     installed,
+    memory_proxy,
     nonce,
     run_claude,
     run_codex,
 )
+from tests.shipped_config_support import one_user_for_claude_code_and_codex
 from tests.support import Recorded, wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
@@ -46,12 +49,13 @@ class Client:
     session_header: str
 
 
+CLAUDE_CODE_CLIENT = Client(
+    CLAUDE_CODE, run_claude, "claude-cli", "claude-code", "x-claude-code-session-id"
+)
+CODEX_CLIENT = Client(CODEX, run_codex, "codex-cli", "codex", "session-id")
 CLIENTS = [
-    pytest.param(
-        Client(CLAUDE_CODE, run_claude, "claude-cli", "claude-code", "x-claude-code-session-id"),
-        id="claude-code",
-    ),
-    pytest.param(Client(CODEX, run_codex, "codex-cli", "codex", "session-id"), id="codex"),
+    pytest.param(CLAUDE_CODE_CLIENT, id="claude-code"),
+    pytest.param(CODEX_CLIENT, id="codex"),
 ]
 
 
@@ -127,3 +131,55 @@ def test_a_fact_is_recalled_in_a_new_run_from_the_same_directory_only(
     assert other.recalled == 0
     assert secret not in other.arrived.body.decode()
     assert json.loads(other.arrived.body)  # a well-formed request all the same
+
+
+def test_claude_code_and_codex_under_one_user_share_what_was_told_in_one_directory(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """config.yaml's commented example applied (one user id for both): a fact told to
+    Claude Code in a directory is recalled by Codex in the same directory, which both name
+    by the same path (a subdirectory of a git repository, where Codex also names the
+    repository's root; and reached through a symlink), and not in another directory."""
+    home = tmp_path / "home"
+    claude, codex = installed(CLAUDE_CODE, home), installed(CODEX, home)
+    config = yaml.safe_load(chain.config.read_text())
+    config["user_id_mappings"] = one_user_for_claude_code_and_codex()["user_id_mappings"]
+    one_user = tmp_path / "one-user.yaml"
+    one_user.write_text(yaml.safe_dump(config))
+    repository, elsewhere = tmp_path / "repo", tmp_path / "other-thing"
+    project = repository / "heron-service"
+    project.mkdir(parents=True)
+    elsewhere.mkdir()
+    subprocess.run(["git", "init", "-q", str(repository)], check=True)
+    link = tmp_path / "heron-link"
+    link.symlink_to(project)
+    secret = nonce()
+    question = "What is our staging database called?"
+    store = tmp_path / "store"
+    store.mkdir()
+    with memory_proxy(one_user, chain.litellm_url, store) as proxy:
+
+        def run(client: Client, executable: Path, prompt: str, cwd: Path) -> Turn:
+            return one_run(client, executable, chain, proxy, prompt, home, cwd)
+
+        told = f"Remember this: our staging database is called {secret}."
+        told_run = run(CLAUDE_CODE_CLIENT, claude, told, project)
+        wait_until(lambda: len(proxy.memories()) == 1)
+        asked = [run(CODEX_CLIENT, codex, question, project)]
+        wait_until(lambda: len(proxy.memories()) == 2)  # that question: recalled next
+        asked.append(run(CODEX_CLIENT, codex, question, link))
+        other = run(CODEX_CLIENT, codex, question, elsewhere)
+        # The same question in the same project is one memory: three in all.
+        wait_until(lambda: len(proxy.memories()) == 3)
+        memories = proxy.memories()
+    same_project = project_id(str(project.resolve()))
+    assert told_run.exchange.answer_headers["x-memory-project"] == same_project
+    # The fact; then, through the link, the fact and the first question.
+    assert [turn.recalled for turn in asked] == [1, 2]
+    for turn in asked:
+        assert turn.exchange.answer_headers["x-memory-project"] == same_project
+        assert "workspaces" in turn.exchange.request.headers["x-codex-turn-metadata"]
+        assert secret in turn.arrived.body.decode()
+    assert other.recalled == 0
+    assert secret not in other.arrived.body.decode()
+    assert {user_id for user_id, _, _ in memories} == {"me"}

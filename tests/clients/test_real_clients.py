@@ -28,8 +28,10 @@ Codex 0.169.0, `codex exec`:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +44,16 @@ from tests.clients.support import (
     CLAUDE_CODE,
     CODEX,
     SHIPPED_CONFIG,
+    CliRun,
     Proxy,
+    claude_env,
     installed,
     nonce,
+    run,
     run_claude,
     run_codex,
 )
+from tests.readme_support import fenced_blocks, section
 from tests.support import Recorded, wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
@@ -163,3 +169,39 @@ def codex_working_directory(body: dict[str, Any]) -> str | None:
             if found:
                 return found.group(1)
     return None
+
+
+UNKNOWN_MODEL_NOTICE = "Claude Code doesn't recognize the model"
+
+
+def readme_claude_code_on_demo() -> tuple[dict[str, str], list[str]]:
+    """The README's command for Claude Code on `demo` (in a block, or inline): the
+    environment it sets and the command."""
+    text = section("Set-up")
+    spans = [body for _, body in fenced_blocks(text)] + re.findall(r"`([^`\n]+)`", text)
+    (command,) = [span for span in spans if "claude --model demo" in span]
+    words = shlex.split(command.replace("\\\n", " "))
+    settings = dict(word.split("=", 1) for word in itertools.takewhile(lambda w: "=" in w, words))
+    return settings, words[len(settings) :]
+
+
+def test_claude_code_on_demo_as_the_readme_says_is_told_no_unknown_model_notice(
+    proxy: Proxy, tmp_path: Path
+) -> None:
+    """The README's command (its port swapped for the test proxy's), with `-p`: the demo
+    answers, and Claude Code says nothing of an unknown model; without the README's
+    window setting it does."""
+    home = tmp_path / "home"
+    claude = installed(CLAUDE_CODE, home)
+    settings, command = readme_claude_code_on_demo()
+    assert command[0] == "claude"
+    assert settings.pop("ANTHROPIC_BASE_URL") == "http://127.0.0.1:8764"
+
+    def ask(**env: str) -> CliRun:
+        argv = [str(claude), "-p", "Hello", *command[1:]]
+        return run(argv, claude_env(home, ANTHROPIC_BASE_URL=proxy.url, **env), tmp_path)
+
+    as_the_readme_says = ask(**settings)
+    assert as_the_readme_says.stdout.startswith("Echo model: I received ")
+    assert UNKNOWN_MODEL_NOTICE not in as_the_readme_says.stderr
+    assert UNKNOWN_MODEL_NOTICE in ask(ANTHROPIC_API_KEY="anything").stderr

@@ -8,6 +8,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from memory_proxy.cli.main import main
@@ -19,7 +20,12 @@ from memory_proxy.identity.client_detection import (
     detect_session,
     detect_user,
 )
-from tests.shipped_config_support import CLAUDE_CODE_CLIENT, shipped_proxy
+from tests.shipped_config_support import (
+    CLAUDE_CODE_CLIENT,
+    CODEX_CLIENT,
+    one_user_for_claude_code_and_codex,
+    shipped_proxy,
+)
 from tests.support import FakeUpstream, wait_until
 
 MAPPINGS = UserIdMappings(
@@ -119,6 +125,29 @@ def test_a_shipped_clients_name_is_its_client_in_usage_memories_and_the_recalled
     assert {row["client"]: row["requests"] for row in by_client["data"]} == {CLAUDE_CODE_CLIENT: 2}
     assert [row["client"] for row in json.loads(usage.output)["data"]] == [CLAUDE_CODE_CLIENT]
     assert {memory["client"] for memory in memories} == {CLAUDE_CODE_CLIENT}
+
+
+def test_config_yamls_example_gives_claude_code_and_codex_one_memory_per_directory(
+    fake_upstream: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """The commented example applied: what Claude Code was told in a directory, Codex
+    recalls in the same directory (both name it by the same path), not in another; usage
+    and memories still tell the two clients apart."""
+    _, url = fake_upstream
+    config = yaml.safe_dump(one_user_for_claude_code_and_codex())
+    with shipped_proxy(url, tmp_path, config_text=config) as proxy:
+        told = proxy.as_claude_code("Our staging database is heron-17", "cc-1", "/src/heron")
+        wait_until(lambda: proxy.memory_count() == 1)
+        here = proxy.as_codex("What is the staging database called?", "cx-1", "/src/heron")
+        elsewhere = proxy.as_codex("What is the staging database called?", "cx-2", "/src/lunch")
+        wait_until(lambda: proxy.memory_count() == 3)
+        memories = httpx.get(f"{proxy.url}/v1/memories").json()["data"]
+    assert told.headers["x-memory-project"] == here.headers["x-memory-project"]
+    assert (here.headers["x-memory-recalled"], elsewhere.headers["x-memory-recalled"]) == ("1", "0")
+    assert {(m["user_id"], m["client"]) for m in memories} == {
+        ("me", CLAUDE_CODE_CLIENT),
+        ("me", CODEX_CLIENT),
+    }
 
 
 def test_named_groups_fill_the_user_id() -> None:

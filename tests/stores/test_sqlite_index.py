@@ -100,6 +100,14 @@ def test_identical_text_is_stored_once_per_user_and_project(index: Index) -> Non
     assert index.texts("alice", "shop", "tabs") == ["we use tabs"]
 
 
+def test_stored_says_which_ids_are_kept_of_any_user_in_any_number(index: Index) -> None:
+    kept = [memory(f"fact {n}", user="bob" if n % 2 else "alice") for n in range(1_200)]
+    index.add(*kept)
+    asked = [record.id for record in kept[::3]] + ["not-a-memory", memory("new").id]
+    assert index(lambda i: i.stored(asked)) == {record.id for record in kept[::3]}
+    assert index(lambda i: i.stored([])) == set()
+
+
 def test_a_user_never_sees_another_users_memories(index: Index) -> None:
     index.add(memory("alice's token is red", user="alice"))
     index.add(memory("bob's token is blue", user="bob"))

@@ -1,15 +1,22 @@
 """start-proxies with the real LiteLLM on the shipped config.yaml, on other ports than the
-README's: `demo` follows the proxy's port, and a start says little before "ready"."""
+README's: `demo` follows the proxy's port, a start says little before "ready", and the
+README's walkthrough prints what the README says, each time it is run."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.launcher_support import Launcher, running_launcher
 from tests.litellm_support import CLIENT_APIS, ask_demo, litellm_binary
+from tests.readme_support import fenced_blocks, section
 from tests.support import wait_until
 
 pytestmark = pytest.mark.litellm
@@ -44,3 +51,57 @@ def test_a_start_prints_little_before_ready_and_no_banner(launcher: Launcher) ->
     before = next(index for index, line in enumerate(lines) if line.startswith(READY))
     assert before <= MOST_LINES_BEFORE_READY, "\n".join(lines[: before + 1])
     assert not [line for line in lines if "██" in line or "Uvicorn running" in line]
+
+
+def test_the_readmes_walkthrough_prints_what_it_says_each_time_it_is_run(
+    launcher: Launcher,
+) -> None:
+    """Run twice, as a user does, with the README's own port swapped for the launcher's:
+    the first time word for word; the second a new conversation, the same counts and
+    earlier turns, and long-term memory's block before each message."""
+    blocks = fenced_blocks(section("Set-up"))
+    walkthrough = next(body for language, body in blocks if "session=first-steps" in body)
+    after = blocks[[body for _, body in blocks].index(walkthrough) + 1 :]
+    first_answer, second_answer = (body for language, body in after[:2])
+    script = walkthrough.replace("http://127.0.0.1:8764", launcher.proxy_url)
+
+    told, asked = answers(script)
+    assert (told, asked) == (first_answer, second_answer)
+
+    wait_until(lambda: len(memories(launcher)) == 2)  # indexed in the background
+    started = int(time.time())
+    wait_until(lambda: int(time.time()) > started)  # $(date +%s): a new session id
+    told_again, asked_again = answers(script)
+    for again, first_time in ((told_again, told), (asked_again, asked)):
+        shown, _, message = first_time.partition("Your last message:\n")
+        head, _, echoed = again.partition("Your last message:\n")
+        assert head == shown
+        block = r"<recalled-memories-(\w+)>\n.*</recalled-memories-\1>\n\n"
+        assert re.fullmatch(block + re.escape(message), echoed, re.DOTALL), echoed
+        assert "User: My name is Ada" in echoed
+
+
+def test_the_readmes_demo_on_other_ports_answers_as_it_says(launcher: Launcher) -> None:
+    blocks = fenced_blocks(section("Set-up"))
+    other_ports = next(body for _, body in blocks if "--memoryproxy-port 9764" in body)
+    curl = other_ports[other_ports.index("curl ") :]
+    (answer,) = answers(curl.replace("http://127.0.0.1:9764", launcher.proxy_url))
+    assert answer == "Echo model: I received 1 message (1 user).\nYour last message:\nHello"
+
+
+def answers(script: str) -> list[str]:
+    """The `content` of each chat completion the script's curls print (one after the
+    other, with no line break between them)."""
+    printed = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    decoder, contents, at = json.JSONDecoder(), [], 0
+    while at < len(printed):
+        completion, at = decoder.raw_decode(printed, at)
+        contents.append(completion["choices"][0]["message"]["content"])
+    return contents
+
+
+def memories(launcher: Launcher) -> list[object]:
+    found: list[object] = httpx.get(f"{launcher.proxy_url}/v1/memories").json()["data"]
+    return found

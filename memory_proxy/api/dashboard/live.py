@@ -1,10 +1,13 @@
-"""`GET /v1/live`: server-sent events for the dashboard's live view. A `state` event
-(requests in flight) every second, and a `request` event per usage record as it is made;
-a caller whose key is bound to a user id sees that user's requests only."""
+"""`GET /v1/live`: server-sent events for the dashboard's live view. First a `request`
+event for each of the latest BACKLOG usage records (oldest first), so that the view is
+not empty until the next request; then a `state` event (requests in flight) every second,
+and a `request` event per usage record as it is made. A caller whose key is bound to a
+user id sees that user's requests only."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import orjson
@@ -12,17 +15,23 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from memory_proxy.accounting.live import LiveFeed, Subscription
+from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.config import Settings
 from memory_proxy.errors import error_response
 from memory_proxy.identity.auth import identify_request
+from memory_proxy.logging_setup import log_failure
 from memory_proxy.records.usage import UsageRecord
 
+logger = logging.getLogger("memory_proxy.live")
+
 STATE_EVERY_SECONDS = 1.0
+BACKLOG = 50
 
 
 class LiveAPI:
-    def __init__(self, feed: LiveFeed, settings: Settings) -> None:
+    def __init__(self, feed: LiveFeed, recorder: UsageRecorder | None, settings: Settings) -> None:
         self._feed = feed
+        self._recorder = recorder
         self._settings = settings
 
     async def events(self, request: Request) -> Response:
@@ -40,11 +49,30 @@ class LiveAPI:
     async def _stream(self, only_user: str | None) -> AsyncIterator[bytes]:
         with self._feed.subscribe() as subscription:
             yield b"retry: 2000\n\n"
+            backlog = await self._backlog(only_user)
+            for record in backlog:
+                yield _event("request", record.as_dict())
+            # Published after subscribing and written before the backlog was read: sent.
+            sent = {record.request_id for record in backlog}
             while True:
                 yield _event("state", {"in_flight": self._feed.in_flight()})
                 async for record in _for_a_while(subscription, STATE_EVERY_SECONDS):
-                    if only_user is None or record.user_id == only_user:
+                    if record.request_id in sent:
+                        sent.discard(record.request_id)
+                    elif only_user is None or record.user_id == only_user:
                         yield _event("request", record.as_dict())
+
+    async def _backlog(self, only_user: str | None) -> list[UsageRecord]:
+        """The latest records, those still queued for the log included; none when usage
+        is off or the log fails (the live events go on)."""
+        if self._recorder is None:
+            return []
+        try:
+            await self._recorder.written()
+            return await self._recorder.log.latest(BACKLOG, only_user)
+        except Exception as exc:
+            log_failure(logger, "usage store failed (the live view starts empty)", exc)
+            return []
 
 
 async def _for_a_while(subscription: Subscription, seconds: float) -> AsyncIterator[UsageRecord]:

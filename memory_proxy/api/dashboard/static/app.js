@@ -4,6 +4,7 @@
 
 const RANGES = { "1h": "5m", "24h": "1h", "7d": "1h" };
 const COLORS = ["#2563eb", "#db2777", "#16a34a", "#ea580c", "#7c3aed", "#0891b2", "#ca8a04", "#64748b"];
+const FAILED_COLOR = "#dc2626";
 const state = { range: "24h", charts: {}, key: sessionStorage.getItem("memory-proxy-key") || "" };
 
 function el(tag, attrs = {}, ...children) {
@@ -23,13 +24,18 @@ async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   if (state.key) headers.authorization = "Bearer " + state.key;
   const answer = await fetch(path, { ...options, headers });
-  if (answer.status === 401) {
-    document.getElementById("key-form").hidden = false;
-    throw new Error("This proxy needs a client key: type it in the header.");
-  }
+  if (answer.status === 401) askForKey();
   const body = answer.headers.get("content-type")?.includes("json") ? await answer.json() : null;
   if (!answer.ok) throw new Error(body?.error?.message || `${path}: HTTP ${answer.status}`);
   return body;
+}
+
+// Any call answered 401 (the proxy has client keys): the header asks for one.
+function askForKey() {
+  document.getElementById("key-form").hidden = false;
+  const error = new Error("This proxy needs a client key: type it in the header.");
+  showError(error);
+  throw error;
 }
 
 function showError(error) {
@@ -103,9 +109,13 @@ async function loadOverview() {
   table("models-table", [{ title: "Model", value: (r) => r.model }, ...QUALITY_COLUMNS], byModel.data,
     "No model has been called in this range.");
   const times = seriesModel.times;
-  drawChart("chart-models", times, seriesModel.groups.map((g) => [g.model, g.requests]), "requests");
+  const answering = seriesModel.groups.filter(answeredOnce);
+  drawChart("chart-models", times, [
+    ...answering.map((g) => [g.model, g.requests.map((n, i) => n - g.errors[i])]),
+    ...(sum(seriesModel.total.errors) ? [[FAILED, seriesModel.total.errors]] : []),
+  ], "requests");
   drawChart("chart-clients", times, seriesClient.groups.map((g) => [g.client, g.requests]), "requests");
-  drawChart("chart-cost", times, seriesModel.groups.map((g) => [g.model, g.cost]), "USD");
+  drawChart("chart-cost", times, answering.map((g) => [g.model, g.cost]), "USD");
   const latency = seriesModel.latency;
   drawChart("chart-latency", times, [
     ["first byte p50", latency.first_byte_p50], ["first byte p95", latency.first_byte_p95],
@@ -113,11 +123,18 @@ async function loadOverview() {
   ], "ms");
 }
 
+// A model gets a line of its own once it has answered in the range; every failed request
+// (a mistyped model name, a missing key) is counted in one line, so that a typo does not
+// stay on the charts as a model of its own.
+const FAILED = "failed requests";
+const sum = (values) => values.reduce((total, n) => total + n, 0);
+const answeredOnce = (group) => sum(group.requests) > sum(group.errors);
+
 function drawChart(id, times, lines, unit) {
   const box = document.getElementById(id);
   const width = Math.max(box.clientWidth, 300);
   const series = [{}, ...lines.map(([label], i) => ({
-    label: label || "none", stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+    label: label || "none", stroke: label === FAILED ? FAILED_COLOR : COLORS[i % COLORS.length], width: 2, spanGaps: true,
     points: { show: times.length < 40 },
   }))];
   const data = [times, ...lines.map(([, values]) => values)];
@@ -235,6 +252,7 @@ async function followLive() {
   // fetch, not EventSource: it can send the client key.
   const headers = state.key ? { authorization: "Bearer " + state.key } : {};
   const answer = await fetch("/v1/live", { headers });
+  if (answer.status === 401) askForKey();
   if (!answer.ok) throw new Error(`/v1/live: HTTP ${answer.status}`);
   const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -251,7 +269,8 @@ async function followLive() {
       if (!data) continue;
       const payload = JSON.parse(data);
       if (name === "state") document.getElementById("in-flight").textContent = `in flight: ${payload.in_flight}`;
-      if (name === "request") {
+      if (name === "request" && !liveRows.some((row) => row.request_id === payload.request_id)) {
+        // The latest requests come first (oldest first), then each new one as it ends.
         liveRows.unshift(payload);
         liveRows.length = Math.min(liveRows.length, 100);
         renderLive();
@@ -276,11 +295,19 @@ async function checkHealth() {
 async function detectMemories() {
   // Shown once the proxy has long-term memory: its list answers with a `data` array.
   const answer = await fetch("/v1/memories?limit=1", { headers: state.key ? { authorization: "Bearer " + state.key } : {} });
+  if (answer.status === 401) askForKey();
   const body = answer.ok ? await answer.json().catch(() => null) : null;
   document.querySelector('[data-tab="memories"]').hidden = !Array.isArray(body?.data);
 }
 
 const LOADERS = { overview: loadOverview, clients: loadClients, sessions: loadSessions, memories: loadMemories, live: async () => renderLive() };
+
+// Each tab has a URL (#memories opens Memories), and the browser's history follows the
+// tabs: a click sets the hash, and showing a tab answers the hash, so Back goes back.
+function tabInUrl() {
+  const name = location.hash.slice(1);
+  return Object.hasOwn(LOADERS, name) ? name : "overview";
+}
 
 function showTab(name) {
   document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
@@ -289,8 +316,19 @@ function showTab(name) {
   return LOADERS[name]().catch(showError);
 }
 
+// What needs the client key, when one is configured: asked again once it is typed.
+function connect() {
+  detectMemories().catch(() => {});
+  followLive().catch(() => {});
+  return showTab(tabInUrl());
+}
+
 function start() {
-  document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+  document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => {
+    if (tabInUrl() === b.dataset.tab) showTab(b.dataset.tab);
+    else location.hash = b.dataset.tab;
+  }));
+  window.addEventListener("hashchange", () => showTab(tabInUrl()));
   document.querySelectorAll("[data-range]").forEach((b) => b.addEventListener("click", () => {
     state.range = b.dataset.range;
     document.querySelectorAll("[data-range]").forEach((o) => o.classList.toggle("active", o === b));
@@ -302,16 +340,14 @@ function start() {
     state.key = document.getElementById("key").value;
     sessionStorage.setItem("memory-proxy-key", state.key);
     document.getElementById("key-form").hidden = true;
-    showTab("overview");
+    connect();
   });
   checkHealth();
   setInterval(checkHealth, 10000);
-  detectMemories().catch(() => {});
-  followLive().catch(() => {});
-  loadOverview().then(() => {
-    performance.mark("charts-drawn");
+  connect().then(() => {
+    if (tabInUrl() === "overview") performance.mark("charts-drawn");
     document.body.dataset.rendered = "true";
-  }).catch(showError);
+  });
 }
 
 start();
