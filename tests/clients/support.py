@@ -183,6 +183,16 @@ class Proxy:
             return [(user, project, unpack(text)) for user, project, text in rows]
 
 
+def offline_config(config: Path, database: Path, directory: Path) -> Path:
+    """`config` naming `database` as the store, written in `directory`: what a user gives
+    `memory-proxy memories` beside the running proxy."""
+    tree = yaml.safe_load(config.read_text())
+    tree["memory"] = {**tree.get("memory", {}), "sqlite_path": str(database)}
+    path = directory / "offline-config.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
 @contextlib.contextmanager
 def memory_proxy(config: Path, litellm_url: str, store_dir: Path) -> Iterator[Proxy]:
     """A real proxy on the config (its own SQLite store), recording what reaches it."""
