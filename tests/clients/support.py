@@ -256,8 +256,11 @@ def claude_env(home: Path, **settings: str) -> dict[str, str]:
     )
 
 
-def run_claude(executable: Path, prompt: str, proxy_url: str, home: Path, cwd: Path) -> CliRun:
-    """`claude -p PROMPT`: one non-interactive run, a new session each time."""
+def run_claude(
+    executable: Path, prompt: str, proxy_url: str, home: Path, cwd: Path, *options: str
+) -> CliRun:
+    """`claude -p PROMPT`: one non-interactive run, a new session each time (unless
+    `options` say `--continue`: the directory's latest)."""
     env = claude_env(
         home,
         ANTHROPIC_BASE_URL=proxy_url,
@@ -265,7 +268,7 @@ def run_claude(executable: Path, prompt: str, proxy_url: str, home: Path, cwd: P
         # Any background call for a "small" model goes to one LiteLLM knows.
         ANTHROPIC_DEFAULT_HAIKU_MODEL=CLAUDE_MODEL,
     )
-    return run([str(executable), "-p", prompt, "--model", CLAUDE_MODEL], env, cwd)
+    return run([str(executable), "-p", prompt, "--model", CLAUDE_MODEL, *options], env, cwd)
 
 
 CODEX_CONFIG = """\

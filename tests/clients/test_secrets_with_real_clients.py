@@ -2,7 +2,8 @@
 them in that request, and memory keeps and shows none of them — not in the SQLite file
 or its write-ahead log (packed texts inflated), not in `/v1/memories` or `/v1/sessions`,
 not in `memory-proxy memories export`, not in the block recalled into a later run from
-the same directory, which holds the markers in their place.
+the same directory, which holds the markers in their place. Nor an AWS secret key the
+model repeats without its key id, in the same exchange or turns later.
 
 tests/memory/test_redaction_end_to_end.py checks the same with a plain chat request; this
 one with what Claude Code really sends (its prompt among system reminders, streamed
@@ -10,6 +11,7 @@ Anthropic messages, through the real LiteLLM)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,15 +35,16 @@ from tests.clients.support import (
     offline_config,
     run_claude,
 )
-from tests.memory.secret_samples import SEVEN, distinctive_parts
-from tests.stores.file_traces import TAIL, traces
-from tests.support import Recorded, wait_until
+from tests.memory.secret_samples import AWS_SECRET_ACCESS_KEY, SEVEN, secrets_in, secrets_in_file
+from tests.stores.file_traces import traces
+from tests.support import FakeUpstream, Recorded, wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
 
 TOLD = "Remember the staging deployment credentials:\n" + "\n".join(SEVEN.values())
+# The model repeats the AWS secret key alone, its key id only in the question.
+ECHOED = f"Noted, {AWS_SECRET_ACCESS_KEY} as well."
 ASKED = "Which staging deployment credentials did I give you?"
-SHARED_AT_MOST = 3  # letters a short word shares with the index's word before it
 CLAUDE_USER = "claude-cli"  # what the shipped config.yaml makes of Claude Code
 BLOCK = re.compile(r"<(recalled-memories-[0-9a-f]+)>.*?</\1>", re.DOTALL)
 
@@ -62,43 +65,29 @@ def texts(request: Recorded) -> str:
     return "\n".join(strings(json.loads(request.body)))
 
 
-def secrets_in(shown: str) -> list[str]:
-    """The kinds of the seven whose secret part `shown` holds."""
-    return [
-        kind
-        for kind, secret in SEVEN.items()
-        if any(part in shown for part in distinctive_parts(secret))
-    ]
-
-
-def secrets_in_file(database: Path) -> list[str]:
-    """The kinds of the seven with a piece of their secret part in the file or its -wal,
-    plainly or packed."""
-    return [
-        kind
-        for kind, secret in SEVEN.items()
-        if any(
-            traces(database, piece) for part in distinctive_parts(secret) for piece in pieces(part)
-        )
-    ]
-
-
-def pieces(part: str) -> set[str]:
-    """`part` cut in pieces that cover it, of TAIL characters (fewer for a short part):
-    the full-text index keeps a word after the first letters it shares with the word
-    before it, and traces() looks for a token's last TAIL characters."""
-    size = min(TAIL, len(part) - SHARED_AT_MOST)
-    starts = [*range(0, len(part) - size + 1, size), len(part) - size]
-    return {part[start : start + size] for start in starts}
+@contextlib.contextmanager
+def answering(provider: FakeUpstream, text: str) -> Iterator[None]:
+    """The provider answers `text` for a while (it is the package's)."""
+    usual, provider.reply_text = provider.reply_text, text
+    try:
+        yield
+    finally:
+        provider.reply_text = usual
 
 
 def claude_run(
-    executable: Path, chain: Chain, proxy: Proxy, prompt: str, home: Path, cwd: Path
+    executable: Path,
+    chain: Chain,
+    proxy: Proxy,
+    prompt: str,
+    home: Path,
+    cwd: Path,
+    *options: str,
 ) -> tuple[Exchange, Recorded]:
     """One `claude -p` run: its one request as the proxy saw and answered it, and as the
     provider received it."""
     seen, arrived = len(proxy.llm_exchanges()), len(chain.provider.requests)
-    run_claude(executable, prompt, proxy.url, home, cwd)
+    run_claude(executable, prompt, proxy.url, home, cwd, *options)
     (exchange,) = proxy.llm_exchanges()[seen:]
     (received,) = chain.provider.requests[arrived:]
     assert exchange.status == 200
@@ -138,7 +127,8 @@ def test_secrets_said_to_claude_code_reach_the_provider_and_nothing_memory_keeps
     project = tmp_path / "payments-service"
     project.mkdir()
 
-    telling, told = claude_run(executable, chain, proxy, TOLD, home, project)
+    with answering(chain.provider, ECHOED):
+        telling, told = claude_run(executable, chain, proxy, TOLD, home, project)
     assert secrets_in(texts(told)) == list(SEVEN)  # the provider got them, verbatim
     wait_until(lambda: len(proxy.memories()) == 1)  # indexed in the background
     wait_until(lambda: len(session_kept(proxy, telling).get("messages", [])) == 2)
@@ -160,3 +150,29 @@ def test_secrets_said_to_claude_code_reach_the_provider_and_nothing_memory_keeps
     for line in Redactor().text(TOLD).splitlines():
         assert line in block  # each secret's marker in its place
     assert secrets_in_file(proxy.database) == [], "in the SQLite file after the second run"
+
+
+def test_an_aws_secret_key_a_model_repeats_turns_later_is_kept_nowhere(
+    chain: Chain, proxy: Proxy, tmp_path: Path
+) -> None:
+    """`claude -p --continue`: the key id is in the session's first exchange only, the
+    model names the secret key in the next."""
+    home = tmp_path / "home"
+    executable = installed(CLAUDE_CODE, home)
+    project = tmp_path / "payments-service"
+    project.mkdir()
+    telling, _ = claude_run(executable, chain, proxy, TOLD, home, project)
+    wait_until(lambda: len(proxy.memories()) == 1)
+
+    question = "What is my AWS secret access key?"
+    with answering(chain.provider, f"Your AWS secret access key is {AWS_SECRET_ACCESS_KEY}."):
+        asking, _ = claude_run(executable, chain, proxy, question, home, project, "--continue")
+    session = telling.answer_headers["x-memory-session"]
+    assert asking.answer_headers["x-memory-session"] == session  # the same session
+    wait_until(lambda: len(proxy.memories()) == 2)
+    wait_until(lambda: len(session_kept(proxy, asking).get("messages", [])) == 4)
+
+    listed = httpx.get(f"{proxy.url}/v1/memories", params={"user_id": CLAUDE_USER}).text
+    assert secrets_in(listed) == [], "in GET /v1/memories"
+    assert secrets_in(json.dumps(session_kept(proxy, asking))) == [], "in the session"
+    assert secrets_in_file(proxy.database) == [], "in the SQLite file or its -wal"
