@@ -102,7 +102,8 @@ class ConversationMemory:
         if answer is None:
             return  # an error, or nothing we could read: remember nothing
         partial = not capture.complete  # cut short; an answer read to its end is whole
-        messages = [self._kept(message, turn.private) for message in (*turn.new_turns, answer)]
+        kept = [self._kept(message, turn.private) for message in (*turn.new_turns, answer)]
+        messages = self._redactor.messages(kept)  # as one text, as the memory of it is
         task = asyncio.ensure_future(self._store(turn, messages, partial))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -113,7 +114,7 @@ class ConversationMemory:
             message = {**message, "content": without_private(message["content"])}
         if private:
             message = {**message, "private": True}
-        return self._redactor.message(message)
+        return message
 
     async def _store(self, turn: Turn, messages: list[Message], partial: bool) -> None:
         try:

@@ -9,6 +9,7 @@ twice changes nothing, and a text holding no secret comes back as the very same 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,7 @@ class Redactor:
         configured = [SecretRule(name, pattern) for name, pattern in extra]
         self._rules = (*own, *rules, *configured)
         self._on_redacted = on_redacted
+        self._beside: frozenset[str] = frozenset()  # kinds found in the rest of the exchange
 
     @classmethod
     def configured(
@@ -98,6 +100,24 @@ class Redactor:
             redacted["tool_calls"] = [self._tool_call(call) for call in calls]
         return redacted
 
+    def messages(self, messages: Sequence[Message]) -> list[Message]:
+        """An exchange's messages, redacted as one text: a secret recognised only beside
+        another (an AWS secret key beside its key id) is replaced in every message when
+        the other is in any of them (a model's answer that repeats the secret key alone)."""
+        texts = [text for message in messages for text in _texts(message)]
+        needed = {rule.after for rule in self._rules if rule.after is not None}
+        beside = frozenset(
+            rule.kind
+            for rule in self._rules
+            if rule.kind in needed
+            and any(_found_by(rule, text, text.lower() if rule.folded else None) for text in texts)
+        )
+        redactor = self
+        if beside:
+            redactor = copy.copy(self)
+            redactor._beside = beside
+        return [redactor.message(message) for message in messages]
+
     def _tool_call(self, call: ToolCall) -> ToolCall:
         arguments = call["function"]["arguments"]
         kept = self._arguments(arguments)
@@ -133,20 +153,37 @@ class Redactor:
         found: list[_Found] = []
         lowered: str | None = None
         for rule in self._rules:
-            if rule.after is not None and not any(s.kind == rule.after for s in found):
+            if (
+                rule.after is not None
+                and rule.after not in self._beside
+                and not any(s.kind == rule.after for s in found)
+            ):
                 continue
-            pattern, searched = rule.pattern, text
-            if rule.folded:
-                lowered = text.lower() if lowered is None else lowered
-                if rule.needles and not any(needle in lowered for needle in rule.needles):
-                    continue
-                if len(lowered) == len(text):
-                    searched = lowered
-                else:  # a character whose lower case is longer: offsets would move
-                    assert rule.ignoring_case is not None
-                    pattern = rule.ignoring_case
-            found += _matches(rule, pattern, searched, text)
+            if rule.folded and lowered is None:
+                lowered = text.lower()
+            found += _found_by(rule, text, lowered)
         return _merged(found)
+
+
+def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
+    """`rule`'s secrets in `text`; `lowered` is its lower case, for a folded rule."""
+    pattern, searched = rule.pattern, text
+    if rule.folded:
+        assert lowered is not None
+        if rule.needles and not any(needle in lowered for needle in rule.needles):
+            return []
+        if len(lowered) == len(text):
+            searched = lowered
+        else:  # a character whose lower case is longer: offsets would move
+            assert rule.ignoring_case is not None
+            pattern = rule.ignoring_case
+    return _matches(rule, pattern, searched, text)
+
+
+def _texts(message: Message) -> list[str]:
+    """What a stored message says: its text and its tool calls' arguments."""
+    calls = message.get("tool_calls") or []
+    return [message["content"], *(call["function"]["arguments"] for call in calls)]
 
 
 def _matches(rule: SecretRule, pattern: re.Pattern[str], searched: str, text: str) -> list[_Found]:

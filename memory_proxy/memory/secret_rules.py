@@ -146,6 +146,19 @@ BUILTIN_RULES: tuple[SecretRule, ...] = (
         _aws_secret,
         after="aws-access-key",
     ),
+    SecretRule(
+        # ... or named as one just before it ("AWS secret access key is …", as a model
+        # repeats it turns after the key id): `aws`, then `secret` or `key`, each within
+        # 30 characters. Not across a `[`, nor after a `:`: a marker names none.
+        "aws-secret-key",
+        re.compile(
+            r"(?<![:a-z0-9])aws[^\[\]]{0,30}?(?:secret|key)[^\[\]]{0,30}?"
+            r"(?<![a-z0-9/+])(?P<secret>[a-z0-9/+]{40})(?![a-z0-9/+=])"
+        ),
+        _aws_secret,
+        folded=True,
+        needles=("aws",),
+    ),
     _token("github-token", r"gh[pousr]_", r"[A-Za-z0-9]", 36),
     _token("github-token", r"github_pat_", r"[A-Za-z0-9_]", 50),
     _token("gitlab-token", r"gl(?:pat|dt|rt|ptt|soat|cbt)-", r"[A-Za-z0-9_.\-]", 20),

@@ -183,6 +183,16 @@ class Proxy:
             return [(user, project, unpack(text)) for user, project, text in rows]
 
 
+def offline_config(config: Path, database: Path, directory: Path) -> Path:
+    """`config` naming `database` as the store, written in `directory`: what a user gives
+    `memory-proxy memories` beside the running proxy."""
+    tree = yaml.safe_load(config.read_text())
+    tree["memory"] = {**tree.get("memory", {}), "sqlite_path": str(database)}
+    path = directory / "offline-config.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
 @contextlib.contextmanager
 def memory_proxy(config: Path, litellm_url: str, store_dir: Path) -> Iterator[Proxy]:
     """A real proxy on the config (its own SQLite store), recording what reaches it."""
@@ -246,8 +256,11 @@ def claude_env(home: Path, **settings: str) -> dict[str, str]:
     )
 
 
-def run_claude(executable: Path, prompt: str, proxy_url: str, home: Path, cwd: Path) -> CliRun:
-    """`claude -p PROMPT`: one non-interactive run, a new session each time."""
+def run_claude(
+    executable: Path, prompt: str, proxy_url: str, home: Path, cwd: Path, *options: str
+) -> CliRun:
+    """`claude -p PROMPT`: one non-interactive run, a new session each time (unless
+    `options` say `--continue`: the directory's latest)."""
     env = claude_env(
         home,
         ANTHROPIC_BASE_URL=proxy_url,
@@ -255,7 +268,7 @@ def run_claude(executable: Path, prompt: str, proxy_url: str, home: Path, cwd: P
         # Any background call for a "small" model goes to one LiteLLM knows.
         ANTHROPIC_DEFAULT_HAIKU_MODEL=CLAUDE_MODEL,
     )
-    return run([str(executable), "-p", prompt, "--model", CLAUDE_MODEL], env, cwd)
+    return run([str(executable), "-p", prompt, "--model", CLAUDE_MODEL, *options], env, cwd)
 
 
 CODEX_CONFIG = """\

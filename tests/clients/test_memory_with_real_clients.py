@@ -31,6 +31,7 @@ from tests.clients.support import (
     installed,
     memory_proxy,
     nonce,
+    offline_config,
     run_claude,
     run_codex,
 )
@@ -85,11 +86,8 @@ def one_run(
 def memories_listed(chain: Chain, proxy: Proxy, directory: Path) -> list[dict[str, Any]]:
     """`memory-proxy memories list --json` on the proxy's config and file, as a user runs
     it: no --user."""
-    config = yaml.safe_load(chain.config.read_text())
-    config["memory"] = {**config.get("memory", {}), "sqlite_path": str(proxy.database)}
-    path = directory / "list-config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = CliRunner().invoke(main, ["memories", "--config", str(path), "list", "--json"])
+    config = offline_config(chain.config, proxy.database, directory)
+    result = CliRunner().invoke(main, ["memories", "--config", str(config), "list", "--json"])
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.output.split("\n") if line]
 

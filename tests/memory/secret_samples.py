@@ -1,7 +1,12 @@
 """Fake secrets of every kind the redactor knows, none of them real. Each is written in
-two pieces so that no secret scanner mistakes this file for a leak."""
+two pieces so that no secret scanner mistakes this file for a leak. And the searches for
+the issue's seven where memory keeps or shows text."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from tests.stores.file_traces import TAIL, traces
 
 OPENAI_KEY = "sk-" + "proj-Zq4nV8xW2yR6tU0iO3pA7sD1fG5hJ9kL2zX6cV0bN4mQ8wE1rTy5uI7oP3aS"
 LEGACY_OPENAI_KEY = "sk-" + "Fq7Lr2Vx9Kp4Nz6Wb3Hc8Jd1Ms5Ty0Ge2Ua7Io4Pe9Qw1Rt"
@@ -52,3 +57,36 @@ def distinctive_parts(secret: str) -> list[str]:
     else:
         parts = [secret]
     return parts + [part.lower() for part in parts]
+
+
+def secrets_in(shown: str) -> list[str]:
+    """The kinds of the seven whose secret part `shown` holds."""
+    return [
+        kind
+        for kind, secret in SEVEN.items()
+        if any(part in shown for part in distinctive_parts(secret))
+    ]
+
+
+def secrets_in_file(database: Path) -> list[str]:
+    """The kinds of the seven with a piece of their secret part in the SQLite file or its
+    -wal, plainly or packed."""
+    return [
+        kind
+        for kind, secret in SEVEN.items()
+        if any(
+            traces(database, piece) for part in distinctive_parts(secret) for piece in _pieces(part)
+        )
+    ]
+
+
+SHARED_AT_MOST = 3  # letters a short word shares with the full-text index's word before it
+
+
+def _pieces(part: str) -> set[str]:
+    """`part` cut in pieces that cover it, of TAIL characters (fewer for a short part):
+    the full-text index keeps a word after the first letters it shares with the word
+    before it, and traces() looks for a token's last TAIL characters."""
+    size = min(TAIL, len(part) - SHARED_AT_MOST)
+    starts = [*range(0, len(part) - size + 1, size), len(part) - size]
+    return {part[start : start + size] for start in starts}

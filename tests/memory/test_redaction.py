@@ -61,6 +61,53 @@ def test_an_aws_secret_key_is_redacted_beside_its_access_key_id_only() -> None:
     assert commit in REDACTOR.text(f"{samples.AWS_ACCESS_KEY_ID} at commit {commit}")
 
 
+@pytest.mark.parametrize(
+    "named",
+    [
+        "Your AWS secret access key is {}.",
+        "aws_secret_access_key = {}",
+        "AWS secret key:\n`{}`",
+        "the AWS key pair's secret part, {}",
+    ],
+)
+def test_an_aws_secret_key_named_as_one_is_redacted_without_its_access_key_id(
+    named: str,
+) -> None:
+    """As a model repeats it later in the conversation, its key id far behind."""
+    text = named.format(samples.AWS_SECRET_ACCESS_KEY)
+    assert REDACTOR.text(text) == named.format("[secret:aws-secret-key]")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"aws s3 cp ./build s3://assets/{'Ab1' * 13}x/ --recursive",  # 40 in a path: not alone
+        f"On AWS we deploy with a pipeline that builds the key {samples.AWS_SECRET_ACCESS_KEY}",
+        f"the laws of the secret {samples.AWS_SECRET_ACCESS_KEY}",  # not `aws`
+        f"AWS secret access key: [secret:aws-secret-key] {samples.AWS_SECRET_ACCESS_KEY}",
+    ],
+)
+def test_an_aws_secret_key_needs_its_name_close_by(text: str) -> None:
+    """The last: a marker is no name, so redacting twice changes nothing."""
+    assert REDACTOR.text(text) is text
+
+
+def test_an_exchange_is_redacted_as_one_text() -> None:
+    """A secret known only beside another (an AWS secret key beside its key id) is kept
+    out of each message of the exchange, not only the one that holds both."""
+    told: Message = {
+        "role": "user",
+        "content": f"{samples.AWS_ACCESS_KEY_ID} {samples.AWS_SECRET_ACCESS_KEY}",
+    }
+    answered: Message = {"role": "assistant", "content": f"ok: {samples.AWS_SECRET_ACCESS_KEY}"}
+    alone: Message = {"role": "user", "content": f"just {samples.AWS_SECRET_ACCESS_KEY}"}
+    assert [m["content"] for m in REDACTOR.messages([told, answered])] == [
+        "[secret:aws-access-key AKIA…] [secret:aws-secret-key]",
+        "ok: [secret:aws-secret-key]",
+    ]
+    assert REDACTOR.messages([alone, answered]) == [alone, answered]
+
+
 def test_a_url_keeps_its_user_and_host() -> None:
     assert (
         REDACTOR.text(f"DATABASE_URL={samples.DATABASE_URL}")
@@ -251,6 +298,61 @@ def test_no_assigned_secret_or_url_password_survives(
     assert value not in redacted
     assert f":{password}@" not in redacted
     assert REDACTOR.text(redacted) == redacted
+
+
+AWS_SECRET_KEYS = st.text(ALPHANUMERIC + "/+", min_size=40, max_size=40).filter(
+    lambda key: key.lower() != key != key.upper()
+)
+AWS_NAMES = st.sampled_from(
+    ["AWS secret access key: ", "aws_secret_access_key=", "AWS key ", "the aws secret is `"]
+)
+
+
+# Not `=`: 40 characters and a `=` are the end of something longer in base64.
+AFTER_AWS_SECRET_KEYS = [delimiter for delimiter in DELIMITERS if delimiter != "="]
+
+
+@given(st.text(), AWS_NAMES, AWS_SECRET_KEYS, st.sampled_from(AFTER_AWS_SECRET_KEYS), st.text())
+def test_no_aws_secret_key_named_as_one_survives(
+    before: str, name: str, secret: str, right: str, after: str
+) -> None:
+    assume(secret not in before + after)
+    text = f"{before}\n{name}{secret}{right}{after}"
+    redacted = REDACTOR.text(text)
+    assert secret not in redacted
+    assert REDACTOR.text(redacted) == redacted
+
+
+@given(
+    st.lists(st.text(), min_size=2, max_size=5),
+    st.data(),
+    AWS_SECRET_KEYS,
+)
+def test_no_aws_secret_key_survives_in_an_exchange_that_holds_its_key_id(
+    contents: list[str], data: st.DataObject, secret: str
+) -> None:
+    """Whichever messages hold the key id and the secret key, alone or together."""
+    assume(not any(secret in content for content in contents))
+    messages: list[Message] = [{"role": "user", "content": content} for content in contents]
+    where = st.integers(0, len(messages) - 1)
+    for index, said in ((data.draw(where), samples.AWS_ACCESS_KEY_ID), (data.draw(where), secret)):
+        messages[index]["content"] += f"\n{said}\n"
+    redacted = REDACTOR.messages(messages)
+    assert not any(secret in message["content"] for message in redacted)
+
+
+AWS_WORDS = st.one_of(
+    st.sampled_from(["aws", "AWS ", "secret", " key", ":", "[", "]", " ", "\n", "=", "`"]),
+    st.sampled_from(["[secret:aws-secret-key]", "[secret:aws-access-key AKIA…]"]),
+    AWS_SECRET_KEYS,
+)
+
+
+@given(st.lists(AWS_WORDS, max_size=30).map("".join))
+def test_redacting_aws_names_and_keys_twice_changes_nothing(text: str) -> None:
+    """Markers name AWS keys too: they must not make a name for the next key."""
+    once = REDACTOR.text(text)
+    assert REDACTOR.text(once) == once
 
 
 @given(st.text())

@@ -14,20 +14,21 @@ from click.testing import CliRunner
 from memory_proxy.cli.main import main
 from memory_proxy.config import MemorySettings
 from tests.conftest import ProxyFactory
-from tests.memory.secret_samples import OPENAI_KEY, SEVEN, distinctive_parts
+from tests.memory.secret_samples import (
+    AWS_SECRET_ACCESS_KEY,
+    OPENAI_KEY,
+    SEVEN,
+    secrets_in,
+    secrets_in_file,
+)
 from tests.support import FakeUpstream, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "shop"}
 SAID = "Remember the staging deployment credentials:\n" + "\n".join(SEVEN.values())
-ANSWER = f"Stored the staging deployment credentials, the key {OPENAI_KEY} too."
+# A model repeats them: the AWS secret key without its key id, recognised only with the
+# question beside it (as the session's messages are redacted: the exchange as one text).
+ANSWER = f"Stored the credentials, the key {OPENAI_KEY} and {AWS_SECRET_ACCESS_KEY} too."
 QUESTION = "Which staging deployment credentials did I give you?"
-
-
-def assert_absent(kept: str | bytes, where: str) -> None:
-    for kind, secret in SEVEN.items():
-        for part in distinctive_parts(secret):
-            found = part.encode() in kept if isinstance(kept, bytes) else part in kept
-            assert not found, f"{kind} ({part[:12]}…) is in {where}"
 
 
 def ask(proxy: str, text: str, session: str) -> httpx.Response:
@@ -43,11 +44,6 @@ def memories(proxy: str) -> list[dict[str, str]]:
         f"{proxy}/v1/memories", params={"user_id": "alice"}
     ).json()["data"]
     return found
-
-
-def stored_files(database: Path) -> bytes:
-    wal = database.with_name(database.name + "-wal")
-    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
 def test_the_provider_gets_the_secrets_and_memory_keeps_none_of_them(
@@ -68,26 +64,27 @@ def test_the_provider_gets_the_secrets_and_memory_keeps_none_of_them(
         shown = json.dumps(memories(proxy), ensure_ascii=False)
         assert "[secret:openai-key sk-proj-…]" in shown
         assert "postgres://shop:[secret:url-password]@db.internal" in shown
-        assert_absent(shown, "GET /v1/memories")
-        assert_absent(httpx.get(session, headers=ALICE).text, "GET /v1/sessions/monday")
-        assert_absent(stored_files(database), "the SQLite file and its -wal")
+        assert secrets_in(shown) == [], "in GET /v1/memories"
+        assert secrets_in(httpx.get(session, headers=ALICE).text) == [], "in the session"
+        assert secrets_in_file(database) == [], "in the SQLite file or its -wal"
 
+        upstream.reply_text = "The staging deployment credentials, as markers."
         recalled = ask(proxy, QUESTION, "tuesday")
         assert recalled.headers["x-memory-recalled"] == "1"
         block = json.loads(upstream.requests[1].body)["messages"][-1]["content"]
         assert "<recalled-memories-" in block
         assert "[secret:github-token ghp_…]" in block
-        assert_absent(block, "the block recalled into another session")
+        assert secrets_in(block) == [], "in the block recalled into another session"
 
         metrics = httpx.get(f"{proxy}/metrics").text
-        # Each kept copy counts: the session's and the memory's (the answers repeat the key).
+        # Each kept copy counts: the session's and the memory's (the answer repeats the key).
         assert 'memory_proxy_redactions_total{kind="private-key"} 2.0' in metrics
-        assert 'memory_proxy_redactions_total{kind="openai-key"} 6.0' in metrics
-    assert_absent(stored_files(database), "the SQLite file after the proxy stopped")
+        assert 'memory_proxy_redactions_total{kind="openai-key"} 4.0' in metrics
+    assert secrets_in_file(database) == [], "in the SQLite file after the proxy stopped"
 
     config = tmp_path / "config.yaml"
     config.write_text(f"memory:\n  sqlite_path: {database}\n")
     exported = CliRunner().invoke(main, ["memories", "--config", str(config), "export"])
     assert exported.exit_code == 0, exported.output
     assert "[secret:jwt eyJ…]" in exported.stdout
-    assert_absent(exported.stdout, "memory-proxy memories export")
+    assert secrets_in(exported.stdout) == [], "in memory-proxy memories export"
