@@ -132,8 +132,11 @@ BUILTIN_RULES: tuple[SecretRule, ...] = (
             re.DOTALL,
         ),
     ),
-    _token("anthropic-key", r"sk-ant-", r"[A-Za-z0-9_\-]", 20),
-    _token("openai-key", r"sk-(?:proj-|svcacct-|admin-|None-)?", r"[A-Za-z0-9_\-]", 20),
+    # A key's body opens with a letter or digit: `sk-----BEGIN…` is a dash rule, not a key.
+    _token("anthropic-key", r"sk-ant-(?=[A-Za-z0-9])", r"[A-Za-z0-9_\-]", 20),
+    _token(
+        "openai-key", r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z0-9])", r"[A-Za-z0-9_\-]", 20
+    ),
     _token("google-api-key", r"AIza", r"[A-Za-z0-9_\-]", 35),
     SecretRule(
         "aws-access-key",
