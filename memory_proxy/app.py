@@ -39,13 +39,12 @@ from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.browser_guard import BrowserGuard, startup_note
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_answer, error_response
+from memory_proxy.errors import Refusal, error_answer, error_response
 from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.upstream import UpstreamClient, UpstreamMonitor, client_for
 from memory_proxy.identity import auth
-from memory_proxy.identity.client_detection import InvalidIdentifier
+from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
-from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.injection import CHAT_APIS
@@ -57,6 +56,7 @@ from memory_proxy.stores import open_memory_index, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
+from memory_proxy.upstream_headers import UpstreamHeaders
 
 logger = logging.getLogger("memory_proxy")
 
@@ -126,10 +126,10 @@ class MemoryProxy:
         )
         self.rate_limiter = _rate_limiter(settings)
         self.live = LiveFeed(self.metrics.requests_in_flight)
+        self._identifier = Identifier(settings, self.supermemory, self.privacy)
         self._proxy = ProxyPipeline(
-            settings,
-            self.supermemory,
-            self.privacy,
+            self._identifier,
+            UpstreamHeaders.from_settings(settings),
             self._forwarder,
             self.metrics,
             self.memory,
@@ -257,21 +257,17 @@ class MemoryProxy:
     async def _routing_info(self, request: Request) -> Response:
         """What the pipeline decides for this very request, refusals included."""
         query_model = request.query_params.get("model")
-        caller = auth.identify_request(request, self.settings)
-        if caller.refusal:
-            return error_response(request.url.path, 401, caller.refusal)
+        headers = request.headers
         try:
-            decision = decide(
-                request.headers,
+            who = self._identifier.identify(
+                self._identifier.request_id(headers),
+                headers,
+                auth.identify_request(request, self.settings),
                 {"model": query_model} if query_model else None,
-                self.settings,
-                self.supermemory,
-                self.privacy,
-                caller,
             )
-        except InvalidIdentifier as exc:
-            return error_answer(request.url.path, exc)
-        return JSONResponse(decision.describe())
+        except Refusal as refusal:
+            return error_answer(request.url.path, refusal)
+        return JSONResponse(who.describe())
 
 
 def _request_memory(
