@@ -22,8 +22,6 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from starlette.requests import HTTPConnection
-
 from memory_proxy.config import ClientKey, Settings
 from memory_proxy.identity.client_detection import PASS_THROUGH_PREFIX
 
@@ -136,12 +134,6 @@ def identify(
                 return Caller(Trust.BOUND_KEY, client_key.user_id)
             return _CLIENT_KEY
     return Caller(Trust.PASS_THROUGH, pass_through_user_id(key))
-
-
-def identify_request(request: HTTPConnection, settings: Settings) -> Caller:
-    """`identify` for the proxy's own endpoints."""
-    host = request.client.host if request.client else None
-    return identify(request.headers.raw, host, settings.client_keys)
 
 
 def startup_problem(settings: Settings) -> str | None:
