@@ -1,8 +1,9 @@
 """The memory proxy as one pure-ASGI application.
 
-Every request passes the browser guard first. Local endpoints (health, routing debug) are
-then served by a small Starlette router; every other request is forwarded to LiteLLM with
-the caller's identity and memory scope applied.
+Every request passes the browser guard first. Local endpoints (health, routing debug, the
+APIs, the dashboard) are then served by a small Starlette router, behind one middleware
+that identifies their caller; every other request is forwarded to LiteLLM by the pipeline,
+which identifies its own.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from memory_proxy.accounting.live import LiveFeed
-from memory_proxy.accounting.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import (
     Bucket,
@@ -26,6 +24,8 @@ from memory_proxy.accounting.rate_limit import (
 )
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.api import echo_model
+from memory_proxy.api.caller import IdentifiedCaller
+from memory_proxy.api.caller_scope import CallerScope
 from memory_proxy.api.dashboard import (
     CALLED_PATHS,
     CALLED_PREFIXES,
@@ -36,16 +36,14 @@ from memory_proxy.api.dashboard import (
 from memory_proxy.api.dashboard.live import LiveAPI
 from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
 from memory_proxy.api.sessions import SessionsAPI
+from memory_proxy.api.status import HealthAPI, MetricsAPI, RoutingAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.browser_guard import BrowserGuard, startup_note
 from memory_proxy.config import Settings
-from memory_proxy.errors import error_answer, error_response
 from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.upstream import UpstreamClient, UpstreamMonitor, client_for
-from memory_proxy.identity import auth
-from memory_proxy.identity.client_detection import InvalidIdentifier
+from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
-from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.injection import CHAT_APIS
@@ -57,6 +55,7 @@ from memory_proxy.stores import open_memory_index, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
+from memory_proxy.upstream_headers import UpstreamHeaders
 
 logger = logging.getLogger("memory_proxy")
 
@@ -126,10 +125,10 @@ class MemoryProxy:
         )
         self.rate_limiter = _rate_limiter(settings)
         self.live = LiveFeed(self.metrics.requests_in_flight)
+        identifier = Identifier(settings, self.supermemory, self.privacy)
         self._proxy = ProxyPipeline(
-            settings,
-            self.supermemory,
-            self.privacy,
+            identifier,
+            UpstreamHeaders.from_settings(settings),
             self._forwarder,
             self.metrics,
             self.memory,
@@ -137,23 +136,28 @@ class MemoryProxy:
             self.rate_limiter,
             self.live,
         )
-        sessions = SessionsAPI(self.memory.conversations if self.memory else None, settings)
-        usage = UsageAPI(self.usage, settings)
-        dashboard = DashboardPage(settings)
+        health = HealthAPI(self.monitor, settings.litellm_url)
+        metrics = MetricsAPI(self.metrics, self.monitor, public=settings.metrics_public)
+        routing = RoutingAPI(identifier).routing
+        caller_scope = CallerScope(settings.user_id_mappings)
+        sessions = SessionsAPI(self.memory.conversations if self.memory else None, caller_scope)
+        memories = MemoriesAPI(self.memory_index, caller_scope, settings.memory)
+        usage = UsageAPI(self.usage)
+        dashboard = DashboardPage()
         self._local = Router(
             routes=[
-                Route("/health", self._health, methods=["GET"]),
-                Route("/memory-routing/info", self._routing_info, methods=["GET"]),
-                Route("/v1/debug/routing", self._routing_info, methods=["GET"]),
-                Route("/metrics", self._metrics, methods=["GET"]),
+                Route("/health", health.health, methods=["GET"]),
+                Route("/memory-routing/info", routing, methods=["GET"]),
+                Route("/v1/debug/routing", routing, methods=["GET"]),
+                Route("/metrics", metrics.metrics, methods=["GET"]),
                 Route("/v1/usage", usage.totals, methods=["GET"]),
                 Route("/v1/usage/series", usage.series, methods=["GET"]),
                 Route(FEEDBACK_PATH, usage.feedback, methods=["POST"]),
                 Route(SESSIONS_PATH, sessions.list, methods=["GET"]),
                 Route(SESSIONS_PATH + "/{session_id}", sessions.one, methods=["GET", "DELETE"]),
                 Route(echo_model.ECHO_PATH, echo_model.echo, methods=["POST"]),
-                *MemoriesAPI(self.memory_index, settings).routes(),
-                Route("/v1/live", LiveAPI(self.live, self.usage, settings).events, methods=["GET"]),
+                *memories.routes(),
+                Route("/v1/live", LiveAPI(self.live, self.usage).events, methods=["GET"]),
                 Route(PAGE_PATH, dashboard.page, methods=["GET"]),
                 Route(STATIC_PREFIX + "{name:path}", dashboard.static, methods=["GET"]),
             ]
@@ -161,6 +165,7 @@ class MemoryProxy:
         self._local_paths = frozenset(
             route.path for route in self._local.routes if isinstance(route, Route)
         )
+        self._identified_local = IdentifiedCaller(self._local, identifier.caller)
         self._guard = BrowserGuard(
             self._route,
             settings,
@@ -182,7 +187,7 @@ class MemoryProxy:
         """A request the guard let through: to a local endpoint, or to LiteLLM."""
         path = scope["path"]
         if path in self._local_paths or path.startswith(LOCAL_PREFIXES):
-            await self._local(scope, receive, send)
+            await self._identified_local(scope, receive, send)
         else:
             await self._proxy(scope, receive, send)
 
@@ -226,52 +231,6 @@ class MemoryProxy:
             await send({"type": "lifespan.startup.complete"})
             message = await receive()
         await send({"type": "lifespan.shutdown.complete"})
-
-    async def _metrics(self, request: Request) -> Response:
-        """Every user and model is named in the metrics: trusted callers not bound to one
-        user only, unless the operator says otherwise (`metrics.public`)."""
-        if not self.settings.metrics_public:
-            caller = auth.identify_request(request, self.settings)
-            if not caller.authenticated:
-                message = "metrics need one of the proxy's client keys (or metrics.public: true)"
-                return error_response(request.url.path, 401, message)
-            if caller.bound_user_id:
-                message = "metrics name every user: a key bound to one user may not read them"
-                return error_response(request.url.path, 403, message)
-        self.metrics.litellm_ready.set(1 if self.monitor.is_ready else 0)
-        return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
-
-    async def _health(self, request: Request) -> Response:
-        """The status for anyone (probes need it); where LiteLLM is and why it is down
-        for trusted callers only."""
-        ready, reason = await self.monitor.probe()
-        if ready:
-            self.monitor.mark_ready()
-            answer, details = {"status": "healthy"}, {"litellm": "ready"}
-        else:
-            answer, details = {"status": "unhealthy"}, {"reason": reason}
-        if auth.identify_request(request, self.settings).authenticated:
-            answer |= details | {"litellm_url": self.settings.litellm_url}
-        return JSONResponse(answer, status_code=200 if ready else 503)
-
-    async def _routing_info(self, request: Request) -> Response:
-        """What the pipeline decides for this very request, refusals included."""
-        query_model = request.query_params.get("model")
-        caller = auth.identify_request(request, self.settings)
-        if caller.refusal:
-            return error_response(request.url.path, 401, caller.refusal)
-        try:
-            decision = decide(
-                request.headers,
-                {"model": query_model} if query_model else None,
-                self.settings,
-                self.supermemory,
-                self.privacy,
-                caller,
-            )
-        except InvalidIdentifier as exc:
-            return error_answer(request.url.path, exc)
-        return JSONResponse(decision.describe())
 
 
 def _request_memory(

@@ -1,12 +1,15 @@
 """One forwarded request, as a pipeline: identify → admit → prepare → forward → record.
 
-- identify: read the JSON body, recognise the caller (auth) and what it asks for (routing);
-- admit: the rate limit;
+- identify: read the JSON body, recognise the caller and what it asks for: one immutable
+  `Identification` (identity/identification.py);
+- admit: the rate limit, whose verdict the answer carries in its headers;
 - prepare: the body LiteLLM gets (the stream's token counts asked for, memory injected);
-- forward: relay the answer byte for byte while the capture reads it;
+- forward: the headers LiteLLM gets (upstream_headers.py), then the answer relayed byte for
+  byte while the capture reads it;
 - record: memory, the usage record, metrics and the request's log line.
 
-A step that refuses the request raises a `Refusal` (errors.py); one place answers it in the
+Each step takes what the earlier ones returned; nothing is filled in along the way. A step
+that refuses the request raises a `Refusal` (errors.py); one place answers it in the
 client's format, counts it and logs it.
 """
 
@@ -24,42 +27,29 @@ from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import RateLimiter
 from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
 from memory_proxy.browser_guard import is_json_content_type
-from memory_proxy.config import Settings
 from memory_proxy.errors import ClientDisconnected, Refusal, error_answer
 from memory_proxy.forwarding.forwarder import (
     Forwarder,
     ForwardResult,
-    end_to_end_headers,
+    answer_instead,
     read_request_body,
 )
+from memory_proxy.forwarding.header_safety import UnsafeHeader
 from memory_proxy.forwarding.upstream import Headers
-from memory_proxy.identity import auth
-from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
-from memory_proxy.identity.memory_mode import MEMORY_CONTROL_HEADERS
-from memory_proxy.identity.model_privacy import ModelPrivacy
-from memory_proxy.identity.routing import RoutingDecision, decide
-from memory_proxy.identity.supermemory import SupermemoryRouting, scope_headers
+from memory_proxy.identity.identification import Identification, Identifier
 from memory_proxy.logging_setup import log_failure, log_request
 from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import CHAT_APIS
 from memory_proxy.memory.request_memory import MemoryScope, MemoryTurn, RequestMemory
-from memory_proxy.proxied_request import (
-    REQUEST_ID_HEADER,
-    ProxiedRequest,
-    incoming,
-    request_id_header,
-)
+from memory_proxy.proxied_request import ProxiedRequest, RequestBody, header_lookup
 from memory_proxy.records.usage import UsageRecord
+from memory_proxy.upstream_headers import UpstreamHeaders
 
 logger = logging.getLogger("memory_proxy")
 
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
-# Set by the proxy (or its upstream client) for LiteLLM, never taken from the client as is;
-# and our own memory controls, which are not LiteLLM's business.
-_REPLACED_HEADERS = frozenset(
-    {b"host", b"content-length", REQUEST_ID_HEADER.encode(), *MEMORY_CONTROL_HEADERS}
-)
-_REPLACED_FOR_STREAMED_BODY = _REPLACED_HEADERS - {b"content-length"}  # its length stands
+_STREAMED = RequestBody(None)
+_EMPTY = RequestBody(b"")
 
 
 class ProxyPipeline:
@@ -67,9 +57,8 @@ class ProxyPipeline:
 
     def __init__(
         self,
-        settings: Settings,
-        supermemory: SupermemoryRouting,
-        privacy: ModelPrivacy,
+        identifier: Identifier,
+        upstream_headers: UpstreamHeaders,
         forwarder: Forwarder,
         metrics: Metrics,
         memory: RequestMemory | None,
@@ -77,79 +66,83 @@ class ProxyPipeline:
         rate_limiter: RateLimiter | None,
         live: LiveFeed,
     ) -> None:
-        self.settings = settings
-        self.supermemory = supermemory
-        self.privacy = privacy
+        self.identifier = identifier
+        self.upstream_headers = upstream_headers
         self.forwarder = forwarder
         self.metrics = metrics
         self.memory = memory
         self.usage = usage
         self.rate_limiter = rate_limiter
-        self._key_guard = ClientKeyGuard.from_settings(settings)
         self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = incoming(scope)
+        lookup = header_lookup(scope)
+        request_id = self.identifier.request_id(lookup)
+        request = ProxiedRequest(scope, request_id, lookup, time.perf_counter(), time.time())
+        who: Identification | None = None
         try:
-            if self._key_guard.in_url(scope["raw_path"], scope["query_string"]):
-                raise Refusal(400, KEY_IN_URL)
-            await self._identify(request, receive)
-            await self._admit(request)
+            self.identifier.check_url(scope["raw_path"], scope["query_string"])
+            body = await self._read_body(request, receive)
+            who = self._identify(request, body)
+            limit_headers = await self._admit(who)
         except ClientDisconnected:
             return
         except Refusal as refusal:
-            await self._refuse(request, refusal, receive, send)
+            await self._refuse(request, who, refusal, receive, send)
             return
-        turn = await self._prepare(request)
+        outgoing, turn = await self._prepare(request, body, who)
         api = turn.api if turn and turn.needs_answer else None
         records_usage = self._records_usage(request)
         capture = AnswerCapture(api) if api or records_usage else None
-        memory_headers = turn.answer_headers() if turn else []
-        result = await self._forward(request, receive, send, capture, memory_headers)
-        self._record(request, turn, capture, result)
+        answer_headers = [
+            *limit_headers,
+            *(turn.answer_headers() if turn else ()),
+            request.request_id_header(),
+        ]
+        result = await self._forward(request, who, outgoing, receive, send, capture, answer_headers)
+        self._record(request, who, body, turn, capture, result)
 
-    async def _identify(self, request: ProxiedRequest, receive: Receive) -> None:
-        """The JSON body, the caller and the routing decision; refusals for a body too
-        large (413, RequestTooLarge), a caller with no key or conflicting keys (401) and
-        unusable ids (400, InvalidIdentifier).
-
-        A body is read as JSON only when its content type says so exactly (the browser
-        guard refused a chat API's other bodies); any other body streams through."""
+    async def _read_body(self, request: ProxiedRequest, receive: Receive) -> RequestBody:
+        """The body, read whole when its content type says JSON exactly (the browser guard
+        refused a chat API's other bodies); any other streams through. A body too large is
+        refused (413, RequestTooLarge)."""
         lookup = request.lookup
         if request.method == "POST" and is_json_content_type(lookup.get("content-type", "")):
-            request.body = await read_request_body(receive, MAX_JSON_BODY_BYTES)
-            request.payload = _parse_json(request.body)
-            if request.payload is None:
+            raw = await read_request_body(receive, MAX_JSON_BODY_BYTES)
+            payload = _parse_json(raw)
+            if payload is None:
                 self.metrics.malformed_bodies.inc()  # forwarded as is: LiteLLM says what
-        elif "content-length" not in lookup and "transfer-encoding" not in lookup:
-            request.body = b""  # HTTP/1.1: a request with neither has no body, nothing to stream
+            return RequestBody(raw, payload)
+        if "content-length" not in lookup and "transfer-encoding" not in lookup:
+            return _EMPTY  # HTTP/1.1: a request with neither has no body, nothing to stream
+        return _STREAMED
+
+    def _identify(self, request: ProxiedRequest, body: RequestBody) -> Identification:
+        """The caller and what it asks for; refusals for a caller with no key or
+        conflicting keys (401) and unusable ids (400, InvalidIdentifier)."""
         scope = request.scope
-        request.caller = auth.identify(scope["headers"], _client_host(scope), self.settings)
-        if request.caller.refusal:
-            raise Refusal(401, request.caller.refusal)
-        request.decision = decide(
-            lookup,
-            request.payload,
-            self.settings,
-            self.supermemory,
-            self.privacy,
-            request.caller,
-            raw_body=request.body if request.path in CHAT_APIS else None,
+        caller = self.identifier.caller(scope["headers"], _client_host(scope))
+        return self.identifier.identify(
+            request.request_id,
+            request.lookup,
+            caller,
+            body.payload,
+            raw_body=body.raw if request.path in CHAT_APIS else None,
         )
 
-    async def _admit(self, request: ProxiedRequest) -> None:
-        """The rate limit: 429 past it. A limiter that fails lets the request through."""
+    async def _admit(self, who: Identification) -> Headers:
+        """The rate limit: 429 past it; else the headers that tell the client where it
+        stands. A limiter that fails lets the request through."""
         if self.rate_limiter is None:
-            return
-        assert request.decision is not None
-        user_id = request.decision.identity.user_id
+            return []
+        user_id = who.user_id
         try:
             verdict = await self.rate_limiter.check(user_id)
         except Exception as exc:
             log_failure(logger, "rate limiter failed; request let through", exc)
-            return
+            return []
         limit = self.rate_limiter.bucket.requests_per_minute
-        request.limit_headers = [
+        limit_headers = [
             (b"x-ratelimit-limit-requests", str(limit).encode()),
             (b"x-ratelimit-remaining-requests", str(verdict.remaining).encode()),
         ]
@@ -159,32 +152,35 @@ class ProxyPipeline:
                 429,
                 f"rate limit for {user_id} reached ({limit} requests per minute)",
                 retry_after=verdict.retry_after,
-                headers=request.limit_headers,
+                headers=limit_headers,
             )
+        return limit_headers
 
-    async def _prepare(self, request: ProxiedRequest) -> MemoryTurn | None:
+    async def _prepare(
+        self, request: ProxiedRequest, body: RequestBody, who: Identification
+    ) -> tuple[bytes | None, MemoryTurn | None]:
         """The body LiteLLM gets (asking for a stream's token counts, with memory
-        injected) and the memory turn it opened.
+        injected; None streams the client's through) and the memory turn it opened.
 
         The failure boundary for bodies: whatever memory or usage cannot understand or
         re-encode (nested deeper than orjson writes, say) goes to LiteLLM as the client
         sent it, counted and logged, and LiteLLM answers.
         """
         try:
-            outgoing, turn = await self._rewritten(request)
-            if outgoing is not request.payload:
-                request.body = orjson.dumps(outgoing)
+            outgoing, turn = await self._rewritten(request, body.payload, who)
+            if outgoing is not body.payload:
+                return orjson.dumps(outgoing), turn
         except Exception as exc:
             self.metrics.malformed_bodies.inc()
             log_failure(logger, "request body not rewritten; forwarded as sent", exc)
-            return None
-        return turn
+            return body.raw, None
+        return body.raw, turn
 
-    async def _rewritten(self, request: ProxiedRequest) -> tuple[Any, MemoryTurn | None]:
+    async def _rewritten(
+        self, request: ProxiedRequest, payload: Any, who: Identification
+    ) -> tuple[Any, MemoryTurn | None]:
         """The payload to send and the memory turn; the payload itself when nothing changes."""
-        payload = outgoing = request.payload
-        decision = request.decision
-        assert decision is not None
+        outgoing = payload
         if self._records_usage(request) and (
             asking := request_usage_in_stream(request.path, payload)
         ):
@@ -192,17 +188,16 @@ class ProxyPipeline:
         api = CHAT_APIS.get(request.path)
         if self.memory is None or not api or not isinstance(outgoing, dict):
             return outgoing, None
-        identity = decision.identity
         scope = MemoryScope(
-            identity.user_id,
-            decision.session_id,
-            decision.project,
-            identity.client,
-            decision.model,
-            reads=decision.reads_memory,
-            writes=decision.writes_memory,
-            session_memory=decision.memory,
-            privacy=decision.model_privacy,
+            who.user_id,
+            who.session_id,
+            who.project,
+            who.identity.client,
+            who.model,
+            reads=who.reads_memory,
+            writes=who.writes_memory,
+            session_memory=who.memory,
+            privacy=who.model_privacy,
         )
         turn = await self.memory.begin(api, payload, outgoing, scope)
         return (turn.body if turn else outgoing), turn
@@ -210,25 +205,30 @@ class ProxyPipeline:
     async def _forward(
         self,
         request: ProxiedRequest,
+        who: Identification,
+        body: bytes | None,
         receive: Receive,
         send: Send,
         capture: AnswerCapture | None,
-        memory_headers: Headers,
+        answer_headers: Headers,
     ) -> ForwardResult:
+        """The headers for LiteLLM, then the answer relayed with `answer_headers`. Headers
+        that may not be sent (CR, LF or NUL) are answered with a 400 in LiteLLM's place."""
+        scope = request.scope
+        try:
+            headers = self.upstream_headers.build(scope["headers"], who, streamed_body=body is None)
+        except UnsafeHeader as unsafe:
+            return await answer_instead(scope, receive, send, unsafe, answer_headers)
         self.metrics.in_flight.inc()
         try:
             return await self.forwarder.forward(
-                request.scope,
+                scope,
                 receive,
                 send,
-                headers=self._upstream_headers(request),
-                body=request.body,
+                headers=headers,
+                body=body,
                 observer=capture,
-                extra_headers=[
-                    *request.limit_headers,
-                    *memory_headers,
-                    request_id_header(request),
-                ],
+                extra_headers=answer_headers,
                 request_id=request.request_id,
             )
         finally:
@@ -237,23 +237,23 @@ class ProxyPipeline:
     def _record(
         self,
         request: ProxiedRequest,
+        who: Identification,
+        body: RequestBody,
         turn: MemoryTurn | None,
         capture: AnswerCapture | None,
         result: ForwardResult,
     ) -> None:
         """Memory, usage, metrics and the log line, once the answer is relayed."""
-        decision = request.decision
-        assert decision is not None
         if capture is not None:
             capture.finish()
         if turn is not None and capture is not None and self.memory is not None:
             self.memory.finish(turn, capture)
         total = time.perf_counter() - request.started
-        record = _usage_record(request, decision, result, capture, total)
+        record = _usage_record(request, who, body.payload, result, capture, total)
         if self.usage is not None and self._records_usage(request):
             self.usage.record(record)
             self.live.publish(record)
-        self.metrics.observe(decision.model, total, result.first_byte_seconds, result.outcome)
+        self.metrics.observe(who.model, total, result.first_byte_seconds, result.outcome)
         fields = record.as_dict()
         del fields["time"]  # the log line has its own
         fields |= {
@@ -261,21 +261,26 @@ class ProxyPipeline:
             "outcome": result.outcome,
             "injected": turn.injected if turn else None,
             "recalled": turn.recalled if turn else None,
-            "project": decision.project or None,
+            "project": who.project or None,
         }
-        self.metrics.count(decision.identity.user_id, decision.model, result.status)
+        self.metrics.count(who.user_id, who.model, result.status)
         log_request(fields)
 
     async def _refuse(
-        self, request: ProxiedRequest, refusal: Refusal, receive: Receive, send: Send
+        self,
+        request: ProxiedRequest,
+        who: Identification | None,
+        refusal: Refusal,
+        receive: Receive,
+        send: Send,
     ) -> None:
-        """Answer in the client's format, count and log: the one way a request ends early."""
+        """Answer in the client's format, count and log: the one way a request ends early.
+        `who` is None when the request was refused before it was identified."""
         response = error_answer(request.path, refusal)
-        response.raw_headers.append(request_id_header(request))
+        response.raw_headers.append(request.request_id_header())
         await response(request.scope, receive, send)
-        decision = request.decision
-        user_id = decision.identity.user_id if decision else None
-        model = decision.model if decision else None
+        user_id = who.user_id if who else None
+        model = who.model if who else None
         self.metrics.count(user_id, model, refusal.status)
         log_request(
             {
@@ -291,28 +296,6 @@ class ProxyPipeline:
     def _records_usage(self, request: ProxiedRequest) -> bool:
         return self.usage is not None and request.method == "POST"
 
-    def _upstream_headers(self, request: ProxiedRequest) -> Headers:
-        """The client's end-to-end headers with our request id, credentials and scope.
-
-        A streamed body (None) keeps the client's Content-Length; a buffered one gets its
-        own from the upstream client. No header carrying one of our client keys leaves,
-        whoever the caller (client_key_guard.py).
-        """
-        caller, decision = request.caller, request.decision
-        assert caller is not None and decision is not None
-        replaced = _REPLACED_HEADERS if request.body is not None else _REPLACED_FOR_STREAMED_BODY
-        outgoing = end_to_end_headers(request.scope["headers"], replaced)
-        outgoing.append((b"x-request-id", request.request_id.encode()))
-        outgoing = auth.with_upstream_credentials(outgoing, caller, self.settings.upstream_key)
-        outgoing = scope_headers(
-            outgoing,
-            routed=decision.supermemory,
-            user_id=decision.identity.user_id,
-            session_id=decision.session_id,
-            api_key=self.settings.supermemory_api_key,
-        )
-        return self._key_guard.without_keys(outgoing)
-
 
 def _client_host(scope: Scope) -> str | None:
     client = scope.get("client")
@@ -321,20 +304,20 @@ def _client_host(scope: Scope) -> str | None:
 
 def _usage_record(
     request: ProxiedRequest,
-    decision: RoutingDecision,
+    who: Identification,
+    payload: Any,
     result: ForwardResult,
     capture: AnswerCapture | None,
     total_seconds: float,
 ) -> UsageRecord:
     first_byte = result.first_byte_seconds
-    payload = request.payload
     return UsageRecord(
         time=request.arrived,
         request_id=request.request_id,
-        user_id=decision.identity.user_id,
-        session_id=decision.session_id,
-        client=decision.identity.client,
-        model=decision.model,
+        user_id=who.user_id,
+        session_id=who.session_id,
+        client=who.identity.client,
+        model=who.model,
         endpoint=request.path,
         status=result.status,
         stream=isinstance(payload, dict) and payload.get("stream") is True,

@@ -14,45 +14,64 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from memory_proxy.config import Settings
+from memory_proxy.api.caller import caller_of
+from memory_proxy.config import UserIdMappings
 from memory_proxy.errors import error_answer, error_response
-from memory_proxy.identity.auth import identify_request
-from memory_proxy.identity.client_detection import VALID_ID, InvalidIdentifier, detect_user
+from memory_proxy.identity.client_detection import (
+    VALID_ID,
+    ClientIdentity,
+    InvalidIdentifier,
+    detect_user,
+)
 
 
-def scoped_user(request: Request, settings: Settings, what: str) -> str | Response:
-    """The user id whose `what` ("sessions", "memories") this request may see, or the
-    error to answer: 401 unauthenticated, 400 an invalid id, 403 another user's data."""
-    user_id = _user(request, settings, what, guess=True)
-    assert user_id is not None  # the detected user, at worst the default one
-    return user_id
+class CallerScope:
+    """The rule, by the configured user id mappings (what detection needs)."""
 
+    def __init__(self, mappings: UserIdMappings) -> None:
+        self._mappings = mappings
 
-def visible_user(request: Request, settings: Settings, what: str) -> str | Response | None:
-    """As `scoped_user`, but None (every user's) when the request names no user and its
-    key is bound to none."""
-    return _user(request, settings, what, guess=False)
+    def scoped_user(self, request: Request, what: str) -> str | Response:
+        """The user id whose `what` ("sessions", "memories") this request may see, or the
+        error to answer: 401 unauthenticated, 400 an invalid id, 403 another user's data."""
+        chosen = self._chosen(request, what)
+        if chosen is not None:
+            return chosen
+        detected = self._detected(request)
+        return detected if isinstance(detected, Response) else detected.user_id
 
+    def visible_user(self, request: Request, what: str) -> str | Response | None:
+        """As `scoped_user`, but None (every user's) when the request names no user and
+        its key is bound to none."""
+        chosen = self._chosen(request, what)
+        if chosen is not None:
+            return chosen
+        detected = self._detected(request)
+        if isinstance(detected, Response):
+            return detected
+        return detected.user_id if detected.custom_header_present else None
 
-def _user(request: Request, settings: Settings, what: str, *, guess: bool) -> str | Response | None:
-    path = request.url.path
-    caller = identify_request(request, settings)
-    if not caller.authenticated:
-        return unauthenticated(path, what)
-    named = request.query_params.get("user_id")
-    if named is None:
-        if caller.bound_user_id:
+    def _chosen(self, request: Request, what: str) -> str | Response | None:
+        """The error to answer, the user named by `?user_id=` or bound to the caller's
+        key; None when neither chooses one."""
+        path = request.url.path
+        caller = caller_of(request)
+        if not caller.authenticated:
+            return unauthenticated(path, what)
+        named = request.query_params.get("user_id")
+        if named is None:
             return caller.bound_user_id
+        if not VALID_ID.match(named):
+            return error_response(path, 400, "user_id is not a valid user id")
+        if caller.bound_user_id and named != caller.bound_user_id:
+            return not_yours(path, what)
+        return named
+
+    def _detected(self, request: Request) -> ClientIdentity | Response:
         try:
-            identity = detect_user(request.headers, settings.user_id_mappings)
+            return detect_user(request.headers, self._mappings)
         except InvalidIdentifier as exc:
-            return error_answer(path, exc)
-        return identity.user_id if guess or identity.custom_header_present else None
-    if not VALID_ID.match(named):
-        return error_response(path, 400, "user_id is not a valid user id")
-    if caller.bound_user_id and named != caller.bound_user_id:
-        return not_yours(path, what)
-    return named
+            return error_answer(request.url.path, exc)
 
 
 def unauthenticated(path: str, what: str) -> Response:

@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from memory_proxy.api.caller_scope import visible_user
+from memory_proxy.api.caller_scope import CallerScope
 from memory_proxy.api.paging import page
-from memory_proxy.config import Settings
+from memory_proxy.config import MemorySettings
 from memory_proxy.errors import error_answer, error_response, unless_store_fails
 from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.records.memory import GENERAL_PROJECT
@@ -37,9 +37,13 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class MemoriesAPI:
-    def __init__(self, index: MemoryIndex | None, settings: Settings) -> None:
+    def __init__(
+        self, index: MemoryIndex | None, caller_scope: CallerScope, memory: MemorySettings
+    ) -> None:
+        """`memory`: whether memory is on and its store, to say why there is no index."""
         self._index = index
-        self._settings = settings
+        self._scope = caller_scope
+        self._memory = memory
 
     def routes(self) -> list[Route]:
         return [
@@ -61,7 +65,7 @@ class MemoriesAPI:
             path = request.url.path
             if self._index is None:
                 return self._unavailable(path)
-            user_id = visible_user(request, self._settings, WHAT)
+            user_id = self._scope.visible_user(request, WHAT)
             if isinstance(user_id, Response):
                 return user_id
             return await unless_store_fails(path, STORE, handler(request, self._index, user_id))
@@ -69,7 +73,7 @@ class MemoriesAPI:
         return endpoint
 
     def _unavailable(self, path: str) -> Response:
-        memory = self._settings.memory
+        memory = self._memory
         if not memory.enabled:
             return error_response(path, 404, "local memory is disabled (memory.enabled)")
         return error_response(

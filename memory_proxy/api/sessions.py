@@ -9,9 +9,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from memory_proxy.api.caller_scope import scoped_user, visible_user
+from memory_proxy.api.caller_scope import CallerScope
 from memory_proxy.api.paging import page
-from memory_proxy.config import Settings
 from memory_proxy.errors import error_response, unless_store_fails
 from memory_proxy.memory.conversation import ConversationMemory
 
@@ -22,9 +21,9 @@ MAX_PAGE = 500
 
 
 class SessionsAPI:
-    def __init__(self, memory: ConversationMemory | None, settings: Settings) -> None:
+    def __init__(self, memory: ConversationMemory | None, caller_scope: CallerScope) -> None:
         self._memory = memory
-        self._settings = settings
+        self._scope = caller_scope
 
     async def list(self, request: Request) -> Response:
         return await unless_store_fails(request.url.path, STORE, self._list(request))
@@ -35,7 +34,7 @@ class SessionsAPI:
     async def _list(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        user_id = visible_user(request, self._settings, WHAT)
+        user_id = self._scope.visible_user(request, WHAT)
         if isinstance(user_id, Response):
             return user_id
         try:
@@ -56,7 +55,7 @@ class SessionsAPI:
     async def _one(self, request: Request) -> Response:
         if self._memory is None:
             return _disabled(request)
-        user_id = scoped_user(request, self._settings, WHAT)
+        user_id = self._scope.scoped_user(request, WHAT)
         if isinstance(user_id, Response):
             return user_id
         session_id = request.path_params["session_id"]

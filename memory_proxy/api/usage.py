@@ -21,9 +21,9 @@ from memory_proxy.accounting.series import (
     series_view,
 )
 from memory_proxy.accounting.usage import UsageRecorder, checked_group, parse_since, summarize
-from memory_proxy.config import Settings
+from memory_proxy.api.caller import caller_of
 from memory_proxy.errors import error_response, unless_store_fails
-from memory_proxy.identity.auth import Caller, identify_request
+from memory_proxy.identity.auth import Caller
 from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.records.series import aggregate
 from memory_proxy.records.usage import FEEDBACK_SCORES, MAX_FEEDBACK_COMMENT, Feedback
@@ -34,9 +34,8 @@ Handler = Callable[[Request, UsageLog, Caller], Awaitable[Response]]
 
 
 class UsageAPI:
-    def __init__(self, recorder: UsageRecorder | None, settings: Settings) -> None:
+    def __init__(self, recorder: UsageRecorder | None) -> None:
         self._recorder = recorder
-        self._settings = settings
 
     async def totals(self, request: Request) -> Response:
         return await self._answer(request, self._totals)
@@ -53,7 +52,7 @@ class UsageAPI:
         path = request.url.path
         if self._recorder is None:
             return error_response(path, 404, "usage analytics are disabled (usage.enabled)")
-        caller = identify_request(request, self._settings)
+        caller = caller_of(request)
         if not caller.authenticated:
             return error_response(path, 401, "usage needs one of the proxy's client keys")
         log = self._recorder.log

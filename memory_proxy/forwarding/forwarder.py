@@ -84,11 +84,19 @@ def end_to_end_headers(headers: Headers, also_dropped: frozenset[bytes] = frozen
 
     Names must be lower case (ASGI gives them so).
     """
-    dropped = HOP_BY_HOP_HEADERS | also_dropped
+    dropped = with_connection_named(headers, HOP_BY_HOP_HEADERS | also_dropped)
+    return [(name, value) for name, value in headers if name not in dropped]
+
+
+def with_connection_named(headers: Headers, dropped: frozenset[bytes]) -> frozenset[bytes]:
+    """`dropped` and the headers a Connection header names: hop-by-hop by declaration
+    (RFC 9110 section 7.6.1)."""
     for name, value in headers:
         if name == b"connection":
-            dropped |= {token.strip().lower() for token in value.split(b",")}
-    return [(name, value) for name, value in headers if name not in dropped]
+            named = {token.strip().lower() for token in value.split(b",")}
+            if not named <= dropped:  # usually `keep-alive` alone, dropped already
+                dropped = dropped | named
+    return dropped
 
 
 @dataclass
@@ -308,6 +316,15 @@ async def read_request_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def answer_instead(
+    scope: Scope, receive: Receive, send: Send, error: ProxyError, extra_headers: Headers
+) -> ForwardResult:
+    """Answer `error` where LiteLLM's answer would have gone (a request whose headers may
+    not be sent, say), as `forward` answers what it could not send."""
+    await _answer_error(scope, receive, send, error, extra_headers)
+    return ForwardResult(error.status, _outcome(error))
 
 
 async def _answer_error(

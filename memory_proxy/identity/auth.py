@@ -5,7 +5,7 @@ IDEs often cannot send an API key to a local endpoint. The rules:
   fixes its identity, whatever its headers say;
 - when no client keys are configured, a caller on a loopback address is authenticated;
 - an authenticated caller's credential headers are replaced by the upstream key, so our
-  client keys never reach LiteLLM;
+  client keys never reach LiteLLM (upstream_headers.py);
 - any other caller presenting a key (a LiteLLM virtual key, say) passes through untouched
   and LiteLLM judges it; its memory scope is a user id derived from that key, never one it
   names, and it never gets the Supermemory key;
@@ -14,6 +14,7 @@ IDEs often cannot send an API key to a local endpoint. The rules:
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import hmac
@@ -21,9 +22,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from starlette.requests import HTTPConnection
-
-from memory_proxy.config import Settings
+from memory_proxy.config import ClientKey, Settings
 from memory_proxy.identity.client_detection import PASS_THROUGH_PREFIX
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
@@ -45,24 +44,43 @@ NO_KEY = "an API key is required (Authorization: Bearer … or x-api-key)"
 CONFLICTING_KEYS = "two different credentials were presented: send one key, in one header"
 
 
-@dataclass(frozen=True)
+class Trust(enum.Enum):
+    """How far the proxy trusts a caller (the rules above)."""
+
+    LOCAL = "local"  # a program on this machine, when no client keys are configured
+    CLIENT_KEY = "client-key"  # one of `auth.client_keys`, bound to no user
+    BOUND_KEY = "bound-key"  # one of `auth.client_keys` bound to a user id: that user only
+    PASS_THROUGH = "pass-through"  # a key that is not ours: LiteLLM judges it
+    REFUSED = "refused"  # no key, or two different ones: a 401 wherever a caller counts
+
+
+_AUTHENTICATED = frozenset({Trust.LOCAL, Trust.CLIENT_KEY, Trust.BOUND_KEY})
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
-    authenticated: bool
-    presented_key: bool
-    by_client_key: bool = False
+    """Who is calling, as far as trust goes; the same value for every route."""
+
+    trust: Trust
     # The user id the presented key fixes: a bound client key's, or for a key that passes
     # through to LiteLLM, one derived from that key.
     bound_user_id: str | None = None
-    conflicting: bool = False
+    refusal: str | None = None  # why a REFUSED caller gets a 401
 
     @property
-    def refusal(self) -> str | None:
-        """Why the caller gets a 401, or None."""
-        if self.conflicting:
-            return CONFLICTING_KEYS
-        if not self.authenticated and not self.presented_key:
-            return NO_KEY
-        return None
+    def authenticated(self) -> bool:
+        """Trusted with LiteLLM's key, any user id and the local APIs."""
+        return self.trust in _AUTHENTICATED
+
+    @property
+    def by_client_key(self) -> bool:
+        return self.trust is Trust.CLIENT_KEY or self.trust is Trust.BOUND_KEY
+
+
+LOCAL_CALLER = Caller(Trust.LOCAL)
+_NO_KEY = Caller(Trust.REFUSED, refusal=NO_KEY)
+_CONFLICTING = Caller(Trust.REFUSED, refusal=CONFLICTING_KEYS)
+_CLIENT_KEY = Caller(Trust.CLIENT_KEY)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -97,42 +115,25 @@ def pass_through_user_id(key: bytes) -> str:
     return PASS_THROUGH_PREFIX + hashlib.sha256(key).hexdigest()[:16]
 
 
-def identify(headers: RawHeaders, client_host: str | None, settings: Settings) -> Caller:
+def identify(
+    headers: RawHeaders, client_host: str | None, client_keys: tuple[ClientKey, ...]
+) -> Caller:
     """`headers` as the ASGI scope has them: lower-case names, every occurrence."""
-    if not settings.client_keys and is_loopback(client_host):
-        return Caller(True, not CREDENTIAL_HEADERS.isdisjoint(name for name, _ in headers))
+    if not client_keys and is_loopback(client_host):
+        return LOCAL_CALLER
     keys = presented_credentials(headers)
     if len(keys) > 1:
-        return Caller(False, True, conflicting=True)
+        return _CONFLICTING
     if not keys:
-        return Caller(False, False)
+        return _NO_KEY
     (key,) = keys
-    for client_key in settings.client_keys:
+    for client_key in client_keys:
         # Constant time: no timing hint about how close a guess is.
         if hmac.compare_digest(key, client_key.key.encode()):
-            return Caller(True, True, True, client_key.user_id)
-    return Caller(False, True, bound_user_id=pass_through_user_id(key))
-
-
-def identify_request(request: HTTPConnection, settings: Settings) -> Caller:
-    """`identify` for the proxy's own endpoints."""
-    return identify(request.headers.raw, request.client.host if request.client else None, settings)
-
-
-def with_upstream_credentials(
-    headers: list[tuple[bytes, bytes]], caller: Caller, upstream_key: str | None
-) -> list[tuple[bytes, bytes]]:
-    """Authenticated callers' credentials replaced by the upstream key; others untouched.
-
-    Without an upstream key, a local caller's own credential is left for LiteLLM; one of
-    our client keys is removed all the same.
-    """
-    if not caller.authenticated or not (upstream_key or caller.by_client_key):
-        return headers
-    kept = [(name, value) for name, value in headers if name not in CREDENTIAL_HEADERS]
-    if upstream_key:
-        kept.append((b"authorization", b"Bearer " + upstream_key.encode()))
-    return kept
+            if client_key.user_id:
+                return Caller(Trust.BOUND_KEY, client_key.user_id)
+            return _CLIENT_KEY
+    return Caller(Trust.PASS_THROUGH, pass_through_user_id(key))
 
 
 def startup_problem(settings: Settings) -> str | None:

@@ -58,6 +58,10 @@ class ClientKeyGuard:
     def in_url(self, raw_path: bytes, query: bytes) -> bool:
         return bool(self._keys) and self._carries_key(raw_path + b"?" + query)
 
+    def holds_key(self, value: str) -> bool:
+        """Whether one value (a request id, say) carries a client key."""
+        return bool(self._keys) and self._carries_key(value.encode("latin-1"))
+
     def without_keys(self, headers: Headers) -> Headers:
         """The headers minus every one whose value carries a client key."""
         if not self._keys:

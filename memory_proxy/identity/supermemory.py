@@ -2,7 +2,8 @@
 the headers that carry the user's memory scope to it.
 
 The Supermemory key and scope headers go to Supermemory-routed models only; for every
-other model they are removed, whoever set them, so the key never reaches another provider.
+other model they are removed, whoever set them, so the key never reaches another provider
+(upstream_headers.py sets and removes them).
 """
 
 from __future__ import annotations
@@ -36,27 +37,6 @@ class SupermemoryRouting:
         """Exact model_name only: LiteLLM routes by exact name, so `x-20250101` is another
         model (or none) even when `x` is routed."""
         return requested_model in self.routed_models
-
-
-def scope_headers(
-    headers: list[tuple[bytes, bytes]],
-    *,
-    routed: bool,
-    user_id: str,
-    session_id: str | None,
-    api_key: str | None,
-) -> list[tuple[bytes, bytes]]:
-    """Drop every client-sent Supermemory header; for a routed model, add ours."""
-    scoped = [
-        (name, value) for name, value in headers if not name.startswith(SUPERMEMORY_HEADER_PREFIXES)
-    ]
-    if routed:
-        scoped.append((USER_ID_HEADER, user_id.encode()))
-        if api_key:
-            scoped.append((API_KEY_HEADER, api_key.encode()))
-        if session_id:
-            scoped.append((CONVERSATION_HEADER, session_id.encode()))
-    return scoped
 
 
 def configuration_warnings(litellm: LiteLLMSettings, routing: SupermemoryRouting) -> list[str]:

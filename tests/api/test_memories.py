@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import re
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,8 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+from memory_proxy.api.caller import IdentifiedCaller
+from memory_proxy.api.caller_scope import CallerScope
 from memory_proxy.api.memories import MemoriesAPI
 from memory_proxy.config import ClientKey, HeaderPattern, MemorySettings, Settings, UserIdMappings
+from memory_proxy.identity.auth import identify
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import MemoryIndex, SearchBusy
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
@@ -401,6 +405,15 @@ def test_without_a_local_index_the_endpoints_say_so(
     assert "local memory is disabled" in openai_error(disabled, 404)
 
 
+def alone(index: object) -> IdentifiedCaller:
+    """The memories API over `index` alone, behind the middleware that identifies its
+    caller (a program on this machine)."""
+    config = Settings()
+    scope = CallerScope(config.user_id_mappings)
+    api = MemoriesAPI(cast(MemoryIndex, index), scope, config.memory)
+    return IdentifiedCaller(Starlette(routes=api.routes()), partial(identify, client_keys=()))
+
+
 class BrokenIndex:
     def __getattr__(self, name: str) -> Any:
         async def fail(*args: object, **kwargs: object) -> None:
@@ -417,8 +430,7 @@ class BusyIndex:
 def test_a_search_while_the_index_is_busy_is_a_503_to_retry(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    api = MemoriesAPI(cast(MemoryIndex, BusyIndex()), Settings())
-    with serve(Starlette(routes=api.routes())) as url:
+    with serve(alone(BusyIndex())) as url:
         answer = get(url, "/v1/memories", q="port")
     assert openai_error(answer, 503) == "the memory index is busy: 64 searches waiting"
     assert answer.headers["retry-after"] == "1"
@@ -426,8 +438,7 @@ def test_a_search_while_the_index_is_busy_is_a_503_to_retry(
 
 
 def test_a_failing_index_is_a_logged_503(caplog: pytest.LogCaptureFixture) -> None:
-    api = MemoriesAPI(cast(MemoryIndex, BrokenIndex()), Settings())
-    with serve(Starlette(routes=api.routes())) as url:
+    with serve(alone(BrokenIndex())) as url:
         answers = [
             get(url, "/v1/memories"),
             get(url, "/v1/memories", q="port"),

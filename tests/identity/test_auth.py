@@ -20,11 +20,14 @@ from memory_proxy.config import (
     load_settings,
 )
 from memory_proxy.identity.auth import (
+    CONFLICTING_KEYS,
+    LOCAL_CALLER,
+    NO_KEY,
     Caller,
+    Trust,
     identify,
     pass_through_user_id,
     startup_problem,
-    with_upstream_credentials,
 )
 from memory_proxy.identity.client_detection import PASS_THROUGH_PREFIX, VALID_ID
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
@@ -39,44 +42,46 @@ NO_MEMORY = MemorySettings(enabled=False)
 
 
 VIRTUAL = pass_through_user_id(b"sk-virtual")
+PASSING_THROUGH = Caller(Trust.PASS_THROUGH, VIRTUAL)
+NO_KEY_CALLER = Caller(Trust.REFUSED, refusal=NO_KEY)
 
 
 @pytest.mark.parametrize(
     ("settings", "headers", "host", "expected"),
     [
-        (Settings(), [], "127.0.0.1", Caller(True, False)),
-        (Settings(), [("authorization", "Bearer sk-dummy")], "::1", Caller(True, True)),
-        (Settings(), [], REMOTE, Caller(False, False)),
-        (Settings(), [("x-api-key", "sk-virtual")], REMOTE, Caller(False, True, False, VIRTUAL)),
-        (WITH_KEYS, [], "127.0.0.1", Caller(False, False)),
-        (WITH_KEYS, [("authorization", f"Bearer {OUR_KEY}")], REMOTE, Caller(True, True, True)),
-        (WITH_KEYS, [("x-api-key", BOUND_KEY)], REMOTE, Caller(True, True, True, "pycharm-ai")),
-        (WITH_KEYS, [("x-api-key", "sk-virtual")], "::1", Caller(False, True, False, VIRTUAL)),
+        (Settings(), [], "127.0.0.1", LOCAL_CALLER),
+        (Settings(), [("authorization", "Bearer sk-dummy")], "::1", LOCAL_CALLER),
+        (Settings(), [], REMOTE, NO_KEY_CALLER),
+        (Settings(), [("x-api-key", "sk-virtual")], REMOTE, PASSING_THROUGH),
+        (WITH_KEYS, [], "127.0.0.1", NO_KEY_CALLER),
+        (WITH_KEYS, [("authorization", f"Bearer {OUR_KEY}")], REMOTE, Caller(Trust.CLIENT_KEY)),
+        (WITH_KEYS, [("x-api-key", BOUND_KEY)], REMOTE, Caller(Trust.BOUND_KEY, "pycharm-ai")),
+        (WITH_KEYS, [("x-api-key", "sk-virtual")], "::1", PASSING_THROUGH),
         (
             WITH_KEYS,
             [("authorization", "Bearer sk-virtual")],
             REMOTE,
-            Caller(False, True, False, VIRTUAL),
+            PASSING_THROUGH,
         ),
         (
             WITH_KEYS,
             [("api-key", OUR_KEY), ("x-api-key", OUR_KEY)],
             REMOTE,
-            Caller(True, True, True),
+            Caller(Trust.CLIENT_KEY),
         ),
         (
             WITH_KEYS,
             [("x-api-key", OUR_KEY), ("x-api-key", "sk-virtual")],
             REMOTE,
-            Caller(False, True, conflicting=True),
+            Caller(Trust.REFUSED, refusal=CONFLICTING_KEYS),
         ),
-        (WITH_KEYS, [("authorization", "Bearer ")], REMOTE, Caller(False, False)),
+        (WITH_KEYS, [("authorization", "Bearer ")], REMOTE, NO_KEY_CALLER),
         # Without client keys, a local caller's credentials decide nothing: no conflict.
         (
             Settings(),
             [("x-api-key", "a"), ("authorization", "Bearer b")],
             "::1",
-            Caller(True, True),
+            LOCAL_CALLER,
         ),
     ],
 )
@@ -84,7 +89,7 @@ def test_identify(
     settings: Settings, headers: list[tuple[str, str]], host: str, expected: Caller
 ) -> None:
     raw = [(name.encode(), value.encode()) for name, value in headers]
-    assert identify(raw, host, settings) == expected
+    assert identify(raw, host, settings.client_keys) == expected
 
 
 def test_a_pass_through_user_id_is_its_keys_alone() -> None:
@@ -101,16 +106,6 @@ def test_configured_user_ids_may_not_use_the_pass_through_namespace() -> None:
     assert problem is not None and "auth.client_keys[0].user_id" in problem
     default = Settings(user_id_mappings=UserIdMappings(default_user_id="key-x"))
     assert "default_user_id" in (startup_problem(default) or "")
-
-
-def test_credentials_are_replaced_only_for_authenticated_callers() -> None:
-    sent = [(b"authorization", b"Bearer x"), (b"x-api-key", b"y"), (b"accept", b"*/*")]
-    ours = with_upstream_credentials(sent, Caller(True, True, True), "upstream")
-    assert ours == [(b"accept", b"*/*"), (b"authorization", b"Bearer upstream")]
-    assert with_upstream_credentials(sent, Caller(False, True), "upstream") == sent
-    # No upstream key: a local caller's own key is left for LiteLLM, ours never is.
-    assert with_upstream_credentials(sent, Caller(True, True), None) == sent
-    assert with_upstream_credentials(sent, Caller(True, True, True), None) == [(b"accept", b"*/*")]
 
 
 def test_listening_beyond_loopback_needs_client_keys() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from memory_proxy.config import LiteLLMSettings, MemorySettings, ModelEntry, Settings
-from memory_proxy.identity.auth import Caller
+from memory_proxy.identity.auth import LOCAL_CALLER
+from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
-from memory_proxy.identity.routing import decide
 from memory_proxy.identity.supermemory import SupermemoryRouting
 from memory_proxy.records.memory import Privacy
 
@@ -67,8 +67,7 @@ def test_without_private_models_every_request_is_hosted() -> None:
 
 def test_the_routing_decision_says_it() -> None:
     """`/v1/debug/routing` shows what forwarding decides."""
-    caller = Caller(authenticated=True, presented_key=False)
-    routed = SupermemoryRouting(frozenset())
+    identifier = Identifier(Settings(), SupermemoryRouting(frozenset()), privacy())
     for model, expected in (("llama-local", "private"), ("gpt-4o", "hosted")):
-        decision = decide({}, {"model": model}, Settings(), routed, privacy(), caller)
+        decision = identifier.identify("r", {}, LOCAL_CALLER, {"model": model})
         assert decision.describe()["model_privacy"] == expected

@@ -1,11 +1,7 @@
 from __future__ import annotations
 
 from memory_proxy.config import LiteLLMSettings, ModelEntry
-from memory_proxy.identity.supermemory import (
-    SupermemoryRouting,
-    configuration_warnings,
-    scope_headers,
-)
+from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 
 LITELLM = LiteLLMSettings(
     models=(
@@ -30,38 +26,6 @@ def test_model_names_match_exactly() -> None:
     assert not ROUTING.is_routed("claude-sonnet-4.5-mini")
     assert not ROUTING.is_routed("gpt-4o")
     assert not ROUTING.is_routed(None)
-
-
-CLIENT_SENT = [
-    (b"x-sm-user-id", b"mallory"),
-    (b"x-supermemory-api-key", b"stolen"),
-    (b"x-sm-conversation-id", b"c"),
-    (b"x-sm-project", b"p"),
-    (b"x-supermemory-anything", b"a"),
-    (b"accept", b"*/*"),
-]
-
-
-def test_client_sent_supermemory_headers_are_dropped_for_other_models() -> None:
-    assert scope_headers(CLIENT_SENT, routed=False, user_id="u", session_id="s", api_key="k") == [
-        (b"accept", b"*/*")
-    ]
-
-
-def test_routed_models_get_our_scope_headers_not_the_clients() -> None:
-    sent = CLIENT_SENT
-    headers = scope_headers(sent, routed=True, user_id="alice", session_id="s1", api_key="sm-key")
-    assert dict(headers) == {
-        b"accept": b"*/*",
-        b"x-sm-user-id": b"alice",
-        b"x-supermemory-api-key": b"sm-key",
-        b"x-sm-conversation-id": b"s1",
-    }
-
-
-def test_no_key_and_no_session_means_only_the_user_scope() -> None:
-    headers = scope_headers([], routed=True, user_id="alice", session_id=None, api_key=None)
-    assert headers == [(b"x-sm-user-id", b"alice")]
 
 
 def test_warns_when_litellm_would_drop_the_headers() -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from memory_proxy.api.caller import caller_of
 from memory_proxy.api.memories import MEMORIES_PATH, PROJECTS_PATH
-from memory_proxy.config import Settings
 from memory_proxy.errors import error_response
-from memory_proxy.identity.auth import identify_request, is_loopback
+from memory_proxy.identity.auth import is_loopback
 
 STATIC = Path(__file__).parent / "static"
 PAGE_PATH = "/ui"
@@ -53,8 +53,7 @@ _HEADERS = {
 
 
 class DashboardPage:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self) -> None:
         # Only the files shipped beside this module, by their exact names.
         self._files = {
             STATIC_PREFIX + str(path.relative_to(STATIC)): path
@@ -73,7 +72,7 @@ class DashboardPage:
 
     def _serve(self, request: Request, path: Path) -> Response:
         client = request.client.host if request.client else None
-        allowed = is_loopback(client) or identify_request(request, self._settings).authenticated
+        allowed = is_loopback(client) or caller_of(request).authenticated
         if not allowed:
             return error_response(request.url.path, 401, "the dashboard needs a client key")
         return FileResponse(path, media_type=_TYPES[path.suffix], headers=_HEADERS)

@@ -16,9 +16,8 @@ from starlette.responses import Response, StreamingResponse
 
 from memory_proxy.accounting.live import LiveFeed, Subscription
 from memory_proxy.accounting.usage import UsageRecorder
-from memory_proxy.config import Settings
+from memory_proxy.api.caller import caller_of
 from memory_proxy.errors import error_response
-from memory_proxy.identity.auth import identify_request
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.records.usage import UsageRecord
 
@@ -29,13 +28,12 @@ BACKLOG = 50
 
 
 class LiveAPI:
-    def __init__(self, feed: LiveFeed, recorder: UsageRecorder | None, settings: Settings) -> None:
+    def __init__(self, feed: LiveFeed, recorder: UsageRecorder | None) -> None:
         self._feed = feed
         self._recorder = recorder
-        self._settings = settings
 
     async def events(self, request: Request) -> Response:
-        caller = identify_request(request, self._settings)
+        caller = caller_of(request)
         if not caller.authenticated:
             return error_response(
                 request.url.path, 401, "live needs one of the proxy's client keys"
