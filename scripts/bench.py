@@ -55,8 +55,9 @@ from scripts.bench_processes import (
     proxy_counters,
     rss_mb,
 )
-from scripts.bench_recall import latency
+from scripts.bench_recall import history, latency
 from scripts.bench_report import Results, report
+from scripts.recall_history import USERS
 
 WARM_UP_SECONDS = 1
 PROBES = 10
@@ -217,6 +218,13 @@ def recall_latency(directory: Path, args: argparse.Namespace, results: Results) 
         results.recall_latency.append(row)
 
 
+def recall_history(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """The long-history recall benchmark (scripts/bench_recall.py --parts history), its
+    search times at the same sizes, in one project."""
+    sizes = [int(size) for size in args.recall_sizes.split(",") if size]
+    results.recall_history = history(directory, USERS, sizes, args.recall_searches)
+
+
 def recall_burst(directory: Path, args: argparse.Namespace, results: Results) -> None:
     """Many clients at once over one project's memories, then how long until an idle
     request is recalled again; the memories written, counted once the proxy stopped (it
@@ -246,6 +254,7 @@ PARTS = {
     "litellm": litellm_cpu,
     "in-process": memory_in_process,
     "recall": recall_latency,
+    "recall-history": recall_history,
     "burst": recall_burst,
 }
 
