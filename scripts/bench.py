@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -43,14 +42,23 @@ from scripts.bench_memory import (
     memory_cases,
     memory_cost,
     probe_recall,
-    proxy_counters,
 )
 from scripts.bench_nginx import nginx_binary, nginx_upstream
-from scripts.bench_processes import ROOT, cpu_seconds, free_port, process, rss_mb
-from scripts.bench_recall import latency
+from scripts.bench_processes import (
+    BIN,
+    ROOT,
+    cpu_seconds,
+    free_port,
+    memory_proxy_process,
+    process,
+    proxy_config,
+    proxy_counters,
+    rss_mb,
+)
+from scripts.bench_recall import history, latency
 from scripts.bench_report import Results, report
+from scripts.recall_history import USERS
 
-BIN = Path(sys.executable).parent
 WARM_UP_SECONDS = 1
 PROBES = 10
 
@@ -77,29 +85,9 @@ class Case:
         return f"{self.server.name}, {self.clients} client{'s' if self.clients > 1 else ''}"
 
 
-def proxy_config(directory: Path, name: str, sections: dict[str, dict[str, object]]) -> Path:
-    """The shipped config.yaml with `sections` over it and its SQLite file in `directory`."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    for section, values in sections.items():
-        config[section] = {**config.get(section, {}), **values}
-    config["memory"]["sqlite_path"] = str(directory / f"{name}.sqlite3")
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def start_proxy(servers: ExitStack, config: Path, upstream: str, workers: int = 1) -> Server:
-    """A memory proxy in front of `upstream`, stopped when `servers` closes. It runs this
-    checkout's code, wherever the virtual environment's editable install points: a second
-    worktree measures its own."""
-    url = f"http://127.0.0.1:{free_port()}"
-    argv = [
-        *(str(BIN / "memory-proxy"), "--config", str(config)),
-        *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
-        *("--workers", str(workers)),
-    ]
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    proxy = servers.enter_context(process(argv, url, env={"PYTHONPATH": path}))
+    """A memory proxy in front of `upstream`, stopped when `servers` closes."""
+    url, proxy = servers.enter_context(memory_proxy_process(config, upstream, workers))
     return Server(config.stem, url, proxy.pid, config.with_suffix(".lua"))
 
 
@@ -230,6 +218,13 @@ def recall_latency(directory: Path, args: argparse.Namespace, results: Results) 
         results.recall_latency.append(row)
 
 
+def recall_history(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """The long-history recall benchmark (scripts/bench_recall.py --parts history), its
+    search times at the same sizes, in one project."""
+    sizes = [int(size) for size in args.recall_sizes.split(",") if size]
+    results.recall_history = history(directory, USERS, sizes, args.recall_searches)
+
+
 def recall_burst(directory: Path, args: argparse.Namespace, results: Results) -> None:
     """Many clients at once over one project's memories, then how long until an idle
     request is recalled again; the memories written, counted once the proxy stopped (it
@@ -259,6 +254,7 @@ PARTS = {
     "litellm": litellm_cpu,
     "in-process": memory_in_process,
     "recall": recall_latency,
+    "recall-history": recall_history,
     "burst": recall_burst,
 }
 

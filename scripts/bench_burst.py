@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from scripts.bench_load import CHAT_PATH, Figures, chat_body, wrk_round
-from scripts.bench_memory import MemoryCase, memory_cases, proxy_counters
-from scripts.bench_processes import cpu_seconds
+from scripts.bench_memory import MemoryCase, memory_cases
+from scripts.bench_processes import cpu_seconds, proxy_counters
 
 BURST_MEMORIES = 5_000
 BURST_CLIENTS = 100

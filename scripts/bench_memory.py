@@ -5,7 +5,6 @@ in-process cost of session memory per store."""
 
 from __future__ import annotations
 
-import collections
 import json
 import random
 import statistics
@@ -31,15 +30,6 @@ SESSIONS = 10_000
 MEMORIES = 10_000
 EVERYDAY_QUESTIONS = 2_000
 INDEX_USER, INDEX_PROJECT = "user0", "project0"  # latency_corpus's one scope
-# The proxy's counters of requests, and of work that memory skipped or lost.
-COUNTERS = (
-    "memory_proxy_requests_total",
-    "memory_proxy_recall_timeouts_total",
-    "memory_proxy_recall_skipped_total",
-    "memory_proxy_memories_dropped_total",
-    "memory_proxy_memory_store_errors_total",
-    "memory_proxy_usage_records_dropped_total",
-)
 EXCHANGE: list[Message] = [
     {"role": "user", "content": "a question of a typical length " * 4},
     {"role": "assistant", "content": "an answer of a typical length " * 8},
@@ -129,21 +119,6 @@ async def indexed_memories(sqlite_path: Path) -> int:
         return sum(project.memory_count for project in await index.projects(INDEX_USER))
     finally:
         await index.aclose()
-
-
-def proxy_counters(url: str) -> dict[str, float]:
-    """The requests a proxy served and what memory skipped or lost meanwhile (a recall
-    past its time budget or skipped, memories or usage records dropped, store failures),
-    summed over labels, from its /metrics; counters at zero are left out."""
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
-        lines = answer.read().decode().splitlines()
-    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
-    for line in lines:
-        series, _, value = line.rpartition(" ")
-        name = series.partition("{")[0]
-        if name in COUNTERS:
-            totals[name.removeprefix("memory_proxy_").removesuffix("_total")] += float(value)
-    return {name: count for name, count in totals.items() if count}
 
 
 def probe_recall(url: str, headers: dict[str, str], questions: list[str]) -> float:

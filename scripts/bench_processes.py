@@ -3,18 +3,32 @@ loopback port, stopped (group and all) when its `with` block ends, however it en
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# The proxy's counters of requests, and of work that memory skipped or lost.
+COUNTERS = (
+    "memory_proxy_requests_total",
+    "memory_proxy_recall_timeouts_total",
+    "memory_proxy_recall_skipped_total",
+    "memory_proxy_memories_dropped_total",
+    "memory_proxy_memory_store_errors_total",
+    "memory_proxy_usage_records_dropped_total",
+)
 
 
 def free_port() -> int:
@@ -53,6 +67,35 @@ def process(
             child.wait()
 
 
+def proxy_config(directory: Path, name: str, sections: dict[str, dict[str, object]]) -> Path:
+    """The shipped config.yaml with `sections` over it and its SQLite file in `directory`."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    config["memory"]["sqlite_path"] = str(directory / f"{name}.sqlite3")
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextmanager
+def memory_proxy_process(
+    config: Path, upstream: str, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A memory proxy in front of `upstream` and its URL. It runs this checkout's code,
+    wherever the virtual environment's editable install points: a second worktree
+    measures its own."""
+    url = f"http://127.0.0.1:{free_port()}"
+    argv = [
+        *(str(BIN / "memory-proxy"), "--config", str(config)),
+        *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
+        *("--workers", str(workers)),
+    ]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    with process(argv, url, env={"PYTHONPATH": path}) as proxy:
+        yield url, proxy
+
+
 def _answers(url: str) -> bool:
     host, port = url.removeprefix("http://").split(":")
     try:
@@ -71,3 +114,18 @@ def cpu_seconds(pid: int) -> float:
 def rss_mb(pid: int) -> float:
     family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     return sum(p.memory_info().rss for p in family) / 2**20
+
+
+def proxy_counters(url: str) -> dict[str, float]:
+    """The requests a proxy served and what memory skipped or lost meanwhile (a recall
+    past its time budget or skipped, memories or usage records dropped, store failures),
+    summed over labels, from its /metrics; counters at zero are left out."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+        lines = answer.read().decode().splitlines()
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for line in lines:
+        series, _, value = line.rpartition(" ")
+        name = series.partition("{")[0]
+        if name in COUNTERS:
+            totals[name.removeprefix("memory_proxy_").removesuffix("_total")] += float(value)
+    return {name: count for name, count in totals.items() if count}

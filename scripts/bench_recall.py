@@ -1,6 +1,14 @@
-"""Measure long-term memory recall: quality on a synthetic set, and search latency.
+"""Measure long-term memory recall: quality on two synthetic sets, and search latency.
 
-Quality: scripts/recall_dataset.py plants ~200 developer facts among a few thousand filler
+Long histories (`--parts history`, scripts/bench_recall_history.py): generated multi-session
+histories of several users (scripts/recall_history.py), questions asked later in other
+words, and off-topic ones, through a running proxy at the shipped config's settings (and
+two looser `recall` settings, for comparison); plain FTS5 reference points on the same
+data (scripts/bench_recall_reference.py); search time over the histories scaled to 10,000
+and 100,000 memories in one project (scripts/bench_recall_scale.py). Questions are split
+into "tune" and "test" halves: tuning may look at "tune" only.
+
+Paraphrases: scripts/recall_dataset.py plants ~200 developer facts among a few thousand filler
 exchanges of several users and projects; each fact is asked for once in its own words and
 once paraphrased, from a new session of the same user and project. Reports recall@5, and
 leakage: any hit from another project or user (must be 0).
@@ -10,7 +18,8 @@ Latency: search through the index's own thread (as the proxy calls it) over 10,0
 of wall time, mean CPU time (both threads: steadier than wall time on a busy machine),
 and insert throughput one record at a time (as the proxy adds them) and in batches.
 
-    .venv/bin/python -m scripts.bench_recall [--sizes 10000,100000] [--json FILE]
+    .venv/bin/python -m scripts.bench_recall [--parts paraphrase,history,latency]
+        [--users 8] [--sizes 10000,100000] [--sample 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -29,11 +38,35 @@ from typing import Any
 from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from scripts.bench_recall_history import counts, figures, run
+from scripts.bench_recall_reference import references
+from scripts.bench_recall_scale import one_project_latency
 from scripts.recall_dataset import FACTS, Fact, build, filler, record
+from scripts.recall_history import USERS, Dataset, build_dataset
 
 TOP_K = 5
 KINDS = ("own words", "paraphrase")
 NOW = "the-current-session"
+PARTS = ("paraphrase", "history", "latency")
+# The proxy at the shipped config's recall settings, and looser ones for comparison.
+PROXY_VARIANTS: dict[str, dict[str, object]] = {
+    "proxy, defaults": {},
+    "proxy, min_score 0": {"min_score": 0},
+    "proxy, min_score 0, limit 10, 2,000 tokens": {"min_score": 0, "limit": 10, "max_tokens": 2000},
+}
+COLUMNS = (
+    ("single-hop", "single"),
+    ("multi-hop", "multi"),
+    ("multi-hop, at least one", "multi≥1"),
+    ("temporal", "temporal"),
+    ("open-domain", "open"),
+    ("all", "all"),
+    ("tune", "tune"),
+    ("test", "test"),
+    ("off-topic with a block", "off-topic"),
+    ("tokens on-topic", "tok on"),
+    ("tokens off-topic", "tok off"),
+)
 
 
 def question(fact: Fact, kind: str) -> str:
@@ -147,6 +180,74 @@ async def latency(
         await index.aclose()
 
 
+def history(directory: Path, users: int, sizes: list[int], searches: int) -> dict[str, Any]:
+    """The long-history benchmark: through the proxy, the reference points, and search
+    time in one project at each of `sizes`."""
+    dataset = build_dataset(users=users)
+    rows: dict[str, dict[str, float]] = {}
+    texts: list[str] = []
+    for number, (name, recall) in enumerate(PROXY_VARIANTS.items()):
+        asked, counters, texts = run(directory, dataset, f"history-{number}", recall)
+        rows[name] = figures(asked) | {f"proxy {key}": value for key, value in counters.items()}
+    rows |= references(dataset, texts)
+    questions = [asked.text for asked in (*dataset.questions, *dataset.off_topic)]
+    random.Random(0).shuffle(questions)
+
+    async def scaled() -> list[dict[str, float]]:
+        return [await one_project_latency(directory, size, questions, searches) for size in sizes]
+
+    return {"set": counts(dataset), "rows": rows, "one project": asyncio.run(scaled())}
+
+
+def print_history(results: dict[str, Any]) -> None:
+    counted = results["set"]
+    print(
+        f"\nLong histories: {counted['users']:.0f} users, {counted['exchanges']:,.0f} exchanges "
+        f"(at least {counted['fewest exchanges of a user']:.0f} a user, "
+        f"{counted['sessions per user']:.0f} sessions each); {counted['questions']:.0f} questions "
+        f"(single-hop {counted['single-hop questions']:.0f}, multi-hop "
+        f"{counted['multi-hop questions']:.0f}, temporal {counted['temporal questions']:.0f}, "
+        f"open-domain {counted['open-domain questions']:.0f}), "
+        f"{counted['off-topic questions']:.0f} off-topic"
+    )
+    print("share of questions whose evidence reached the request; off-topic: share given a block;")
+    print("tokens: mean injected per question (characters / 4), on-topic and off-topic")
+    print(f"{'':44}" + "".join(f"{short:>10}" for _, short in COLUMNS))
+    for name, row in results["rows"].items():
+        cells = "".join(
+            f"{row[key]:>10.0f}" if key.startswith("tokens") else f"{row[key]:>10.3f}"
+            for key, _ in COLUMNS
+        )
+        print(f"{name:<44}{cells}")
+        late = row.get("proxy recall_timeouts", 0) + row.get("proxy recall_skipped", 0)
+        if late:
+            print(f"{'':44}  ({late:.0f} searches past the budget or skipped: found nothing)")
+    for row in results["one project"]:
+        print(
+            f"search in one project, {row['memories']:,.0f} memories of generated histories: "
+            f"p50 {row['search p50 ms']:.2f} ms, p99 {row['search p99 ms']:.2f} ms, "
+            f"CPU {row['search cpu ms']:.2f} ms, {row['hits/search']:.1f} hits"
+        )
+
+
+def print_sample(dataset: Dataset, count: int) -> None:
+    """`count` facts, drawn at random, with the questions they answer: to judge realism."""
+    by_evidence: dict[str, list[str]] = {}
+    for asked in dataset.questions:
+        for exchange_id in {i for group in asked.evidence for i in group}:
+            by_evidence.setdefault(exchange_id, []).append(
+                f"[{asked.kind}, {asked.split}] {asked.text}"
+            )
+    exchanges = {exchange.id: exchange for exchange in dataset.exchanges}
+    for exchange_id in random.Random(1).sample(sorted(dataset.facts), count):
+        exchange = exchanges[exchange_id]
+        where = exchange.project or "general memory"
+        print(f"\n--- {exchange_id} ({where}): {dataset.facts[exchange_id]}")
+        print(f"User: {exchange.question}\nAssistant: {exchange.answer}")
+        for line in by_evidence.get(exchange_id, []):
+            print(f"  asked: {line}")
+
+
 def print_quality(q: dict[str, dict[str, float]]) -> None:
     print(f"\nRecall@{TOP_K} ({q['set']['facts']} facts among {q['set']['memories']} memories)")
     print(f"{'question':<12}{'project':>10}{'any project':>13}{'leaked hits':>13}")
@@ -176,22 +277,34 @@ def print_latency(rows: list[dict[str, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
     parser.add_argument("--sizes", default="10000,100000", help="memories for the latency runs")
     parser.add_argument("--searches", type=int, default=2000, help="searches per size")
+    parser.add_argument("--users", type=int, default=USERS, help="long histories generated")
+    parser.add_argument("--sample", type=int, default=0, help="print this many generated facts")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    parts = [part for part in args.parts.split(",") if part]
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))}")
+    sizes = [int(size) for size in args.sizes.split(",") if size]
 
-    async def run(directory: Path) -> dict[str, Any]:
-        sizes = [int(size) for size in args.sizes.split(",") if size]
-        return {
-            "quality": await quality(directory),
-            "latency": [await latency(directory, size, args.searches) for size in sizes],
-        }
-
-    with tempfile.TemporaryDirectory(prefix="bench-recall-") as directory:
-        results = asyncio.run(run(Path(directory)))
-    print_quality(results["quality"])
-    print_latency(results["latency"])
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-recall-") as temporary:
+        directory = Path(temporary)
+        if "paraphrase" in parts:
+            results["quality"] = asyncio.run(quality(directory))
+            print_quality(results["quality"])
+        if "history" in parts:
+            results["history"] = history(directory, args.users, sizes, args.searches // 4)
+            print_history(results["history"])
+        if "latency" in parts:
+            results["latency"] = [
+                asyncio.run(latency(directory, size, args.searches)) for size in sizes
+            ]
+            print_latency(results["latency"])
+    if args.sample:
+        print_sample(build_dataset(users=args.users), args.sample)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

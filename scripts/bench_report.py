@@ -7,10 +7,11 @@ import os
 import platform
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 from scripts.bench_load import Figures
 from scripts.bench_nginx import nginx_version
-from scripts.bench_recall import print_latency
+from scripts.bench_recall import print_history, print_latency
 
 Rounds = dict[str, list[Figures]]
 
@@ -19,6 +20,9 @@ WHOLE_PATH_MIN_RPS = 5_000  # at 50 clients, one worker
 ADDED_P50_MAX_MS = 0.5  # at one client
 SEARCH_P50_MAX_MS = 2.0
 SEARCH_P99_MAX_MS = 10.0
+EVIDENCE_MIN = 0.85  # long histories, at the defaults: evidence reaches the request
+OFF_TOPIC_MAX = 0.10  # off-topic questions given a block
+TOKENS_MAX = 600  # mean injected on-topic
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Results:
     litellm: Rounds = field(default_factory=dict)
     memory_in_process: dict[str, Figures] = field(default_factory=dict)
     recall_latency: list[dict[str, float]] = field(default_factory=list)
+    recall_history: dict[str, Any] = field(default_factory=dict)
     burst: Figures = field(default_factory=dict)
 
 
@@ -60,6 +65,7 @@ def report(results: Results) -> None:
             f"{store}: p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms"
         )
     report_recall(results)
+    report_recall_history(results.recall_history)
     report_burst(results.burst)
 
 
@@ -156,6 +162,33 @@ def report_recall(results: Results) -> None:
             f"  {row['memories']:,.0f} memories in {row['projects']:.0f} project(s): "
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms "
             + target(met, f"p50 ≤ {SEARCH_P50_MAX_MS:g} ms, p99 ≤ {SEARCH_P99_MAX_MS:g} ms")
+        )
+
+
+def report_recall_history(history: dict[str, Any]) -> None:
+    if not history:
+        return
+    print_history(history)
+    row = history["rows"]["proxy, defaults"]
+    met = (
+        row["all"] >= EVIDENCE_MIN
+        and row["off-topic with a block"] <= OFF_TOPIC_MAX
+        and row["tokens on-topic"] <= TOKENS_MAX
+    )
+    print(
+        f"  at the defaults: evidence {row['all']:.2f}, off-topic with a block "
+        f"{row['off-topic with a block']:.0%}, {row['tokens on-topic']:.0f} tokens on-topic "
+        + target(
+            met,
+            f"evidence ≥ {EVIDENCE_MIN:g}, off-topic ≤ {OFF_TOPIC_MAX:.0%}, tokens ≤ {TOKENS_MAX}",
+        )
+    )
+    for scaled in history["one project"]:
+        p50, p99 = scaled["search p50 ms"], scaled["search p99 ms"]
+        met = p50 <= SEARCH_P50_MAX_MS and p99 <= SEARCH_P99_MAX_MS
+        print(
+            f"  {scaled['memories']:,.0f} memories in one project: p50 {p50:.2f} ms, p99 {p99:.2f} "
+            f"ms " + target(met, f"p50 ≤ {SEARCH_P50_MAX_MS:g} ms, p99 ≤ {SEARCH_P99_MAX_MS:g} ms")
         )
 
 

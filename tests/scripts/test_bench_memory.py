@@ -20,9 +20,9 @@ from scripts.bench_memory import (
     indexed_memories,
     memory_cases,
     memory_cost,
-    proxy_counters,
 )
 from scripts.bench_nginx import nginx_binary, nginx_upstream
+from scripts.bench_processes import proxy_counters
 from scripts.bench_report import Results
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
