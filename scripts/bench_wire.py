@@ -25,14 +25,9 @@ from memory_proxy.memory.question import last_human_turn
 from memory_proxy.wire.answer import AnswerReader
 from memory_proxy.wire.base import ChatFormat
 from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
-from scripts.wire_samples import BLOCK, HISTORY, chat, messages, responses, sse
+from scripts.wire_samples import BLOCK, HEADERS, HISTORY, chat, messages, responses, sse
 
 LIMITS = ContextLimits(20, 8000)
-COST = (b"x-litellm-response-cost", b"0.00042")
-HEADERS = {
-    "json": [(b"content-type", b"application/json"), COST],
-    "sse": [(b"content-type", b"text/event-stream"), COST],
-}
 SAMPLES = {CHAT: chat(), MESSAGES: messages(), RESPONSES: responses()}
 
 
@@ -59,7 +54,7 @@ def read(wire: ChatFormat | None, kind: str, chunks: list[bytes]) -> Callable[[]
         for chunk in chunks:
             reader.feed(chunk)
         answer = reader.finish()
-        assert answer.usage.completion_tokens == 40 and answer.finish_reason
+        assert answer.usage.completion_tokens == 40 and answer.finish_reason and answer.cost
         assert (answer.message is not None) == (wire is not None)
 
     return run

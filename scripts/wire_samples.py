@@ -21,6 +21,38 @@ BLOCK = (
     "<recalled-memories-0123456789ab>\nnote\n<memory>x</memory>\n</recalled-memories-0123456789ab>"
 )
 Event = tuple[str | None, Any]  # (SSE event name, data)
+# What LiteLLM 1.106.2 answers with (a mock_response model, seen with curl), as the
+# forwarder passes it on: each answer's reading starts with these.
+LITELLM_HEADERS = [
+    (b"date", b"Sun, 06 Dec 2026 07:04:34 GMT"),
+    (b"x-litellm-call-id", b"fb4028e6-0820-41d3-8eab-535f804e7346"),
+    (b"x-litellm-model-id", b"958b101cb4bea7cde58721fc38a5a486ae91fe2fc813e53e9ee2eff53e0e3c8f"),
+    (b"x-litellm-model-name", b"openai/gpt-4o"),
+    (b"x-litellm-model-api-base", b"https://api.openai.com"),
+    (b"x-litellm-version", b"1.106.2"),
+    (b"x-litellm-response-cost", b"0.00022500000000000002"),
+    (b"x-litellm-response-cost-original", b"0.00022500000000000002"),
+    (b"x-litellm-response-cost-discount-amount", b"0.0"),
+    (b"x-litellm-response-cost-margin-amount", b"0.0"),
+    (b"x-litellm-response-cost-margin-percent", b"0.0"),
+    (b"x-litellm-response-cost-input", b"2.5e-05"),
+    (b"x-litellm-response-cost-output", b"0.0002"),
+    (b"x-litellm-response-cost-tool-usage", b"0.0"),
+    (b"x-litellm-key-spend", b"0.00022500000000000002"),
+    (b"x-litellm-response-duration-ms", b"794.5559024810791"),
+    (b"x-litellm-callback-duration-ms", b"0.0"),
+    (b"x-litellm-model-group", b"mock"),
+    (b"x-litellm-attempted-retries", b"0"),
+    (b"x-litellm-attempted-fallbacks", b"0"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-request-id", b"0123456789abcdef0123456789abcdef"),  # the proxy's own
+]
+HEADERS = {
+    "json": [(b"content-type", b"application/json"), *LITELLM_HEADERS],
+    "sse": [(b"content-type", b"text/event-stream; charset=utf-8"), *LITELLM_HEADERS],
+}
 
 
 def sse(events: list[Event]) -> list[bytes]:

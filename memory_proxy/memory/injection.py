@@ -56,7 +56,7 @@ def prepare(
     injected = wire.history_turns(trim(injectable, limits), neutral)
     if not injected:
         return Prepared(body, 0, neutral)
-    rewritten = wire.with_history(body, system, injected, conversation)
+    rewritten = {**body, wire.turns_key: [*system, *injected, *conversation]}
     return Prepared(rewritten, len(injected), neutral)
 
 

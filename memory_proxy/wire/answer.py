@@ -119,6 +119,17 @@ class AnswerReader:
     `parser` is the request's adapter's, when memory wants the message; without one only
     token counts, cost and finish reason are read."""
 
+    __slots__ = (
+        "_buffer",
+        "_cost",
+        "_done",
+        "_finish_reason",
+        "_gunzip",
+        "_mode",
+        "_parser",
+        "_usage",
+    )
+
     def __init__(self, parser: AnswerParser | None) -> None:
         self._parser = parser
         self._mode: str | None = None  # "json" | "sse" | None (not read)
@@ -130,17 +141,17 @@ class AnswerReader:
         self._finish_reason: str | None = None
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        names = {name.lower(): value.lower() for name, value in headers}
+        names = {name.lower(): value for name, value in headers}  # values lowered as read
         self._cost = _as_cost(names.get(COST_HEADER))
         if status != 200:
             return
-        encoding = names.get(b"content-encoding", b"identity")
+        encoding = names.get(b"content-encoding", b"identity").lower()
         if encoding == b"gzip":
             self._gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         elif encoding != b"identity":
             logger.info("%s-encoded answer passed through without capture", encoding.decode())
             return
-        content_type = names.get(b"content-type", b"")
+        content_type = names.get(b"content-type", b"").lower()
         if b"text/event-stream" in content_type:
             self._mode = "sse"
         elif b"json" in content_type:
@@ -168,10 +179,13 @@ class AnswerReader:
 
     def finish(self) -> Answer:
         """The answer ended (or was cut short): what it said."""
-        if self._mode == "json" and self._buffer:
-            self._read_json()
-        self._buffer.clear()
         parser = self._parser
+        if self._mode == "json" and self._buffer:
+            try:
+                self._read_json(parser)
+            except Exception as exc:
+                self._give_up(exc)
+        self._buffer.clear()
         message = parser.message() if parser is not None and self._mode is not None else None
         return Answer(
             message,
@@ -181,20 +195,21 @@ class AnswerReader:
             self._finish_reason,
         )
 
-    def _read_json(self) -> None:
-        try:
-            if usage := last_usage(self._buffer):
-                self._usage.update(usage)
-            # The reason is searched for first; the answer is decoded once, only when
-            # memory wants its message or the reason was not found (the Responses API
-            # puts its status first, where a long answer's kept tail does not reach).
-            reason = _late_reason(self._buffer)
-            body = _json_object(self._buffer) if reason is None or self._parser else None
-            self._finish_reason = reason or (finish_reason(body) if body is not None else None)
-            if self._parser is not None and body is not None:
-                self._parser.read_body(body)
-        except Exception as exc:
-            self._give_up(exc)
+    def _read_json(self, parser: AnswerParser | None) -> None:
+        buffer = self._buffer
+        if usage := last_usage(buffer):
+            self._usage.update(usage)
+        # The reason is searched for first; the answer is decoded once, only when memory
+        # wants its message or the reason was not found (the Responses API puts its
+        # status first, where a long answer's kept tail does not reach).
+        found = _LATE_REASON.search(buffer)
+        body = _json_object(buffer) if found is None or parser is not None else None
+        if found is not None:
+            self._finish_reason = found.group(1).decode()
+        elif body is not None:
+            self._finish_reason = finish_reason(body)
+        if parser is not None and body is not None:
+            parser.read_body(body)
 
     def _decompressed(self, chunk: bytes) -> bytes:
         """At most what may still be read; past that, or on bad data, reading stops."""
@@ -253,11 +268,6 @@ class AnswerReader:
             return
         if isinstance(event, dict):
             self._parser.read_event(event)
-
-
-def _late_reason(data: bytes | bytearray) -> str | None:
-    found = _LATE_REASON.search(data)
-    return found.group(1).decode() if found else None
 
 
 def _event_reason(data: bytes) -> str | None:

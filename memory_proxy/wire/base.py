@@ -57,6 +57,8 @@ class AnswerParser(ABC):
     """Assembles the assistant's message of one answer (a parser per answer): from the
     whole JSON body, or from the stream's decoded events one at a time."""
 
+    __slots__ = ("complete", "text", "tool_calls")  # one per answer: cheap to make
+
     def __init__(self) -> None:
         self.text: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}  # by position in the answer
@@ -107,16 +109,6 @@ class ChatFormat(WireFormat):
         """Stored `history` as this format's turns, to go before the client's
         `conversation` (in the neutral shape)."""
 
-    def with_history(
-        self,
-        body: dict[str, Any],
-        system: list[Turn],
-        history: list[Turn],
-        conversation: list[Turn],
-    ) -> dict[str, Any]:
-        """The request with history between its system turns and its conversation."""
-        return {**body, self.turns_key: [*system, *history, *conversation]}
-
     def is_answer(self, turn: Turn) -> bool:
         """An answer the client resends: an assistant turn, or a Responses tool call."""
         return turn.get("role") == "assistant" or turn.get("type") == "function_call"
@@ -124,7 +116,16 @@ class ChatFormat(WireFormat):
     def user_text(self, turn: Any) -> str:
         """The text parts of a user turn (tool results and images are not what the human
         wrote); "" for any other turn."""
-        return user_text(turn)
+        if not isinstance(turn, dict) or turn.get("role") != "user":
+            return ""
+        content = turn.get("content")
+        if isinstance(content, list):
+            content = [
+                part
+                for part in content
+                if isinstance(part, dict) and part.get("type") in TEXT_PART_TYPES
+            ]
+        return text_of(content)
 
     def final_answer_text(self, turn: Any) -> str | None:
         """The text of an assistant turn that calls no tool (a final answer); None for
@@ -141,6 +142,8 @@ class ChatFormat(WireFormat):
         which Anthropic wants first); None when that turn is not a user message that can be
         extended. The client's request is copied, never changed."""
         turns = body.get(self.turns_key)
+        if isinstance(turns, str):
+            return self.in_text_turns(body, index, block)
         if not isinstance(turns, list) or not 0 <= index < len(turns):
             return None
         turn = turns[index]
@@ -159,6 +162,10 @@ class ChatFormat(WireFormat):
         changed = [*turns[:index], {**turn, "content": content}, *turns[index + 1 :]]
         return {**body, self.turns_key: changed}
 
+    def in_text_turns(self, body: dict[str, Any], index: int, block: str) -> dict[str, Any] | None:
+        """in_user_turn for a request whose turns are one string: none by default."""
+        return None
+
     @abstractmethod
     def in_system_prompt(self, body: dict[str, Any], block: str) -> dict[str, Any] | None:
         """The body with `block` at the end of its system prompt (or as one); None when
@@ -175,20 +182,6 @@ def appended(prompt: Any, block: str) -> str | None:
     if prompt is None:
         return block
     return f"{prompt}\n\n{block}" if isinstance(prompt, str) else None
-
-
-def user_text(turn: Any) -> str:
-    """ChatFormat.user_text, for the formats that add a condition to it."""
-    if not isinstance(turn, dict) or turn.get("role") != "user":
-        return ""
-    content = turn.get("content")
-    if isinstance(content, list):
-        content = [
-            part
-            for part in content
-            if isinstance(part, dict) and part.get("type") in TEXT_PART_TYPES
-        ]
-    return text_of(content)
 
 
 def reason_text(value: Any) -> str | None:

@@ -94,6 +94,8 @@ class ChatCompletions(TextCompletions, ChatFormat):
 
 
 class ChatAnswerParser(AnswerParser):
+    __slots__ = ()
+
     def read_body(self, body: dict[str, Any]) -> None:
         choices = as_list(body.get("choices"))
         message = as_object(as_object(choices[0]).get("message")) if choices else {}

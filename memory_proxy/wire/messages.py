@@ -37,10 +37,10 @@ class AnthropicMessages(ChatFormat):
 
     def finish_reason(self, answer: dict[str, Any]) -> str | None:
         """`stop_reason`: on the message, or in a stream's `message_delta`."""
-        delta = answer.get("delta")
-        if answer.get("type") == "message_delta" and isinstance(delta, dict):
+        if answer.get("type") == "message_delta" and isinstance(delta := answer.get("delta"), dict):
             return reason_text(delta.get("stop_reason"))
-        return reason_text(answer.get("stop_reason"))
+        reason = answer.get("stop_reason")
+        return None if reason is None else reason_text(reason)
 
     def token_counts(self, usage: dict[str, Any]) -> tuple[object, object] | None:
         if _USAGE_KEYS.isdisjoint(usage):
@@ -75,6 +75,8 @@ class AnthropicMessages(ChatFormat):
 
 
 class MessagesAnswerParser(AnswerParser):
+    __slots__ = ()
+
     def read_body(self, body: dict[str, Any]) -> None:
         content = body.get("content") or []
         message = next(iter(from_anthropic({"role": "assistant", "content": content})), {})

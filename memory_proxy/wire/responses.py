@@ -20,7 +20,6 @@ from memory_proxy.wire.base import (
     as_object,
     as_text,
     reason_text,
-    user_text,
 )
 
 # The events that end a stream, each with the whole response.
@@ -84,13 +83,11 @@ class OpenAIResponses(ChatFormat):
         """Only message items (`type` absent or `message`) hold what the human wrote."""
         if isinstance(turn, dict) and turn.get("type", "message") != "message":
             return ""
-        return user_text(turn)
+        return ChatFormat.user_text(self, turn)
 
-    def in_user_turn(self, body: dict[str, Any], index: int, block: str) -> dict[str, Any] | None:
-        text = body.get("input")
-        if isinstance(text, str) and index == 0:
-            return {**body, "input": f"{block}\n\n{text}"}
-        return super().in_user_turn(body, index, block)
+    def in_text_turns(self, body: dict[str, Any], index: int, block: str) -> dict[str, Any] | None:
+        """A string `input` is the one user turn."""
+        return {**body, "input": f"{block}\n\n{body['input']}"} if index == 0 else None
 
     def in_system_prompt(self, body: dict[str, Any], block: str) -> dict[str, Any] | None:
         text = appended(body.get("instructions"), block)
@@ -101,6 +98,8 @@ class OpenAIResponses(ChatFormat):
 
 
 class ResponsesAnswerParser(AnswerParser):
+    __slots__ = ()
+
     def read_body(self, body: dict[str, Any]) -> None:
         for item in map(as_object, as_list(body.get("output"))):
             if item.get("type") == "message":
