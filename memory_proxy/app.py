@@ -46,7 +46,6 @@ from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
-from memory_proxy.memory.injection import CHAT_APIS
 from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
@@ -56,6 +55,7 @@ from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
 from memory_proxy.upstream_headers import UpstreamHeaders
+from memory_proxy.wire.registry import CHAT_PATHS
 
 logger = logging.getLogger("memory_proxy")
 
@@ -63,7 +63,7 @@ SESSIONS_PATH = "/v1/sessions"
 FEEDBACK_PATH = "/v1/feedback"
 LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/", STATIC_PREFIX)  # an id or name follows
 # POST bodies read as JSON: the chat APIs (by the pipeline) and our own JSON endpoints.
-JSON_APIS = frozenset({*CHAT_APIS, FEEDBACK_PATH, echo_model.ECHO_PATH})
+JSON_APIS = frozenset({*CHAT_PATHS, FEEDBACK_PATH, echo_model.ECHO_PATH})
 
 
 class MemoryProxy:

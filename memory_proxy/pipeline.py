@@ -5,7 +5,7 @@
 - admit: the rate limit, whose verdict the answer carries in its headers;
 - prepare: the body LiteLLM gets (the stream's token counts asked for, memory injected);
 - forward: the headers LiteLLM gets (upstream_headers.py), then the answer relayed byte for
-  byte while the capture reads it;
+  byte while it is read (wire/answer.py);
 - record: memory, the usage record, metrics and the request's log line.
 
 Each step takes what the earlier ones returned; nothing is filled in along the way. A step
@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import Metrics
 from memory_proxy.accounting.rate_limit import RateLimiter
-from memory_proxy.accounting.usage import UsageRecorder, request_usage_in_stream
+from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.browser_guard import is_json_content_type
 from memory_proxy.errors import ClientDisconnected, Refusal, error_answer
 from memory_proxy.forwarding.forwarder import (
@@ -38,12 +38,12 @@ from memory_proxy.forwarding.header_safety import UnsafeHeader
 from memory_proxy.forwarding.upstream import Headers
 from memory_proxy.identity.identification import Identification, Identifier
 from memory_proxy.logging_setup import log_failure, log_request
-from memory_proxy.memory.capture import AnswerCapture
-from memory_proxy.memory.injection import CHAT_APIS
 from memory_proxy.memory.request_memory import MemoryScope, MemoryTurn, RequestMemory
 from memory_proxy.proxied_request import ProxiedRequest, RequestBody, header_lookup
 from memory_proxy.records.usage import UsageRecord
 from memory_proxy.upstream_headers import UpstreamHeaders
+from memory_proxy.wire.answer import Answer, AnswerReader
+from memory_proxy.wire.registry import CHAT_PATHS, WIRE_FORMATS, chat_format
 
 logger = logging.getLogger("memory_proxy")
 
@@ -91,16 +91,15 @@ class ProxyPipeline:
             await self._refuse(request, who, refusal, receive, send)
             return
         outgoing, turn = await self._prepare(request, body, who)
-        api = turn.api if turn and turn.needs_answer else None
-        records_usage = self._records_usage(request)
-        capture = AnswerCapture(api) if api or records_usage else None
+        parser = turn.answer_parser() if turn else None  # None: memory keeps no message
+        reader = AnswerReader(parser) if parser or self._records_usage(request) else None
         answer_headers = [
             *limit_headers,
             *(turn.answer_headers() if turn else ()),
             request.request_id_header(),
         ]
-        result = await self._forward(request, who, outgoing, receive, send, capture, answer_headers)
-        self._record(request, who, body, turn, capture, result)
+        result = await self._forward(request, who, outgoing, receive, send, reader, answer_headers)
+        self._record(request, who, body, turn, reader, result)
 
     async def _read_body(self, request: ProxiedRequest, receive: Receive) -> RequestBody:
         """The body, read whole when its content type says JSON exactly (the browser guard
@@ -127,7 +126,7 @@ class ProxyPipeline:
             request.lookup,
             caller,
             body.payload,
-            raw_body=body.raw if request.path in CHAT_APIS else None,
+            raw_body=body.raw if request.path in CHAT_PATHS else None,
         )
 
     async def _admit(self, who: Identification) -> Headers:
@@ -181,12 +180,13 @@ class ProxyPipeline:
     ) -> tuple[Any, MemoryTurn | None]:
         """The payload to send and the memory turn; the payload itself when nothing changes."""
         outgoing = payload
-        if self._records_usage(request) and (
-            asking := request_usage_in_stream(request.path, payload)
-        ):
+        wire_format = WIRE_FORMATS.get(request.path)
+        if wire_format is None or not isinstance(payload, dict):
+            return outgoing, None
+        if self._records_usage(request) and (asking := wire_format.ask_stream_usage(payload)):
             outgoing = asking
-        api = CHAT_APIS.get(request.path)
-        if self.memory is None or not api or not isinstance(outgoing, dict):
+        wire = chat_format(request.path)
+        if self.memory is None or wire is None:
             return outgoing, None
         scope = MemoryScope(
             who.user_id,
@@ -199,7 +199,7 @@ class ProxyPipeline:
             session_memory=who.memory,
             privacy=who.model_privacy,
         )
-        turn = await self.memory.begin(api, payload, outgoing, scope)
+        turn = await self.memory.begin(wire, payload, outgoing, scope)
         return (turn.body if turn else outgoing), turn
 
     async def _forward(
@@ -209,7 +209,7 @@ class ProxyPipeline:
         body: bytes | None,
         receive: Receive,
         send: Send,
-        capture: AnswerCapture | None,
+        reader: AnswerReader | None,
         answer_headers: Headers,
     ) -> ForwardResult:
         """The headers for LiteLLM, then the answer relayed with `answer_headers`. Headers
@@ -227,7 +227,7 @@ class ProxyPipeline:
                 send,
                 headers=headers,
                 body=body,
-                observer=capture,
+                observer=reader,
                 extra_headers=answer_headers,
                 request_id=request.request_id,
             )
@@ -240,16 +240,16 @@ class ProxyPipeline:
         who: Identification,
         body: RequestBody,
         turn: MemoryTurn | None,
-        capture: AnswerCapture | None,
+        reader: AnswerReader | None,
         result: ForwardResult,
     ) -> None:
-        """Memory, usage, metrics and the log line, once the answer is relayed."""
-        if capture is not None:
-            capture.finish()
-        if turn is not None and capture is not None and self.memory is not None:
-            self.memory.finish(turn, capture)
+        """Memory, usage, metrics and the log line, once the answer is relayed: the
+        answer read once, memory taking its message, accounting the rest."""
+        answer = reader.finish() if reader is not None else None
+        if turn is not None and answer is not None and self.memory is not None:
+            self.memory.finish(turn, answer)
         total = time.perf_counter() - request.started
-        record = _usage_record(request, who, body.payload, result, capture, total)
+        record = _usage_record(request, who, body.payload, result, answer, total)
         if self.usage is not None and self._records_usage(request):
             self.usage.record(record)
             self.live.publish(record)
@@ -307,7 +307,7 @@ def _usage_record(
     who: Identification,
     payload: Any,
     result: ForwardResult,
-    capture: AnswerCapture | None,
+    answer: Answer | None,
     total_seconds: float,
 ) -> UsageRecord:
     first_byte = result.first_byte_seconds
@@ -324,19 +324,19 @@ def _usage_record(
         upstream_ms=_ms(result.upstream_seconds),
         first_byte_ms=None if first_byte is None else _ms(first_byte),
         total_ms=_ms(total_seconds),
-        prompt_tokens=capture.usage.prompt_tokens if capture else None,
-        completion_tokens=capture.usage.completion_tokens if capture else None,
-        cost=capture.cost if capture else None,
-        finish_reason=_finish_reason(result, capture),
+        prompt_tokens=answer.usage.prompt_tokens if answer else None,
+        completion_tokens=answer.usage.completion_tokens if answer else None,
+        cost=answer.cost if answer else None,
+        finish_reason=_finish_reason(result, answer),
     )
 
 
-def _finish_reason(result: ForwardResult, capture: AnswerCapture | None) -> str | None:
+def _finish_reason(result: ForwardResult, answer: Answer | None) -> str | None:
     """What the answer said, unless it never arrived whole: then how it ended."""
     if result.outcome != "complete":
         return result.outcome
-    if capture is not None and capture.finish_reason:
-        return capture.finish_reason
+    if answer is not None and answer.finish_reason:
+        return answer.finish_reason
     return "error" if result.status >= 400 else None
 
 

@@ -17,11 +17,12 @@ from typing import Any
 import orjson
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.records.messages import Message
 from memory_proxy.stores import open_memory_index, open_store
 from memory_proxy.stores.base import MemoryStore
+from memory_proxy.wire.answer import AnswerReader
+from memory_proxy.wire.registry import CHAT
 from scripts.bench_load import CHAT_PATH, Figures, chat_body
 from scripts.bench_recall import add_in_batches, latency_corpus
 from scripts.recall_dataset import filler
@@ -149,14 +150,13 @@ async def memory_cost(
     for _ in range(samples):
         session = f"s{random.randrange(sessions)}"
         started = time.perf_counter()
-        turn = await memory.begin("openai", "user", session, body)
+        turn = await memory.begin(CHAT, "user", session, body)
         assert turn is not None and turn.injected >= 6
         orjson.dumps(turn.body)  # as the proxy re-encodes the request
-        capture = AnswerCapture("openai")
-        capture.start(200, [(b"content-type", b"application/json")])
-        capture.feed(answer)
-        capture.finish()
-        memory.finish(turn, capture)
+        reader = AnswerReader(CHAT.answer_parser())
+        reader.start(200, [(b"content-type", b"application/json")])
+        reader.feed(answer)
+        memory.finish(turn, reader.finish())
         timings.append(time.perf_counter() - started)
     await memory.aclose()
     return {

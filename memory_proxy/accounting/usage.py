@@ -24,10 +24,6 @@ from memory_proxy.stores.batch_writer import QUEUE_LIMIT as QUEUE_LIMIT
 logger = logging.getLogger("memory_proxy.usage")
 
 GROUPS = ("user", "model", "client")
-# Paths where `stream_options.include_usage` makes a stream end with its token counts.
-STREAM_OPTIONS_PATHS = frozenset(
-    {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"}
-)
 # Finish reasons that mean the answer was cut at its token limit (OpenAI chat, Anthropic,
 # OpenAI Responses), and those that mean the model would not answer.
 TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens"})
@@ -36,24 +32,6 @@ DISCONNECTED = "client_disconnected"
 MAX_LISTED_USERS = 20
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def request_usage_in_stream(path: str, payload: Any) -> dict[str, Any] | None:
-    """The payload asking for the stream's token counts, or None to send it unchanged.
-
-    Only when the client streams and did not decide for itself: an explicit
-    `include_usage: false` is respected.
-    """
-    if path not in STREAM_OPTIONS_PATHS or not isinstance(payload, dict):
-        return None
-    if payload.get("stream") is not True:
-        return None
-    options = payload.get("stream_options")
-    if options is None:
-        options = {}
-    if not isinstance(options, dict) or "include_usage" in options:
-        return None
-    return {**payload, "stream_options": {**options, "include_usage": True}}
 
 
 def parse_since(text: str | None, now: float) -> float:

@@ -20,14 +20,15 @@ from typing import Any
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.logging_setup import log_failure
-from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import without_recalled
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import Privacy
-from memory_proxy.records.messages import ApiKind, Message
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import MemoryStore
+from memory_proxy.wire.answer import Answer
+from memory_proxy.wire.base import ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
 
@@ -70,7 +71,7 @@ class ConversationMemory:
 
     async def begin(
         self,
-        api: ApiKind,
+        wire: ChatFormat,
         user_id: str,
         session_id: str,
         body: dict[str, Any],
@@ -84,7 +85,7 @@ class ConversationMemory:
         except Exception as exc:
             self._failed("load", exc)
             return None
-        prepared = prepare(api, body, history, self._limits, private_turns=privacy == "private")
+        prepared = prepare(wire, body, history, self._limits, private_turns=privacy == "private")
         if prepared is None:
             return None
         return Turn(
@@ -96,13 +97,13 @@ class ConversationMemory:
             private=privacy != "hosted",
         )
 
-    def finish(self, turn: Turn, capture: AnswerCapture) -> None:
+    def finish(self, turn: Turn, answer: Answer) -> None:
         """Store the exchange in the background: the client already has every byte."""
-        answer = capture.answer()
-        if answer is None:
+        if answer.message is None:
             return  # an error, or nothing we could read: remember nothing
-        partial = not capture.complete  # cut short; an answer read to its end is whole
-        kept = [self._kept(message, turn.private) for message in (*turn.new_turns, answer)]
+        partial = not answer.complete  # cut short; an answer read to its end is whole
+        exchange = (*turn.new_turns, answer.message)
+        kept = [self._kept(message, turn.private) for message in exchange]
         messages = self._redactor.messages(kept)  # as one text, as the memory of it is
         task = asyncio.ensure_future(self._store(turn, messages, partial))
         self._pending.add(task)

@@ -1,4 +1,5 @@
-"""Putting a stored conversation back into a request, per API format.
+"""Putting a stored conversation back into a request, in its own API's format (the
+request's wire adapter shapes the turns).
 
 History goes between the client's system prompt and its messages, trimmed from the
 oldest to the message and token budgets, never starting with a tool result whose call was
@@ -16,19 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.memory.anthropic_format import from_anthropic, to_anthropic, tool_results_in
-from memory_proxy.records.messages import ApiKind, Message, RawMessage, stored_text, well_formed
-
-# Request path -> the API format spoken there.
-CHAT_APIS: dict[str, ApiKind] = {
-    "/v1/chat/completions": "openai",
-    "/chat/completions": "openai",
-    "/v1/messages": "anthropic",
-    "/v1/responses": "responses",
-}
-_SYSTEM_ROLES = ("system", "developer")  # a tuple: a role may be any JSON, even unhashable
-_OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
-_MEMORY_MARKS = ("partial", "private")  # what memory notes on a message, not the client's
+from memory_proxy.records.messages import Message, well_formed
+from memory_proxy.wire.base import ChatFormat, Turn
 
 
 @dataclass(frozen=True)
@@ -45,7 +35,7 @@ class Prepared:
 
 
 def prepare(
-    api: ApiKind,
+    wire: ChatFormat,
     body: dict[str, Any],
     history: list[Message],
     limits: ContextLimits,
@@ -55,89 +45,36 @@ def prepare(
     """The request with history injected (a private model's turns only when
     `private_turns`), or None when its shape is not understood. Whether the client resent
     the conversation is judged on the whole history: the client has every turn."""
+    split = wire.conversation(body)
+    if split is None:
+        return None
+    system, conversation = split
+    neutral = wire.neutral(conversation)
+    if (new_turns := _new_turns_without_history(wire, conversation, neutral, history)) is not None:
+        return Prepared(body, 0, new_turns)
     injectable = history if private_turns else [m for m in history if not m.get("private")]
-    if api == "responses":
-        return _prepare_responses(body, history, injectable, limits)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        return None
-    if api == "openai":
-        leading = 0
-        while leading < len(messages) and messages[leading].get("role") in _SYSTEM_ROLES:
-            leading += 1
-        system, conversation = messages[:leading], messages[leading:]
-    else:
-        system, conversation = [], messages
-    neutral = _neutral(api, conversation)
-    if (new_turns := _new_turns_without_history(api, conversation, neutral, history)) is not None:
-        return Prepared(body, 0, new_turns)
-    kept = trim(injectable, limits)
-    if api == "anthropic":
-        injected_messages = to_anthropic(kept, tool_results_in(neutral))
-    else:
-        injected_messages = [_to_openai(m) for m in kept]
-    if not injected_messages:
+    injected = wire.history_turns(trim(injectable, limits), neutral)
+    if not injected:
         return Prepared(body, 0, neutral)
-    rewritten = {**body, "messages": [*system, *injected_messages, *conversation]}
-    return Prepared(rewritten, len(injected_messages), neutral)
-
-
-def _prepare_responses(
-    body: dict[str, Any], history: list[Message], injectable: list[Message], limits: ContextLimits
-) -> Prepared | None:
-    """OpenAI Responses: `input` is a string or a list of items; `instructions` is the
-    system prompt. A request chained with `previous_response_id` already has its context."""
-    if body.get("previous_response_id"):
-        return None
-    items = body.get("input")
-    if isinstance(items, str):
-        items = [{"role": "user", "content": items}]
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        return None
-    neutral = _neutral("responses", items)
-    if (new_turns := _new_turns_without_history("responses", items, neutral, history)) is not None:
-        return Prepared(body, 0, new_turns)
-    kept = [
-        {"role": m["role"], "content": m["content"]}
-        for m in trim(injectable, limits)
-        if m["role"] in ("user", "assistant") and m["content"]
-    ]
-    if not kept:
-        return Prepared(body, 0, neutral)
-    return Prepared({**body, "input": [*kept, *items]}, len(kept), neutral)
-
-
-def _neutral(api: ApiKind, messages: list[dict[str, Any]]) -> list[Message]:
-    """The client's messages in the neutral shape, the ill-formed left out. Responses
-    items without a known role (function calls, reasoning) are not remembered."""
-    converted: list[RawMessage]
-    if api == "openai":
-        converted = [_from_openai(message) for message in messages]
-    elif api == "anthropic":
-        converted = [turn for message in messages for turn in from_anthropic(message)]
-    else:
-        converted = [
-            {"role": i.get("role"), "content": stored_text(i.get("content"))} for i in messages
-        ]
-    return [message for message in converted if well_formed(message)]
+    rewritten = {**body, wire.turns_key: [*system, *injected, *conversation]}
+    return Prepared(rewritten, len(injected), neutral)
 
 
 def _new_turns_without_history(
-    api: ApiKind,
-    conversation: list[dict[str, Any]],
+    wire: ChatFormat,
+    conversation: list[Turn],
     neutral: list[Message],
     history: list[Message],
 ) -> list[Message] | None:
     """The turns to store when the request gets no history: it re-sends the stored
-    conversation, or carries one of its own (any assistant turn) that differs from it
-    (trimmed, compacted, reasoning stripped, an answer edited) — then the turns after
-    its last answer are the new ones. None when history is to be injected."""
+    conversation, or carries one of its own (any answer) that differs from it (trimmed,
+    compacted, reasoning stripped, an answer edited) — then the turns after its last
+    answer are the new ones. None when history is to be injected."""
     if _starts_with(neutral, history):
         return neutral[len(history) :]
     for index in range(len(conversation) - 1, -1, -1):
-        turn = conversation[index]
-        if turn.get("role") == "assistant" or turn.get("type") == "function_call":
-            return _neutral(api, conversation[index + 1 :])
+        if wire.is_answer(conversation[index]):
+            return wire.neutral(conversation[index + 1 :])
     return None
 
 
@@ -176,19 +113,3 @@ def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
         sent["role"] == stored.get("role") and sent["content"] == stored.get("content")
         for sent, stored in zip(conversation, history, strict=False)
     )
-
-
-def _from_openai(message: dict[str, Any]) -> RawMessage:
-    """Possibly ill-formed: the caller checks. An assistant's content may be null (it
-    only calls tools)."""
-    role, content = message.get("role"), message.get("content")
-    neutral: RawMessage = {
-        "role": role,
-        "content": "" if content is None and role == "assistant" else stored_text(content),
-    }
-    neutral.update({key: message[key] for key in _OPENAI_FIELDS if key in message})
-    return neutral
-
-
-def _to_openai(message: Message) -> dict[str, Any]:
-    return {key: value for key, value in message.items() if key not in _MEMORY_MARKS}

@@ -1,5 +1,5 @@
-"""The human's question in a chat request, per API format: what recall searches for and
-what the index keeps.
+"""The human's question in a chat request (its turns read by the request's wire adapter):
+what recall searches for and what the index keeps.
 
 Agents wrap what the human typed: Claude Code adds `<system-reminder>` blocks (and, from
 2.1, a system-role environment message after the question), the Codex CLI sends
@@ -30,7 +30,7 @@ from memory_proxy.memory.markup import (
     tolerant,
 )
 from memory_proxy.memory.private_text import PRIVATE_MARKER, without_private
-from memory_proxy.records.messages import ApiKind, text_of
+from memory_proxy.wire.base import ChatFormat
 
 RECALLED_TAG = "recalled-memories"
 # Blocks that clients add to a user turn: not the human's words.
@@ -64,7 +64,7 @@ _SPACES = re.compile(r"\s+")
 
 @dataclass(frozen=True)
 class HumanTurn:
-    index: int  # the message's position in `messages` (Responses: in `input`)
+    index: int  # the turn's position in the request's turns
     text: str  # what the human wrote, wrappers stripped; never empty
     latest: bool  # followed by no answer or tool result: a new question
 
@@ -91,13 +91,13 @@ def without_recalled(text: str) -> str:
     return text if opening is None else text[: opening.start()]
 
 
-def last_human_turn(api: ApiKind, body: dict[str, Any]) -> HumanTurn | None:
+def last_human_turn(wire: ChatFormat, body: dict[str, Any]) -> HumanTurn | None:
     """The last user message with human text, or None."""
-    turns = _turns(api, body)
+    turns = wire.turns(body)
     if turns is None:
         return None
     for index in range(len(turns) - 1, -1, -1):
-        text = _human_text(api, turns[index])
+        text = _human_text(wire, turns[index])
         if text:
             return HumanTurn(index, text, _only_instructions(turns[index + 1 :]))
     return None
@@ -109,11 +109,11 @@ def _only_instructions(turns: list[Any]) -> bool:
     return all(isinstance(t, dict) and t.get("role") in ("system", "developer") for t in turns)
 
 
-def human_text_at(api: ApiKind, body: dict[str, Any], index: int) -> str | None:
-    turns = _turns(api, body)
+def human_text_at(wire: ChatFormat, body: dict[str, Any], index: int) -> str | None:
+    turns = wire.turns(body)
     if turns is None or not 0 <= index < len(turns):
         return None
-    return _human_text(api, turns[index])
+    return _human_text(wire, turns[index])
 
 
 def search_query(turn: HumanTurn | None) -> str | None:
@@ -126,50 +126,24 @@ def search_query(turn: HumanTurn | None) -> str | None:
     return query if _WORD.search(query) else None
 
 
-def exchanges(api: ApiKind, body: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def exchanges(wire: ChatFormat, body: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(question, final answer) pairs the request already carries: a human turn and the
     last assistant text without tool calls before the next human turn."""
-    turns = _turns(api, body) or []
+    turns = wire.turns(body) or []
     question: str | None = None
     answer: str | None = None
     for turn in turns:
         role = turn.get("role")
-        if role == "user" and (text := _human_text(api, turn)):
+        if role == "user" and (text := _human_text(wire, turn)):
             if question and answer:
                 yield question, answer
             question, answer = text, None
-        elif role == "assistant" and not turn.get("tool_calls"):
-            content = turn.get("content")
-            if not _calls_tools(content):
-                answer = text_of(content) or answer
+        elif (final := wire.final_answer_text(turn)) is not None:
+            answer = final or answer
     if question and answer:
         yield question, answer
 
 
-def _calls_tools(content: Any) -> bool:
-    """An Anthropic assistant message with `tool_use` blocks is not a final answer."""
-    return isinstance(content, list) and any(
-        isinstance(block, dict) and block.get("type") == "tool_use" for block in content
-    )
-
-
-def _turns(api: ApiKind, body: dict[str, Any]) -> list[Any] | None:
-    turns = body.get("input") if api == "responses" else body.get("messages")
-    if api == "responses" and isinstance(turns, str):
-        return [{"role": "user", "content": turns}]
-    return turns if isinstance(turns, list) else None
-
-
-def _human_text(api: ApiKind, turn: Any) -> str:
-    if not isinstance(turn, dict) or turn.get("role") != "user":
-        return ""
-    if api == "responses" and turn.get("type", "message") != "message":
-        return ""
-    content = turn.get("content")
-    if isinstance(content, list):  # tool results and images are not what the human wrote
-        content = [
-            part
-            for part in content
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
-        ]
-    return without_private(without_wrappers(text_of(content)))
+def _human_text(wire: ChatFormat, turn: Any) -> str:
+    text = wire.user_text(turn)
+    return without_private(without_wrappers(text)) if text else ""

@@ -32,11 +32,11 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
-from memory_proxy.memory.recall_block import in_system_prompt, in_user_turn, recalled_block
+from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import Privacy, Recalled, memory_id
-from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend, SearchBusy
 from memory_proxy.stores.recall_query import query_terms
+from memory_proxy.wire.base import ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
 
@@ -89,7 +89,7 @@ class Recall:
 
     async def apply(
         self,
-        api: ApiKind,
+        wire: ChatFormat,
         payload: dict[str, Any],
         outgoing: dict[str, Any],
         turn: HumanTurn | None,
@@ -115,14 +115,14 @@ class Recall:
         if terms:
             assert query is not None
             hits = await self._search(
-                api, payload, user_id, project, session_id, query, terms, privacy
+                wire, payload, user_id, project, session_id, query, terms, privacy
             )
             found = recalled_block(hits, self._max_chars) if hits else None
             private = any(hit.record.private for hit in hits)
         reveals = privacy == "private"  # blocks holding private memories may go in
         if self._settings.placement == "system":
             return self._in_system(
-                api,
+                wire,
                 outgoing,
                 conversation,
                 bool(terms),
@@ -134,11 +134,11 @@ class Recall:
         body = outgoing
         if placed and not history_injected:
             fresh = turn.index if found is not None and turn is not None else None
-            body = self._put_back(api, payload, body, conversation, placed, fresh, reveals)
+            body = self._put_back(wire, payload, body, conversation, placed, fresh, reveals)
         recalled = 0
         if found is not None and turn is not None:
-            shift = _length(api, body) - _length(api, payload)  # injected history
-            with_block = in_user_turn(api, body, turn.index + shift, found[0])
+            shift = _length(wire, body) - _length(wire, payload)  # injected history
+            with_block = wire.in_user_turn(body, turn.index + shift, found[0])
             if with_block is not None:
                 body, recalled = with_block, found[1]
                 if not history_injected:
@@ -148,7 +148,7 @@ class Recall:
 
     async def _search(
         self,
-        api: ApiKind,
+        wire: ChatFormat,
         payload: dict[str, Any],
         user_id: str,
         project: str,
@@ -192,14 +192,14 @@ class Recall:
         if hits and session_id is None:  # no session to leave out: drop what is in context
             in_context = {
                 memory_id(user_id, project, self._memory_text(question, answer))
-                for question, answer in exchanges(api, payload)
+                for question, answer in exchanges(wire, payload)
             }
             hits = [hit for hit in hits if hit.record.id not in in_context]
         return sorted(hits, key=lambda hit: -hit.score)
 
     def _put_back(
         self,
-        api: ApiKind,
+        wire: ChatFormat,
         payload: dict[str, Any],
         body: dict[str, Any],
         conversation: Conversation,
@@ -215,9 +215,9 @@ class Recall:
         for index, block in list(placed.items()):
             if index == fresh or (block.private and not reveals):
                 continue
-            text = human_text_at(api, payload, index)
+            text = human_text_at(wire, payload, index)
             with_block = (
-                in_user_turn(api, body, index, block.block)
+                wire.in_user_turn(body, index, block.block)
                 if text is not None and hash(text) == block.text_hash
                 else None
             )
@@ -230,7 +230,7 @@ class Recall:
 
     def _in_system(
         self,
-        api: ApiKind,
+        wire: ChatFormat,
         outgoing: dict[str, Any],
         conversation: Conversation,
         asked: bool,
@@ -253,7 +253,7 @@ class Recall:
             found = (last.block, 0) if reveals or not last.private else None
         if found is None:
             return RecallOutcome(None, 0)
-        body = in_system_prompt(api, outgoing, found[0])
+        body = wire.in_system_prompt(outgoing, found[0])
         return RecallOutcome(body, found[1] if body is not None else 0)
 
     def _remember(self, conversation: Conversation, index: int, placed: Placed) -> None:
@@ -297,8 +297,5 @@ def _same_stem(term: str, word: str) -> bool:
     return shared >= max(STEM_PREFIX, min(len(term), len(word)) - 2)
 
 
-def _length(api: ApiKind, body: dict[str, Any]) -> int:
-    turns = body.get("input") if api == "responses" else body.get("messages")
-    if isinstance(turns, list):
-        return len(turns)
-    return 1 if isinstance(turns, str) else 0
+def _length(wire: ChatFormat, body: dict[str, Any]) -> int:
+    return len(wire.turns(body) or ())

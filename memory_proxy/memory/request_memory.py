@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.indexing import MemoryIndexer
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import Privacy
-from memory_proxy.records.messages import ApiKind
 from memory_proxy.stores.base import RecallBackend
+from memory_proxy.wire.answer import Answer
+from memory_proxy.wire.base import AnswerParser, ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
 
@@ -50,7 +50,7 @@ class MemoryScope:
 class MemoryTurn:
     """One request's part in memory, from before it is forwarded to after its answer."""
 
-    api: ApiKind
+    wire: ChatFormat  # the API the request speaks
     scope: MemoryScope
     payload: dict[str, Any]  # the client's request, as sent
     body: dict[str, Any]  # what goes upstream
@@ -59,9 +59,10 @@ class MemoryTurn:
     injected: int = 0  # stored history messages put in
     recalled: int = 0  # memories recalled
 
-    @property
-    def needs_answer(self) -> bool:
-        return self.scope.writes
+    def answer_parser(self) -> AnswerParser | None:
+        """What assembles the answer's message, when memory keeps it; None when memory
+        only reads (only usage is read then)."""
+        return self.wire.answer_parser() if self.scope.writes else None
 
     def answer_headers(self) -> list[tuple[bytes, bytes]]:
         """What memory did, told to the client: a count and ids (validated), no text."""
@@ -107,16 +108,20 @@ class RequestMemory:
             )
 
     async def begin(
-        self, api: ApiKind, payload: dict[str, Any], outgoing: dict[str, Any], scope: MemoryScope
+        self,
+        wire: ChatFormat,
+        payload: dict[str, Any],
+        outgoing: dict[str, Any],
+        scope: MemoryScope,
     ) -> MemoryTurn | None:
         """The request's memory turn, with the body to forward; None when memory has
         nothing to do with it."""
         if not (scope.reads or scope.writes):
             return None
-        turn = MemoryTurn(api, scope, payload, outgoing, last_human_turn(api, payload))
+        turn = MemoryTurn(wire, scope, payload, outgoing, last_human_turn(wire, payload))
         if scope.session_memory and scope.session_id is not None:
             session_turn = await self.conversations.begin(
-                api, scope.user_id, scope.session_id, outgoing, scope.privacy
+                wire, scope.user_id, scope.session_id, outgoing, scope.privacy
             )
             if session_turn is not None:
                 turn.session_turn = session_turn
@@ -124,7 +129,7 @@ class RequestMemory:
                     turn.body, turn.injected = session_turn.body, session_turn.injected
         if scope.reads and self.recall is not None:
             outcome = await self.recall.apply(
-                api,
+                wire,
                 payload,
                 turn.body,
                 turn.question,
@@ -138,21 +143,21 @@ class RequestMemory:
                 turn.body, turn.recalled = outcome.body, outcome.recalled
         return turn
 
-    def finish(self, turn: MemoryTurn, capture: AnswerCapture) -> None:
+    def finish(self, turn: MemoryTurn, answer: Answer) -> None:
         """Store and index the exchange in the background (the client has every byte).
 
-        A complete capture means the answer's final event reached the client, even if it
-        left before the stream's end (Codex does), so only an incomplete one is partial.
+        A complete answer is one whose final event reached the client, even if it left
+        before the stream's end (Codex does), so only an incomplete one is partial.
         """
         scope = turn.scope
         if not scope.writes:
             return
         if turn.session_turn is not None:
-            self.conversations.finish(turn.session_turn, capture)
-        if self.indexer is None or not capture.complete:
+            self.conversations.finish(turn.session_turn, answer)
+        if self.indexer is None or not answer.complete:
             return
-        answer = capture.answer()
-        if answer is None or answer.get("tool_calls") or not answer.get("content"):
+        message = answer.message
+        if message is None or message.get("tool_calls") or not message.get("content"):
             return  # an answer that only calls tools is not a memory
         question = turn.question
         if question is None:
@@ -164,7 +169,7 @@ class RequestMemory:
             client=scope.client,
             model=scope.model,
             question=question.text,
-            answer=answer["content"],
+            answer=message["content"],
             private=scope.privacy != "hosted",
         )
 

@@ -12,10 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
 
-# The chat API a request speaks: OpenAI chat completions, Anthropic messages, or OpenAI
-# Responses. It decides where a body keeps its turns and how they are shaped.
-ApiKind = Literal["openai", "anthropic", "responses"]
-
 
 class ToolFunction(TypedDict):
     name: str

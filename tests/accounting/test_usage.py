@@ -15,7 +15,6 @@ from memory_proxy.accounting.usage import (
     QUEUE_LIMIT,
     UsageRecorder,
     parse_since,
-    request_usage_in_stream,
     summarize,
 )
 from memory_proxy.records.series import bin_value, latency_bin
@@ -74,32 +73,6 @@ def test_parse_since(text: str | None, expected: float) -> None:
 def test_parse_since_says_what_it_accepts(text: str) -> None:
     with pytest.raises(ValueError, match="epoch seconds, an ISO 8601 time or a duration"):
         parse_since(text, NOW)
-
-
-@pytest.mark.parametrize(
-    ("path", "payload", "asked"),
-    [
-        ("/v1/chat/completions", {"stream": True}, {"include_usage": True}),
-        ("/chat/completions", {"stream": True, "stream_options": {}}, {"include_usage": True}),
-        ("/v1/completions", {"stream": True}, {"include_usage": True}),
-        (CHAT, {"stream": True, "stream_options": {"include_usage": False}}, None),
-        (CHAT, {"stream": True, "stream_options": {"include_usage": True}}, None),
-        (CHAT, {"stream": True, "stream_options": "odd"}, None),
-        ("/v1/chat/completions", {"stream": False}, None),
-        ("/v1/chat/completions", {}, None),
-        ("/v1/messages", {"stream": True}, None),  # Anthropic streams always carry usage
-        ("/v1/chat/completions", None, None),
-    ],
-)
-def test_stream_token_counts_are_asked_for_unless_the_client_decided(
-    path: str, payload: Any, asked: dict[str, bool] | None
-) -> None:
-    changed = request_usage_in_stream(path, payload)
-    if asked is None:
-        assert changed is None
-    else:
-        assert changed == {**payload, "stream_options": asked}
-        assert "stream_options" not in payload or payload["stream_options"] == {}
 
 
 def test_summaries_group_and_total() -> None:

@@ -5,7 +5,9 @@ from typing import Any, cast
 import pytest
 
 from memory_proxy.memory.injection import ContextLimits, prepare, trim
-from memory_proxy.records.messages import ApiKind, Message, ToolCall
+from memory_proxy.records.messages import Message, ToolCall
+from memory_proxy.wire.base import ChatFormat
+from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
 
 LIMITS = ContextLimits(max_messages=20, max_tokens=10_000)
 HISTORY: list[Message] = [
@@ -22,7 +24,7 @@ def test_openai_history_goes_between_system_prompt_and_new_messages() -> None:
             {"role": "user", "content": "What's my name?"},
         ],
     }
-    prepared = prepare("openai", body, HISTORY, LIMITS)
+    prepared = prepare(CHAT, body, HISTORY, LIMITS)
     assert prepared is not None
     assert [m["content"] for m in prepared.body["messages"]] == [
         "be brief",
@@ -38,7 +40,7 @@ def test_openai_history_goes_between_system_prompt_and_new_messages() -> None:
 
 def test_a_client_resending_the_full_history_gets_nothing_injected() -> None:
     body = {"messages": [*HISTORY, {"role": "user", "content": "again"}]}
-    prepared = prepare("openai", body, HISTORY, LIMITS)
+    prepared = prepare(CHAT, body, HISTORY, LIMITS)
     assert prepared is not None
     assert prepared.injected == 0
     assert prepared.body is body
@@ -54,7 +56,7 @@ def test_content_parts_compare_as_text() -> None:
             {"role": "user", "content": "x"},
         ]
     }
-    prepared = prepare("openai", body, HISTORY, LIMITS)
+    prepared = prepare(CHAT, body, HISTORY, LIMITS)
     assert prepared is not None and prepared.injected == 0
 
 
@@ -71,7 +73,7 @@ def test_anthropic_history_alternates_and_opens_with_the_user() -> None:
         "system": "sys",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}],
     }
-    prepared = prepare("anthropic", body, history, LIMITS)
+    prepared = prepare(MESSAGES, body, history, LIMITS)
     assert prepared is not None
     assert prepared.body["system"] == "sys"
     assert prepared.body["messages"] == [
@@ -101,13 +103,13 @@ def test_trim_never_opens_on_a_tool_result_without_its_call() -> None:
 
 
 def test_bodies_without_a_message_list_are_left_alone() -> None:
-    assert prepare("openai", {"prompt": "x"}, HISTORY, LIMITS) is None
-    assert prepare("openai", {"messages": ["not a dict"]}, HISTORY, LIMITS) is None
+    assert prepare(CHAT, {"prompt": "x"}, HISTORY, LIMITS) is None
+    assert prepare(CHAT, {"messages": ["not a dict"]}, HISTORY, LIMITS) is None
 
 
 def test_responses_input_string_gets_history_before_it() -> None:
     body = {"model": "m", "instructions": "be brief", "input": "What's my name?"}
-    prepared = prepare("responses", body, HISTORY, LIMITS)
+    prepared = prepare(RESPONSES, body, HISTORY, LIMITS)
     assert prepared is not None
     assert prepared.body["input"] == [
         {"role": "user", "content": "My name is Alice"},
@@ -128,11 +130,11 @@ def test_responses_items_with_the_full_history_and_chained_requests_are_left_alo
         },
         {"role": "user", "content": "next"},
     ]
-    prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
+    prepared = prepare(RESPONSES, {"input": items}, HISTORY, LIMITS)
     assert prepared is not None and prepared.injected == 0
     assert prepared.new_turns == [{"role": "user", "content": "next"}]
     chained = {"input": "more", "previous_response_id": "resp_1"}
-    assert prepare("responses", chained, HISTORY, LIMITS) is None
+    assert prepare(RESPONSES, chained, HISTORY, LIMITS) is None
 
 
 CALL: ToolCall = {
@@ -156,7 +158,7 @@ def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
             {"role": "user", "content": [TOOL_RESULT]},
         ]
     }
-    stored = prepare("anthropic", first, [], LIMITS)
+    stored = prepare(MESSAGES, first, [], LIMITS)
     assert stored is not None
     assert stored.new_turns == [
         {"role": "user", "content": "find x"},
@@ -165,7 +167,7 @@ def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
     ]
     history: list[Message] = [*stored.new_turns, {"role": "assistant", "content": "x is in a.py"}]
     later = prepare(
-        "anthropic", {"messages": [{"role": "user", "content": "and y?"}]}, history, LIMITS
+        MESSAGES, {"messages": [{"role": "user", "content": "and y?"}]}, history, LIMITS
     )
     assert later is not None
     assert later.body["messages"] == [
@@ -183,7 +185,7 @@ def test_anthropic_tool_use_is_stored_and_injected_in_pairs() -> None:
             {"role": "user", "content": "z"},
         ]
     }
-    resent = prepare("anthropic", again, history, LIMITS)
+    resent = prepare(MESSAGES, again, history, LIMITS)
     assert resent is not None and resent.injected == 0
 
 
@@ -195,7 +197,7 @@ def test_calls_and_results_without_their_partner_are_left_out() -> None:
         {"role": "user", "content": "q2"},
         {"role": "assistant", "content": "a2", "tool_calls": [CALL]},  # answered next
     ]
-    plain = prepare("anthropic", ask("q3"), history, LIMITS)
+    plain = prepare(MESSAGES, ask("q3"), history, LIMITS)
     assert plain is not None
     assert plain.body["messages"] == [
         {"role": "user", "content": "q1\n\nq2"},
@@ -203,7 +205,7 @@ def test_calls_and_results_without_their_partner_are_left_out() -> None:
         {"role": "user", "content": "q3"},
     ]
     answering = {"messages": [{"role": "user", "content": [TOOL_RESULT]}]}
-    answered = prepare("anthropic", answering, history, LIMITS)
+    answered = prepare(MESSAGES, answering, history, LIMITS)
     assert answered is not None
     assert answered.body["messages"][-2:] == [
         {"role": "assistant", "content": [{"type": "text", "text": "a2"}, TOOL_USE]},
@@ -218,9 +220,7 @@ def test_openai_tool_history_goes_into_an_anthropic_request() -> None:
         {"role": "tool", "tool_call_id": "toolu_1", "content": "found"},
         {"role": "assistant", "content": "x is in a.py"},
     ]
-    prepared = prepare(
-        "anthropic", {"messages": [{"role": "user", "content": "ok"}]}, history, LIMITS
-    )
+    prepared = prepare(MESSAGES, {"messages": [{"role": "user", "content": "ok"}]}, history, LIMITS)
     assert prepared is not None
     assert prepared.body["messages"][1] == {"role": "assistant", "content": [TOOL_USE]}
     assert prepared.body["messages"][2] == {"role": "user", "content": [TOOL_RESULT]}
@@ -258,17 +258,17 @@ ODD_RESPONSES = [
 
 
 @pytest.mark.parametrize(
-    ("api", "odd"),
-    [("openai", m) for m in ODD_OPENAI]
-    + [("anthropic", m) for m in ODD_ANTHROPIC]
-    + [("responses", m) for m in ODD_RESPONSES],
+    ("wire", "odd"),
+    [(CHAT, m) for m in ODD_OPENAI]
+    + [(MESSAGES, m) for m in ODD_ANTHROPIC]
+    + [(RESPONSES, m) for m in ODD_RESPONSES],
 )
 def test_ill_formed_messages_are_passed_on_but_never_stored(
-    api: ApiKind, odd: dict[str, object]
+    wire: ChatFormat, odd: dict[str, object]
 ) -> None:
-    key = "input" if api == "responses" else "messages"
+    key = wire.turns_key
     body = {key: [odd, {"role": "user", "content": "next"}]}
-    prepared = prepare(api, body, HISTORY, LIMITS)
+    prepared = prepare(wire, body, HISTORY, LIMITS)
     assert prepared is not None
     assert prepared.new_turns == [{"role": "user", "content": "next"}]
     assert prepared.body[key][-2:] == body[key]  # the client's own messages, as sent
@@ -280,10 +280,9 @@ def test_ill_formed_stored_messages_are_never_injected() -> None:
     # A store written before messages were checked: what it returns is not what it claims.
     ill_formed = [{"role": 1, "content": "x"}, {"role": None, "content": "y"}]
     poisoned = [*cast("list[Message]", ill_formed), *HISTORY]
-    apis: tuple[ApiKind, ...] = ("openai", "anthropic", "responses")
-    for api in apis:
-        key = "input" if api == "responses" else "messages"
-        prepared = prepare(api, {key: [{"role": "user", "content": "q"}]}, poisoned, LIMITS)
+    for wire in (CHAT, MESSAGES, RESPONSES):
+        key = wire.turns_key
+        prepared = prepare(wire, {key: [{"role": "user", "content": "q"}]}, poisoned, LIMITS)
         assert prepared is not None
         assert [m["content"] for m in prepared.body[key]] == [
             "My name is Alice",
@@ -292,18 +291,18 @@ def test_ill_formed_stored_messages_are_never_injected() -> None:
         ]
 
 
-@pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
-def test_a_client_carrying_its_own_differing_history_gets_none_injected(api: ApiKind) -> None:
+@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES])
+def test_a_client_carrying_its_own_differing_history_gets_none_injected(wire: ChatFormat) -> None:
     """It trimmed, compacted, stripped reasoning or edited an answer: its history stands,
     and only its turns after its last answer are new."""
-    key = "input" if api == "responses" else "messages"
+    key = wire.turns_key
     own = [
         {"role": "user", "content": "My name is Alice"},
         {"role": "assistant", "content": "Hello Alice (edited)"},
         {"role": "user", "content": "What's my name?"},
     ]
     body = {key: own}
-    prepared = prepare(api, body, HISTORY, LIMITS)
+    prepared = prepare(wire, body, HISTORY, LIMITS)
     assert prepared is not None
     assert prepared.injected == 0
     assert prepared.body is body
@@ -316,7 +315,7 @@ def test_a_responses_function_call_is_history_the_client_carries() -> None:
         {"type": "function_call", "call_id": "c1", "name": "ls", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "a.py"},
     ]
-    prepared = prepare("responses", {"input": items}, HISTORY, LIMITS)
+    prepared = prepare(RESPONSES, {"input": items}, HISTORY, LIMITS)
     assert prepared is not None and prepared.injected == 0
 
 
@@ -332,29 +331,29 @@ SWITCHED: list[Message] = [
 HOSTED_TURNS = [m["content"] for m in SWITCHED if not m.get("private")]
 
 
-def asked(api: ApiKind, text: str) -> dict[str, Any]:
-    if api == "responses":
+def asked(wire: ChatFormat, text: str) -> dict[str, Any]:
+    if wire is RESPONSES:
         return {"input": text}
     return {"messages": [{"role": "user", "content": text}]}
 
 
-def sent_texts(api: ApiKind, body: dict[str, Any]) -> list[str]:
-    turns = body["input"] if api == "responses" else body["messages"]
+def sent_texts(wire: ChatFormat, body: dict[str, Any]) -> list[str]:
+    turns = body[wire.turns_key]
     return [
         turn["content"] if isinstance(turn["content"], str) else turn["content"][0]["text"]
         for turn in turns
     ]
 
 
-@pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
+@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES])
 @pytest.mark.parametrize("private_turns", [False, True])
 def test_a_private_models_turns_are_injected_into_private_requests_only(
-    api: ApiKind, private_turns: bool
+    wire: ChatFormat, private_turns: bool
 ) -> None:
-    prepared = prepare(api, asked(api, "next"), SWITCHED, LIMITS, private_turns=private_turns)
+    prepared = prepare(wire, asked(wire, "next"), SWITCHED, LIMITS, private_turns=private_turns)
     assert prepared is not None
     expected = [m["content"] for m in SWITCHED] if private_turns else HOSTED_TURNS
-    assert sent_texts(api, prepared.body) == [*expected, "next"]
+    assert sent_texts(wire, prepared.body) == [*expected, "next"]
     assert "private" not in str(prepared.body) and "partial" not in str(prepared.body)
 
 
@@ -363,10 +362,10 @@ def test_a_client_resending_private_turns_to_a_hosted_model_stores_only_its_new_
     injected, and the private turns are not stored again, as the hosted model's."""
     resent = [{k: v for k, v in m.items() if k in ("role", "content")} for m in SWITCHED]
     body = {"messages": [*resent, {"role": "user", "content": "next"}]}
-    prepared = prepare("openai", body, SWITCHED, LIMITS)
+    prepared = prepare(CHAT, body, SWITCHED, LIMITS)
     assert prepared is not None and prepared.body is body
     assert prepared.new_turns == [{"role": "user", "content": "next"}]
     only_private = SWITCHED[2:4]
     body = {"messages": [*resent[2:4], {"role": "user", "content": "next"}]}
-    prepared = prepare("openai", body, only_private, LIMITS)
+    prepared = prepare(CHAT, body, only_private, LIMITS)
     assert prepared is not None and prepared.new_turns == [{"role": "user", "content": "next"}]

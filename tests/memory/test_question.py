@@ -19,6 +19,7 @@ from memory_proxy.memory.question import (
 )
 from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import MemoryRecord, Recalled
+from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
 from tests.memory.recall_support import as_read, stored_texts
 
 REMINDER = "<system-reminder>\nThe user opened README.md.\n</system-reminder>"
@@ -32,7 +33,7 @@ def test_openai_latest_user_turn_is_the_question() -> None:
             {"role": "user", "content": "Where do we deploy?"},
         ]
     }
-    assert last_human_turn("openai", body) == HumanTurn(1, "Where do we deploy?", True)
+    assert last_human_turn(CHAT, body) == HumanTurn(1, "Where do we deploy?", True)
 
 
 def test_claude_codes_environment_message_after_the_question_leaves_it_the_latest() -> None:
@@ -51,7 +52,7 @@ def test_claude_codes_environment_message_after_the_question_leaves_it_the_lates
             {"role": "system", "content": [{"type": "text", "text": environment}]},
         ]
     }
-    turn = last_human_turn("anthropic", body)
+    turn = last_human_turn(MESSAGES, body)
     assert turn == HumanTurn(0, "What is the staging database called?", True)
     assert search_query(turn) == "What is the staging database called?"
 
@@ -64,7 +65,7 @@ def test_a_tool_loop_asks_nothing_new_but_its_question_is_found() -> None:
             {"role": "tool", "tool_call_id": "c1", "content": "3 passed"},
         ]
     }
-    turn = last_human_turn("openai", body)
+    turn = last_human_turn(CHAT, body)
     assert turn == HumanTurn(0, "Run the tests", False)
     assert search_query(turn) is None
 
@@ -85,10 +86,10 @@ def test_claude_code_turns_lose_their_reminders_and_tool_results_are_not_questio
         ],
     }
     calls = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash"}]}
-    assert last_human_turn("anthropic", {"messages": [question]}) == HumanTurn(
+    assert last_human_turn(MESSAGES, {"messages": [question]}) == HumanTurn(
         0, "Why does CI fail?", True
     )
-    loop = last_human_turn("anthropic", {"messages": [question, calls, results]})
+    loop = last_human_turn(MESSAGES, {"messages": [question, calls, results]})
     assert loop == HumanTurn(0, "Why does CI fail?", False)
 
 
@@ -101,9 +102,9 @@ def test_codex_environment_items_are_not_the_question() -> None:
             {"type": "function_call_output", "call_id": "c", "output": "ok"},
         ]
     }
-    assert last_human_turn("responses", body) == HumanTurn(1, "Hi", False)
-    assert last_human_turn("responses", {"input": "Plain"}) == HumanTurn(0, "Plain", True)
-    assert human_text_at("responses", body, 0) == ""
+    assert last_human_turn(RESPONSES, body) == HumanTurn(1, "Hi", False)
+    assert last_human_turn(RESPONSES, {"input": "Plain"}) == HumanTurn(0, "Plain", True)
+    assert human_text_at(RESPONSES, body, 0) == ""
 
 
 @pytest.mark.parametrize(
@@ -111,13 +112,13 @@ def test_codex_environment_items_are_not_the_question() -> None:
     [{}, {"messages": "x"}, {"messages": [None, 3]}, {"messages": [{"role": "user"}]}],
 )
 def test_odd_shapes_have_no_question(body: dict[str, Any]) -> None:
-    assert last_human_turn("openai", body) is None
+    assert last_human_turn(CHAT, body) is None
 
 
 def test_the_query_drops_wrappers_and_recalled_blocks_and_is_bounded() -> None:
     text = f"{RECALLED}\n{REMINDER}\nHow   do we\n deploy?"
     body = {"messages": [{"role": "user", "content": text}]}
-    assert search_query(last_human_turn("openai", body)) == "How do we deploy?"
+    assert search_query(last_human_turn(CHAT, body)) == "How do we deploy?"
     long = HumanTurn(0, "word " * 1000, True)
     assert len(search_query(long) or "") == MAX_QUERY_CHARS
     assert search_query(HumanTurn(0, "?!", True)) is None
@@ -145,7 +146,7 @@ def test_todays_blocks_are_removed_with_their_separator_and_nothing_else() -> No
     assert without_recalled(f"Echo: {block[:-5]}") == "Echo: "  # cut short: to the end
     assert without_recalled("<recalled-memories-ab>x</recalled-memories-cd>rest") == "rest"
     question = {"role": "user", "content": [{"type": "text", "text": block}, "Q"]}
-    assert human_text_at("anthropic", {"messages": [question]}, 0) == ""
+    assert human_text_at(MESSAGES, {"messages": [question]}, 0) == ""
 
 
 @pytest.mark.parametrize(
@@ -195,4 +196,4 @@ def test_exchanges_already_in_the_request() -> None:
             {"role": "user", "content": "Q3"},
         ]
     }
-    assert list(exchanges("openai", body)) == [("Q1", "A1"), ("Q2", "A2")]
+    assert list(exchanges(CHAT, body)) == [("Q1", "A1"), ("Q2", "A2")]

@@ -12,7 +12,8 @@ from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall, RecallOutcome, coverage
 from memory_proxy.records.memory import MemoryRecord, Privacy, memory_id
-from memory_proxy.records.messages import ApiKind
+from memory_proxy.wire.base import ChatFormat
+from memory_proxy.wire.registry import CHAT, MESSAGES
 from tests.memory.recall_support import BrokenIndex, SlowIndex, WordIndex
 
 DEPLOY = "User: how do we deploy the service?\nAssistant: with the deploy.sh script on the VM"
@@ -59,7 +60,7 @@ def recall(index: WordIndex, counts: Counts | None = None, **settings: Any) -> R
 def apply(
     recaller: Recall,
     body: dict[str, Any],
-    api: ApiKind = "openai",
+    wire: ChatFormat = CHAT,
     session_id: str | None = "s1",
     user_id: str = "alice",
     project: str = "repo-1",
@@ -67,10 +68,10 @@ def apply(
 ) -> RecallOutcome:
     return asyncio.run(
         recaller.apply(
-            api,
+            wire,
             body,
             body,
-            last_human_turn(api, body),
+            last_human_turn(wire, body),
             user_id=user_id,
             project=project,
             session_id=session_id,
@@ -206,7 +207,7 @@ def test_without_a_session_exchanges_already_in_the_request_are_not_recalled() -
 def test_system_placement_keeps_one_block_through_the_tool_loop() -> None:
     recaller = recall(index_with(memory()), placement="system")
     body = {"system": "S", "messages": [{"role": "user", "content": "How do we deploy?"}]}
-    first = apply(recaller, body, api="anthropic")
+    first = apply(recaller, body, wire=MESSAGES)
     assert first.recalled == 1 and first.body is not None
     assert first.body["system"].startswith("S\n\n<recalled-memories-")
     assert first.body["messages"] == body["messages"]
@@ -218,7 +219,7 @@ def test_system_placement_keeps_one_block_through_the_tool_loop() -> None:
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
         ],
     }
-    again = apply(recaller, loop, api="anthropic")
+    again = apply(recaller, loop, wire=MESSAGES)
     assert again.body is not None and again.body["system"] == first.body["system"]
 
 
@@ -228,10 +229,10 @@ def test_with_injected_history_the_block_goes_to_the_latest_turn() -> None:
     outgoing = ask("earlier", "reply", "How do we deploy?")
     outcome = asyncio.run(
         recaller.apply(
-            "openai",
+            CHAT,
             payload,
             outgoing,
-            last_human_turn("openai", payload),
+            last_human_turn(CHAT, payload),
             user_id="alice",
             project="repo-1",
             session_id="s1",
@@ -304,7 +305,7 @@ def test_a_block_of_hosted_memories_is_put_back_whatever_the_model() -> None:
 def test_system_placement_keeps_a_private_block_from_hosted_requests() -> None:
     recaller = recall(index_with(dataclasses.replace(memory(), private=True)), placement="system")
     body = {"system": "S", "messages": [{"role": "user", "content": "How do we deploy?"}]}
-    first = apply(recaller, body, api="anthropic", privacy="private")
+    first = apply(recaller, body, wire=MESSAGES, privacy="private")
     assert first.body is not None and "deploy.sh" in first.body["system"]
     loop = {
         "system": "S",
@@ -314,6 +315,6 @@ def test_system_placement_keeps_a_private_block_from_hosted_requests() -> None:
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
         ],
     }
-    assert apply(recaller, loop, api="anthropic", privacy="hosted").body is None
-    again = apply(recaller, loop, api="anthropic", privacy="private")
+    assert apply(recaller, loop, wire=MESSAGES, privacy="hosted").body is None
+    again = apply(recaller, loop, wire=MESSAGES, privacy="private")
     assert again.body is not None and again.body["system"] == first.body["system"]

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import copy
 import html
 import re
 import time
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,14 +10,8 @@ from hypothesis import strategies as st
 
 from memory_proxy.memory.markup import INVISIBLE
 from memory_proxy.memory.question import without_recalled
-from memory_proxy.memory.recall_block import (
-    NOTE,
-    in_system_prompt,
-    in_user_turn,
-    recalled_block,
-)
+from memory_proxy.memory.recall_block import NOTE, recalled_block
 from memory_proxy.records.memory import MemoryRecord, Recalled
-from memory_proxy.records.messages import ApiKind
 from tests.memory.recall_support import NESTED_TAG_ATTACK, as_read, stored_texts, tags_seen
 
 BLOCK = "<recalled-memories-0123456789ab>\n…\n</recalled-memories-0123456789ab>"
@@ -155,78 +147,3 @@ def _day(at: float) -> str:
         return time.strftime("%Y-%m-%d", time.gmtime(at))
     except (OverflowError, OSError, ValueError):
         return "unknown"
-
-
-def text(value: str, kind: str = "text", **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "text": value, **extra}
-
-
-def user(content: Any, **extra: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content, **extra}
-
-
-TOOL_RESULT = {"type": "tool_result", "tool_use_id": "t"}
-SYSTEM = {"role": "system", "content": "S"}
-
-
-@pytest.mark.parametrize(
-    ("api", "body", "expected"),
-    [
-        (
-            "openai",
-            {"messages": [SYSTEM, user("Q")]},
-            {"messages": [SYSTEM, user(f"{BLOCK}\n\nQ")]},
-        ),
-        (
-            "openai",
-            {"messages": [user([text("Q")])]},
-            {"messages": [user([text(BLOCK), text("Q")])]},
-        ),
-        (
-            "anthropic",
-            {"messages": [user([TOOL_RESULT, text("Q", cache_control=CACHED)])]},
-            {"messages": [user([TOOL_RESULT, text(BLOCK), text("Q", cache_control=CACHED)])]},
-        ),
-        ("responses", {"input": "Q"}, {"input": f"{BLOCK}\n\nQ"}),
-        (
-            "responses",
-            {"input": [user([text("Q", "input_text")], type="message")]},
-            {"input": [user([text(BLOCK, "input_text"), text("Q", "input_text")], type="message")]},
-        ),
-    ],
-    ids=["openai-string", "openai-parts", "anthropic-blocks", "responses-text", "responses-items"],
-)
-def test_the_block_opens_the_user_turn_in_each_format(
-    api: ApiKind, body: dict[str, Any], expected: dict[str, Any]
-) -> None:
-    original = copy.deepcopy(body)
-    last = len(body.get("messages") or body.get("input") or "x") - 1
-    assert in_user_turn(api, body, last, BLOCK) == expected
-    assert body == original  # the client's request is copied, never changed
-
-
-def test_a_turn_that_is_not_a_user_message_gets_nothing() -> None:
-    body = {"messages": [{"role": "assistant", "content": "A"}]}
-    assert in_user_turn("openai", body, 0, BLOCK) is None
-    assert in_user_turn("openai", body, 5, BLOCK) is None
-    assert in_user_turn("openai", {"messages": [{"role": "user"}]}, 0, BLOCK) is None
-
-
-def test_system_placement_in_each_format_keeps_the_clients_system_prompt_first() -> None:
-    system = [{"type": "text", "text": "S", "cache_control": CACHED}]
-    anthropic = in_system_prompt("anthropic", {"system": system, "messages": []}, BLOCK)
-    assert anthropic == {"system": [*system, {"type": "text", "text": BLOCK}], "messages": []}
-    assert in_system_prompt("anthropic", {"system": "S"}, BLOCK) == {"system": f"S\n\n{BLOCK}"}
-    assert in_system_prompt("anthropic", {}, BLOCK) == {"system": BLOCK}
-    openai = in_system_prompt(
-        "openai", {"messages": [{"role": "system", "content": "S"}, {"role": "user"}]}, BLOCK
-    )
-    assert openai == {
-        "messages": [
-            {"role": "system", "content": "S"},
-            {"role": "system", "content": BLOCK},
-            {"role": "user"},
-        ]
-    }
-    responses = in_system_prompt("responses", {"instructions": "I", "input": "Q"}, BLOCK)
-    assert responses == {"instructions": f"I\n\n{BLOCK}", "input": "Q"}

@@ -18,10 +18,11 @@ from starlette.types import Receive, Scope, Send
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, Settings
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.memory.capture import AnswerCapture
 from memory_proxy.memory.request_memory import MemoryScope
 from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.in_memory import InMemoryStore
+from memory_proxy.wire.answer import Answer, AnswerReader
+from memory_proxy.wire.registry import CHAT
 from tests.memory.recall_support import (
     BrokenIndex,
     BusyIndex,
@@ -261,26 +262,24 @@ def test_a_client_leaving_after_the_final_event_still_leaves_a_complete_exchange
     assert not stored[-1].get("partial")
 
 
-def finished(answer: dict[str, Any]) -> AnswerCapture:
-    capture = AnswerCapture("openai")
-    capture.start(200, [(b"content-type", b"application/json")])
-    capture.feed(orjson.dumps({"choices": [{"message": answer}]}))
-    capture.finish()
-    return capture
+def finished(answer: dict[str, Any]) -> Answer:
+    reader = AnswerReader(CHAT.answer_parser())
+    reader.start(200, [(b"content-type", b"application/json")])
+    reader.feed(orjson.dumps({"choices": [{"message": answer}]}))
+    return reader.finish()
 
 
-def cut_short(text: str) -> AnswerCapture:
+def cut_short(text: str) -> Answer:
     """A stream that ended before its final event: the client never had the whole answer."""
-    capture = AnswerCapture("openai")
-    capture.start(200, [(b"content-type", b"text/event-stream")])
+    reader = AnswerReader(CHAT.answer_parser())
+    reader.start(200, [(b"content-type", b"text/event-stream")])
     delta = {"choices": [{"index": 0, "delta": {"content": text}}]}
-    capture.feed(b"data: " + orjson.dumps(delta) + b"\n\n")
-    capture.finish()
-    return capture
+    reader.feed(b"data: " + orjson.dumps(delta) + b"\n\n")
+    return reader.finish()
 
 
 @pytest.mark.parametrize(
-    "capture",
+    "answer",
     [
         finished({"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {}}]}),
         finished({"role": "assistant", "content": "Let me look", "tool_calls": [{"id": "c"}]}),
@@ -289,7 +288,7 @@ def cut_short(text: str) -> AnswerCapture:
     ],
     ids=["only-tool-calls", "text-and-tool-calls", "empty", "cut-short"],
 )
-def test_only_final_answers_become_memories(capture: AnswerCapture) -> None:
+def test_only_final_answers_become_memories(answer: Answer) -> None:
     index = WordIndex()
 
     async def scenario() -> None:
@@ -299,9 +298,9 @@ def test_only_final_answers_become_memories(capture: AnswerCapture) -> None:
             "alice", None, "", "c", "m", reads=True, writes=True, session_memory=False
         )
         payload = {"messages": [{"role": "user", "content": "Run it"}]}
-        turn = await memory.begin("openai", payload, payload, scope)
+        turn = await memory.begin(CHAT, payload, payload, scope)
         assert turn is not None
-        memory.finish(turn, capture)
+        memory.finish(turn, answer)
         await memory.aclose()
 
     asyncio.run(scenario())

@@ -24,6 +24,7 @@ from memory_proxy.stores import batch_writer
 from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.stores.sqlite import IN_MEMORY
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.wire.registry import CHAT
 from tests.memory.recall_support import request_memory
 from tests.memory.test_request_memory import finished
 from tests.support import eventually
@@ -123,7 +124,7 @@ async def one_request(
         session_memory=step.session is not None,
         privacy=step.privacy,
     )
-    turn = await memory.begin("openai", payload, payload, scope)
+    turn = await memory.begin(CHAT, payload, payload, scope)
     assert turn is not None
     sent = orjson.dumps(turn.body).decode()
     from_client = orjson.dumps(payload).decode()
@@ -194,7 +195,7 @@ def test_a_private_models_memory_is_recalled_for_a_later_private_request() -> No
                 scope = MemoryScope(
                     "alice", "s2", "repo", "c", "m", True, True, True, privacy=privacy
                 )
-                turn = await memory.begin("openai", payload, payload, scope)
+                turn = await memory.begin(CHAT, payload, payload, scope)
                 assert turn is not None and turn.recalled == recalled
                 assert ("w0q" in orjson.dumps(turn.body).decode()) == bool(recalled)
         finally:

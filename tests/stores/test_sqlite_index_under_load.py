@@ -22,6 +22,7 @@ from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.wire.registry import CHAT
 from scripts.bench_recall import add_in_batches, latency_corpus
 from tests.support import eventually
 
@@ -76,10 +77,10 @@ def recall(index: SQLiteMemoryIndex, timeout_ms: int, counts: Counts) -> Recall:
 async def recalled(recaller: Recall, question: str, session: str) -> int:
     body: dict[str, Any] = {"messages": [{"role": "user", "content": question}]}
     outcome = await recaller.apply(
-        "openai",
+        CHAT,
         body,
         body,
-        last_human_turn("openai", body),
+        last_human_turn(CHAT, body),
         user_id=USER,
         project=PROJECT,
         session_id=session,

@@ -8,29 +8,36 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.memory.capture import (
+from memory_proxy.records.messages import well_formed
+from memory_proxy.wire.answer import (
     MAX_CAPTURED_BYTES,
     USAGE_TAIL_BYTES,
-    AnswerCapture,
+    Answer,
+    AnswerReader,
     TokenUsage,
     last_usage,
 )
-from memory_proxy.records.messages import ApiKind, well_formed
+from memory_proxy.wire.base import ChatFormat
+from memory_proxy.wire.chat import ChatAnswerParser
+from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
 
 
 def read(
-    api: ApiKind | None, headers: list[tuple[bytes, bytes]], *chunks: bytes, status: int = 200
-) -> AnswerCapture:
-    """An answer fed to a capture as the forwarder does it: start, chunks, finish."""
-    capture = AnswerCapture(api)
-    capture.start(status, headers)
+    wire: ChatFormat | None,
+    headers: list[tuple[bytes, bytes]],
+    *chunks: bytes,
+    status: int = 200,
+) -> Answer:
+    """An answer fed to a reader as the forwarder does it: start, chunks, finish; with
+    `wire`'s parser, as when memory keeps the message, or without (usage only)."""
+    reader = AnswerReader(wire.answer_parser() if wire else None)
+    reader.start(status, headers)
     for chunk in chunks:
-        capture.feed(chunk)
-    capture.finish()
-    return capture
+        reader.feed(chunk)
+    return reader.finish()
 
 
 def openai_stream(words: list[str], done: bool = True) -> bytes:
@@ -58,34 +65,36 @@ def anthropic_stream(words: list[str]) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("api", "stream"),
+    ("wire", "stream"),
     [
-        ("openai", openai_stream(["Hel", "lo ", "wörld"])),
-        ("anthropic", anthropic_stream(["Hel", "lo ", "wörld"])),
+        (CHAT, openai_stream(["Hel", "lo ", "wörld"])),
+        (MESSAGES, anthropic_stream(["Hel", "lo ", "wörld"])),
     ],
 )
-def test_streams_split_at_every_position_give_the_same_answer(api: ApiKind, stream: bytes) -> None:
+def test_streams_split_at_every_position_give_the_same_answer(
+    wire: ChatFormat, stream: bytes
+) -> None:
     for cut in range(len(stream) + 1):
-        capture = read(api, SSE, stream[:cut], stream[cut:])
-        assert capture.answer() == {"role": "assistant", "content": "Hello wörld"}
-        assert capture.complete
+        answer = read(wire, SSE, stream[:cut], stream[cut:])
+        assert answer.message == {"role": "assistant", "content": "Hello wörld"}
+        assert answer.complete
 
 
 def test_a_stream_cut_short_is_incomplete() -> None:
-    capture = read("openai", SSE, openai_stream(["par", "tial"], done=False))
-    assert capture.answer() == {"role": "assistant", "content": "partial"}
-    assert not capture.complete
+    answer = read(CHAT, SSE, openai_stream(["par", "tial"], done=False))
+    assert answer.message == {"role": "assistant", "content": "partial"}
+    assert not answer.complete
 
 
 def test_json_answers_in_both_formats() -> None:
     openai = read(
-        "openai", JSON, b'{"choices": [{"message": {"role": "assistant", "content"', b': "hi"}}]}'
+        CHAT, JSON, b'{"choices": [{"message": {"role": "assistant", "content"', b': "hi"}}]}'
     )
-    assert openai.answer() == {"role": "assistant", "content": "hi"}
+    assert openai.message == {"role": "assistant", "content": "hi"}
     tool = {"type": "tool_use", "id": "toolu_1", "name": "grep", "input": {"q": "x"}}
     blocks = [{"type": "text", "text": "a"}, tool, {"type": "text", "text": "b"}]
-    anthropic = read("anthropic", JSON, json.dumps({"content": blocks}).encode())
-    assert anthropic.answer() == {
+    anthropic = read(MESSAGES, JSON, json.dumps({"content": blocks}).encode())
+    assert anthropic.message == {
         "role": "assistant",
         "content": "ab",
         "tool_calls": [
@@ -128,12 +137,11 @@ def test_streamed_tool_calls_are_assembled() -> None:
             ]
         },
     ]
-    capture = read(
-        "openai", SSE, b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
-    )
-    answer = capture.answer()
-    assert answer is not None
-    assert answer["tool_calls"] == [
+    message = read(
+        CHAT, SSE, b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    ).message
+    assert message is not None
+    assert message["tool_calls"] == [
         {
             "type": "function",
             "id": "c1",
@@ -153,39 +161,36 @@ def test_streamed_tool_calls_are_assembled() -> None:
 def test_errors_unknown_encodings_and_unknown_answers_are_not_captured(
     status: int, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    capture = read(
-        "openai", headers, b'{"choices": [{"message": {"content": "x"}}]}', status=status
-    )
-    assert capture.answer() is None
+    answer = read(CHAT, headers, b'{"choices": [{"message": {"content": "x"}}]}', status=status)
+    assert answer.message is None
 
 
 GZIP = [*JSON, (b"content-encoding", b"gzip")]
 
 
-@pytest.mark.parametrize("api", ["openai", None])
-def test_a_gzipped_json_answer_is_read_split_anywhere(api: ApiKind | None) -> None:
+@pytest.mark.parametrize("wire", [CHAT, None])
+def test_a_gzipped_json_answer_is_read_split_anywhere(wire: ChatFormat | None) -> None:
     """LiteLLM gzips every whole JSON answer of 500 bytes or more for a client that accepts
     it, as the OpenAI and Anthropic SDKs do: the client gets the bytes as they were, and
     memory and usage read them decompressed."""
-    answer = {"choices": [{"message": {"content": "Hi " * 300}}], "usage": OPENAI_USAGE}
-    body = gzip.compress(json.dumps(answer).encode())
+    whole = {"choices": [{"message": {"content": "Hi " * 300}}], "usage": OPENAI_USAGE}
+    body = gzip.compress(json.dumps(whole).encode())
     for cut in range(0, len(body) + 1, 7):
-        capture = read(api, GZIP, body[:cut], body[cut:])
-        assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
-        if api:
-            assert capture.answer() == {"role": "assistant", "content": "Hi " * 300}
+        answer = read(wire, GZIP, body[:cut], body[cut:])
+        assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
+        if wire:
+            assert answer.message == {"role": "assistant", "content": "Hi " * 300}
 
 
 def test_a_corrupt_or_oversized_gzipped_answer_is_dropped_without_expanding_it() -> None:
-    corrupt = read("openai", GZIP, b"\x1f\x8b not gzip at all")
-    assert corrupt.answer() is None and corrupt.usage == TokenUsage()
-    capture = AnswerCapture("openai")
-    capture.start(200, GZIP)
+    corrupt = read(CHAT, GZIP, b"\x1f\x8b not gzip at all")
+    assert corrupt.message is None and corrupt.usage == TokenUsage()
+    reader = AnswerReader(CHAT.answer_parser())
+    reader.start(200, GZIP)
     bomb = gzip.compress(b"[" + b" " * (MAX_CAPTURED_BYTES * 4) + b"]")
-    capture.feed(bomb)
-    assert len(capture._buffer) <= MAX_CAPTURED_BYTES
-    capture.finish()
-    assert capture.answer() is None
+    reader.feed(bomb)
+    assert len(reader._buffer) <= MAX_CAPTURED_BYTES
+    assert reader.finish().message is None
 
 
 def responses_stream(words: list[str]) -> bytes:
@@ -198,12 +203,12 @@ def responses_stream(words: list[str]) -> bytes:
 def test_responses_stream_split_anywhere_and_json() -> None:
     stream = responses_stream(["Hel", "lo"])
     for cut in range(len(stream) + 1):
-        capture = read("responses", SSE, stream[:cut], stream[cut:])
-        assert capture.answer() == {"role": "assistant", "content": "Hello"}
-        assert capture.complete
+        answer = read(RESPONSES, SSE, stream[:cut], stream[cut:])
+        assert answer.message == {"role": "assistant", "content": "Hello"}
+        assert answer.complete
     output = [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]
-    plain = read("responses", JSON, json.dumps({"output": output}).encode())
-    assert plain.answer() == {"role": "assistant", "content": "Hi"}
+    plain = read(RESPONSES, JSON, json.dumps({"output": output}).encode())
+    assert plain.message == {"role": "assistant", "content": "Hi"}
 
 
 def sse(*events: object) -> bytes:
@@ -236,7 +241,7 @@ RESPONSES_STREAM_WITH_USAGE = sse(
 )
 
 
-@pytest.mark.parametrize("api", ["openai", "anthropic", "responses", None])
+@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
 @pytest.mark.parametrize(
     "body",
     [
@@ -246,33 +251,32 @@ RESPONSES_STREAM_WITH_USAGE = sse(
     ],
 )
 def test_token_counts_of_json_answers_with_or_without_memory(
-    api: ApiKind | None, body: str
+    wire: ChatFormat | None, body: str
 ) -> None:
-    capture = read(api, JSON, body.encode())
-    assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
+    answer = read(wire, JSON, body.encode())
+    assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
 
 
-@pytest.mark.parametrize("api", ["openai", "anthropic", "responses", None])
+@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
 @pytest.mark.parametrize(
     "stream", [OPENAI_STREAM_WITH_USAGE, ANTHROPIC_STREAM_WITH_USAGE, RESPONSES_STREAM_WITH_USAGE]
 )
-def test_token_counts_of_streams_split_anywhere(api: ApiKind | None, stream: bytes) -> None:
+def test_token_counts_of_streams_split_anywhere(wire: ChatFormat | None, stream: bytes) -> None:
     for cut in range(len(stream) + 1):
-        capture = read(api, SSE, stream[:cut], stream[cut:])
-        assert capture.usage == TokenUsage(prompt_tokens=11, completion_tokens=7), cut
+        answer = read(wire, SSE, stream[:cut], stream[cut:])
+        assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7), cut
 
 
 def test_a_large_answer_is_not_kept_whole_for_its_token_counts() -> None:
     filler = json.dumps({"data": [{"embedding": [0.125] * 20_000}] * 10})
     body = filler[:-1] + ', "usage": {"prompt_tokens": 3, "total_tokens": 3}}'
-    capture = AnswerCapture(None)
-    capture.start(200, JSON)
+    reader = AnswerReader(None)
+    reader.start(200, JSON)
     encoded = body.encode()
     for start in range(0, len(encoded), 16_384):
-        capture.feed(encoded[start : start + 16_384])
-        assert len(capture._buffer) <= USAGE_TAIL_BYTES + 16_384
-    capture.finish()
-    assert capture.usage == TokenUsage(prompt_tokens=3, completion_tokens=None)
+        reader.feed(encoded[start : start + 16_384])
+        assert len(reader._buffer) <= USAGE_TAIL_BYTES + 16_384
+    assert reader.finish().usage == TokenUsage(prompt_tokens=3, completion_tokens=None)
 
 
 def test_anthropic_cached_prompt_tokens_count_as_prompt_tokens() -> None:
@@ -307,67 +311,8 @@ def test_last_usage_finds_the_last_usage_key_only(text: bytes, found: object) ->
     ("header", "cost"), [(b"0.000123", 0.000123), (b"None", None), (b"nan", None), (b"", None)]
 )
 def test_litellm_cost_header(header: bytes, cost: float | None) -> None:
-    capture = read("openai", [*JSON, (b"x-litellm-response-cost", header)], b"{}")
-    assert capture.cost == cost
-
-
-def openai_stream_with_usage(words: list[str], prompt: int, completion: int) -> bytes:
-    events: list[dict[str, object]] = [
-        {"choices": [{"index": 0, "delta": {"content": word}}], "usage": None} for word in words
-    ]
-    events.append(
-        {"choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion}}
-    )
-    return sse(*events) + b"data: [DONE]\n\n"
-
-
-def anthropic_stream_with_usage(words: list[str], prompt: int, completion: int) -> bytes:
-    return sse(
-        {
-            "type": "message_start",
-            "message": {"usage": {"input_tokens": prompt, "output_tokens": 1}},
-        },
-        *(
-            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": word}}
-            for word in words
-        ),
-        {"type": "message_delta", "usage": {"output_tokens": completion}},
-        {"type": "message_stop"},
-    )
-
-
-def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({min(cut, len(data)) for cut in cuts})
-    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    api=st.sampled_from(["openai", "anthropic"]),
-    words=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=8),
-    prompt=st.integers(0, 10**6),
-    completion=st.integers(0, 10**6),
-    cuts=st.lists(st.integers(0, 4000), max_size=12),
-    with_text=st.booleans(),
-)
-def test_any_stream_cut_anyhow_gives_its_text_and_counts(
-    api: ApiKind,
-    words: list[str],
-    prompt: int,
-    completion: int,
-    cuts: list[int],
-    with_text: bool,
-) -> None:
-    """Whatever the text (quotes, newlines, "usage" itself) and however the bytes arrive."""
-    make = openai_stream_with_usage if api == "openai" else anthropic_stream_with_usage
-    capture = read(api if with_text else None, SSE, *chunked(make(words, prompt, completion), cuts))
-    assert capture.usage == TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
-    if with_text:
-        text = "".join(words)
-        # A blank answer is no message (it would store an empty assistant turn).
-        expected = {"role": "assistant", "content": text} if text.strip() else None
-        assert capture.answer() == expected
-        assert capture.complete
+    answer = read(CHAT, [*JSON, (b"x-litellm-response-cost", header)], b"{}")
+    assert answer.cost == cost
 
 
 def test_anthropic_streamed_tool_use_is_assembled() -> None:
@@ -392,8 +337,8 @@ def test_anthropic_streamed_tool_use_is_assembled() -> None:
         {"type": "message_stop"},
     )
     for cut in range(0, len(stream) + 1, 7):
-        capture = read("anthropic", SSE, stream[:cut], stream[cut:])
-        assert capture.answer() == {
+        answer = read(MESSAGES, SSE, stream[:cut], stream[cut:])
+        assert answer.message == {
             "role": "assistant",
             "content": "Hm",
             "tool_calls": [
@@ -407,50 +352,50 @@ def test_anthropic_streamed_tool_use_is_assembled() -> None:
 
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 4}
-ODD_ANSWERS: list[tuple[ApiKind, dict[str, Any]]] = [
-    ("openai", {"choices": {"0": {}}}),
-    ("openai", {"choices": ["not a choice"]}),
-    ("openai", {"choices": [{"message": {"content": 5, "tool_calls": [{"id": ["x"]}]}}]}),
-    ("openai", {"choices": [{"message": "text"}]}),
-    ("anthropic", {"content": [{"type": "text", "text": None}]}),
-    ("anthropic", {"content": {"type": "text"}}),
-    ("anthropic", {"content": [{"type": "tool_use", "id": 1, "input": []}]}),
-    ("responses", {"output": {"type": "message"}}),
-    ("responses", {"output": ["item"]}),
-    ("responses", {"output": [{"type": "message", "content": [{"type": "output_text"}, 1]}]}),
+ODD_ANSWERS: list[tuple[ChatFormat, dict[str, Any]]] = [
+    (CHAT, {"choices": {"0": {}}}),
+    (CHAT, {"choices": ["not a choice"]}),
+    (CHAT, {"choices": [{"message": {"content": 5, "tool_calls": [{"id": ["x"]}]}}]}),
+    (CHAT, {"choices": [{"message": "text"}]}),
+    (MESSAGES, {"content": [{"type": "text", "text": None}]}),
+    (MESSAGES, {"content": {"type": "text"}}),
+    (MESSAGES, {"content": [{"type": "tool_use", "id": 1, "input": []}]}),
+    (RESPONSES, {"output": {"type": "message"}}),
+    (RESPONSES, {"output": ["item"]}),
+    (RESPONSES, {"output": [{"type": "message", "content": [{"type": "output_text"}, 1]}]}),
     (
-        "responses",
+        RESPONSES,
         {"output": [{"type": "message", "content": [{"type": "output_text", "text": 2}]}]},
     ),
 ]
-ODD_EVENTS: list[tuple[ApiKind, dict[str, Any]]] = [
-    ("openai", {"choices": {"a": 1}}),
-    ("openai", {"choices": ["x", {"delta": "text"}, {"delta": {"content": ["x"]}}]}),
-    ("openai", {"choices": [{"delta": {"tool_calls": [{"index": {"a": 1}}, 3]}}]}),
-    ("openai", {"choices": [{"delta": {"tool_calls": [{"function": {"name": 1}}]}}]}),
-    ("responses", {"type": "response.output_text.delta", "delta": None}),
-    ("anthropic", {"type": "content_block_start", "index": [0], "content_block": {}}),
-    ("anthropic", {"type": "content_block_start", "content_block": {"type": "tool_use", "id": 1}}),
-    ("anthropic", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": 1}}),
-    ("anthropic", {"type": "content_block_delta", "delta": {"type": "input_json_delta"}}),
-    ("anthropic", {"type": "content_block_delta", "delta": "text"}),
+ODD_EVENTS: list[tuple[ChatFormat, dict[str, Any]]] = [
+    (CHAT, {"choices": {"a": 1}}),
+    (CHAT, {"choices": ["x", {"delta": "text"}, {"delta": {"content": ["x"]}}]}),
+    (CHAT, {"choices": [{"delta": {"tool_calls": [{"index": {"a": 1}}, 3]}}]}),
+    (CHAT, {"choices": [{"delta": {"tool_calls": [{"function": {"name": 1}}]}}]}),
+    (RESPONSES, {"type": "response.output_text.delta", "delta": None}),
+    (MESSAGES, {"type": "content_block_start", "index": [0], "content_block": {}}),
+    (MESSAGES, {"type": "content_block_start", "content_block": {"type": "tool_use", "id": 1}}),
+    (MESSAGES, {"type": "content_block_delta", "delta": {"type": "text_delta", "text": 1}}),
+    (MESSAGES, {"type": "content_block_delta", "delta": {"type": "input_json_delta"}}),
+    (MESSAGES, {"type": "content_block_delta", "delta": "text"}),
 ]
 
 
-@pytest.mark.parametrize(("api", "answer"), ODD_ANSWERS)
+@pytest.mark.parametrize(("wire", "odd"), ODD_ANSWERS)
 def test_odd_json_answers_give_no_message_but_their_usage(
-    api: ApiKind, answer: dict[str, Any]
+    wire: ChatFormat, odd: dict[str, Any]
 ) -> None:
-    capture = read(api, JSON, json.dumps({**answer, "usage": USAGE}).encode())
-    assert capture.answer() is None  # not even an empty assistant turn
-    assert capture.usage == TokenUsage(3, 4)
+    answer = read(wire, JSON, json.dumps({**odd, "usage": USAGE}).encode())
+    assert answer.message is None  # not even an empty assistant turn
+    assert answer.usage == TokenUsage(3, 4)
 
 
-@pytest.mark.parametrize(("api", "event"), ODD_EVENTS)
-def test_odd_stream_events_are_skipped(api: ApiKind, event: object) -> None:
-    capture = read(api, SSE, sse(event, {"choices": [], "usage": USAGE}))
-    assert capture.answer() is None
-    assert capture.usage == TokenUsage(3, 4)
+@pytest.mark.parametrize(("wire", "event"), ODD_EVENTS)
+def test_odd_stream_events_are_skipped(wire: ChatFormat, event: object) -> None:
+    answer = read(wire, SSE, sse(event, {"choices": [], "usage": USAGE}))
+    assert answer.message is None
+    assert answer.usage == TokenUsage(3, 4)
 
 
 def test_a_usage_nested_too_deep_to_decode_is_no_usage() -> None:
@@ -506,18 +451,18 @@ odd_events = st.fixed_dictionaries(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    api=st.sampled_from(["openai", "anthropic", "responses", None]),
+    wire=st.sampled_from([CHAT, MESSAGES, RESPONSES, None]),
     events=st.lists(odd_events | json_values, max_size=6),
     answer=json_values,
 )
 def test_no_answer_shape_makes_the_capture_raise(
-    api: ApiKind | None, events: list[object], answer: object
+    wire: ChatFormat | None, events: list[object], answer: object
 ) -> None:
-    """Whatever LiteLLM sends, the capture reads what it can and stores nothing odd: no
+    """Whatever LiteLLM sends, the reader reads what it can and stores nothing odd: no
     message without text or a tool call."""
     for headers, body in ((SSE, sse(*events)), (JSON, json.dumps(answer).encode())):
-        capture = read(api, headers, body)
-        message = capture.answer()
+        answer = read(wire, headers, body)
+        message = answer.message
         assert message is None or (
             well_formed(message) and (message["content"].strip() or message.get("tool_calls"))
         )
@@ -526,10 +471,10 @@ def test_no_answer_shape_makes_the_capture_raise(
 def test_a_reading_that_fails_stops_the_capture_not_the_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def unforeseen(self: AnswerCapture, data: bytes) -> None:
+    def unforeseen(self: ChatAnswerParser, part: dict[str, Any]) -> None:
         raise KeyError("a shape nobody foresaw")
 
-    monkeypatch.setattr(AnswerCapture, "_on_data", unforeseen)
-    monkeypatch.setattr(AnswerCapture, "_read_message", lambda self, body: unforeseen(self, b""))
-    assert read("openai", SSE, openai_stream(["a", "b"])).answer() is None
-    assert read("openai", JSON, json.dumps({"choices": []}).encode()).answer() is None
+    monkeypatch.setattr(ChatAnswerParser, "read_event", unforeseen)
+    monkeypatch.setattr(ChatAnswerParser, "read_body", unforeseen)
+    assert read(CHAT, SSE, openai_stream(["a", "b"])).message is None
+    assert read(CHAT, JSON, json.dumps({"choices": []}).encode()).message is None

@@ -1,5 +1,6 @@
 """Why an answer ended, read from JSON answers and streams in the three chat formats,
-with memory's reading (an api) or for usage only (None), however the bytes are split."""
+with memory's reading (an adapter's parser) or for usage only (None), however the bytes
+are split."""
 
 from __future__ import annotations
 
@@ -9,22 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.memory.capture import USAGE_TAIL_BYTES, AnswerCapture
-from memory_proxy.memory.finish_reason import reason_in
-from memory_proxy.records.messages import ApiKind
+from memory_proxy.wire.answer import USAGE_TAIL_BYTES, Answer, AnswerReader, finish_reason
+from memory_proxy.wire.base import ChatFormat
+from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
 
 SSE = [(b"content-type", b"text/event-stream")]
 JSON = [(b"content-type", b"application/json")]
-APIS: list[ApiKind | None] = ["openai", "anthropic", "responses", None]
+APIS: list[ChatFormat | None] = [CHAT, MESSAGES, RESPONSES, None]
 
 
-def read(api: ApiKind | None, headers: list[tuple[bytes, bytes]], *chunks: bytes) -> AnswerCapture:
-    capture = AnswerCapture(api)
-    capture.start(200, headers)
+def read(wire: ChatFormat | None, headers: list[tuple[bytes, bytes]], *chunks: bytes) -> Answer:
+    reader = AnswerReader(wire.answer_parser() if wire else None)
+    reader.start(200, headers)
     for chunk in chunks:
-        capture.feed(chunk)
-    capture.finish()
-    return capture
+        reader.feed(chunk)
+    return reader.finish()
 
 
 def sse(*events: object) -> bytes:
@@ -84,22 +84,22 @@ ANSWERS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("wire", APIS)
 @pytest.mark.parametrize(("body", "headers", "reason"), ANSWERS)
 def test_the_reason_of_every_format_split_anywhere(
-    api: ApiKind | None, body: bytes, headers: list[tuple[bytes, bytes]], reason: str
+    wire: ChatFormat | None, body: bytes, headers: list[tuple[bytes, bytes]], reason: str
 ) -> None:
     for cut in range(0, len(body) + 1, 7):
-        assert read(api, headers, body[:cut], body[cut:]).finish_reason == reason, cut
+        assert read(wire, headers, body[:cut], body[cut:]).finish_reason == reason, cut
 
 
 def test_no_reason_when_the_answer_gives_none_or_is_cut_short() -> None:
     assert read(None, JSON, json.dumps(openai_answer(None)).encode()).finish_reason is None
     cut = openai_stream("stop")
-    assert read("openai", SSE, cut[: cut.index(b'"stop"')]).finish_reason is None
+    assert read(CHAT, SSE, cut[: cut.index(b'"stop"')]).finish_reason is None
     assert read(None, JSON, b"{not json").finish_reason is None
-    assert reason_in({"choices": "odd"}) is None
-    assert reason_in({"type": "message_delta", "delta": {"stop_reason": 5}}) is None
+    assert finish_reason({"choices": "odd"}) is None
+    assert finish_reason({"type": "message_delta", "delta": {"stop_reason": 5}}) is None
 
 
 def test_a_reason_inside_the_answer_text_is_not_taken() -> None:
@@ -121,13 +121,13 @@ def test_the_reason_of_a_long_answer_kept_by_its_tail() -> None:
     reason=st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=20),
     text=st.text(max_size=40),
     cuts=st.lists(st.integers(0, 600), max_size=8),
-    api=st.sampled_from(APIS),
+    wire=st.sampled_from(APIS),
 )
 def test_any_stream_cut_anyhow_gives_its_reason(
-    maker: object, reason: str, text: str, cuts: list[int], api: ApiKind | None
+    maker: object, reason: str, text: str, cuts: list[int], wire: ChatFormat | None
 ) -> None:
     assert callable(maker)
     body: bytes = maker(reason, text)
     points = sorted({min(cut, len(body)) for cut in cuts})
     chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
-    assert read(api, SSE, *chunks).finish_reason == reason
+    assert read(wire, SSE, *chunks).finish_reason == reason
