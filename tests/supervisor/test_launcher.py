@@ -112,11 +112,12 @@ def test_both_busy_ports_are_named_with_the_option_that_changes_each(tmp_path: P
         with running_launcher(tmp_path, fake_litellm_bin(tmp_path), extra_args=ports) as launcher:
             assert launcher.process.wait(timeout=30) == 1
     errors = [line for line in launcher.output().splitlines() if "error:" in line]
+    holder = f"pid {os.getpid()} ({psutil.Process().name()})"  # "pytest" or "python", as launched
     assert errors == [
-        f"start   | error: port {litellm_port} (LiteLLM) is already in use by pid {os.getpid()} "
-        "(python): stop it, or choose another port with --litellm-port",
-        f"start   | error: port {proxy_port} (memory proxy) is already in use by pid "
-        f"{os.getpid()} (python): stop it, or choose another port with --memoryproxy-port",
+        f"start   | error: port {litellm_port} (LiteLLM) is already in use by {holder}: "
+        "stop it, or choose another port with --litellm-port",
+        f"start   | error: port {proxy_port} (memory proxy) is already in use by {holder}: "
+        "stop it, or choose another port with --memoryproxy-port",
     ]
 
 
