@@ -9,6 +9,8 @@ caller middleware (api/caller.py) put the caller in the scope. Here:
   in the scope for the tools; an unusable id is a 400;
 - the SDK answers, stateless and in JSON: no session lives in this process between
   requests, so any `--workers` process, or any of several proxies, can answer each one.
+  Only POST: with no session there is nothing to push on a GET stream or end with a
+  DELETE, and the specification lets a server answer both with 405.
 
 The SDK's own Host/Origin check is off: the browser guard applies the proxy's rules
 (`security.allowed_hosts`, `security.allowed_origins`), which the MCP specification asks
@@ -30,6 +32,7 @@ from memory_proxy.errors import MCP_PATH, ProxyError, error_answer, error_respon
 from memory_proxy.identity.auth import Trust
 from memory_proxy.identity.identification import Identifier
 
+ONLY_POST = "the memory tools answer POST only: this server keeps no sessions, nor streams"
 NOT_OURS = (
     "the memory tools need one of the proxy's client keys (auth.client_keys); this key "
     "is not one of them"
@@ -51,6 +54,11 @@ class McpEndpoint:
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            answer = error_response(MCP_PATH, 405, ONLY_POST)
+            answer.headers["allow"] = "POST"
+            await answer(scope, receive, send)
+            return
         caller = caller_in(scope)
         if caller.trust is Trust.PASS_THROUGH:
             await error_response(MCP_PATH, 403, NOT_OURS)(scope, receive, send)

@@ -25,6 +25,7 @@ from memory_proxy.api.mcp_server.workspace import ProjectChoice
 from memory_proxy.errors import Refusal
 from memory_proxy.identity.identification import MemoryOwner
 from memory_proxy.memory.indexing import MAX_MEMORY_CHARS, note_text
+from memory_proxy.memory.private_text import PRIVATE_MARKER
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import MemoryRecord, SessionSummary, memory_id
 from memory_proxy.stores.base import MemoryIndex, SearchBusy
@@ -77,7 +78,7 @@ class MemoryTools:
                 400, f"text has {len(text)} characters: a memory holds at most {MAX_MEMORY_CHARS}"
             )
         kept = note_text(text, self._redactor.text)
-        if not kept:
+        if not kept.replace(PRIVATE_MARKER, "").strip():
             raise ToolFailure(400, "nothing to remember: text is empty (or all <private>)")
         record = MemoryRecord(
             memory_id(owner.user_id, where.project, kept),

@@ -45,7 +45,6 @@ from memory_proxy.api.mcp_server.workspace import (
     from_roots,
 )
 from memory_proxy.errors import MCP_PATH, Refusal
-from memory_proxy.identity.client_detection import InvalidIdentifier
 from memory_proxy.identity.identification import MemoryOwner
 from memory_proxy.logging_setup import log_request
 from memory_proxy.records.usage import UsageRecord
@@ -112,31 +111,26 @@ class MemoryToolServer:
         spec = TOOLS.get(params.name)
         if spec is None:
             return _failed(f"no tool {params.name!r}: the tools are {', '.join(TOOLS)}")
-        try:
-            arguments = spec.arguments.model_validate(params.arguments or {})
-            where = _project(ctx, params, owner, arguments) if spec.scoped else None
-        except ValidationError as invalid:
-            return _failed(_readable(invalid))
-        except InvalidIdentifier as invalid:
-            return _failed(str(invalid))
-        if isinstance(where, InputRequiredResult):
-            return where
-        return await self._run(spec, owner, where, arguments)
-
-    async def _run(
-        self, spec: ToolSpec, owner: MemoryOwner, where: ProjectChoice | None, arguments: Any
-    ) -> CallToolResult:
         arrived, started = time.time(), time.perf_counter()
+        where: ProjectChoice | None = None
         hits: int | None = None
         try:
+            arguments = spec.arguments.model_validate(params.arguments or {})
+            if spec.scoped:
+                chosen = _project(ctx, params, owner, arguments)
+                if isinstance(chosen, InputRequiredResult):
+                    return chosen  # asked again with the roots: recorded then
+                where = chosen
             await admit(self._rate_limiter, owner.user_id, self._on_limited)
             answer, hits = await spec.run(self._tools, owner, where, arguments)
             status, result = 200, _result(answer)
+        except ValidationError as invalid:
+            status, result = 400, _failed(_readable(invalid))
         except ToolFailure as failure:
             status, result = failure.status, _failed(failure.message)
-        except Refusal as limited:  # the rate limit
-            wait = f"try again in {limited.retry_after} s"
-            status, result = limited.status, _failed(f"{limited}: {wait}")
+        except Refusal as refused:  # an unusable project id (400), the rate limit (429)
+            wait = f": try again in {refused.retry_after} s" if refused.retry_after else ""
+            status, result = refused.status, _failed(f"{refused}{wait}")
         except Exception:
             logger.exception("memory tool %s failed", spec.name)
             status, result = 500, _failed(f"{spec.name} failed: the proxy's log says why")
