@@ -22,10 +22,10 @@ from memory_proxy.identity.identification import MemoryOwner
 from memory_proxy.memory.indexing import MAX_MEMORY_CHARS
 
 PROJECT_HELP = (
-    "Optional. Which project's memory: omit it to use your workspace (the client's root "
-    "folder, or the project the MCP configuration names). Or give the absolute path of a "
-    'working directory, a project id as results show it, or "" for the memory outside any '
-    "project."
+    "Optional. Which project's memory: the absolute path of your working directory when you "
+    "know it (a client that shares its root folder needs none), a project id as results "
+    'show it, or "" for the memory outside any project. Left out: the client\'s root '
+    "folder, else the project its MCP configuration names, else the memory outside any."
 )
 _LIMIT = "At most this many"
 
