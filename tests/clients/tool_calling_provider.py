@@ -1,9 +1,10 @@
 """The fake provider, able to call a tool the way a model does: a prompt carrying
-`[[call TOOL {json arguments}]]` (its last one) is answered with a call to the client's tool whose name
-ends with TOOL (Claude Code names MCP tools `mcp__<server>__<tool>`, Codex puts them in a
-`mcp__<server>` namespace), in the request's own API — Anthropic messages or OpenAI
-Responses, streamed. Once the request carries the tool's result, and for every other
-request, the plain fake (tests/support.py) answers. Every request is recorded there."""
+`[[call TOOL {json arguments}]]` (the last one) is answered with a call to the client's
+tool whose name ends with TOOL (Claude Code names MCP tools `mcp__<server>__<tool>`;
+Codex puts them in a `mcp__<server>` namespace), in the request's own API (Anthropic
+messages or OpenAI Responses, streamed). Once the request carries the tool's result, and
+for every other request, the plain fake (tests/support.py) answers. Every request is
+recorded there."""
 
 from __future__ import annotations
 
