@@ -34,12 +34,16 @@ from memory_proxy.api.dashboard import (
     DashboardPage,
 )
 from memory_proxy.api.dashboard.live import LiveAPI
-from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI
+from memory_proxy.api.mcp_server.endpoint import McpEndpoint
+from memory_proxy.api.mcp_server.memory_tools import MemoryTools
+from memory_proxy.api.mcp_server.server import MemoryToolServer
+from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI, unavailable_reason
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.status import HealthAPI, MetricsAPI, RoutingAPI
 from memory_proxy.api.usage import UsageAPI
 from memory_proxy.browser_guard import BrowserGuard, startup_note
 from memory_proxy.config import Settings
+from memory_proxy.errors import MCP_PATH
 from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.upstream import UpstreamClient, UpstreamMonitor, client_for
 from memory_proxy.identity.identification import Identifier
@@ -63,7 +67,7 @@ SESSIONS_PATH = "/v1/sessions"
 FEEDBACK_PATH = "/v1/feedback"
 LOCAL_PREFIXES = (SESSIONS_PATH + "/", MEMORIES_PATH + "/", STATIC_PREFIX)  # an id or name follows
 # POST bodies read as JSON: the chat APIs (by the pipeline) and our own JSON endpoints.
-JSON_APIS = frozenset({*CHAT_PATHS, FEEDBACK_PATH, echo_model.ECHO_PATH})
+JSON_APIS = frozenset({*CHAT_PATHS, FEEDBACK_PATH, echo_model.ECHO_PATH, MCP_PATH})
 
 
 class MemoryProxy:
@@ -166,6 +170,12 @@ class MemoryProxy:
             route.path for route in self._local.routes if isinstance(route, Route)
         )
         self._identified_local = IdentifiedCaller(self._local, identifier.caller)
+        tools = MemoryTools(self.memory_index, unavailable_reason(settings.memory), redactor)
+        tool_server = MemoryToolServer(
+            tools, self.usage, self.live, self.rate_limiter, self.metrics.rate_limited.inc
+        )
+        self.mcp = McpEndpoint(identifier, tool_server)
+        self._identified_mcp = IdentifiedCaller(self.mcp, identifier.caller)
         self._guard = BrowserGuard(
             self._route,
             settings,
@@ -188,6 +198,8 @@ class MemoryProxy:
         path = scope["path"]
         if path in self._local_paths or path.startswith(LOCAL_PREFIXES):
             await self._identified_local(scope, receive, send)
+        elif path == MCP_PATH:
+            await self._identified_mcp(scope, receive, send)
         else:
             await self._proxy(scope, receive, send)
 
@@ -224,6 +236,8 @@ class MemoryProxy:
                     self.memory.start()
                 if self.usage is not None:
                     self.usage.start()
+                # Stopped first: its calls use the index and the usage log.
+                await stack.enter_async_context(self.mcp.run())
             except Exception as exc:
                 logger.exception("start-up failed")
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})

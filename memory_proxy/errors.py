@@ -1,12 +1,14 @@
 """The proxy's own exceptions, one hierarchy, and the one way a client is told of one:
 its status and message in the calling client's own format (Anthropic-style on Anthropic
-paths, OpenAI-style everywhere else). Never a traceback, never HTML.
+paths, a JSON-RPC error on the MCP endpoint, OpenAI-style everywhere else). Never a
+traceback, never HTML.
 
     ProxyError                    the base: `status`, message, `retry_after`, `headers`
     ├── Refusal                   the proxy answers a request itself (4xx): auth, limits...
     │   ├── InvalidIdentifier     identity/client_detection.py: an unusable user/session id
     │   ├── RequestTooLarge       forwarding/forwarder.py: a JSON body past the limit
-    │   └── UnsafeHeader          forwarding/header_safety.py: CR, LF or NUL toward LiteLLM
+    │   ├── UnsafeHeader          forwarding/header_safety.py: CR, LF or NUL toward LiteLLM
+    │   └── ToolFailure           api/mcp_server: a memory tool could not do its work
     ├── ClientDisconnected        the client left before its request was read or sent on
     ├── UpstreamError             LiteLLM gave no usable answer (502, "failed to answer")
     │   ├── UpstreamUnavailable   LiteLLM is not there: down, restarting (503)
@@ -33,6 +35,10 @@ from memory_proxy.logging_setup import log_failure
 logger = logging.getLogger("memory_proxy")
 
 RETRY_AFTER_SECONDS = 5  # what a client is told to wait when LiteLLM failed it
+MCP_PATH = "/mcp"  # the memory tools' endpoint (api/mcp_server): its clients read JSON-RPC
+# A refusal before the request was read has no JSON-RPC id to answer: the SDK's own
+# transport errors say INVALID_REQUEST then, and so do ours.
+_JSONRPC_INVALID_REQUEST = -32600
 
 
 class ProxyError(Exception):
@@ -144,8 +150,15 @@ def is_anthropic_path(path: str) -> bool:
     return path.startswith(("/v1/messages", "/anthropic/"))
 
 
+def is_mcp_path(path: str) -> bool:
+    return path == MCP_PATH or path.startswith(MCP_PATH + "/")
+
+
 def error_body(path: str, status: int, message: str) -> bytes:
     openai_type, anthropic_type = _ERROR_TYPES.get(status, ("api_error", "api_error"))
+    if is_mcp_path(path):
+        error = {"code": _JSONRPC_INVALID_REQUEST, "message": message, "data": {"status": status}}
+        return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
     if is_anthropic_path(path):
         payload: dict[str, object] = {
             "type": "error",

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.metrics import Metrics
-from memory_proxy.accounting.rate_limit import RateLimiter
+from memory_proxy.accounting.rate_limit import RateLimiter, admit
 from memory_proxy.accounting.usage import UsageRecorder
 from memory_proxy.browser_guard import is_json_content_type
 from memory_proxy.errors import ClientDisconnected, Refusal, error_answer
@@ -131,29 +131,8 @@ class ProxyPipeline:
 
     async def _admit(self, who: Identification) -> Headers:
         """The rate limit: 429 past it; else the headers that tell the client where it
-        stands. A limiter that fails lets the request through."""
-        if self.rate_limiter is None:
-            return []
-        user_id = who.user_id
-        try:
-            verdict = await self.rate_limiter.check(user_id)
-        except Exception as exc:
-            log_failure(logger, "rate limiter failed; request let through", exc)
-            return []
-        limit = self.rate_limiter.bucket.requests_per_minute
-        limit_headers = [
-            (b"x-ratelimit-limit-requests", str(limit).encode()),
-            (b"x-ratelimit-remaining-requests", str(verdict.remaining).encode()),
-        ]
-        if not verdict.allowed:
-            self.metrics.rate_limited.inc()
-            raise Refusal(
-                429,
-                f"rate limit for {user_id} reached ({limit} requests per minute)",
-                retry_after=verdict.retry_after,
-                headers=limit_headers,
-            )
-        return limit_headers
+        stands."""
+        return await admit(self.rate_limiter, who.user_id, self.metrics.rate_limited.inc)
 
     async def _prepare(
         self, request: ProxiedRequest, body: RequestBody, who: Identification

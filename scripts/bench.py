@@ -35,6 +35,7 @@ import yaml
 from memory_proxy.config import MemorySettings
 from scripts.bench_burst import BURST_CLIENTS, BURST_MEMORIES, burst_case, measure_burst
 from scripts.bench_load import Figures, stream_round, write_wrk_script, wrk_round
+from scripts.bench_mcp import tool_call_latency
 from scripts.bench_memory import (
     MEMORIES,
     MemoryCase,
@@ -61,6 +62,7 @@ from scripts.recall_history import USERS
 
 WARM_UP_SECONDS = 1
 PROBES = 10
+MCP_MEMORIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,13 @@ def recall_burst(directory: Path, args: argparse.Namespace, results: Results) ->
     results.burst |= {"memories": case.memories, "memories_written": written}
 
 
+def mcp_tool_calls(directory: Path, args: argparse.Namespace, results: Results) -> None:
+    """A memory tool call through /mcp (scripts/bench_mcp.py): 10,000 memories over 200
+    projects, then all in one project."""
+    results.mcp = tool_call_latency(directory, MCP_MEMORIES, args.mcp_calls)
+    results.mcp += tool_call_latency(directory, MCP_MEMORIES, args.mcp_calls, 1, 1)
+
+
 PARTS = {
     "posts": post_cases,
     "streams": stream_cases,
@@ -256,6 +265,7 @@ PARTS = {
     "recall": recall_latency,
     "recall-history": recall_history,
     "burst": recall_burst,
+    "mcp": mcp_tool_calls,
 }
 
 
@@ -277,6 +287,7 @@ def main() -> None:
     parser.add_argument(
         "--burst-recovery-limit", type=float, default=300, help="seconds to wait for recall"
     )
+    parser.add_argument("--mcp-calls", type=int, default=500, help="memory tool calls per case")
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"what to measure, of {', '.join(PARTS)}"
     )

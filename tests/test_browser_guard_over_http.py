@@ -51,6 +51,7 @@ LOCAL_ROUTES = [
     ("GET", "/v1/live"),
     ("GET", "/ui"),
     ("GET", "/ui/static/app.js"),
+    ("POST", "/mcp"),
 ]
 FORWARDED_ROUTES = [
     ("POST", CHAT),

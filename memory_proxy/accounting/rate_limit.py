@@ -7,13 +7,20 @@ number of proxy instances enforce one limit.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from memory_proxy.errors import Refusal
+from memory_proxy.logging_setup import log_failure
 from memory_proxy.stores.redis import connect
+
+logger = logging.getLogger("memory_proxy")
+
+LimitHeaders = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,35 @@ class RateLimiter(Protocol):
     async def check(self, user_id: str) -> Verdict: ...
 
     async def aclose(self) -> None: ...
+
+
+async def admit(
+    limiter: RateLimiter | None, user_id: str, on_limited: Callable[[], None]
+) -> LimitHeaders:
+    """One request of `user_id` taken from its bucket: the headers that tell the client
+    where it stands, or a `Refusal` (429, with them and Retry-After) past the limit
+    (`on_limited` counts it). A limiter that fails lets the request through."""
+    if limiter is None:
+        return []
+    try:
+        verdict = await limiter.check(user_id)
+    except Exception as exc:
+        log_failure(logger, "rate limiter failed; request let through", exc)
+        return []
+    limit = limiter.bucket.requests_per_minute
+    limit_headers = [
+        (b"x-ratelimit-limit-requests", str(limit).encode()),
+        (b"x-ratelimit-remaining-requests", str(verdict.remaining).encode()),
+    ]
+    if not verdict.allowed:
+        on_limited()
+        raise Refusal(
+            429,
+            f"rate limit for {user_id} reached ({limit} requests per minute)",
+            retry_after=verdict.retry_after,
+            headers=limit_headers,
+        )
+    return limit_headers
 
 
 class LocalRateLimiter:

@@ -23,7 +23,7 @@ from memory_proxy.stores.batch_writer import QUEUE_LIMIT as QUEUE_LIMIT
 
 logger = logging.getLogger("memory_proxy.usage")
 
-GROUPS = ("user", "model", "client")
+GROUPS = ("user", "model", "client", "tool")  # "tool": memory tool calls over MCP
 # Finish reasons that mean the answer was cut at its token limit (OpenAI chat, Anthropic,
 # OpenAI Responses), and those that mean the model would not answer.
 TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens"})
@@ -67,13 +67,17 @@ def summarize(
     group_by: str,
     feedback: Iterable[Feedback] = (),
 ) -> dict[str, Any]:
-    """Totals per user, model or client (the busiest first), and over all, with the
-    feedback on those records (by request id)."""
+    """Totals per user, model or client of the LLM calls, or per tool of the memory tool
+    calls (the busiest first), and over all, with the feedback on those records (by
+    request id). A tool call is no LLM request: it counts under `tool` only."""
     attribute = "user_id" if checked_group(group_by) == "user" else group_by
+    tools = group_by == "tool"
     scores = {rating.request_id: rating.score for rating in feedback}
     groups: dict[str, _Totals] = collections.defaultdict(_Totals)
     overall = _Totals()
     for record in records:
+        if record.is_tool_call != tools:
+            continue
         groups[getattr(record, attribute) or "none"].add(record, scores)
         overall.add(record, scores)
     rows = [{group_by: key, **totals.describe()} for key, totals in groups.items()]
@@ -91,6 +95,8 @@ class _Totals:
     cost: float = 0.0
     first_byte_ms: float = 0.0
     timed: int = 0
+    total_ms: float = 0.0
+    hits: int = 0
     last_seen: float | None = None
     finish_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     rated: int = 0
@@ -111,6 +117,8 @@ class _Totals:
         self.prompt_tokens += record.prompt_tokens or 0
         self.completion_tokens += record.completion_tokens or 0
         self.cost += record.cost or 0.0
+        self.total_ms += record.total_ms
+        self.hits += record.hits or 0
         if record.first_byte_ms is not None:
             self.first_byte_ms += record.first_byte_ms
             self.timed += 1
@@ -125,6 +133,8 @@ class _Totals:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "cost": round(self.cost, 6),
             "mean_first_byte_ms": round(self.first_byte_ms / self.timed, 1) if self.timed else None,
+            "mean_total_ms": round(self.total_ms / self.requests, 2) if self.requests else None,
+            "hits": self.hits,
             "last_seen": self.last_seen,
             "users": sorted(self.users),
             "finish_reasons": dict(self.finish_reasons.most_common()),

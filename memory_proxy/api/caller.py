@@ -33,5 +33,10 @@ class IdentifiedCaller:
 
 def caller_of(connection: HTTPConnection) -> Caller:
     """The caller `IdentifiedCaller` found for this request."""
-    caller: Caller = connection.scope[_CALLER]
+    return caller_in(connection.scope)
+
+
+def caller_in(scope: Scope) -> Caller:
+    """The same, from a pure-ASGI app's scope."""
+    caller: Caller = scope[_CALLER]
     return caller

@@ -73,15 +73,8 @@ class MemoriesAPI:
         return endpoint
 
     def _unavailable(self, path: str) -> Response:
-        memory = self._memory
-        if not memory.enabled:
-            return error_response(path, 404, "local memory is disabled (memory.enabled)")
-        return error_response(
-            path,
-            501,
-            "long-term memories can be managed only in a local index (memory.store: sqlite "
-            f"or memory); this proxy's store is {memory.store}",
-        )
+        status = 404 if not self._memory.enabled else 501
+        return error_response(path, status, unavailable_reason(self._memory))
 
     async def _collection(
         self, request: Request, index: MemoryIndex, user_id: str | None
@@ -135,6 +128,16 @@ class MemoriesAPI:
     ) -> Response:
         projects = await index.projects(user_id)
         return JSONResponse({"object": "list", "data": [info.describe() for info in projects]})
+
+
+def unavailable_reason(memory: MemorySettings) -> str:
+    """Why this proxy has no local memory index to manage."""
+    if not memory.enabled:
+        return "local memory is disabled (memory.enabled)"
+    return (
+        "long-term memories can be managed only in a local index (memory.store: sqlite "
+        f"or memory); this proxy's store is {memory.store}"
+    )
 
 
 def _project(request: Request) -> str | None:

@@ -1,6 +1,7 @@
 """`memory-proxy`: the proxy alone, in front of a LiteLLM that runs elsewhere;
 `memory-proxy usage`: the usage totals as a table; `memory-proxy memories`: long-term
-memories (cli_memories.py)."""
+memories (memories.py); `memory-proxy mcp-config`: adding its memory tools to a client
+(mcp_config.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from uvicorn.supervisors import Multiprocess
 from memory_proxy.accounting.metrics import MULTIPROCESS_DIRECTORY
 from memory_proxy.accounting.usage import GROUPS, parse_since, summarize
 from memory_proxy.app import MemoryProxy
+from memory_proxy.cli.mcp_config import mcp_config
 from memory_proxy.cli.memories import memories
 from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import LOG_FORMATS, Settings
@@ -154,6 +156,7 @@ def main(
 
 
 main.add_command(memories)
+main.add_command(mcp_config)
 
 
 @main.command()

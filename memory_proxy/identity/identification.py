@@ -25,7 +25,7 @@ from memory_proxy.identity.client_detection import (
 from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import memory_mode, reads, writes
 from memory_proxy.identity.model_privacy import ModelPrivacy
-from memory_proxy.identity.project import detect_project
+from memory_proxy.identity.project import detect_project, named_project
 from memory_proxy.identity.supermemory import SupermemoryRouting
 from memory_proxy.records.memory import Privacy
 
@@ -87,6 +87,30 @@ class Identification:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryOwner:
+    """Whose long-term memory a memory tool call (MCP) works on, by a chat request's rules:
+    the user and how its client was recognised, the project its headers name (None: none)
+    and what memory may do for it. A tool call has no body, model or session."""
+
+    caller: Caller
+    identity: ClientIdentity
+    named_project: str | None
+    memory_mode: str = "on"
+
+    @property
+    def user_id(self) -> str:
+        return self.identity.user_id
+
+    @property
+    def reads_memory(self) -> bool:
+        return reads(self.memory_mode)
+
+    @property
+    def writes_memory(self) -> bool:
+        return writes(self.memory_mode)
+
+
 class Identifier:
     """Identifies requests by the configured rules: client keys, user id mappings, memory's
     session headers, project extractors and modes, Supermemory routing, private models."""
@@ -141,11 +165,7 @@ class Identifier:
         model = model if isinstance(model, str) else None
         memory = self._memory
         session_id = detect_session(headers, memory.session_headers, body)
-        if caller.bound_user_id:
-            kind = "client-key" if caller.by_client_key else "pass-through-key"
-            identity = ClientIdentity(caller.bound_user_id, None, False, bound_to=kind)
-        else:
-            identity = detect_user(headers, self._mappings)
+        identity = self._identity(headers, caller)
         return Identification(
             request_id=request_id,
             caller=caller,
@@ -158,3 +178,24 @@ class Identifier:
             memory_mode=memory_mode(headers, identity.user_id, memory.modes),
             model_privacy=self._privacy.of_request(model, body),
         )
+
+    def memory_owner(self, headers: Mapping[str, str], caller: Caller) -> MemoryOwner:
+        """Raises `Refusal` (401) for a refused caller, `InvalidIdentifier` (400) for an
+        unusable user or project id or `x-memory` value. `headers`: lower-case names."""
+        if caller.refusal:
+            raise Refusal(401, caller.refusal)
+        identity = self._identity(headers, caller)
+        return MemoryOwner(
+            caller,
+            identity,
+            named_project(headers),
+            memory_mode(headers, identity.user_id, self._memory.modes),
+        )
+
+    def _identity(self, headers: Mapping[str, str], caller: Caller) -> ClientIdentity:
+        """A user id fixed by the caller's key beats detection: a bound client key's, or for
+        a key that passes through to LiteLLM, the one derived from it."""
+        if caller.bound_user_id:
+            kind = "client-key" if caller.by_client_key else "pass-through-key"
+            return ClientIdentity(caller.bound_user_id, None, False, bound_to=kind)
+        return detect_user(headers, self._mappings)

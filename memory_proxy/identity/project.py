@@ -32,14 +32,21 @@ def detect_project(
 ) -> str:
     """The request's project id, or GENERAL_PROJECT. Raises `InvalidIdentifier` for an
     unusable `x-memory-project` (it is used as given, so it must be a valid id)."""
-    explicit = headers.get(PROJECT_HEADER)
+    explicit = named_project(headers)
     if explicit is not None:
-        return checked_id(explicit.strip(), PROJECT_HEADER)
+        return explicit
     for extractor in extractors:
         directory = _directory(extractor, headers, body)
         if directory:
             return project_id(directory)
     return GENERAL_PROJECT
+
+
+def named_project(headers: Mapping[str, str]) -> str | None:
+    """The project `x-memory-project` names, or None when it is absent; `InvalidIdentifier`
+    when it is no valid id."""
+    explicit = headers.get(PROJECT_HEADER)
+    return None if explicit is None else checked_id(explicit.strip(), PROJECT_HEADER)
 
 
 def project_id(directory: str) -> str:

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import MAX_SCANNED_CHARS, without_recalled
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import RecallBackend
@@ -36,6 +37,13 @@ def exchange_text(
     question = _cut_at_space(without_recalled(question).strip(), MAX_QUESTION_CHARS)
     answer = _cut_at_space(without_recalled(answer[:MAX_SCANNED_CHARS]).strip(), MAX_MEMORY_CHARS)
     return redact(f"User: {question}\nAssistant: {answer}")[:MAX_MEMORY_CHARS]
+
+
+def note_text(text: str, redact: Callable[[str], str] = lambda text: text) -> str:
+    """A note an agent asks memory to keep (the MCP tool `remember`), kept as an exchange
+    is: recalled blocks and `<private>` spans left out, secrets redacted, trimmed."""
+    kept = without_private(without_recalled(text[:MAX_SCANNED_CHARS])).strip()
+    return redact(kept)[:MAX_MEMORY_CHARS].strip()
 
 
 def _cut_at_space(text: str, limit: int) -> str:

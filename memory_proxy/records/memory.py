@@ -76,3 +76,18 @@ class ProjectInfo:
             "memory_count": self.memory_count,
             "last_used": self.last_used,
         }
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One conversation as the index remembers it: its first and latest memories (what
+    was asked first and last), how many it left, and when."""
+
+    session_id: str
+    project: str
+    client: str  # of its latest memory
+    memories: int
+    started_at: float
+    last_at: float
+    first_text: str
+    last_text: str

@@ -60,7 +60,8 @@ class UsageSeries:
 @dataclass
 class Rollup:
     """Counts per (bucket, model, client, user) and latency histograms per bucket: what
-    the SQLite log keeps in its roll-up tables."""
+    the SQLite log keeps in its roll-up tables. LLM calls only: a memory tool call (a
+    millisecond, no model) would only blur the charts of requests and their latency."""
 
     counts: dict[GroupKey, list[float]] = field(
         default_factory=lambda: collections.defaultdict(lambda: [0, 0, 0, 0, 0.0])
@@ -68,6 +69,8 @@ class Rollup:
     latency: collections.Counter[LatencyKey] = field(default_factory=collections.Counter)
 
     def add(self, record: UsageRecord, bucket_seconds: int) -> None:
+        if record.is_tool_call:
+            return
         bucket = int(record.time // bucket_seconds)
         row = self.counts[(bucket, record.model or "", record.client, record.user_id)]
         row[0] += 1

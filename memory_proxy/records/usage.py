@@ -10,6 +10,9 @@ from typing import Any
 
 @dataclass  # not frozen: one is built per request, and freezing costs 3.5x the build
 class UsageRecord:
+    """A forwarded LLM call, or a memory tool call over MCP (`tool` names it: no model,
+    no tokens; `total_ms` is the tool's time, `hits` what it found or listed)."""
+
     time: float  # epoch seconds, when the request arrived
     request_id: str
     user_id: str
@@ -30,6 +33,12 @@ class UsageRecord:
     # answer, the proxy's outcome ("client_disconnected", "upstream_cut", …). None for
     # records written before it was kept.
     finish_reason: str | None = None
+    tool: str | None = None  # an MCP tool call: the tool's name
+    hits: int | None = None  # the memories it found, listed or stored
+
+    @property
+    def is_tool_call(self) -> bool:
+        return self.tool is not None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))  # flat fields: asdict's deep copy would cost 30x more

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memory_proxy.errors import ProxyError
-from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled
+from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled, SessionSummary
 from memory_proxy.records.messages import Message
 from memory_proxy.records.series import UsageSeries
 from memory_proxy.records.usage import Feedback, UsageRecord
@@ -172,9 +172,24 @@ class MemoryIndex(RecallBackend, Protocol):
     ) -> list[Recalled]: ...
 
     async def list_memories(
-        self, user_id: str | None, project: str | None, limit: int, offset: int
+        self,
+        user_id: str | None,
+        project: str | None,
+        limit: int,
+        offset: int,
+        *,
+        before: float | None = None,
+        privacy: Privacy = "private",
     ) -> list[MemoryRecord]:
-        """Newest first."""
+        """Newest first; made before `before` when given. A private model's memories only
+        for `privacy` "private" (the owner's views show them, marked)."""
+        ...
+
+    async def recent_sessions(
+        self, user_id: str, project: str, limit: int, *, privacy: Privacy = "hosted"
+    ) -> list[SessionSummary]:
+        """The user's latest conversations in the project, the most recent first (those
+        that left memories; private models' left out unless `privacy` is "private")."""
         ...
 
     async def get(self, user_id: str | None, memory_id: str) -> MemoryRecord | None: ...

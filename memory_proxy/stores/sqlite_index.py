@@ -1,9 +1,8 @@
 """Long-term memories in the SQLite file, searched with FTS5's BM25.
 
-Layout (sqlite_index_schema.py): `memories` holds the records, their texts packed;
-`memories_fts` is a contentless FTS5 index over the texts, written here beside `memories`
-in the same transactions (FTS5 needs a text to index it and, to remove it, the values it
-indexed: its 'delete' command).
+Layout (sqlite_index_schema.py): `memories` holds the records, texts packed; `memories_fts`,
+a contentless FTS5 index over the texts, is written here beside it in the same transactions
+(FTS5 needs a text to index it and, to remove it, the values it indexed: 'delete').
 
 Forgetting erases: a forgotten memory's row is zeroed (secure_delete), its index entries
 are merged away by rewriting the index into one segment ('optimize': until then a deleted
@@ -58,11 +57,12 @@ from pathlib import Path
 from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled
+from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled, SessionSummary
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
 from memory_proxy.stores.search_thread import SearchThread
+from memory_proxy.stores.session_summaries import recent_sessions
 from memory_proxy.stores.sqlite import SQLiteFile
 from memory_proxy.stores.sqlite_index_schema import SCHEMA, upgrade
 from memory_proxy.stores.sqlite_space import used_bytes
@@ -221,20 +221,37 @@ class SQLiteMemoryIndex:
         return " OR ".join(fts5_phrase(_project_token(user, project)) for user in users)
 
     async def list_memories(
-        self, user_id: str | None, project: str | None, limit: int, offset: int
+        self,
+        user_id: str | None,
+        project: str | None,
+        limit: int,
+        offset: int,
+        *,
+        before: float | None = None,
+        privacy: Privacy = "private",
     ) -> list[MemoryRecord]:
         """Newest first."""
         where, params = self._where(user_id, project)
+        private_too = privacy == "private"
 
         def work() -> list[MemoryRecord]:
             rows = self._db.execute(
                 f"SELECT {_RECORD_COLUMNS} FROM memories WHERE {where} "
+                "AND (? IS NULL OR created_at < ?) AND (? OR private = 0) "
                 "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
-                (*params, limit, offset),
+                (*params, before, before, private_too, limit, offset),
             ).fetchall()
             return [_record(row) for row in rows]
 
         return await self._file.run(work)
+
+    async def recent_sessions(
+        self, user_id: str, project: str, limit: int, *, privacy: Privacy = "hosted"
+    ) -> list[SessionSummary]:
+        private_too = privacy == "private"
+        return await self._file.run(
+            lambda: recent_sessions(self._db, user_id, project, limit, private_too)
+        )
 
     async def get(self, user_id: str | None, memory_id: str) -> MemoryRecord | None:
         def work() -> MemoryRecord | None:

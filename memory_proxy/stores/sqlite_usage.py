@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS usage (
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
     cost REAL,
-    finish_reason TEXT
+    finish_reason TEXT,
+    tool TEXT,
+    hits INTEGER
 );
 CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
 CREATE TABLE IF NOT EXISTS feedback (

@@ -111,6 +111,8 @@ def test_summaries_group_and_total() -> None:
         "total_tokens": 12,
         "cost": 0.25,
         "mean_first_byte_ms": 12.0,
+        "mean_total_ms": 13.0,
+        "hits": 0,
         "last_seen": NOW + 5,
         "users": ["bob"],
         "finish_reasons": {"length": 1, "error": 1},
@@ -447,12 +449,14 @@ def test_the_recorder_writes_about_as_fast_as_the_sqlite_log_can(tmp_path: Path)
 
 def test_a_usage_file_from_before_finish_reasons_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    old_columns = [name for name in FIELD_NAMES if name != "finish_reason"]
+    # Without finish_reason, and the columns that came after it (tool, hits).
+    old_columns = FIELD_NAMES[: FIELD_NAMES.index("finish_reason")]
     with sqlite3.connect(path) as db:
         db.execute(f"CREATE TABLE usage (id INTEGER PRIMARY KEY, {', '.join(old_columns)})")
         old = usage_record(request_id="old").as_dict()
         db.execute(
-            f"INSERT INTO usage ({', '.join(old_columns)}) VALUES ({', '.join('?' * 15)})",
+            f"INSERT INTO usage ({', '.join(old_columns)}) "
+            f"VALUES ({', '.join('?' * len(old_columns))})",
             [old[name] for name in old_columns],
         )
     db.close()

@@ -4,6 +4,7 @@ screenshots of each page in a temporary folder. Plus the page's headers without 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from memory_proxy.api.dashboard import CALLED_PATHS, CALLED_PREFIXES, STATIC
 from memory_proxy.config import MemorySettings
+from tests.api.mcp_server.support import call, mcp_client
 from tests.browser_support import needs_browser, wait_for
 from tests.conftest import ProxyFactory
 from tests.shipped_config_support import (
@@ -269,3 +271,41 @@ def test_the_memories_tab_shows_real_clients_memories_on_a_fresh_shipped_config(
 def memories(proxy: str) -> list[Any]:
     answer: list[Any] = httpx.get(f"{proxy}/v1/memories").json()["data"]
     return answer
+
+
+@pytest.mark.browser
+@needs_browser
+def test_memory_tool_calls_have_a_table_of_their_own_and_show_live(
+    fake_upstream: tuple[FakeUpstream, str],
+    run_proxy: ProxyFactory,
+    browser: Any,
+    screenshots: Path,
+) -> None:
+    """Calls to the memory tools (MCP) are no LLM requests: their own table, by tool."""
+    _, url = fake_upstream
+    with run_proxy(url) as proxy:
+        browser.get(f"{proxy}/ui#live")
+        wait_for(browser, "return document.body.dataset.rendered === 'true'")
+        asyncio.run(tool_calls(proxy))
+        wait_for(browser, "return document.querySelectorAll('#live-table tbody tr').length === 3")
+        live = [row[3] for row in cells(browser, "live-table")]
+        assert live == [
+            "tool list_memories (0 memories)",
+            "tool search_memory (1 memories)",
+            "tool remember (1 memories)",
+        ]
+        wait_until(lambda: len(usage(proxy, group_by="tool")["data"]) == 3)  # written
+        browser.find_element("css selector", "[data-tab=overview]").click()
+        wait_for(browser, "return document.querySelectorAll('#tools-table tbody tr').length === 3")
+        browser.save_screenshot(str(screenshots / "memory-tools.png"))
+        tools = {row[0]: row[1:3] for row in cells(browser, "tools-table")}
+        assert tools == {name: ["1", "1" if name != "list_memories" else "0"] for name in tools}
+        assert browser.find_element("id", "card-requests").text == "0"  # no LLM request
+        assert browser.get_log("browser") == []
+
+
+async def tool_calls(proxy: str) -> None:
+    async with mcp_client(proxy, {"x-memory-user-id": "alice"}) as client:
+        await call(client, "remember", {"text": "the deploy key rotates on Fridays"})
+        await call(client, "search_memory", {"query": "deploy key"})
+        await call(client, "list_memories", {"project": "elsewhere"})

@@ -12,6 +12,7 @@ from starlette.routing import Route, Router
 
 from memory_proxy.api.echo_model import ECHO_PATH, echo
 from tests.clients.support import MASTER_KEY, Proxy, litellm_config, memory_proxy
+from tests.clients.tool_calling_provider import ToolCallingProvider
 from tests.litellm_support import litellm_process
 from tests.support import FakeUpstream, free_port, serve
 
@@ -28,11 +29,12 @@ class Chain:
 @pytest.fixture(scope="package")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     """LiteLLM is started once, before any proxy: the shipped `demo` it calls is served by
-    an echo endpoint of its own, as the proxy serves it."""
+    an echo endpoint of its own, as the proxy serves it. The provider calls a tool when a
+    prompt asks it to (tool_calling_provider.py)."""
     provider = FakeUpstream(reply_text=REPLY)
     directory = tmp_path_factory.mktemp("clients")
     demo = Router(routes=[Route(ECHO_PATH, echo, methods=["POST"])])
-    with serve(provider) as provider_url, serve(demo) as demo_url:
+    with serve(ToolCallingProvider(provider)) as provider_url, serve(demo) as demo_url:
         config = directory / "config.yaml"
         demo_base = demo_url + ECHO_PATH.removesuffix("/chat/completions")
         config.write_text(yaml.safe_dump(litellm_config(provider_url, demo_base)))

@@ -86,10 +86,11 @@ const QUALITY_COLUMNS = [
 async function loadOverview() {
   const since = state.range;
   const bucket = RANGES[since];
-  const [byModel, seriesModel, seriesClient] = await Promise.all([
+  const [byModel, seriesModel, seriesClient, byTool] = await Promise.all([
     api(`/v1/usage?group_by=model&since=${since}`),
     api(`/v1/usage/series?bucket=${bucket}&since=${since}&group_by=model`),
     api(`/v1/usage/series?bucket=${bucket}&since=${since}&group_by=client`),
+    api(`/v1/usage?group_by=tool&since=${since}`),
   ]);
   const total = byModel.total;
   document.getElementById("overview-empty").hidden = total.requests > 0;
@@ -108,6 +109,15 @@ async function loadOverview() {
   );
   table("models-table", [{ title: "Model", value: (r) => r.model }, ...QUALITY_COLUMNS], byModel.data,
     "No model has been called in this range.");
+  table("tools-table", [
+    { title: "Tool", value: (r) => r.tool },
+    { title: "Calls", num: true, value: (r) => number(r.requests) },
+    { title: "Memories found, listed or stored", num: true, value: (r) => number(r.hits) },
+    { title: "Mean time", num: true, value: (r) => (r.mean_total_ms == null ? "–" : r.mean_total_ms.toFixed(1) + " ms") },
+    { title: "Errors", num: true, value: (r) => percent(r.error_rate) },
+    { title: "Users", value: (r) => r.users.join(", ") },
+    { title: "Last called", value: (r) => when(r.last_seen) },
+  ], byTool.data, "No agent has called a memory tool in this range (see README: Memory tools for agents).");
   const times = seriesModel.times;
   const answering = seriesModel.groups.filter(answeredOnce);
   drawChart("chart-models", times, [
@@ -224,7 +234,8 @@ function renderLive() {
     { title: "Time", value: (r) => new Date(r.time * 1000).toLocaleTimeString() },
     { title: "User", value: (r) => r.user_id },
     { title: "Client", value: (r) => r.client },
-    { title: "Model", value: (r) => r.model ?? "–" },
+    // A memory tool call (MCP) has no model: its tool and what it found instead.
+    { title: "Model", value: (r) => (r.tool ? `tool ${r.tool} (${number(r.hits)} memories)` : r.model ?? "–") },
     { title: "Status", num: true, value: (r) => r.status },
     { title: "Finish", value: (r) => r.finish_reason ?? "–" },
     { title: "First byte", num: true, value: (r) => millis(r.first_byte_ms) },
