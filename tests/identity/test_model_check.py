@@ -4,16 +4,19 @@ LiteLLM would serve."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_proxy.config import LiteLLMSettings, ModelEntry
+from memory_proxy.config import LiteLLMSettings, ModelEntry, load_settings
 from memory_proxy.errors import Refusal
 from memory_proxy.identity.model_check import ModelCheck
 
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CONFIG, README = ROOT / "config.yaml", ROOT / "README.md"
 MODELS = (
     ModelEntry("demo", None, deployment="custom_openai/echo", provider="custom_openai"),
     ModelEntry("gpt-4o", None, None, "OPENAI_API_KEY", "openai/gpt-4o", "openai", "gpt-id-1"),
@@ -147,3 +150,10 @@ def test_only_names_litellm_cannot_route_are_refused(name: str, routed: str) -> 
     assert refusal(LITELLM, ask(routed)) is None
     with_wildcard = dataclasses.replace(LITELLM, models=(*MODELS, ModelEntry("x/*", None)))
     assert refusal(with_wildcard, ask(name)) is None
+
+
+def test_the_readme_says_what_a_mistyped_demo_is_told() -> None:
+    shipped = load_settings(SHIPPED_CONFIG, environ={}).litellm
+    message = refusal(shipped, ask("dmeo"))
+    readme = " ".join(README.read_text().split())
+    assert f"`{message}`" in readme
