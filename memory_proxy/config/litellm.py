@@ -139,8 +139,7 @@ def unknown_litellm_params(tree: SettingsTree) -> list[str]:
             if close:
                 warnings.append(
                     f"{tree.file_label}: model_list[{index}].litellm_params.{name}: not a "
-                    f"parameter of LiteLLM {LITELLM_VERSION} (did you mean {close[0]}?); "
-                    "LiteLLM would send it to the provider"
+                    f"parameter of LiteLLM {LITELLM_VERSION} (did you mean {close[0]}?)"
                 )
     return warnings
 
