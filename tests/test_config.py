@@ -240,13 +240,19 @@ def test_what_litellm_routes_by_is_read_from_its_sections(tmp_path: Path) -> Non
         "    model_info: {id: m-1}\n"
         "  - model_name: n\n"
         "    litellm_params: {model: y, custom_llm_provider: groq, api_key: literal}\n"
+        "  - model_name: o\n"
+        "    litellm_params: {model: azure/z, api_key: os.environ/K, azure_ad_token: t}\n"
         "router_settings:\n  routing_groups: [{group_name: cheap, models: [m]}]\n"
         "environment_variables: {MY_KEY: from-the-file}\n",
     )
     litellm = load_settings(path, environ={}).litellm
-    assert [(m.api_key_variable, m.deployment, m.provider, m.model_id) for m in litellm.models] == [
-        ("MY_KEY", "openai/x", "openai", "m-1"),
-        (None, "y", "groq", None),
+    assert [
+        (m.api_key_variable, m.deployment, m.provider, m.model_id, m.other_credentials)
+        for m in litellm.models
+    ] == [
+        ("MY_KEY", "openai/x", "openai", "m-1", False),
+        (None, "y", "groq", None, False),
+        ("K", "azure/z", "azure", None, True),
     ]
     assert litellm.routing_groups == {"cheap"}
     assert litellm.environment_variables == {"MY_KEY"}
@@ -275,6 +281,7 @@ def test_litellm_may_serve_models_the_file_does_not_list(
     [
         "general_settings: {key_management_system: hashicorp_vault}\n",
         "litellm_settings: {api_key: k}\n",
+        "general_settings: {forward_llm_provider_auth_headers: true}\n",
     ],
 )
 def test_litellm_may_find_keys_outside_the_environment(tmp_path: Path, text: str) -> None:

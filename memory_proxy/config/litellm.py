@@ -18,6 +18,9 @@ ALIASES_KEY = "router_settings.model_group_alias"
 # How alike an unknown litellm_params key must be to a known one to be called a typo: any
 # other key may be a provider's own parameter, which LiteLLM passes on.
 PARAM_TYPO_SIMILARITY = 0.8
+# Words of the litellm_params that may authenticate a deployment besides its api_key: an
+# Azure AD token, a workload identity, a credential_list entry, AWS or Google credentials.
+CREDENTIAL_WORDS = ("key", "token", "credential", "identity", "secret", "password", "auth")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ModelEntry:
     deployment: str | None = None
     provider: str | None = None  # custom_llm_provider, or the deployment's prefix
     model_id: str | None = None  # model_info.id: LiteLLM routes this name to the entry too
+    other_credentials: bool = False  # litellm_params that may authenticate but api_key
 
     @property
     def supermemory_routed(self) -> bool:
@@ -54,7 +58,8 @@ class LiteLLMSettings:
     # router_settings.router_general_settings.pass_through_all_models.
     open_model_list: bool = False
     # Where LiteLLM may find a provider key other than in the environment: a secret manager
-    # (general_settings.key_management_system), a key set in litellm_settings.
+    # (general_settings.key_management_system), a key set in litellm_settings, the
+    # client's own (forward_llm_provider_auth_headers).
     keys_elsewhere: bool = False
     environment_variables: frozenset[str] = frozenset()  # what its section sets for LiteLLM
     # The names of the variables set in the environment LiteLLM was started with; None when
@@ -88,6 +93,12 @@ def build_litellm(tree: SettingsTree) -> LiteLLMSettings:
                 _text(params.get("custom_llm_provider"))
                 or (deployment.partition("/")[0] if deployment and "/" in deployment else None),
                 _text(info.get("id")) if isinstance(info, dict) else None,
+                any(
+                    word in str(name)
+                    for name in params
+                    if name != "api_key"
+                    for word in CREDENTIAL_WORDS
+                ),
             )
         )
 
@@ -114,7 +125,11 @@ def build_litellm(tree: SettingsTree) -> LiteLLMSettings:
             or tree.environ.get("DATABASE_URL")
             or tree.lookup("router_settings.router_general_settings.pass_through_all_models")
         ),
-        keys_elsewhere=bool(tree.lookup("general_settings.key_management_system"))
+        keys_elsewhere=bool(
+            tree.lookup("general_settings.key_management_system")
+            or tree.lookup("general_settings.forward_llm_provider_auth_headers")
+            or tree.lookup("litellm_settings.forward_llm_provider_auth_headers")
+        )
         or any(_is_key_setting(key) for key in tree.lookup("litellm_settings") or {}),
         environment_variables=frozenset(
             str(name) for name in tree.lookup("environment_variables") or {}

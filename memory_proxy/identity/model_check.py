@@ -112,11 +112,16 @@ def _missing_keys(litellm: LiteLLMSettings) -> dict[str, str]:
 
 def _missing_key(model: ModelEntry, present: frozenset[str]) -> str | None:
     """The variable the entry's key should come from, when neither it nor any of its
-    provider's own is set."""
+    provider's own may be set: a provider's client reads more than LiteLLM says
+    (`OPENAI_ADMIN_KEY`, `ANTHROPIC_AUTH_TOKEN`), so any key or token under its prefix
+    counts."""
     variable = model.api_key_variable
     fallbacks = PROVIDER_KEYS.get(model.provider or "")
-    if variable is None or fallbacks is None:
+    if variable is None or fallbacks is None or model.other_credentials:
         return None
-    if variable in present or any(name in present for name in fallbacks):
+    prefixes = tuple(name.removesuffix("API_KEY") for name in fallbacks)
+    if variable in present or any(
+        name.startswith(prefixes) and ("KEY" in name or "TOKEN" in name) for name in present
+    ):
         return None
     return variable

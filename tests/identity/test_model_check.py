@@ -122,12 +122,21 @@ def test_a_model_whose_key_variable_is_unset_names_it() -> None:
             ),
             "claude",
         ),
+        # what the provider's own client reads besides (the OpenAI SDK, Anthropic's)
+        (dataclasses.replace(LITELLM, environment=frozenset({"OPENAI_ADMIN_KEY"})), "gpt-4o"),
+        (dataclasses.replace(LITELLM, environment=frozenset({"ANTHROPIC_AUTH_TOKEN"})), "claude"),
         (dataclasses.replace(KNOWN_ENVIRONMENT, keys_elsewhere=True), "gpt-4o"),
         (LITELLM, "gpt-4o"),  # LiteLLM's environment is not known (not started here)
     ],
 )
 def test_a_key_litellm_may_find_is_not_missing(litellm: LiteLLMSettings, model: str) -> None:
     assert refusal(litellm, ask(model)) is None
+
+
+def test_a_deployment_with_other_credentials_is_never_refused() -> None:
+    azure_ad = ModelEntry("gpt", None, None, "UNSET", "openai/x", "openai", other_credentials=True)
+    litellm = LiteLLMSettings(models=(azure_ad,), environment=frozenset())
+    assert refusal(litellm, ask("gpt")) is None
 
 
 def test_a_provider_without_an_api_key_variable_is_never_refused() -> None:
