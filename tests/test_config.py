@@ -243,6 +243,7 @@ def test_what_litellm_routes_by_is_read_from_its_sections(tmp_path: Path) -> Non
         "  - model_name: o\n"
         "    litellm_params: {model: azure/z, api_key: os.environ/K, azure_ad_token: t}\n"
         "router_settings:\n  routing_groups: [{group_name: cheap, models: [m]}]\n"
+        "litellm_settings:\n  model_alias_map: {gpt4: m}\n"
         "environment_variables: {MY_KEY: from-the-file}\n",
     )
     litellm = load_settings(path, environ={}).litellm
@@ -255,6 +256,7 @@ def test_what_litellm_routes_by_is_read_from_its_sections(tmp_path: Path) -> Non
         ("K", "azure/z", "azure", None, True),
     ]
     assert litellm.routing_groups == {"cheap"}
+    assert litellm.alias_map_names == {"gpt4"}
     assert litellm.environment_variables == {"MY_KEY"}
     assert not litellm.open_model_list and not litellm.keys_elsewhere
     assert litellm.environment is None  # start-proxies sets it: it starts LiteLLM

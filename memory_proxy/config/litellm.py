@@ -54,6 +54,8 @@ class LiteLLMSettings:
     # router_settings.model_group_alias: a name clients may ask for -> the model_name it routes to
     aliases: dict[str, str] = field(default_factory=dict)
     routing_groups: frozenset[str] = frozenset()  # router_settings.routing_groups' names
+    # litellm_settings.model_alias_map's names: renamed by LiteLLM before it routes them
+    alias_map_names: frozenset[str] = frozenset()
     # LiteLLM may serve names that are not in the file: models kept in its database, or
     # router_settings.router_general_settings.pass_through_all_models.
     open_model_list: bool = False
@@ -119,6 +121,9 @@ def build_litellm(tree: SettingsTree) -> LiteLLMSettings:
         is True,
         aliases=_aliases(tree),
         routing_groups=_routing_groups(tree),
+        alias_map_names=frozenset(
+            str(name) for name in tree.lookup("litellm_settings.model_alias_map") or {}
+        ),
         open_model_list=bool(
             tree.lookup("general_settings.database_url")
             or tree.lookup("general_settings.store_model_in_db")

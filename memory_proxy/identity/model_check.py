@@ -4,16 +4,17 @@ provider key comes from an `os.environ/NAME` that is not set in the environment 
 started with (the variable named, never a value).
 
 Never a request LiteLLM would serve. LiteLLM 1.106.2's proxy (route_request in
-litellm/proxy/route_llm_request.py) serves more names than the model_names of the file:
-a `model_group_alias`, a routing group, a deployment's id (`model_info.id`) or its
-`litellm_params.model`, an `a2a/` agent; any name when a model_name has a wildcard (it
-also tries the name with its provider guessed: `gpt-4o` reaching `openai/*`), with
-`pass_through_all_models`, or when models and key aliases live in its database; any
-request that brings its own `api_key`, `api_base` or `user_config`, or names several
-models at once. Names are checked only where none of that can apply. A key is missing only
-when the provider has no variable of its own to fall back on that is set
-(config/litellm_known.py, from the pinned LiteLLM), no secret manager or key setting could
-give one, and only when the proxy knows LiteLLM's environment (start-proxies started it).
+litellm/proxy/route_llm_request.py) serves more names than the model_names of the file: a
+`model_group_alias`, a name of `litellm_settings.model_alias_map`, a routing group, a
+deployment's id (`model_info.id`) or its `litellm_params.model`, an `a2a/` agent; any name
+when a model_name has a wildcard (it also tries the name with its provider guessed:
+`gpt-4o` reaching `openai/*`), with `pass_through_all_models`, or when models and key
+aliases live in its database; any request that brings its own `api_key`, `api_base` or
+`user_config`, or names several models at once. Names are checked only where none of that
+can apply. A key is missing only when the provider has no variable of its own to fall back
+on that is set (config/litellm_known.py, from the pinned LiteLLM), no other credential,
+secret manager or key setting could give one, and only when the proxy knows LiteLLM's
+environment (start-proxies started it).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ModelCheck:
         self._also_routed = frozenset(
             {
                 *litellm.routing_groups,
+                *litellm.alias_map_names,
                 *(model.deployment for model in litellm.models if model.deployment),
                 *(model.model_id for model in litellm.models if model.model_id),
             }

@@ -25,7 +25,10 @@ MODELS = (
     ModelEntry("mixed", None, None, None, "openai/b", "openai"),
 )
 LITELLM = LiteLLMSettings(
-    models=MODELS, aliases={"best": "gpt-4o"}, routing_groups=frozenset({"cheap"})
+    models=MODELS,
+    aliases={"best": "gpt-4o"},
+    routing_groups=frozenset({"cheap"}),
+    alias_map_names=frozenset({"gpt4"}),
 )
 
 
@@ -60,6 +63,7 @@ def test_an_unknown_model_is_told_the_models_and_the_closest_one() -> None:
         "demo",  # a model_name
         "best",  # a model_group_alias
         "cheap",  # a routing group
+        "gpt4",  # a name of litellm_settings.model_alias_map
         "openai/gpt-4o",  # a deployment's litellm_params.model
         "gpt-id-1",  # a deployment's model_info.id
         "a2a/my-agent",  # an agent
@@ -151,7 +155,8 @@ routed_names = st.sampled_from(["demo", "best", "cheap", "openai/gpt-4o", "gpt-i
 @given(name=st.text(max_size=20), routed=routed_names)
 def test_only_names_litellm_cannot_route_are_refused(name: str, routed: str) -> None:
     """Any text: refused only when LiteLLM has no route for it; what it routes never is."""
-    known = {"demo", "best", "cheap", "openai/gpt-4o", "gpt-id-1", "gpt-4o", "claude", "mixed"}
+    known = {"demo", "best", "cheap", "gpt4", "openai/gpt-4o", "gpt-id-1", "gpt-4o", "claude"}
+    known.add("mixed")
     refused = refusal(LITELLM, ask(name))
     assert (refused is None) == (
         name in known or not name or "," in name or name.startswith("a2a/")
