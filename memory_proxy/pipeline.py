@@ -127,6 +127,7 @@ class ProxyPipeline:
             caller,
             body.payload,
             raw_body=body.raw if request.path in CHAT_PATHS else None,
+            llm_call=request.method == "POST" and request.path in WIRE_FORMATS,
         )
 
     async def _admit(self, who: Identification) -> Headers:

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -31,7 +31,7 @@ from memory_proxy.cli.settings import load_or_exit, startup_warnings
 from memory_proxy.config import Settings
 from memory_proxy.logging_setup import configure_logging
 from supervisor.child_process import Child, ChildProcess
-from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
+from supervisor.litellm_binary import LiteLLMNotFound, find_litellm, litellm_environment
 from supervisor.litellm_output import LiteLLMOutputFilter
 from supervisor.master_key import ensure_master_key
 from supervisor.output import Printer, prefix
@@ -121,6 +121,9 @@ class _Launcher:
                 return EXIT_USAGE
             self._point_demo_at(settings)
             settings = self._settings(litellm_url)  # LiteLLM's `demo` resolved as LiteLLM will
+            assert binary is not None
+            litellm = replace(settings.litellm, environment=litellm_environment(binary, os.environ))
+            settings = replace(settings, litellm=litellm)  # its models' keys checked (model_check)
         self.notes += [f"warning: {warning}" for warning in startup_warnings(settings)]
         pidfile = PidFile(options.run_dir or default_run_dir(), options.litellm_port)
         if not await self._ports_free(settings, pidfile, spawning):

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from memory_proxy.config import ConfigError, load_settings
+from memory_proxy.config.litellm_known import LITELLM_VERSION
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -210,6 +211,84 @@ def test_litellms_sections_and_unrelated_top_level_keys_are_left_alone(tmp_path:
         "my_notes: anything\n",
     )
     assert load_settings(path, environ={}).warnings == ()
+
+
+def test_a_misspelled_litellm_param_is_named_with_the_closest_known_one(tmp_path: Path) -> None:
+    """LiteLLM starts with `api_bse` and fails at the first request; a key like no known
+    one (a provider's own parameter, passed on by LiteLLM) is not ours to judge."""
+    path = write(
+        tmp_path,
+        "model_list:\n"
+        "  - model_name: m\n"
+        "    litellm_params:\n"
+        "      {model: openai/x, api_bse: http://h, extra_body: {}, vertex_projct: p}\n",
+    )
+    assert load_settings(path, environ={}).warnings == (
+        f"{path}: model_list[0].litellm_params.api_bse: not a parameter of LiteLLM "
+        f"{LITELLM_VERSION} (did you mean api_base?)",
+        f"{path}: model_list[0].litellm_params.vertex_projct: not a parameter of LiteLLM "
+        f"{LITELLM_VERSION} (did you mean vertex_project?)",
+    )
+
+
+def test_what_litellm_routes_by_is_read_from_its_sections(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "model_list:\n"
+        "  - model_name: m\n"
+        "    litellm_params: {model: openai/x, api_key: os.environ/MY_KEY}\n"
+        "    model_info: {id: m-1}\n"
+        "  - model_name: n\n"
+        "    litellm_params: {model: y, custom_llm_provider: groq, api_key: literal}\n"
+        "  - model_name: o\n"
+        "    litellm_params: {model: azure/z, api_key: os.environ/K, azure_ad_token: t}\n"
+        "router_settings:\n  routing_groups: [{group_name: cheap, models: [m]}]\n"
+        "litellm_settings:\n  model_alias_map: {gpt4: m}\n"
+        "environment_variables: {MY_KEY: from-the-file}\n",
+    )
+    litellm = load_settings(path, environ={}).litellm
+    assert [
+        (m.api_key_variable, m.deployment, m.provider, m.model_id, m.other_credentials)
+        for m in litellm.models
+    ] == [
+        ("MY_KEY", "openai/x", "openai", "m-1", False),
+        (None, "y", "groq", None, False),
+        ("K", "azure/z", "azure", None, True),
+    ]
+    assert litellm.routing_groups == {"cheap"}
+    assert litellm.alias_map_names == {"gpt4"}
+    assert litellm.environment_variables == {"MY_KEY"}
+    assert not litellm.open_model_list and not litellm.keys_elsewhere
+    assert litellm.environment is None  # start-proxies sets it: it starts LiteLLM
+
+
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        ("general_settings: {database_url: postgres://db}\n", {}),
+        ("general_settings: {store_model_in_db: true}\n", {}),
+        ("router_settings: {router_general_settings: {pass_through_all_models: true}}\n", {}),
+        ("", {"DATABASE_URL": "postgres://db"}),
+    ],
+)
+def test_litellm_may_serve_models_the_file_does_not_list(
+    tmp_path: Path, text: str, environ: dict[str, str]
+) -> None:
+    path = write(tmp_path, "model_list: [{model_name: m, litellm_params: {model: x}}]\n" + text)
+    assert load_settings(path, environ=environ).litellm.open_model_list
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "general_settings: {key_management_system: hashicorp_vault}\n",
+        "litellm_settings: {api_key: k}\n",
+        "general_settings: {forward_llm_provider_auth_headers: true}\n",
+    ],
+)
+def test_litellm_may_find_keys_outside_the_environment(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    assert load_settings(path, environ={}).litellm.keys_elsewhere
 
 
 def test_the_shipped_config_has_no_unknown_keys() -> None:

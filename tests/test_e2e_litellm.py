@@ -56,6 +56,7 @@ model_list:
       model: openai/fake-gpt
       api_key: provider-key
       api_base: {provider_url}/v1
+    model_info: {{id: fake-gpt-id}}
   - model_name: fake-claude
     litellm_params:
       model: anthropic/fake-claude
@@ -69,6 +70,8 @@ model_list:
 litellm_settings:
   model_group_settings:
     forward_client_headers_to_llm_api: [sm-model]
+router_settings:
+  model_group_alias: {{fake-alias: fake-gpt}}
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
 user_id_mappings:
@@ -284,3 +287,38 @@ def test_usage_of_a_stream_through_litellm_is_counted(stack: Stack) -> None:
     wait_until(lambda: user_totals(stack.proxy_url, "usage-e2e").get("streams") == 1)
     assert user_totals(stack.proxy_url, "usage-e2e")["prompt_tokens"] > 0
     assert user_totals(stack.proxy_url, "usage-e2e")["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize("model", ["fake-gpt", "fake-alias", "openai/fake-gpt", "fake-gpt-id"])
+def test_every_name_litellm_routes_reaches_it(stack: Stack, model: str) -> None:
+    """A model_name, an alias, a deployment's litellm_params.model, its model_info.id:
+    LiteLLM serves each, so the proxy's check of model names lets each through."""
+    client = openai.OpenAI(base_url=f"{stack.proxy_url}/v1", api_key="anything")
+    assert chat_text(client, model, False, {}) == "Hello from the fake provider"
+
+
+MODELS = "(the models: demo, fake-alias, fake-claude, fake-gpt, sm-model)"
+
+
+def test_a_mistyped_model_is_told_the_models_in_each_apis_words(stack: Stack) -> None:
+    unknown = "model 'fake-gtp' is not one of LiteLLM's models here; did you mean 'fake-gpt'? "
+    openai_client = openai.OpenAI(base_url=f"{stack.proxy_url}/v1", api_key="anything")
+    with pytest.raises(openai.BadRequestError) as chat:
+        openai_client.chat.completions.create(model="fake-gtp", messages=HI)
+    with pytest.raises(openai.BadRequestError) as responses:
+        openai_client.responses.create(model="fake-gtp", input="hi", stream=True)
+    for refused in (chat.value, responses.value):
+        assert refused.body == {
+            "message": unknown + MODELS,
+            "type": "invalid_request_error",
+            "code": "400",
+        }
+    anthropic_client = anthropic.Anthropic(base_url=stack.proxy_url, api_key="anything")
+    with pytest.raises(anthropic.BadRequestError) as messages:
+        anthropic_client.messages.create(
+            model="fake-gtp", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert messages.value.body == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": unknown + MODELS},
+    }

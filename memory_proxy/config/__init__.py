@@ -18,7 +18,7 @@ from typing import Any
 
 from memory_proxy.config.litellm import LiteLLMSettings as LiteLLMSettings
 from memory_proxy.config.litellm import ModelEntry as ModelEntry
-from memory_proxy.config.litellm import build_litellm
+from memory_proxy.config.litellm import build_litellm, unknown_litellm_params
 from memory_proxy.config.parsing import ConfigError as ConfigError
 from memory_proxy.config.parsing import (
     SettingsTree,
@@ -180,7 +180,8 @@ def load_settings(
         if value is not None:
             tree.override(key, value, "command line")
     settings = _build_settings(tree, config_path)
-    return dataclasses.replace(settings, warnings=tuple(tree.unknown_keys()))
+    warnings = (*tree.unknown_keys(), *unknown_litellm_params(tree))
+    return dataclasses.replace(settings, warnings=warnings)
 
 
 def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:

@@ -114,6 +114,10 @@ class ResponseObserver(Protocol):
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
     def feed(self, chunk: bytes) -> None: ...
+    @property
+    def ended(self) -> bool:
+        """The stream's last event was fed: the client has the whole answer."""
+        ...
 
 
 class Forwarder:
@@ -175,6 +179,8 @@ class Forwarder:
             if not watch.ended_this():
                 raise
             result.outcome = watch.reason or "client_disconnected"
+            if result.outcome == "client_disconnected" and observer is not None and observer.ended:
+                result.outcome = "complete"  # it left after the last event (Codex does)
             if result.outcome == "upstream_timeout":
                 await self._timed_out(scope, receive, send, result, extra_headers, request_id)
         finally:

@@ -24,6 +24,7 @@ from memory_proxy.identity.client_detection import (
 )
 from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import memory_mode, reads, writes
+from memory_proxy.identity.model_check import ModelCheck
 from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.project import detect_project, named_project
 from memory_proxy.identity.supermemory import SupermemoryRouting
@@ -124,6 +125,7 @@ class Identifier:
         self._memory = settings.memory
         self._supermemory = supermemory
         self._privacy = privacy
+        self._model_check = ModelCheck(settings.litellm)
 
     def check_url(self, raw_path: bytes, query: bytes) -> None:
         """A 400 for a URL carrying one of our client keys: it is not sent on, nor edited
@@ -150,6 +152,7 @@ class Identifier:
         caller: Caller,
         body: Any,
         raw_body: bytes | None = None,
+        llm_call: bool = False,
     ) -> Identification:
         """Raises `Refusal` (401) for a refused caller, `InvalidIdentifier` (400) when the
         client sent an unusable user, session or project id, or `x-memory` value.
@@ -157,10 +160,13 @@ class Identifier:
         `headers` must have lower-case names. A user id fixed by the caller's key beats
         detection: a bound client key's, or for a key that passes through to LiteLLM, the
         one derived from it (such a caller never names one). `raw_body` is searched for the
-        client's working directory (chat requests only).
+        client's working directory (chat requests only). An `llm_call` (a path of one of
+        the LLM APIs) naming a model LiteLLM would fail on is refused (400, model_check.py).
         """
         if caller.refusal:
             raise Refusal(401, caller.refusal)
+        if llm_call:
+            self._model_check.check(body)
         model = body.get("model") if isinstance(body, dict) else None
         model = model if isinstance(model, str) else None
         memory = self._memory

@@ -48,8 +48,19 @@ _FORMATS = tuple(dict.fromkeys(WIRE_FORMATS.values()))
 # text completions do), bound once: they run on every answer.
 _REASON_READERS = tuple({type(f).finish_reason: f.finish_reason for f in _FORMATS}.values())
 _COUNT_READERS = tuple({type(f).token_counts: f.token_counts for f in _FORMATS}.values())
-# An SSE event that may say why the answer ended, found without decoding it.
-MAY_END = re.compile(b"|".join(dict.fromkeys(f.end_marker for f in _FORMATS)))
+STREAM_END = b"[DONE]"  # the data of the last event of OpenAI's streams
+# A stream's last event in any format's words (but OpenAI's STREAM_END).
+_FINAL_EVENT = re.compile(
+    b"|".join(dict.fromkeys(f.final_event for f in _FORMATS if f.final_event))
+)
+# An SSE event that may say why the answer ended, or end it, found without decoding it.
+MAY_END = re.compile(
+    b"|".join(
+        dict.fromkeys(
+            [*(f.end_marker for f in _FORMATS), _FINAL_EVENT.pattern, re.escape(STREAM_END)]
+        )
+    )
+)
 # The first reason in the kept end of a JSON answer whose beginning may be gone.
 _LATE_REASON = re.compile(
     rb'"(?:'
@@ -122,7 +133,7 @@ class AnswerReader:
     __slots__ = (
         "_buffer",
         "_cost",
-        "_done",
+        "_ended",
         "_finish_reason",
         "_gunzip",
         "_mode",
@@ -135,7 +146,7 @@ class AnswerReader:
         self._mode: str | None = None  # "json" | "sse" | None (not read)
         self._buffer = bytearray()
         self._gunzip: zlib._Decompress | None = None
-        self._done = False  # OpenAI's `[DONE]` ended the stream
+        self._ended = False  # the stream's last event was fed
         self._usage = TokenUsage()
         self._cost: float | None = None
         self._finish_reason: str | None = None
@@ -189,11 +200,17 @@ class AnswerReader:
         message = parser.message() if parser is not None and self._mode is not None else None
         return Answer(
             message,
-            self._done or (parser is not None and parser.complete),
+            self._ended or (parser is not None and parser.complete),
             self._usage,
             self._cost,
             self._finish_reason,
         )
+
+    @property
+    def ended(self) -> bool:
+        """The stream's last event was fed, so sent: the client has the whole answer, and
+        may hang up before the stream ends (Codex does, on `response.completed`)."""
+        return self._ended
 
     def _read_json(self, parser: AnswerParser | None) -> None:
         buffer = self._buffer
@@ -253,14 +270,17 @@ class AnswerReader:
                     self._on_data(bytes(line[5:].strip()))
 
     def _on_data(self, data: bytes) -> None:
+        if data == STREAM_END:
+            self._ended = True
+            return
         if b'"usage"' in data and (usage := last_usage(data)):
             self._usage.update(usage)
-        if MAY_END.search(data) and (reason := _event_reason(data)):
-            self._finish_reason = reason
+        if MAY_END.search(data):
+            if reason := _event_reason(data):
+                self._finish_reason = reason
+            if _FINAL_EVENT.search(data):
+                self._ended = True
         if self._parser is None:
-            return
-        if data == b"[DONE]":
-            self._done = True
             return
         try:
             event = orjson.loads(data)

@@ -36,6 +36,10 @@ class WireFormat(ABC):
     # The key whose string value, late in a JSON answer, says why it ended; None when the
     # format says it first, where the kept tail of a long answer does not reach.
     reason_key: ClassVar[bytes | None] = None
+    # A regular expression over an undecoded SSE event: the stream's last one, after which
+    # the client has the whole answer (text cannot match it either). None: the format's
+    # streams end with OpenAI's `data: [DONE]`, which the reader knows in any stream.
+    final_event: ClassVar[bytes | None] = None
 
     def ask_stream_usage(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """The payload asking for a stream's token counts, or None to send it unchanged

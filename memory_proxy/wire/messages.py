@@ -32,6 +32,7 @@ class AnthropicMessages(ChatFormat):
     name = "messages"
     end_marker = rb'"stop_reason"\s*:\s*"'
     reason_key = b"stop_reason"
+    final_event = rb'"message_stop"'
     turns_key = "messages"
     text_part = "text"
 

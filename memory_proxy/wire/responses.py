@@ -29,6 +29,7 @@ _ENDING_EVENTS = ("response.completed", "response.incomplete", "response.failed"
 class OpenAIResponses(ChatFormat):
     name = "responses"
     end_marker = rb'"response\.(?:completed|incomplete|failed)"'
+    final_event = end_marker
     turns_key = "input"
     text_part = "input_text"
 

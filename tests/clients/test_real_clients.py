@@ -158,6 +158,10 @@ def test_codex_reaches_the_provider_and_is_recognised(
     assert body["prompt_cache_key"] == session
     assert codex_working_directory(body) == str(project.resolve())
     assert_recognised(proxy, "codex-cli")
+    # Codex hangs up as soon as it has read response.completed, maybe before LiteLLM
+    # ended its stream: it had the whole answer all the same.
+    total = httpx.get(f"{proxy.url}/v1/usage").json()["total"]
+    assert total["finish_reasons"] == {"completed": 1}
 
 
 def codex_working_directory(body: dict[str, Any]) -> str | None:

@@ -5,6 +5,7 @@ README's walkthrough prints what the README says, each time it is run."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -105,3 +106,36 @@ def answers(script: str) -> list[str]:
 def memories(launcher: Launcher) -> list[object]:
     found: list[object] = httpx.get(f"{launcher.proxy_url}/v1/memories").json()["data"]
     return found
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "variable"),
+    [
+        ("/v1/chat/completions", "gpt-4o", "OPENAI_API_KEY"),
+        ("/v1/responses", "gpt-4o-mini", "OPENAI_API_KEY"),
+        ("/v1/messages", "claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
+    ],
+)
+def test_a_model_without_its_key_says_which_variable_to_set(
+    launcher: Launcher, path: str, model: str, variable: str
+) -> None:
+    """The shipped config reads the providers' keys from the environment LiteLLM was
+    started with: unset, the proxy says so at once, where LiteLLM answered a 500 after
+    4 s of retries."""
+    if variable in os.environ:
+        pytest.skip(f"{variable} is set here")
+    body = {
+        "model": model,
+        "max_tokens": 10,
+        "input": "hi",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    response = httpx.post(f"{launcher.proxy_url}{path}", json=body, timeout=60)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"] == (
+        f"model {model} has no API key: its litellm_params say api_key: os.environ/{variable}, "
+        f"and {variable} is not set in the environment LiteLLM was started with. Set "
+        f"{variable} and start again"
+    )

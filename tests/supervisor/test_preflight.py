@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
+from supervisor.litellm_binary import LiteLLMNotFound, find_litellm, litellm_environment
 from supervisor.master_key import MASTER_KEY_VARIABLE, ensure_master_key
 from supervisor.pidfile import PidFile
 from supervisor.ports import PortInUse, ensure_port_free
@@ -112,3 +112,19 @@ def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
         assert bystander.poll() is None
     finally:
         bystander.kill()
+
+
+def test_litellms_environment_has_ours_and_the_nearest_dotenv_above_it(tmp_path: Path) -> None:
+    """LiteLLM loads the first .env found upward from its own files (python-dotenv's
+    load_dotenv() in litellm/__init__.py): its names count as set, values unread."""
+    binary = tmp_path / "project" / ".venv-litellm" / "bin" / "litellm"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\n")
+    (tmp_path / "project" / ".env").write_text(
+        "export OPENAI_API_KEY=sk-1\nANTHROPIC_API_KEY = x\n# COMMENTED=1\nnot a line\n"
+    )
+    (tmp_path / ".env").write_text("FARTHER=1\n")
+    names = litellm_environment(binary, {"PATH": "/bin"})
+    assert names == {"PATH", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+    (tmp_path / "project" / ".env").unlink()
+    assert litellm_environment(binary, {}) == {"FARTHER"}
