@@ -171,7 +171,7 @@ def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
     pattern, searched = rule.pattern, text
     if rule.folded:
         assert lowered is not None
-        if rule.needles and not _holds_any(lowered, rule.needles):
+        if rule.needles and not any(needle in lowered for needle in rule.needles):
             return []
         if len(lowered) == len(text):
             searched = lowered
@@ -180,13 +180,6 @@ def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
             pattern = rule.ignoring_case
     first = pattern.search(searched)
     return [] if first is None else _matches(rule, first, searched, text)
-
-
-def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
-    for needle in needles:
-        if needle in text:
-            return True
-    return False
 
 
 def _texts(message: Message) -> list[str]:
