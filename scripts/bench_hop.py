@@ -48,7 +48,11 @@ def run_case(
     directory: Path, name: str, case: MemoryCase, upstream: str, args: argparse.Namespace
 ) -> None:
     config = proxy_config(directory, name, case.config | {"proxy": {"litellm_url": upstream}})
-    questions = asyncio.run(case.seed(directory / f"{name}.sqlite3"))
+    if args.checkout == ROOT:
+        questions = asyncio.run(case.seed(directory / f"{name}.sqlite3"))
+    else:  # stored in the other checkout's format; the same questions (not indexed)
+        case.seed_sessions_of(directory / f"{name}.sqlite3", args.checkout)
+        questions = asyncio.run(case.seed(directory / "questions-only.sqlite3"))
     spec = {
         "config": str(config),
         "headers": case.headers,
