@@ -81,8 +81,9 @@ def run_case(
     )  # the request log lines go to stdout, as uvicorn's do under scripts/bench
     if output.returncode:
         raise RuntimeError(f"{name}: {output.stderr[-2000:]}")
-    threads, total = output.stderr.strip().splitlines()[-2:]
-    print(f"== {name}: {total}\n   {threads}", flush=True)
+    lines = output.stderr.strip().splitlines()
+    lost = "".join(f"\n   {line}" for line in lines if line.startswith("lost while serving"))
+    print(f"== {name}: {lines[-1]}\n   {lines[-2]}{lost}", flush=True)
     if args.py_spy:
         spy_summary(flame, args.top)
     if args.profile:

@@ -132,6 +132,7 @@ async def run(spec: dict[str, Any], count: int, profile: Path | None) -> None:
         name: seconds - threads_started.get(name, 0.0)
         for name, seconds in _thread_seconds().items()
     }
+    lost = _lost(app)
     await lifespan(app, "shutdown")  # what is queued is written: part of the cost
     cpu, main_cpu = time.process_time() - started, time.thread_time() - main_started
     if profiler and profile:
@@ -140,6 +141,8 @@ async def run(spec: dict[str, Any], count: int, profile: Path | None) -> None:
     failed = [status for status in statuses if status != 200]
     if failed:
         sys.exit(f"{len(failed)} of {count} requests failed: {sorted(set(failed))}")
+    if lost:
+        print(f"lost while serving: {lost}", file=sys.stderr)
     print(
         "by thread (before shutdown): "
         + ", ".join(
@@ -152,6 +155,15 @@ async def run(spec: dict[str, Any], count: int, profile: Path | None) -> None:
         f" thread {main_cpu * 1e6 / count:.0f} µs (the proxy's own code)",
         file=sys.stderr,
     )
+
+
+def _lost(app: MemoryProxy) -> dict[str, int]:
+    """Usage records and memories dropped while serving (a full queue, a failing store)."""
+    parts = {"usage records": getattr(app, "usage", None), "memories": None}
+    memory = getattr(app, "memory", None)
+    parts["memories"] = getattr(getattr(memory, "indexer", None), "_writer", None)
+    dropped = {name: getattr(part, "dropped", 0) for name, part in parts.items() if part}
+    return {name: count for name, count in dropped.items() if count}
 
 
 def _thread_seconds() -> dict[str, float]:
