@@ -23,6 +23,7 @@ import json
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -87,9 +88,11 @@ class Case:
         return f"{self.server.name}, {self.clients} client{'s' if self.clients > 1 else ''}"
 
 
-def start_proxy(servers: ExitStack, config: Path, upstream: str, workers: int = 1) -> Server:
-    """A memory proxy in front of `upstream`, stopped when `servers` closes."""
-    url, proxy = servers.enter_context(memory_proxy_process(config, upstream, workers))
+def start_proxy(
+    servers: ExitStack, config: Path, upstream: str, workers: int = 1, checkout: Path = ROOT
+) -> Server:
+    """A memory proxy of `checkout` in front of `upstream`, stopped when `servers` closes."""
+    url, proxy = servers.enter_context(memory_proxy_process(config, upstream, workers, checkout))
     return Server(config.stem, url, proxy.pid, config.with_suffix(".lua"))
 
 
@@ -107,6 +110,30 @@ def memory_proxy(
     results.recalled_per_request = probe_recall(proxy.url, case.headers, questions[:PROBES])
     index = directory / f"{name}.sqlite3"
     return dataclasses.replace(proxy, name=case.name, index=index, questions=tuple(questions))
+
+
+def compared_proxy(
+    servers: ExitStack, directory: Path, case: MemoryCase, upstream: str, ours: Server, older: Path
+) -> Server:
+    """The same case served by the `older` checkout's code, its sessions stored by that code,
+    sent the same requests as `ours`. Its long-term index is left empty: a commit from
+    before recall has none, and the seeded one is in this checkout's format."""
+    name = f"{case.name.replace(' ', '-').replace(',', '')}-{older.name}"
+    config = proxy_config(directory, name, case.config)
+    case.seed_sessions_of(directory / f"{name}.sqlite3", older)
+    proxy = start_proxy(servers, config, upstream, case.workers, older)
+    return dataclasses.replace(proxy, name=f"{case.name} @{older.name}", script=ours.script)
+
+
+def checkout_of(revision: str, directory: Path) -> Path:
+    """`revision`'s files in `directory/<revision>` (git archive: no worktree to forget)."""
+    target = directory / revision
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 def one_round(case: Case, seconds: int) -> Figures:
@@ -129,7 +156,8 @@ def interleaved(cases: list[Case], rounds: int, seconds: int) -> dict[str, list[
 
 def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> None:
     """Direct nginx, and a proxy per memory case in front of it, at 1 and 50 clients;
-    the no-memory proxy with two workers at 50."""
+    the no-memory proxy with two workers at 50. With --compare, each case's proxy of the
+    older commit right after this checkout's, in every round."""
     with ExitStack() as servers:
         nginx_url, nginx = servers.enter_context(nginx_upstream(directory / "nginx"))
         direct = Server("direct nginx", nginx_url, nginx.pid, directory / "direct.lua")
@@ -137,6 +165,13 @@ def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> N
         cases = memory_cases()
         two_workers = dataclasses.replace(cases[0], name="no memory, 2 workers", workers=2)
         proxies = [memory_proxy(servers, directory, case, nginx_url, results) for case in cases]
+        if args.compare:
+            older = checkout_of(args.compare, directory)
+            pairs = [
+                (ours, compared_proxy(servers, directory, case, nginx_url, ours, older))
+                for case, ours in zip(cases, proxies, strict=True)
+            ]
+            proxies = [proxy for pair in pairs for proxy in pair]
         two = memory_proxy(servers, directory, two_workers, nginx_url, results)
         for proxy in proxies:
             results.idle_rss_mb[proxy.name] = rss_mb(proxy.pid)
@@ -146,6 +181,8 @@ def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> N
             wrk_round(case.server.url, 50, WARM_UP_SECONDS, case.server.script)
         results.post = interleaved(rounds, args.rounds, args.seconds)
         for proxy in (*proxies, two):
+            if "@" in proxy.name:
+                continue  # an older commit's /metrics may not say the same
             results.counters[proxy.name] = proxy_counters(proxy.url)
             if proxy.index:
                 results.index_growth = (MEMORIES, asyncio.run(indexed_memories(proxy.index)))
@@ -292,6 +329,11 @@ def main() -> None:
         "--parts", default=",".join(PARTS), help=f"what to measure, of {', '.join(PARTS)}"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--compare",
+        metavar="COMMIT",
+        help="also serve each POST case with this commit's code, interleaved (e.g. a5748bb)",
+    )
     args = parser.parse_args()
     parts = [part for part in args.parts.split(",") if part]
     if unknown := set(parts) - set(PARTS):

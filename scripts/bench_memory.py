@@ -6,8 +6,11 @@ in-process cost of session memory per store."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from scripts.bench_load import CHAT_PATH, Figures, chat_body
 from scripts.bench_recall import add_in_batches, latency_corpus
 from scripts.recall_dataset import filler
 
+SEED_DRIVER = Path(__file__).with_name("bench_seed_driver.py")
 SESSIONS = 10_000
 MEMORIES = 10_000
 EVERYDAY_QUESTIONS = 2_000
@@ -55,13 +59,25 @@ class MemoryCase:
             await seed_sessions(open_store(_sqlite(sqlite_path)), user, self.sessions)
         return await seed_index(sqlite_path, self.memories) if self.memories else None
 
+    def seed_sessions_of(self, sqlite_path: Path, checkout: Path) -> None:
+        """The sessions stored by another checkout's code, in its format (for --compare;
+        its long-term index, if it has one, is left empty)."""
+        if not self.sessions:
+            return
+        user = self.headers.get("x-memory-user-id", "")
+        argv = [sys.executable, str(SEED_DRIVER), str(sqlite_path), user, str(self.sessions)]
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        subprocess.run([*argv, json.dumps(EXCHANGE * 3)], env=env, check=True, cwd=checkout)
+
 
 def memory_cases() -> list[MemoryCase]:
-    """No memory (the product minus memory: usage records on), session memory, and the
-    whole path (history, recall, capture, session store and index)."""
+    """No memory (the product minus memory: usage records on), the shipped defaults for a
+    request that names no session (memory and recall on: its exchange indexed), session
+    memory, and the whole path (history, recall, capture, session store and index)."""
     sqlite = {"enabled": True, "store": "sqlite"}
     return [
         MemoryCase("no memory", {"memory": {"enabled": False}}),
+        MemoryCase("no session header", {}),
         MemoryCase(
             "session memory",
             {"memory": sqlite, "recall": {"enabled": False}},

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,20 +81,34 @@ def proxy_config(directory: Path, name: str, sections: dict[str, dict[str, objec
 
 @contextmanager
 def memory_proxy_process(
-    config: Path, upstream: str, workers: int = 1
+    config: Path, upstream: str, workers: int = 1, checkout: Path = ROOT
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A memory proxy in front of `upstream` and its URL. It runs this checkout's code,
-    wherever the virtual environment's editable install points: a second worktree
-    measures its own."""
+    """A memory proxy in front of `upstream` and its URL. It runs the code of `checkout`
+    (this one's by default, wherever the virtual environment's editable install points:
+    a second worktree measures its own), started as its pyproject.toml says."""
     url = f"http://127.0.0.1:{free_port()}"
     argv = [
-        *(str(BIN / "memory-proxy"), "--config", str(config)),
+        *_memory_proxy_command(checkout),
+        *("--config", str(config)),
         *("--port", url.rsplit(":", 1)[1], "--litellm-url", upstream),
         *("--workers", str(workers)),
     ]
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))
     with process(argv, url, env={"PYTHONPATH": path}) as proxy:
         yield url, proxy
+
+
+def _memory_proxy_command(checkout: Path) -> list[str]:
+    """The `memory-proxy` command of a checkout: its entry point has moved between
+    commits (memory_proxy.cli:main, later memory_proxy.cli.main:main)."""
+    if checkout == ROOT:
+        return [str(BIN / "memory-proxy")]
+    project = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]
+    module, _, function = project["scripts"]["memory-proxy"].partition(":")
+    launch = (
+        f"import sys; sys.argv[0] = 'memory-proxy'; from {module} import {function}; {function}()"
+    )
+    return [sys.executable, "-P", "-c", launch]  # -P: not the current directory first
 
 
 def _answers(url: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +17,15 @@ from scripts.bench_recall import print_history, print_latency
 
 Rounds = dict[str, list[Figures]]
 
-# The targets of the recall issue.
-WHOLE_PATH_MIN_RPS = 5_000  # at 50 clients, one worker
+# The targets of the recall issue and of the hot path's (issue 19), one worker.
 ADDED_P50_MAX_MS = 0.5  # at one client
+MIN_RPS = {  # at 50 clients
+    "no session header": 6_000,  # and at least the compared commit's, in the same run
+    "session memory": 3_000,
+    "whole memory path": 2_500,  # with under 1% of its requests past recall's budget
+}
+NO_SESSION_ADDED_P50_MAX_MS = 0.20
+PAST_BUDGET_MAX = 0.01
 SEARCH_P50_MAX_MS = 2.0
 SEARCH_P99_MAX_MS = 10.0
 EVIDENCE_MIN = 0.85  # long histories, at the defaults: evidence reaches the request
@@ -94,23 +101,25 @@ def report_posts(results: Results) -> None:
             continue
         clients = name.rsplit(", ", 1)[1]
         via, direct = results.post[name], results.post[f"direct nginx, {clients}"]
+        case = name.rsplit(", ", 1)[0]
         if clients == "1 client":
             added = [v["p50_ms"] - d["p50_ms"] for v, d in zip(via, direct, strict=True)]
             added_p99 = [v["p99_ms"] - d["p99_ms"] for v, d in zip(via, direct, strict=True)]
-            met = statistics.median(added) <= ADDED_P50_MAX_MS
+            most = NO_SESSION_ADDED_P50_MAX_MS if case == "no session header" else ADDED_P50_MAX_MS
+            met = statistics.median(added) <= most
             print(
                 f"  {name:<34} p50 {spread(added, sign='+')} ms, "
-                f"p99 {spread(added_p99, sign='+')} ms "
-                + target(met, f"p50 ≤ +{ADDED_P50_MAX_MS} ms")
+                f"p99 {spread(added_p99, sign='+')} ms " + target(met, f"p50 ≤ +{most} ms")
             )
         else:
             rps = [v["rps"] for v in via]
             share = [100 * v["rps"] / d["rps"] for v, d in zip(via, direct, strict=True)]
             line = f"  {name:<34} {spread(rps, 0)} req/s, {spread(share, 1)}% of direct"
-            if name.startswith("whole memory path"):
-                met = statistics.median(rps) >= WHOLE_PATH_MIN_RPS
-                line += " " + target(met, f"≥ {WHOLE_PATH_MIN_RPS:,} req/s")
+            if case in MIN_RPS:
+                met = statistics.median(rps) >= MIN_RPS[case]
+                line += " " + target(met, f"≥ {MIN_RPS[case]:,} req/s on a quiet machine")
             print(line)
+    report_compared(results)
     if results.recalled_per_request is not None and results.index_growth:
         before, after = results.index_growth
         print(
@@ -124,6 +133,30 @@ def report_posts(results: Results) -> None:
             print(f"  {name}: of {requests:,.0f} requests, memory skipped or lost: {skipped}")
     idle = ", ".join(f"{name} {mb:.0f} MB" for name, mb in results.idle_rss_mb.items())
     print(f"proxy resident memory after seeding, idle: {idle}")
+
+
+def report_compared(results: Results) -> None:
+    """This checkout's figures over the compared commit's (--compare), paired round by
+    round; and the share of the whole path's requests that went past recall's budget."""
+    compared = [name for name in results.post if " @" in name]
+    if compared:
+        print("\nthis checkout over the compared commit, paired round by round:")
+    for name in compared:
+        ours = results.post[re.sub(r" @[^,]+", "", name)]
+        theirs = results.post[name]
+        rps = [o["rps"] / t["rps"] for o, t in zip(ours, theirs, strict=True)]
+        cpu = [
+            o["cpu_ms_per_request"] / t["cpu_ms_per_request"]
+            for o, t in zip(ours, theirs, strict=True)
+        ]
+        print(f"  {name:<44} req/s ×{spread(rps)}, CPU per request ×{spread(cpu)}")
+    counters = results.counters.get("whole memory path")
+    if counters and counters.get("requests"):
+        late = counters.get("recall_timeouts", 0) / counters["requests"]
+        print(
+            f"  whole memory path: {late:.1%} of its requests past recall's budget "
+            + target(late < PAST_BUDGET_MAX, f"< {PAST_BUDGET_MAX:.0%}")
+        )
 
 
 def report_streams(results: Results) -> None:

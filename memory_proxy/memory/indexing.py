@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import MAX_SCANNED_CHARS, without_recalled
@@ -54,14 +55,34 @@ def _cut_at_space(text: str, limit: int) -> str:
     return text[: max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1), 0)]
 
 
+@dataclass(frozen=True)
+class _Exchange:
+    """An exchange as the request left it; its memory is made when its batch is written."""
+
+    user_id: str
+    project: str
+    session_id: str | None
+    client: str
+    model: str | None
+    time: float
+    question: str
+    answer: str
+    private: bool
+
+
 class MemoryIndexer:
+    """Exchanges queued on the request path at the cost of a queue put; their memories
+    (text stripped, redacted and trimmed, id, duplicates dropped) made when their batch
+    is written, in a quarter-second or a full batch, off every request's path."""
+
     def __init__(
         self,
         backend: RecallBackend,
         on_drop: Callable[[int], None],
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
-        self._writer = BatchWriter(backend.add, "memory", "the memory index", logger, on_drop)
+        self._add = backend.add
+        self._writer = BatchWriter(self._store, "memory", "the memory index", logger, on_drop)
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         # Recall asks for the texts of every exchange a request carries (to leave those
         # in context out): a client that resends its conversation asks for them again.
@@ -83,18 +104,38 @@ class MemoryIndexer:
     ) -> None:
         """Queue one exchange; the same text in the same project is stored once (as it was
         first: a private model's, or not). `private`: told to a private model."""
-        text = self.memory_text(question, answer)
-        record_id = memory_id(user_id, project, text)
+        self._writer.put(
+            _Exchange(
+                user_id, project, session_id, client, model, time.time(), question, answer, private
+            )
+        )
+
+    async def _store(self, exchanges: list[_Exchange]) -> None:
+        records = [record for one in exchanges if (record := self._memory(one)) is not None]
+        if records:
+            await self._add(records)
+
+    def _memory(self, one: _Exchange) -> MemoryRecord | None:
+        """The exchange's memory, or None when the same one was queued lately."""
+        text = self.memory_text(one.question, one.answer)
+        record_id = memory_id(one.user_id, one.project, text)
         if record_id in self._recent:
             self._recent.move_to_end(record_id)
-            return
+            return None
         self._recent[record_id] = None
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
-        record = MemoryRecord(
-            record_id, user_id, project, session_id, client, model, time.time(), text, private
+        return MemoryRecord(
+            record_id,
+            one.user_id,
+            one.project,
+            one.session_id,
+            one.client,
+            one.model,
+            one.time,
+            text,
+            one.private,
         )
-        self._writer.put(record)
 
     def start(self) -> None:
         self._writer.start()

@@ -49,9 +49,9 @@ def prepare(
     if split is None:
         return None
     system, conversation = split
-    neutral = wire.neutral(conversation)
-    if (new_turns := _new_turns_without_history(wire, conversation, neutral, history)) is not None:
+    if (new_turns := _new_turns_without_history(wire, conversation, history)) is not None:
         return Prepared(body, 0, new_turns)
+    neutral = wire.neutral(conversation)
     injectable = history if private_turns else [m for m in history if not m.get("private")]
     injected = wire.history_turns(trim(injectable, limits), neutral)
     if not injected:
@@ -61,21 +61,46 @@ def prepare(
 
 
 def _new_turns_without_history(
-    wire: ChatFormat,
-    conversation: list[Turn],
-    neutral: list[Message],
-    history: list[Message],
+    wire: ChatFormat, conversation: list[Turn], history: list[Message]
 ) -> list[Message] | None:
     """The turns to store when the request gets no history: it re-sends the stored
     conversation, or carries one of its own (any answer) that differs from it (trimmed,
     compacted, reasoning stripped, an answer edited) — then the turns after its last
-    answer are the new ones. None when history is to be injected."""
-    if _starts_with(neutral, history):
-        return neutral[len(history) :]
+    answer are the new ones. None when history is to be injected.
+
+    Agents resend their whole conversation with every request: only the turns needed are
+    put in the neutral shape (each turn's shape is its own), not all of them each time."""
+    after = _after_history(wire, conversation, history)
+    if after is not None:
+        return after
     for index in range(len(conversation) - 1, -1, -1):
         if wire.is_answer(conversation[index]):
             return wire.neutral(conversation[index + 1 :])
     return None
+
+
+def _after_history(
+    wire: ChatFormat, conversation: list[Turn], history: list[Message]
+) -> list[Message] | None:
+    """The conversation's messages after `history` when it starts with it (as the neutral
+    shape says: the same roles and texts), else None. The turns are shaped a few at a time
+    (1, 2, 4, ...: a difference at the start costs one turn, a full match about what
+    shaping them all at once does), each turn's messages being its own."""
+    if not history:
+        return wire.neutral(conversation)
+    matched, start, size = 0, 0, 1
+    while start < len(conversation):
+        messages = wire.neutral(conversation[start : start + size])
+        for position, message in enumerate(messages):
+            stored = history[matched]
+            if message["role"] != stored.get("role") or message["content"] != stored.get("content"):
+                return None
+            matched += 1
+            if matched == len(history):
+                rest = wire.neutral(conversation[start + size :])
+                return messages[position + 1 :] + rest
+        start, size = start + size, size * 2
+    return None  # fewer messages than the history
 
 
 def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
@@ -103,13 +128,4 @@ def approximate_tokens(message: Message) -> int:
         len(str(message.get("content") or "")) // 4
         + len(str(message.get("tool_calls", ""))) // 4
         + 4
-    )
-
-
-def _starts_with(conversation: list[Message], history: list[Message]) -> bool:
-    if len(conversation) < len(history):
-        return False
-    return all(
-        sent["role"] == stored.get("role") and sent["content"] == stored.get("content")
-        for sent, stored in zip(conversation, history, strict=False)
     )

@@ -162,11 +162,12 @@ class Redactor:
             if rule.folded and lowered is None:
                 lowered = text.lower()
             found += _found_by(rule, text, lowered)
-        return _merged(found)
+        return _merged(found) if found else found
 
 
 def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
-    """`rule`'s secrets in `text`; `lowered` is its lower case, for a folded rule."""
+    """`rule`'s secrets in `text`; `lowered` is its lower case, for a folded rule. Most
+    rules find nothing: one search says so, before anything else is looked up."""
     pattern, searched = rule.pattern, text
     if rule.folded:
         assert lowered is not None
@@ -177,7 +178,8 @@ def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
         else:  # a character whose lower case is longer: offsets would move
             assert rule.ignoring_case is not None
             pattern = rule.ignoring_case
-    return _matches(rule, pattern, searched, text)
+    first = pattern.search(searched)
+    return [] if first is None else _matches(rule, first, searched, text)
 
 
 def _texts(message: Message) -> list[str]:
@@ -186,14 +188,15 @@ def _texts(message: Message) -> list[str]:
     return [message["content"], *(call["function"]["arguments"] for call in calls)]
 
 
-def _matches(rule: SecretRule, pattern: re.Pattern[str], searched: str, text: str) -> list[_Found]:
-    """`rule`'s secrets in `text`, found by `pattern` in `searched` (the text, or its lower
-    case). A candidate that is rejected is searched again from its next character, so it
-    never hides a secret that starts inside it."""
+def _matches(rule: SecretRule, first: re.Match[str], searched: str, text: str) -> list[_Found]:
+    """`rule`'s secrets in `text`, from `first`, the first match of its expression in
+    `searched` (the text, or its lower case). A candidate that is rejected is searched
+    again from its next character, so it never hides a secret that starts inside it."""
     found = []
+    pattern = first.re
     has_lead, has_secret = "lead" in pattern.groupindex, "secret" in pattern.groupindex
-    position = 0
-    while (match := pattern.search(searched, position)) is not None:
+    match: re.Match[str] | None = first
+    while match is not None:
         start, end = match.span("secret") if has_secret else match.span()
         lead = text[match.start("lead") : match.end("lead")] if has_lead else ""
         if (
@@ -201,10 +204,10 @@ def _matches(rule: SecretRule, pattern: re.Pattern[str], searched: str, text: st
             or (rule.token and not starts_token(text, match.start()))
             or (rule.valid is not None and not rule.valid(text[start + len(lead) : end]))
         ):
-            position = match.start() + 1
+            match = pattern.search(searched, match.start() + 1)
             continue
         found.append(_Found(start, end, rule.kind, lead))
-        position = end
+        match = pattern.search(searched, end)
     return found
 
 

@@ -9,11 +9,14 @@ takes a second connection, `reader()`, for another thread.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -170,6 +173,14 @@ class SQLiteFile:
         self._thread.stop()
 
 
+@dataclass(frozen=True)
+class _Append:
+    user_id: str
+    session_id: str
+    messages: list[Message]
+    partial: bool
+
+
 class SQLiteStore:
     """Sessions and their messages; a message's JSON is packed (packed_text.py), and a
     session keeps its newest `max_messages` (None: all)."""
@@ -186,6 +197,9 @@ class SQLiteStore:
         self._max_messages = max_messages
         self._file = SQLiteFile(path, _SCHEMA)
         self._run = self._file.run
+        self._queued: list[_Append] = []  # appends not yet taken by the file's thread
+        self._queued_lock = threading.Lock()
+        self._appended: asyncio.Future[list[int | Exception]] | None = None  # theirs
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -208,35 +222,65 @@ class SQLiteStore:
     async def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
     ) -> int:
-        def work() -> int:
-            now = self._clock()
-            with self._file.transaction():
-                if self._db.execute(
-                    "DELETE FROM sessions WHERE user_id = ? AND session_id = ? AND updated <= ?",
-                    (user_id, session_id, self._oldest_live()),
-                ).rowcount:
-                    self._file.erase_pending = True  # an expired session: the next purge
-                self._db.execute(
-                    "INSERT INTO sessions (user_id, session_id, created, updated) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated = excluded.updated",
-                    (user_id, session_id, now, now),
-                )
-                self._db.executemany(
-                    "INSERT INTO messages (user_id, session_id, message) VALUES (?, ?, ?)",
-                    [
-                        (user_id, session_id, pack_bytes(orjson.dumps(mark_partial(m, partial))))
-                        for m in messages
-                    ],
-                )
-                dropped = self._drop_oldest_past_limit(user_id, session_id)
-                self._db.execute(
-                    "UPDATE sessions SET message_count = message_count + ? "
-                    "WHERE user_id = ? AND session_id = ?",
-                    (len(messages) - dropped, user_id, session_id),
-                )
-            return dropped
+        """Appends made while the file's thread is busy are written together when it gets
+        to them: one transaction, one commit (most of an append's cost) for all, each in
+        its own savepoint, so that one that fails fails alone, as it did on its own."""
+        with self._queued_lock:
+            batch = self._queued
+            batch.append(_Append(user_id, session_id, messages, partial))
+            place = len(batch) - 1
+            if place == 0:
+                self._appended = asyncio.ensure_future(self._run(self._append_queued))
+            appended = self._appended
+        assert appended is not None
+        result = (await asyncio.shield(appended))[place]  # one waiter leaving stops none
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-        return await self._run(work)
+    def _append_queued(self) -> list[int | Exception]:
+        """On the file's thread: every append queued so far, in order; each one's dropped
+        messages, or its failure."""
+        with self._queued_lock:
+            batch, self._queued = self._queued, []
+        results: list[int | Exception] = []
+        with self._file.transaction():
+            for one in batch:
+                self._db.execute("SAVEPOINT one_append")
+                try:
+                    results.append(self._append_one(one))
+                except Exception as exc:
+                    self._db.execute("ROLLBACK TO one_append")
+                    results.append(exc)
+                self._db.execute("RELEASE one_append")
+        return results
+
+    def _append_one(self, one: _Append) -> int:
+        user_id, session_id, now = one.user_id, one.session_id, self._clock()
+        if self._db.execute(
+            "DELETE FROM sessions WHERE user_id = ? AND session_id = ? AND updated <= ?",
+            (user_id, session_id, self._oldest_live()),
+        ).rowcount:
+            self._file.erase_pending = True  # an expired session: the next purge
+        self._db.execute(
+            "INSERT INTO sessions (user_id, session_id, created, updated) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated = excluded.updated",
+            (user_id, session_id, now, now),
+        )
+        self._db.executemany(
+            "INSERT INTO messages (user_id, session_id, message) VALUES (?, ?, ?)",
+            [
+                (user_id, session_id, pack_bytes(orjson.dumps(mark_partial(m, one.partial))))
+                for m in one.messages
+            ],
+        )
+        dropped = self._drop_oldest_past_limit(user_id, session_id)
+        self._db.execute(
+            "UPDATE sessions SET message_count = message_count + ? "
+            "WHERE user_id = ? AND session_id = ?",
+            (len(one.messages) - dropped, user_id, session_id),
+        )
+        return dropped
 
     def _drop_oldest_past_limit(self, user_id: str, session_id: str) -> int:
         """The session's messages beyond the newest `max_messages`, deleted; how many."""

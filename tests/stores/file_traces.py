@@ -13,9 +13,9 @@ import secrets
 import zlib
 from pathlib import Path
 
-# The second byte of a zlib header, by compression level (RFC 1950: FCHECK makes the pair
-# a multiple of 31).
-_ZLIB_HEADER = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
+# A zlib header (RFC 1950): deflate with any window (CINFO 0-7: texts are packed with a
+# window their size), then a byte that makes the pair a multiple of 31 (checked below).
+_ZLIB_HEADER = re.compile(rb"(?=([\x08\x18\x28\x38\x48\x58\x68\x78].))", re.DOTALL)  # overlapping
 _INFLATED_AT_MOST = 1 << 20
 _PIECE = 256
 TAIL = 12  # FTS5 stores a term after the prefix it shares with the term before it
@@ -42,7 +42,8 @@ def _count(data: bytes, needle: bytes) -> int:
     found = data.count(needle)
     view = memoryview(data)
     for header in _ZLIB_HEADER.finditer(data):
-        found += _inflated(view[header.start() :]).count(needle)
+        if int.from_bytes(header.group(1), "big") % 31 == 0:
+            found += _inflated(view[header.start() :]).count(needle)
     return found
 
 
