@@ -51,7 +51,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import sqlite3
+import time
 from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Reca
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
+from memory_proxy.stores.relevance import covered_share, stems, weight
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
 from memory_proxy.stores.sqlite import SQLiteFile
@@ -93,6 +96,12 @@ JOIN memories m ON m.seq = best.rowid
 WHERE ?3 IS NULL OR m.project = ?3
 ORDER BY best.score DESC
 """
+# How many memories hold each of the question's stems (?1: a JSON array), for their weights.
+_DOCUMENTS_WITH = """
+SELECT term, doc FROM memories_vocab
+WHERE col = 'text' AND term IN (SELECT value FROM json_each(?1))
+"""
+DOCUMENT_COUNT_SECONDS = 5.0  # how long the count of memories is taken as it was
 # Each distinct user id, one index seek apiece rather than a scan of every row.
 _USERS = """
 WITH RECURSIVE users (id) AS (
@@ -148,6 +157,7 @@ class SQLiteMemoryIndex:
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
         self._file = SQLiteFile(path, SCHEMA, upgrade)
         self._searches = SearchThread(self._file.reader(), search_budget)
+        self._documents = (-DOCUMENT_COUNT_SECONDS, 0)  # (when counted, memories in the file)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -188,7 +198,8 @@ class SQLiteMemoryIndex:
         private_too = privacy == "private"
         if not terms or limit <= 0:
             return []
-        words = f"text : ({fts5_words(terms, min_share)})"
+        words = f"text : ({fts5_words(terms)})"
+        question = stems(terms)
 
         def work(db: sqlite3.Connection) -> list[Recalled]:
             scope = self._scope(db, user_id, project)
@@ -200,9 +211,25 @@ class SQLiteMemoryIndex:
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
                 rows = db.execute(_SEARCH, params).fetchall()
-            return [Recalled(_record(row[:_SCORE_COLUMN]), row[_SCORE_COLUMN]) for row in rows]
+            weights = self._weights(db, question) if rows else {}
+            hits = []
+            for row in rows:
+                record = _record(row[:_SCORE_COLUMN])
+                share = covered_share(weights, record.text)
+                if share >= min_share:
+                    hits.append(Recalled(record, row[_SCORE_COLUMN], share))
+            return hits
 
         return await self._searches.run(work)
+
+    def _weights(self, db: sqlite3.Connection, question: list[str]) -> dict[str, float]:
+        """Each stem's weight in this file (relevance.py); on the search thread."""
+        counted_at, documents = self._documents
+        if time.monotonic() - counted_at > DOCUMENT_COUNT_SECONDS:
+            (documents,) = db.execute("SELECT COUNT(*) FROM memories").fetchone()
+            self._documents = (time.monotonic(), documents)
+        found = dict(db.execute(_DOCUMENTS_WITH, (json.dumps(question),)).fetchall())
+        return {term: weight(found.get(term, 0), documents) for term in question}
 
     def _scope(
         self, db: sqlite3.Connection, user_id: str | None, project: str | None

@@ -6,7 +6,10 @@ a *contentless* FTS5 index over the texts and scope tokens: it keeps only the in
 the text, and the memory index writes it beside `memories` in the same transaction,
 handing it the unpacked text (FTS5 needs the text only to index it, and to remove a row:
 its 'delete' takes the values that were indexed). The index is keyed by `seq`, an INTEGER
-PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM.
+PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM. `memories_vocab`
+(fts5vocab) reads how many memories hold each term off that index, for relevance's
+weights: it stores nothing, so a file from before gets it at open (`IF NOT EXISTS`), with
+no step below.
 
 Steps (add a new one at the end, named for what it brings, and detected by what it adds):
 1. `add_private_flag_to_memories`: files written before private models get a `private`
@@ -51,6 +54,7 @@ CREATE INDEX IF NOT EXISTS memories_by_time ON memories (created_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
     text, scope, content='', tokenize='porter unicode61'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_vocab USING fts5vocab (memories_fts, col);
 """
 _CONTENTLESS_INDEX = """
 CREATE VIRTUAL TABLE memories_fts USING fts5 (
