@@ -35,7 +35,7 @@ from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import Privacy, Recalled, memory_id
 from memory_proxy.stores.base import RecallBackend, SearchBusy
 from memory_proxy.stores.recall_query import query_terms
-from memory_proxy.stores.relevance import covered_share, stems
+from memory_proxy.stores.relevance import covered_share, reaches, stems
 from memory_proxy.wire.base import ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -196,7 +196,7 @@ class Recall:
         ]
         best = max((relevance for _, relevance in relevant), default=0.0)
         cut_off = max(settings.min_score, RELATIVE_CUT_OFF * best)
-        hits = [hit for hit, relevance in relevant if relevance >= cut_off]
+        hits = [hit for hit, relevance in relevant if reaches(relevance, cut_off)]
         if hits and session_id is None:  # no session to leave out: drop what is in context
             in_context = {
                 memory_id(user_id, project, self._memory_text(question, answer))

@@ -39,3 +39,8 @@ def covered_share(weights: Mapping[str, float], text: str) -> float:
         return 0.0
     held = {porter.stem(word) for word in porter.words(text)}
     return sum(value for term, value in weights.items() if term in held) / total
+
+
+def reaches(share: float, needed: float) -> bool:
+    """`share` >= `needed`, but for rounding: four words of five weighing alike are 0.8."""
+    return share >= needed - 1e-9
