@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class Placed:
 class RecallOutcome:
     body: dict[str, Any] | None  # the request with the block(s); None: unchanged
     recalled: int  # memories recalled for this request's new question
+    tokens: int | None = None  # the new question's block (0: none); None: nothing asked
 
 
 class Recall:
@@ -122,7 +124,7 @@ class Recall:
             private = any(hit.record.private for hit in hits)
         reveals = privacy == "private"  # blocks holding private memories may go in
         if self._settings.placement == "system":
-            return self._in_system(
+            outcome = self._in_system(
                 wire,
                 outgoing,
                 conversation,
@@ -132,6 +134,7 @@ class Recall:
                 private=private,
                 reveals=reveals,
             )
+            return _with_tokens(outcome, bool(terms), found)
         body = outgoing
         if placed and not history_injected:
             fresh = turn.index if found is not None and turn is not None else None
@@ -145,7 +148,8 @@ class Recall:
                 if not history_injected:
                     placed_now = Placed(hash(turn.text), found[0], private)
                     self._remember(conversation, turn.index, placed_now)
-        return RecallOutcome(body if body is not outgoing else None, recalled)
+        outcome = RecallOutcome(body if body is not outgoing else None, recalled)
+        return _with_tokens(outcome, bool(terms), found)
 
     async def _search(
         self,
@@ -272,6 +276,17 @@ class Recall:
         self._placed.move_to_end(conversation)
         while len(self._placed) > MAX_CONVERSATIONS:
             self._placed.popitem(last=False)
+
+
+def _with_tokens(
+    outcome: RecallOutcome, asked: bool, found: tuple[str, int] | None
+) -> RecallOutcome:
+    """`outcome` with its block's tokens (as `recall.max_tokens` counts them) when a
+    question was asked: for usage records and the dashboard."""
+    if not asked:
+        return outcome
+    tokens = len(found[0]) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
+    return dataclasses.replace(outcome, tokens=tokens)
 
 
 def _length(wire: ChatFormat, body: dict[str, Any]) -> int:

@@ -127,13 +127,13 @@ def test_low_scores_and_other_scopes_are_never_recalled() -> None:
 def test_a_slow_backend_costs_the_timeout_and_is_counted() -> None:
     counts = Counts()
     outcome = apply(recall(SlowIndex(), counts, timeout_ms=20), ask("How do we deploy?"))
-    assert outcome == RecallOutcome(None, 0)
+    assert outcome == RecallOutcome(None, 0, tokens=0)  # searched, nothing put in
     assert (counts.timeouts, counts.failures) == (1, 0)
 
 
 def test_a_failing_backend_is_counted_and_the_request_goes_on() -> None:
     counts = Counts()
-    assert apply(recall(BrokenIndex(), counts), ask("deploy?")) == RecallOutcome(None, 0)
+    assert apply(recall(BrokenIndex(), counts), ask("deploy?")) == RecallOutcome(None, 0, 0)
     assert (counts.timeouts, counts.failures) == (0, 1)
 
 
