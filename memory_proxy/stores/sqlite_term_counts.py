@@ -29,7 +29,7 @@ CREATE = f"CREATE TABLE {TABLE} (term TEXT PRIMARY KEY, memories INTEGER NOT NUL
 ALL_MEMORIES = ""  # the row counting every memory
 SCOPE = " "  # before a scope token's count (no stem holds a space)
 # Most memories a search's terms may match, summed over its terms (`affordable`).
-MATCHED_MEMORIES = 2000
+MATCHED_MEMORIES = 1000
 _MATCHES = "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH ?"
 _COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term IN (SELECT value FROM json_each(?1))"
 
