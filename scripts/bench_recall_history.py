@@ -241,6 +241,9 @@ def figures(asked: Sequence[Asked]) -> dict[str, float]:
     for split in ("tune", "test"):
         result[split] = _share([a for a in on_topic if a.question.split == split], reached)
     result["off-topic with a block"] = _share(off_topic, lambda a: a.block_chars > 0)
+    for split in ("tune", "test"):
+        of_split = [a for a in off_topic if a.question.split == split]
+        result[f"off-topic with a block, {split}"] = _share(of_split, lambda a: a.block_chars > 0)
     result["tokens on-topic"] = _mean_tokens(on_topic)
     result["tokens off-topic"] = _mean_tokens(off_topic)
     with_block = [a for a in on_topic if a.block_chars]
