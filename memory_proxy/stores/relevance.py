@@ -37,7 +37,7 @@ def covered_share(weights: Mapping[str, float], text: str) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    held = {porter.stem(word) for word in porter.words(text)}
+    held = {porter.stem(word) for word in set(porter.words(text))}
     return sum(value for term, value in weights.items() if term in held) / total
 
 

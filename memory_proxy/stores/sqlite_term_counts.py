@@ -36,7 +36,7 @@ _COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term IN (SELECT value FROM 
 
 def terms_of(text: str) -> set[str]:
     """The distinct terms the index holds for `text`."""
-    return {porter.stem(word) for word in porter.words(text)}
+    return {porter.stem(word) for word in set(porter.words(text))}
 
 
 def count(db: sqlite3.Connection, indexed: Iterable[tuple[str, str]], change: int) -> None:
