@@ -45,6 +45,7 @@ from scripts.recall_history import Dataset, Exchange, Question
 from scripts.recall_plan import QUESTION_KINDS
 
 CHARS_PER_TOKEN = 4  # as recall.max_tokens counts
+MODEL = "gpt-4o"  # a model of the shipped config: the proxy refuses names LiteLLM lacks
 QUESTION_HEADER = "x-bench-question"
 _BLOCK = re.compile(r"<(recalled-memories-[0-9a-f]+)>\n.*?</\1>", re.DOTALL)
 _MEMORY = re.compile(r'<memory date="[^"]*" client="[^"]*">\n(.*?)\n</memory>\n', re.DOTALL)
@@ -160,7 +161,7 @@ def ask(client: httpx.Client, proxy: str, question: Question) -> None:
     if question.project:
         headers["x-memory-project"] = question.project
     body = {
-        "model": "bench",
+        "model": MODEL,
         "messages": [
             {"role": "system", "content": "You are a helpful coding assistant."},
             {"role": "user", "content": question.text},
