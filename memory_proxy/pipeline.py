@@ -230,6 +230,7 @@ class ProxyPipeline:
             self.memory.finish(turn, answer)
         total = time.perf_counter() - request.started
         record = _usage_record(request, who, body.payload, result, answer, total)
+        record.recalled_tokens = turn.recalled_tokens if turn is not None else None
         if self.usage is not None and self._records_usage(request):
             self.usage.record(record)
             self.live.publish(record)

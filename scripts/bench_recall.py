@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import json
 import os
 import random
@@ -35,9 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memory_proxy.config.recall import RecallSettings
+from memory_proxy.memory.question import last_human_turn
+from memory_proxy.memory.recall import Recall
 from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.wire.registry import CHAT
 from scripts.bench_recall_history import counts, figures, run
 from scripts.bench_recall_reference import references
 from scripts.bench_recall_scale import one_project_latency
@@ -81,14 +86,32 @@ async def add_in_batches(index: RecallBackend, records: list[MemoryRecord]) -> f
     return time.perf_counter() - started
 
 
+async def recalled_block(recall: Recall, user: str, project: str, text: str) -> str:
+    """The block Recall puts into a new session's question (the default settings), or ""."""
+    body = {"messages": [{"role": "user", "content": text}]}
+    turn = last_human_turn(CHAT, body)
+    outcome = await recall.apply(
+        CHAT,
+        body,
+        body,
+        turn,
+        user_id=user,
+        project=project,
+        session_id=NOW,
+        history_injected=False,
+    )
+    return str(outcome.body["messages"][-1]["content"]) if outcome.body else ""
+
+
 async def quality(directory: Path) -> dict[str, dict[str, float]]:
     test_set = build()
     index = SQLiteMemoryIndex(directory / "quality.sqlite3")
+    recall = Recall(index, RecallSettings(), on_timeout=lambda: None, on_failure=lambda: None)
     try:
         await add_in_batches(index, test_set.records)
         figures: dict[str, dict[str, float]] = {}
         for kind in KINDS:
-            found = found_any_project = leaks = 0
+            found = found_any_project = leaks = in_block = 0
             for fact in test_set.facts:
                 user, project = fact.record.user_id, fact.record.project
                 text = question(fact, kind)
@@ -98,11 +121,14 @@ async def quality(directory: Path) -> dict[str, dict[str, float]]:
                 found_any_project += fact.record in [hit.record for hit in wide]
                 leaks += sum(hit.record.project != project for hit in hits)
                 leaks += sum(hit.record.user_id != user for hit in hits + wide)
+                block = html.unescape(await recalled_block(recall, user, project, text))
+                in_block += fact.record.text.strip() in block
             count = len(test_set.facts)
             figures[kind] = {
                 "questions": count,
                 "recall@5": found / count,
                 "recall@5 any project": found_any_project / count,
+                "recall@budget": in_block / count,
                 "leaked hits": leaks,
             }
         figures["set"] = {"facts": len(test_set.facts), "memories": len(test_set.records)}
@@ -250,12 +276,13 @@ def print_sample(dataset: Dataset, count: int) -> None:
 
 def print_quality(q: dict[str, dict[str, float]]) -> None:
     print(f"\nRecall@{TOP_K} ({q['set']['facts']} facts among {q['set']['memories']} memories)")
-    print(f"{'question':<12}{'project':>10}{'any project':>13}{'leaked hits':>13}")
+    print("(recall@budget: in the block Recall puts into the request, at the default settings)")
+    print(f"{'question':<12}{'project':>10}{'any project':>13}{'@budget':>10}{'leaked hits':>13}")
     for kind in KINDS:
         row = q[kind]
         print(
             f"{kind:<12}{row['recall@5']:>10.3f}{row['recall@5 any project']:>13.3f}"
-            f"{row['leaked hits']:>13.0f}"
+            f"{row['recall@budget']:>10.3f}{row['leaked hits']:>13.0f}"
         )
 
 

@@ -45,6 +45,7 @@ from scripts.recall_history import Dataset, Exchange, Question
 from scripts.recall_plan import QUESTION_KINDS
 
 CHARS_PER_TOKEN = 4  # as recall.max_tokens counts
+MODEL = "gpt-4o"  # a model of the shipped config: the proxy refuses names LiteLLM lacks
 QUESTION_HEADER = "x-bench-question"
 _BLOCK = re.compile(r"<(recalled-memories-[0-9a-f]+)>\n.*?</\1>", re.DOTALL)
 _MEMORY = re.compile(r'<memory date="[^"]*" client="[^"]*">\n(.*?)\n</memory>\n', re.DOTALL)
@@ -160,7 +161,7 @@ def ask(client: httpx.Client, proxy: str, question: Question) -> None:
     if question.project:
         headers["x-memory-project"] = question.project
     body = {
-        "model": "bench",
+        "model": MODEL,
         "messages": [
             {"role": "system", "content": "You are a helpful coding assistant."},
             {"role": "user", "content": question.text},
@@ -241,6 +242,9 @@ def figures(asked: Sequence[Asked]) -> dict[str, float]:
     for split in ("tune", "test"):
         result[split] = _share([a for a in on_topic if a.question.split == split], reached)
     result["off-topic with a block"] = _share(off_topic, lambda a: a.block_chars > 0)
+    for split in ("tune", "test"):
+        of_split = [a for a in off_topic if a.question.split == split]
+        result[f"off-topic with a block, {split}"] = _share(of_split, lambda a: a.block_chars > 0)
     result["tokens on-topic"] = _mean_tokens(on_topic)
     result["tokens off-topic"] = _mean_tokens(off_topic)
     with_block = [a for a in on_topic if a.block_chars]

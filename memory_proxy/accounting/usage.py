@@ -102,6 +102,9 @@ class _Totals:
     rated: int = 0
     score: float = 0.0
     users: set[str] = field(default_factory=set)
+    questions: int = 0  # requests whose new question recall searched
+    blocks: int = 0  # of them, those given a recalled block
+    recalled_tokens: int = 0
 
     def add(self, record: UsageRecord, scores: Mapping[str, float]) -> None:
         self.requests += 1
@@ -122,6 +125,10 @@ class _Totals:
         if record.first_byte_ms is not None:
             self.first_byte_ms += record.first_byte_ms
             self.timed += 1
+        if record.recalled_tokens is not None:
+            self.questions += 1
+            self.blocks += record.recalled_tokens > 0
+            self.recalled_tokens += record.recalled_tokens
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -146,6 +153,15 @@ class _Totals:
             "feedback": {
                 "count": self.rated,
                 "mean": round(self.score / self.rated, 3) if self.rated else None,
+            },
+            "recall": {
+                "questions": self.questions,
+                "blocks": self.blocks,
+                "block_share": round(self.blocks / self.questions, 4) if self.questions else None,
+                "tokens": self.recalled_tokens,
+                "mean_tokens": round(self.recalled_tokens / self.blocks, 1)
+                if self.blocks
+                else None,
             },
         }
 

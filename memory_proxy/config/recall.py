@@ -77,8 +77,8 @@ class RecallSettings:
     backend: str = "local"  # local (the memory store's SQLite file) | supermemory | both
     placement: str = "user"  # the latest user turn (keeps prompt caching) | system
     max_tokens: int = 1000  # of recalled text in one request, about 4 characters a token
-    min_score: float = 0.6  # share of the question's topic words a memory must contain
-    limit: int = 5  # hits asked of the backend
+    min_score: float = 0.4  # share of the question's weight a memory must cover
+    limit: int = 10  # most memories in one block, and the hits asked of the backend
     timeout_ms: int = 50  # past it the request goes on without recall
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,16 +36,18 @@ from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import Privacy, Recalled, memory_id
 from memory_proxy.stores.base import RecallBackend, SearchBusy
 from memory_proxy.stores.recall_query import query_terms
+from memory_proxy.stores.relevance import covered_share, reaches, stems
 from memory_proxy.wire.base import ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
 
 CHARS_PER_TOKEN = 4
-STEM_PREFIX = 4  # words shorter than this match only exactly
+# A hit covering less than this share of the best hit's relevance is left out: the block
+# keeps what answers the question best, not what shares a word with it.
+RELATIVE_CUT_OFF = 0.5
 MAX_CONVERSATIONS = 2048  # conversations whose placed blocks are remembered
 MAX_BLOCKS_PER_CONVERSATION = 32
 
-_WORD = re.compile(r"[^\W_]+")  # as the index's tokenizer splits words
 Conversation = tuple[str, str]  # (user id, session id or "" when the client names none)
 
 
@@ -62,6 +64,7 @@ class Placed:
 class RecallOutcome:
     body: dict[str, Any] | None  # the request with the block(s); None: unchanged
     recalled: int  # memories recalled for this request's new question
+    tokens: int | None = None  # the new question's block (0: none); None: nothing asked
 
 
 class Recall:
@@ -121,7 +124,7 @@ class Recall:
             private = any(hit.record.private for hit in hits)
         reveals = privacy == "private"  # blocks holding private memories may go in
         if self._settings.placement == "system":
-            return self._in_system(
+            outcome = self._in_system(
                 wire,
                 outgoing,
                 conversation,
@@ -131,6 +134,7 @@ class Recall:
                 private=private,
                 reveals=reveals,
             )
+            return _with_tokens(outcome, bool(terms), found)
         body = outgoing
         if placed and not history_injected:
             fresh = turn.index if found is not None and turn is not None else None
@@ -144,7 +148,8 @@ class Recall:
                 if not history_injected:
                     placed_now = Placed(hash(turn.text), found[0], private)
                     self._remember(conversation, turn.index, placed_now)
-        return RecallOutcome(body if body is not outgoing else None, recalled)
+        outcome = RecallOutcome(body if body is not outgoing else None, recalled)
+        return _with_tokens(outcome, bool(terms), found)
 
     async def _search(
         self,
@@ -181,21 +186,28 @@ class Recall:
             self._on_failure()
             log_failure(logger, "recall failed; the request goes on without", exc)
             return []
-        hits = [
-            hit
+        question = stems(terms)
+        uniform = dict.fromkeys(question, 1.0)  # a backend that weighs nothing: every word alike
+        relevant = [
+            (
+                hit,
+                covered_share(uniform, hit.record.text) if hit.relevance is None else hit.relevance,
+            )
             for hit in hits
             if hit.record.user_id == user_id
             and hit.record.project == project
             and (privacy == "private" or not hit.record.private)
-            and coverage(terms, hit.record.text) >= settings.min_score
         ]
+        best = max((relevance for _, relevance in relevant), default=0.0)
+        cut_off = max(settings.min_score, RELATIVE_CUT_OFF * best)
+        hits = [hit for hit, relevance in relevant if reaches(relevance, cut_off)]
         if hits and session_id is None:  # no session to leave out: drop what is in context
             in_context = {
                 memory_id(user_id, project, self._memory_text(question, answer))
                 for question, answer in exchanges(wire, payload)
             }
             hits = [hit for hit in hits if hit.record.id not in in_context]
-        return sorted(hits, key=lambda hit: -hit.score)
+        return sorted(hits, key=lambda hit: -hit.score)[: settings.limit]
 
     def _put_back(
         self,
@@ -266,35 +278,15 @@ class Recall:
             self._placed.popitem(last=False)
 
 
-def coverage(terms: list[str], text: str) -> float:
-    """The share of the question's topic words that `text` contains: the relevance gate.
-
-    Unlike a full-text score (BM25 depends on how many memories there are: with a handful
-    every score is near zero), it means the same with ten memories or a million. A word
-    counts when it is the same or, for longer words, shares all but a few last letters (a
-    crude stem: deploy / deployment, test / tests)."""
-    if not terms:
-        return 0.0
-    words = set(_WORD.findall(text.lower()))
-    by_start: dict[str, list[str]] = collections.defaultdict(list)
-    for word in words:
-        by_start[word[:STEM_PREFIX]].append(word)
-    found = sum(
-        1
-        for term in terms
-        if term in words
-        or (
-            len(term) >= STEM_PREFIX
-            and any(_same_stem(term, word) for word in by_start.get(term[:STEM_PREFIX], ()))
-        )
-    )
-    return found / len(terms)
-
-
-def _same_stem(term: str, word: str) -> bool:
-    shortest = min(len(term), len(word))
-    shared = next((i for i in range(shortest) if term[i] != word[i]), shortest)
-    return shared >= max(STEM_PREFIX, min(len(term), len(word)) - 2)
+def _with_tokens(
+    outcome: RecallOutcome, asked: bool, found: tuple[str, int] | None
+) -> RecallOutcome:
+    """`outcome` with its block's tokens (as `recall.max_tokens` counts them) when a
+    question was asked: for usage records and the dashboard."""
+    if not asked:
+        return outcome
+    tokens = len(found[0]) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
+    return dataclasses.replace(outcome, tokens=tokens)
 
 
 def _length(wire: ChatFormat, body: dict[str, Any]) -> int:

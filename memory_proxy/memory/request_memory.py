@@ -58,6 +58,7 @@ class MemoryTurn:
     session_turn: Turn | None = None
     injected: int = 0  # stored history messages put in
     recalled: int = 0  # memories recalled
+    recalled_tokens: int | None = None  # their block's tokens; None: no question searched
 
     def answer_parser(self) -> AnswerParser | None:
         """What assembles the answer's message, when memory keeps it; None when memory
@@ -141,6 +142,7 @@ class RequestMemory:
             )
             if outcome.body is not None:
                 turn.body, turn.recalled = outcome.body, outcome.recalled
+            turn.recalled_tokens = outcome.tokens
         return turn
 
     def finish(self, turn: MemoryTurn, answer: Answer) -> None:

@@ -55,10 +55,13 @@ class MemoryRecord:
 
 @dataclass(frozen=True)
 class Recalled:
-    """A search hit: higher scores are better matches."""
+    """A search hit: higher scores are better matches. `relevance`: the share of the
+    question's weight the memory covers (0-1, stores/relevance.py), when the backend
+    computed it; recall computes it otherwise."""
 
     record: MemoryRecord
     score: float
+    relevance: float | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ class UsageRecord:
     finish_reason: str | None = None
     tool: str | None = None  # an MCP tool call: the tool's name
     hits: int | None = None  # the memories it found, listed or stored
+    # The recalled block put in for this request's new question, in tokens (characters / 4,
+    # as recall.max_tokens counts): 0 when none was; None when no question was searched.
+    recalled_tokens: int | None = None
 
     @property
     def is_tool_call(self) -> bool:

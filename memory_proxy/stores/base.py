@@ -117,9 +117,10 @@ class RecallBackend(Protocol):
 
     `search` with `project` None means every project of the user; a string
     (GENERAL_PROJECT included) means exactly that one. Higher scores are better.
-    `min_share`: the share of the query's topic words a memory must hold to be worth
-    returning (recall asks for `recall.min_score` and checks it again); a backend may use it
-    to search less, or ignore it.
+    `min_share`: the share of the question's weight a memory must cover to be worth
+    returning (relevance.py; recall asks for `recall.min_score` and checks it again); a
+    backend may use it to return less, or ignore it. A backend that weighs the question's
+    words gives each hit its `relevance`; recall counts the words alike for the others.
 
     `privacy`: where the request searching may go (records.memory.Privacy). A private
     model's memories are found only for "private"; a backend off this machine is asked

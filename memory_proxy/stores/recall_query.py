@@ -9,14 +9,9 @@ the topic, so that "can you remind me how we deploy the app?" searches for "depl
 
 from __future__ import annotations
 
-import itertools
 import re
 
 MAX_TERMS = 32  # bounds the search's cost when someone pastes a page of text
-# Up to this many terms, "at least k of them" is spelled out as an OR of ANDs (at most six
-# groups); beyond, any one term matches and the share is checked afterwards (more groups
-# cost more than they save: with up to six terms the p99 grew by a third).
-MAX_COMBINED_TERMS = 4
 
 # Letters and digits: what SQLite's unicode61 tokenizer keeps (it splits on "_" too).
 _WORD = re.compile(r"[^\W_]+")
@@ -60,17 +55,8 @@ def fts5_phrase(term: str) -> str:
     return '"' + term.replace('"', '""').replace("\0", " ") + '"'
 
 
-def fts5_words(terms: list[str], min_share: float = 0.0) -> str:
-    """An FTS5 expression matching text that holds at least `min_share` of `terms`.
-
-    A match must be scored (BM25) before it can be ranked, and a search for any one of a
-    question's words scores every memory that shares a common word with it. Asking for the
-    share recall will demand anyway scores only the memories that can pass: on 10,000
-    everyday memories of one project, p50 6.4 -> 3.7 ms (p99 about the same, 12-16 ms).
-    """
-    phrases = [fts5_phrase(term) for term in terms]
-    needed = next(k for k in range(1, len(terms) + 1) if k / len(terms) >= min_share)
-    if needed == 1 or len(terms) > MAX_COMBINED_TERMS:
-        return " OR ".join(phrases)
-    groups = itertools.combinations(phrases, needed)
-    return " OR ".join("(" + " AND ".join(group) + ")" for group in groups)
+def fts5_words(terms: list[str]) -> str:
+    """An FTS5 expression matching text that holds any of `terms`: BM25 ranks the matches
+    and relevance.py gates them (an implicit AND finds nothing for a question asked in
+    other words)."""
+    return " OR ".join(fts5_phrase(term) for term in terms)

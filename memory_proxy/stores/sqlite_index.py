@@ -18,39 +18,35 @@ words. FTS5 then scores only that user's (or project's) rows instead of every ma
 file. At 100,000 memories over 200 projects (synthetic text, raw SQL) a search took ~1 ms
 of CPU this way, ~5 ms filtering after a join, and ~16 ms with UNINDEXED user/project
 columns (an external-content table reads those from `memories` row by row);
-scripts/bench_recall.py measures the whole call. What remains is BM25's document
-frequencies: FTS5 counts each query word's rows over the whole file, so words found in
-most memories cost the most (and weigh the least).
+scripts/bench_recall.py measures the whole call. A search matches only the question's
+rarer words, as many as hold at most MATCHED_MEMORIES memories together
+(sqlite_term_counts.py): FTS5 scores every row a word matches, and words most memories
+hold cost the most and weigh the least. Relevance (relevance.py) weighs every word.
 
 The scope column weighs nothing in the score, and the exact user_id/project comparison
-stays in the SQL, so even a token collision could not leak a memory.
-
-Every user's memories (the memories API and CLI for a trusted caller; recall always names
-a user) need no token of their own, so files written before need no migration (a token
+stays in the SQL, so even a token collision could not leak a memory. Every user's
+memories (the memories API and CLI for a trusted caller; recall always names a user) need
+no token of their own, so files written before need no migration (a token
 held by every row would only add its whole doclist to each search). Without a project the
 search has no scope clause; with one it ORs that project's token of each user in the file
 (found by a skip-scan of the user index), up to `max_scoped_users`. Where the match alone
 selects the rows, FTS5 ranks alone and only the best rows are read from `memories`. CPU per
-search of 100,000 memories (API page of 50, through the thread): 20 users x 10 projects:
-one user 5.9 ms, every user 22 ms, every user's one project 7.7 ms; one user holding all
-100,000: that user 49 ms, every user 25 ms; 1,000 users: every user's one project 30 ms
-(no tokens; 80 ORed tokens cost 24 ms, 200 cost 77). Listing every user's newest first
-uses an index on `created_at` (0.2 ms; built in about 55 ms when a file from before is
-first opened; 14 bytes a memory).
+search of 100,000 memories, before words were bounded (API page of 50): 20 users x 10
+projects: one user 5.9 ms, every user 22 ms, every user's one project 7.7 ms; 1,000
+users: every user's one project 30 ms (80 ORed tokens cost 24 ms). Listing every user's
+newest first uses an index on `created_at` (built when a file from before is opened).
 
 A private model's memories are marked (`private`, added to files from before when they
 are opened, sqlite_index_schema.py: every memory there was a hosted model's). A search
 for any other request leaves them out in its SQL, before the limit, so they never take a
 hosted request's place or reach it.
 
-Searches have their own connection and thread (search_thread.py: bounded by the recall
-budget, dropped when nobody waits); writes and everything else go through the file's.
+Searches have their own connection and thread (search_thread.py); writes go through the file's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sqlite3
 from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
@@ -58,70 +54,30 @@ from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled, SessionSummary
+from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
-from memory_proxy.stores.recall_query import fts5_phrase, fts5_words, query_terms
+from memory_proxy.stores.recall_query import fts5_phrase, query_terms
+from memory_proxy.stores.relevance import covered_share, reaches, stems, weight
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
 from memory_proxy.stores.sqlite import SQLiteFile
 from memory_proxy.stores.sqlite_index_schema import SCHEMA, upgrade
+from memory_proxy.stores.sqlite_index_scope import index_scope, project_token, search_token
+from memory_proxy.stores.sqlite_index_sql import (
+    RANKED_FIRST,
+    RECORD_COLUMNS,
+    SCORE_COLUMN,
+    SEARCH,
+    SEARCH_EVERY_USER,
+    SEARCH_RANKED_FIRST,
+    USERS,
+)
 from memory_proxy.stores.sqlite_space import used_bytes
 
 DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 _FORGET_BATCH = 500  # texts held at once while forgetting
 _IDS_PER_QUERY = 500  # bound variables in one statement, well under SQLite's limit
-_RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
-_SCORE_COLUMN = 9  # after the record's columns
-_RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in _RECORD_COLUMNS.split(", "))
-# The text column counts, the scope column doesn't; negated so that higher is better.
-_SCORE = "-bm25(memories_fts, 1.0, 0.0)"
-# ?1 the FTS5 query, ?2 the user (NULL: every user), ?3 the project, ?4 the session left out,
-# ?6 whether private models' memories may be found.
-_SEARCH = f"""
-SELECT {_RECORD_COLUMNS_OF_M}, {_SCORE}
-FROM memories_fts JOIN memories m ON m.seq = memories_fts.rowid
-WHERE memories_fts MATCH ?1 AND (?2 IS NULL OR m.user_id = ?2) AND (?3 IS NULL OR m.project = ?3)
-      AND (?4 IS NULL OR m.session_id IS NOT ?4) AND (?6 OR m.private = 0)
-ORDER BY {_SCORE_COLUMN + 1} DESC LIMIT ?5
-"""
-# Every user's, no session left out: ranked inside FTS5, only the best rows read.
-_SEARCH_EVERY_USER = f"""
-SELECT {_RECORD_COLUMNS_OF_M}, best.score
-FROM (SELECT rowid, {_SCORE} AS score FROM memories_fts WHERE memories_fts MATCH ?1
-      ORDER BY score DESC LIMIT ?2) AS best
-JOIN memories m ON m.seq = best.rowid
-WHERE ?3 IS NULL OR m.project = ?3
-ORDER BY best.score DESC
-"""
-# Each distinct user id, one index seek apiece rather than a scan of every row.
-_USERS = """
-WITH RECURSIVE users (id) AS (
-    SELECT MIN(user_id) FROM memories
-    UNION ALL
-    SELECT (SELECT MIN(user_id) FROM memories WHERE user_id > users.id)
-    FROM users WHERE users.id IS NOT NULL
-)
-SELECT id FROM users WHERE id IS NOT NULL
-"""
-
-
-def _scope_token(*parts: str) -> str:
-    """Digits only, so that the porter stemmer leaves it alone."""
-    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
-    return str(int.from_bytes(digest, "big"))
-
-
-def _user_token(user_id: str) -> str:
-    return _scope_token("user", user_id)
-
-
-def _project_token(user_id: str, project: str) -> str:
-    return _scope_token("project", user_id, project)
-
-
-def index_scope(user_id: str, project: str) -> str:
-    """What a memory's `scope` column holds in the index."""
-    return f"{_user_token(user_id)} {_project_token(user_id, project)}"
 
 
 def _fields(record: MemoryRecord) -> tuple[Any, ...]:
@@ -131,7 +87,7 @@ def _fields(record: MemoryRecord) -> tuple[Any, ...]:
 
 
 def _record(row: tuple[Any, ...]) -> MemoryRecord:
-    """A row of _RECORD_COLUMNS: the text packed, the private flag SQLite's 0 or 1."""
+    """A row of RECORD_COLUMNS: the text packed, the private flag SQLite's 0 or 1."""
     id_, user_id, project, session_id, client, model, created_at, text, private = row
     record = MemoryRecord(id_, user_id, project, session_id, client, model, created_at, "")
     return dataclasses.replace(record, text=unpack(text), private=bool(private))
@@ -159,9 +115,10 @@ class SQLiteMemoryIndex:
 
         def work() -> None:
             with self._file.transaction():
+                texts = []
                 for r in records:
                     added = self._db.execute(
-                        f"INSERT OR IGNORE INTO memories ({_RECORD_COLUMNS}) "
+                        f"INSERT OR IGNORE INTO memories ({RECORD_COLUMNS}) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (*_fields(r), pack(r.text), int(r.private)),
                     )
@@ -170,6 +127,8 @@ class SQLiteMemoryIndex:
                             "INSERT INTO memories_fts (rowid, text, scope) VALUES (?, ?, ?)",
                             (added.lastrowid, r.text, index_scope(r.user_id, r.project)),
                         )
+                        texts.append((r.text, index_scope(r.user_id, r.project)))
+                term_counts.count(self._db, texts, 1)
 
         await self._file.run(work)
 
@@ -188,19 +147,39 @@ class SQLiteMemoryIndex:
         private_too = privacy == "private"
         if not terms or limit <= 0:
             return []
-        words = f"text : ({fts5_words(terms, min_share)})"
+        # Each stem searched as a word of the question that gives it (FTS5 stems it again).
+        question = {stem: term for term in reversed(terms) for stem in stems([term])}
 
         def work(db: sqlite3.Connection) -> list[Recalled]:
-            scope = self._scope(db, user_id, project)
+            token = None if user_id is None else search_token(user_id, project)
+            held, memories, in_scope = term_counts.counts(db, list(question), token)
+            weights = {term: weight(count, memories) for term, count in held.items()}
+            words = term_counts.matched_words(db, question, held, weights, min_share)
+            if not words:
+                return []
+            # A scope holding more memories than the words costs more than it saves: the
+            # SQL's exact comparison of user and project selects the rows then.
+            wide = in_scope > term_counts.MATCHED_MEMORIES
+            scope = None if wide else self._scope(db, user_id, project)
             match = words if scope is None else f"scope : ({scope}) AND {words}"
             alone = user_id is None and exclude_session is None and (project is None or scope)
             if alone and private_too:
                 # The match alone selects the rows: ranked in FTS5, only the best read.
-                rows = db.execute(_SEARCH_EVERY_USER, (match, limit, project)).fetchall()
+                rows = db.execute(SEARCH_EVERY_USER, (match, limit, project)).fetchall()
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
-                rows = db.execute(_SEARCH, params).fetchall()
-            return [Recalled(_record(row[:_SCORE_COLUMN]), row[_SCORE_COLUMN]) for row in rows]
+                ranked = db.execute(SEARCH_RANKED_FIRST, (*params, limit * RANKED_FIRST))
+                found = ranked.fetchall()
+                rows = [row for row in found if row[-1]][:limit]
+                if len(rows) < limit and len(found) == limit * RANKED_FIRST:
+                    rows = db.execute(SEARCH, params).fetchall()
+            hits = []
+            for row in rows:
+                record = _record(row[:SCORE_COLUMN])
+                share = covered_share(weights, record.text)
+                if reaches(share, min_share):
+                    hits.append(Recalled(record, row[SCORE_COLUMN], share))
+            return hits
 
         return await self._searches.run(work)
 
@@ -210,15 +189,14 @@ class SQLiteMemoryIndex:
         """The scope tokens a search ANDs with its words (an FTS5 expression), or None:
         every row; on the search thread."""
         if user_id is not None:
-            token = _user_token(user_id) if project is None else _project_token(user_id, project)
-            return fts5_phrase(token)
+            return fts5_phrase(search_token(user_id, project))
         if project is None:
             return None
         limit = self.max_scoped_users + 1
-        users = [user for (user,) in db.execute(_USERS + " LIMIT ?", (limit,))]
+        users = [user for (user,) in db.execute(USERS + " LIMIT ?", (limit,))]
         if not users or len(users) == limit:
             return None
-        return " OR ".join(fts5_phrase(_project_token(user, project)) for user in users)
+        return " OR ".join(fts5_phrase(project_token(user, project)) for user in users)
 
     async def list_memories(
         self,
@@ -236,7 +214,7 @@ class SQLiteMemoryIndex:
 
         def work() -> list[MemoryRecord]:
             rows = self._db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM memories WHERE {where} "
+                f"SELECT {RECORD_COLUMNS} FROM memories WHERE {where} "
                 "AND (? IS NULL OR created_at < ?) AND (? OR private = 0) "
                 "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
                 (*params, before, before, private_too, limit, offset),
@@ -256,7 +234,7 @@ class SQLiteMemoryIndex:
     async def get(self, user_id: str | None, memory_id: str) -> MemoryRecord | None:
         def work() -> MemoryRecord | None:
             row = self._db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM memories WHERE id = ?1 "
+                f"SELECT {RECORD_COLUMNS} FROM memories WHERE id = ?1 "
                 "AND (?2 IS NULL OR user_id = ?2)",
                 (memory_id, user_id),
             ).fetchone()
@@ -336,12 +314,15 @@ class SQLiteMemoryIndex:
                 f"SELECT seq, user_id, project, text FROM memories WHERE {where}", params
             )
             while batch := rows.fetchmany(_FORGET_BATCH):
+                texts = [unpack(text) for *_, text in batch]
+                scopes = [index_scope(user, project) for _, user, project, _ in batch]
+                term_counts.count(self._db, zip(texts, scopes, strict=True), -1)
                 self._db.executemany(
                     "INSERT INTO memories_fts (memories_fts, rowid, text, scope) "
                     "VALUES ('delete', ?, ?, ?)",
                     [
-                        (seq, unpack(text), index_scope(user, project))
-                        for seq, user, project, text in batch
+                        (seq, text, scope)
+                        for (seq, *_), text, scope in zip(batch, texts, scopes, strict=True)
                     ],
                 )
                 forgotten += [(seq,) for seq, *_ in batch]
@@ -374,7 +355,7 @@ class SQLiteMemoryIndex:
         read twice, as paging with offsets would."""
         cursor = await self._file.run(
             lambda: self._db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM memories "
+                f"SELECT {RECORD_COLUMNS} FROM memories "
                 "WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR project = ?2) ORDER BY seq",
                 (user_id, project),
             )

@@ -6,7 +6,8 @@ a *contentless* FTS5 index over the texts and scope tokens: it keeps only the in
 the text, and the memory index writes it beside `memories` in the same transaction,
 handing it the unpacked text (FTS5 needs the text only to index it, and to remove a row:
 its 'delete' takes the values that were indexed). The index is keyed by `seq`, an INTEGER
-PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM.
+PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM. `memory_terms` counts
+the memories holding each term (sqlite_term_counts.py).
 
 Steps (add a new one at the end, named for what it brings, and detected by what it adds):
 1. `add_private_flag_to_memories`: files written before private models get a `private`
@@ -19,6 +20,9 @@ Steps (add a new one at the end, named for what it brings, and detected by what 
    index is built anew as contentless, the texts packed, the scope column dropped; the old
    pages are zeroed (secure_delete) and given back. 3.7 s for 20,000 memories here (a
    95 MB file became 30 MB).
+3. `_term_counts`: files from before recall weighed words get `memory_terms`, filled
+   from the index (one read of each term's doclist), in one transaction; a second
+   process opening the file meanwhile finds it there.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 import sqlite3
 import time
 
+from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.packed_text import pack
 from memory_proxy.stores.sqlite_space import empty_log, release_free_pages
 
@@ -64,6 +69,23 @@ def upgrade(db: sqlite3.Connection) -> None:
     add_private_flag_to_memories(db)
     if "scope" in _columns(db, "memories"):
         _packed_texts(db)
+    if not _has_table(db, term_counts.TABLE):
+        _term_counts(db)
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
+
+
+def _term_counts(db: sqlite3.Connection) -> None:
+    """Step 3: each term's count of memories, from the index."""
+    started = time.monotonic()
+    db.execute("BEGIN IMMEDIATE")
+    with db:  # commits, or rolls back on an error
+        if not _has_table(db, term_counts.TABLE):  # another process may have made it
+            term_counts.fill(db)
+    logger.info("memory terms counted in %.1f s", time.monotonic() - started)
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:

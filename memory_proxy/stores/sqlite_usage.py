@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS usage (
     cost REAL,
     finish_reason TEXT,
     tool TEXT,
-    hits INTEGER
+    hits INTEGER,
+    recalled_tokens INTEGER
 );
 CREATE INDEX IF NOT EXISTS usage_by_time ON usage (time);
 CREATE TABLE IF NOT EXISTS feedback (

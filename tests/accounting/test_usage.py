@@ -87,6 +87,7 @@ def test_summaries_group_and_total() -> None:
             first_byte_ms=None,
             finish_reason="length",
             time=NOW + 5,
+            recalled_tokens=240,
         ),
         usage_record(
             request_id="r3",
@@ -95,6 +96,7 @@ def test_summaries_group_and_total() -> None:
             prompt_tokens=None,
             completion_tokens=None,
             finish_reason="error",
+            recalled_tokens=0,
         ),
     ]
     ratings = [Feedback("r2", NOW, 1.0, "", NOW), Feedback("r3", NOW, -0.5, "bad", NOW)]
@@ -122,6 +124,13 @@ def test_summaries_group_and_total() -> None:
         "refusals": 0,
         "client_disconnects": 0,
         "feedback": {"count": 2, "mean": 0.25},
+        "recall": {  # a question searched, one not (None): one block of 240 tokens
+            "questions": 2,
+            "blocks": 1,
+            "block_share": 0.5,
+            "tokens": 240,
+            "mean_tokens": 240.0,
+        },
     }
     assert by_user["data"][1]["feedback"] == {"count": 0, "mean": None}
     assert by_user["total"]["requests"] == 3
@@ -449,7 +458,7 @@ def test_the_recorder_writes_about_as_fast_as_the_sqlite_log_can(tmp_path: Path)
 
 def test_a_usage_file_from_before_finish_reasons_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    # Without finish_reason, and the columns that came after it (tool, hits).
+    # Without finish_reason, and the columns that came after it (tool, hits, recalled_tokens).
     old_columns = FIELD_NAMES[: FIELD_NAMES.index("finish_reason")]
     with sqlite3.connect(path) as db:
         db.execute(f"CREATE TABLE usage (id INTEGER PRIMARY KEY, {', '.join(old_columns)})")

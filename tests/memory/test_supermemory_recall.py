@@ -62,7 +62,7 @@ def test_supermemory_recalls_for_any_model_and_is_sent_each_final_exchange(
         "q": "What is the staging database called?",
         "containerTag": "mp_alice__repo-1",
         "searchMode": "hybrid",
-        "limit": 5,
+        "limit": 10,
     }
     added = next(json.loads(r.data) for r, _ in httpserver.log if r.path == "/v3/documents")
     assert added["containerTags"] == ["mp_alice__repo-1"]

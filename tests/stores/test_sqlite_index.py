@@ -15,12 +15,12 @@ from memory_proxy.config import MemorySettings
 from memory_proxy.records.memory import GENERAL_PROJECT
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.recall_query import (
-    MAX_COMBINED_TERMS,
     MAX_TERMS,
     fts5_phrase,
     fts5_words,
     query_terms,
 )
+from memory_proxy.stores.relevance import covered_share, weight
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.stores.sqlite_index_support import Index, memory
 
@@ -243,7 +243,6 @@ WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "hero
     ),
     project=st.sampled_from([None, GENERAL_PROJECT, "shop"]),
     query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
-    min_share=st.sampled_from([0.0, 0.6]),
     limit=st.integers(min_value=1, max_value=40),
     scoped_users=st.sampled_from([1, 64]),  # a project of every user: without tokens, with
 )
@@ -251,7 +250,6 @@ def test_searching_every_user_is_each_users_search_together(
     stored: list[tuple[str, str, str]],
     project: str | None,
     query: str,
-    min_share: float,
     limit: int,
     scoped_users: int,
 ) -> None:
@@ -262,7 +260,7 @@ def test_searching_every_user_is_each_users_search_together(
         opened.add(*(memory(text, user=user, project=where) for user, where, text in stored))
 
         def search(user: str | None, cap: int) -> list[tuple[str, float]]:
-            hits = opened(lambda i: i.search(user, project, query, limit=cap, min_share=min_share))
+            hits = opened(lambda i: i.search(user, project, query, limit=cap))
             return [(hit.record.id, hit.score) for hit in hits]
 
         each = sorted(
@@ -361,16 +359,11 @@ def test_any_string_is_a_safe_fts5_phrase(text: str) -> None:
     db.close()
 
 
-def test_a_share_of_the_words_is_asked_for_as_at_least_k_of_them() -> None:
-    assert fts5_words(["port"], 0.6) == '"port"'
-    assert fts5_words(["staging", "port"], 0.0) == '"staging" OR "port"'
-    assert fts5_words(["staging", "port"], 0.6) == '("staging" AND "port")'
-    assert fts5_words(["a1", "b2", "c3"], 0.6) == (
-        '("a1" AND "b2") OR ("a1" AND "c3") OR ("b2" AND "c3")'
-    )
-    assert fts5_words(["a1", "b2", "c3", "d4"], 0.6).count(" AND ") == 8  # 4 groups of 3
-    many = [f"w{n}" for n in range(MAX_COMBINED_TERMS + 1)]
-    assert fts5_words(many, 0.6) == " OR ".join(f'"{term}"' for term in many)
+def test_the_words_are_asked_for_as_any_of_them() -> None:
+    """An implicit AND finds nothing for a question asked in other words; BM25 ranks
+    the matches and relevance gates them."""
+    assert fts5_words(["port"]) == '"port"'
+    assert fts5_words(["staging", "port"]) == '"staging" OR "port"'
 
 
 def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index) -> None:
@@ -396,11 +389,10 @@ def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index
     st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
     st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
 )
-def test_min_share_keeps_the_memories_holding_that_share_and_only_them_for_short_queries(
+def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weight(
     texts: list[list[str]], query: list[str], min_share: float
 ) -> None:
-    """Exactly those for up to MAX_COMBINED_TERMS words; for more, any memory sharing a
-    word may come back too (recall checks the share again)."""
+    """Exactly those, each word weighted by how few memories hold it (relevance.py)."""
     opened = Index(Path(":memory:"))
     try:
         opened.add(*(memory(" ".join(words), session=None) for words in texts))
@@ -410,17 +402,17 @@ def test_min_share_keeps_the_memories_holding_that_share_and_only_them_for_short
         found = sorted(hit.record.text for hit in hits)
     finally:
         opened.close()
+    distinct = {" ".join(words): set(words) for words in texts}
+    weights = {
+        term: weight(sum(term in words for words in distinct.values()), len(distinct))
+        for term in query
+    }
     expected = sorted(
-        {
-            " ".join(words)
-            for words in texts
-            if (share := len(set(query) & set(words)) / len(query)) > 0 and share >= min_share
-        }
+        text
+        for text, words in distinct.items()
+        if words & set(query) and covered_share(weights, text) >= min_share - 1e-9
     )
-    if len(query) <= MAX_COMBINED_TERMS:
-        assert found == expected
-    else:
-        assert set(expected) <= set(found)
+    assert found == expected
 
 
 def test_any_query_text_is_safe_and_stays_with_its_user(tmp_path: Path) -> None:

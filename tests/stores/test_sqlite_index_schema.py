@@ -12,7 +12,8 @@ import orjson
 
 from memory_proxy.records.memory import memory_id
 from memory_proxy.stores.sqlite import SQLiteStore
-from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex, index_scope
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_index_scope import index_scope
 from tests.stores.file_traces import traces, unique_token
 
 # What e2844d3 wrote (stores/sqlite.py and stores/sqlite_index.py), as it wrote it.

@@ -212,7 +212,7 @@ async function loadMemories(event) {
     const value = document.getElementById(id).value.trim();
     if (value) params.set(name, value);
   }
-  const memories = await api("/v1/memories?" + params);
+  const [memories] = await Promise.all([api("/v1/memories?" + params), loadRecallSummary()]);
   table("memories-table", [
     { title: "User", value: (m) => m.user_id },
     { title: "Client", value: (m) => m.client },
@@ -226,6 +226,22 @@ async function loadMemories(event) {
       await loadMemories().catch(showError);
     } }, "Forget") },
   ], memories.data || [], params.size ? "No memories match." : "No memories yet.");
+}
+
+// What recall put into requests over the last week, from the usage records.
+const RECALL_DAYS = 7;
+async function loadRecallSummary() {
+  const line = document.getElementById("recall-summary");
+  const usage = await api(`/v1/usage?since=${RECALL_DAYS}d`).catch(() => null);
+  const recall = usage?.total?.recall;
+  line.hidden = !recall;
+  if (!recall) return;
+  line.textContent = recall.questions
+    ? `Recall, last ${RECALL_DAYS} days: ${percent(recall.block_share)} of ` +
+      `${number(recall.questions)} questions given a block (${number(recall.blocks)}, ` +
+      `${(recall.blocks / RECALL_DAYS).toFixed(1)} a day), ` +
+      `${number(Math.round(recall.mean_tokens ?? 0))} tokens each on average.`
+    : `Recall, last ${RECALL_DAYS} days: no question searched yet.`;
 }
 
 const liveRows = [];

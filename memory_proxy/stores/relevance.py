@@ -1,0 +1,46 @@
+"""How much of a question a memory answers, as a share that means the same at any index
+size: the share of the question's *weight* that the memory's words cover, each word
+weighted by how telling it is (its inverse document frequency in the index).
+
+A raw share of words treats "work" like "eaddrinuse": a memory that shares the common
+half of a question passed, and one holding only its rare name failed. Weighted, a rare
+name or identifier counts for far more than "time" or "good", and an off-topic question
+whose only shared words are common ones covers little of its weight. BM25 ranks the
+hits (FTS5); this share gates them. A word the index has never seen counts as if seen
+once: it is what an off-topic question is made of, and a paraphrase's other word.
+
+Words are compared as the index holds them: folded and stemmed exactly as SQLite's
+`porter unicode61` tokenizer does (porter.py), so "deployed" covers "deploy".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from memory_proxy.stores import porter
+
+
+def stems(terms: Iterable[str]) -> list[str]:
+    """The distinct stems of `terms` (the question's topic words), in order."""
+    return list(dict.fromkeys(porter.stem(word) for term in terms for word in porter.words(term)))
+
+
+def weight(documents_with_term: int, documents: int) -> float:
+    """BM25's inverse document frequency (always positive); unseen terms as if seen once."""
+    seen = max(documents_with_term, 1)
+    return math.log(1 + (max(documents, seen) - seen + 0.5) / (seen + 0.5))
+
+
+def covered_share(weights: Mapping[str, float], text: str) -> float:
+    """The share of the total of `weights` (stem -> weight) whose stems `text` holds."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    held = {porter.stem(word) for word in set(porter.words(text))}
+    return sum(value for term, value in weights.items() if term in held) / total
+
+
+def reaches(share: float, needed: float) -> bool:
+    """`share` >= `needed`, but for rounding: four words of five weighing alike are 0.8."""
+    return share >= needed - 1e-9

@@ -1,0 +1,31 @@
+"""The scope tokens of the memory index: each memory's `scope` column holds one for its
+user and one for its user and project, and a search ANDs the right one with its words
+(sqlite_index.py says why)."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def _scope_token(*parts: str) -> str:
+    """Digits only, so that the porter stemmer leaves it alone."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return str(int.from_bytes(digest, "big"))
+
+
+def _user_token(user_id: str) -> str:
+    return _scope_token("user", user_id)
+
+
+def project_token(user_id: str, project: str) -> str:
+    return _scope_token("project", user_id, project)
+
+
+def search_token(user_id: str, project: str | None) -> str:
+    """The scope token of a user's search (of one project, or of every one)."""
+    return _user_token(user_id) if project is None else project_token(user_id, project)
+
+
+def index_scope(user_id: str, project: str) -> str:
+    """What a memory's `scope` column holds in the index."""
+    return f"{_user_token(user_id)} {project_token(user_id, project)}"

@@ -1,0 +1,126 @@
+"""How many memories hold each term, kept beside the index in `memory_terms`: the weights
+of recall's relevance (relevance.py), and the terms a search can afford to match.
+
+FTS5 can count a term's memories (fts5vocab), but only by reading its whole doclist: at
+100,000 memories a common word costs as much as the search itself. Here a count is one
+primary-key seek. The index keeps it in the transactions that add and forget memories;
+the row keyed '' counts the memories (no stem is empty). A term's row goes when its last
+memory does: forgetting leaves no word of a forgotten memory behind. A scope token of
+the index (its user's, its user and project's) is counted too, under SCOPE + the token:
+a search leaves out a scope that holds more memories than its words.
+
+Terms are counted as SQLite's porter tokenizer indexes the text (porter.py stems
+exactly as it does), so the counts are the index's own.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sqlite3
+from collections.abc import Iterable
+
+from memory_proxy.stores import porter
+from memory_proxy.stores.recall_query import fts5_phrase
+from memory_proxy.stores.relevance import reaches
+
+TABLE = "memory_terms"
+CREATE = f"CREATE TABLE {TABLE} (term TEXT PRIMARY KEY, memories INTEGER NOT NULL) WITHOUT ROWID"
+ALL_MEMORIES = ""  # the row counting every memory
+SCOPE = " "  # before a scope token's count (no stem holds a space)
+# Most memories a search's terms may match, summed over its terms (`affordable`).
+MATCHED_MEMORIES = 1000
+_MATCHES = "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH ?"
+_COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term IN (SELECT value FROM json_each(?1))"
+
+
+def terms_of(text: str) -> set[str]:
+    """The distinct terms the index holds for `text`."""
+    return {porter.stem(word) for word in set(porter.words(text))}
+
+
+def count(db: sqlite3.Connection, indexed: Iterable[tuple[str, str]], change: int) -> None:
+    """Counts the terms and scope tokens of memories added (`change` 1) or forgotten (-1),
+    each given as (text, scope column); inside the caller's transaction."""
+    counts: collections.Counter[str] = collections.Counter()
+    for text, scope in indexed:
+        counts.update(terms_of(text))
+        counts.update(SCOPE + token for token in scope.split())
+        counts[ALL_MEMORIES] += 1
+    if not counts:
+        return
+    db.executemany(
+        f"INSERT INTO {TABLE} (term, memories) VALUES (?1, ?2) "
+        "ON CONFLICT (term) DO UPDATE SET memories = memories + ?2",
+        [(term, change * n) for term, n in counts.items()],
+    )
+    if change < 0:
+        db.executemany(
+            f"DELETE FROM {TABLE} WHERE term = ? AND memories <= 0",
+            [(term,) for term in counts],
+        )
+
+
+def counts(
+    db: sqlite3.Connection, terms: list[str], scope: str | None
+) -> tuple[dict[str, int], int, int]:
+    """How many memories hold each of `terms` (absent: none), how many there are, and
+    how many the `scope` token holds (None: every memory)."""
+    keys = [ALL_MEMORIES, *terms] if scope is None else [ALL_MEMORIES, SCOPE + scope, *terms]
+    found = dict(db.execute(_COUNTS, (json.dumps(keys),)).fetchall())
+    memories = found.get(ALL_MEMORIES, 0)
+    in_scope = memories if scope is None else found.get(SCOPE + scope, 0)
+    return {term: found.get(term, 0) for term in terms}, memories, in_scope
+
+
+def matched_words(
+    db: sqlite3.Connection,
+    words: dict[str, str],
+    held: dict[str, int],
+    weights: dict[str, float],
+    min_share: float,
+) -> str:
+    """The FTS5 expression a search matches, for the question's `words` (stem -> a word
+    of the question that gives it) held by `held` memories each and weighing `weights`;
+    "" when no memory can cover `min_share` of the weight (relevance.py).
+
+    FTS5 scores every memory it matches (about 2.5 us each: BM25 reads the row's
+    length), and a word most memories hold ("service") tells little: the rarest words
+    are ORed while they hold at most MATCHED_MEMORIES memories together. When even the
+    rarest holds more, the rarest are ANDed, as few as bring the matches within it
+    (counting matches costs a tenth of scoring them)."""
+    rarest = sorted((term for term in held if held[term]), key=held.__getitem__)
+    total_weight = sum(weights.values())
+    if not rarest or not reaches(sum(weights[term] for term in rarest) / total_weight, min_share):
+        return ""  # the words the memories hold weigh too little: nothing would pass
+    phrases = [fts5_phrase(words[term]) for term in rarest]
+    taken, total = 1, held[rarest[0]]
+    while taken < len(rarest) and total + held[rarest[taken]] <= MATCHED_MEMORIES:
+        total += held[rarest[taken]]
+        taken += 1
+    expression = "text : (" + " OR ".join(phrases[:taken]) + ")"
+    if total <= MATCHED_MEMORIES:
+        return expression
+    for together in range(2, len(phrases) + 1):
+        expression = "text : (" + " AND ".join(phrases[:together]) + ")"
+        (found,) = db.execute(_MATCHES, (expression,)).fetchone()
+        if found <= MATCHED_MEMORIES:
+            break
+    return expression
+
+
+def fill(db: sqlite3.Connection) -> None:
+    """The table made and filled from the index (a file from before it): FTS5 reads each
+    term's doclist once, through a temporary fts5vocab table."""
+    db.execute(CREATE)
+    db.execute("CREATE VIRTUAL TABLE temp.memories_vocab USING fts5vocab (main, memories_fts, col)")
+    db.execute(
+        f"INSERT INTO {TABLE} (term, memories) SELECT iif(col = 'scope', ?, '') || term, doc "
+        "FROM temp.memories_vocab",
+        (SCOPE,),
+    )
+    db.execute(
+        f"INSERT INTO {TABLE} (term, memories) SELECT ?, COUNT(*) FROM memories HAVING COUNT(*)",
+        (ALL_MEMORIES,),
+    )
+    db.execute("DROP TABLE temp.memories_vocab")

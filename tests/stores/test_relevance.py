@@ -1,0 +1,37 @@
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memory_proxy.stores.relevance import covered_share, stems, weight
+
+
+def test_a_share_counts_the_words_as_the_index_stems_them() -> None:
+    text = "User: we deployed the services with Terraform\nAssistant: noted"
+    question = stems(["deploying", "service"])
+    assert question == ["deploi", "servic"]
+    assert covered_share(dict.fromkeys(question, 1.0), text) == 1.0
+    assert covered_share(dict.fromkeys(stems(["deploy", "kubernetes"]), 1.0), text) == 0.5
+    assert covered_share(dict.fromkeys(stems(["cat"]), 1.0), "a category") == 0.0
+    assert covered_share({}, text) == 0.0
+
+
+def test_a_rare_word_weighs_more_than_a_common_one() -> None:
+    weights = {"eaddrinus": weight(4, 10_000), "time": weight(5_000, 10_000)}
+    assert weights["eaddrinus"] > 10 * weights["time"]
+    assert covered_share(weights, "EADDRINUSE again") > 0.9
+    assert covered_share(weights, "it takes time") < 0.1
+
+
+def test_a_word_never_seen_weighs_as_one_seen_once() -> None:
+    assert weight(0, 1000) == weight(1, 1000)
+    assert weight(0, 0) > 0  # an empty index: no division by zero, no negative weight
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10**6))
+def test_a_weight_is_positive_and_falls_as_more_memories_hold_the_word(
+    holding: int, documents: int
+) -> None:
+    assert weight(holding, documents) > 0
+    assert weight(holding + 1, documents + 1) <= weight(holding, documents + 1) + 1e-12
+    assert math.isfinite(weight(holding, documents))
