@@ -48,7 +48,9 @@ class ModelPrivacy:
     def _kinds(self, requested: str) -> Iterable[bool]:
         """Whether each model_name LiteLLM may route `requested` to is private."""
         names = self.routing.model_names_for(requested)
-        return (name in self.private for name in names) if names else (False,)
+        if not names:  # a name the model_list doesn't hold: private only when named so
+            names = (self.routing.aliases.get(requested, requested),)
+        return (name in self.private for name in names)
 
 
 def _fallbacks(body: Any) -> list[Any]:

@@ -65,6 +65,22 @@ def test_without_private_models_every_request_is_hosted() -> None:
     assert routing.of_request("llama-local", {"fallbacks": ["qwen-local"]}) == "hosted"
 
 
+def test_a_private_name_missing_from_the_model_list_is_still_private() -> None:
+    """Memory's own settings may name a model LiteLLM's list doesn't (a proxy run without
+    the shared config): the name, or an alias of it, is private as said."""
+    routing = ModelPrivacy.from_settings(
+        Settings(
+            litellm=LiteLLMSettings(models=(), aliases={"local": "llama-x"}),
+            memory=MemorySettings(private_models=frozenset({"llama-x"})),
+        )
+    )
+    assert [routing.of_request(name, {}) for name in ("llama-x", "local", "gpt-x")] == [
+        "private",
+        "private",
+        "hosted",
+    ]
+
+
 def test_the_routing_decision_says_it() -> None:
     """`/v1/debug/routing` shows what forwarding decides."""
     identifier = Identifier(Settings(), SupermemoryRouting(frozenset()), privacy())
