@@ -303,8 +303,11 @@ def _embeddings(
             logger.warning("recall.embedding_model is unused: recall has no local index")
         return None, None
     embedder = LiteLLMEmbeddings(upstream, model, settings.upstream_key)
-    writer = EmbeddingWriter(embedder, index.vectors, on_failure=metrics.embedding_failures.inc)
-    return SemanticSearch(embedder, index.vectors), writer
+    private = model in settings.memory.private_models
+    writer = EmbeddingWriter(
+        embedder, index.vectors, on_failure=metrics.embedding_failures.inc, private=private
+    )
+    return SemanticSearch(embedder, index.vectors, private), writer
 
 
 def _recall_backend(

@@ -83,7 +83,7 @@ class RecallSettings:
     timeout_ms: int = 50  # past it the request goes on without recall
     # A model_name of LiteLLM's model_list that embeds memories and questions; None: lexical only
     embedding_model: str | None = None
-    min_similarity: float = 0.6  # cosine a memory needs to pass on its meaning alone
+    min_similarity: float = 0.4  # cosine a memory needs to pass on its meaning alone
 
 
 def build_session_headers(tree: SettingsTree) -> tuple[str, ...]:

@@ -1,6 +1,10 @@
 """Recall by meaning (`recall.embedding_model`), beside the lexical search: memories are
 embedded off the request path, the question as its request arrives.
 
+A hosted embedding model (not in `memory.private_models`) never gets a private model's
+memory or the question of a request that may go to a private model: those memories are
+found by their words alone.
+
 `EmbeddingWriter` embeds, in batches, the memories that have no vector yet (the newest
 after the ones it did), retrying a failing batch a few times; a batch that still fails is
 counted and logged once (until embedding works again), and tried again after a pause.
@@ -42,8 +46,16 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class SemanticSearch:
+    """`private`: the embedding model is one of `memory.private_models`, so a private
+    model's memories and the questions of requests to private models may go to it."""
+
     embedder: Embedder
     vectors: SQLiteVectors
+    private: bool = False
+
+    def may_embed(self, privacy: Privacy) -> bool:
+        """Whether a question of a request going where `privacy` says may be embedded."""
+        return self.private or privacy == "hosted"
 
     async def similar(
         self,
@@ -95,12 +107,14 @@ class EmbeddingWriter:
         vectors: SQLiteVectors,
         *,
         on_failure: Callable[[], None],
+        private: bool = False,
         idle_seconds: float = IDLE_SECONDS,
         failed_pause_seconds: float = FAILED_PAUSE_SECONDS,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._on_failure = on_failure
+        self._private = private  # a private model's memories embedded too
         self._idle_seconds = idle_seconds
         self._failed_pause_seconds = failed_pause_seconds
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +126,7 @@ class EmbeddingWriter:
         after, failing = 0, False
         while True:
             try:
-                batch = await self._vectors.unembedded(after, BATCH)
+                batch = await self._vectors.unembedded(after, BATCH, private_too=self._private)
                 if batch:
                     vectors = await self._embed([text for _, text in batch])
                     pairs = [(seq, v) for (seq, _), v in zip(batch, vectors, strict=True)]

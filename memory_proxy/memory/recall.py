@@ -172,9 +172,10 @@ class Recall:
         settings = self._settings
         deadline = asyncio.get_running_loop().time() + settings.timeout_ms / 1000
         similar = None
-        if self._semantic is not None:  # the question embedded while the words are searched
+        semantic = self._semantic
+        if semantic is not None and semantic.may_embed(privacy):  # beside the word search
             similar = asyncio.create_task(
-                self._semantic.similar(
+                semantic.similar(
                     user_id,
                     project,
                     query,
@@ -250,13 +251,14 @@ class Recall:
         self, similar: asyncio.Task[list[tuple[MemoryRecord, float]]], deadline: float
     ) -> list[tuple[MemoryRecord, float]]:
         """The memories found by meaning, when they are back by `deadline`; none when
-        not (counted) or when finding them failed (logged)."""
+        not, or when their search thread was too busy to finish in time (counted), or
+        when finding them failed (logged)."""
         try:
             async with asyncio.timeout_at(deadline):
                 return await similar
-        except TimeoutError:
+        except (TimeoutError, SearchBusy):
             self._on_semantic_late()
-            logger.debug("the question's embedding was late; recall goes on by words")
+            logger.debug("recall by meaning was late; recall goes on by words")
         except Exception as exc:
             self._on_failure()
             log_failure(logger, "recall by meaning failed; recall goes on by words", exc)

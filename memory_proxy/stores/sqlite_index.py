@@ -98,7 +98,9 @@ class SQLiteMemoryIndex:
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
         self._file = SQLiteFile(path, SCHEMA, upgrade)
         self._searches = SearchThread(self._file.reader(), search_budget)
-        self.vectors = SQLiteVectors(self._file, self._searches)  # recall.embedding_model's
+        # recall.embedding_model's, searched on a thread of their own: a slow scan of vectors
+        # never holds back or skews the word searches' budget
+        self.vectors = SQLiteVectors(self._file, SearchThread(self._file.reader(), search_budget))
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -364,6 +366,7 @@ class SQLiteMemoryIndex:
 
     async def aclose(self) -> None:
         self._searches.stop()
+        self.vectors.stop()
         await self._file.aclose()
 
     @staticmethod

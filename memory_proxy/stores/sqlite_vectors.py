@@ -7,8 +7,9 @@ are added after their memory, off the request path (memory/embedding_writer.py),
 while the memory is still there.
 
 Search is brute force over the rows of one user's project, scoped in SQL exactly as the
-lexical search (user, project, session left out, private models' memories), on the
-index's search thread: one matrix product in numpy. It reads every vector of the project
+lexical search (user, project, session left out, private models' memories), on a search
+thread of its own (a search past `recall.timeout_ms` is interrupted, and never delays a
+word search): one matrix product in numpy. It reads every vector of the project
 per search, so its cost grows with the project (README, "Recall quality").
 """
 
@@ -33,8 +34,9 @@ WHERE m.user_id = ?1 AND m.project = ?2 AND (?3 IS NULL OR m.session_id IS NOT ?
 """
 _UNEMBEDDED = f"""
 SELECT seq, text FROM memories m
-WHERE seq > ? AND NOT EXISTS (SELECT 1 FROM {VECTORS} v WHERE v.seq = m.seq)
-ORDER BY seq LIMIT ?
+WHERE seq > ?1 AND (?3 OR private = 0)
+      AND NOT EXISTS (SELECT 1 FROM {VECTORS} v WHERE v.seq = m.seq)
+ORDER BY seq LIMIT ?2
 """
 
 
@@ -46,18 +48,21 @@ def unit(vector: Sequence[float]) -> np.ndarray:
 
 
 class SQLiteVectors:
-    """The vectors of one memory index's file: written on its writer, searched on its
-    search thread."""
+    """The vectors of one memory index's file: written on its writer, searched on a search
+    thread of their own (`searches`, stopped with the index)."""
 
     def __init__(self, file: SQLiteFile, searches: SearchThread) -> None:
         self._file = file
         self._searches = searches
 
-    async def unembedded(self, after: int, limit: int) -> list[tuple[int, str]]:
-        """Up to `limit` memories past `seq` `after` without a vector: (seq, text)."""
+    async def unembedded(
+        self, after: int, limit: int, *, private_too: bool = True
+    ) -> list[tuple[int, str]]:
+        """Up to `limit` memories past `seq` `after` without a vector: (seq, text); a
+        private model's only when `private_too`."""
 
         def work() -> list[tuple[int, str]]:
-            rows = self._file.db.execute(_UNEMBEDDED, (after, limit)).fetchall()
+            rows = self._file.db.execute(_UNEMBEDDED, (after, limit, private_too)).fetchall()
             return [(seq, unpack(text)) for seq, text in rows]
 
         return await self._file.run(work)
@@ -111,3 +116,6 @@ class SQLiteVectors:
             return sorted(hits, key=lambda hit: -hit[1])
 
         return await self._searches.run(work)
+
+    def stop(self) -> None:
+        self._searches.stop()

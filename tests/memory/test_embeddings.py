@@ -5,13 +5,16 @@ and semantic hits by score."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
+from typing import cast
 
 from memory_proxy.memory import embeddings
-from memory_proxy.memory.embeddings import EmbeddingWriter, fuse
+from memory_proxy.memory.embeddings import EmbeddingWriter, SemanticSearch, fuse
 from memory_proxy.records.memory import Recalled
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_vectors import SQLiteVectors
 from tests.stores.sqlite_index_support import memory
 from tests.support import LogRecords, eventually
 
@@ -78,3 +81,37 @@ def test_fusion_lets_through_words_or_meaning_best_combined_first() -> None:
         (OTHER.text, 0.7),
     ]
     assert fuse(lexical, 0.4, [], 0.6) == [Recalled(FACT, 0.9, 0.9)]
+
+
+class RecordingEmbedder:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        self.texts += texts
+        return [[1.0] for _ in texts]
+
+
+def test_a_hosted_embedding_model_never_gets_a_private_models_memory(tmp_path: Path) -> None:
+    told_llama = dataclasses.replace(memory("the vault pin is 4711"), private=True)
+    hosted = memory("we ship on fridays")
+
+    async def scenario() -> list[str]:
+        index = SQLiteMemoryIndex(tmp_path / "memory.sqlite3")
+        embedder = RecordingEmbedder()
+        writer = EmbeddingWriter(embedder, index.vectors, on_failure=lambda: None)
+        await index.add([told_llama, hosted])
+        writer.start()
+        await eventually(lambda: vectors(tmp_path / "memory.sqlite3") == 1)
+        await writer.aclose()
+        await index.aclose()
+        return embedder.texts
+
+    assert asyncio.run(scenario()) == [hosted.text]
+
+
+def test_only_a_private_embedding_model_gets_the_questions_of_private_requests() -> None:
+    hosted = SemanticSearch(RecordingEmbedder(), cast(SQLiteVectors, None))
+    private = SemanticSearch(RecordingEmbedder(), cast(SQLiteVectors, None), private=True)
+    assert [hosted.may_embed(p) for p in ("hosted", "mixed", "private")] == [True, False, False]
+    assert [private.may_embed(p) for p in ("hosted", "mixed", "private")] == [True, True, True]
