@@ -6,6 +6,7 @@ import pytest
 
 from memory_proxy.config import ConfigError, load_settings
 from memory_proxy.config.recall import DEFAULT_EXTRACTORS, DEFAULT_SESSION_HEADERS
+from tests.readme_support import fenced_blocks, section
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -145,3 +146,10 @@ def test_an_embedding_model_litellm_does_not_serve_is_a_config_error(tmp_path: P
     with pytest.raises(ConfigError) as error:
         load_settings(path, environ={})
     assert str(error.value).startswith(f"{path}: recall.embedding_model: 'embedd' is not")
+
+
+def test_the_readmes_embedding_model_example_is_a_valid_config(tmp_path: Path) -> None:
+    (example,) = [body for _, body in fenced_blocks(section("Memory")) if "embedding_model" in body]
+    settings = load_settings(write(tmp_path, example), environ={})
+    assert settings.recall.embedding_model == "embed"
+    assert "embed" in settings.memory.private_models
