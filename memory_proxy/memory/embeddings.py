@@ -34,6 +34,7 @@ logger = logging.getLogger("memory_proxy.memory")
 
 BATCH = 32  # memories embedded in one call
 IDLE_SECONDS = 1.0  # between looks for new memories when every one has its vector
+RESCAN_IDLE_ROUNDS = 60  # idle looks between two looks from the first memory
 ATTEMPTS = 3  # of one batch before it counts as failed
 FAILED_PAUSE_SECONDS = 30.0  # before a failed batch is tried again
 
@@ -123,15 +124,18 @@ class EmbeddingWriter:
         self._task = asyncio.create_task(self._run(), name="memory-embeddings")
 
     async def _run(self) -> None:
-        after, failing = 0, False
+        after, failing, idle = 0, False, 0
         while True:
+            # Now and then from the start: a new memory may take the place (seq) of the
+            # newest ones forgotten, behind `after`.
+            start = 0 if idle % RESCAN_IDLE_ROUNDS == RESCAN_IDLE_ROUNDS - 1 else after
             try:
-                batch = await self._vectors.unembedded(after, BATCH, private_too=self._private)
+                batch = await self._vectors.unembedded(start, BATCH, private_too=self._private)
                 if batch:
                     vectors = await self._embed([text for _, text in batch])
                     pairs = [(seq, v) for (seq, _), v in zip(batch, vectors, strict=True)]
                     await self._vectors.add(pairs)
-                    after = batch[-1][0]
+                    after = max(after, batch[-1][0])
             except Exception as exc:
                 self._on_failure()
                 if not failing:
@@ -143,6 +147,7 @@ class EmbeddingWriter:
                 logger.warning("embedding memories works again")
                 failing = False
             if not batch:
+                idle += 1
                 await asyncio.sleep(self._idle_seconds)
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:

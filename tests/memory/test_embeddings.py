@@ -115,3 +115,26 @@ def test_only_a_private_embedding_model_gets_the_questions_of_private_requests()
     private = SemanticSearch(RecordingEmbedder(), cast(SQLiteVectors, None), private=True)
     assert [hosted.may_embed(p) for p in ("hosted", "mixed", "private")] == [True, False, False]
     assert [private.may_embed(p) for p in ("hosted", "mixed", "private")] == [True, True, True]
+
+
+def test_a_memory_that_takes_a_forgotten_ones_place_is_embedded_too(tmp_path: Path) -> None:
+    """SQLite gives a new row the newest forgotten row's seq, behind the writer's cursor."""
+    first, newest, later = memory("one"), memory("two"), memory("three")
+
+    async def scenario() -> list[str]:
+        index = SQLiteMemoryIndex(tmp_path / "memory.sqlite3")
+        embedder = RecordingEmbedder()
+        writer = EmbeddingWriter(
+            embedder, index.vectors, on_failure=lambda: None, idle_seconds=0.001
+        )
+        await index.add([first, newest])
+        writer.start()
+        await eventually(lambda: vectors(tmp_path / "memory.sqlite3") == 2)
+        assert await index.delete("alice", newest.id)
+        await index.add([later])
+        await eventually(lambda: vectors(tmp_path / "memory.sqlite3") == 2)
+        await writer.aclose()
+        await index.aclose()
+        return embedder.texts
+
+    assert asyncio.run(scenario()) == [first.text, newest.text, later.text]
