@@ -12,6 +12,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
 from tests.browser_support import chromium, with_litellms_cors
+from tests.postgres_support import PostgresServer
 from tests.support import FakeUpstream, RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
@@ -72,6 +73,20 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the session's tests (tests/postgres_support.py)."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """An empty schema of its own for the test."""
+    return postgres_server.schema_url()
 
 
 @pytest.fixture
