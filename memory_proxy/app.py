@@ -108,7 +108,7 @@ class MemoryProxy:
             MemoryPruner(
                 self.memory_index,
                 settings.memory.retention_days,
-                settings.memory.max_mb,
+                settings.memory.max_mb if settings.memory.store != "postgres" else None,
                 self.metrics.count_pruned,
             )
             if self.memory_index is not None
@@ -290,8 +290,8 @@ def _recall_backend(
         )
     if index is None and recall.backend != "supermemory":
         logger.warning(
-            "%s: it needs a local index, and memory.store is %s (a PostgreSQL backend "
-            "comes later; recall.backend: supermemory works with any store)",
+            "%s: it needs a local index, and memory.store is %s (sqlite and postgres have "
+            "one; recall.backend: supermemory works with any store)",
             "recall uses Supermemory alone" if hosted else "recall is off",
             settings.memory.store,
         )

@@ -68,9 +68,15 @@ class PostgresServer:
             dbname=DATABASE,
             postgres_options=FAST,
         )
-        self._executor.start()
-        with psycopg.connect(self.admin_url, autocommit=True) as db:
-            db.execute(f"CREATE DATABASE {DATABASE}")
+        try:
+            self._executor.start()
+            with psycopg.connect(self.admin_url, autocommit=True) as db:
+                db.execute(f"CREATE DATABASE {DATABASE}")
+        except Exception as exc:  # no server left behind; the log says why
+            log = Path(self._executor.logfile)
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            self.close()
+            raise RuntimeError(f"the tests' PostgreSQL did not start: {exc}\n{tail}") from exc
 
     @property
     def data_directory(self) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from memory_proxy.records.memory import MemoryRecord, Privacy
-from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.base import MemoryIndex
 from tests.stores.sqlite_index_support import Index, memory
 
 
@@ -67,7 +67,7 @@ def test_the_flag_is_kept_listed_read_and_exported(index: Index) -> None:
     assert index(lambda i: i.get(None, TOLD_LLAMA.id)) == TOLD_LLAMA
     assert TOLD_LLAMA.describe()["private"] is True and HOSTED.describe()["private"] is False
 
-    async def exported(i: SQLiteMemoryIndex) -> list[MemoryRecord]:
+    async def exported(i: MemoryIndex) -> list[MemoryRecord]:
         return [record async for batch in i.export(None, None) for record in batch]
 
     assert index(exported) == [HOSTED, TOLD_LLAMA]
