@@ -42,7 +42,7 @@ CONCURRENT = 32
 POOL = 8
 APPEND = "SELECT memory_proxy_append(%s, %s, %s, %s, %s, %s)"
 SEARCH = (
-    f"SELECT {postgres_index._RECORD_COLUMNS}, {postgres_index._SCORE} AS score "
+    f"SELECT {postgres_index.RECORD_COLUMNS}, {postgres_index._SCORE} AS score "
     "FROM memories, to_tsquery('english', %s) AS query "
     "WHERE words @@ query AND user_id = %s AND project = %s "
     "AND session_id IS DISTINCT FROM %s AND NOT private ORDER BY score DESC, seq LIMIT %s"

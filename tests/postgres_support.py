@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 BINARIES = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 (scripts/lib.sh)
 DATABASE = "memory_proxy_tests"
@@ -70,6 +70,7 @@ class PostgresServer:
         )
         try:
             self._executor.start()
+            wait_until(self._accepts_connections, timeout=30)  # pg_ctl -w may return early
             with psycopg.connect(self.admin_url, autocommit=True) as db:
                 db.execute(f"CREATE DATABASE {DATABASE}")
         except Exception as exc:  # no server left behind; the log says why
@@ -77,6 +78,14 @@ class PostgresServer:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
             self.close()
             raise RuntimeError(f"the tests' PostgreSQL did not start: {exc}\n{tail}") from exc
+
+    def _accepts_connections(self) -> bool:
+        """Not "the database system is starting up" any more."""
+        try:
+            psycopg.connect(self.admin_url, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
 
     @property
     def data_directory(self) -> str:
@@ -130,6 +139,7 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        wait_until(self._accepts_connections, timeout=30)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

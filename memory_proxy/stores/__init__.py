@@ -7,14 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from memory_proxy.config import MemorySettings, UsageSettings
-from memory_proxy.stores.base import MemoryIndex, MemoryStore, UsageLog
+from memory_proxy.stores.base import MemoryIndex, MemoryStore, Placements, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
 from memory_proxy.stores.postgres_index import PostgresMemoryIndex
+from memory_proxy.stores.postgres_placements import PostgresPlacements
 from memory_proxy.stores.postgres_sessions import PostgresStore
 from memory_proxy.stores.postgres_usage import PostgresUsageLog
 from memory_proxy.stores.redis import RedisStore, RedisUsageLog
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
 from memory_proxy.stores.sqlite_index import DEFAULT_SEARCH_BUDGET, SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_placements import SQLitePlacements
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 
 
@@ -56,4 +58,16 @@ def open_memory_index(
     if settings.store == "postgres":
         assert settings.postgres_url is not None  # the config requires it
         return PostgresMemoryIndex(settings.postgres_url, search_budget)
+    return None
+
+
+def open_placements(settings: MemorySettings, read_budget: float) -> Placements | None:
+    """Where recalled blocks went, shared by the processes on the SQLite file or the
+    PostgreSQL database (reads within `read_budget` seconds there); None for `store:
+    memory` (one process: it remembers them itself) and Redis (no index)."""
+    if settings.store == "sqlite":
+        return SQLitePlacements(settings.sqlite_path)
+    if settings.store == "postgres":
+        assert settings.postgres_url is not None  # the config requires it
+        return PostgresPlacements(settings.postgres_url, read_budget)
     return None

@@ -78,9 +78,9 @@ MIGRATIONS: tuple[PostgresMigration, ...] = (
         1, "memories and their full-text index", lambda db: run_script(db, _MEMORIES)
     ),
 )
-_RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
+RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
 _INSERT = f"""
-INSERT INTO memories ({_RECORD_COLUMNS}, words)
+INSERT INTO memories ({RECORD_COLUMNS}, words)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_tsvector('english', %s))
 ON CONFLICT (id) DO NOTHING
 """
@@ -108,7 +108,7 @@ ORDER BY l.last DESC, l.last_seq DESC
 """
 
 
-def _record(row: tuple[Any, ...]) -> MemoryRecord:
+def record_of(row: tuple[Any, ...]) -> MemoryRecord:
     id_, user_id, project, session_id, client, model, created_at, text, private = row
     record = MemoryRecord(id_, user_id, project, session_id, client, model, created_at, "")
     return dataclasses.replace(record, text=unpack(bytes(text)), private=private)
@@ -187,7 +187,7 @@ class PostgresMemoryIndex:
         if privacy != "private":
             where += " AND NOT private"
         statement = (
-            f"SELECT {_RECORD_COLUMNS}, {_SCORE} AS score "
+            f"SELECT {RECORD_COLUMNS}, {_SCORE} AS score "
             "FROM memories, to_tsquery('english', %s) AS query "
             f"WHERE words @@ query AND {where} ORDER BY score DESC, seq LIMIT %s"
         )
@@ -195,7 +195,7 @@ class PostgresMemoryIndex:
 
         async def work(db: AsyncConnection) -> list[Recalled]:
             rows = await (await db.execute(statement, arguments)).fetchall()
-            return [Recalled(_record(row[:-1]), float(row[-1])) for row in rows]
+            return [Recalled(record_of(row[:-1]), float(row[-1])) for row in rows]
 
         self._admission.admit()
         started = time.perf_counter()
@@ -228,7 +228,7 @@ class PostgresMemoryIndex:
         if privacy != "private":
             where += " AND NOT private"
         return await self._records(
-            f"SELECT {_RECORD_COLUMNS} FROM memories WHERE {where} "
+            f"SELECT {RECORD_COLUMNS} FROM memories WHERE {where} "
             "ORDER BY created_at DESC, seq DESC LIMIT %s OFFSET %s",
             (*params, limit, offset),
         )
@@ -266,7 +266,7 @@ class PostgresMemoryIndex:
             return None
         where, params = _scope(user_id, None)
         found = await self._records(
-            f"SELECT {_RECORD_COLUMNS} FROM memories WHERE id = %s AND {where}",
+            f"SELECT {RECORD_COLUMNS} FROM memories WHERE id = %s AND {where}",
             (memory_id, *params),
         )
         return found[0] if found else None
@@ -360,14 +360,14 @@ class PostgresMemoryIndex:
             db.cursor(name="memory_proxy_export") as cursor,
         ):
             await cursor.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM memories WHERE {where} ORDER BY seq", params
+                f"SELECT {RECORD_COLUMNS} FROM memories WHERE {where} ORDER BY seq", params
             )
             while rows := await cursor.fetchmany(batch):
-                yield [_record(row) for row in rows]
+                yield [record_of(row) for row in rows]
 
     async def _records(self, query: str, params: tuple[Any, ...]) -> list[MemoryRecord]:
         async def work(db: AsyncConnection) -> list[MemoryRecord]:
-            return [_record(row) for row in await (await db.execute(query, params)).fetchall()]
+            return [record_of(row) for row in await (await db.execute(query, params)).fetchall()]
 
         return await self._db.read(work, WAIT_SECONDS)
 
