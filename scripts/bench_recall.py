@@ -40,7 +40,7 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.records.memory import MemoryRecord
-from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.wire.registry import CHAT
 from scripts.bench_recall_history import counts, figures, run
@@ -103,9 +103,10 @@ async def recalled_block(recall: Recall, user: str, project: str, text: str) -> 
     return str(outcome.body["messages"][-1]["content"]) if outcome.body else ""
 
 
-async def quality(directory: Path) -> dict[str, dict[str, float]]:
+async def quality(directory: Path, index: MemoryIndex | None = None) -> dict[str, dict[str, float]]:
+    """On a new SQLite file in `directory`, or on the empty `index` given (which it closes)."""
     test_set = build()
-    index = SQLiteMemoryIndex(directory / "quality.sqlite3")
+    index = index or SQLiteMemoryIndex(directory / "quality.sqlite3")
     recall = Recall(index, RecallSettings(), on_timeout=lambda: None, on_failure=lambda: None)
     try:
         await add_in_batches(index, test_set.records)

@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from memory_proxy.config import MemorySettings
+from memory_proxy.config.recall import RecallSettings
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "shop"}
+PATIENT = RecallSettings(timeout_ms=5000)  # a busy machine: what is recalled is the point
 
 
 def chat(proxy: str, session: str, text: str) -> None:
@@ -44,7 +46,10 @@ def test_two_proxies_share_one_memory(
 ) -> None:
     upstream, url = fake_upstream
     shared = MemorySettings(store="postgres", postgres_url=postgres_url)
-    with run_proxy(url, memory=shared) as a, run_proxy(url, memory=shared) as b:
+    with (
+        run_proxy(url, memory=shared, recall=PATIENT) as a,
+        run_proxy(url, memory=shared, recall=PATIENT) as b,
+    ):
         chat(a, "first", "remember: the staging database listens on port 5433")
         wait_until(lambda: any("5433" in m["text"] for m in memories(b)))
 
@@ -82,7 +87,10 @@ def test_the_recalled_block_comes_back_byte_for_byte_through_the_other_proxy(
         if kind == "sqlite"
         else MemorySettings(store="postgres", postgres_url=request.getfixturevalue("postgres_url"))
     )
-    with run_proxy(url, memory=shared) as a, run_proxy(url, memory=shared) as b:
+    with (
+        run_proxy(url, memory=shared, recall=PATIENT) as a,
+        run_proxy(url, memory=shared, recall=PATIENT) as b,
+    ):
         chat(a, "told", "remember: the staging database listens on port 5433")
         wait_until(lambda: any("5433" in m["text"] for m in memories(b)))
         question = {"role": "user", "content": "which port does the staging database use?"}

@@ -11,9 +11,15 @@ extension.
 A search is one statement: the question's topic words (recall_query.py, as the SQLite
 index asks: "at least k of these words" for short questions) as a `to_tsquery`, the
 user, project, session left out and private flag in the WHERE (the GIN index and the
-user/project index combined by the planner), ranked by `ts_rank_cd` (cover density,
-divided by 1 + the log of the text's length) before the LIMIT. Candidates and their
-score, as the SQLite index returns them; recall judges them (memory/recall.py).
+user/project index combined by the planner), ranked by `ts_rank` divided by the text's
+length in words before the LIMIT. Candidates and their score, as the SQLite index returns
+them; recall judges them (memory/recall.py). PostgreSQL has no IDF (BM25 weighs rare
+words more): on the recall benchmark's quality set (scripts/bench_recall.py, 200 facts
+in 3,200 memories; recall@5 in the project / in any project of the user), SQLite's BM25
+gets own words 1.0 / 1.0 and paraphrases 0.355 / 0.29; here `ts_rank` by length 1.0 /
+0.995 and 0.295 / 0.24, `ts_rank_cd` by 1 + log(length) 0.99 / 0.965 and 0.305 / 0.19,
+`ts_rank_cd` by length 0.99 / 0.965 and 0.325 / 0.19, either without length 0.27-0.275
+on paraphrases.
 
 Searches have a pool of their own, bounded by the recall budget (search_admission.py);
 each connection's statement timeout is the budget, so the server never works for a
@@ -84,7 +90,7 @@ INSERT INTO memories ({RECORD_COLUMNS}, words)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_tsvector('english', %s))
 ON CONFLICT (id) DO NOTHING
 """
-_SCORE = "ts_rank_cd(words, query, 1)"
+_SCORE = "ts_rank(words, query, 2)"
 # The user's, project's and privacy's memories of each session: the latest sessions (as
 # many as asked), then each one's first text and latest client and text.
 _RECENT_SESSIONS = """

@@ -16,6 +16,7 @@ from memory_proxy.stores.postgres_index import PostgresMemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 T = TypeVar("T")
+LOADED_MACHINE = 10.0  # seconds
 
 
 def memory(
@@ -57,8 +58,8 @@ class Index:
         return self.index
 
     async def _open(self) -> MemoryIndex:
-        if isinstance(self.where, str):
-            return PostgresMemoryIndex(self.where)
+        if isinstance(self.where, str):  # a search's statement timeout: a busy machine's
+            return PostgresMemoryIndex(self.where, search_budget=LOADED_MACHINE)
         return SQLiteMemoryIndex(self.where)
 
     def __call__(self, work: Callable[[MemoryIndex], Awaitable[T]]) -> T:

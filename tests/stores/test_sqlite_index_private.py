@@ -47,10 +47,7 @@ def test_a_private_models_memories_are_found_for_private_requests_only(
 def test_the_filter_is_in_the_sql_before_the_limit(index: Index) -> None:
     """Twenty private memories that match better than the one hosted memory: a hosted
     request still gets the hosted one, not an empty page of private ones filtered away."""
-    told = [
-        private(memory(f"staging database staging database note {n}", session=f"s{n}"))
-        for n in range(20)
-    ]
+    told = [private(memory(f"staging database {n}", session=f"s{n}")) for n in range(20)]
     index.add(*told, HOSTED)
     assert found(index, "alice", "private", limit=3)[0] != HOSTED.text  # they do rank first
     assert found(index, "alice", "hosted", limit=1) == [HOSTED.text]
