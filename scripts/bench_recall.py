@@ -162,14 +162,20 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 async def latency(
-    directory: Path, size: int, searches: int, users: int = 20, projects: int = 10
+    directory: Path,
+    size: int,
+    searches: int,
+    users: int = 20,
+    projects: int = 10,
+    index: MemoryIndex | None = None,
 ) -> dict[str, float]:
     """Search and insert figures over `size` memories spread over `users` x `projects`
-    (one project of one user: every search scores all of them)."""
+    (one project of one user: every search scores all of them), in a new SQLite file or
+    the empty `index` given (which it closes)."""
     rng = random.Random(size)
     facts, records = latency_corpus(size, rng, users, projects)
     path = directory / f"latency-{size}-{users}x{projects}.sqlite3"
-    index = SQLiteMemoryIndex(path)
+    index = index or SQLiteMemoryIndex(path)
     try:
         singles, bulk = records[:1000], records[1000:]
         started = time.perf_counter()
@@ -201,7 +207,7 @@ async def latency(
             "hits/search": hits / len(samples),
             "add records/s (1 per call)": single_rate,
             "add records/s (500 per call)": bulk_rate,
-            "file MB": path.stat().st_size / 1e6,
+            "file MB": (path.stat().st_size if path.exists() else await index.used_bytes()) / 1e6,
         }
     finally:
         await index.aclose()
