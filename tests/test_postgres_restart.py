@@ -1,6 +1,7 @@
 """PostgreSQL restarted under load (`memory.store: postgres`): every request still gets
-its answer (memory fails open), what memory could not do is counted, and once the
-database is back the pool's new connections serve memory again."""
+its answer (memory fails open), what memory could not do is counted (and logged once, not
+once a request), and once the database is back the pool's new connections serve memory
+again."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_requests_go_through_a_restart_and_memory_comes_back(
     fake_upstream: tuple[FakeUpstream, str],
     run_proxy: ProxyFactory,
     own_server: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     upstream, url = fake_upstream
     shared = MemorySettings(store="postgres", postgres_url=own_server.schema_url())
@@ -73,6 +75,7 @@ def test_requests_go_through_a_restart_and_memory_comes_back(
                 thread.join()
         assert set(statuses) == {200} and len(statuses) >= 150
         assert counter(proxy, "memory_proxy_memory_store_errors") > 0
+        assert caplog.text.count("memory store failed to") == 1  # not one line a request
 
         def remembered() -> bool:
             """A new conversation's second turn gets its first from the store."""

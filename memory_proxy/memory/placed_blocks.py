@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from memory_proxy.logging_setup import log_failure
+from memory_proxy.logging_setup import ThrottledFailures
 from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import PlacedBlock, Recalled
 from memory_proxy.stores.base import Placements
@@ -115,6 +115,7 @@ class SharedBlocks:
         self._on_failure = on_failure
         self._clock = clock
         self._writes: set[asyncio.Task[None]] = set()
+        self._log_failure = ThrottledFailures(logger)
 
     async def blocks(self, conversation: Conversation) -> dict[int, Placed]:
         try:
@@ -169,7 +170,7 @@ class SharedBlocks:
 
     def _failed(self, what: str, exc: Exception) -> None:
         self._on_failure()
-        log_failure(logger, what, exc)
+        self._log_failure(what, exc)
 
     async def aclose(self) -> None:
         """The writes under way finished, then the store closed."""
