@@ -144,4 +144,7 @@ class PostgresServer:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._executor.stop()
+        if (Path(self.data_directory) / "postmaster.pid").exists():  # a start that failed
+            command = [self._executor.executable, "stop", "-D", self.data_directory]
+            subprocess.run([*command, "-m", "immediate"], check=False, capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
