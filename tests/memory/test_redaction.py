@@ -271,8 +271,11 @@ ASSIGNED = st.tuples(
     st.sampled_from(["=", ": ", " = ", '": "', "="]),
     _body(ALPHANUMERIC + "!#%&*+-./@^~", 16).filter(random_value),
 )
-# Not `$NAME`: a shell variable's placeholder, not a password.
-URL_PASSWORDS = _body(ALPHANUMERIC + "!$&*+-.~", 10).filter(lambda p: not p.startswith("$"))
+# Not `$NAME` (a shell variable's placeholder) nor a masked one (`***`, `xxxx`, `...`): the
+# redactor leaves what already hides a password (`mysql://app:ab***@db`), by design.
+URL_PASSWORDS = _body(ALPHANUMERIC + "!$&*+-.~", 10).filter(
+    lambda p: not p.startswith("$") and not any(m in p for m in ("***", "xxxx", "XXXX", "..."))
+)
 
 
 @given(st.text(), st.sampled_from(DELIMITERS), SECRETS, st.sampled_from(DELIMITERS), st.text())
