@@ -193,37 +193,13 @@ def chat_text(
     return answer.choices[0].message.content
 
 
-def test_start_proxies_survives_a_killed_litellm_and_stops_cleanly(tmp_path: Path) -> None:
-    config = e2e_config("http://127.0.0.1:9")
-    with running_launcher(tmp_path, litellm_binary(), config_text=config) as launcher:
-        launcher.wait_healthy(within=120)
-        client = openai.OpenAI(base_url=f"{launcher.proxy_url}/v1", api_key="anything")
-        assert (
-            client.chat.completions.create(model="demo", messages=HI).choices[0].message.content
-            == MOCK_TEXT
-        )
-        first = launcher.litellm_pid()
-        assert first is not None
-        os.kill(first, signal.SIGKILL)
-        wait_until(lambda: launcher.litellm_pid() not in (first, None), timeout=30)
-        # Sent while LiteLLM restarts: the proxy holds it until LiteLLM is ready again.
-        assert (
-            client.chat.completions.create(model="demo", messages=HI).choices[0].message.content
-            == MOCK_TEXT
-        )
-        family = launcher.family()
-        launcher.process.send_signal(signal.SIGTERM)
-        assert launcher.process.wait(timeout=60) == 0
-        assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert "litellm ready" in launcher.output()
-
-
-def test_a_request_sent_at_once_after_litellm_is_killed_is_held_until_it_is_back(
+def test_start_proxies_survives_a_killed_litellm_holds_a_request_sent_at_once_and_stops_cleanly(
     tmp_path: Path,
 ) -> None:
     """Sent within milliseconds of `kill -9`: the pooled connection to the dead LiteLLM
     fails before any answer byte, so the proxy holds the request and sends it again to
-    the restarted one instead of answering 502."""
+    the restarted one instead of answering 502. Then SIGTERM stops everything. (One
+    launcher for both: each LiteLLM start costs about 10 s.)"""
     config = e2e_config("http://127.0.0.1:9") + "proxy:\n  upstream_wait_seconds: 90\n"
     with running_launcher(tmp_path, litellm_binary(), config_text=config) as launcher:
         launcher.wait_healthy(within=120)
@@ -243,6 +219,11 @@ def test_a_request_sent_at_once_after_litellm_is_killed_is_held_until_it_is_back
             == MOCK_TEXT
         )
         assert launcher.litellm_pid() not in (first, None)
+        family = launcher.family()
+        launcher.process.send_signal(signal.SIGTERM)
+        assert launcher.process.wait(timeout=60) == 0
+        assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert "litellm ready" in launcher.output()
 
 
 def test_local_memory_through_litellm_with_both_sdks(stack: Stack) -> None:
