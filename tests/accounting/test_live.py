@@ -9,7 +9,7 @@ import dataclasses
 import httpx
 
 from memory_proxy.accounting.live import QUEUE_LIMIT, LiveFeed
-from tests.accounting.test_usage import usage_record
+from tests.accounting.usage_support import usage_record
 from tests.conftest import ProxyFactory
 from tests.support import FakeUpstream
 

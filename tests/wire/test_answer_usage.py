@@ -16,33 +16,14 @@ from memory_proxy.wire.answer import (
 )
 from memory_proxy.wire.base import ChatFormat
 from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
-from tests.wire.answer_support import JSON, OPENAI_USAGE, SSE, read, sse
-
-# What LiteLLM streams when asked for usage: null on every chunk, the counts on the last.
-OPENAI_STREAM_WITH_USAGE = (
-    sse(
-        {"choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": None},
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
-        {"choices": [], "usage": OPENAI_USAGE},
-    )
-    + b"data: [DONE]\n\n"
-)
-
-
-ANTHROPIC_STREAM_WITH_USAGE = sse(
-    {"type": "message_start", "message": {"usage": {"input_tokens": 11, "output_tokens": 1}}},
-    {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}},
-    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}},
-    {"type": "message_stop"},
-)
-
-
-RESPONSES_STREAM_WITH_USAGE = sse(
-    {"type": "response.output_text.delta", "delta": "Hi"},
-    {
-        "type": "response.completed",
-        "response": {"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}},
-    },
+from tests.wire.answer_support import (
+    ANTHROPIC_STREAM_WITH_USAGE,
+    JSON,
+    OPENAI_STREAM_WITH_USAGE,
+    OPENAI_USAGE,
+    RESPONSES_STREAM_WITH_USAGE,
+    SSE,
+    read,
 )
 
 
