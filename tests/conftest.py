@@ -12,7 +12,8 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
 from tests.browser_support import chromium, with_litellms_cors
-from tests.support import FakeUpstream, RedisServer, serve
+from tests.fake_upstream import FakeUpstream
+from tests.support import RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
 

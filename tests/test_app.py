@@ -15,7 +15,8 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, log_fields, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import log_fields, serve, wait_until
 
 ROUTED = LiteLLMSettings(
     models=(

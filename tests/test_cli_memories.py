@@ -24,6 +24,7 @@ from memory_proxy.memory.indexing import MAX_MEMORY_CHARS
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores import sqlite_space
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from tests.fake_upstream import FakeUpstream
 from tests.shipped_config_support import (
     CLAUDE_CODE_CLIENT,
     CLAUDE_CODE_USER,
@@ -32,7 +33,7 @@ from tests.shipped_config_support import (
     shipped_proxy,
 )
 from tests.stores.test_sqlite_index_schema import old_file
-from tests.support import FakeUpstream, wait_until
+from tests.support import wait_until
 
 PORT = "User: which port does staging use?\nAssistant: The staging database runs on port 5433."
 

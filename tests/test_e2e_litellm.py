@@ -25,9 +25,10 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
+from tests.fake_upstream import FakeUpstream
 from tests.launcher_support import running_launcher
 from tests.litellm_support import CLIENT_APIS, ask_demo, litellm_binary, litellm_process
-from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.support import free_port, serve, wait_until
 
 pytestmark = pytest.mark.litellm
 MASTER_KEY = "sk-e2e-" + "k" * 32

@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
 from memory_proxy.stores.packed_text import unpack
-from tests.support import Recorded, serve
+from tests.fake_upstream import Recorded
+from tests.support import serve
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "config.yaml"

@@ -18,8 +18,9 @@ from memory_proxy.errors import (
 )
 from memory_proxy.forwarding.http1_client import Answer, HTTP1Client
 from memory_proxy.forwarding.http1_connection import MAX_ANSWER_HEAD_BYTES
+from tests.fake_upstream import FakeUpstream
 from tests.forwarding.http1_support import fetch, raw_server, read_request, replying_once
-from tests.support import FakeUpstream, free_port
+from tests.support import free_port
 
 
 def test_a_streamed_body_is_sent_chunked_and_arrives_whole(
