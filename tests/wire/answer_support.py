@@ -11,8 +11,6 @@ from memory_proxy.wire.answer import (
 from memory_proxy.wire.base import ChatFormat
 
 SSE = [(b"content-type", b"text/event-stream")]
-
-
 JSON = [(b"content-type", b"application/json")]
 
 
