@@ -12,7 +12,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
 from tests.browser_support import chromium, with_litellms_cors
-from tests.fake_upstream import FakeUpstream
+from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
 from tests.support import RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
@@ -20,10 +20,26 @@ UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
 
 @pytest.fixture
 def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    """A fake LiteLLM on a real server: (the fake, its URL)."""
     upstream = FakeUpstream()
     with serve(upstream) as url:
         yield upstream, url
     upstream.release.set()
+
+
+@pytest.fixture
+def in_process_apps() -> dict[str, Any]:
+    """The upstreams `run_proxy` reaches in process, by the URL it is given."""
+    return {}
+
+
+@pytest.fixture
+def fake_upstream_in_process(in_process_apps: dict[str, Any]) -> tuple[FakeUpstream, str]:
+    """A fake LiteLLM that a proxy of `run_proxy` reaches without a socket (fake_upstream.py
+    `in_process`): for tests of what the proxy sends and decides. (the fake, its URL)."""
+    upstream = FakeUpstream()
+    in_process_apps[IN_PROCESS_URL] = upstream
+    return upstream, IN_PROCESS_URL
 
 
 ProxyFactory = Callable[..., AbstractContextManager[str]]
@@ -46,7 +62,7 @@ def upstream_kind() -> str | None:
 
 
 @pytest.fixture
-def run_proxy(upstream_kind: str | None) -> ProxyFactory:
+def run_proxy(upstream_kind: str | None, in_process_apps: dict[str, Any]) -> ProxyFactory:
     """`with run_proxy(litellm_url, **settings) as url:` a real proxy on a free port."""
 
     @contextmanager
@@ -54,7 +70,11 @@ def run_proxy(upstream_kind: str | None) -> ProxyFactory:
         settings = dataclasses.replace(
             Settings(), litellm_url=litellm_url, upstream_key=UPSTREAM_KEY, **overrides
         )
-        upstream = client_for(litellm_url, upstream_kind) if upstream_kind else None
+        upstream = None
+        if litellm_url in in_process_apps:
+            upstream = in_process(in_process_apps[litellm_url])
+        elif upstream_kind:
+            upstream = client_for(litellm_url, upstream_kind)
         app = MemoryProxy(settings, upstream=upstream)
         with serve(app, server_header=False, date_header=False) as url:
             yield url

@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.types import Receive, Scope, Send
+
+from memory_proxy.forwarding.upstream import HttpxClient, UpstreamClient
 
 LLM_PATHS = ("/chat/completions", "/v1/messages", "/v1/responses")
 
@@ -298,3 +301,15 @@ async def _send_json(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+IN_PROCESS_URL = "http://in-process-litellm.invalid"
+
+
+def in_process(app: Any) -> UpstreamClient:
+    """`app` as the proxy's upstream, without a socket: httpx's `ASGITransport` (the
+    `MockTransport` pattern, an ASGI app for a handler) behind the proxy's own
+    `HttpxClient`, the client it uses for an https LiteLLM. The transport reads the whole
+    answer before handing it on, so this is for tests of what is sent and decided, not of
+    streaming, pooling or timing: those keep a real server."""
+    return HttpxClient(httpx.ASGITransport(app=app), IN_PROCESS_URL)
