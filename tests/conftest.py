@@ -100,3 +100,22 @@ def browser() -> Iterator[Any]:
     """Headless Chromium (tests/browser_support.py); mark the test `needs_browser`."""
     with chromium() as driver:
         yield driver
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadscope` (scripts/test), tests/clients goes to one worker whole, as
+    each module does: its package-scoped LiteLLM and fake provider start once, not once
+    per module."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClientsTogether(LoadScopeScheduling):  # type: ignore[misc]  # untyped (no py.typed)
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/clients/"):
+                return "tests/clients"
+            scope: str = super()._split_scope(nodeid)
+            return scope
+
+    return ClientsTogether(config, log)
