@@ -68,12 +68,20 @@ def process(
             child.wait()
 
 
+BENCH_MODEL = {
+    "model_name": "bench",
+    "litellm_params": {"model": "openai/bench", "api_key": "none"},
+}
+
+
 def proxy_config(directory: Path, name: str, sections: dict[str, dict[str, object]]) -> Path:
     """The shipped config.yaml with `sections` over it and its SQLite file in `directory`."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     for section, values in sections.items():
         config[section] = {**config.get(section, {}), **values}
     config["memory"]["sqlite_path"] = str(directory / f"{name}.sqlite3")
+    # the model the benches ask for: a name the proxy does not know is refused at once
+    config["model_list"] = [*config.get("model_list", []), BENCH_MODEL]
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from memory_proxy.cli import settings as settings_module
 from memory_proxy.cli.main import main
-from tests.support import FakeUpstream, free_port, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import free_port, wait_until
 
 
 def test_invalid_config_exits_2_before_serving(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ from anthropic.types import MessageParam
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings
 from memory_proxy.config.recall import RecallSettings
+from tests.fake_upstream import FakeUpstream
 from tests.litellm_support import litellm_process, proxy_settings
-from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.support import free_port, serve, wait_until
 from tests.test_e2e_litellm import MASTER_KEY, e2e_config
 from tests.test_e2e_recall import (
     CLAUDE_CODE_PATTERN,

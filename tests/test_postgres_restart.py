@@ -14,8 +14,9 @@ import pytest
 
 from memory_proxy.config import MemorySettings
 from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeUpstream
 from tests.postgres_support import PostgresServer
-from tests.support import FakeUpstream, wait_until
+from tests.support import wait_until
 
 CLIENTS = 6
 

@@ -16,7 +16,8 @@ import pytest
 from memory_proxy.config import MemorySettings
 from memory_proxy.config.recall import RecallSettings
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "shop"}
 PATIENT = RecallSettings(timeout_ms=5000)  # a busy machine: what is recalled is the point

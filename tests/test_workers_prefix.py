@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import free_port, serve, wait_until
 from tests.test_cli import answers, workers
 
 CONVERSATIONS = 16

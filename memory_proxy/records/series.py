@@ -11,6 +11,7 @@ Imported by the stores, so it imports nothing of ours but the record.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from memory_proxy.records.usage import UsageRecord
 
 SERIES_GROUPS = {"model": "model", "client": "client", "user": "user_id"}  # name -> field
-RESOLUTIONS = (300, 3600, 86400)
+RESOLUTIONS = (300, 3600, 86400)  # each a multiple of the one before: buckets nest
+assert all(coarser % finer == 0 for finer, coarser in itertools.pairwise(RESOLUTIONS))
 BINS_PER_DOUBLING = 4
 FIRST_BYTE, TOTAL = 0, 1  # the latency histograms' kinds
 _SMALLEST_MS = 0.01
@@ -81,6 +83,30 @@ class Rollup:
         self.latency[(bucket, TOTAL, latency_bin(record.total_ms))] += 1
         if record.first_byte_ms is not None:
             self.latency[(bucket, FIRST_BYTE, latency_bin(record.first_byte_ms))] += 1
+
+    def coarser(self, factor: int) -> Rollup:
+        """The same calls in buckets `factor` times as long: epoch-aligned buckets nest,
+        so floor(time / (factor * seconds)) is floor(finer bucket / factor)."""
+        rollup = Rollup()
+        for (bucket, model, client, user_id), row in self.counts.items():
+            total = rollup.counts[(bucket // factor, model, client, user_id)]
+            for index, value in enumerate(row):
+                total[index] += value
+        for (bucket, kind, index), count in self.latency.items():
+            rollup.latency[(bucket // factor, kind, index)] += count
+        return rollup
+
+
+def rollups(records: Iterable[UsageRecord]) -> dict[int, Rollup]:
+    """Each resolution's roll-up of `records`: the finest one record by record, each
+    coarser one from the one before it (a few rows, however many records)."""
+    finest = Rollup()
+    for record in records:
+        finest.add(record, RESOLUTIONS[0])
+    made = {RESOLUTIONS[0]: finest}
+    for finer, coarser in itertools.pairwise(RESOLUTIONS):
+        made[coarser] = made[finer].coarser(coarser // finer)
+    return made
 
 
 def checked_resolution(bucket_seconds: int) -> int:

@@ -12,10 +12,10 @@ from memory_proxy.records.series import (
     RESOLUTIONS,
     SERIES_GROUPS,
     GroupBucket,
-    Rollup,
     UsageSeries,
     checked_resolution,
     latency_buckets,
+    rollups,
 )
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.sqlite import SQLiteFile
@@ -239,10 +239,7 @@ MIGRATIONS: tuple[SQLiteMigration, ...] = (
 
 def _roll_up(db: sqlite3.Connection, records: list[UsageRecord]) -> None:
     """Adds records to the roll-up tables, inside the caller's transaction."""
-    for seconds in RESOLUTIONS:
-        rollup = Rollup()
-        for record in records:
-            rollup.add(record, seconds)
+    for seconds, rollup in rollups(records).items():
         db.executemany(
             _ADD_TO_ROLLUP,
             [(seconds, *key, *values) for key, values in rollup.counts.items()],

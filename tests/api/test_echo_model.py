@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from memory_proxy.api.echo_model import (
@@ -26,7 +26,8 @@ from memory_proxy.api.echo_model import (
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, lifespan
+from tests.fake_upstream import FakeUpstream
+from tests.support import lifespan
 from tests.test_messages import JSON_VALUES
 
 
@@ -169,15 +170,15 @@ def test_a_long_last_turn_keeps_its_start_and_end_and_says_what_was_left_out() -
         max_size=8,
     )
 )
+@example([{"role": "assistant"}, {"role": "user"}, {"role": "user"}])  # "Your last 2 messages:"
 def test_any_json_messages_get_an_answer_that_counts_them(messages: list[Any]) -> None:
     text = answer_text(messages)
     assert text.startswith(f"Echo model: I received {len(messages)} message")
     lines = text.split("\n")
     headings = [i for i, line in enumerate(lines) if line.startswith("Earlier turns")]
     if headings:
-        endings = ("Your last message:", "There was no user message since the last answer.")
         first = headings[0] + 1
-        last = next(i for i in range(first, len(lines)) if lines[i] in endings)
+        last = next(i for i in range(first, len(lines)) if _ends_earlier_turns(lines[i]))
         assert 1 <= last - first <= MAX_EARLIER_TURNS
         for line in lines[first:last]:
             assert len(line.partition(": ")[2]) <= EARLIER_TURN_CHARS + 1
@@ -185,6 +186,13 @@ def test_any_json_messages_get_an_answer_that_counts_them(messages: list[Any]) -
     assert (
         token_usage["total_tokens"]
         == token_usage["prompt_tokens"] + token_usage["completion_tokens"]
+    )
+
+
+def _ends_earlier_turns(line: str) -> bool:
+    """The line after the earlier turns: the last message(s), or that there was none."""
+    return line in ("Your last message:", "There was no user message since the last answer.") or (
+        line.startswith("Your last ") and line.endswith(" messages:")
     )
 
 

@@ -69,7 +69,9 @@ def test_the_readmes_walkthrough_prints_what_it_says_each_time_it_is_run(
     told, asked = answers(script)
     assert (told, asked) == (first_answer, second_answer)
 
-    wait_until(lambda: len(memories(launcher)) == 2)  # indexed in the background
+    # Indexed in the background: a loaded machine once took over 10 s (LiteLLM, the
+    # launcher and the proxy on two busy cores).
+    wait_until(lambda: len(memories(launcher)) == 2, timeout=30)
     started = int(time.time())
     wait_until(lambda: int(time.time()) > started)  # $(date +%s): a new session id
     told_again, asked_again = answers(script)
