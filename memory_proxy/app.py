@@ -50,11 +50,12 @@ from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.placed_blocks import SharedBlocks
 from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
-from memory_proxy.stores import open_memory_index, open_store, open_usage_log
+from memory_proxy.stores import open_memory_index, open_placements, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
@@ -108,7 +109,7 @@ class MemoryProxy:
             MemoryPruner(
                 self.memory_index,
                 settings.memory.retention_days,
-                settings.memory.max_mb,
+                settings.memory.max_mb if settings.memory.store != "postgres" else None,
                 self.metrics.count_pruned,
             )
             if self.memory_index is not None
@@ -118,7 +119,10 @@ class MemoryProxy:
         self._recall_backend = recall_backend or _recall_backend(
             settings, self.memory_index, self.metrics, redactor
         )
-        self.memory = _request_memory(settings, self.metrics, self._recall_backend, redactor)
+        shared = self._recall_backend is not None and self._recall_backend is self.memory_index
+        self.memory = _request_memory(
+            settings, self.metrics, self._recall_backend, redactor, shared_placements=shared
+        )
         self.usage = (
             UsageRecorder(
                 open_usage_log(settings.memory, settings.usage),
@@ -252,9 +256,15 @@ def _request_memory(
     metrics: Metrics,
     recall_backend: RecallBackend | None,
     redactor: Redactor,
+    *,
+    shared_placements: bool,
 ) -> RequestMemory | None:
+    """`shared_placements`: recall searches the local index, so the store beside it can
+    keep where recalled blocks went for every process (memory/placed_blocks.py)."""
     if not settings.memory.enabled:
         return None
+    budget = settings.recall.timeout_ms / 1000
+    placements = open_placements(settings.memory, budget) if shared_placements else None
     conversations = ConversationMemory(
         open_store(settings.memory),
         settings.memory,
@@ -271,6 +281,7 @@ def _request_memory(
         on_failure=metrics.store_errors.inc,
         on_memories_dropped=metrics.memories_dropped.inc,
         redactor=redactor,
+        placed=SharedBlocks(placements, budget, metrics.store_errors.inc) if placements else None,
     )
 
 
@@ -290,8 +301,8 @@ def _recall_backend(
         )
     if index is None and recall.backend != "supermemory":
         logger.warning(
-            "%s: it needs a local index, and memory.store is %s (a PostgreSQL backend "
-            "comes later; recall.backend: supermemory works with any store)",
+            "%s: it needs a local index, and memory.store is %s (sqlite and postgres have "
+            "one; recall.backend: supermemory works with any store)",
             "recall uses Supermemory alone" if hosted else "recall is off",
             settings.memory.store,
         )

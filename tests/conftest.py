@@ -13,6 +13,7 @@ from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
 from tests.browser_support import chromium, with_litellms_cors
 from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
+from tests.postgres_support import PostgresServer
 from tests.support import RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
@@ -93,6 +94,20 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the session's tests (tests/postgres_support.py)."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """An empty schema of its own for the test."""
+    return postgres_server.schema_url()
 
 
 @pytest.fixture

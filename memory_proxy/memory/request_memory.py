@@ -20,6 +20,7 @@ from typing import Any
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.indexing import MemoryIndexer
+from memory_proxy.memory.placed_blocks import ConversationBlocks
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.memory.redaction import Redactor
@@ -89,10 +90,12 @@ class RequestMemory:
         on_failure: Callable[[], None],
         on_memories_dropped: Callable[[int], None],
         redactor: Redactor | None = None,
+        placed: ConversationBlocks | None = None,
     ) -> None:
         """`on_failure` counts failed searches, `on_recall_busy` searches skipped because
         the backend was busy, `on_memories_dropped` lost memories; `redactor` keeps secrets
-        out of the index (the conversations have their own)."""
+        out of the index (the conversations have their own); `placed` remembers where
+        recalled blocks went (placed_blocks.py; in this process by default)."""
         self.conversations = conversations
         self.recall = None
         self.indexer = None
@@ -106,6 +109,7 @@ class RequestMemory:
                 on_failure=on_failure,
                 memory_text=self.indexer.memory_text,
                 on_busy=on_recall_busy,
+                placed=placed,
             )
 
     async def begin(
@@ -187,4 +191,8 @@ class RequestMemory:
             if self.indexer is not None:
                 await self.indexer.aclose()
         finally:
-            await self.conversations.aclose()
+            try:
+                await self.conversations.aclose()
+            finally:
+                if self.recall is not None:
+                    await self.recall.aclose()

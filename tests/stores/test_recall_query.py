@@ -113,8 +113,9 @@ def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weigh
     assert found == expected
 
 
-def test_any_query_text_is_safe_and_stays_with_its_user(tmp_path: Path) -> None:
-    opened = Index(tmp_path / "memory.sqlite3")
+def test_any_query_text_is_safe_and_stays_with_its_user(blank_index_at: Path | str) -> None:
+    """On every index (SQLite's FTS5 syntax, PostgreSQL's tsquery)."""
+    opened = Index.blank(blank_index_at)
     opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="alice"))
     opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="bob"))
 

@@ -1,5 +1,6 @@
-"""The SQLite long-term memory index: each method, per-user and per-project isolation,
-stemming, export, and any stored text kept whole (the query side: test_recall_query)."""
+"""The long-term memory index, SQLite's and PostgreSQL's through the same tests: each
+method, per-user and per-project isolation, stemming, export, and any stored text kept
+whole (the query side: test_recall_query)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,27 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.records.memory import GENERAL_PROJECT
 from memory_proxy.stores import open_memory_index
+from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.stores.sqlite_index_support import Index, memory
 
+# A hypothesis test takes where to open its index from a fixture, and opens one per example.
+FIXTURE_PER_TEST = [HealthCheck.function_scoped_fixture]
+
 
 def fts_is_consistent(index: Index) -> bool:
-    """FTS5's own check that the index matches the memories table."""
+    """FTS5's own check that the index matches the memories table (PostgreSQL computes
+    each row's words beside its text: nothing to check)."""
+    if not isinstance(index.index, SQLiteMemoryIndex):
+        return True
     try:
-        index.index._db.execute(
+        index.sqlite._db.execute(
             "INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)"
         )
     except sqlite3.DatabaseError:
@@ -206,7 +214,7 @@ def test_every_users_memories_are_listed_searched_read_and_forgotten(index: Inde
 WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "heron"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_PER_TEST)
 @given(
     stored=st.lists(
         st.tuples(
@@ -222,6 +230,7 @@ WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "hero
     scoped_users=st.sampled_from([1, 64]),  # a project of every user: without tokens, with
 )
 def test_searching_every_user_is_each_users_search_together(
+    blank_index_at: Path | str,
     stored: list[tuple[str, str, str]],
     project: str | None,
     query: str,
@@ -229,8 +238,9 @@ def test_searching_every_user_is_each_users_search_together(
     scoped_users: int,
 ) -> None:
     """Same hits, same scores: the scope clause weighs nothing, whichever form it takes."""
-    opened = Index(Path(":memory:"))
-    opened.index.max_scoped_users = scoped_users
+    opened = Index.blank(blank_index_at)
+    if isinstance(opened.index, SQLiteMemoryIndex):
+        opened.index.max_scoped_users = scoped_users
     try:
         opened.add(*(memory(text, user=user, project=where) for user, where, text in stored))
 
@@ -261,7 +271,8 @@ def test_a_file_written_before_every_user_listing_is_served_as_it_is(tmp_path: P
     first.add(memory("old postgres note", at=1), memory("bob's postgres", user="bob", at=2))
     first.close()
     with sqlite3.connect(path) as db:
-        db.execute("DROP INDEX memories_by_time")  # as cc0445f wrote it
+        db.execute("DROP INDEX memories_by_time")  # as cc0445f wrote it: no such index,
+        db.execute("DROP TABLE schema_versions")  # and no schema versions
     second = Index(path)
     try:
         newest = second(lambda i: i.list_memories(None, None, 10, 0))
@@ -270,7 +281,7 @@ def test_a_file_written_before_every_user_listing_is_served_as_it_is(tmp_path: P
             "bob's postgres",
             "old postgres note",
         ]
-        plan = second.index._db.execute(
+        plan = second.sqlite._db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM memories ORDER BY created_at DESC, seq DESC"
         ).fetchall()
         assert "memories_by_time" in plan[0][3]
@@ -316,7 +327,7 @@ def test_the_configured_store_decides_where_memories_live(tmp_path: Path) -> Non
 
 
 def exported(index: Index, user: str | None, project: str | None, batch: int = 2) -> list[str]:
-    async def collect(i: SQLiteMemoryIndex) -> list[str]:
+    async def collect(i: MemoryIndex) -> list[str]:
         return [r.text async for rs in i.export(user, project, batch=batch) for r in rs]
 
     return index(collect)
@@ -332,13 +343,17 @@ def test_export_is_oldest_first_in_batches_for_one_user_or_everyone(index: Index
     assert exported(index, "carol", None) == []
 
 
-def test_export_reads_one_snapshot_while_another_connection_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_export_reads_one_snapshot_while_another_connection_writes(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
     """`memory-proxy memories export` may run beside a proxy that keeps adding memories."""
-    reader, writer = Index(tmp_path / "m.sqlite3"), Index(tmp_path / "m.sqlite3")
+    where = tmp_path / "m.sqlite3" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    reader, writer = Index(where), Index(where)
     try:
         reader.add(*(memory(f"old {n}", at=n) for n in range(4)))
 
-        async def export_while_writing(i: SQLiteMemoryIndex) -> list[str]:
+        async def export_while_writing(i: MemoryIndex) -> list[str]:
             texts: list[str] = []
             async for batch in i.export(None, None, batch=2):
                 if not texts:
@@ -353,15 +368,15 @@ def test_export_reads_one_snapshot_while_another_connection_writes(tmp_path: Pat
         writer.close()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_PER_TEST)
 @given(texts=st.lists(st.text(min_size=1, max_size=3000), min_size=1, max_size=6), data=st.data())
 def test_any_text_is_kept_whole_and_forgetting_any_of_them_keeps_the_index_sound(
-    texts: list[str], data: st.DataObject
+    blank_index_at: Path | str, texts: list[str], data: st.DataObject
 ) -> None:
     """Texts are stored packed and indexed from outside the table (the index's delete
     must be handed exactly what it indexed): whatever they hold, they come back whole,
     the forgotten ones go, and FTS5's own check passes."""
-    opened = Index(Path(":memory:"))
+    opened = Index.blank(blank_index_at)
     try:
         records = [memory(f"{text} marker{n}", at=n) for n, text in enumerate(texts)]
         opened.add(*records)

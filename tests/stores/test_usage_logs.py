@@ -16,6 +16,7 @@ from memory_proxy.records.series import bin_value, latency_bin
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.base import UsageLog
 from memory_proxy.stores.in_memory import InMemoryUsageLog
+from memory_proxy.stores.postgres_usage import PostgresUsageLog
 from memory_proxy.stores.redis import RedisUsageLog
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from tests.accounting.usage_support import NOW, usage_record
@@ -24,10 +25,11 @@ from tests.support import RedisServer
 Scenario = Callable[[UsageLog], Coroutine[Any, Any, None]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., None]]:
     """Runs a scenario against each kind of usage log, each kept to `max_records`."""
     redis = RedisServer() if request.param == "redis" else None
+    postgres_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
 
     def runner(scenario: Scenario, max_records: int = 100) -> None:
         async def main() -> None:
@@ -36,6 +38,8 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[...
                 log = InMemoryUsageLog(max_records)
             elif request.param == "sqlite":
                 log = SQLiteUsageLog(tmp_path / "usage.sqlite3", max_records)
+            elif request.param == "postgres":
+                log = PostgresUsageLog(postgres_url, max_records)
             else:
                 assert redis is not None
                 log = RedisUsageLog(redis.url, max_records)
