@@ -52,11 +52,12 @@ from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.embeddings import EmbeddingWriter, SemanticSearch
+from memory_proxy.memory.placed_blocks import SharedBlocks
 from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
-from memory_proxy.stores import open_memory_index, open_store, open_usage_log
+from memory_proxy.stores import open_memory_index, open_placements, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
@@ -111,7 +112,7 @@ class MemoryProxy:
             MemoryPruner(
                 self.memory_index,
                 settings.memory.retention_days,
-                settings.memory.max_mb,
+                settings.memory.max_mb if settings.memory.store != "postgres" else None,
                 self.metrics.count_pruned,
             )
             if self.memory_index is not None
@@ -124,8 +125,14 @@ class MemoryProxy:
         semantic, self.embedding_writer = _embeddings(
             settings, self.memory_index, self._recall_backend, self._upstream, self.metrics
         )
+        shared = self._recall_backend is not None and self._recall_backend is self.memory_index
         self.memory = _request_memory(
-            settings, self.metrics, self._recall_backend, redactor, semantic
+            settings,
+            self.metrics,
+            self._recall_backend,
+            redactor,
+            semantic,
+            shared_placements=shared,
         )
         self.usage = (
             UsageRecorder(
@@ -264,9 +271,15 @@ def _request_memory(
     recall_backend: RecallBackend | None,
     redactor: Redactor,
     semantic: SemanticSearch | None,
+    *,
+    shared_placements: bool,
 ) -> RequestMemory | None:
+    """`shared_placements`: recall searches the local index, so the store beside it can
+    keep where recalled blocks went for every process (memory/placed_blocks.py)."""
     if not settings.memory.enabled:
         return None
+    budget = settings.recall.timeout_ms / 1000
+    placements = open_placements(settings.memory, budget) if shared_placements else None
     conversations = ConversationMemory(
         open_store(settings.memory),
         settings.memory,
@@ -285,6 +298,7 @@ def _request_memory(
         redactor=redactor,
         semantic=semantic,
         on_semantic_late=metrics.embeddings_late.inc,
+        placed=SharedBlocks(placements, budget, metrics.store_errors.inc) if placements else None,
     )
 
 
@@ -326,8 +340,8 @@ def _recall_backend(
         )
     if index is None and recall.backend != "supermemory":
         logger.warning(
-            "%s: it needs a local index, and memory.store is %s (a PostgreSQL backend "
-            "comes later; recall.backend: supermemory works with any store)",
+            "%s: it needs a local index, and memory.store is %s (sqlite and postgres have "
+            "one; recall.backend: supermemory works with any store)",
             "recall uses Supermemory alone" if hosted else "recall is off",
             settings.memory.store,
         )

@@ -18,6 +18,7 @@ traceback, never HTML.
     │   └── UpstreamClosed        the connection closed before the answer ended
     │       └── StaleConnection   ... a kept-alive one, before any byte: may be sent again
     ├── StoreUnavailable          stores/base.py: the configured store cannot be opened
+    │   └── MigrationFailed       stores/schema_versions.py: its schema not brought up to date
     ├── SearchBusy                stores/base.py: too many searches waiting to answer in time
     └── ConfigError               config/parsing.py: a setting missing or malformed
 """

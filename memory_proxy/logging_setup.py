@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -96,3 +96,31 @@ def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
     traceback at debug level, so a bug in our code is not mistaken for an outage."""
     logger.warning("%s: %s", what, str(exc) or type(exc).__name__)
     logger.debug("%s: traceback", what, exc_info=exc)
+
+
+class ThrottledFailures:
+    """log_failure for a boundary that may fail on every request (a database restarting
+    under load): the first failure at once, then at most one line per `every` seconds,
+    saying how many failed meanwhile (each is counted by its owner all the same)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._every = every
+        self._clock = clock
+        self._next: float | None = None
+        self._held = 0
+
+    def __call__(self, what: str, exc: BaseException) -> None:
+        now = self._clock()
+        if self._next is not None and now < self._next:
+            self._held += 1
+            return
+        if self._held:
+            what = f"{what} ({self._held} more failed since the last line)"
+        log_failure(self._logger, what, exc)
+        self._held, self._next = 0, now + self._every

@@ -40,7 +40,7 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.records.memory import MemoryRecord
-from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.wire.registry import CHAT
 from scripts.bench_recall_history import counts, figures, run
@@ -103,9 +103,10 @@ async def recalled_block(recall: Recall, user: str, project: str, text: str) -> 
     return str(outcome.body["messages"][-1]["content"]) if outcome.body else ""
 
 
-async def quality(directory: Path) -> dict[str, dict[str, float]]:
+async def quality(directory: Path, index: MemoryIndex | None = None) -> dict[str, dict[str, float]]:
+    """On a new SQLite file in `directory`, or on the empty `index` given (which it closes)."""
     test_set = build()
-    index = SQLiteMemoryIndex(directory / "quality.sqlite3")
+    index = index or SQLiteMemoryIndex(directory / "quality.sqlite3")
     recall = Recall(index, RecallSettings(), on_timeout=lambda: None, on_failure=lambda: None)
     try:
         await add_in_batches(index, test_set.records)
@@ -161,14 +162,20 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 async def latency(
-    directory: Path, size: int, searches: int, users: int = 20, projects: int = 10
+    directory: Path,
+    size: int,
+    searches: int,
+    users: int = 20,
+    projects: int = 10,
+    index: MemoryIndex | None = None,
 ) -> dict[str, float]:
     """Search and insert figures over `size` memories spread over `users` x `projects`
-    (one project of one user: every search scores all of them)."""
+    (one project of one user: every search scores all of them), in a new SQLite file or
+    the empty `index` given (which it closes)."""
     rng = random.Random(size)
     facts, records = latency_corpus(size, rng, users, projects)
     path = directory / f"latency-{size}-{users}x{projects}.sqlite3"
-    index = SQLiteMemoryIndex(path)
+    index = index or SQLiteMemoryIndex(path)
     try:
         singles, bulk = records[:1000], records[1000:]
         started = time.perf_counter()
@@ -200,7 +207,7 @@ async def latency(
             "hits/search": hits / len(samples),
             "add records/s (1 per call)": single_rate,
             "add records/s (500 per call)": bulk_rate,
-            "file MB": path.stat().st_size / 1e6,
+            "file MB": (path.stat().st_size if path.exists() else await index.used_bytes()) / 1e6,
         }
     finally:
         await index.aclose()

@@ -18,6 +18,7 @@ from pathlib import Path
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from scripts.bench_recall_history import seed
 from scripts.recall_history import scaled_exchanges
@@ -52,13 +53,18 @@ def scaled_records(size: int) -> list[MemoryRecord]:
 
 
 async def one_project_latency(
-    directory: Path, size: int, questions: Sequence[str], searches: int
+    directory: Path,
+    size: int,
+    questions: Sequence[str],
+    searches: int,
+    index: MemoryIndex | None = None,
 ) -> dict[str, float]:
-    """p50/p99 of wall time and mean CPU time per search over `size` memories."""
+    """p50/p99 of wall time and mean CPU time per search over `size` memories, in a new
+    SQLite file or the empty `index` given (which it closes)."""
     settings = RecallSettings()
     records = scaled_records(size)
     path = directory / f"one-project-{size}.sqlite3"
-    index = SQLiteMemoryIndex(path)
+    index = index or SQLiteMemoryIndex(path)
     try:
         started = time.perf_counter()
         await seed(index, records)
@@ -89,7 +95,7 @@ async def one_project_latency(
             "search cpu ms": cpu * 1000 / len(samples),
             "hits/search": hits / len(samples),
             "add records/s (a session per call)": size / add_seconds,
-            "file MB": path.stat().st_size / 1e6,
+            "file MB": (path.stat().st_size if path.exists() else await index.used_bytes()) / 1e6,
         }
     finally:
         await index.aclose()

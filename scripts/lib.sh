@@ -103,6 +103,15 @@ ensure_redis_server() {
     return 0
 }
 
+ensure_postgres() {
+    # The PostgreSQL store's tests start Debian's postgresql-15 themselves
+    # (tests/postgres_support.py: a temporary data directory, a free loopback port, as the
+    # package's unprivileged `postgres` user when run as root). The package starts a cluster.
+    PATH="$PATH:/usr/lib/postgresql/15/bin" apt_install pg_ctl postgresql-15 &&
+        stop_service postgresql
+    return 0
+}
+
 ensure_nginx() {
     # The bench's upstream. The package starts a system-wide server (port 80); the bench
     # starts its own on a free port. (/usr/sbin is not on every user's PATH.)

@@ -49,9 +49,12 @@ def chromium() -> Iterator[Any]:
 
 
 def wait_for(driver: Any, script: str, timeout: float = 10.0) -> Any:
+    """Run `script` until it returns something true; every 20 ms (WebDriverWait's default
+    is 0.5 s, which most waits here would spend whole)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
+    waiting = WebDriverWait(driver, timeout, poll_frequency=0.02)
+    return waiting.until(lambda d: d.execute_script(script))
 
 
 def with_litellms_cors(upstream: Any) -> Any:

@@ -12,17 +12,35 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
 from tests.browser_support import chromium, with_litellms_cors
-from tests.support import FakeUpstream, RedisServer, serve
+from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
+from tests.postgres_support import PostgresServer
+from tests.support import RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
 
 
 @pytest.fixture
 def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    """A fake LiteLLM on a real server: (the fake, its URL)."""
     upstream = FakeUpstream()
     with serve(upstream) as url:
         yield upstream, url
     upstream.release.set()
+
+
+@pytest.fixture
+def in_process_apps() -> dict[str, Any]:
+    """The upstreams `run_proxy` reaches in process, by the URL it is given."""
+    return {}
+
+
+@pytest.fixture
+def fake_upstream_in_process(in_process_apps: dict[str, Any]) -> tuple[FakeUpstream, str]:
+    """A fake LiteLLM that a proxy of `run_proxy` reaches without a socket (fake_upstream.py
+    `in_process`): for tests of what the proxy sends and decides. (the fake, its URL)."""
+    upstream = FakeUpstream()
+    in_process_apps[IN_PROCESS_URL] = upstream
+    return upstream, IN_PROCESS_URL
 
 
 ProxyFactory = Callable[..., AbstractContextManager[str]]
@@ -45,7 +63,7 @@ def upstream_kind() -> str | None:
 
 
 @pytest.fixture
-def run_proxy(upstream_kind: str | None) -> ProxyFactory:
+def run_proxy(upstream_kind: str | None, in_process_apps: dict[str, Any]) -> ProxyFactory:
     """`with run_proxy(litellm_url, **settings) as url:` a real proxy on a free port."""
 
     @contextmanager
@@ -53,7 +71,11 @@ def run_proxy(upstream_kind: str | None) -> ProxyFactory:
         settings = dataclasses.replace(
             Settings(), litellm_url=litellm_url, upstream_key=UPSTREAM_KEY, **overrides
         )
-        upstream = client_for(litellm_url, upstream_kind) if upstream_kind else None
+        upstream = None
+        if litellm_url in in_process_apps:
+            upstream = in_process(in_process_apps[litellm_url])
+        elif upstream_kind:
+            upstream = client_for(litellm_url, upstream_kind)
         app = MemoryProxy(settings, upstream=upstream)
         with serve(app, server_header=False, date_header=False) as url:
             yield url
@@ -74,8 +96,41 @@ def redis_server() -> Iterator[RedisServer]:
     server.kill()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the session's tests (tests/postgres_support.py)."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """An empty schema of its own for the test."""
+    return postgres_server.schema_url()
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium (tests/browser_support.py); mark the test `needs_browser`."""
     with chromium() as driver:
         yield driver
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadscope` (scripts/test), tests/clients goes to one worker whole, as
+    each module does: its package-scoped LiteLLM and fake provider start once, not once
+    per module."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClientsTogether(LoadScopeScheduling):  # type: ignore[misc]  # untyped (no py.typed)
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/clients/"):
+                return "tests/clients"
+            scope: str = super()._split_scope(nodeid)
+            return scope
+
+    return ClientsTogether(config, log)

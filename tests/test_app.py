@@ -15,7 +15,8 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, log_fields, serve, wait_until
+from tests.fake_upstream import FakeUpstream, in_process
+from tests.support import log_fields, serve, wait_until
 
 ROUTED = LiteLLMSettings(
     models=(
@@ -30,9 +31,9 @@ SM_KEY = "sm-secret-key-abcdef"
 
 
 def test_loopback_callers_get_the_upstream_key_instead_of_their_own(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     with run_proxy(url) as proxy:
         httpx.post(
             f"{proxy}/v1/messages",
@@ -45,9 +46,9 @@ def test_loopback_callers_get_the_upstream_key_instead_of_their_own(
 
 
 def test_supermemory_headers_only_for_routed_models(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     sent = {"x-memory-user-id": "alice", "x-session-id": "s-1", "x-sm-user-id": "mallory"}
     with run_proxy(url, litellm=ROUTED, supermemory_api_key=SM_KEY) as proxy:
         httpx.post(f"{proxy}/v1/chat/completions", json={"model": "sm-model"}, headers=sent)
@@ -62,9 +63,9 @@ def test_supermemory_headers_only_for_routed_models(
 
 
 def test_client_sent_supermemory_headers_are_dropped_for_every_model(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     sent = {"x-sm-extra": "1", "x-SM-Project": "p", "x-supermemory-anything": "k"}
     with run_proxy(url, litellm=ROUTED, supermemory_api_key=SM_KEY) as proxy:
         for model in ("sm-model", "plain-model"):
@@ -74,9 +75,9 @@ def test_client_sent_supermemory_headers_are_dropped_for_every_model(
 
 
 def test_body_is_forwarded_byte_for_byte_even_when_parsed(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     body = b'{ "model" : "plain-model",\n "messages": [] }'
     with run_proxy(url) as proxy:
         httpx.post(
@@ -88,10 +89,10 @@ def test_body_is_forwarded_byte_for_byte_even_when_parsed(
 
 
 def test_malformed_json_is_forwarded_for_litellm_to_judge_and_counted(
-    fake_upstream: tuple[FakeUpstream, str],
+    fake_upstream_in_process: tuple[FakeUpstream, str],
 ) -> None:
-    upstream, url = fake_upstream
-    app = MemoryProxy(Settings(litellm_url=url))
+    upstream, url = fake_upstream_in_process
+    app = MemoryProxy(Settings(litellm_url=url), upstream=in_process(upstream))
     with serve(app) as proxy:
         response = httpx.post(
             f"{proxy}/v1/chat/completions",
@@ -105,10 +106,10 @@ def test_malformed_json_is_forwarded_for_litellm_to_judge_and_counted(
 
 
 def test_a_text_part_that_is_not_text_does_not_break_memory(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
     """Valid JSON that memory cannot read as text reaches LiteLLM, not a 500 of ours."""
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     odd = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
     with run_proxy(url) as proxy:
         response = httpx.post(
@@ -129,12 +130,12 @@ def test_a_text_part_that_is_not_text_does_not_break_memory(
     ],
 )
 def test_invalid_user_id_is_a_400_in_the_clients_shape(
-    fake_upstream: tuple[FakeUpstream, str],
+    fake_upstream_in_process: tuple[FakeUpstream, str],
     run_proxy: ProxyFactory,
     path: str,
     check: Callable[[Any], bool],
 ) -> None:
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     with run_proxy(url) as proxy:
         response = httpx.post(f"{proxy}{path}", json={}, headers={"x-memory-user-id": "a b"})
     assert response.status_code == 400
@@ -143,9 +144,9 @@ def test_invalid_user_id_is_a_400_in_the_clients_shape(
 
 
 def test_routing_info_reports_the_decision(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     with run_proxy(url, litellm=ROUTED) as proxy:
         info = httpx.get(
             f"{proxy}/memory-routing/info?model=sm-model",
@@ -177,9 +178,9 @@ def test_routing_info_shows_the_matched_pattern(run_proxy: ProxyFactory) -> None
 
 
 def test_health_follows_litellm_readiness(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     with run_proxy(url) as proxy:
         healthy = httpx.get(f"{proxy}/health")
     with run_proxy("http://127.0.0.1:9") as proxy:
@@ -192,11 +193,11 @@ def test_health_follows_litellm_readiness(
 
 
 def test_one_log_line_per_request_without_secrets(
-    fake_upstream: tuple[FakeUpstream, str],
+    fake_upstream_in_process: tuple[FakeUpstream, str],
     run_proxy: ProxyFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     caplog.set_level(logging.INFO, logger="memory_proxy.access")
     with run_proxy(url) as proxy:
         httpx.post(
@@ -241,11 +242,11 @@ def _stored(proxy: str, user_id: str, session_id: str) -> int:
 
 
 def test_a_pass_through_key_never_reaches_a_bound_users_memory_or_the_supermemory_key(
-    fake_upstream: tuple[FakeUpstream, str],
+    fake_upstream_in_process: tuple[FakeUpstream, str],
     run_proxy: ProxyFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    upstream, url = fake_upstream
+    upstream, url = fake_upstream_in_process
     caplog.set_level(logging.INFO, logger="memory_proxy.access")
     bound = {"x-api-key": BOUND_KEY, "x-session-id": "s1"}
     foreign = {"x-api-key": FOREIGN_KEY, "x-memory-user-id": "pycharm-ai", "x-session-id": "s1"}
@@ -270,9 +271,9 @@ def test_a_pass_through_key_never_reaches_a_bound_users_memory_or_the_supermemor
 
 
 def test_an_anonymous_caller_gets_from_the_routing_endpoint_what_the_pipeline_gives(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
         debug = httpx.get(f"{proxy}/v1/debug/routing", headers={"x-memory-user-id": "alice"})
         chat = _chat(proxy, "hi", {"x-memory-user-id": "alice"}, "plain-model")
@@ -280,10 +281,10 @@ def test_an_anonymous_caller_gets_from_the_routing_endpoint_what_the_pipeline_gi
 
 
 def test_metrics_answer_unbound_trusted_callers_unless_public(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
     """Metrics name every user: a key bound to one user may not read them."""
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
         anonymous = httpx.get(f"{proxy}/metrics")
         foreign = httpx.get(f"{proxy}/metrics", headers={"x-api-key": FOREIGN_KEY})
@@ -306,9 +307,9 @@ def test_metrics_answer_unbound_trusted_callers_unless_public(
 
 
 def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
-    fake_upstream: tuple[FakeUpstream, str],
+    fake_upstream_in_process: tuple[FakeUpstream, str],
 ) -> None:
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     app = MemoryProxy(Settings(litellm_url=url))
 
     async def scrape() -> httpx.Response:
@@ -322,9 +323,9 @@ def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
 
 
 def test_health_tells_anyone_the_status_and_only_trusted_callers_the_details(
-    fake_upstream: tuple[FakeUpstream, str], run_proxy: ProxyFactory
+    fake_upstream_in_process: tuple[FakeUpstream, str], run_proxy: ProxyFactory
 ) -> None:
-    _, url = fake_upstream
+    _, url = fake_upstream_in_process
     with run_proxy(url, client_keys=CLIENT_KEYS) as proxy:
         anonymous = httpx.get(f"{proxy}/health")
         ours = httpx.get(f"{proxy}/health", headers={"x-api-key": CLIENT_KEY})

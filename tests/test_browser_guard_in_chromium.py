@@ -19,7 +19,8 @@ from starlette.routing import Route, Router
 from memory_proxy.config.security import SecuritySettings
 from tests.browser_support import needs_browser
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import serve, wait_until
 
 CHAT = "/v1/chat/completions"
 SECRET = "my password is hunter2"

@@ -21,7 +21,8 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, MemorySettings, Settings
 from memory_proxy.config.security import SecuritySettings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, lifespan, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import lifespan, serve, wait_until
 
 CHAT = "/v1/chat/completions"
 ALLOWED_ORIGIN = "http://localhost:3000"

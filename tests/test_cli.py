@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from memory_proxy.cli import settings as settings_module
 from memory_proxy.cli.main import main
-from tests.support import FakeUpstream, free_port, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import free_port, wait_until
 
 
 def test_invalid_config_exits_2_before_serving(tmp_path: Path) -> None:
@@ -127,6 +128,22 @@ def test_an_unusable_store_is_a_clear_error_before_serving(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert f"{config}: memory.sqlite_path: cannot use {blocker}/memory.sqlite3" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_unreachable_postgresql_is_named_without_its_password_before_serving(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    config = tmp_path / "config.yaml"
+    config.write_text("memory:\n  store: postgres\n  postgres_url: os.environ/TEAM_PG\n")
+    url = f"postgresql://team:s3cret-pass@127.0.0.1:{port}/memory"
+    result = CliRunner().invoke(main, ["--config", str(config)], env={"TEAM_PG": url})
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        f"error: {config}: memory.postgres_url: cannot use PostgreSQL at 127.0.0.1:{port} "
+        f"(postgresql://team:***@127.0.0.1:{port}/memory): "
+    )
+    assert "s3cret-pass" not in result.output and "Traceback" not in result.output
 
 
 def test_config_warnings_come_out_before_serving(tmp_path: Path) -> None:

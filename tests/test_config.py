@@ -89,7 +89,10 @@ def test_os_environ_references_are_resolved(tmp_path: Path) -> None:
         ("proxy: [1, 2\n", "invalid YAML"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("memory:\n  ttl_seconds: soon\n", "memory.ttl_seconds: expected a positive whole number"),
-        ("memory:\n  store: mongodb\n", "memory.store: expected one of sqlite, redis, memory"),
+        (
+            "memory:\n  store: mongodb\n",
+            "memory.store: expected one of sqlite, postgres, redis, memory",
+        ),
         ("proxy:\n  port: 70000\n", "proxy.port: expected a port number"),
         ("proxy:\n  litellm_url: localhost:8765\n", "proxy.litellm_url: expected an http"),
         ("memory:\n  enabled: maybe\n", "memory.enabled: expected true or false"),

@@ -19,8 +19,9 @@ from starlette.types import Receive, Scope, Send
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
 from tests.fake_embeddings import FakeEmbeddings
+from tests.fake_upstream import FakeUpstream
 from tests.litellm_support import litellm_process
-from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.support import free_port, serve, wait_until
 from tests.test_e2e_litellm import MASTER_KEY, e2e_config
 
 pytestmark = pytest.mark.litellm

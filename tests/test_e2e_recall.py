@@ -21,9 +21,10 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.stores.packed_text import unpack
+from tests.fake_upstream import FakeUpstream
 from tests.litellm_support import litellm_process, proxy_settings
 from tests.memory.recall_support import NESTED_TAG_ATTACK, tags_seen
-from tests.support import FakeUpstream, free_port, serve, wait_until
+from tests.support import free_port, serve, wait_until
 from tests.test_e2e_litellm import MASTER_KEY, e2e_config
 
 pytestmark = pytest.mark.litellm

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from memory_proxy.cli.main import main
 from memory_proxy.config import MemorySettings
 from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeUpstream
 from tests.stores.file_traces import traces, unique_token
-from tests.support import FakeUpstream, wait_until
+from tests.support import wait_until
 
 MEMORY_FILE = Path("data/memory.sqlite3")  # the default store, in each test's own directory
 

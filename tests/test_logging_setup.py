@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from memory_proxy.logging_setup import configure_logging, log_request, redact
+from memory_proxy.logging_setup import ThrottledFailures, configure_logging, log_request, redact
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,17 @@ def test_json_lines_carry_the_request_fields_and_no_secret(
     assert entry["user_id"] == "alice"
     assert entry["note"] == "[redacted]"
     assert json.loads(second)["message"] == "plain message"
+
+
+def test_a_failure_on_every_request_is_one_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    failed = ThrottledFailures(logging.getLogger("memory_proxy.test"), 60, lambda: now[0])
+    with caplog.at_level(logging.WARNING):
+        for second in range(0, 130):
+            now[0] = float(second)
+            failed("store failed", OSError("connection refused"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "store failed: connection refused",
+        "store failed (59 more failed since the last line): connection refused",
+        "store failed (59 more failed since the last line): connection refused",
+    ]

@@ -19,7 +19,8 @@ from pytest_httpserver import HTTPServer
 from memory_proxy.memory.question import RECALLED_TAG
 from memory_proxy.records.messages import ROLES
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 CHAT_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
 SESSION = {"x-memory-user-id": "alice", "x-session-id": "odd-1"}

@@ -1,7 +1,7 @@
 """`memory-proxy`: the proxy alone, in front of a LiteLLM that runs elsewhere;
 `memory-proxy usage`: the usage totals as a table; `memory-proxy memories`: long-term
 memories (memories.py); `memory-proxy mcp-config`: adding its memory tools to a client
-(mcp_config.py)."""
+(mcp_config.py); `memory-proxy migrate`: the store copied into PostgreSQL (migrate.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from memory_proxy.accounting.usage import GROUPS, parse_since, summarize
 from memory_proxy.app import MemoryProxy
 from memory_proxy.cli.mcp_config import mcp_config
 from memory_proxy.cli.memories import memories
+from memory_proxy.cli.migrate import migrate
 from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import LOG_FORMATS, Settings
 from memory_proxy.logging_setup import configure_logging
@@ -157,6 +158,7 @@ def main(
 
 main.add_command(memories)
 main.add_command(mcp_config)
+main.add_command(migrate)
 
 
 @main.command()

@@ -31,6 +31,7 @@ from memory_proxy.config.parsing import (
     one_of,
     read_yaml,
 )
+from memory_proxy.config.postgres import build_postgres_url, postgres_password
 from memory_proxy.config.private_models import build_private_models
 from memory_proxy.config.recall import (
     DEFAULT_EXTRACTORS,
@@ -45,7 +46,7 @@ from memory_proxy.config.recall import (
 )
 from memory_proxy.config.security import SecuritySettings, build_security
 
-MEMORY_STORES = ("sqlite", "redis", "memory")
+MEMORY_STORES = ("sqlite", "postgres", "redis", "memory")
 # A header pattern's `name`: shown as the client in usage, the dashboard and recalled memories.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,63}\Z")
 LOG_FORMATS = ("text", "json")
@@ -57,6 +58,7 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "PROXY_HOST": "proxy.host",
     "PROXY_PORT": "proxy.port",
     "REDIS_URL": "memory.redis_url",
+    "MEMORY_POSTGRES_URL": "memory.postgres_url",
     "MEMORY_TTL_SECONDS": "memory.ttl_seconds",
     "MAX_CONTEXT_MESSAGES": "memory.max_context_messages",
     "ENABLE_RATE_LIMITING": "rate_limit.enabled",
@@ -93,6 +95,7 @@ class MemorySettings:
     store: str = "sqlite"
     sqlite_path: Path = Path("data/memory.sqlite3")
     redis_url: str = "redis://127.0.0.1:6379/0"
+    postgres_url: str | None = None  # with store: postgres (config/postgres.py)
     ttl_seconds: int = 3600
     max_context_messages: int = 20
     max_context_tokens: int = 8000
@@ -154,7 +157,12 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
-        keys = (self.upstream_key, self.supermemory_api_key, *(k.key for k in self.client_keys))
+        keys = (
+            self.upstream_key,
+            self.supermemory_api_key,
+            *(k.key for k in self.client_keys),
+            postgres_password(self.memory.postgres_url),
+        )
         return tuple(s for s in keys if s)
 
 
@@ -180,7 +188,13 @@ def load_settings(
         if value is not None:
             tree.override(key, value, "command line")
     settings = _build_settings(tree, config_path)
-    warnings = (*tree.unknown_keys(), *unknown_litellm_params(tree))
+    ignored = []
+    if settings.memory.store == "postgres" and settings.memory.max_mb is not None:
+        ignored.append(
+            f"{tree.source('memory.max_mb')}: memory.max_mb: ignored with memory.store: "
+            "postgres (the database's disk is its owner's to bound; retention_days applies)"
+        )
+    warnings = (*tree.unknown_keys(), *unknown_litellm_params(tree), *ignored)
     return dataclasses.replace(settings, warnings=warnings)
 
 
@@ -291,11 +305,13 @@ def _build_client_keys(tree: SettingsTree) -> tuple[ClientKey, ...]:
 
 def _build_memory(tree: SettingsTree, litellm: LiteLLMSettings) -> MemorySettings:
     d = MemorySettings()
+    store = tree.get("memory.store", one_of(MEMORY_STORES), d.store)
     return MemorySettings(
         enabled=tree.get("memory.enabled", as_bool, d.enabled),
-        store=tree.get("memory.store", one_of(MEMORY_STORES), d.store),
+        store=store,
         sqlite_path=tree.path("memory.sqlite_path", d.sqlite_path),
         redis_url=tree.get("memory.redis_url", as_str, d.redis_url),
+        postgres_url=build_postgres_url(tree, needed=store == "postgres"),
         ttl_seconds=tree.get("memory.ttl_seconds", as_positive_int, d.ttl_seconds),
         max_context_messages=tree.get(
             "memory.max_context_messages", as_positive_int, d.max_context_messages

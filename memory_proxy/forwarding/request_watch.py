@@ -13,7 +13,8 @@ quick answers never create it. Timeouts and a departure are noticed within a tic
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, Protocol
 
 from starlette.types import Receive
 
@@ -22,14 +23,26 @@ TICK_SECONDS = 0.05
 Reason = Literal["client_disconnected", "upstream_timeout"]
 
 
-class Watchdog:
-    """The timer behind every `RequestWatch` of one forwarder."""
+class Clock(Protocol):
+    """What the watchdog needs of time: the running event loop's, or a test's own that it
+    moves forward by hand (no test waits for real ticks)."""
 
-    def __init__(self, *, first_byte_timeout: float, idle_timeout: float) -> None:
+    def time(self) -> float: ...
+    def call_later(self, delay: float, callback: Callable[[], None]) -> object: ...
+
+
+class Watchdog:
+    """The timer behind every `RequestWatch` of one forwarder. `clock`: the running
+    loop's unless given."""
+
+    def __init__(
+        self, *, first_byte_timeout: float, idle_timeout: float, clock: Clock | None = None
+    ) -> None:
         self.first_byte_timeout = first_byte_timeout
         self.idle_timeout = idle_timeout
         self.active: set[RequestWatch] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._clock = clock
+        self._timer: object | None = None
 
     def watch(self, receive: Receive, *, listen: bool) -> RequestWatch:
         """Watch the current task's request until the watch is closed. `listen`: whether
@@ -38,15 +51,18 @@ class Watchdog:
         watch = RequestWatch(self, receive, listen)
         self.active.add(watch)
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+            self._timer = self._time().call_later(TICK_SECONDS, self._tick)
         return watch
 
+    def _time(self) -> Clock:
+        return self._clock or asyncio.get_running_loop()
+
     def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        clock = self._time()
+        now = clock.time()
         for watch in list(self.active):
             watch.check(now)
-        self._timer = loop.call_later(TICK_SECONDS, self._tick) if self.active else None
+        self._timer = clock.call_later(TICK_SECONDS, self._tick) if self.active else None
 
 
 class RequestWatch:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.logging_setup import log_failure
+from memory_proxy.logging_setup import ThrottledFailures
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import without_recalled
@@ -62,6 +62,7 @@ class ConversationMemory:
         """`on_pruned(what, count)` counts the messages and sessions dropped by bounds."""
         self.store = store
         self._on_failure = on_failure
+        self._log_failure = ThrottledFailures(logger)  # a store down fails every request
         self._on_pruned = on_pruned
         self._redactor = redactor or Redactor(())
         self._limits = ContextLimits(settings.max_context_messages, settings.max_context_tokens)
@@ -130,7 +131,7 @@ class ConversationMemory:
 
     def _failed(self, action: str, exc: BaseException) -> None:
         self._on_failure()
-        log_failure(logger, f"memory store failed to {action}; continuing without memory", exc)
+        self._log_failure(f"memory store failed to {action}; continuing without memory", exc)
 
     def start_purging(self) -> None:
         self._purger = asyncio.ensure_future(self._purge_forever())

@@ -6,7 +6,8 @@ agent's tool loop nothing is. Prompt caching stays intact: the block goes with t
 turn it was recalled for (`recall.placement: user`), and the conversation's later
 requests, which resend that turn without it, get the same block put back at the same
 turn, so the prefix the provider cached is byte for byte the same. The blocks placed are
-remembered per conversation in a small in-process LRU.
+remembered per conversation (placed_blocks.py): in the process, or in the store every
+process shares.
 
 A slow or failing backend never costs a request more than `recall.timeout_ms`: past it
 the request goes on without, and the miss is counted; the search is cancelled, so that
@@ -21,9 +22,9 @@ back into a later request of the conversation is put back only where it could go
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,13 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.memory.embeddings import SemanticSearch, fuse
 from memory_proxy.memory.indexing import exchange_text
+from memory_proxy.memory.placed_blocks import (
+    Conversation,
+    ConversationBlocks,
+    LocalBlocks,
+    Placed,
+    text_hash,
+)
 from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
 from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled, memory_id
@@ -46,19 +54,7 @@ CHARS_PER_TOKEN = 4
 # A hit covering less than this share of the best hit's relevance is left out: the block
 # keeps what answers the question best, not what shares a word with it.
 RELATIVE_CUT_OFF = 0.5
-MAX_CONVERSATIONS = 2048  # conversations whose placed blocks are remembered
-MAX_BLOCKS_PER_CONVERSATION = 32
-
-Conversation = tuple[str, str]  # (user id, session id or "" when the client names none)
-
-
-@dataclass(frozen=True)
-class Placed:
-    """A block put into the user turn at `index`, whose human text hashed to `text_hash`."""
-
-    text_hash: int
-    block: str
-    private: bool = False  # holds a private model's memory: for private models only
+SUFFIX_BYTES = 6  # a block's tag suffix: 12 hex digits (recall_block.py)
 
 
 @dataclass(frozen=True)
@@ -80,10 +76,12 @@ class Recall:
         on_busy: Callable[[], None] = lambda: None,
         semantic: SemanticSearch | None = None,
         on_semantic_late: Callable[[], None] = lambda: None,
+        placed: ConversationBlocks | None = None,
     ) -> None:
         """`memory_text` is the indexer's: a memory's text (redacted) from an exchange;
         `semantic` finds memories by meaning too (recall.embedding_model), when its
-        answer is back in time (`on_semantic_late` counts those that were not)."""
+        answer is back in time (`on_semantic_late` counts those that were not); `placed`
+        where the blocks placed are remembered (in this process by default)."""
         self._semantic = semantic
         self._on_semantic_late = on_semantic_late
         self._backend = backend
@@ -93,9 +91,7 @@ class Recall:
         self._on_timeout = on_timeout
         self._on_failure = on_failure
         self._on_busy = on_busy
-        self._placed: collections.OrderedDict[Conversation, dict[int, Placed]] = (
-            collections.OrderedDict()
-        )
+        self._placed = placed or LocalBlocks()
 
     async def apply(
         self,
@@ -115,48 +111,77 @@ class Recall:
         `privacy` where the request may go. A question without topic words ("hi",
         "thanks!") is not searched."""
         conversation = (user_id, session_id or "")
-        placed = self._placed.get(conversation)
         query = search_query(turn)
         terms = query_terms(query) if query else []
-        if not terms and placed is None:
+        in_system = self._settings.placement == "system"
+        if in_system:  # a tool loop gets the session's last block again
+            reads = not terms and session_id is not None
+        else:  # earlier turns the client resent may have blocks to put back
+            reads = not history_injected and (turn is None or turn.index > 0)
+        if not terms and not reads:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
-        found = None
-        private = False  # the new block holds a private model's memory
-        if terms:
-            assert query is not None
-            hits = await self._search(
-                wire, payload, user_id, project, session_id, query, terms, privacy
-            )
-            found = recalled_block(hits, self._max_chars) if hits else None
-            private = any(hit.record.private for hit in hits)
+        # Read beside the search: a shared store's round trip adds no wait of its own.
+        placed_read = asyncio.ensure_future(self._placed.blocks(conversation)) if reads else None
+        found: Placed | None = None
+        recalled = 0
+        try:
+            if terms:
+                assert query is not None
+                hits = await self._search(
+                    wire, payload, user_id, project, session_id, query, terms, privacy
+                )
+                found, recalled = self._block(hits)
+        except BaseException:
+            if placed_read is not None:
+                placed_read.cancel()
+            raise
+        placed = await placed_read if placed_read is not None else {}
         reveals = privacy == "private"  # blocks holding private memories may go in
-        if self._settings.placement == "system":
+        if in_system:
             outcome = self._in_system(
                 wire,
                 outgoing,
                 conversation,
+                placed,
                 bool(terms),
                 found,
+                recalled,
                 session_id,
-                private=private,
                 reveals=reveals,
             )
             return _with_tokens(outcome, bool(terms), found)
         body = outgoing
+        dropped: list[int] = []
         if placed and not history_injected:
             fresh = turn.index if found is not None and turn is not None else None
-            body = self._put_back(wire, payload, body, conversation, placed, fresh, reveals)
-        recalled = 0
+            body, dropped = self._put_back(wire, payload, body, placed, fresh, reveals)
+        placed_now: dict[int, Placed] = {}
         if found is not None and turn is not None:
             shift = _length(wire, body) - _length(wire, payload)  # injected history
-            with_block = wire.in_user_turn(body, turn.index + shift, found[0])
-            if with_block is not None:
-                body, recalled = with_block, found[1]
+            with_block = wire.in_user_turn(body, turn.index + shift, found.block)
+            if with_block is None:
+                recalled = 0
+            else:
+                body = with_block
                 if not history_injected:
-                    placed_now = Placed(hash(turn.text), found[0], private)
-                    self._remember(conversation, turn.index, placed_now)
+                    placed_now[turn.index] = Placed(text_hash(turn.text), *_rest(found))
+        else:
+            recalled = 0
+        self._placed.change(conversation, dropped, placed_now)
         outcome = RecallOutcome(body if body is not outgoing else None, recalled)
         return _with_tokens(outcome, bool(terms), found)
+
+    def _block(self, hits: list[Recalled]) -> tuple[Placed | None, int]:
+        """The hits as a block (its turn's hash left empty), and how many went in."""
+        if not hits:
+            return None, 0
+        suffix = secrets.token_hex(SUFFIX_BYTES)
+        made = recalled_block(hits, self._max_chars, suffix)
+        if made is None:
+            return None, 0
+        private = any(hit.record.private for hit in hits)
+        ids = tuple(hit.record.id for hit in hits)
+        return Placed("", made[0], private, suffix, self._max_chars, ids), made[1]
 
     async def _search(
         self,
@@ -269,79 +294,76 @@ class Recall:
         wire: ChatFormat,
         payload: dict[str, Any],
         body: dict[str, Any],
-        conversation: Conversation,
         placed: dict[int, Placed],
         fresh: int | None,
         reveals: bool,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[int]]:
         """The blocks of earlier turns back where they were, for turns the client resent
         unchanged; a turn that changed (history edited, compacted) loses its block, and
         the turn just recalled for (`fresh`) gets its new one only. A block holding a
         private model's memory goes back only when the request `reveals` private ones
-        (it is kept for the conversation's next request to a private model)."""
-        for index, block in list(placed.items()):
+        (it is kept for the conversation's next request to a private model). With the
+        turns whose block is to be forgotten."""
+        dropped = []
+        for index, block in sorted(placed.items()):
             if index == fresh or (block.private and not reveals):
                 continue
             text = human_text_at(wire, payload, index)
             with_block = (
                 wire.in_user_turn(body, index, block.block)
-                if text is not None and hash(text) == block.text_hash
+                if text is not None and text_hash(text) == block.text_hash
                 else None
             )
             if with_block is None:
-                del placed[index]
+                dropped.append(index)
             else:
                 body = with_block
-        self._placed.move_to_end(conversation)
-        return body
+        return body, dropped
 
     def _in_system(
         self,
         wire: ChatFormat,
         outgoing: dict[str, Any],
         conversation: Conversation,
+        placed: dict[int, Placed],
         asked: bool,
-        found: tuple[str, int] | None,
+        found: Placed | None,
+        recalled: int,
         session_id: str | None,
         *,
-        private: bool,
         reveals: bool,
     ) -> RecallOutcome:
-        """`placement: system`: a new question's block (`private`: it holds a private
-        model's memory), or (in the same session) the last one again, so that a tool loop
-        keeps one system prompt; a private one only where the request `reveals` private
-        memories."""
+        """`placement: system`: a new question's block, or (in the same session) the last
+        one again, so that a tool loop keeps one system prompt; a block holding a private
+        model's memory only where the request `reveals` private memories."""
         if asked:
-            self._placed.pop(conversation, None)
-            if found is not None and session_id is not None:
-                self._remember(conversation, -1, Placed(0, found[0], private))
-        elif session_id is not None and (placed := self._placed.get(conversation)):
-            last = placed[-1]
-            found = (last.block, 0) if reveals or not last.private else None
+            kept = found is not None and session_id is not None
+            self._placed.change(conversation, [-1], {-1: found} if kept and found else {})
+        elif session_id is not None and (last := placed.get(-1)):
+            found, recalled = (last, 0) if reveals or not last.private else (None, 0)
+        else:
+            found = None
         if found is None:
             return RecallOutcome(None, 0)
-        body = wire.in_system_prompt(outgoing, found[0])
-        return RecallOutcome(body, found[1] if body is not None else 0)
+        body = wire.in_system_prompt(outgoing, found.block)
+        return RecallOutcome(body, recalled if body is not None else 0)
 
-    def _remember(self, conversation: Conversation, index: int, placed: Placed) -> None:
-        blocks = self._placed.setdefault(conversation, {})
-        blocks[index] = placed
-        while len(blocks) > MAX_BLOCKS_PER_CONVERSATION:
-            del blocks[next(iter(blocks))]
-        self._placed.move_to_end(conversation)
-        while len(self._placed) > MAX_CONVERSATIONS:
-            self._placed.popitem(last=False)
+    async def aclose(self) -> None:
+        await self._placed.aclose()
 
 
-def _with_tokens(
-    outcome: RecallOutcome, asked: bool, found: tuple[str, int] | None
-) -> RecallOutcome:
+def _with_tokens(outcome: RecallOutcome, asked: bool, found: Placed | None) -> RecallOutcome:
     """`outcome` with its block's tokens (as `recall.max_tokens` counts them) when a
     question was asked: for usage records and the dashboard."""
     if not asked:
         return outcome
-    tokens = len(found[0]) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
+    tokens = len(found.block) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
     return dataclasses.replace(outcome, tokens=tokens)
+
+
+def _rest(placed: Placed) -> tuple[str, bool, str, int, tuple[str, ...]]:
+    """A Placed's fields after its hash."""
+    return placed.block, placed.private, placed.suffix, placed.max_chars, placed.memory_ids
 
 
 def _length(wire: ChatFormat, body: dict[str, Any]) -> int:

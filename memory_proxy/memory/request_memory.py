@@ -21,6 +21,7 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.embeddings import SemanticSearch
 from memory_proxy.memory.indexing import MemoryIndexer
+from memory_proxy.memory.placed_blocks import ConversationBlocks
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.memory.redaction import Redactor
@@ -92,11 +93,13 @@ class RequestMemory:
         redactor: Redactor | None = None,
         semantic: SemanticSearch | None = None,
         on_semantic_late: Callable[[], None] = lambda: None,
+        placed: ConversationBlocks | None = None,
     ) -> None:
         """`semantic` recalls by meaning too (recall.embedding_model); `on_failure`
         counts failed searches, `on_recall_busy` searches skipped because the backend
         was busy, `on_memories_dropped` lost memories; `redactor` keeps secrets
-        out of the index (the conversations have their own)."""
+        out of the index (the conversations have their own); `placed` remembers where
+        recalled blocks went (placed_blocks.py; in this process by default)."""
         self.conversations = conversations
         self.recall = None
         self.indexer = None
@@ -112,6 +115,7 @@ class RequestMemory:
                 on_busy=on_recall_busy,
                 semantic=semantic,
                 on_semantic_late=on_semantic_late,
+                placed=placed,
             )
 
     async def begin(
@@ -193,4 +197,8 @@ class RequestMemory:
             if self.indexer is not None:
                 await self.indexer.aclose()
         finally:
-            await self.conversations.aclose()
+            try:
+                await self.conversations.aclose()
+            finally:
+                if self.recall is not None:
+                    await self.recall.aclose()

@@ -94,3 +94,19 @@ class SessionSummary:
     last_at: float
     first_text: str
     last_text: str
+
+
+@dataclass(frozen=True)
+class PlacedBlock:
+    """A recalled block put into the user turn at `turn` of a conversation, as a shared
+    store keeps it: not its text but what makes it again byte for byte (recall_block.py):
+    the memories in the order they were offered, the tag's suffix and the size allowed.
+    `text_hash` is the turn's human text's (a stable hash, the same in every process);
+    `private`: it holds a private model's memory."""
+
+    turn: int
+    text_hash: str
+    suffix: str
+    max_chars: int
+    private: bool
+    memory_ids: tuple[str, ...]

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from memory_proxy.errors import ProxyError
-from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled, SessionSummary
+from memory_proxy.records.memory import (
+    MemoryRecord,
+    PlacedBlock,
+    Privacy,
+    ProjectInfo,
+    Recalled,
+    SessionSummary,
+)
 from memory_proxy.records.messages import Message
 from memory_proxy.records.series import UsageSeries
 from memory_proxy.records.usage import Feedback, UsageRecord
@@ -108,6 +115,25 @@ class UsageLog(Protocol):
     async def feedback_since(self, moment: float) -> list[Feedback]:
         """The latest rating of each request that arrived at `moment` or later."""
         ...
+
+    async def aclose(self) -> None: ...
+
+
+class Placements(Protocol):
+    """Where each conversation's recalled blocks went, shared by every process on the
+    store (memory/placed_blocks.py), beside the memories they name."""
+
+    async def placed(
+        self, user_id: str, session_id: str
+    ) -> list[tuple[PlacedBlock, dict[str, MemoryRecord]]]:
+        """The conversation's blocks, each with those of its memories still stored."""
+        ...
+
+    async def place(self, user_id: str, session_id: str, block: PlacedBlock, now: float) -> None:
+        """The block at its turn, replacing the one there."""
+        ...
+
+    async def drop(self, user_id: str, session_id: str, turns: list[int]) -> None: ...
 
     async def aclose(self) -> None: ...
 

@@ -6,13 +6,10 @@ wants the answer. So a search whose waiter has gone is not run (checked when the
 takes it), and one running when its waiter leaves is interrupted (`sqlite3_interrupt`:
 the statement stops at its next step with "interrupted", and the thread moves on).
 
-The queue is bounded by time: a search is taken only when those waiting ahead of it, at
-the recent time per search, leave it room to finish within the budget; otherwise it is
-refused at once (SearchBusy) and recall goes on without, counted. So the depth is the
-budget over the time of a search: 50 ms over the ~5 ms a search of 5,000 memories in one
-project takes here is 10, over the ~0.5 ms of a search of a small project 100 (then
-capped). Queueing more would only make every search late: one thread finishes no more.
-An idle index always takes a search, however slow the last ones were.
+The queue is bounded by time (search_admission.py): so the depth is the budget over the
+time of a search: 50 ms over the ~5 ms a search of 5,000 memories in one project takes
+here is 10, over the ~0.5 ms of a search of a small project 100 (then capped at 64). One
+thread finishes no more.
 """
 
 from __future__ import annotations
@@ -27,16 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from memory_proxy.stores.base import SearchBusy
+from memory_proxy.stores.search_admission import MAX_WAITING as MAX_WAITING
+from memory_proxy.stores.search_admission import SearchAdmission
 from memory_proxy.stores.sqlite_replaced import WatchedConnection
 from memory_proxy.stores.worker_thread import settle_soon
 
 T = TypeVar("T")
-
-# Waiting searches at most, whatever the time per search says: it is not known before the
-# first search, and 64 of the fastest measured (0.5 ms) fill most of a 50 ms budget.
-MAX_WAITING = 64
-SMOOTHING = 0.2  # the weight of the latest search in the running time per search
 
 
 @dataclass(eq=False)
@@ -52,10 +45,8 @@ class SearchThread:
 
     def __init__(self, connection: WatchedConnection, budget: float) -> None:
         self._connection = connection
-        self._budget = budget
+        self._admission = SearchAdmission(budget)
         self._searches: queue.SimpleQueue[_Search | None] = queue.SimpleQueue()
-        self._waiting = 0  # taken and not yet settled: changed on the event loop only
-        self._seconds_per_search = 0.0  # written by the thread, read by the loop
         self._running: _Search | None = None
         self._running_lock = threading.Lock()  # so that an interrupt hits only its search
         self._closed = False
@@ -67,19 +58,10 @@ class SearchThread:
         search or interrupts it. SearchBusy, at once, when it could not finish in time."""
         if self._closed:
             raise RuntimeError("cannot search after the index is closed")
-        if self._waiting and (
-            self._waiting >= MAX_WAITING
-            or (self._waiting + 1) * self._seconds_per_search > self._budget
-        ):
-            raise SearchBusy(
-                f"the memory index is busy: {self._waiting} searches waiting, about "
-                f"{self._seconds_per_search * 1000:.1f} ms each, past its "
-                f"{self._budget * 1000:.0f} ms budget"
-            )
+        self._admission.admit()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         search = _Search(loop, future, work)
-        self._waiting += 1
         future.add_done_callback(functools.partial(self._settled, search))
         self._searches.put(search)
         return future
@@ -94,7 +76,7 @@ class SearchThread:
 
     def _settled(self, search: _Search, future: asyncio.Future[Any]) -> None:
         """On the loop, once the search is answered or its waiter gone."""
-        self._waiting -= 1
+        self._admission.settled()
         if future.cancelled():
             with self._running_lock:
                 if self._running is search:  # its connection is not opened anew meanwhile
@@ -124,6 +106,5 @@ class SearchThread:
             result, error = None, exc
         with self._running_lock:
             self._running = None
-        elapsed = time.perf_counter() - started
-        self._seconds_per_search += SMOOTHING * (elapsed - self._seconds_per_search)
+        self._admission.took(time.perf_counter() - started)
         settle_soon(search.loop, search.future, result, error)

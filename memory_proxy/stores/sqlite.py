@@ -25,6 +25,7 @@ import orjson
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
 from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
+from memory_proxy.stores.sqlite_migrations import SQLiteMigration, migrate, run_script
 from memory_proxy.stores.sqlite_replaced import ReplacementWatch, WatchedConnection, opening
 from memory_proxy.stores.sqlite_space import (
     DEFAULT_BUSY_SECONDS,
@@ -57,6 +58,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (user_id, session_id, id);
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions (updated);
 """
+MIGRATIONS: tuple[SQLiteMigration, ...] = (
+    SQLiteMigration(1, "sessions and their messages", lambda db: run_script(db, _SCHEMA)),
+)
 # The longest the sessions' thread (loads are on the request path) waits for another
 # connection before the log is emptied; past it, the next purge tries again.
 ERASE_WAIT_SECONDS = 0.2
@@ -71,12 +75,10 @@ class SQLiteFile:
     """One connection to a SQLite file (or to a private in-memory database when the path is
     IN_MEMORY), used from its own thread, and a second one for reading on another when
     asked (`reader`). A file deleted or replaced under them is noticed and opened anew
-    (sqlite_replaced.py); `upgrade` brings an opened file's tables up to date after
-    `schema`."""
+    (sqlite_replaced.py). Each opening brings the `part`'s tables up to date with its
+    `migrations` (sqlite_migrations.py)."""
 
-    def __init__(
-        self, path: Path, schema: str, upgrade: Callable[[sqlite3.Connection], None] | None = None
-    ) -> None:
+    def __init__(self, path: Path, part: str, migrations: tuple[SQLiteMigration, ...]) -> None:
         self._in_memory = str(path) == IN_MEMORY
         # Absolute: SQLite opens the -wal and -shm files later, by the name it was given.
         self._path = path if self._in_memory else path.resolve()
@@ -84,7 +86,7 @@ class SQLiteFile:
         self._address = (
             _MEMDB_URI.format(next(_memdb_names)) if self._in_memory else str(self._path)
         )
-        self._schema, self._upgrade = schema, upgrade
+        self._part, self._migrations = part, migrations
         self._own = WatchedConnection(self._open)
         self._thread = WorkerThread("sqlite")
         self.erase_pending = False  # deleted rows may still be in the -wal
@@ -124,9 +126,7 @@ class SQLiteFile:
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA secure_delete=ON")  # deleted text overwritten with zeros
             db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            db.executescript(self._schema)
-            if self._upgrade is not None:
-                self._upgrade(db)
+            migrate(db, f"memory.sqlite_path: {self._path}", self._part, self._migrations)
             if query_only:
                 db.execute("PRAGMA query_only=ON")
             elif not self._in_memory:
@@ -134,6 +134,9 @@ class SQLiteFile:
         except sqlite3.Error as exc:
             db.close()  # not left open by each retry of a file that is no database
             raise self._unusable(exc) from exc
+        except StoreUnavailable:  # a migration failed: it says which
+            db.close()
+            raise
         return db
 
     def _unusable(self, exc: Exception) -> StoreUnavailable:
@@ -195,7 +198,7 @@ class SQLiteStore:
         self._ttl = ttl_seconds
         self._clock = clock
         self._max_messages = max_messages
-        self._file = SQLiteFile(path, _SCHEMA)
+        self._file = SQLiteFile(path, "sessions", MIGRATIONS)
         self._run = self._file.run
         self._queued: list[_Append] = []  # appends not yet taken by the file's thread
         self._queued_lock = threading.Lock()

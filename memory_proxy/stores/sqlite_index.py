@@ -61,7 +61,7 @@ from memory_proxy.stores.relevance import covered_share, reaches, stems, weight
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
 from memory_proxy.stores.sqlite import SQLiteFile
-from memory_proxy.stores.sqlite_index_schema import SCHEMA, upgrade
+from memory_proxy.stores.sqlite_index_schema import MIGRATIONS
 from memory_proxy.stores.sqlite_index_scope import index_scope, project_token, search_token
 from memory_proxy.stores.sqlite_index_sql import (
     RANKED_FIRST,
@@ -96,7 +96,7 @@ class SQLiteMemoryIndex:
     max_scoped_users = 64
 
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
-        self._file = SQLiteFile(path, SCHEMA, upgrade)
+        self._file = SQLiteFile(path, "memories", MIGRATIONS)
         self._searches = SearchThread(self._file.reader(), search_budget)
         # recall.embedding_model's, searched on a thread of their own: a slow scan of vectors
         # never holds back or skews the word searches' budget

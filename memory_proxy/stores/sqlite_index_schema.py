@@ -1,5 +1,6 @@
 """The memory index's tables in the SQLite file, and the steps that bring a file written
-by an earlier version up to them, each once, at open (`upgrade`).
+by an earlier version up to them: migration 1 of the "memories" part (sqlite_migrations.py),
+run once per file, in one transaction.
 
 Layout. `memories` holds the records, each text packed (packed_text.py); `memories_fts` is
 a *contentless* FTS5 index over the texts and scope tokens: it keeps only the index, never
@@ -10,7 +11,8 @@ PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM. `memory_term
 the memories holding each term (sqlite_term_counts.py); `memory_vectors` their texts'
 vectors when recall has an embedding model (sqlite_vectors.py), deleted with them.
 
-Steps (add a new one at the end, named for what it brings, and detected by what it adds):
+Migration 1 makes the tables when missing, then applies the steps of the versions before
+schema versions, each detected by what it adds (a new change is a new migration, after):
 1. `add_private_flag_to_memories`: files written before private models get a `private`
    column, 0 (a hosted model's) for every memory there. A constant default: SQLite adds
    the column without rewriting a row. Two processes opening one old file may both try;
@@ -19,11 +21,12 @@ Steps (add a new one at the end, named for what it brings, and detected by what 
    column of tokens beside it, and an external-content index kept by triggers (so the
    text was stored once, but whole, and every memory took a 4 kB page of its own). The
    index is built anew as contentless, the texts packed, the scope column dropped; the old
-   pages are zeroed (secure_delete) and given back. 3.7 s for 20,000 memories here (a
-   95 MB file became 30 MB).
-3. `_term_counts`: files from before recall weighed words get `memory_terms`, filled
-   from the index (one read of each term's doclist), in one transaction; a second
-   process opening the file meanwhile finds it there.
+   pages are zeroed (secure_delete) and given back after the migration. 3.7 s for 20,000
+   memories here (a 95 MB file became 30 MB).
+
+Migration 2 (`_term_counts`): files from before recall weighed words get `memory_terms`,
+filled from the index (one read of each term's doclist); a file that has it already (made
+before schema versions) keeps it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import time
 
 from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.packed_text import pack
-from memory_proxy.stores.sqlite_space import empty_log, release_free_pages
+from memory_proxy.stores.sqlite_migrations import SQLiteMigration, run_script
 
 logger = logging.getLogger("memory_proxy.stores")
 
@@ -66,13 +69,12 @@ CREATE VIRTUAL TABLE memories_fts USING fts5 (
 """
 
 
-def upgrade(db: sqlite3.Connection) -> None:
-    """Brings a file opened with SCHEMA up to date (in autocommit mode)."""
+def _memory_tables(db: sqlite3.Connection) -> None:
+    """SCHEMA, and a file from before brought up to it (inside the migration)."""
+    run_script(db, SCHEMA)
     add_private_flag_to_memories(db)
     if "scope" in _columns(db, "memories"):
         _packed_texts(db)
-    if not _has_table(db, term_counts.TABLE):
-        _term_counts(db)
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
@@ -81,13 +83,18 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 
 
 def _term_counts(db: sqlite3.Connection) -> None:
-    """Step 3: each term's count of memories, from the index."""
+    """Each term's count of memories, from the index (inside the migration)."""
+    if _has_table(db, term_counts.TABLE):  # made before schema versions
+        return
     started = time.monotonic()
-    db.execute("BEGIN IMMEDIATE")
-    with db:  # commits, or rolls back on an error
-        if not _has_table(db, term_counts.TABLE):  # another process may have made it
-            term_counts.fill(db)
+    term_counts.fill(db)
     logger.info("memory terms counted in %.1f s", time.monotonic() - started)
+
+
+MIGRATIONS: tuple[SQLiteMigration, ...] = (
+    SQLiteMigration(1, "memories and their full-text index", _memory_tables),
+    SQLiteMigration(2, "each term's count of memories", _term_counts),
+)
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -107,22 +114,18 @@ def add_private_flag_to_memories(db: sqlite3.Connection) -> None:
 
 def _packed_texts(db: sqlite3.Connection) -> None:
     """Step 2: plain texts and an external-content index kept by triggers -> packed texts
-    and a contentless index kept by the memory index (one transaction)."""
+    and a contentless index kept by the memory index (in the migration's transaction)."""
     (count,) = db.execute("SELECT COUNT(*) FROM memories").fetchone()
     logger.info("packing the texts of %d memories and rebuilding their index (once)", count)
     started = time.monotonic()
     db.create_function("packed", 1, pack, deterministic=True)
-    db.execute("BEGIN IMMEDIATE")
-    with db:  # commits, or rolls back on an error
-        db.execute("DROP TRIGGER IF EXISTS memories_indexed")
-        db.execute("DROP TRIGGER IF EXISTS memories_unindexed")
-        db.execute("DROP TABLE memories_fts")
-        db.execute(_CONTENTLESS_INDEX)
-        db.execute(
-            "INSERT INTO memories_fts (rowid, text, scope) SELECT seq, text, scope FROM memories"
-        )
-        db.execute("UPDATE memories SET text = packed(text)")
-        db.execute("ALTER TABLE memories DROP COLUMN scope")
-    release_free_pages(db)
-    empty_log(db)
+    db.execute("DROP TRIGGER IF EXISTS memories_indexed")
+    db.execute("DROP TRIGGER IF EXISTS memories_unindexed")
+    db.execute("DROP TABLE memories_fts")
+    db.execute(_CONTENTLESS_INDEX)
+    db.execute(
+        "INSERT INTO memories_fts (rowid, text, scope) SELECT seq, text, scope FROM memories"
+    )
+    db.execute("UPDATE memories SET text = packed(text)")
+    db.execute("ALTER TABLE memories DROP COLUMN scope")
     logger.info("memory index upgraded in %.1f s", time.monotonic() - started)

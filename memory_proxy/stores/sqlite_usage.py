@@ -19,6 +19,7 @@ from memory_proxy.records.series import (
 )
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.sqlite import SQLiteFile
+from memory_proxy.stores.sqlite_migrations import SQLiteMigration, run_script
 
 _USAGE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -99,7 +100,7 @@ class SQLiteUsageLog:
 
     def __init__(self, path: Path, max_records: int) -> None:
         self._max_records = max_records
-        self._file = SQLiteFile(path, _USAGE_SCHEMA, upgrade=_upgraded)
+        self._file = SQLiteFile(path, "usage", MIGRATIONS)
 
     async def add(self, records: list[UsageRecord]) -> None:
         def work() -> None:
@@ -218,17 +219,22 @@ class SQLiteUsageLog:
         await self._file.aclose()
 
 
-def _upgraded(db: sqlite3.Connection) -> None:
-    """A file from before a column, an index or the roll-up tables brought up to date."""
+def _usage_tables(db: sqlite3.Connection) -> None:
+    """The tables, and a file from before a column, an index or the roll-up tables
+    brought up to date (inside the migration's transaction)."""
+    run_script(db, _USAGE_SCHEMA)
     known = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
     for missing in [name for name in FIELD_NAMES if name not in known]:
         db.execute(f"ALTER TABLE usage ADD COLUMN {missing}")
-    db.executescript(_USAGE_INDEXES)
+    run_script(db, _USAGE_INDEXES)
     if db.execute("SELECT 1 FROM usage_rollup LIMIT 1").fetchone() is None:
-        db.execute("BEGIN")
-        with db:  # commits, or rolls back on an error
-            rows = db.execute(f"SELECT {_USAGE_COLUMNS} FROM usage").fetchall()
-            _roll_up(db, [_record(row) for row in rows])
+        rows = db.execute(f"SELECT {_USAGE_COLUMNS} FROM usage").fetchall()
+        _roll_up(db, [_record(row) for row in rows])
+
+
+MIGRATIONS: tuple[SQLiteMigration, ...] = (
+    SQLiteMigration(1, "usage records, feedback and their roll-ups", _usage_tables),
+)
 
 
 def _roll_up(db: sqlite3.Connection, records: list[UsageRecord]) -> None:

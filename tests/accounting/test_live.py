@@ -9,9 +9,9 @@ import dataclasses
 import httpx
 
 from memory_proxy.accounting.live import QUEUE_LIMIT, LiveFeed
-from tests.accounting.test_usage import usage_record
+from tests.accounting.usage_support import usage_record
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 
 def test_subscribers_get_records_and_a_slow_one_drops_the_excess() -> None:

@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 DROPPED = ("memory_proxy_usage_records_dropped_total", ())
 

@@ -9,7 +9,8 @@ from memory_proxy.accounting.rate_limit import Bucket, LocalRateLimiter, Verdict
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, RateLimitSettings, Settings, load_settings
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, RedisServer, serve
+from tests.fake_upstream import FakeUpstream
+from tests.support import RedisServer, serve
 
 BUCKET = Bucket(requests_per_minute=60, burst=3)  # one token a second
 

@@ -19,6 +19,7 @@ from memory_proxy.config import MemorySettings
 from tests.api.mcp_server.support import call, mcp_client
 from tests.browser_support import needs_browser, wait_for
 from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeUpstream
 from tests.shipped_config_support import (
     CLAUDE_CODE_CLIENT,
     CLAUDE_CODE_USER,
@@ -26,7 +27,7 @@ from tests.shipped_config_support import (
     CODEX_USER,
     shipped_proxy,
 )
-from tests.support import FakeUpstream, wait_until
+from tests.support import wait_until
 
 CHAT = "/v1/chat/completions"
 

@@ -20,7 +20,8 @@ from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from tests.api.test_dashboard import cells, seed
 from tests.browser_support import needs_browser, wait_for
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.browser, needs_browser]
 CHAT = "/v1/chat/completions"

@@ -11,7 +11,8 @@ import pytest
 from tests.api.test_dashboard import CHAT, memories, usage
 from tests.browser_support import needs_browser, wait_for
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 
 def ask(proxy: str, text: str, session: str) -> httpx.Response:

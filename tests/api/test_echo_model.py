@@ -26,7 +26,8 @@ from memory_proxy.api.echo_model import (
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, lifespan
+from tests.fake_upstream import FakeUpstream
+from tests.support import lifespan
 from tests.test_messages import JSON_VALUES
 
 

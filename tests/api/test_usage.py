@@ -21,7 +21,8 @@ from memory_proxy.logging_setup import configure_logging
 from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 USAGE_FILE = Path("data/memory.sqlite3")  # the default store, in each test's own directory
 MESSAGES: Any = [{"role": "user", "content": "hi"}]  # typed loosely for both SDKs

@@ -17,7 +17,8 @@ from memory_proxy.records.series import GroupBucket, LatencyBucket, UsageSeries
 from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 USAGE_FILE = Path("data/memory.sqlite3")
 CHAT = "/v1/chat/completions"

@@ -13,8 +13,9 @@ from starlette.routing import Route, Router
 from memory_proxy.api.echo_model import ECHO_PATH, echo
 from tests.clients.support import MASTER_KEY, Proxy, litellm_config, memory_proxy
 from tests.clients.tool_calling_provider import ToolCallingProvider
+from tests.fake_upstream import FakeUpstream
 from tests.litellm_support import litellm_process
-from tests.support import FakeUpstream, free_port, serve
+from tests.support import free_port, serve
 
 REPLY = "Noted, thanks"
 

@@ -31,7 +31,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
 from memory_proxy.stores.packed_text import unpack
-from tests.support import Recorded, serve
+from tests.fake_upstream import Recorded
+from tests.litellm_support import RECALL_BUDGET_MS
+from tests.support import serve
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "config.yaml"
@@ -202,6 +204,7 @@ def memory_proxy(config: Path, litellm_url: str, store_dir: Path) -> Iterator[Pr
         overrides={
             "proxy.litellm_url": litellm_url,
             "memory.sqlite_path": str(store_dir / "memory.sqlite3"),
+            "recall.timeout_ms": RECALL_BUDGET_MS,
         },
     )
     recorder = RecordingApp(MemoryProxy(settings))

@@ -38,7 +38,8 @@ from tests.clients.support import (
     run,
 )
 from tests.clients.tool_calling_provider import directive
-from tests.support import Recorded, wait_until
+from tests.fake_upstream import Recorded
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
 

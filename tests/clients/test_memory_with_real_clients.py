@@ -35,8 +35,9 @@ from tests.clients.support import (
     run_claude,
     run_codex,
 )
+from tests.fake_upstream import Recorded
 from tests.shipped_config_support import one_user_for_claude_code_and_codex
-from tests.support import Recorded, wait_until
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
 

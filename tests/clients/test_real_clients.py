@@ -53,8 +53,9 @@ from tests.clients.support import (
     run_claude,
     run_codex,
 )
+from tests.fake_upstream import Recorded
 from tests.readme_support import fenced_blocks, section
-from tests.support import Recorded, wait_until
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
 

@@ -35,9 +35,10 @@ from tests.clients.support import (
     offline_config,
     run_claude,
 )
+from tests.fake_upstream import FakeUpstream, Recorded
 from tests.memory.secret_samples import AWS_SECRET_ACCESS_KEY, SEVEN, secrets_in, secrets_in_file
 from tests.stores.file_traces import traces
-from tests.support import FakeUpstream, Recorded, wait_until
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.litellm]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from tests.support import FakeUpstream, Recorded, _send_sse
+from tests.fake_upstream import FakeUpstream, Recorded, _send_sse
 
 DIRECTIVE = re.compile(r"\[\[call (\w+) (\{.*?\})\]\]", re.DOTALL)
 

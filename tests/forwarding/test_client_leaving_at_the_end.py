@@ -12,7 +12,8 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, log_fields, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import log_fields, serve, wait_until
 
 # path, request body, the stream's final marker as the client reads it, its finish reason
 TERMINAL_MARKERS = [

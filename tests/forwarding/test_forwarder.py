@@ -19,8 +19,9 @@ from memory_proxy.forwarding.forwarder import Forwarder, end_to_end_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
 from memory_proxy.forwarding.upstream import HttpxClient, UpstreamMonitor, client_for
 from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeUpstream
 from tests.forwarding.raw_upstream import RawUpstream, read_request, unused_url
-from tests.support import FakeUpstream, free_port, log_fields, serve, wait_until
+from tests.support import free_port, log_fields, serve, wait_until
 
 SCOPE = {
     "type": "http",

@@ -16,8 +16,8 @@ from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.header_safety import UnsafeHeader, check_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
 from memory_proxy.forwarding.upstream import UpstreamMonitor, client_for
+from tests.fake_upstream import FakeUpstream
 from tests.forwarding.raw_upstream import unused_url
-from tests.support import FakeUpstream
 
 FORBIDDEN = set(b"\r\n\0")
 header_bytes = st.binary(max_size=30) | st.sampled_from([b"a\r\nx-injected: 1", b"\n", b"a\0"])

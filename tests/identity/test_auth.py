@@ -31,7 +31,8 @@ from memory_proxy.identity.auth import (
 )
 from memory_proxy.identity.client_detection import PASS_THROUGH_PREFIX, VALID_ID
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
-from tests.support import FakeUpstream, lifespan
+from tests.fake_upstream import FakeUpstream
+from tests.support import lifespan
 
 OUR_KEY = "mp-client-key-0123456789"
 BOUND_KEY = "mp-bound-key-0123456789ab"

@@ -20,13 +20,14 @@ from memory_proxy.identity.client_detection import (
     detect_session,
     detect_user,
 )
+from tests.fake_upstream import FakeUpstream
 from tests.shipped_config_support import (
     CLAUDE_CODE_CLIENT,
     CODEX_CLIENT,
     one_user_for_claude_code_and_codex,
     shipped_proxy,
 )
-from tests.support import FakeUpstream, wait_until
+from tests.support import wait_until
 
 MAPPINGS = UserIdMappings(
     custom_header="x-memory-user-id",

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from memory_proxy.config import ClientKey
 from memory_proxy.identity.client_key_guard import ClientKeyGuard
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, Recorded
+from tests.fake_upstream import FakeUpstream, Recorded
 
 OUR_KEY = "mp-client-key-0123456789"
 BOUND_KEY = "mp-bound-key/0123456789+ab"  # characters a URL encodes

@@ -17,7 +17,8 @@ from starlette.types import Message, Scope
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings, UsageSettings
 from memory_proxy.identity.client_detection import VALID_ID
-from tests.support import FakeUpstream, lifespan
+from tests.fake_upstream import FakeUpstream
+from tests.support import lifespan
 from tests.test_app import ROUTED, SM_KEY
 
 

@@ -15,7 +15,7 @@ from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.supermemory import SupermemoryRouting
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 OUR_KEY = "mp-client-key-0123456789"
 WITH_KEYS = Settings(client_keys=(ClientKey(OUR_KEY),))

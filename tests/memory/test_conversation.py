@@ -16,7 +16,8 @@ from memory_proxy.config import MemorySettings, Settings
 from memory_proxy.records.messages import Message
 from memory_proxy.stores.in_memory import InMemoryStore
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, RedisServer, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import RedisServer, serve, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-session-id": "conv-1"}
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from memory_proxy.config import MemorySettings
 from memory_proxy.memory.private_text import without_private
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 HIDDEN = "the vault passphrase is heron-17-blue"
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from memory_proxy.cli.main import main
 from memory_proxy.config import MemorySettings
 from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeUpstream
 from tests.memory.secret_samples import (
     AWS_SECRET_ACCESS_KEY,
     OPENAI_KEY,
@@ -21,7 +22,7 @@ from tests.memory.secret_samples import (
     secrets_in,
     secrets_in_file,
 )
-from tests.support import FakeUpstream, wait_until
+from tests.support import wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "shop"}
 SAID = "Remember the staging deployment credentials:\n" + "\n".join(SEVEN.values())

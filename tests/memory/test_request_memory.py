@@ -23,6 +23,7 @@ from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.wire.answer import Answer, AnswerReader
 from memory_proxy.wire.registry import CHAT
+from tests.fake_upstream import FakeUpstream
 from tests.memory.recall_support import (
     BrokenIndex,
     BusyIndex,
@@ -30,7 +31,7 @@ from tests.memory.recall_support import (
     WordIndex,
     request_memory,
 )
-from tests.support import FakeUpstream, serve, wait_until
+from tests.support import serve, wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "repo-1"}
 FACT = "Our staging database is called heron-17"

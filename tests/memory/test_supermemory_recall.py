@@ -14,7 +14,8 @@ from pytest_httpserver import HTTPServer
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.config.recall import RecallSettings
-from tests.support import FakeUpstream, serve, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import serve, wait_until
 
 SM_KEY = "sm-test-key-0123456789"
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "repo-1"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scripts.bench_load import CHAT_PATH, write_wrk_script, wrk_round
-from tests.support import FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 

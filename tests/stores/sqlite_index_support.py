@@ -1,5 +1,5 @@
-"""The SQLite memory index driven from plain (and hypothesis) tests: memories to add, and
-an index with its own event loop."""
+"""The memory indexes (SQLite and PostgreSQL) driven from plain (and hypothesis) tests:
+memories to add, and an index with its own event loop."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
+
 from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.postgres_index import PostgresMemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 T = TypeVar("T")
+LOADED_MACHINE = 10.0  # seconds
 
 
 def memory(
@@ -28,17 +33,36 @@ def memory(
 
 
 class Index:
-    """An index and an event loop to drive it from plain (and hypothesis) tests."""
+    """An index and an event loop to drive it from plain (and hypothesis) tests: SQLite
+    in the file at a Path (or in memory), PostgreSQL at a URL."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, where: Path | str) -> None:
         self.runner = asyncio.Runner()
-        self.path = path
-        self.index = self.runner.run(self._open())
+        self.where = where
+        self.index: MemoryIndex = self.runner.run(self._open())
 
-    async def _open(self) -> SQLiteMemoryIndex:
-        return SQLiteMemoryIndex(self.path)
+    @classmethod
+    def blank(cls, where: Path | str) -> Index:
+        """An index holding nothing: PostgreSQL's emptied first (hypothesis examples
+        share one schema)."""
+        if isinstance(where, str):
+            with psycopg.connect(where) as db:
+                made = db.execute("SELECT to_regclass('memories')").fetchone()
+                if made and made[0]:
+                    db.execute("TRUNCATE memories")
+        return cls(where)
 
-    def __call__(self, work: Callable[[SQLiteMemoryIndex], Awaitable[T]]) -> T:
+    @property
+    def sqlite(self) -> SQLiteMemoryIndex:
+        assert isinstance(self.index, SQLiteMemoryIndex), "a test of the SQLite index"
+        return self.index
+
+    async def _open(self) -> MemoryIndex:
+        if isinstance(self.where, str):  # a search's statement timeout: a busy machine's
+            return PostgresMemoryIndex(self.where, search_budget=LOADED_MACHINE)
+        return SQLiteMemoryIndex(self.where)
+
+    def __call__(self, work: Callable[[MemoryIndex], Awaitable[T]]) -> T:
         async def call() -> T:
             return await work(self.index)
 

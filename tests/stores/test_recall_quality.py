@@ -6,12 +6,27 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.postgres_index import PostgresMemoryIndex
 from scripts.bench_recall import quality
+from tests.stores.sqlite_index_support import LOADED_MACHINE
 
 
-def test_planted_facts_are_recalled_and_nothing_leaks(tmp_path: Path) -> None:
-    figures = asyncio.run(quality(tmp_path))
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_planted_facts_are_recalled_and_nothing_leaks(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    async def measured() -> dict[str, dict[str, float]]:
+        index: MemoryIndex | None = None
+        if kind == "postgres":
+            index = PostgresMemoryIndex(request.getfixturevalue("postgres_url"), LOADED_MACHINE)
+        return await quality(tmp_path, index)
+
+    figures = asyncio.run(measured())
     assert figures["own words"]["recall@5"] >= 0.95
-    assert figures["paraphrase"]["recall@5"] >= 0.3  # 0.355 when written; BM25 has no synonyms
+    # 0.355 when written on SQLite, 0.295 on PostgreSQL (no IDF); BM25 has no synonyms
+    assert figures["paraphrase"]["recall@5"] >= (0.3 if kind == "sqlite" else 0.27)
     assert figures["own words"]["leaked hits"] == 0
     assert figures["paraphrase"]["leaked hits"] == 0

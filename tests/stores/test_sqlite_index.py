@@ -1,5 +1,6 @@
-"""The SQLite long-term memory index: each method, per-user and per-project isolation,
-stemming, and arbitrary query text."""
+"""The long-term memory index, SQLite's and PostgreSQL's through the same tests: each
+method, per-user and per-project isolation, stemming, export, and any stored text kept
+whole (the query side: test_recall_query)."""
 
 from __future__ import annotations
 
@@ -8,45 +9,27 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.records.memory import GENERAL_PROJECT
 from memory_proxy.stores import open_memory_index
-from memory_proxy.stores.recall_query import (
-    MAX_TERMS,
-    fts5_phrase,
-    fts5_words,
-    query_terms,
-)
-from memory_proxy.stores.relevance import covered_share, weight
+from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.stores.sqlite_index_support import Index, memory
 
-FTS5_SYNTAX = [
-    '"',
-    "AND",
-    "OR",
-    "NOT",
-    "NEAR",
-    "(",
-    ")",
-    "*",
-    "^",
-    ":",
-    "-",
-    "{",
-    "}",
-    "\0",
-    "port",
-]
+# A hypothesis test takes where to open its index from a fixture, and opens one per example.
+FIXTURE_PER_TEST = [HealthCheck.function_scoped_fixture]
 
 
 def fts_is_consistent(index: Index) -> bool:
-    """FTS5's own check that the index matches the memories table."""
+    """FTS5's own check that the index matches the memories table (PostgreSQL computes
+    each row's words beside its text: nothing to check)."""
+    if not isinstance(index.index, SQLiteMemoryIndex):
+        return True
     try:
-        index.index._db.execute(
+        index.sqlite._db.execute(
             "INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)"
         )
     except sqlite3.DatabaseError:
@@ -231,7 +214,7 @@ def test_every_users_memories_are_listed_searched_read_and_forgotten(index: Inde
 WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "heron"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_PER_TEST)
 @given(
     stored=st.lists(
         st.tuples(
@@ -247,6 +230,7 @@ WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "hero
     scoped_users=st.sampled_from([1, 64]),  # a project of every user: without tokens, with
 )
 def test_searching_every_user_is_each_users_search_together(
+    blank_index_at: Path | str,
     stored: list[tuple[str, str, str]],
     project: str | None,
     query: str,
@@ -254,8 +238,9 @@ def test_searching_every_user_is_each_users_search_together(
     scoped_users: int,
 ) -> None:
     """Same hits, same scores: the scope clause weighs nothing, whichever form it takes."""
-    opened = Index(Path(":memory:"))
-    opened.index.max_scoped_users = scoped_users
+    opened = Index.blank(blank_index_at)
+    if isinstance(opened.index, SQLiteMemoryIndex):
+        opened.index.max_scoped_users = scoped_users
     try:
         opened.add(*(memory(text, user=user, project=where) for user, where, text in stored))
 
@@ -286,7 +271,8 @@ def test_a_file_written_before_every_user_listing_is_served_as_it_is(tmp_path: P
     first.add(memory("old postgres note", at=1), memory("bob's postgres", user="bob", at=2))
     first.close()
     with sqlite3.connect(path) as db:
-        db.execute("DROP INDEX memories_by_time")  # as cc0445f wrote it
+        db.execute("DROP INDEX memories_by_time")  # as cc0445f wrote it: no such index,
+        db.execute("DROP TABLE schema_versions")  # and no schema versions
     second = Index(path)
     try:
         newest = second(lambda i: i.list_memories(None, None, 10, 0))
@@ -295,7 +281,7 @@ def test_a_file_written_before_every_user_listing_is_served_as_it_is(tmp_path: P
             "bob's postgres",
             "old postgres note",
         ]
-        plan = second.index._db.execute(
+        plan = second.sqlite._db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM memories ORDER BY created_at DESC, seq DESC"
         ).fetchall()
         assert "memories_by_time" in plan[0][3]
@@ -340,100 +326,8 @@ def test_the_configured_store_decides_where_memories_live(tmp_path: Path) -> Non
     assert open_memory_index(MemorySettings(store="redis")) is None
 
 
-def test_query_terms_drop_filler_and_repeats_and_are_capped() -> None:
-    assert query_terms("Can you please remind me how we DEPLOY, deploy the_app?") == [
-        "deploy",
-        "app",
-    ]
-    assert query_terms("port 5433 x 2") == ["port", "5433", "2"]
-    assert len(query_terms(" ".join(f"word{n}" for n in range(100)))) == MAX_TERMS
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text())
-def test_any_string_is_a_safe_fts5_phrase(text: str) -> None:
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE t USING fts5 (body, tokenize='porter unicode61')")
-    db.execute("INSERT INTO t VALUES (?)", (text,))
-    db.execute("SELECT count(*) FROM t WHERE t MATCH ?", (fts5_phrase(text),)).fetchall()
-    db.close()
-
-
-def test_the_words_are_asked_for_as_any_of_them() -> None:
-    """An implicit AND finds nothing for a question asked in other words; BM25 ranks
-    the matches and relevance gates them."""
-    assert fts5_words(["port"]) == '"port"'
-    assert fts5_words(["staging", "port"]) == '"staging" OR "port"'
-
-
-def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index) -> None:
-    index.add(
-        memory("the staging database runs on port 5433"),
-        memory("the staging cluster is in Frankfurt"),
-        memory("the database backups run nightly"),
-    )
-
-    def found(min_share: float) -> list[str]:
-        query = "staging database port"
-        hits = index(lambda i: i.search("alice", "shop", query, limit=5, min_share=min_share))
-        return sorted(hit.record.text for hit in hits)
-
-    assert len(found(0.0)) == 3
-    assert found(0.6) == ["the staging database runs on port 5433"]  # 2 of 3 words
-    assert found(1.0) == ["the staging database runs on port 5433"]
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1), max_size=8),
-    st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
-    st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
-)
-def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weight(
-    texts: list[list[str]], query: list[str], min_share: float
-) -> None:
-    """Exactly those, each word weighted by how few memories hold it (relevance.py)."""
-    opened = Index(Path(":memory:"))
-    try:
-        opened.add(*(memory(" ".join(words), session=None) for words in texts))
-        hits = opened(
-            lambda i: i.search("alice", "shop", " ".join(query), limit=50, min_share=min_share)
-        )
-        found = sorted(hit.record.text for hit in hits)
-    finally:
-        opened.close()
-    distinct = {" ".join(words): set(words) for words in texts}
-    weights = {
-        term: weight(sum(term in words for words in distinct.values()), len(distinct))
-        for term in query
-    }
-    expected = sorted(
-        text
-        for text, words in distinct.items()
-        if words & set(query) and covered_share(weights, text) >= min_share - 1e-9
-    )
-    assert found == expected
-
-
-def test_any_query_text_is_safe_and_stays_with_its_user(tmp_path: Path) -> None:
-    opened = Index(tmp_path / "memory.sqlite3")
-    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="alice"))
-    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="bob"))
-
-    @settings(max_examples=300, deadline=None)
-    @given(st.text() | st.lists(st.sampled_from(FTS5_SYNTAX)).map(" ".join))
-    def search_anything(text: str) -> None:
-        hits = opened(lambda i: i.search("alice", None, text, limit=5, exclude_session=text))
-        assert all(hit.record.user_id == "alice" for hit in hits)
-
-    try:
-        search_anything()
-    finally:
-        opened.close()
-
-
 def exported(index: Index, user: str | None, project: str | None, batch: int = 2) -> list[str]:
-    async def collect(i: SQLiteMemoryIndex) -> list[str]:
+    async def collect(i: MemoryIndex) -> list[str]:
         return [r.text async for rs in i.export(user, project, batch=batch) for r in rs]
 
     return index(collect)
@@ -449,13 +343,17 @@ def test_export_is_oldest_first_in_batches_for_one_user_or_everyone(index: Index
     assert exported(index, "carol", None) == []
 
 
-def test_export_reads_one_snapshot_while_another_connection_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_export_reads_one_snapshot_while_another_connection_writes(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
     """`memory-proxy memories export` may run beside a proxy that keeps adding memories."""
-    reader, writer = Index(tmp_path / "m.sqlite3"), Index(tmp_path / "m.sqlite3")
+    where = tmp_path / "m.sqlite3" if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    reader, writer = Index(where), Index(where)
     try:
         reader.add(*(memory(f"old {n}", at=n) for n in range(4)))
 
-        async def export_while_writing(i: SQLiteMemoryIndex) -> list[str]:
+        async def export_while_writing(i: MemoryIndex) -> list[str]:
             texts: list[str] = []
             async for batch in i.export(None, None, batch=2):
                 if not texts:
@@ -470,15 +368,15 @@ def test_export_reads_one_snapshot_while_another_connection_writes(tmp_path: Pat
         writer.close()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_PER_TEST)
 @given(texts=st.lists(st.text(min_size=1, max_size=3000), min_size=1, max_size=6), data=st.data())
 def test_any_text_is_kept_whole_and_forgetting_any_of_them_keeps_the_index_sound(
-    texts: list[str], data: st.DataObject
+    blank_index_at: Path | str, texts: list[str], data: st.DataObject
 ) -> None:
     """Texts are stored packed and indexed from outside the table (the index's delete
     must be handed exactly what it indexed): whatever they hold, they come back whole,
     the forgotten ones go, and FTS5's own check passes."""
-    opened = Index(Path(":memory:"))
+    opened = Index.blank(blank_index_at)
     try:
         records = [memory(f"{text} marker{n}", at=n) for n, text in enumerate(texts)]
         opened.add(*records)

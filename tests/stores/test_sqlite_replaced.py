@@ -22,9 +22,10 @@ from memory_proxy.stores import sqlite_replaced
 from memory_proxy.stores.sqlite import SQLiteStore
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
-from tests.accounting.test_usage import usage_record
+from tests.accounting.usage_support import usage_record
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 SIDE_FILES = ("-wal", "-shm")
 USER_TURN: Message = {"role": "user", "content": "hi"}

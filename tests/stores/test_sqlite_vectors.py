@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.records.memory import MemoryRecord, Privacy
+from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_vectors import SQLiteVectors
 from tests.stores.sqlite_index_support import Index, memory
+
+
+@pytest.fixture(params=["file", "in-memory"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Index]:
+    """The SQLite index, in a file and in memory: vectors live beside it only."""
+    opened = Index(tmp_path / "memory.sqlite3" if request.param == "file" else Path(":memory:"))
+    yield opened
+    opened.close()
+
+
+def vectors_of(index: MemoryIndex) -> SQLiteVectors:
+    assert isinstance(index, SQLiteMemoryIndex)
+    return index.vectors
 
 
 def embed_all(index: Index, vectors: dict[str, list[float]]) -> None:
     """Each memory's vector, keyed by its text, as the embedding writer adds them."""
-    pending = index(lambda i: i.vectors.unembedded(0, 100))
-    index(lambda i: i.vectors.add([(seq, vectors[text]) for seq, text in pending]))
+    pending = index(lambda i: vectors_of(i).unembedded(0, 100))
+    index(lambda i: vectors_of(i).add([(seq, vectors[text]) for seq, text in pending]))
 
 
 def nearest(
@@ -32,7 +49,7 @@ def nearest(
     privacy: Privacy = "hosted",
 ) -> list[tuple[str, float]]:
     hits = index(
-        lambda i: i.vectors.nearest(
+        lambda i: vectors_of(i).nearest(
             user, project, vector, limit=5, exclude_session=session, privacy=privacy
         )
     )
@@ -48,7 +65,7 @@ def test_the_closest_memories_come_first_with_their_cosine(index: Index) -> None
     embed_all(index, {DEPLOY.text: [1, 0, 0], LUNCH.text: [0.6, 0.8, 0]})
     assert nearest(index, [2, 0, 0]) == [(DEPLOY.text, 1.0), (LUNCH.text, 0.6)]
     assert nearest(index, [0, 0, 1]) == [(DEPLOY.text, 0.0), (LUNCH.text, 0.0)]
-    assert index(lambda i: i.vectors.unembedded(0, 100)) == []
+    assert index(lambda i: vectors_of(i).unembedded(0, 100)) == []
 
 
 def test_the_scope_is_the_lexical_searchs(index: Index) -> None:
@@ -75,9 +92,9 @@ def test_a_vector_of_another_length_is_not_compared(index: Index) -> None:
 
 def test_a_memory_forgotten_before_its_vector_arrives_gets_none(index: Index) -> None:
     index.add(DEPLOY)
-    pending = index(lambda i: i.vectors.unembedded(0, 100))
+    pending = index(lambda i: vectors_of(i).unembedded(0, 100))
     assert index(lambda i: i.delete("alice", DEPLOY.id))
-    index(lambda i: i.vectors.add([(seq, [1.0]) for seq, _ in pending]))
+    index(lambda i: vectors_of(i).add([(seq, [1.0]) for seq, _ in pending]))
     assert nearest(index, [1.0]) == []
 
 
@@ -122,7 +139,7 @@ def test_no_memory_of_another_scope_is_ever_found(users: list[str], privates: li
         ]
         index.add(*records)
         embed_all(index, {r.text: [1.0, float(n)] for n, r in enumerate(records)})
-        found = index(lambda i: i.vectors.nearest("alice", "shop", [1.0, 0.0], limit=50))
+        found = index(lambda i: vectors_of(i).nearest("alice", "shop", [1.0, 0.0], limit=50))
         expected = {r.id for r in records if r.user_id == "alice" and not r.private}
         assert {record.id for record, _ in found} == expected
     finally:

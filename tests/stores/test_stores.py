@@ -1,4 +1,4 @@
-"""Both stores behind the one interface: same behaviour, checked the same way."""
+"""Every session store behind the one interface: same behaviour, checked the same way."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import MemoryStore
 from memory_proxy.stores.in_memory import InMemoryStore
+from memory_proxy.stores.postgres_sessions import PostgresStore
 from memory_proxy.stores.redis import RedisStore
 from memory_proxy.stores.sqlite import SQLiteStore
 from tests.support import RedisServer
@@ -27,25 +28,30 @@ class Clock:
 MAX_MESSAGES = 6  # memory.max_session_messages
 
 
-def make_store(kind: str, tmp_path: Path, clock: Clock, redis_url: str) -> MemoryStore:
+def make_store(kind: str, tmp_path: Path, clock: Clock, url: str) -> MemoryStore:
     if kind == "memory":
         return InMemoryStore(60, clock, MAX_MESSAGES)
     if kind == "redis":
-        return RedisStore(redis_url, 60, clock, MAX_MESSAGES)
+        return RedisStore(url, 60, clock, MAX_MESSAGES)
+    if kind == "postgres":
+        return PostgresStore(url, 60, clock, MAX_MESSAGES)
     return SQLiteStore(tmp_path / "memory.sqlite3", 60, clock, MAX_MESSAGES)
 
 
 Scenario = Callable[[MemoryStore, Clock], Coroutine[Any, Any, None]]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Scenario], None]]:
     redis = RedisServer() if request.param == "redis" else None
+    url = redis.url if redis else ""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
 
     def runner(scenario: Scenario) -> None:
         async def main() -> None:
             clock = Clock()
-            store = make_store(request.param, tmp_path, clock, redis.url if redis else "")
+            store = make_store(request.param, tmp_path, clock, url)
             try:
                 await scenario(store, clock)
             finally:

@@ -1,7 +1,10 @@
+"""Reading an answer (wire/answer.py): its message from JSON and from streams split at
+every position, gzip, tool calls, odd answers and events skipped, a reading that fails
+stopping the capture and not the request (token counts and cost: test_answer_usage)."""
+
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 from typing import Any
 
@@ -12,42 +15,20 @@ from hypothesis import strategies as st
 from memory_proxy.records.messages import well_formed
 from memory_proxy.wire.answer import (
     MAX_CAPTURED_BYTES,
-    USAGE_TAIL_BYTES,
-    Answer,
     AnswerReader,
     TokenUsage,
-    last_usage,
 )
 from memory_proxy.wire.base import ChatFormat
 from memory_proxy.wire.chat import ChatAnswerParser
 from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
-
-SSE = [(b"content-type", b"text/event-stream")]
-JSON = [(b"content-type", b"application/json")]
-
-
-def read(
-    wire: ChatFormat | None,
-    headers: list[tuple[bytes, bytes]],
-    *chunks: bytes,
-    status: int = 200,
-) -> Answer:
-    """An answer fed to a reader as the forwarder does it: start, chunks, finish; with
-    `wire`'s parser, as when memory keeps the message, or without (usage only)."""
-    reader = AnswerReader(wire.answer_parser() if wire else None)
-    reader.start(status, headers)
-    for chunk in chunks:
-        reader.feed(chunk)
-    return reader.finish()
-
-
-def openai_stream(words: list[str], done: bool = True) -> bytes:
-    events = [
-        {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
-        for word in words
-    ]
-    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
-    return body + (b"data: [DONE]\n\n" if done else b"")
+from tests.wire.answer_support import (
+    JSON,
+    OPENAI_USAGE,
+    SSE,
+    openai_stream,
+    read,
+    sse,
+)
 
 
 def anthropic_stream(words: list[str]) -> bytes:
@@ -210,110 +191,6 @@ def test_responses_stream_split_anywhere_and_json() -> None:
     output = [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]
     plain = read(RESPONSES, JSON, json.dumps({"output": output}).encode())
     assert plain.message == {"role": "assistant", "content": "Hi"}
-
-
-def sse(*events: object) -> bytes:
-    """Any JSON values as SSE events: LiteLLM's, or odd ones."""
-    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
-
-
-OPENAI_USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
-# What LiteLLM streams when asked for usage: null on every chunk, the counts on the last.
-OPENAI_STREAM_WITH_USAGE = (
-    sse(
-        {"choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": None},
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
-        {"choices": [], "usage": OPENAI_USAGE},
-    )
-    + b"data: [DONE]\n\n"
-)
-ANTHROPIC_STREAM_WITH_USAGE = sse(
-    {"type": "message_start", "message": {"usage": {"input_tokens": 11, "output_tokens": 1}}},
-    {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}},
-    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}},
-    {"type": "message_stop"},
-)
-RESPONSES_STREAM_WITH_USAGE = sse(
-    {"type": "response.output_text.delta", "delta": "Hi"},
-    {
-        "type": "response.completed",
-        "response": {"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}},
-    },
-)
-
-
-@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
-@pytest.mark.parametrize(
-    "body",
-    [
-        json.dumps({"choices": [{"message": {"content": "Hi"}}], "usage": OPENAI_USAGE}),
-        json.dumps({"content": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
-        json.dumps({"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
-    ],
-)
-def test_token_counts_of_json_answers_with_or_without_memory(
-    wire: ChatFormat | None, body: str
-) -> None:
-    answer = read(wire, JSON, body.encode())
-    assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
-
-
-@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
-@pytest.mark.parametrize(
-    "stream", [OPENAI_STREAM_WITH_USAGE, ANTHROPIC_STREAM_WITH_USAGE, RESPONSES_STREAM_WITH_USAGE]
-)
-def test_token_counts_of_streams_split_anywhere(wire: ChatFormat | None, stream: bytes) -> None:
-    for cut in range(len(stream) + 1):
-        answer = read(wire, SSE, stream[:cut], stream[cut:])
-        assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7), cut
-
-
-def test_a_large_answer_is_not_kept_whole_for_its_token_counts() -> None:
-    filler = json.dumps({"data": [{"embedding": [0.125] * 20_000}] * 10})
-    body = filler[:-1] + ', "usage": {"prompt_tokens": 3, "total_tokens": 3}}'
-    reader = AnswerReader(None)
-    reader.start(200, JSON)
-    encoded = body.encode()
-    for start in range(0, len(encoded), 16_384):
-        reader.feed(encoded[start : start + 16_384])
-        assert len(reader._buffer) <= USAGE_TAIL_BYTES + 16_384
-    assert reader.finish().usage == TokenUsage(prompt_tokens=3, completion_tokens=None)
-
-
-def test_anthropic_cached_prompt_tokens_count_as_prompt_tokens() -> None:
-    usage = TokenUsage()
-    usage.update(
-        {
-            "input_tokens": 5,
-            "cache_creation_input_tokens": 100,
-            "cache_read_input_tokens": 1000,
-            "output_tokens": 9,
-        }
-    )
-    assert usage == TokenUsage(prompt_tokens=1105, completion_tokens=9)
-
-
-@pytest.mark.parametrize(
-    ("text", "found"),
-    [
-        (b'{"usage": {"prompt_tokens": 1}}', {"prompt_tokens": 1}),
-        (b'{"a": {"usage": {"x": 1}}, "usage": {"x": 2}}', {"x": 2}),
-        (b'{"content": "say \\"usage\\": {\\"x\\": 9}", "usage": null}', None),
-        (b'{"content": "the word \\"usage\\"", "usage": {"x": 3}, "n": "usage"}', {"x": 3}),
-        (b'{"usage": {"x": 1', None),
-        (b"no json at all", None),
-    ],
-)
-def test_last_usage_finds_the_last_usage_key_only(text: bytes, found: object) -> None:
-    assert last_usage(text) == found
-
-
-@pytest.mark.parametrize(
-    ("header", "cost"), [(b"0.000123", 0.000123), (b"None", None), (b"nan", None), (b"", None)]
-)
-def test_litellm_cost_header(header: bytes, cost: float | None) -> None:
-    answer = read(CHAT, [*JSON, (b"x-litellm-response-cost", header)], b"{}")
-    assert answer.cost == cost
 
 
 def test_anthropic_streamed_tool_use_is_assembled() -> None:
@@ -479,35 +356,3 @@ def test_a_reading_that_fails_stops_the_capture_not_the_request(
     monkeypatch.setattr(ChatAnswerParser, "read_body", unforeseen)
     assert read(CHAT, SSE, openai_stream(["a", "b"])).message is None
     assert read(CHAT, JSON, json.dumps({"choices": []}).encode()).message is None
-
-
-@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
-@pytest.mark.parametrize(
-    "stream", [OPENAI_STREAM_WITH_USAGE, ANTHROPIC_STREAM_WITH_USAGE, RESPONSES_STREAM_WITH_USAGE]
-)
-@given(cuts=st.lists(st.integers(min_value=0), max_size=4))
-def test_a_stream_has_ended_once_its_last_event_was_fed_however_split(
-    wire: ChatFormat | None, stream: bytes, cuts: list[int]
-) -> None:
-    """What lets the forwarder count a client leaving right after the last event (Codex
-    does) as a complete answer: with or without memory's parser, never before it."""
-    positions = sorted({0, *(cut % (len(stream) + 1) for cut in cuts), len(stream)})
-    reader = AnswerReader(wire.answer_parser() if wire else None)
-    reader.start(200, SSE)
-    for start, end in itertools.pairwise(positions):
-        reader.feed(stream[start:end])
-        assert reader.ended == (end == len(stream)), (start, end)
-
-
-@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
-def test_text_that_names_a_last_event_does_not_end_a_stream(wire: ChatFormat | None) -> None:
-    words = ["[DONE]", '"message_stop"', '"response.completed"', "data: [DONE]\n\n"]
-    reader = AnswerReader(wire.answer_parser() if wire else None)
-    reader.start(200, SSE)
-    reader.feed(openai_stream(words, done=False))
-    for word in words:
-        reader.feed(
-            sse({"type": "content_block_delta", "delta": {"type": "text_delta", "text": word}})
-        )
-        reader.feed(sse({"type": "response.output_text.delta", "delta": word}))
-    assert not reader.ended

@@ -12,7 +12,8 @@ import httpx
 from memory_proxy.api.dashboard.live import BACKLOG
 from memory_proxy.config import ClientKey
 from tests.conftest import ProxyFactory
-from tests.support import FakeUpstream, wait_until
+from tests.fake_upstream import FakeUpstream
+from tests.support import wait_until
 
 CHAT = "/v1/chat/completions"
 UNBOUND_KEY = "mp-live-unbound-0123456789"

@@ -1,0 +1,179 @@
+"""Sessions in PostgreSQL (`memory.store: postgres`): the SQLite store's tables, shared by
+every proxy on the database, so that a conversation goes on whichever serves it.
+
+Each operation is one round trip: a session's append is one call of a function that the
+migration creates (the expired session dropped, the session touched, the messages added,
+the oldest past `max_messages` dropped, the count kept), its messages read with one join.
+A message's JSON is packed as in the SQLite file (packed_text.py). Deleting a session or
+its expiry deletes its rows; PostgreSQL keeps the dead tuples until VACUUM reclaims their
+space (autovacuum, soon after), and never in a form a query can read: see README "The
+PostgreSQL database".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+
+from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.stores.base import SessionInfo
+from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
+from memory_proxy.stores.postgres_database import PostgresDatabase, PostgresMigration, run_script
+
+# The longest a request waits for the store (memory/conversation.py waits as long).
+WAIT_SECONDS = 0.5
+BACKGROUND_TIMEOUT_MS = 60_000
+_SESSIONS = """
+CREATE TABLE sessions (
+    user_id text NOT NULL,
+    session_id text NOT NULL,
+    created double precision NOT NULL,
+    updated double precision NOT NULL,
+    message_count integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, session_id)
+);
+CREATE INDEX sessions_by_update ON sessions (updated);
+CREATE TABLE messages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id text NOT NULL,
+    session_id text NOT NULL,
+    message bytea NOT NULL,
+    FOREIGN KEY (user_id, session_id) REFERENCES sessions ON DELETE CASCADE
+);
+CREATE INDEX messages_by_session ON messages (user_id, session_id, id);
+CREATE FUNCTION memory_proxy_append(
+    p_user text, p_session text, p_now double precision, p_oldest_live double precision,
+    p_messages bytea[], p_max integer
+) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    dropped integer := 0;
+BEGIN
+    DELETE FROM sessions WHERE user_id = p_user AND session_id = p_session
+        AND updated <= p_oldest_live;
+    INSERT INTO sessions (user_id, session_id, created, updated)
+        VALUES (p_user, p_session, p_now, p_now)
+        ON CONFLICT (user_id, session_id) DO UPDATE SET updated = excluded.updated;
+    INSERT INTO messages (user_id, session_id, message)
+        SELECT p_user, p_session, m FROM unnest(p_messages) WITH ORDINALITY AS t (m, n)
+        ORDER BY n;
+    IF p_max IS NOT NULL THEN
+        DELETE FROM messages WHERE user_id = p_user AND session_id = p_session AND id <= (
+            SELECT id FROM messages WHERE user_id = p_user AND session_id = p_session
+            ORDER BY id DESC OFFSET p_max LIMIT 1);
+        GET DIAGNOSTICS dropped = ROW_COUNT;
+    END IF;
+    UPDATE sessions SET message_count = message_count + cardinality(p_messages) - dropped
+        WHERE user_id = p_user AND session_id = p_session;
+    RETURN dropped;
+END
+$$;
+"""
+MIGRATIONS: tuple[PostgresMigration, ...] = (
+    PostgresMigration(1, "sessions and their messages", lambda db: run_script(db, _SESSIONS)),
+)
+_LOAD = """
+SELECT m.message FROM messages m JOIN sessions s USING (user_id, session_id)
+WHERE m.user_id = %s AND m.session_id = %s AND s.updated > %s ORDER BY m.id
+"""
+_INFO = "SELECT user_id, session_id, message_count, created, updated FROM sessions"
+
+
+class PostgresStore:
+    """The MemoryStore in PostgreSQL; a session keeps its newest `max_messages` (None:
+    all)."""
+
+    def __init__(
+        self,
+        url: str,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+        max_messages: int | None = None,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._max_messages = max_messages
+        self._db = PostgresDatabase(
+            url,
+            "sessions",
+            MIGRATIONS,
+            max_size=8,
+            statement_timeout_ms=int(WAIT_SECONDS * 1000),
+        )
+
+    def _oldest_live(self) -> float:
+        return self._clock() - self._ttl
+
+    async def load(self, user_id: str, session_id: str) -> list[Message]:
+        async def work(db: AsyncConnection) -> list[Message]:
+            cursor = await db.execute(_LOAD, (user_id, session_id, self._oldest_live()))
+            return [orjson.loads(unpack_bytes(row[0])) for row in await cursor.fetchall()]
+
+        return await self._db.read(work, WAIT_SECONDS)
+
+    async def append(
+        self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
+    ) -> int:
+        packed = [pack_bytes(orjson.dumps(mark_partial(m, partial))) for m in messages]
+        now, oldest_live = self._clock(), self._oldest_live()
+        async with self._db.connection(WAIT_SECONDS) as db:
+            cursor = await db.execute(
+                "SELECT memory_proxy_append(%s, %s, %s, %s, %s, %s)",
+                (user_id, session_id, now, oldest_live, packed, self._max_messages),
+            )
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def list_sessions(
+        self, user_id: str | None, limit: int, offset: int
+    ) -> list[SessionInfo]:
+        async def work(db: AsyncConnection) -> list[SessionInfo]:
+            mine = "" if user_id is None else "AND user_id = %s"
+            params: tuple[Any, ...] = (self._oldest_live(),)
+            if user_id is not None:
+                params += (user_id,)
+            cursor = await db.execute(
+                f"{_INFO} WHERE updated > %s {mine} ORDER BY updated DESC LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            )
+            return [self._info(row) for row in await cursor.fetchall()]
+
+        return await self._db.read(work, WAIT_SECONDS)
+
+    async def session(self, user_id: str, session_id: str) -> SessionInfo | None:
+        async def work(db: AsyncConnection) -> SessionInfo | None:
+            cursor = await db.execute(
+                f"{_INFO} WHERE user_id = %s AND session_id = %s AND updated > %s",
+                (user_id, session_id, self._oldest_live()),
+            )
+            row = await cursor.fetchone()
+            return self._info(row) if row else None
+
+        return await self._db.read(work, WAIT_SECONDS)
+
+    async def delete(self, user_id: str, session_id: str) -> bool:
+        async with self._db.connection(WAIT_SECONDS) as db:
+            cursor = await db.execute(
+                "DELETE FROM sessions WHERE user_id = %s AND session_id = %s",
+                (user_id, session_id),
+            )
+            return cursor.rowcount > 0
+
+    async def purge_expired(self) -> int:
+        """In the background: it may take longer than a request's statements."""
+        async with self._db.connection() as db, db.transaction():
+            await db.execute(f"SET LOCAL statement_timeout = {BACKGROUND_TIMEOUT_MS}")
+            cursor = await db.execute(
+                "DELETE FROM sessions WHERE updated <= %s", (self._oldest_live(),)
+            )
+            return cursor.rowcount
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+    def _info(self, row: tuple[Any, ...]) -> SessionInfo:
+        user_id, session_id, count, created, updated = row
+        return SessionInfo(user_id, session_id, count, created, updated, updated + self._ttl)

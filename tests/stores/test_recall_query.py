@@ -1,0 +1,131 @@
+"""From a message to an FTS5 query (stores/recall_query.py): the topic words kept, any text a
+safe phrase, the words asked for as any of them; and the index's search by the share of
+the question's weight and with any query text."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memory_proxy.stores.recall_query import (
+    MAX_TERMS,
+    fts5_phrase,
+    fts5_words,
+    query_terms,
+)
+from memory_proxy.stores.relevance import covered_share, weight
+from tests.stores.sqlite_index_support import Index, memory
+
+FTS5_SYNTAX = [
+    '"',
+    "AND",
+    "OR",
+    "NOT",
+    "NEAR",
+    "(",
+    ")",
+    "*",
+    "^",
+    ":",
+    "-",
+    "{",
+    "}",
+    "\0",
+    "port",
+]
+
+
+def test_query_terms_drop_filler_and_repeats_and_are_capped() -> None:
+    assert query_terms("Can you please remind me how we DEPLOY, deploy the_app?") == [
+        "deploy",
+        "app",
+    ]
+    assert query_terms("port 5433 x 2") == ["port", "5433", "2"]
+    assert len(query_terms(" ".join(f"word{n}" for n in range(100)))) == MAX_TERMS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_any_string_is_a_safe_fts5_phrase(text: str) -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5 (body, tokenize='porter unicode61')")
+    db.execute("INSERT INTO t VALUES (?)", (text,))
+    db.execute("SELECT count(*) FROM t WHERE t MATCH ?", (fts5_phrase(text),)).fetchall()
+    db.close()
+
+
+def test_the_words_are_asked_for_as_any_of_them() -> None:
+    """An implicit AND finds nothing for a question asked in other words; BM25 ranks
+    the matches and relevance gates them."""
+    assert fts5_words(["port"]) == '"port"'
+    assert fts5_words(["staging", "port"]) == '"staging" OR "port"'
+
+
+def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index) -> None:
+    index.add(
+        memory("the staging database runs on port 5433"),
+        memory("the staging cluster is in Frankfurt"),
+        memory("the database backups run nightly"),
+    )
+
+    def found(min_share: float) -> list[str]:
+        query = "staging database port"
+        hits = index(lambda i: i.search("alice", "shop", query, limit=5, min_share=min_share))
+        return sorted(hit.record.text for hit in hits)
+
+    assert len(found(0.0)) == 3
+    assert found(0.6) == ["the staging database runs on port 5433"]  # 2 of 3 words
+    assert found(1.0) == ["the staging database runs on port 5433"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1), max_size=8),
+    st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
+    st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
+)
+def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weight(
+    texts: list[list[str]], query: list[str], min_share: float
+) -> None:
+    """Exactly those, each word weighted by how few memories hold it (relevance.py)."""
+    opened = Index(Path(":memory:"))
+    try:
+        opened.add(*(memory(" ".join(words), session=None) for words in texts))
+        hits = opened(
+            lambda i: i.search("alice", "shop", " ".join(query), limit=50, min_share=min_share)
+        )
+        found = sorted(hit.record.text for hit in hits)
+    finally:
+        opened.close()
+    distinct = {" ".join(words): set(words) for words in texts}
+    weights = {
+        term: weight(sum(term in words for words in distinct.values()), len(distinct))
+        for term in query
+    }
+    expected = sorted(
+        text
+        for text, words in distinct.items()
+        if words & set(query) and covered_share(weights, text) >= min_share - 1e-9
+    )
+    assert found == expected
+
+
+def test_any_query_text_is_safe_and_stays_with_its_user(blank_index_at: Path | str) -> None:
+    """On every index (SQLite's FTS5 syntax, PostgreSQL's tsquery)."""
+    opened = Index.blank(blank_index_at)
+    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="alice"))
+    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="bob"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text() | st.lists(st.sampled_from(FTS5_SYNTAX)).map(" ".join))
+    def search_anything(text: str) -> None:
+        hits = opened(lambda i: i.search("alice", None, text, limit=5, exclude_session=text))
+        assert all(hit.record.user_id == "alice" for hit in hits)
+
+    try:
+        search_anything()
+    finally:
+        opened.close()

@@ -1,0 +1,101 @@
+"""An answer's token counts and cost (wire/answer.py): from JSON and from streams split
+anywhere, with or without memory reading the message, without keeping a large answer
+whole; LiteLLM's cost header."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memory_proxy.wire.answer import (
+    USAGE_TAIL_BYTES,
+    AnswerReader,
+    TokenUsage,
+    last_usage,
+)
+from memory_proxy.wire.base import ChatFormat
+from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
+from tests.wire.answer_support import (
+    ANTHROPIC_STREAM_WITH_USAGE,
+    JSON,
+    OPENAI_STREAM_WITH_USAGE,
+    OPENAI_USAGE,
+    RESPONSES_STREAM_WITH_USAGE,
+    SSE,
+    read,
+)
+
+
+@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"choices": [{"message": {"content": "Hi"}}], "usage": OPENAI_USAGE}),
+        json.dumps({"content": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
+        json.dumps({"output": [], "usage": {"input_tokens": 11, "output_tokens": 7}}),
+    ],
+)
+def test_token_counts_of_json_answers_with_or_without_memory(
+    wire: ChatFormat | None, body: str
+) -> None:
+    answer = read(wire, JSON, body.encode())
+    assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7)
+
+
+@pytest.mark.parametrize("wire", [CHAT, MESSAGES, RESPONSES, None])
+@pytest.mark.parametrize(
+    "stream", [OPENAI_STREAM_WITH_USAGE, ANTHROPIC_STREAM_WITH_USAGE, RESPONSES_STREAM_WITH_USAGE]
+)
+def test_token_counts_of_streams_split_anywhere(wire: ChatFormat | None, stream: bytes) -> None:
+    for cut in range(len(stream) + 1):
+        answer = read(wire, SSE, stream[:cut], stream[cut:])
+        assert answer.usage == TokenUsage(prompt_tokens=11, completion_tokens=7), cut
+
+
+def test_a_large_answer_is_not_kept_whole_for_its_token_counts() -> None:
+    filler = json.dumps({"data": [{"embedding": [0.125] * 20_000}] * 10})
+    body = filler[:-1] + ', "usage": {"prompt_tokens": 3, "total_tokens": 3}}'
+    reader = AnswerReader(None)
+    reader.start(200, JSON)
+    encoded = body.encode()
+    for start in range(0, len(encoded), 16_384):
+        reader.feed(encoded[start : start + 16_384])
+        assert len(reader._buffer) <= USAGE_TAIL_BYTES + 16_384
+    assert reader.finish().usage == TokenUsage(prompt_tokens=3, completion_tokens=None)
+
+
+def test_anthropic_cached_prompt_tokens_count_as_prompt_tokens() -> None:
+    usage = TokenUsage()
+    usage.update(
+        {
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 100,
+            "cache_read_input_tokens": 1000,
+            "output_tokens": 9,
+        }
+    )
+    assert usage == TokenUsage(prompt_tokens=1105, completion_tokens=9)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        (b'{"usage": {"prompt_tokens": 1}}', {"prompt_tokens": 1}),
+        (b'{"a": {"usage": {"x": 1}}, "usage": {"x": 2}}', {"x": 2}),
+        (b'{"content": "say \\"usage\\": {\\"x\\": 9}", "usage": null}', None),
+        (b'{"content": "the word \\"usage\\"", "usage": {"x": 3}, "n": "usage"}', {"x": 3}),
+        (b'{"usage": {"x": 1', None),
+        (b"no json at all", None),
+    ],
+)
+def test_last_usage_finds_the_last_usage_key_only(text: bytes, found: object) -> None:
+    assert last_usage(text) == found
+
+
+@pytest.mark.parametrize(
+    ("header", "cost"), [(b"0.000123", 0.000123), (b"None", None), (b"nan", None), (b"", None)]
+)
+def test_litellm_cost_header(header: bytes, cost: float | None) -> None:
+    answer = read(CHAT, [*JSON, (b"x-litellm-response-cost", header)], b"{}")
+    assert answer.cost == cost
