@@ -44,12 +44,14 @@ from memory_proxy.api.usage import UsageAPI
 from memory_proxy.browser_guard import BrowserGuard, startup_note
 from memory_proxy.config import Settings
 from memory_proxy.errors import MCP_PATH
+from memory_proxy.forwarding.embeddings import LiteLLMEmbeddings
 from memory_proxy.forwarding.forwarder import Forwarder
 from memory_proxy.forwarding.upstream import UpstreamClient, UpstreamMonitor, client_for
 from memory_proxy.identity.identification import Identifier
 from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.memory.embeddings import EmbeddingWriter, SemanticSearch
 from memory_proxy.memory.placed_blocks import SharedBlocks
 from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
@@ -58,6 +60,7 @@ from memory_proxy.pipeline import ProxyPipeline
 from memory_proxy.stores import open_memory_index, open_placements, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
 from memory_proxy.upstream_headers import UpstreamHeaders
 from memory_proxy.wire.registry import CHAT_PATHS
@@ -119,9 +122,17 @@ class MemoryProxy:
         self._recall_backend = recall_backend or _recall_backend(
             settings, self.memory_index, self.metrics, redactor
         )
+        semantic, self.embedding_writer = _embeddings(
+            settings, self.memory_index, self._recall_backend, self._upstream, self.metrics
+        )
         shared = self._recall_backend is not None and self._recall_backend is self.memory_index
         self.memory = _request_memory(
-            settings, self.metrics, self._recall_backend, redactor, shared_placements=shared
+            settings,
+            self.metrics,
+            self._recall_backend,
+            redactor,
+            semantic,
+            shared_placements=shared,
         )
         self.usage = (
             UsageRecorder(
@@ -233,6 +244,9 @@ class MemoryProxy:
                 ):
                     if part is not None:
                         stack.push_async_callback(part.aclose)
+                if self.embedding_writer is not None:  # stopped before the index closes
+                    stack.push_async_callback(self.embedding_writer.aclose)
+                    self.embedding_writer.start()
                 if self.pruner is not None:  # stopped before the index closes
                     stack.push_async_callback(self.pruner.aclose)
                     self.pruner.start()
@@ -256,6 +270,7 @@ def _request_memory(
     metrics: Metrics,
     recall_backend: RecallBackend | None,
     redactor: Redactor,
+    semantic: SemanticSearch | None,
     *,
     shared_placements: bool,
 ) -> RequestMemory | None:
@@ -281,8 +296,32 @@ def _request_memory(
         on_failure=metrics.store_errors.inc,
         on_memories_dropped=metrics.memories_dropped.inc,
         redactor=redactor,
+        semantic=semantic,
+        on_semantic_late=metrics.embeddings_late.inc,
         placed=SharedBlocks(placements, budget, metrics.store_errors.inc) if placements else None,
     )
+
+
+def _embeddings(
+    settings: Settings,
+    index: MemoryIndex | None,
+    backend: RecallBackend | None,
+    upstream: UpstreamClient,
+    metrics: Metrics,
+) -> tuple[SemanticSearch | None, EmbeddingWriter | None]:
+    """Recall by meaning, with `recall.embedding_model`, over the local index's vectors:
+    the search, and the writer that embeds the memories."""
+    model = settings.recall.embedding_model
+    if model is None or backend is None or not isinstance(index, SQLiteMemoryIndex):
+        if model is not None:
+            logger.warning("recall.embedding_model is unused: recall has no local index")
+        return None, None
+    embedder = LiteLLMEmbeddings(upstream, model, settings.upstream_key)
+    private = model in settings.memory.private_models
+    writer = EmbeddingWriter(
+        embedder, index.vectors, on_failure=metrics.embedding_failures.inc, private=private
+    )
+    return SemanticSearch(embedder, index.vectors, private), writer
 
 
 def _recall_backend(

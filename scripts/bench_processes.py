@@ -29,6 +29,8 @@ COUNTERS = (
     "memory_proxy_memories_dropped_total",
     "memory_proxy_memory_store_errors_total",
     "memory_proxy_usage_records_dropped_total",
+    "memory_proxy_recall_embeddings_late_total",
+    "memory_proxy_embedding_failures_total",
 )
 
 

@@ -20,8 +20,10 @@ import collections
 import functools
 import html
 import re
+import sqlite3
 import statistics
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
-from starlette.types import Receive, Scope, Send
+import yaml
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memory_proxy.config import load_settings
 from memory_proxy.memory.indexing import exchange_text
@@ -47,6 +50,7 @@ from scripts.recall_plan import QUESTION_KINDS
 CHARS_PER_TOKEN = 4  # as recall.max_tokens counts
 MODEL = "gpt-4o"  # a model of the shipped config: the proxy refuses names LiteLLM lacks
 QUESTION_HEADER = "x-bench-question"
+EMBEDDING_MODEL = "bench-embed"  # recall.embedding_model, with `run(..., embeddings=...)`
 _BLOCK = re.compile(r"<(recalled-memories-[0-9a-f]+)>\n.*?</\1>", re.DOTALL)
 _MEMORY = re.compile(r'<memory date="[^"]*" client="[^"]*">\n(.*?)\n</memory>\n', re.DOTALL)
 
@@ -64,11 +68,15 @@ class CapturingUpstream:
     """A fake LiteLLM answering every chat request with "ok", keeping each body by the
     question id the bench sent in QUESTION_HEADER."""
 
-    def __init__(self) -> None:
+    def __init__(self, embeddings: ASGIApp | None = None) -> None:
         self.bodies: dict[str, dict[str, Any]] = {}
+        self._embeddings = embeddings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if self._embeddings is not None and scope["path"].endswith("/embeddings"):
+            await self._embeddings(scope, receive, send)
             return
         chunks = []
         more = True
@@ -91,7 +99,7 @@ class CapturingUpstream:
 
 
 @contextmanager
-def serving(app: CapturingUpstream) -> Iterator[str]:
+def serving(app: ASGIApp) -> Iterator[str]:
     """`app` under uvicorn in a thread, on a free loopback port; stopped at the end."""
     port = free_port()
     config = uvicorn.Config(app, port=port, log_level="warning", lifespan="off")
@@ -187,12 +195,19 @@ def run(
     dataset: Dataset,
     name: str = "history",
     recall: dict[str, object] | None = None,
+    embeddings: ASGIApp | None = None,
 ) -> tuple[list[Asked], dict[str, float], list[str]]:
     """Seed a proxy's index with `dataset`, ask every question through it; returns what
     reached LiteLLM, the proxy's counters (recall timeouts, skips), and the memory texts.
-    The proxy runs the shipped config.yaml, with `recall` over its `recall` section."""
+    The proxy runs the shipped config.yaml, with `recall` over its `recall` section.
+    With `embeddings` (an app answering /v1/embeddings), the fake LiteLLM embeds with it
+    as EMBEDDING_MODEL, and every memory has its vector before the first question."""
     sections = {"memory": {"enabled": True, "store": "sqlite"}, "recall": recall or {}}
+    if embeddings is not None:
+        sections["recall"] = {"embedding_model": EMBEDDING_MODEL, **sections["recall"]}
     config = proxy_config(directory, name, sections)
+    if embeddings is not None:
+        _add_embedding_model(config)
     records = records_of(dataset.exchanges, memory_text(config))
     ids = {
         (record.user_id, record.project, record.text.strip()): exchange.id
@@ -208,9 +223,11 @@ def run(
             await index.aclose()
 
     asyncio.run(seeded())
-    upstream = CapturingUpstream()
+    upstream = CapturingUpstream(embeddings)
     asked = []
     with serving(upstream) as upstream_url, memory_proxy_process(config, upstream_url) as (url, _):
+        if embeddings is not None:
+            _wait_for_vectors(Path(load_settings(config).memory.sqlite_path))
         with httpx.Client(timeout=30) as client:
             for question in (*dataset.questions, *dataset.off_topic):
                 ask(client, url, question)
@@ -220,6 +237,29 @@ def run(
                 asked.append(Asked(question, recalled, chars))
         counters = proxy_counters(url)
     return asked, counters, [record.text for record in records]
+
+
+def _add_embedding_model(config: Path) -> None:
+    """EMBEDDING_MODEL in the config's model_list (the proxy checks the name is there)."""
+    settings = yaml.safe_load(config.read_text())
+    entry = {"model_name": EMBEDDING_MODEL, "litellm_params": {"model": "openai/bench"}}
+    settings["model_list"].append(entry)
+    config.write_text(yaml.safe_dump(settings))
+
+
+def _wait_for_vectors(database: Path, timeout: float = 600) -> None:
+    """Until the proxy's embedding writer has given every memory its vector."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database) as db:
+            (missing,) = db.execute(
+                "SELECT COUNT(*) FROM memories m WHERE NOT EXISTS "
+                "(SELECT 1 FROM memory_vectors v WHERE v.seq = m.seq)"
+            ).fetchone()
+        if not missing:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{missing} memories still without a vector")
 
 
 def reached(asked: Asked, every_group: bool = True) -> bool:

@@ -6,6 +6,7 @@ import pytest
 
 from memory_proxy.config import ConfigError, load_settings
 from memory_proxy.config.recall import DEFAULT_EXTRACTORS, DEFAULT_SESSION_HEADERS
+from tests.readme_support import fenced_blocks, section
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -122,3 +123,33 @@ def test_a_bad_redaction_pattern_names_its_key_and_file(
     with pytest.raises(ConfigError) as info:
         load_settings(path, environ={})
     assert str(info.value).startswith(f"{path}: {problem}")
+
+
+def test_embedding_model_is_off_by_default_and_names_a_model_of_model_list(tmp_path: Path) -> None:
+    assert load_settings(None, environ={}).recall.embedding_model is None
+    path = write(
+        tmp_path,
+        "model_list:\n  - model_name: embed\n    litellm_params: {model: ollama/nomic-embed-text}\n"
+        "recall:\n  embedding_model: embed\n  min_similarity: 0.7\n",
+    )
+    settings = load_settings(path, environ={})
+    assert (settings.recall.embedding_model, settings.recall.min_similarity) == ("embed", 0.7)
+    assert settings.warnings == ()
+
+
+def test_an_embedding_model_litellm_does_not_serve_is_a_config_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "model_list:\n  - model_name: embed\n    litellm_params: {model: ollama/nomic-embed-text}\n"
+        "recall:\n  embedding_model: embedd\n",
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert str(error.value).startswith(f"{path}: recall.embedding_model: 'embedd' is not")
+
+
+def test_the_readmes_embedding_model_example_is_a_valid_config(tmp_path: Path) -> None:
+    (example,) = [body for _, body in fenced_blocks(section("Memory")) if "embedding_model" in body]
+    settings = load_settings(write(tmp_path, example), environ={})
+    assert settings.recall.embedding_model == "embed"
+    assert "embed" in settings.memory.private_models

@@ -108,6 +108,17 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.embeddings_late = Counter(
+            "memory_proxy_recall_embeddings_late",
+            "Questions whose embedding (recall.embedding_model) was not back within "
+            "recall.timeout_ms: recalled by their words alone.",
+            registry=r,
+        )
+        self.embedding_failures = Counter(
+            "memory_proxy_embedding_failures",
+            "Batches of memories LiteLLM failed to embed after retries (tried again later).",
+            registry=r,
+        )
         self.recall_skipped = Counter(
             "memory_proxy_recall_skipped",
             "Recall searches not made, the request going on without them at once, by "

@@ -228,7 +228,7 @@ def _build_settings(tree: SettingsTree, config_path: Path | None) -> Settings:
         security=build_security(tree),
         user_id_mappings=_build_user_id_mappings(tree),
         memory=_build_memory(tree, litellm),
-        recall=build_recall(tree),
+        recall=build_recall(tree, litellm),
         rate_limit=_build_rate_limit(tree),
         usage=UsageSettings(
             enabled=tree.get("usage.enabled", as_bool, UsageSettings.enabled),

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from memory_proxy.config.litellm import LiteLLMSettings
 from memory_proxy.config.parsing import (
     SettingsTree,
     as_bool,
@@ -80,6 +81,9 @@ class RecallSettings:
     min_score: float = 0.4  # share of the question's weight a memory must cover
     limit: int = 10  # most memories in one block, and the hits asked of the backend
     timeout_ms: int = 50  # past it the request goes on without recall
+    # A model_name of LiteLLM's model_list that embeds memories and questions; None: lexical only
+    embedding_model: str | None = None
+    min_similarity: float = 0.4  # cosine a memory needs to pass on its meaning alone
 
 
 def build_session_headers(tree: SettingsTree) -> tuple[str, ...]:
@@ -138,7 +142,7 @@ def build_redact_patterns(tree: SettingsTree) -> tuple[tuple[str, re.Pattern[str
     return tuple(patterns)
 
 
-def build_recall(tree: SettingsTree) -> RecallSettings:
+def build_recall(tree: SettingsTree, litellm: LiteLLMSettings) -> RecallSettings:
     d = RecallSettings()
     backend = tree.get("recall.backend", one_of(RECALL_BACKENDS), d.backend)
     if backend != "local" and not tree.lookup("supermemory.api_key"):
@@ -151,7 +155,21 @@ def build_recall(tree: SettingsTree) -> RecallSettings:
         min_score=tree.get("recall.min_score", _as_score, d.min_score),
         limit=tree.get("recall.limit", as_positive_int, d.limit),
         timeout_ms=tree.get("recall.timeout_ms", as_positive_int, d.timeout_ms),
+        embedding_model=_embedding_model(tree, litellm),
+        min_similarity=tree.get("recall.min_similarity", _as_score, d.min_similarity),
     )
+
+
+def _embedding_model(tree: SettingsTree, litellm: LiteLLMSettings) -> str | None:
+    """`recall.embedding_model`: a model LiteLLM serves (its model_list's, or an alias)."""
+    name = tree.get("recall.embedding_model", as_str, None)
+    known = {entry.model_name for entry in litellm.models} | set(litellm.aliases)
+    if name is not None and name not in known and not litellm.open_model_list:
+        raise tree.error("recall.embedding_model", f"{name!r} is not a model_name of model_list")
+    routed = {entry.model_name for entry in litellm.models if entry.supermemory_routed}
+    if name in routed:
+        raise tree.error("recall.embedding_model", f"{name!r} is routed to Supermemory")
+    return name
 
 
 def _build_extractor(tree: SettingsTree, at: str, entry: Any) -> ProjectExtractor:

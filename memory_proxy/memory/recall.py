@@ -31,6 +31,7 @@ from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.logging_setup import log_failure
+from memory_proxy.memory.embeddings import SemanticSearch, fuse
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.placed_blocks import (
     Conversation,
@@ -41,7 +42,7 @@ from memory_proxy.memory.placed_blocks import (
 )
 from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
 from memory_proxy.memory.recall_block import recalled_block
-from memory_proxy.records.memory import Privacy, Recalled, memory_id
+from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled, memory_id
 from memory_proxy.stores.base import RecallBackend, SearchBusy
 from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.stores.relevance import covered_share, reaches, stems
@@ -73,10 +74,16 @@ class Recall:
         on_failure: Callable[[], None],
         memory_text: Callable[[str, str], str] = exchange_text,
         on_busy: Callable[[], None] = lambda: None,
+        semantic: SemanticSearch | None = None,
+        on_semantic_late: Callable[[], None] = lambda: None,
         placed: ConversationBlocks | None = None,
     ) -> None:
         """`memory_text` is the indexer's: a memory's text (redacted) from an exchange;
-        `placed` where the blocks placed are remembered (in this process by default)."""
+        `semantic` finds memories by meaning too (recall.embedding_model), when its
+        answer is back in time (`on_semantic_late` counts those that were not); `placed`
+        where the blocks placed are remembered (in this process by default)."""
+        self._semantic = semantic
+        self._on_semantic_late = on_semantic_late
         self._backend = backend
         self._memory_text = memory_text
         self._settings = settings
@@ -188,8 +195,23 @@ class Recall:
         privacy: Privacy,
     ) -> list[Recalled]:
         settings = self._settings
+        deadline = asyncio.get_running_loop().time() + settings.timeout_ms / 1000
+        similar = None
+        semantic = self._semantic
+        if semantic is not None and semantic.may_embed(privacy):  # beside the word search
+            similar = asyncio.create_task(
+                semantic.similar(
+                    user_id,
+                    project,
+                    query,
+                    limit=settings.limit,
+                    exclude_session=session_id,
+                    privacy=privacy,
+                )
+            )
+        lexical_failed = True  # then the search by meaning is dropped too
         try:
-            async with asyncio.timeout(settings.timeout_ms / 1000):
+            async with asyncio.timeout_at(deadline):
                 hits = await self._backend.search(
                     user_id,
                     project,
@@ -199,6 +221,7 @@ class Recall:
                     min_share=settings.min_score,
                     privacy=privacy,
                 )
+            lexical_failed = False
         except TimeoutError:
             self._on_timeout()
             logger.info("recall took over %d ms; the request goes on without", settings.timeout_ms)
@@ -211,6 +234,9 @@ class Recall:
             self._on_failure()
             log_failure(logger, "recall failed; the request goes on without", exc)
             return []
+        finally:
+            if lexical_failed and similar is not None:
+                similar.cancel()
         question = stems(terms)
         uniform = dict.fromkeys(question, 1.0)  # a backend that weighs nothing: every word alike
         relevant = [
@@ -225,14 +251,43 @@ class Recall:
         ]
         best = max((relevance for _, relevance in relevant), default=0.0)
         cut_off = max(settings.min_score, RELATIVE_CUT_OFF * best)
-        hits = [hit for hit, relevance in relevant if reaches(relevance, cut_off)]
+        meaning = await self._in_time(similar, deadline) if similar is not None else []
+        in_scope = [
+            (record, cosine)
+            for record, cosine in meaning
+            if record.user_id == user_id
+            and record.project == project
+            and (privacy == "private" or not record.private)
+        ]
+        if in_scope:
+            hits = fuse(relevant, cut_off, in_scope, settings.min_similarity)
+        else:
+            hits = [hit for hit, relevance in relevant if reaches(relevance, cut_off)]
+            hits.sort(key=lambda hit: -hit.score)
         if hits and session_id is None:  # no session to leave out: drop what is in context
             in_context = {
                 memory_id(user_id, project, self._memory_text(question, answer))
                 for question, answer in exchanges(wire, payload)
             }
             hits = [hit for hit in hits if hit.record.id not in in_context]
-        return sorted(hits, key=lambda hit: -hit.score)[: settings.limit]
+        return hits[: settings.limit]
+
+    async def _in_time(
+        self, similar: asyncio.Task[list[tuple[MemoryRecord, float]]], deadline: float
+    ) -> list[tuple[MemoryRecord, float]]:
+        """The memories found by meaning, when they are back by `deadline`; none when
+        not, or when their search thread was too busy to finish in time (counted), or
+        when finding them failed (logged)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await similar
+        except (TimeoutError, SearchBusy):
+            self._on_semantic_late()
+            logger.debug("recall by meaning was late; recall goes on by words")
+        except Exception as exc:
+            self._on_failure()
+            log_failure(logger, "recall by meaning failed; recall goes on by words", exc)
+        return []
 
     def _put_back(
         self,

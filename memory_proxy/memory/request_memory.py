@@ -19,6 +19,7 @@ from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.conversation import ConversationMemory, Turn
+from memory_proxy.memory.embeddings import SemanticSearch
 from memory_proxy.memory.indexing import MemoryIndexer
 from memory_proxy.memory.placed_blocks import ConversationBlocks
 from memory_proxy.memory.question import HumanTurn, last_human_turn
@@ -90,10 +91,13 @@ class RequestMemory:
         on_failure: Callable[[], None],
         on_memories_dropped: Callable[[int], None],
         redactor: Redactor | None = None,
+        semantic: SemanticSearch | None = None,
+        on_semantic_late: Callable[[], None] = lambda: None,
         placed: ConversationBlocks | None = None,
     ) -> None:
-        """`on_failure` counts failed searches, `on_recall_busy` searches skipped because
-        the backend was busy, `on_memories_dropped` lost memories; `redactor` keeps secrets
+        """`semantic` recalls by meaning too (recall.embedding_model); `on_failure`
+        counts failed searches, `on_recall_busy` searches skipped because the backend
+        was busy, `on_memories_dropped` lost memories; `redactor` keeps secrets
         out of the index (the conversations have their own); `placed` remembers where
         recalled blocks went (placed_blocks.py; in this process by default)."""
         self.conversations = conversations
@@ -109,6 +113,8 @@ class RequestMemory:
                 on_failure=on_failure,
                 memory_text=self.indexer.memory_text,
                 on_busy=on_recall_busy,
+                semantic=semantic,
+                on_semantic_late=on_semantic_late,
                 placed=placed,
             )
 

@@ -46,7 +46,6 @@ Searches have their own connection and thread (search_thread.py); writes go thro
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
@@ -73,7 +72,9 @@ from memory_proxy.stores.sqlite_index_sql import (
     SEARCH_RANKED_FIRST,
     USERS,
 )
+from memory_proxy.stores.sqlite_index_sql import record as _record
 from memory_proxy.stores.sqlite_space import used_bytes
+from memory_proxy.stores.sqlite_vectors import VECTORS, SQLiteVectors
 
 DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 _FORGET_BATCH = 500  # texts held at once while forgetting
@@ -84,13 +85,6 @@ def _fields(record: MemoryRecord) -> tuple[Any, ...]:
     """A record's columns before its text."""
     r = record
     return (r.id, r.user_id, r.project, r.session_id, r.client, r.model, r.created_at)
-
-
-def _record(row: tuple[Any, ...]) -> MemoryRecord:
-    """A row of RECORD_COLUMNS: the text packed, the private flag SQLite's 0 or 1."""
-    id_, user_id, project, session_id, client, model, created_at, text, private = row
-    record = MemoryRecord(id_, user_id, project, session_id, client, model, created_at, "")
-    return dataclasses.replace(record, text=unpack(text), private=bool(private))
 
 
 class SQLiteMemoryIndex:
@@ -104,6 +98,9 @@ class SQLiteMemoryIndex:
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
         self._file = SQLiteFile(path, "memories", MIGRATIONS)
         self._searches = SearchThread(self._file.reader(), search_budget)
+        # recall.embedding_model's, searched on a thread of their own: a slow scan of vectors
+        # never holds back or skews the word searches' budget
+        self.vectors = SQLiteVectors(self._file, SearchThread(self._file.reader(), search_budget))
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -327,6 +324,7 @@ class SQLiteMemoryIndex:
                 )
                 forgotten += [(seq,) for seq, *_ in batch]
             self._db.executemany("DELETE FROM memories WHERE seq = ?", forgotten)
+            self._db.executemany(f"DELETE FROM {VECTORS} WHERE seq = ?", forgotten)
         return len(forgotten)
 
     def _erase(self) -> bool:
@@ -368,6 +366,7 @@ class SQLiteMemoryIndex:
 
     async def aclose(self) -> None:
         self._searches.stop()
+        self.vectors.stop()
         await self._file.aclose()
 
     @staticmethod

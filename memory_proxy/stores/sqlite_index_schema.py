@@ -8,7 +8,8 @@ the text, and the memory index writes it beside `memories` in the same transacti
 handing it the unpacked text (FTS5 needs the text only to index it, and to remove a row:
 its 'delete' takes the values that were indexed). The index is keyed by `seq`, an INTEGER
 PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM. `memory_terms` counts
-the memories holding each term (sqlite_term_counts.py).
+the memories holding each term (sqlite_term_counts.py); `memory_vectors` their texts'
+vectors when recall has an embedding model (sqlite_vectors.py), deleted with them.
 
 Migration 1 makes the tables when missing, then applies the steps of the versions before
 schema versions, each detected by what it adds (a new change is a new migration, after):
@@ -59,6 +60,7 @@ CREATE INDEX IF NOT EXISTS memories_by_time ON memories (created_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
     text, scope, content='', tokenize='porter unicode61'
 );
+CREATE TABLE IF NOT EXISTS memory_vectors (seq INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 """
 _CONTENTLESS_INDEX = """
 CREATE VIRTUAL TABLE memories_fts USING fts5 (

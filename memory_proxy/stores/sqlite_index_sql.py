@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+from memory_proxy.records.memory import MemoryRecord
+from memory_proxy.stores.packed_text import unpack
+
 RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
 SCORE_COLUMN = 9  # after the record's columns
 RECORD_COLUMNS_OF_M = ", ".join("m." + column for column in RECORD_COLUMNS.split(", "))
@@ -54,3 +60,10 @@ WITH RECURSIVE users (id) AS (
 )
 SELECT id FROM users WHERE id IS NOT NULL
 """
+
+
+def record(row: tuple[Any, ...]) -> MemoryRecord:
+    """A row of RECORD_COLUMNS: the text packed, the private flag SQLite's 0 or 1."""
+    id_, user_id, project, session_id, client, model, created_at, text, private = row
+    found = MemoryRecord(id_, user_id, project, session_id, client, model, created_at, "")
+    return dataclasses.replace(found, text=unpack(text), private=bool(private))

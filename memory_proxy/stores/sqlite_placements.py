@@ -12,8 +12,8 @@ import orjson
 
 from memory_proxy.records.memory import MemoryRecord, PlacedBlock
 from memory_proxy.stores.sqlite import SQLiteFile
-from memory_proxy.stores.sqlite_index import _record
 from memory_proxy.stores.sqlite_index_sql import RECORD_COLUMNS
+from memory_proxy.stores.sqlite_index_sql import record as _record
 from memory_proxy.stores.sqlite_migrations import SQLiteMigration, run_script
 
 # A conversation's blocks matter while its prefix is cached (an hour at most): a day

@@ -1,0 +1,171 @@
+"""Recall by meaning end to end (recall.embedding_model): the real litellm binary routes
+the proxy's /v1/embeddings calls to a deterministic fake provider (fake_embeddings.py), and
+chat requests to FakeUpstream. A paraphrase that shares no telling word with its fact is
+found only with embeddings on; with the provider hung, recall by words still answers and
+the late embedding is counted."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import load_settings
+from tests.fake_embeddings import FakeEmbeddings
+from tests.fake_upstream import FakeUpstream
+from tests.litellm_support import litellm_process
+from tests.support import free_port, serve, wait_until
+from tests.test_e2e_litellm import MASTER_KEY, e2e_config
+
+pytestmark = pytest.mark.litellm
+
+FACT = "The nightly build artifacts are uploaded to the bucket named osprey-9."
+OFF_TOPIC = "Lunch on Thursdays is at the taqueria near the river."
+PARAPHRASE = "Where do compiled outputs get stored each evening?"
+BY_WORDS = "Which files go into osprey-9?"
+EMBEDDING_MODEL = """\
+  - model_name: fake-embed
+    litellm_params:
+      model: openai/fake-embed
+      api_key: provider-key
+      api_base: {provider_url}/v1
+"""
+
+
+@dataclass
+class Provider:
+    chat: FakeUpstream
+    embeddings: FakeEmbeddings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/embeddings"):
+            await self.embeddings(scope, receive, send)
+        else:
+            await self.chat(scope, receive, send)
+
+
+@dataclass
+class Stack:
+    config: Path
+    litellm_port: int
+    provider: Provider
+    directory: Path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    provider = Provider(FakeUpstream(reply_text="Noted."), FakeEmbeddings())
+    directory = tmp_path_factory.mktemp("e2e-embeddings")
+    config = directory / "config.yaml"
+    litellm_port = free_port()
+    try:
+        with serve(provider) as provider_url:
+            config.write_text(
+                e2e_config(provider_url).replace(
+                    "model_list:\n",
+                    "model_list:\n" + EMBEDDING_MODEL.format(provider_url=provider_url),
+                )
+            )
+            with litellm_process(config, litellm_port, MASTER_KEY):
+                yield Stack(config, litellm_port, provider, directory)
+    finally:
+        provider.embeddings.release.set()
+
+
+@contextlib.contextmanager
+def proxy(stack: Stack, name: str, **recall: object) -> Iterator[tuple[str, MemoryProxy]]:
+    """A proxy in front of the module's LiteLLM, its memory in its own file."""
+    settings = load_settings(
+        stack.config,
+        environ={"LITELLM_MASTER_KEY": MASTER_KEY},
+        overrides={
+            "proxy.litellm_url": f"http://127.0.0.1:{stack.litellm_port}",
+            "memory.sqlite_path": str(stack.directory / f"{name}.sqlite3"),
+            **{f"recall.{key}": value for key, value in recall.items()},
+        },
+    )
+    app = MemoryProxy(settings)
+    with serve(app) as url:
+        yield url, app
+
+
+def ask(url: str, session: str, text: str, user: str = "alice") -> int:
+    """The question asked in `session`; how many memories were recalled into it."""
+    client = openai.OpenAI(
+        base_url=f"{url}/v1",
+        api_key="anything",
+        default_headers={"x-session-id": session, "x-memory-user-id": user},
+    )
+    answer = client.chat.completions.with_raw_response.create(
+        model="fake-gpt", messages=[{"role": "user", "content": text}]
+    )
+    return int(answer.headers["x-memory-recalled"])
+
+
+def counts(database: Path) -> tuple[int, int]:
+    """(memories, vectors) in the file."""
+    with sqlite3.connect(database) as db:
+        (memories,) = db.execute("SELECT COUNT(*) FROM memories").fetchone()
+        (vectors,) = db.execute("SELECT COUNT(*) FROM memory_vectors").fetchone()
+    return int(memories), int(vectors)
+
+
+def remember(url: str, database: Path, user: str = "alice") -> None:
+    """The fact and an off-topic memory told in a first session, and embedded."""
+    ask(url, "monday", FACT, user)
+    ask(url, "monday", OFF_TOPIC, user)
+    wait_until(lambda: counts(database)[0] >= 2)
+
+
+def last_sent(stack: Stack) -> str:
+    return stack.provider.chat.requests[-1].body.decode()
+
+
+EMBEDDINGS_ON = {"embedding_model": "fake-embed", "timeout_ms": 5000, "min_similarity": 0.5}
+
+
+def test_a_paraphrase_finds_its_fact_only_with_embeddings_on(stack: Stack) -> None:
+    with proxy(stack, "words") as (url, _):
+        remember(url, stack.directory / "words.sqlite3")
+        assert ask(url, "tuesday", PARAPHRASE) == 0
+    with proxy(stack, "meaning", **EMBEDDINGS_ON) as (url, _):
+        database = stack.directory / "meaning.sqlite3"
+        remember(url, database)
+        wait_until(lambda: counts(database)[1] == counts(database)[0])
+        assert ask(url, "tuesday", PARAPHRASE) == 1
+        assert "osprey-9" in last_sent(stack) and "taqueria" not in last_sent(stack)
+    # The proxy's own key went to LiteLLM (LiteLLM sent the provider's on).
+    assert set(stack.provider.embeddings.authorizations) == {"Bearer provider-key"}
+
+
+def test_no_memory_of_another_user_is_found_by_meaning(stack: Stack) -> None:
+    with proxy(stack, "users", **EMBEDDINGS_ON) as (url, _):
+        database = stack.directory / "users.sqlite3"
+        remember(url, database, user="bob")
+        wait_until(lambda: counts(database)[1] == counts(database)[0])
+        assert ask(url, "tuesday", PARAPHRASE, user="alice") == 0
+
+
+def test_with_the_provider_hung_recall_by_words_answers_and_the_miss_is_counted(
+    stack: Stack,
+) -> None:
+    late = "memory_proxy_recall_embeddings_late_total"
+    with proxy(stack, "hung", embedding_model="fake-embed", timeout_ms=300) as (url, app):
+        database = stack.directory / "hung.sqlite3"
+        remember(url, database)
+        wait_until(lambda: counts(database)[1] == counts(database)[0])
+        stack.provider.embeddings.hang.set()
+        try:
+            assert ask(url, "tuesday", BY_WORDS) == 1
+            assert "osprey-9" in last_sent(stack)
+            assert app.metrics.registry.get_sample_value(late) == 1
+        finally:
+            stack.provider.embeddings.hang.clear()
+            stack.provider.embeddings.release.set()
