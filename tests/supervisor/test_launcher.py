@@ -155,7 +155,7 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     config = "memory:\n  store: mongodb\n"
     with running_launcher(tmp_path, fake_litellm_bin(tmp_path), config_text=config) as launcher:
         assert launcher.process.wait(timeout=30) == 2
-    assert "memory.store: expected one of sqlite, redis, memory" in launcher.output()
+    assert "memory.store: expected one of sqlite, postgres, redis, memory" in launcher.output()
     assert "litellm | " not in launcher.output()
 
 
