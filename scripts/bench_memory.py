@@ -64,9 +64,10 @@ class MemoryCase:
         """The session store its proxy opens: the SQLite file at `sqlite_path`, or the
         PostgreSQL database its config names (`store: postgres`)."""
         memory = self.config.get("memory", {})
-        store = memory.get("store", "sqlite")
         return MemorySettings(
-            store, sqlite_path=sqlite_path, postgres_url=memory.get("postgres_url")
+            store=memory.get("store", "sqlite"),
+            sqlite_path=sqlite_path,
+            postgres_url=memory.get("postgres_url"),
         )
 
     def seed_sessions_of(self, sqlite_path: Path, checkout: Path) -> None:

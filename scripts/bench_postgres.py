@@ -148,11 +148,13 @@ def restart_part(
 def report_restart(restart: Restart) -> None:
     missing = restart.served - restart.stored
     counted = ", ".join(f"{name} {count:,.0f}" for name, count in restart.counters.items())
+    silent = missing - restart.counters.get("memory_store_errors", 0)
     print(
         f"\nPostgreSQL restarted under {CLIENTS} clients: {restart.requests:,} requests, "
         f"{restart.failed:,} failed (target 0: {'met' if restart.failed == 0 else 'MISSED'})\n"
         f"  the proxy served {restart.served:,}; exchanges stored {restart.stored:,}, "
-        f"missing {missing:,}; counted: {counted or 'nothing'}"
+        f"missing {missing:,}; counted: {counted or 'nothing'}\n"
+        f"  missing beyond the store errors counted (lost silently): {max(silent, 0):,.0f}"
     )
 
 

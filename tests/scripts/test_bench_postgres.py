@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 
 from scripts.bench_nginx import nginx_binary
-from scripts.bench_postgres import restart_part, sessions_part
+from scripts.bench_postgres import postgres_case, restart_part, sessions_part
 from tests.postgres_support import pg_ctl
 
 pytestmark = pytest.mark.skipif(
     nginx_binary() is None or shutil.which("wrk") is None, reason="nginx or wrk is not installed"
 )
 SESSIONS = 20
+
+
+def test_the_postgres_case_seeds_its_sessions_in_postgres(tmp_path: Path) -> None:
+    settings = postgres_case("postgresql://bench@db/memory").store_settings(tmp_path / "x.sqlite3")
+    assert (settings.store, settings.postgres_url) == ("postgres", "postgresql://bench@db/memory")
 
 
 def test_session_memory_runs_on_sqlite_and_postgres_without_store_errors(tmp_path: Path) -> None:
@@ -40,3 +45,5 @@ def test_a_restart_under_load_fails_no_request_and_counts_what_memory_missed(
     assert restart.requests > 0 and restart.failed == 0
     assert restart.counters.get("memory_store_errors", 0) > 0
     assert 0 < restart.stored < restart.served
+    # every exchange not stored is counted: a request without memory, or a write refused
+    assert restart.stored + restart.counters["memory_store_errors"] >= restart.served
