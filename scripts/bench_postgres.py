@@ -36,7 +36,7 @@ from scripts.bench import WARM_UP_SECONDS, Case, Server, _stop, interleaved, mem
 from scripts.bench_load import failed_requests, run_wrk, write_wrk_script, wrk_round
 from scripts.bench_memory import SEEDED, SESSIONS, MemoryCase, memory_cases
 from scripts.bench_nginx import nginx_upstream
-from scripts.bench_processes import proxy_counters
+from scripts.bench_processes import proxy_counters, rss_mb
 from scripts.bench_report import Results, report_posts
 from tests.postgres_support import BINARIES, PostgresServer
 
@@ -82,6 +82,7 @@ def sessions_part(directory: Path, rounds: int, seconds: int, sessions: int = SE
         database = servers.enter_context(postgres_server())
         cases = [session_case(sessions), postgres_case(database.schema_url(), sessions)]
         proxies = [memory_proxy(servers, directory, case, nginx_url, results) for case in cases]
+        results.idle_rss_mb = {proxy.name: rss_mb(proxy.pid) for proxy in proxies}
         measured = [
             Case(server, clients) for clients in (1, CLIENTS) for server in (direct, *proxies)
         ]
