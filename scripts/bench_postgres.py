@@ -7,7 +7,8 @@ under load: the benchmarks of issue 23's "Done when".
 seeded, one proxy worker, nginx upstream, wrk at 1 and 50 clients, rounds interleaved)
 with its store in SQLite and in a PostgreSQL 15 of its own (tests/postgres_support.py:
 Debian's postgresql-15 in a temporary directory, run as the unprivileged `postgres` user,
-fsync and synchronous_commit off as for tests), beside direct nginx.
+fsync and synchronous_commit off as for tests; `--durable`: PostgreSQL's defaults),
+beside direct nginx.
 `restart`: the PostgreSQL case under 50 clients for 60 s, PostgreSQL stopped (`-m fast`)
 after 20 s and started again 5 s later. It prints the client requests that failed, the
 proxy's counters from /metrics, and the exchanges stored against the requests served once
@@ -38,7 +39,7 @@ from scripts.bench_memory import SEEDED, SESSIONS, MemoryCase, memory_cases
 from scripts.bench_nginx import nginx_upstream
 from scripts.bench_processes import proxy_counters, rss_mb
 from scripts.bench_report import Results, report_posts
-from tests.postgres_support import BINARIES, PostgresServer
+from tests.postgres_support import BINARIES, FAST, LOOPBACK, PostgresServer
 
 CLIENTS = 50
 MESSAGES_PER_EXCHANGE = 2  # the question and the answer, appended to the session
@@ -59,8 +60,8 @@ def postgres_case(url: str, sessions: int = SESSIONS) -> MemoryCase:
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def postgres_server(options: str) -> Iterator[PostgresServer]:
+    server = PostgresServer(options)
     try:
         yield server
     finally:
@@ -71,7 +72,9 @@ def load_average() -> str:
     return "load average " + ", ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
-def sessions_part(directory: Path, rounds: int, seconds: int, sessions: int = SESSIONS) -> Results:
+def sessions_part(
+    directory: Path, rounds: int, seconds: int, sessions: int = SESSIONS, options: str = FAST
+) -> Results:
     """Direct nginx, session memory on SQLite and on PostgreSQL, at 1 and 50 clients."""
     results = Results()
     directory.mkdir()
@@ -79,7 +82,7 @@ def sessions_part(directory: Path, rounds: int, seconds: int, sessions: int = SE
         nginx_url, nginx = servers.enter_context(nginx_upstream(directory / "nginx"))
         direct = Server("direct nginx", nginx_url, nginx.pid, directory / "direct.lua")
         write_wrk_script(direct.script)
-        database = servers.enter_context(postgres_server())
+        database = servers.enter_context(postgres_server(options))
         cases = [session_case(sessions), postgres_case(database.schema_url(), sessions)]
         proxies = [memory_proxy(servers, directory, case, nginx_url, results) for case in cases]
         results.idle_rss_mb = {proxy.name: rss_mb(proxy.pid) for proxy in proxies}
@@ -113,13 +116,14 @@ def restart_part(
     stop_after: float = 20,
     down: float = 5,
     sessions: int = SESSIONS,
+    options: str = FAST,
 ) -> Restart:
     """The PostgreSQL case under load for `seconds`, PostgreSQL stopped after
     `stop_after` and started `down` seconds later (a schedule, not a synchronisation)."""
     directory.mkdir()
     with ExitStack() as servers:
         nginx_url, _ = servers.enter_context(nginx_upstream(directory / "nginx"))
-        database = servers.enter_context(postgres_server())
+        database = servers.enter_context(postgres_server(options))
         url = database.schema_url()
         with ExitStack() as proxy_stack:
             proxy = memory_proxy(
@@ -165,6 +169,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3, help="length of one wrk round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
     parser.add_argument("--restart-seconds", type=int, default=60, help="the restart's load")
+    parser.add_argument(
+        "--durable", action="store_true", help="PostgreSQL's default settings (fsync on)"
+    )
     args = parser.parse_args()
     parts = [part for part in args.parts.split(",") if part]
     if unknown := set(parts) - {"sessions", "restart"}:
@@ -172,15 +179,20 @@ def main() -> None:
     if not (BINARIES / "pg_ctl").exists():
         sys.exit(f"PostgreSQL 15 is not installed ({BINARIES})")
     signal.signal(signal.SIGTERM, _stop)
+    options = LOOPBACK if args.durable else FAST
     with tempfile.TemporaryDirectory(prefix="bench-postgres-") as temporary:
         directory = Path(temporary)
         if "sessions" in parts:
             print(f"sessions, start: {load_average()}")
-            report_posts(sessions_part(directory / "sessions", args.rounds, args.seconds))
+            report_posts(
+                sessions_part(directory / "sessions", args.rounds, args.seconds, options=options)
+            )
             print(f"sessions, end: {load_average()}")
         if "restart" in parts:
             print(f"restart, start: {load_average()}")
-            report_restart(restart_part(directory / "restart", args.restart_seconds))
+            report_restart(
+                restart_part(directory / "restart", args.restart_seconds, options=options)
+            )
             print(f"restart, end: {load_average()}")
 
 
