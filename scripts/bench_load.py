@@ -71,7 +71,12 @@ def _lua(text: str) -> str:
 
 def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
     """Small JSON POSTs from `clients` connections for `seconds`, by wrk."""
-    output = subprocess.run(
+    return parse_wrk(url, run_wrk(url, clients, seconds, script))
+
+
+def run_wrk(url: str, clients: int, seconds: int, script: Path) -> str:
+    """wrk's report of small JSON POSTs from `clients` connections for `seconds`."""
+    return subprocess.run(
         [
             *("wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "--latency"),
             *("-s", str(script), url),
@@ -80,7 +85,18 @@ def wrk_round(url: str, clients: int, seconds: int, script: Path) -> Figures:
         text=True,
         check=True,
     ).stdout
-    return parse_wrk(url, output)
+
+
+def failed_requests(output: str) -> int:
+    """Requests wrk saw fail: answers other than 2xx or 3xx, and socket errors (a
+    connection refused or reset, a read or write failed, no answer within --timeout)."""
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return int(errors.group(1) if errors else 0) + sum(
+        map(int, sockets.groups() if sockets else ())
+    )
 
 
 def parse_wrk(url: str, output: str) -> Figures:

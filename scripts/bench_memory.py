@@ -39,6 +39,7 @@ EXCHANGE: list[Message] = [
     {"role": "user", "content": "a question of a typical length " * 4},
     {"role": "assistant", "content": "an answer of a typical length " * 8},
 ]
+SEEDED = EXCHANGE * 3  # each seeded session's messages
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,18 @@ class MemoryCase:
         """Fill the store before the first request; the questions to ask (None: "hi")."""
         user = self.headers.get("x-memory-user-id", "")
         if self.sessions:
-            await seed_sessions(open_store(_sqlite(sqlite_path)), user, self.sessions)
+            await seed_sessions(open_store(self.store_settings(sqlite_path)), user, self.sessions)
         return await seed_index(sqlite_path, self.memories) if self.memories else None
+
+    def store_settings(self, sqlite_path: Path) -> MemorySettings:
+        """The session store its proxy opens: the SQLite file at `sqlite_path`, or the
+        PostgreSQL database its config names (`store: postgres`)."""
+        memory = self.config.get("memory", {})
+        return MemorySettings(
+            store=memory.get("store", "sqlite"),
+            sqlite_path=sqlite_path,
+            postgres_url=memory.get("postgres_url"),
+        )
 
     def seed_sessions_of(self, sqlite_path: Path, checkout: Path) -> None:
         """The sessions stored by another checkout's code, in its format (for --compare;
@@ -67,7 +78,7 @@ class MemoryCase:
         user = self.headers.get("x-memory-user-id", "")
         argv = [sys.executable, str(SEED_DRIVER), str(sqlite_path), user, str(self.sessions)]
         env = {**os.environ, "PYTHONPATH": str(checkout)}
-        subprocess.run([*argv, json.dumps(EXCHANGE * 3)], env=env, check=True, cwd=checkout)
+        subprocess.run([*argv, json.dumps(SEEDED)], env=env, check=True, cwd=checkout)
 
 
 def memory_cases() -> list[MemoryCase]:
@@ -102,7 +113,7 @@ async def seed_sessions(store: MemoryStore, user: str, sessions: int) -> None:
     """`sessions` sessions `s0`.. of three exchanges each."""
     try:
         for index in range(sessions):
-            await store.append(user, f"s{index}", EXCHANGE * 3, partial=False)
+            await store.append(user, f"s{index}", SEEDED, partial=False)
     finally:
         await store.aclose()
 

@@ -30,9 +30,8 @@ BINARIES = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 (scripts
 DATABASE = "memory_proxy_tests"
 UNPRIVILEGED_USER = "postgres"
 # A test database need not survive a crash of the machine.
-FAST = (
-    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1"
-)
+LOOPBACK = "-c listen_addresses=127.0.0.1"
+FAST = f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off {LOOPBACK}"
 _schemas = itertools.count()
 
 
@@ -48,14 +47,16 @@ def pg_ctl() -> Path:
 
 class PostgresServer:
     """A PostgreSQL server of its own, on a free loopback port; `stop`/`start` again keep
-    its data (a restart under load), `close` removes everything."""
+    its data (a restart under load), `close` removes everything. `options` are the
+    server's settings (FAST: no durability; LOOPBACK alone: PostgreSQL's defaults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = FAST) -> None:
         executable = pg_ctl()
         self.directory = Path(tempfile.mkdtemp(prefix="memory-proxy-postgres-"))
         if os.geteuid() == 0:
             executable = self._unprivileged(executable)
         self.port = free_port()
+        self._options = options
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
         self._executor = PostgreSQLExecutor(
             executable=str(executable),
@@ -66,7 +67,7 @@ class PostgresServer:
             logfile=str(self.directory / "postgresql.log"),
             startparams="-w",
             dbname=DATABASE,
-            postgres_options=FAST,
+            postgres_options=options,
         )
         try:
             self._executor.start()
@@ -134,7 +135,7 @@ class PostgresServer:
                 "-l",
                 self._executor.logfile,
                 "-o",
-                f"-F -p {self.port} -k {self.directory} {FAST}",
+                f"-p {self.port} -k {self.directory} {self._options}",
             ],
             check=True,
             capture_output=True,
