@@ -9,10 +9,6 @@ from pathlib import Path
 from memory_proxy.config import MemorySettings, UsageSettings
 from memory_proxy.stores.base import MemoryIndex, MemoryStore, Placements, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
-from memory_proxy.stores.postgres_index import PostgresMemoryIndex
-from memory_proxy.stores.postgres_placements import PostgresPlacements
-from memory_proxy.stores.postgres_sessions import PostgresStore
-from memory_proxy.stores.postgres_usage import PostgresUsageLog
 from memory_proxy.stores.redis import RedisStore, RedisUsageLog
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
 from memory_proxy.stores.sqlite_index import DEFAULT_SEARCH_BUDGET, SQLiteMemoryIndex
@@ -28,6 +24,8 @@ def open_store(settings: MemorySettings) -> MemoryStore:
         return SQLiteStore(settings.sqlite_path, settings.ttl_seconds, max_messages=bounded)
     if settings.store == "postgres":
         assert settings.postgres_url is not None  # the config requires it
+        from memory_proxy.stores.postgres_sessions import PostgresStore  # psycopg: when used
+
         return PostgresStore(settings.postgres_url, settings.ttl_seconds, max_messages=bounded)
     return RedisStore(settings.redis_url, settings.ttl_seconds, max_messages=bounded)
 
@@ -40,6 +38,8 @@ def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:
         return SQLiteUsageLog(memory.sqlite_path, usage.max_records)
     if memory.store == "postgres":
         assert memory.postgres_url is not None  # the config requires it
+        from memory_proxy.stores.postgres_usage import PostgresUsageLog  # psycopg: when used
+
         return PostgresUsageLog(memory.postgres_url, usage.max_records)
     return RedisUsageLog(memory.redis_url, usage.max_records)
 
@@ -57,6 +57,8 @@ def open_memory_index(
         return SQLiteMemoryIndex(settings.sqlite_path, search_budget)
     if settings.store == "postgres":
         assert settings.postgres_url is not None  # the config requires it
+        from memory_proxy.stores.postgres_index import PostgresMemoryIndex  # psycopg: when used
+
         return PostgresMemoryIndex(settings.postgres_url, search_budget)
     return None
 
@@ -69,5 +71,7 @@ def open_placements(settings: MemorySettings, read_budget: float) -> Placements 
         return SQLitePlacements(settings.sqlite_path)
     if settings.store == "postgres":
         assert settings.postgres_url is not None  # the config requires it
+        from memory_proxy.stores.postgres_placements import PostgresPlacements  # psycopg: when used
+
         return PostgresPlacements(settings.postgres_url, read_budget)
     return None

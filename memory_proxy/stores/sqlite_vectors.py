@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from memory_proxy.records.memory import MemoryRecord, Privacy
 from memory_proxy.stores.packed_text import unpack
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.sqlite import SQLiteFile
 from memory_proxy.stores.sqlite_index_sql import RECORD_COLUMNS, record
+
+if TYPE_CHECKING:
+    import numpy as np
 
 VECTORS = "memory_vectors"
 _IN_SCOPE = f"""
@@ -42,6 +44,8 @@ ORDER BY seq LIMIT ?2
 
 def unit(vector: Sequence[float]) -> np.ndarray:
     """`vector` as float32 of length 1 (a zero vector stays zero)."""
+    import numpy as np  # loaded by the first vector: only with recall.embedding_model
+
     array = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(array))
     return array / norm if norm else array
@@ -104,6 +108,8 @@ class SQLiteVectors:
                     blobs.append(blob)
             if not seqs:
                 return []
+            import numpy as np  # loaded already by unit()
+
             matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(seqs), -1)
             cosines = matrix @ question
             best = np.argsort(-cosines)[:limit]
