@@ -60,7 +60,7 @@ class WordLlamaServer:
     base64 when the request asks: LiteLLM's OpenAI client does)."""
 
     def __init__(self) -> None:
-        import wordllama  # type: ignore[import-untyped]
+        import wordllama
         from wordllama import WordLlama
 
         # The wheel's own files (0.4.0 looks for its tokenizer in the wrong folder).
