@@ -27,6 +27,12 @@ schema versions, each detected by what it adds (a new change is a new migration,
 Migration 2 (`_term_counts`): files from before recall weighed words get `memory_terms`,
 filled from the index (one read of each term's doclist); a file that has it already (made
 before schema versions) keeps it.
+
+Migration 3 (`VECTOR_CHANGES`): what lets a process hold a project's vectors in memory and
+know when the file's have changed (sqlite_vectors.py): each vector's `added` stamp, and
+one row saying the newest stamp, how many vectors were ever removed (counted by a trigger,
+so no way of deleting one is missed) and a random id of the file. Vectors there before
+are stamped 0.
 """
 
 from __future__ import annotations
@@ -91,9 +97,33 @@ def _term_counts(db: sqlite3.Connection) -> None:
     logger.info("memory terms counted in %.1f s", time.monotonic() - started)
 
 
+VECTOR_CHANGES = """
+ALTER TABLE memory_vectors ADD COLUMN added INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX memory_vectors_by_added ON memory_vectors (added);
+CREATE TABLE memory_vector_changes (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    file TEXT NOT NULL,
+    added INTEGER NOT NULL,
+    removed INTEGER NOT NULL
+);
+INSERT INTO memory_vector_changes VALUES (0, lower(hex(randomblob(8))), 0, 0);
+CREATE TRIGGER memory_vectors_removed AFTER DELETE ON memory_vectors BEGIN
+    UPDATE memory_vector_changes SET removed = removed + 1;
+END;
+"""
+
+
+def _vector_changes(db: sqlite3.Connection) -> None:
+    """Vectors' stamps and the row of changes (inside the migration); a file that has them
+    already (its schema versions lost) keeps them."""
+    if not _has_table(db, "memory_vector_changes"):
+        run_script(db, VECTOR_CHANGES)
+
+
 MIGRATIONS: tuple[SQLiteMigration, ...] = (
     SQLiteMigration(1, "memories and their full-text index", _memory_tables),
     SQLiteMigration(2, "each term's count of memories", _term_counts),
+    SQLiteMigration(3, "what tells that vectors changed", _vector_changes),
 )
 
 

@@ -46,7 +46,7 @@ def test_every_part_of_a_new_file_records_its_version(tmp_path: Path) -> None:
             await part.aclose()
 
     asyncio.run(main())
-    assert versions(path) == {"sessions": 1, "usage": 1, "memories": 2}
+    assert versions(path) == {"sessions": 1, "usage": 1, "memories": 3}
 
 
 def test_migrations_run_once_in_order_and_later_ones_on_a_later_open(tmp_path: Path) -> None:

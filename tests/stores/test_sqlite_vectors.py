@@ -4,20 +4,31 @@ added only for memories still there, and erased with their memory."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import functools
 import sqlite3
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.records.memory import MemoryRecord, Privacy
+from memory_proxy.stores import sqlite_replaced, sqlite_vectors
 from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.packed_text import unpack
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.sqlite_replaced import SIDE_FILES
 from memory_proxy.stores.sqlite_vectors import SQLiteVectors
-from tests.stores.sqlite_index_support import Index, memory
+from memory_proxy.stores.vector_cache import ScopeKey, ScopeVectors
+from tests.stores.sqlite_index_support import LOADED_MACHINE, Index, memory
+from tests.support import eventually
 
 
 @pytest.fixture(params=["file", "in-memory"])
@@ -142,5 +153,206 @@ def test_no_memory_of_another_scope_is_ever_found(users: list[str], privates: li
         found = index(lambda i: vectors_of(i).nearest("alice", "shop", [1.0, 0.0], limit=50))
         expected = {r.id for r in records if r.user_id == "alice" and not r.private}
         assert {record.id for record, _ in found} == expected
+    finally:
+        index.close()
+
+
+# A project's vectors held in memory (vector_cache.py): read from the file once, then only
+# what was added since; never a vector its memory no longer has, whoever forgot it.
+
+
+def loads(index: Index) -> int:
+    """How often a project's vectors were read whole."""
+    return vectors_of(index.index).cache.loads
+
+
+def test_a_projects_vectors_are_read_once_then_only_those_added_since(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite3"
+    index, other = Index(path), Index(path)  # another worker on the same file
+    try:
+        index.add(DEPLOY)
+        embed_all(index, {DEPLOY.text: [1, 0]})
+        assert nearest(index, [1, 0]) == [(DEPLOY.text, 1.0)]
+        other.add(LUNCH)
+        embed_all(other, {LUNCH.text: [0, 1]})
+        assert nearest(index, [0, 1]) == [(LUNCH.text, 1.0), (DEPLOY.text, 0.0)]
+        later = memory("the deploy window moved to thursdays", session="wednesday")
+        index.add(later)
+        embed_all(index, {later.text: [0.6, 0.8]})
+        assert nearest(index, [0, 1])[1] == (later.text, 0.8)
+        assert loads(index) == 1
+    finally:
+        index.close()
+        other.close()
+
+
+@pytest.mark.parametrize("forgotten_by", ["this process", "another process"])
+@pytest.mark.parametrize("how", ["memory", "project", "user"])
+def test_a_forgotten_memory_is_never_found_through_held_vectors(
+    tmp_path: Path, forgotten_by: str, how: str
+) -> None:
+    path = tmp_path / "memory.sqlite3"
+    index, other = Index(path), Index(path)
+    try:
+        index.add(DEPLOY, LUNCH)
+        embed_all(index, {DEPLOY.text: [1, 0], LUNCH.text: [0.6, 0.8]})
+        assert nearest(index, [1, 0]) == [(DEPLOY.text, 1.0), (LUNCH.text, 0.6)]  # held now
+        forgetting = index if forgotten_by == "this process" else other
+        if how == "memory":
+            assert forgetting(lambda i: i.delete("alice", DEPLOY.id))
+        elif how == "project":
+            forgetting(lambda i: i.forget_project("alice", "shop"))
+        else:
+            forgetting(lambda i: i.forget_user("alice"))
+        assert nearest(index, [1, 0]) == ([(LUNCH.text, 0.6)] if how == "memory" else [])
+    finally:
+        index.close()
+        other.close()
+
+
+def test_a_memory_that_takes_a_forgotten_ones_seq_is_not_found_by_its_vector(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "memory.sqlite3"
+    index, other = Index(path), Index(path)
+    try:
+        index.add(LUNCH, DEPLOY)  # DEPLOY has the newest seq: a new memory takes it
+        embed_all(index, {DEPLOY.text: [1, 0], LUNCH.text: [0, 1]})
+        assert nearest(index, [1, 0])[0] == (DEPLOY.text, 1.0)
+        assert other(lambda i: i.delete("alice", DEPLOY.id))
+        other.add(memory("a new memory, not yet embedded"))
+        assert nearest(index, [1, 0]) == [(LUNCH.text, 0.0)]
+    finally:
+        index.close()
+        other.close()
+
+
+def test_held_vectors_of_a_file_replaced_under_the_proxy_are_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new file's memories may have the same seqs and as many vectors added."""
+    monkeypatch.setattr(sqlite_replaced, "CHECK_INTERVAL_SECONDS", 0.0)  # every call looks
+    path = tmp_path / "memory.sqlite3"
+    index = Index(path)
+    try:
+        index.add(DEPLOY)
+        embed_all(index, {DEPLOY.text: [1, 0]})
+        assert nearest(index, [0, 1]) == [(DEPLOY.text, 0.0)]
+        for suffix in ("", *SIDE_FILES):
+            Path(f"{path}{suffix}").unlink()
+        index.add(LUNCH)
+        embed_all(index, {LUNCH.text: [0, 1]})
+        assert nearest(index, [0, 1]) == [(LUNCH.text, 1.0)]
+    finally:
+        index.close()
+
+
+def test_reading_a_projects_vectors_goes_on_when_the_search_that_asked_gives_up(
+    tmp_path: Path,
+) -> None:
+    """A large project takes longer to read than recall waits: the next search finds it."""
+    index = Index(tmp_path / "memory.sqlite3")
+    try:
+        index.add(DEPLOY)
+        embed_all(index, {DEPLOY.text: [1, 0]})
+        cache = vectors_of(index.index).cache
+        reading, go_on = threading.Event(), threading.Event()
+        put = cache.put
+
+        def slow_put(key: ScopeKey, scope: ScopeVectors) -> None:
+            reading.set()
+            go_on.wait(LOADED_MACHINE)
+            put(key, scope)
+
+        async def impatient(i: MemoryIndex) -> None:
+            search = asyncio.ensure_future(vectors_of(i).nearest("alice", "shop", [1, 0], limit=5))
+            await asyncio.get_running_loop().run_in_executor(None, reading.wait, LOADED_MACHINE)
+            search.cancel()  # recall's time is up
+            with contextlib.suppress(asyncio.CancelledError):
+                await search
+            go_on.set()
+            await eventually(lambda: cache.loads == 1)
+
+        cache.put = slow_put  # type: ignore[method-assign]
+        index(impatient)
+        assert nearest(index, [1, 0]) == [(DEPLOY.text, 1.0)]
+        assert cache.loads == 1
+    finally:
+        index.close()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["add", "forget", "search"]),
+            st.booleans(),  # by the other process
+            st.integers(0, 5),  # which memory
+            st.sampled_from([(1.0, 0.0), (0.6, 0.8), (0.0, 1.0)]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_held_vectors_find_what_the_file_holds_whoever_changed_it(
+    steps: list[tuple[str, bool, int, tuple[float, float]]],
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "memory.sqlite3"
+        index, other = Index(path), Index(path)
+        try:
+            for action, by_other, n, vector in steps:
+                acting = other if by_other else index
+                fact = memory(f"fact {n}", session=f"s{n % 2}")
+                if action == "add":
+                    acting.add(fact)
+                    embed_all(acting, {fact.text: list(vector)})
+                elif action == "forget":
+                    acting(functools.partial(forget, fact))
+                found = nearest(index, [1.0, 0.0], session="s1")
+                assert sorted(found) == sorted(brute_force(path, [1.0, 0.0], "s1"))
+        finally:
+            index.close()
+            other.close()
+
+
+async def forget(fact: MemoryRecord, index: MemoryIndex) -> None:
+    await index.delete("alice", fact.id)
+
+
+def brute_force(path: Path, question: list[float], exclude_session: str) -> list[tuple[str, float]]:
+    """Every vector of alice's shop in the file, its cosine with the unit `question`."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT m.text, v.vector FROM memories m JOIN memory_vectors v ON v.seq = m.seq "
+            "WHERE m.user_id = 'alice' AND m.project = 'shop' AND m.session_id IS NOT ?",
+            (exclude_session,),
+        ).fetchall()
+    found = [
+        (unpack(text), round(float(np.frombuffer(blob, dtype=np.float32) @ question), 4))
+        for text, blob in rows
+    ]
+    return sorted(found, key=lambda hit: -hit[1])[:5]
+
+
+def test_a_search_reads_the_vectors_added_since_and_the_memories_found_by_their_keys(
+    tmp_path: Path,
+) -> None:
+    """Not the project's index, which holds every memory of the project."""
+    index = Index(tmp_path / "memory.sqlite3")
+    try:
+        plans = {}
+        for name, statement, params in (
+            ("added since", sqlite_vectors._ADDED_SINCE, ("alice", "shop", 8, 3)),
+            ("found", sqlite_vectors._FOUND, ("[1, 2]", "alice", "shop", None, 0)),
+        ):
+            rows = index.sqlite._db.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+            plans[name] = " / ".join(row[3] for row in rows)
+        assert plans == {
+            "added since": "SEARCH v USING INDEX memory_vectors_by_added (added>?) / "
+            "SEARCH m USING INTEGER PRIMARY KEY (rowid=?)",
+            "found": "SCAN found VIRTUAL TABLE INDEX 1: / "
+            "SEARCH m USING INTEGER PRIMARY KEY (rowid=?)",
+        }
     finally:
         index.close()
