@@ -46,7 +46,7 @@ from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from scripts.bench_processes import free_port, process
 from scripts.bench_recall import KINDS, add_in_batches, question, recalled_block
 from scripts.bench_recall_history import counts, figures, run, serving
-from scripts.recall_dataset import build, record
+from scripts.recall_dataset import build
 from scripts.recall_history import USERS, build_dataset
 from supervisor.litellm_binary import find_litellm
 
@@ -187,29 +187,6 @@ def history(directory: Path, server: WordLlamaServer, thresholds: list[float]) -
     return rows
 
 
-async def vector_latency(directory: Path, size: int, dimensions: int = 256) -> dict[str, float]:
-    """nearest() in one project of `size` memories (random unit vectors), as recall asks."""
-    rng = np.random.default_rng(size)
-    index = SQLiteMemoryIndex(directory / f"vectors-{size}.sqlite3")
-    try:
-        records = [
-            record("user0", "project0", f"s{n % 50}", f"memory {n}", 1e9 + n) for n in range(size)
-        ]
-        await add_in_batches(index, records)
-        while batch := await index.vectors.unembedded(0, 5000):
-            vectors = rng.standard_normal((len(batch), dimensions)).tolist()
-            await index.vectors.add([(seq, v) for (seq, _), v in zip(batch, vectors, strict=True)])
-        samples = []
-        for _ in range(30):
-            question = rng.standard_normal(dimensions).tolist()
-            started = time.perf_counter()
-            await index.vectors.nearest("user0", "project0", question, limit=10)
-            samples.append((time.perf_counter() - started) * 1000)
-        return {"memories": size, "p50 ms": statistics.median(samples), "max ms": max(samples)}
-    finally:
-        await index.aclose()
-
-
 SHOWN = (
     "all",
     "tune",
@@ -237,11 +214,6 @@ def main() -> None:
             with litellm_in_front_of(directory, model_url) as litellm_url:
                 results["paraphrase"] = asyncio.run(paraphrase(directory, litellm_url, thresholds))
             print(json.dumps(results["paraphrase"], indent=2))
-        if "vectors" in args.parts:
-            results["vectors"] = [
-                asyncio.run(vector_latency(directory, size, 256)) for size in (10_000, 100_000)
-            ]
-            print(results["vectors"])
         if "history" in args.parts:
             results["history"] = history(directory, server, thresholds)
             for name, row in results["history"].items():
