@@ -8,10 +8,8 @@ found by their words alone.
 `EmbeddingWriter` embeds, in batches, the memories that have no vector yet (the newest
 after the ones it did), retrying a failing batch a few times; a batch that still fails is
 counted and logged once (until embedding works again), and tried again after a pause.
-`SemanticSearch` embeds a question and finds the closest memories of its scope;
-`fuse` merges them with the lexical hits by score, not rank (issue 20: rank fusion lost to
-BM25 alone): a memory passes on its words (relevance at the cut-off) or on its meaning
-(cosine at `recall.min_similarity`), and the block is ordered by relevance + cosine.
+`SemanticSearch` embeds a question and finds the closest memories of its scope (fusion.py
+merges them with the word search's hits).
 """
 
 from __future__ import annotations
@@ -19,15 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from memory_proxy.logging_setup import log_failure
-from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled
-from memory_proxy.stores.relevance import reaches
+from memory_proxy.records.memory import MemoryRecord, Privacy
 from memory_proxy.stores.sqlite_vectors import SQLiteVectors
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -77,26 +74,6 @@ class SemanticSearch:
             exclude_session=exclude_session,
             privacy=privacy,
         )
-
-
-def fuse(
-    lexical: Sequence[tuple[Recalled, float]],
-    cut_off: float,
-    similar: Sequence[tuple[MemoryRecord, float]],
-    min_similarity: float,
-) -> list[Recalled]:
-    """The hits passing on words (`lexical`: hit, relevance) or on meaning (`similar`:
-    record, cosine), each once, best relevance + cosine first."""
-    cosines = {record.id: cosine for record, cosine in similar}
-    fused: dict[str, Recalled] = {}
-    for hit, relevance in lexical:
-        cosine = cosines.get(hit.record.id, 0.0)
-        if reaches(relevance, cut_off) or cosine >= min_similarity:
-            fused[hit.record.id] = Recalled(hit.record, relevance + cosine, relevance)
-    for record, cosine in similar:
-        if record.id not in fused and cosine >= min_similarity:
-            fused[record.id] = Recalled(record, cosine, 0.0)
-    return sorted(fused.values(), key=lambda hit: -hit.score)
 
 
 class EmbeddingWriter:

@@ -31,7 +31,8 @@ from typing import Any
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.logging_setup import log_failure
-from memory_proxy.memory.embeddings import SemanticSearch, fuse
+from memory_proxy.memory.embeddings import SemanticSearch
+from memory_proxy.memory.fusion import CANDIDATES_BY_MEANING, fuse
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.placed_blocks import (
     Conversation,
@@ -204,7 +205,7 @@ class Recall:
                     user_id,
                     project,
                     query,
-                    limit=settings.limit,
+                    limit=CANDIDATES_BY_MEANING,
                     exclude_session=session_id,
                     privacy=privacy,
                 )
@@ -218,7 +219,8 @@ class Recall:
                     query,
                     limit=settings.limit,
                     exclude_session=session_id,
-                    min_share=settings.min_score,
+                    # fused with meaning, a hit below it may still count: kept below
+                    min_share=settings.min_score if similar is None else 0.0,
                     privacy=privacy,
                 )
             lexical_failed = False

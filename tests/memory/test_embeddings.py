@@ -1,6 +1,6 @@
 """Recall by meaning's parts: the writer that embeds memories off the request path
-(retried, failures counted and logged once, then it resumes), and the fusion of lexical
-and semantic hits by score."""
+(retried, failures counted and logged once, then it resumes), and what may be embedded
+(the fusion with the word search: test_fusion.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import cast
 
 from memory_proxy.memory import embeddings
-from memory_proxy.memory.embeddings import EmbeddingWriter, SemanticSearch, fuse
-from memory_proxy.records.memory import Recalled
+from memory_proxy.memory.embeddings import EmbeddingWriter, SemanticSearch
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.stores.sqlite_vectors import SQLiteVectors
 from tests.stores.sqlite_index_support import memory
@@ -65,22 +64,6 @@ def test_failures_are_retried_counted_and_logged_once_then_embedding_resumes(
         assert sum("embedding memories failed" in m for m in messages) == 1
 
     asyncio.run(scenario())
-
-
-FACT = memory("the bucket is osprey-9")
-CHATTER = memory("lunch at noon")
-OTHER = memory("the deploy is on fridays")
-
-
-def test_fusion_lets_through_words_or_meaning_best_combined_first() -> None:
-    lexical = [(Recalled(FACT, 9.0), 0.9), (Recalled(CHATTER, 5.0), 0.1)]
-    similar = [(OTHER, 0.7), (CHATTER, 0.2), (FACT, 0.3)]
-    fused = fuse(lexical, 0.4, similar, 0.6)
-    assert [(hit.record.text, round(hit.score, 2)) for hit in fused] == [
-        (FACT.text, 1.2),
-        (OTHER.text, 0.7),
-    ]
-    assert fuse(lexical, 0.4, [], 0.6) == [Recalled(FACT, 0.9, 0.9)]
 
 
 class RecordingEmbedder:
