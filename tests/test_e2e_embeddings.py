@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -143,6 +144,23 @@ def test_a_paraphrase_finds_its_fact_only_with_embeddings_on(stack: Stack) -> No
         assert "osprey-9" in last_sent(stack) and "taqueria" not in last_sent(stack)
     # The proxy's own key went to LiteLLM (LiteLLM sent the provider's on).
     assert set(stack.provider.embeddings.authorizations) == {"Bearer provider-key"}
+
+
+def test_a_memory_forgotten_is_not_found_by_meaning_the_moment_the_api_answers(
+    stack: Stack,
+) -> None:
+    """The project's vectors are held in memory after the first search: forgetting takes
+    its vector out of the next search at once."""
+    with proxy(stack, "forget", **EMBEDDINGS_ON) as (url, _):
+        database = stack.directory / "forget.sqlite3"
+        remember(url, database)
+        wait_until(lambda: counts(database)[1] == counts(database)[0])
+        assert ask(url, "tuesday", PARAPHRASE) == 1  # found by meaning: held now
+        listed = httpx.get(f"{url}/v1/memories", params={"user_id": "alice"}).json()["data"]
+        (fact,) = [m for m in listed if "osprey-9" in m["text"]]
+        assert httpx.delete(f"{url}/v1/memories/{fact['id']}").status_code == 200
+        assert ask(url, "wednesday", PARAPHRASE) == 0
+        assert "osprey-9" not in last_sent(stack)
 
 
 def test_no_memory_of_another_user_is_found_by_meaning(stack: Stack) -> None:
