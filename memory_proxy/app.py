@@ -317,6 +317,7 @@ def _embeddings(
             logger.warning("recall.embedding_model is unused: recall has no local index")
         return None, None
     embedder = LiteLLMEmbeddings(upstream, model, settings.upstream_key)
+    index.vectors.hold_at_most(settings.recall.vector_cache_mb * 1024 * 1024)
     private = model in settings.memory.private_models
     writer = EmbeddingWriter(
         embedder, index.vectors, on_failure=metrics.embedding_failures.inc, private=private

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.fake_embeddings import FakeEmbeddings
 from tests.fake_upstream import FakeUpstream
 from tests.litellm_support import litellm_process
@@ -161,6 +162,12 @@ def test_a_memory_forgotten_is_not_found_by_meaning_the_moment_the_api_answers(
         assert httpx.delete(f"{url}/v1/memories/{fact['id']}").status_code == 200
         assert ask(url, "wednesday", PARAPHRASE) == 0
         assert "osprey-9" not in last_sent(stack)
+
+
+def test_the_vectors_held_in_memory_are_bounded_by_vector_cache_mb(stack: Stack) -> None:
+    with proxy(stack, "bounded", embedding_model="fake-embed", vector_cache_mb=3) as (_, app):
+        assert isinstance(app.memory_index, SQLiteMemoryIndex)
+        assert app.memory_index.vectors.cache.max_bytes == 3 * 1024 * 1024
 
 
 def test_no_memory_of_another_user_is_found_by_meaning(stack: Stack) -> None:

@@ -63,6 +63,7 @@ recall:
         ("recall:\n  placement: top\n", "recall.placement: expected one of user, system"),
         ("recall:\n  timeout_ms: 0\n", "recall.timeout_ms: expected a positive whole number"),
         ("recall:\n  min_score: 1.5\n", "recall.min_score: expected a number from 0 to 1"),
+        ("recall:\n  vector_cache_mb: 0\n", "recall.vector_cache_mb: expected a positive whole"),
         ("recall:\n  backend: supermemory\n", "recall.backend: supermemory needs supermemory"),
         ("memory:\n  session_headers: x-id\n", "memory.session_headers: expected a list"),
         ("memory:\n  modes: [curl]\n", "memory.modes: expected a mapping"),
@@ -130,10 +131,11 @@ def test_embedding_model_is_off_by_default_and_names_a_model_of_model_list(tmp_p
     path = write(
         tmp_path,
         "model_list:\n  - model_name: embed\n    litellm_params: {model: ollama/nomic-embed-text}\n"
-        "recall:\n  embedding_model: embed\n  min_similarity: 0.7\n",
+        "recall:\n  embedding_model: embed\n  min_similarity: 0.7\n  vector_cache_mb: 64\n",
     )
     settings = load_settings(path, environ={})
     assert (settings.recall.embedding_model, settings.recall.min_similarity) == ("embed", 0.7)
+    assert settings.recall.vector_cache_mb == 64
     assert settings.warnings == ()
 
 

@@ -84,6 +84,7 @@ class RecallSettings:
     # A model_name of LiteLLM's model_list that embeds memories and questions; None: lexical only
     embedding_model: str | None = None
     min_similarity: float = 0.4  # cosine a memory needs to pass on its meaning alone
+    vector_cache_mb: int = 256  # the projects' vectors each process holds in memory, at most
 
 
 def build_session_headers(tree: SettingsTree) -> tuple[str, ...]:
@@ -157,6 +158,7 @@ def build_recall(tree: SettingsTree, litellm: LiteLLMSettings) -> RecallSettings
         timeout_ms=tree.get("recall.timeout_ms", as_positive_int, d.timeout_ms),
         embedding_model=_embedding_model(tree, litellm),
         min_similarity=tree.get("recall.min_similarity", _as_score, d.min_similarity),
+        vector_cache_mb=tree.get("recall.vector_cache_mb", as_positive_int, d.vector_cache_mb),
     )
 
 

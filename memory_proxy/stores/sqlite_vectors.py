@@ -34,6 +34,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.records.memory import MemoryRecord, Privacy
 from memory_proxy.stores.base import SearchBusy
 from memory_proxy.stores.packed_text import unpack
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
     from memory_proxy.stores.vector_cache import FileState, ScopeKey, VectorCache
 
 VECTORS = "memory_vectors"
-CACHE_BYTES = 256 * 1024 * 1024  # the projects' vectors held in memory, at most (but one)
+# The projects' vectors held in memory, at most (but one), until `hold_at_most` says
+CACHE_BYTES = RecallSettings.vector_cache_mb * 1024 * 1024
 _STATE = "SELECT file, added, removed FROM memory_vector_changes"
 # ?1 user, ?2 project, ?3 the vector's length in bytes (another model's are not comparable)
 _SCOPE = """
@@ -109,6 +111,12 @@ class SQLiteVectors:
         self._loader: WorkerThread | None = None
         self._loader_connection: WatchedConnection | None = None
         self._loading: dict[ScopeKey, asyncio.Future[None]] = {}
+
+    def hold_at_most(self, max_bytes: int) -> None:
+        """The vectors held in memory, at most (`recall.vector_cache_mb`)."""
+        self._cache_bytes = max_bytes
+        if self._cache is not None:
+            self._cache.max_bytes = max_bytes
 
     @property
     def cache(self) -> VectorCache:
