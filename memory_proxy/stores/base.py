@@ -4,7 +4,7 @@ conversations; the same project under two users is two memories."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,11 +70,14 @@ class MemoryStore(Protocol):
     """Sessions keep their newest `memory.max_session_messages` messages; deleting one
     (or its expiry) leaves nothing of it where the store keeps data."""
 
-    async def load(self, user_id: str, session_id: str) -> list[Message]: ...
+    def load(self, user_id: str, session_id: str) -> Awaitable[list[Message]]:
+        """The session's messages, oldest first. An awaitable, not only a coroutine: a
+        store that queues calls for a thread hands back the call's future itself."""
+        ...
 
-    async def append(
+    def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> int:
+    ) -> Awaitable[int]:
         """How many of the session's oldest messages were dropped to keep it in bounds."""
         ...
 

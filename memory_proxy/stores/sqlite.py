@@ -13,20 +13,17 @@ import asyncio
 import functools
 import itertools
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
-import orjson
-
-from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
-from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
+from memory_proxy.stores.batched_calls import BatchedCalls
 from memory_proxy.stores.sqlite_migrations import SQLiteMigration, migrate, run_script
 from memory_proxy.stores.sqlite_replaced import ReplacementWatch, WatchedConnection, opening
+from memory_proxy.stores.sqlite_session_rows import Append, Load, SessionRows
 from memory_proxy.stores.sqlite_space import (
     DEFAULT_BUSY_SECONDS,
     INCREMENTAL,
@@ -142,6 +139,15 @@ class SQLiteFile:
     def _unusable(self, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"memory.sqlite_path: cannot use {self._path} ({exc})")
 
+    def submit(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        """`work` on the file's thread, as it is: `work` calls `current` itself."""
+        return self._thread.run(work)
+
+    def current(self) -> sqlite3.Connection:
+        """On the file's thread: the connection, to the file opened anew first if the one
+        open was deleted or replaced (sqlite_replaced.py)."""
+        return self._own.current()
+
     async def run(self, work: Callable[[], T]) -> T:
         if self._own.due():
             return await self._thread.run(functools.partial(self._in_the_file_at_path, work))
@@ -176,17 +182,19 @@ class SQLiteFile:
         self._thread.stop()
 
 
-@dataclass(frozen=True)
-class _Append:
-    user_id: str
-    session_id: str
-    messages: list[Message]
-    partial: bool
+class _Other(NamedTuple):
+    """Any other work on the file, run in its turn among the loads and appends."""
+
+    work: Callable[[], Any]
+
+
+_Call = Load | Append | _Other
 
 
 class SQLiteStore:
-    """Sessions and their messages; a message's JSON is packed (packed_text.py), and a
-    session keeps its newest `max_messages` (None: all)."""
+    """Sessions and their messages (sqlite_session_rows.py); a session keeps its newest
+    `max_messages` (None: all). Every call is queued for the file's thread in the order it
+    is made, and the calls queued together are taken in one hop (batched_calls.py)."""
 
     def __init__(
         self,
@@ -199,10 +207,7 @@ class SQLiteStore:
         self._clock = clock
         self._max_messages = max_messages
         self._file = SQLiteFile(path, "sessions", MIGRATIONS)
-        self._run = self._file.run
-        self._queued: list[_Append] = []  # appends not yet taken by the file's thread
-        self._queued_lock = threading.Lock()
-        self._appended: asyncio.Future[list[int | Exception]] | None = None  # theirs
+        self._calls: BatchedCalls[_Call] = BatchedCalls(self._file.submit, self._run_calls)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -211,92 +216,43 @@ class SQLiteStore:
     def _oldest_live(self) -> float:
         return self._clock() - self._ttl
 
-    async def load(self, user_id: str, session_id: str) -> list[Message]:
-        def work() -> list[Message]:
-            rows = self._db.execute(
-                "SELECT m.message FROM messages m JOIN sessions s USING (user_id, session_id) "
-                "WHERE m.user_id = ? AND m.session_id = ? AND s.updated > ? ORDER BY m.id",
-                (user_id, session_id, self._oldest_live()),
-            ).fetchall()
-            return [orjson.loads(unpack_bytes(row[0])) for row in rows]
+    def load(self, user_id: str, session_id: str) -> asyncio.Future[list[Message]]:
+        """A history nobody waits for any more (past the request's wait) is not read."""
+        return self._calls.call(Load(user_id, session_id), skip_if_abandoned=True)
 
-        return await self._run(work)
-
-    async def append(
+    def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> int:
+    ) -> asyncio.Future[int]:
         """Appends made while the file's thread is busy are written together when it gets
-        to them: one transaction, one commit (most of an append's cost) for all, each in
-        its own savepoint, so that one that fails fails alone, as it did on its own."""
-        with self._queued_lock:
-            batch = self._queued
-            batch.append(_Append(user_id, session_id, messages, partial))
-            place = len(batch) - 1
-            if place == 0:
-                self._appended = asyncio.ensure_future(self._run(self._append_queued))
-            appended = self._appended
-        assert appended is not None
-        result = (await asyncio.shield(appended))[place]  # one waiter leaving stops none
-        if isinstance(result, Exception):
-            raise result
+        to them: one transaction, one commit (most of an append's cost) for all."""
+        return self._calls.call(Append(user_id, session_id, messages, partial))
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        result: T = await self._calls.call(_Other(work))
         return result
 
-    def _append_queued(self) -> list[int | Exception]:
-        """On the file's thread: every append queued so far, in order; each one's dropped
-        messages, or its failure."""
-        with self._queued_lock:
-            batch, self._queued = self._queued, []
-        results: list[int | Exception] = []
-        with self._file.transaction():
-            for one in batch:
-                self._db.execute("SAVEPOINT one_append")
-                try:
-                    results.append(self._append_one(one))
-                except Exception as exc:
-                    self._db.execute("ROLLBACK TO one_append")
-                    results.append(exc)
-                self._db.execute("RELEASE one_append")
-        return results
+    def _run_calls(self, calls: list[_Call]) -> list[Any]:
+        """On the file's thread: the loads and appends between other calls together
+        (sqlite_session_rows.py), the others alone, in order; each call's outcome."""
+        self._file.current()
+        outcomes: list[Any] = []
+        for other, run in itertools.groupby(calls, lambda call: isinstance(call, _Other)):
+            if other:
+                outcomes += [_outcome(cast(_Other, call).work) for call in run]
+            else:
+                rows = SessionRows(
+                    self._db,
+                    self._file.transaction,
+                    self._clock,
+                    self._ttl,
+                    self._max_messages,
+                    self._expired_reset,
+                )
+                outcomes += rows.run(cast(list[Load | Append], list(run)))
+        return outcomes
 
-    def _append_one(self, one: _Append) -> int:
-        user_id, session_id, now = one.user_id, one.session_id, self._clock()
-        if self._db.execute(
-            "DELETE FROM sessions WHERE user_id = ? AND session_id = ? AND updated <= ?",
-            (user_id, session_id, self._oldest_live()),
-        ).rowcount:
-            self._file.erase_pending = True  # an expired session: the next purge
-        self._db.execute(
-            "INSERT INTO sessions (user_id, session_id, created, updated) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET updated = excluded.updated",
-            (user_id, session_id, now, now),
-        )
-        self._db.executemany(
-            "INSERT INTO messages (user_id, session_id, message) VALUES (?, ?, ?)",
-            [
-                (user_id, session_id, pack_bytes(orjson.dumps(mark_partial(m, one.partial))))
-                for m in one.messages
-            ],
-        )
-        dropped = self._drop_oldest_past_limit(user_id, session_id)
-        self._db.execute(
-            "UPDATE sessions SET message_count = message_count + ? "
-            "WHERE user_id = ? AND session_id = ?",
-            (len(one.messages) - dropped, user_id, session_id),
-        )
-        return dropped
-
-    def _drop_oldest_past_limit(self, user_id: str, session_id: str) -> int:
-        """The session's messages beyond the newest `max_messages`, deleted; how many."""
-        if self._max_messages is None:
-            return 0
-        return int(
-            self._db.execute(
-                "DELETE FROM messages WHERE user_id = ?1 AND session_id = ?2 AND id <= ("
-                "SELECT id FROM messages WHERE user_id = ?1 AND session_id = ?2 "
-                "ORDER BY id DESC LIMIT 1 OFFSET ?3)",
-                (user_id, session_id, self._max_messages),
-            ).rowcount
-        )
+    def _expired_reset(self) -> None:
+        self._file.erase_pending = True  # an expired session's rows: the next purge
 
     async def list_sessions(
         self, user_id: str | None, limit: int, offset: int
@@ -355,3 +311,10 @@ class SQLiteStore:
     def _info(self, row: tuple[Any, ...]) -> SessionInfo:
         user_id, session_id, count, created, updated = row
         return SessionInfo(user_id, session_id, count, created, updated, updated + self._ttl)
+
+
+def _outcome(work: Callable[[], T]) -> T | Exception:
+    try:
+        return work()
+    except Exception as exc:
+        return exc

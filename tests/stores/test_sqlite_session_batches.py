@@ -1,0 +1,205 @@
+"""SQLiteStore's calls are queued for the file's thread in the order they are made, and
+those queued together taken in one hop: histories read by one query, a history nobody
+waits for any more not read, and every call seeing the ones made before it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memory_proxy.records.messages import Message
+from memory_proxy.stores.in_memory import InMemoryStore
+from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
+
+
+def _message(n: int) -> Message:
+    return {"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"}
+
+
+class _Statements:
+    """The statements the store's connection runs while it is traced."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.run: list[str] = []
+
+    async def __aenter__(self) -> _Statements:
+        await self.store._file.run(lambda: self.store._file.db.set_trace_callback(self.run.append))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store._file.run(lambda: self.store._file.db.set_trace_callback(None))
+
+    def reading_messages(self) -> list[str]:
+        return [s for s in self.run if s.startswith("SELECT") and " messages m " in s]
+
+
+def test_histories_asked_for_together_are_read_by_one_query(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        try:
+            for n in range(20):
+                await store.append("alice", f"s{n}", [_message(n), _message(n + 1)], partial=False)
+            await store.append("bob", "s0", [_message(99)], partial=False)
+            async with _Statements(store) as statements:
+                keys = [("alice", f"s{n}") for n in range(20)] + [("bob", "s0"), ("bob", "none")]
+                histories = await asyncio.gather(*(store.load(*key) for key in keys))
+            assert len(statements.reading_messages()) == 1  # 22, one per history, before
+            assert histories == [[_message(n), _message(n + 1)] for n in range(20)] + [
+                [_message(99)],
+                [],
+            ]
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_appends_between_loads_share_one_transaction(tmp_path: Path) -> None:
+    """As requests end and begin under load: an append, a load, an append... each
+    append still sees the loads before it answered without it."""
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        try:
+            await store.append("alice", "warm", [_message(0)], partial=False)
+            made: list[Awaitable[Any]] = []
+            for n in range(20):
+                made.append(store.append("alice", f"s{n % 4}", [_message(n)], partial=False))
+                made.append(store.load("alice", f"s{n % 4}"))
+            async with _Statements(store) as statements:
+                outcomes = await asyncio.gather(*made)
+            assert len([s for s in statements.run if s.startswith("BEGIN")]) == 1
+            assert outcomes[1::2] == [
+                [_message(k) for k in range(n % 4, n + 1, 4)] for n in range(20)
+            ]
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_history_nobody_waits_for_is_not_read(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        busy = threading.Event()
+        try:
+            await store.append("alice", "s1", [_message(1)], partial=False)
+            async with _Statements(store) as statements:
+                blocked = asyncio.ensure_future(store._file.run(busy.wait))
+                await asyncio.sleep(0)  # the file's thread busy from now on
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        await store.load("alice", "s1")
+                busy.set()
+                await blocked
+                assert await store.load("alice", "s1") == [_message(1)]
+            assert len(statements.reading_messages()) == 1  # the second load's only
+        finally:
+            busy.set()
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_calls_are_run_in_the_order_they_are_made(tmp_path: Path) -> None:
+    """A history asked for after a delete is read after it: a session deleted through the
+    API is not put back into the request that follows."""
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        try:
+            made = await _made_in_order(
+                lambda: store.append("alice", "s1", [_message(1)], partial=False),
+                lambda: store.delete("alice", "s1"),
+                lambda: store.load("alice", "s1"),
+                lambda: store.append("alice", "s1", [_message(2)], partial=False),
+                lambda: store.load("alice", "s1"),
+            )
+            assert made == [0, True, [], 0, [_message(2)]]
+            info = await store.session("alice", "s1")
+            assert info is not None and info.message_count == 1
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+async def _made_in_order(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Each call made (its coroutine started) before the next, none awaited meanwhile."""
+    started = []
+    for call in calls:
+        started.append(asyncio.ensure_future(call()))
+        await asyncio.sleep(0)
+    return await asyncio.gather(*started)
+
+
+def test_a_closed_store_fails_its_calls_at_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        await store.aclose()
+        with pytest.raises(RuntimeError):
+            await store.load("alice", "s1")
+
+    asyncio.run(main())
+
+
+_calls = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"),
+            st.sampled_from(["alice", "bob"]),
+            st.sampled_from(["a", "b"]),
+            st.integers(0, 4),
+        ),
+        st.tuples(st.just("load"), st.sampled_from(["alice", "bob"]), st.sampled_from(["a", "b"])),
+        st.tuples(st.just("later"), st.integers(1, 150)),  # the clock moves on (ttl 100)
+    ),
+    min_size=1,
+    max_size=24,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls=_calls, together=st.integers(1, 16))
+def test_calls_made_together_end_as_one_at_a_time(
+    calls: list[tuple[Any, ...]], together: int
+) -> None:
+    """Loads and appends made in groups, sessions expiring between them: each call's
+    outcome is the in-memory store's, one call at a time."""
+    now = [1000.0]
+
+    async def main() -> None:
+        sqlite = SQLiteStore(Path(IN_MEMORY), 100, clock=lambda: now[0], max_messages=5)
+        reference = InMemoryStore(100, clock=lambda: now[0], max_messages=5)
+        try:
+            groups: list[list[tuple[Any, ...]]] = [[]]
+            for call in calls:
+                if call[0] == "later" or len(groups[-1]) == together:
+                    groups.append([])
+                groups[-1].append(call)
+            for number, group in enumerate(groups):
+                if group and group[0][0] == "later":
+                    now[0] += group.pop(0)[1]
+                made = [_made(sqlite, call, number) for call in group]
+                outcomes = await asyncio.gather(*made)
+                assert list(outcomes) == [await _made(reference, call, number) for call in group]
+        finally:
+            await sqlite.aclose()
+            await reference.aclose()
+
+    asyncio.run(main())
+
+
+async def _made(store: Any, call: tuple[Any, ...], group: int) -> Any:
+    if call[0] == "load":
+        return await store.load(call[1], call[2])
+    messages = [_message(group * 10 + n) for n in range(call[3])]
+    return await store.append(call[1], call[2], messages, partial=False)
