@@ -67,7 +67,7 @@ class ConversationMemory:
         self._redactor = redactor or Redactor(())
         self._limits = ContextLimits(settings.max_context_messages, settings.max_context_tokens)
         self._ttl = settings.ttl_seconds
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[int]] = set()
         self._purger: asyncio.Task[None] | None = None
 
     async def begin(
@@ -106,9 +106,16 @@ class ConversationMemory:
         exchange = (*turn.new_turns, answer.message)
         kept = [self._kept(message, turn.private) for message in exchange]
         messages = self._redactor.messages(kept)  # as one text, as the memory of it is
-        task = asyncio.ensure_future(self._store(turn, messages, partial))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        # Queued now, so that the session's next request, however soon, reads it; a
+        # store's own future is awaited as it is (no task of ours per exchange).
+        try:
+            appended = self.store.append(turn.user_id, turn.session_id, messages, partial=partial)
+        except Exception as exc:  # a store that refuses at once (closed)
+            self._failed("store", exc)
+            return
+        stored = asyncio.ensure_future(appended)
+        self._pending.add(stored)
+        stored.add_done_callback(self._stored)
 
     def _kept(self, message: Message, private: bool) -> Message:
         message = _without_recalled(message)
@@ -118,15 +125,13 @@ class ConversationMemory:
             message = {**message, "private": True}
         return message
 
-    async def _store(self, turn: Turn, messages: list[Message], partial: bool) -> None:
-        try:
-            dropped = await self.store.append(
-                turn.user_id, turn.session_id, messages, partial=partial
-            )
-        except Exception as exc:
-            self._failed("store", exc)
+    def _stored(self, stored: asyncio.Future[int]) -> None:
+        self._pending.discard(stored)
+        if stored.cancelled():
             return
-        if dropped:
+        if (exc := stored.exception()) is not None:
+            self._failed("store", exc)
+        elif dropped := stored.result():
             self._on_pruned(SESSION_MESSAGES, dropped)
 
     def _failed(self, action: str, exc: BaseException) -> None:
