@@ -56,7 +56,7 @@ class MemoryTurn:
     scope: MemoryScope
     payload: dict[str, Any]  # the client's request, as sent
     body: dict[str, Any]  # what goes upstream
-    question: HumanTurn | None = None  # the payload's last human turn
+    question: HumanTurn | None = None  # the payload's last human turn (for recall)
     session_turn: Turn | None = None
     injected: int = 0  # stored history messages put in
     recalled: int = 0  # memories recalled
@@ -129,7 +129,9 @@ class RequestMemory:
         nothing to do with it."""
         if not (scope.reads or scope.writes):
             return None
-        turn = MemoryTurn(wire, scope, payload, outgoing, last_human_turn(wire, payload))
+        # The question is for recall and the index alone: not looked for without them.
+        question = last_human_turn(wire, payload) if self.indexer is not None else None
+        turn = MemoryTurn(wire, scope, payload, outgoing, question)
         if scope.session_memory and scope.session_id is not None:
             session_turn = await self.conversations.begin(
                 wire, scope.user_id, scope.session_id, outgoing, scope.privacy

@@ -70,7 +70,7 @@ class WordIndex:
 
 
 def request_memory(
-    store: MemoryStore, backend: RecallBackend, recall: RecallSettings | None = None
+    store: MemoryStore, backend: RecallBackend | None, recall: RecallSettings | None = None
 ) -> RequestMemory:
     """Memory around requests over `store` and `backend`, counting nothing."""
     return RequestMemory(

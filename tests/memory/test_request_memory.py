@@ -327,3 +327,25 @@ def test_a_memory_with_an_impossible_time_is_still_recalled(
         '<memory date="unknown" client="claude-cli">\nUser: Our staging database is called heron-17'
         in content
     )
+
+
+def test_without_recall_the_question_is_not_looked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session memory alone reads no question (recall and the index are off): the hot
+    path of the session case does not pay for finding it."""
+
+    def never(*args: object) -> None:
+        raise AssertionError("the question was looked for")
+
+    monkeypatch.setattr("memory_proxy.memory.request_memory.last_human_turn", never)
+
+    async def scenario() -> None:
+        memory = request_memory(InMemoryStore(60), None)
+        scope = MemoryScope(
+            "alice", "s1", "", "c", "m", reads=True, writes=True, session_memory=True
+        )
+        payload = {"model": "m", "messages": [{"role": "user", "content": "Hello"}]}
+        turn = await memory.begin(CHAT, payload, payload, scope)
+        assert turn is not None and turn.session_turn is not None and turn.question is None
+        await memory.aclose()
+
+    asyncio.run(scenario())
