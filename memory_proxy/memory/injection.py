@@ -17,8 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memory_proxy.records.messages import Message, well_formed
+from memory_proxy.records.messages import ROLES, Message, well_formed
 from memory_proxy.wire.base import ChatFormat, Turn
+
+# The roles a message of a text alone may have (a tool result names its call).
+_TEXT_ROLES = ROLES - {"tool"}
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,13 @@ def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
     kept: list[Message] = []
     tokens = 0
     for message in reversed(history):
-        if not well_formed(message):
+        content, role = message.get("content"), message.get("role")
+        if len(message) == 2 and type(content) is type(role) is str and role in _TEXT_ROLES:
+            cost = len(content) // 4 + 4  # the usual {"role", "content"}, checked at once
+        elif well_formed(message):
+            cost = approximate_tokens(message)
+        else:
             continue
-        cost = approximate_tokens(message)
         if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
             break
         kept.append(message)

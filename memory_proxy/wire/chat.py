@@ -7,7 +7,7 @@ whose streams, like chat's, carry token counts only when asked.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from memory_proxy.records.messages import Message, RawMessage, stored_text, well_formed
 from memory_proxy.wire.base import (
@@ -75,8 +75,11 @@ class ChatCompletions(TextCompletions, ChatFormat):
         return [message for message in map(_from_openai, turns) if well_formed(message)]
 
     def history_turns(self, history: list[Message], conversation: list[Message]) -> list[Turn]:
+        # A message of a role and a text alone (most) carries no mark: passed as it is.
         return [
-            {key: value for key, value in message.items() if key not in _MEMORY_MARKS}
+            cast(Turn, message)
+            if len(message) == 2
+            else {key: value for key, value in message.items() if key not in _MEMORY_MARKS}
             for message in history
         ]
 

@@ -9,8 +9,8 @@ from typing import Any, cast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.memory.injection import ContextLimits, prepare, trim
-from memory_proxy.records.messages import Message
+from memory_proxy.memory.injection import ContextLimits, approximate_tokens, prepare, trim
+from memory_proxy.records.messages import Message, well_formed
 from memory_proxy.wire.base import ChatFormat
 from memory_proxy.wire.registry import CHAT, MESSAGES
 
@@ -113,3 +113,49 @@ def test_an_agents_long_conversation_is_not_all_shaped_when_its_start_differs() 
     prepared = prepare(Counting(), {"model": "m", "messages": conversation}, history, LIMITS)
     assert prepared is not None and prepared.new_turns == [conversation[-1]]
     assert sum(shaped) <= 2  # 202 before: all 201 turns, then the last one again
+
+
+def _trimmed_checking_each(history: list[Any], limits: ContextLimits) -> list[Any]:
+    """trim() as it was: every stored message checked whole and counted."""
+    kept: list[Any] = []
+    tokens = 0
+    for message in reversed(history):
+        if not well_formed(message):
+            continue
+        cost = approximate_tokens(message)
+        if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
+            break
+        kept.append(message)
+        tokens += cost
+    kept.reverse()
+    while kept and kept[0]["role"] == "tool":
+        kept.pop(0)
+    return kept
+
+
+_STORED = st.dictionaries(
+    st.sampled_from(["role", "content", "tool_call_id", "tool_calls", "partial", "name"]),
+    st.one_of(
+        st.sampled_from(["user", "assistant", "tool", "system", "developer", "robot"]),
+        st.text(max_size=40),
+        st.none(),
+        st.integers(),
+        st.lists(st.integers(), max_size=2),
+        st.just([{"id": "c", "function": {"name": "run", "arguments": "{}"}}]),
+    ),
+)
+
+
+@settings(max_examples=300)
+@given(
+    history=st.lists(_STORED, max_size=12),
+    max_messages=st.integers(1, 6),
+    max_tokens=st.integers(1, 40),
+)
+def test_trim_of_any_stored_messages_is_the_checked_one(
+    history: list[Any], max_messages: int, max_tokens: int
+) -> None:
+    """Stores written before messages were checked may hold anything: trim's quick path
+    for a role and a text keeps and counts exactly what checking each message did."""
+    limits = ContextLimits(max_messages=max_messages, max_tokens=max_tokens)
+    assert trim(history, limits) == _trimmed_checking_each(history, limits)
