@@ -57,6 +57,16 @@ class Redactor:
         )
         configured = [SecretRule(name, pattern) for name, pattern in extra]
         self._rules = (*own, *rules, *configured)
+        # What _nothing_in searches: the built-in rules and the proxy's own keys over the
+        # texts joined, configured patterns (any shape) text by text; `after` rules
+        # never on their own.
+        joinable = [*own, *(rule for rule in rules if any(rule is b for b in BUILTIN_RULES))]
+        self._screen_joined = tuple(rule for rule in joinable if rule.after is None)
+        self._screen_each = tuple(
+            rule
+            for rule in self._rules
+            if rule.after is None and not any(rule is r for r in self._screen_joined)
+        )
         self._on_redacted = on_redacted
         self._beside: frozenset[str] = frozenset()  # kinds found in the rest of the exchange
 
@@ -105,6 +115,8 @@ class Redactor:
         another (an AWS secret key beside its key id) is replaced in every message when
         the other is in any of them (a model's answer that repeats the secret key alone)."""
         texts = [text for message in messages for text in _texts(message)]
+        if self._nothing_in(texts):
+            return [{**message} for message in messages]
         needed = {rule.after for rule in self._rules if rule.after is not None}
         beside = frozenset(
             rule.kind
@@ -117,6 +129,31 @@ class Redactor:
             redactor = copy.copy(self)
             redactor._beside = beside
         return [redactor.message(message) for message in messages]
+
+    def _nothing_in(self, texts: list[str]) -> bool:
+        """True when no rule's expression matches anywhere in `texts` (their secrets'
+        checks not even asked): most exchanges. The built-in rules and the proxy's own
+        keys search all the texts at once, joined by a line break, which no expression
+        of theirs needs to see beside a secret (no anchor, and no lookaround that a line
+        break would fail): one search per rule, not one per rule and text. A rule that
+        only counts beside another (`after`) finds nothing unless that one matches."""
+        lowered = [text.lower() for text in texts]
+        if any(len(low) != len(text) for low, text in zip(lowered, texts, strict=True)):
+            return False  # offsets of a folded text move: checked text by text
+        joined, joined_lower = "\n".join(texts), "\n".join(lowered)
+        for rule in self._screen_joined:
+            if not rule.folded:
+                found = rule.pattern.search(joined)
+            elif rule.needles and not any(needle in joined_lower for needle in rule.needles):
+                continue
+            else:
+                found = rule.pattern.search(joined_lower)
+            if found:
+                return False
+        for rule in self._screen_each:
+            if any(map(rule.pattern.search, lowered if rule.folded else texts)):
+                return False
+        return True
 
     def _tool_call(self, call: ToolCall) -> ToolCall:
         arguments = call["function"]["arguments"]
