@@ -4,6 +4,7 @@ local endpoints and error shapes."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import Callable
@@ -336,3 +337,14 @@ def test_health_tells_anyone_the_status_and_only_trusted_callers_the_details(
     assert ours.json()["litellm_url"] == url
     assert down.status_code == 503
     assert down.json() == {"status": "unhealthy"}
+
+
+def test_what_start_up_made_is_kept_out_of_full_garbage_collections(
+    fake_upstream_in_process: tuple[FakeUpstream, str],
+) -> None:
+    upstream, url = fake_upstream_in_process
+    app = MemoryProxy(Settings(litellm_url=url), upstream=in_process(upstream))
+    with serve(app) as proxy:
+        assert httpx.get(f"{proxy}/health").status_code == 200  # started
+        assert gc.get_freeze_count() > 10_000  # modules, settings, the app
+    assert gc.get_freeze_count() == 0  # collectable again once the proxy stopped
