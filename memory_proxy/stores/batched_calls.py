@@ -24,9 +24,10 @@ _Settled = tuple[list["asyncio.Future[Any]"], Outcomes]  # a job's futures and o
 
 
 class BatchedCalls(Generic[Call]):
-    """`call(item)` queues `item`; the first call of a batch submits one job that takes
-    every item queued when it starts and runs `run_batch` on them, in order, on the
-    thread. `submit(job)` hands a job to the thread and returns its future."""
+    """`call(item)` queues `item`; the first call of a batch has one job submitted (once
+    the loop has run what is ready) that takes every item queued when it starts and
+    runs `run_batch` on them, in order, on the thread; one callback on the loop settles
+    their futures. `submit(job)` hands a job to the thread and returns its future."""
 
     def __init__(
         self,

@@ -1,12 +1,13 @@
 """The session store's reads and writes of many calls at once, on the file's thread
 (sqlite.py's SQLiteStore queues them: stores/batched_calls.py).
 
-Histories asked for together are read by one query; appends made together are written
-in one transaction, with as few statements each as the common case needs: the session's
-row is upserted with its new count (the expired-session reset runs only when the upsert
-finds one), and savepoints are taken per append only when one of the batch failed. Each
-call still ends as it would alone: a failing append leaves nothing of itself, and the
-others are written.
+Histories asked for together are read by one query (those asked for before an append of
+their own session, before it); appends made together are written in one transaction,
+with as few statements each as the common case needs: the session's row is upserted
+with its new count (the expired-session reset runs only when the upsert finds one), and
+savepoints are taken per append only when something in the batch failed. Each call
+still ends as it would alone: a load sees every append made before it and none made
+after, a failing append leaves nothing of itself, and the others are written.
 
 A message's JSON is packed (packed_text.py).
 """
@@ -118,8 +119,8 @@ class SessionRows:
         again, each append in a savepoint of its own, so that it fails alone (rare: the
         statements are few and fixed)."""
         packed = {i: _packed(call) for i, call in enumerate(calls) if isinstance(call, Append)}
-        if not packed:
-            return self._in_order(calls, packed, careful=False)
+        if not packed:  # reads alone: a failing one fails its own loads
+            return self._in_order(calls, packed, careful=True)
         try:
             with self._transaction():
                 return self._in_order(calls, packed, careful=False)

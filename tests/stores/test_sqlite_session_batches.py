@@ -133,12 +133,37 @@ def test_calls_are_run_in_the_order_they_are_made(tmp_path: Path) -> None:
 
 
 async def _made_in_order(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-    """Each call made (its coroutine started) before the next, none awaited meanwhile."""
+    """Each call made (its coroutine started) before the next, none awaited meanwhile;
+    their outcomes (an exception for a call that raised)."""
     started = []
     for call in calls:
         started.append(asyncio.ensure_future(call()))
         await asyncio.sleep(0)
-    return await asyncio.gather(*started)
+    return await asyncio.gather(*started, return_exceptions=True)
+
+
+def test_a_history_that_cannot_be_read_fails_alone(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        try:
+            await store.append("alice", "bad", [_message(0)], partial=False)
+            await store.append("alice", "good", [_message(1)], partial=False)
+            await store._file.run(
+                lambda: store._file.db.execute("UPDATE messages SET message = x'00ff'")
+            )
+            made = await _made_in_order(
+                lambda: store.load("alice", "bad"),
+                lambda: store.delete("alice", "good"),
+                lambda: store.load("alice", "bad"),
+                lambda: store.append("alice", "bad", [_message(2)], partial=False),
+                lambda: store.session("alice", "bad"),
+            )
+        finally:
+            await store.aclose()
+        assert isinstance(made[0], Exception) and isinstance(made[2], Exception)
+        assert made[1] is True and made[3] == 0 and made[4].message_count == 2
+
+    asyncio.run(main())
 
 
 def test_a_closed_store_fails_its_calls_at_once(tmp_path: Path) -> None:
