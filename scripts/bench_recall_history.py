@@ -196,13 +196,20 @@ def run(
     name: str = "history",
     recall: dict[str, object] | None = None,
     embeddings: ASGIApp | None = None,
+    memory: dict[str, object] | None = None,
+    seeded: Callable[[], None] = lambda: None,
 ) -> tuple[list[Asked], dict[str, float], list[str]]:
     """Seed a proxy's index with `dataset`, ask every question through it; returns what
     reached LiteLLM, the proxy's counters (recall timeouts, skips), and the memory texts.
-    The proxy runs the shipped config.yaml, with `recall` over its `recall` section.
-    With `embeddings` (an app answering /v1/embeddings), the fake LiteLLM embeds with it
-    as EMBEDDING_MODEL, and every memory has its vector before the first question."""
-    sections = {"memory": {"enabled": True, "store": "sqlite"}, "recall": recall or {}}
+    The proxy runs the shipped config.yaml, with `recall` over its `recall` section and
+    `memory` over its `memory` section (SQLite by default; `seeded` runs once the index
+    is: PostgreSQL's statistics gathered, say). With `embeddings` (an app answering
+    /v1/embeddings), the fake LiteLLM embeds with it as EMBEDDING_MODEL, and every memory
+    has its vector before the first question."""
+    sections = {
+        "memory": {"enabled": True, "store": "sqlite", **(memory or {})},
+        "recall": recall or {},
+    }
     if embeddings is not None:
         sections["recall"] = {"embedding_model": EMBEDDING_MODEL, **sections["recall"]}
     config = proxy_config(directory, name, sections)
@@ -214,7 +221,7 @@ def run(
         for record, exchange in zip(records, dataset.exchanges, strict=True)
     }
 
-    async def seeded() -> None:
+    async def seed_index() -> None:
         index = open_memory_index(load_settings(config).memory)
         assert index is not None
         try:
@@ -222,7 +229,8 @@ def run(
         finally:
             await index.aclose()
 
-    asyncio.run(seeded())
+    asyncio.run(seed_index())
+    seeded()
     upstream = CapturingUpstream(embeddings)
     asked = []
     with serving(upstream) as upstream_url, memory_proxy_process(config, upstream_url) as (url, _):
