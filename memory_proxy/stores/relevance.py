@@ -10,14 +10,17 @@ hits (FTS5); this share gates them. A word the index has never seen counts as if
 once: it is what an off-topic question is made of, and a paraphrase's other word.
 
 Words are compared as the index holds them: folded and stemmed exactly as SQLite's
-`porter unicode61` tokenizer does (porter.py), so "deployed" covers "deploy".
+`porter unicode61` tokenizer does (porter.py), so "deployed" covers "deploy". Both indexes
+hold these terms (PostgreSQL's is built from them) and count the memories holding each,
+so the weights, and what passes, are the same on either.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
+from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.stores import porter
 
 
@@ -32,15 +35,40 @@ def weight(documents_with_term: int, documents: int) -> float:
     return math.log(1 + (max(documents, seen) - seen + 0.5) / (seen + 0.5))
 
 
+def terms_of(text: str) -> set[str]:
+    """The distinct terms the index holds for `text`."""
+    return {porter.stem(word) for word in set(porter.words(text))}
+
+
 def covered_share(weights: Mapping[str, float], text: str) -> float:
     """The share of the total of `weights` (stem -> weight) whose stems `text` holds."""
+    return held_share(weights, terms_of(text))
+
+
+def held_share(weights: Mapping[str, float], held: Collection[str]) -> float:
+    """The share of the total of `weights` (stem -> weight) whose stems are `held`."""
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    held = {porter.stem(word) for word in set(porter.words(text))}
     return sum(value for term, value in weights.items() if term in held) / total
 
 
 def reaches(share: float, needed: float) -> bool:
     """`share` >= `needed`, but for rounding: four words of five weighing alike are 0.8."""
     return share >= needed - 1e-9
+
+
+def relevant(
+    ranked: Iterable[tuple[MemoryRecord, float, Collection[str]]],
+    weights: Mapping[str, float],
+    min_share: float,
+) -> list[Recalled]:
+    """The `ranked` memories (each with its rank's score and the terms it holds, or at
+    least those of the question) that cover at least `min_share` of the question's
+    `weights`, with their share: what an index's search returns."""
+    hits = []
+    for record, score, held in ranked:
+        share = held_share(weights, held)
+        if reaches(share, min_share):
+            hits.append(Recalled(record, score, share))
+    return hits

@@ -19,9 +19,10 @@ file. At 100,000 memories over 200 projects (synthetic text, raw SQL) a search t
 of CPU this way, ~5 ms filtering after a join, and ~16 ms with UNINDEXED user/project
 columns (an external-content table reads those from `memories` row by row);
 scripts/bench_recall.py measures the whole call. A search matches only the question's
-rarer words, as many as hold at most MATCHED_MEMORIES memories together
-(sqlite_term_counts.py): FTS5 scores every row a word matches, and words most memories
-hold cost the most and weigh the least. Relevance (relevance.py) weighs every word.
+rarer words, as many as hold at most MATCHED_MEMORIES memories together (search_terms.py,
+from the counts of sqlite_term_counts.py): FTS5 scores every row a word matches, and
+words most memories hold cost the most and weigh the least. Relevance (relevance.py)
+weighs every word.
 
 The scope column weighs nothing in the score, and the exact user_id/project comparison
 stays in the SQL, so even a token collision could not leak a memory. Every user's
@@ -57,7 +58,8 @@ from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
-from memory_proxy.stores.relevance import covered_share, reaches, stems, weight
+from memory_proxy.stores.relevance import relevant, stems, terms_of, weight
+from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
 from memory_proxy.stores.sqlite import SQLiteFile
@@ -156,7 +158,7 @@ class SQLiteMemoryIndex:
                 return []
             # A scope holding more memories than the words costs more than it saves: the
             # SQL's exact comparison of user and project selects the rows then.
-            wide = in_scope > term_counts.MATCHED_MEMORIES
+            wide = in_scope > MATCHED_MEMORIES
             scope = None if wide else self._scope(db, user_id, project)
             match = words if scope is None else f"scope : ({scope}) AND {words}"
             alone = user_id is None and exclude_session is None and (project is None or scope)
@@ -170,13 +172,9 @@ class SQLiteMemoryIndex:
                 rows = [row for row in found if row[-1]][:limit]
                 if len(rows) < limit and len(found) == limit * RANKED_FIRST:
                     rows = db.execute(SEARCH, params).fetchall()
-            hits = []
-            for row in rows:
-                record = _record(row[:SCORE_COLUMN])
-                share = covered_share(weights, record.text)
-                if reaches(share, min_share):
-                    hits.append(Recalled(record, row[SCORE_COLUMN], share))
-            return hits
+            records = [(_record(row[:SCORE_COLUMN]), row[SCORE_COLUMN]) for row in rows]
+            scored = [(record, score, terms_of(record.text)) for record, score in records]
+            return relevant(scored, weights, min_share)
 
         return await self._searches.run(work)
 

@@ -1,5 +1,6 @@
 """How many memories hold each term, kept beside the index in `memory_terms`: the weights
-of recall's relevance (relevance.py), and the terms a search can afford to match.
+of recall's relevance (relevance.py), and the terms a search can afford to match
+(search_terms.py).
 
 FTS5 can count a term's memories (fts5vocab), but only by reading its whole doclist: at
 100,000 memories a common word costs as much as the search itself. Here a count is one
@@ -20,23 +21,16 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
-from memory_proxy.stores import porter
 from memory_proxy.stores.recall_query import fts5_phrase
-from memory_proxy.stores.relevance import reaches
+from memory_proxy.stores.relevance import terms_of
+from memory_proxy.stores.search_terms import MATCHED_MEMORIES, anded, ored, rarest_held
 
 TABLE = "memory_terms"
 CREATE = f"CREATE TABLE {TABLE} (term TEXT PRIMARY KEY, memories INTEGER NOT NULL) WITHOUT ROWID"
 ALL_MEMORIES = ""  # the row counting every memory
 SCOPE = " "  # before a scope token's count (no stem holds a space)
-# Most memories a search's terms may match, summed over its terms (`affordable`).
-MATCHED_MEMORIES = 1000
 _MATCHES = "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH ?"
 _COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term IN (SELECT value FROM json_each(?1))"
-
-
-def terms_of(text: str) -> set[str]:
-    """The distinct terms the index holds for `text`."""
-    return {porter.stem(word) for word in set(porter.words(text))}
 
 
 def count(db: sqlite3.Connection, indexed: Iterable[tuple[str, str]], change: int) -> None:
@@ -80,33 +74,25 @@ def matched_words(
     weights: dict[str, float],
     min_share: float,
 ) -> str:
-    """The FTS5 expression a search matches, for the question's `words` (stem -> a word
-    of the question that gives it) held by `held` memories each and weighing `weights`;
-    "" when no memory can cover `min_share` of the weight (relevance.py).
+    """The FTS5 expression a search matches (search_terms.py), for the question's `words`
+    (stem -> a word of the question that gives it) held by `held` memories each and
+    weighing `weights`; "" when no memory can cover `min_share` of the weight."""
+    rarest = rarest_held(held, weights, min_share)
+    if not rarest:
+        return ""
+    terms, joined = ored(rarest, held), " OR "
+    if terms is None:
+        terms, joined = rarest, " AND "
+        for fewer in anded(rarest):
+            (found,) = db.execute(_MATCHES, (_expression(words, fewer, joined),)).fetchone()
+            if found <= MATCHED_MEMORIES:
+                terms = fewer
+                break
+    return _expression(words, terms, joined)
 
-    FTS5 scores every memory it matches (about 2.5 us each: BM25 reads the row's
-    length), and a word most memories hold ("service") tells little: the rarest words
-    are ORed while they hold at most MATCHED_MEMORIES memories together. When even the
-    rarest holds more, the rarest are ANDed, as few as bring the matches within it
-    (counting matches costs a tenth of scoring them)."""
-    rarest = sorted((term for term in held if held[term]), key=held.__getitem__)
-    total_weight = sum(weights.values())
-    if not rarest or not reaches(sum(weights[term] for term in rarest) / total_weight, min_share):
-        return ""  # the words the memories hold weigh too little: nothing would pass
-    phrases = [fts5_phrase(words[term]) for term in rarest]
-    taken, total = 1, held[rarest[0]]
-    while taken < len(rarest) and total + held[rarest[taken]] <= MATCHED_MEMORIES:
-        total += held[rarest[taken]]
-        taken += 1
-    expression = "text : (" + " OR ".join(phrases[:taken]) + ")"
-    if total <= MATCHED_MEMORIES:
-        return expression
-    for together in range(2, len(phrases) + 1):
-        expression = "text : (" + " AND ".join(phrases[:together]) + ")"
-        (found,) = db.execute(_MATCHES, (expression,)).fetchone()
-        if found <= MATCHED_MEMORIES:
-            break
-    return expression
+
+def _expression(words: dict[str, str], terms: list[str], joined: str) -> str:
+    return "text : (" + joined.join(fts5_phrase(words[term]) for term in terms) + ")"
 
 
 def fill(db: sqlite3.Connection) -> None:

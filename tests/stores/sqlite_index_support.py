@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
+from hypothesis import strategies as st
 
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import MemoryIndex
@@ -17,6 +18,9 @@ from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 T = TypeVar("T")
 LOADED_MACHINE = 10.0  # seconds
+# Words that stem alike ("deploying", "deployed"), fold ("Staging", "café") and repeat.
+WORDS = ["deploying", "deployed", "Staging", "ports", "port", "café", "5433", "the", "heron"]
+FORGETTING = ["nothing", "project", "user", "one", "oldest"]
 
 
 def memory(
@@ -88,3 +92,28 @@ class Index:
     def close(self) -> None:
         self.runner.run(self.index.aclose())
         self.runner.close()
+
+
+def stored_memories() -> st.SearchStrategy[list[MemoryRecord]]:
+    """Memories of two users' two projects, their texts a few of WORDS."""
+    text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
+    one = st.builds(
+        lambda user, project, words: memory(words, user=user, project=project),
+        st.sampled_from(["alice", "bob"]),
+        st.sampled_from(["shop", "blog"]),
+        text,
+    )
+    return st.lists(one, max_size=12)
+
+
+def forget(index: Index, records: list[MemoryRecord], how: str) -> None:
+    """Some of `records` forgotten, as FORGETTING names: alice's shop, bob, the first
+    record, the two oldest, or nothing."""
+    if how == "project":
+        index(lambda i: i.forget_project("alice", "shop"))
+    elif how == "user":
+        index(lambda i: i.forget_user("bob"))
+    elif how == "one" and records:
+        index(lambda i: i.delete(None, records[0].id))
+    elif how == "oldest":
+        index(lambda i: i.forget_oldest(2))

@@ -10,10 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.sqlite_term_counts import ALL_MEMORIES, SCOPE, TABLE
-from tests.stores.sqlite_index_support import Index, memory
-
-WORDS = ["deploying", "deploy", "Staging", "ports", "port", "café", "5433", "the", "heron"]
+from tests.stores.sqlite_index_support import FORGETTING, Index, forget, memory, stored_memories
 
 
 def kept(path: Path) -> dict[str, int]:
@@ -33,32 +32,16 @@ def read_off_the_index(path: Path) -> dict[str, int]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["alice", "bob"]),
-            st.sampled_from(["shop", "blog"]),
-            st.lists(st.sampled_from(WORDS), min_size=1, max_size=5).map(" ".join),
-        ),
-        max_size=12,
-    ),
-    st.sampled_from(["nothing", "project", "user", "one"]),
-)
+@given(stored_memories(), st.sampled_from(FORGETTING))
 def test_the_counts_are_the_indexs_own_through_adding_and_forgetting(
-    stored: list[tuple[str, str, str]], forgetting: str
+    records: list[MemoryRecord], forgetting: str
 ) -> None:
     directory = Path(__import__("tempfile").mkdtemp())
     path = directory / "memory.sqlite3"
     index = Index(path)
     try:
-        records = [memory(text, user=user, project=project) for user, project, text in stored]
         index.add(*records)
-        if forgetting == "project":
-            index(lambda i: i.forget_project("alice", "shop"))
-        elif forgetting == "user":
-            index(lambda i: i.forget_user("bob"))
-        elif forgetting == "one" and records:
-            index(lambda i: i.delete(None, records[0].id))
+        forget(index, records, forgetting)
     finally:
         index.close()
     assert kept(path) == read_off_the_index(path)  # no row left for a forgotten word
