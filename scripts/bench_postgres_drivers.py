@@ -1,6 +1,7 @@
 """psycopg 3 (with psycopg-pool) against asyncpg on the PostgreSQL store's memory path: the
 same statements the store runs (a session's append, its load, a recall search over
-10,000 memories of one project), on one server, from one event loop.
+10,000 memories of one project: its ranked statement, made by the store's own code for
+each question beforehand), on one server, from one event loop.
 
 Each driver runs twice, in turn. Per operation: the wall time (p50, p99) one at a time,
 the client's CPU time (what the proxy's process spends), and the operations per second
@@ -32,7 +33,9 @@ from memory_proxy.config.recall import RecallSettings
 from memory_proxy.stores import postgres_index, postgres_sessions
 from memory_proxy.stores.packed_text import pack_bytes
 from memory_proxy.stores.postgres_database import migrate
-from memory_proxy.stores.recall_query import query_terms, tsquery_words
+from memory_proxy.stores.postgres_search import searched
+from memory_proxy.stores.recall_query import query_terms
+from memory_proxy.stores.relevance import stems
 from scripts.bench_recall_scale import PROJECT, USER, scaled_records
 from scripts.recall_history import build_dataset
 
@@ -41,12 +44,7 @@ OPERATIONS = 1_000
 CONCURRENT = 32
 POOL = 8
 APPEND = "SELECT memory_proxy_append(%s, %s, %s, %s, %s, %s)"
-SEARCH = (
-    f"SELECT {postgres_index.RECORD_COLUMNS}, {postgres_index._SCORE} AS score "
-    "FROM memories, to_tsquery('english', %s) AS query "
-    "WHERE words @@ query AND user_id = %s AND project = %s "
-    "AND session_id IS DISTINCT FROM %s AND NOT private ORDER BY score DESC, seq LIMIT %s"
-)
+SCOPE = "user_id = %s AND project = %s AND session_id IS DISTINCT FROM %s AND NOT private"
 Run = Callable[[str, tuple[Any, ...]], Awaitable[list[Any]]]
 
 
@@ -80,9 +78,31 @@ async def asyncpg_runner(url: str) -> tuple[Run, Callable[[], Awaitable[None]]]:
     return run, pool.close
 
 
-def operations(questions: list[str]) -> dict[str, Callable[[int], tuple[str, tuple[Any, ...]]]]:
-    message = pack_bytes(orjson.dumps({"role": "user", "content": "where is staging? " * 8}))
+async def searches(url: str, questions: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The ranked statement of each question the store would search (the others ask
+    nothing of the database but the counts)."""
     settings = RecallSettings()
+    made = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
+        for question in questions:
+            found = await searched(
+                db,
+                postgres_index.COLUMNS,
+                stems(query_terms(question)),
+                settings.min_score,
+                SCOPE,
+                (USER, PROJECT, "a-new-session"),
+                settings.limit,
+            )
+            if found is not None:
+                made.append(found[:2])
+    return made
+
+
+def operations(
+    searched_statements: list[tuple[str, tuple[Any, ...]]],
+) -> dict[str, Callable[[int], tuple[str, tuple[Any, ...]]]]:
+    message = pack_bytes(orjson.dumps({"role": "user", "content": "where is staging? " * 8}))
 
     def append(n: int) -> tuple[str, tuple[Any, ...]]:
         now = time.time()
@@ -92,8 +112,7 @@ def operations(questions: list[str]) -> dict[str, Callable[[int], tuple[str, tup
         return postgres_sessions._LOAD, ("bench", f"s{n % 200}", time.time() - 3600)
 
     def search(n: int) -> tuple[str, tuple[Any, ...]]:
-        words = tsquery_words(query_terms(questions[n % len(questions)]), settings.min_score)
-        return SEARCH, (words, USER, PROJECT, "a-new-session", settings.limit)
+        return searched_statements[n % len(searched_statements)]
 
     return {"session append": append, "session load": load, "recall search": search}
 
@@ -144,12 +163,13 @@ async def main(url: str) -> None:
     dataset = build_dataset(users=2)
     questions = [asked.text for asked in (*dataset.questions, *dataset.off_topic)]
     random.Random(0).shuffle(questions)
+    statements = await searches(url, questions)
     drivers = {"psycopg": psycopg_runner, "asyncpg": asyncpg_runner}
     for driver in ("psycopg", "asyncpg", "psycopg", "asyncpg"):  # the machine's drift seen
         runner = drivers[driver]
         run, close = await runner(url)
         try:
-            for operation, make in operations(questions).items():
+            for operation, make in operations(statements).items():
                 figures = await measure(operation, run, make)
                 shown = ", ".join(f"{key} {value:.0f}" for key, value in figures.items())
                 print(f"{driver:8} {operation:15} {shown}", flush=True)

@@ -1,25 +1,19 @@
 """Long-term memories in PostgreSQL, searched with its own full-text search: shared by
 every proxy on the database, so that a fact told through one is recalled through another.
 
-Layout (MIGRATIONS): `memories` holds the records, each text packed as in the SQLite file
-(packed_text.py: PostgreSQL's text cannot hold a NUL, and a packed text takes half the
-space), and `words`, the text's tsvector in the `english` configuration (Snowball's
-English stemmer, close to SQLite's porter: "deploying" finds "deployed"), computed from
-the text in the INSERT, with a GIN index. Only what ships with PostgreSQL 15: no
-extension.
+Layout (postgres_index_schema.py): `memories` holds the records, each text packed, and
+`words`, the text's terms as SQLite's porter tokenizer makes them, as a tsvector made in
+Python (postgres_term_counts.py), with a GIN index; `memory_terms` counts the memories
+holding each term, kept by the same statements that add and forget memories. Only what
+ships with PostgreSQL 15: no extension.
 
-A search is one statement: the question's topic words (recall_query.py, as the SQLite
-index asks: "at least k of these words" for short questions) as a `to_tsquery`, the
-user, project, session left out and private flag in the WHERE (the GIN index and the
-user/project index combined by the planner), ranked by `ts_rank` divided by the text's
-length in words before the LIMIT. Candidates and their score, as the SQLite index returns
-them; recall judges them (memory/recall.py). PostgreSQL has no IDF (BM25 weighs rare
-words more): on the recall benchmark's quality set (scripts/bench_recall.py, 200 facts
-in 3,200 memories; recall@5 in the project / in any project of the user), SQLite's BM25
-gets own words 1.0 / 1.0 and paraphrases 0.355 / 0.29; here `ts_rank` by length 1.0 /
-0.995 and 0.295 / 0.24, `ts_rank_cd` by 1 + log(length) 0.99 / 0.965 and 0.305 / 0.19,
-`ts_rank_cd` by length 0.99 / 0.965 and 0.325 / 0.19, either without length 0.27-0.275
-on paraphrases.
+A search is what the SQLite index does, on PostgreSQL: the counts of the question's
+terms read, each term weighed (relevance.py), the rarer terms matched (search_terms.py),
+then one statement: the terms' tsquery, the user, project, session left out and private
+flag in the WHERE (the GIN index and the user/project index combined by the planner),
+ranked by SQLite's BM25 (postgres_search.py) before the LIMIT. The hits that cover
+`min_share` of the question's weight are returned with their share, as SQLite's are; so
+recall keeps the same memories from either.
 
 Searches have a pool of their own, bounded by the recall budget (search_admission.py);
 each connection's statement timeout is the budget, so the server never works for a
@@ -36,7 +30,6 @@ files with VACUUM FULL (README "The PostgreSQL database").
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, Collection
 from typing import Any
@@ -51,47 +44,44 @@ from memory_proxy.records.memory import (
     Recalled,
     SessionSummary,
 )
+from memory_proxy.stores import postgres_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
-from memory_proxy.stores.postgres_database import PostgresDatabase, PostgresMigration, run_script
-from memory_proxy.stores.recall_query import query_terms, tsquery_words
+from memory_proxy.stores.postgres_database import PostgresDatabase
+from memory_proxy.stores.postgres_index_schema import MIGRATIONS
+from memory_proxy.stores.postgres_search import searched
+from memory_proxy.stores.recall_query import query_terms
+from memory_proxy.stores.relevance import relevant, stems
 from memory_proxy.stores.search_admission import SearchAdmission
 
 DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 SEARCH_CONNECTIONS = 4
 ANALYSE_EVERY = 5000  # memories added by this process between two ANALYZEs
 WAIT_SECONDS = 30.0  # the memories API and CLI, and the writer, off the request path
-_MEMORIES = """
-CREATE TABLE memories (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    user_id text NOT NULL,
-    project text NOT NULL,
-    session_id text,
-    client text NOT NULL,
-    model text,
-    created_at double precision NOT NULL,
-    text bytea NOT NULL,
-    private boolean NOT NULL DEFAULT false,
-    words tsvector NOT NULL
-);
-CREATE INDEX memories_words ON memories USING gin (words);
-CREATE INDEX memories_by_user ON memories (user_id, created_at);
-CREATE INDEX memories_by_project ON memories (user_id, project, created_at);
-CREATE INDEX memories_by_time ON memories (created_at);
-"""
-MIGRATIONS: tuple[PostgresMigration, ...] = (
-    PostgresMigration(
-        1, "memories and their full-text index", lambda db: run_script(db, _MEMORIES)
-    ),
-)
-RECORD_COLUMNS = "id, user_id, project, session_id, client, model, created_at, text, private"
-_INSERT = f"""
-INSERT INTO memories ({RECORD_COLUMNS}, words)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_tsvector('english', %s))
-ON CONFLICT (id) DO NOTHING
-"""
-_SCORE = "ts_rank(words, query, 2)"
+COLUMNS = [
+    "id",
+    "user_id",
+    "project",
+    "session_id",
+    "client",
+    "model",
+    "created_at",
+    "text",
+    "private",
+]
+RECORD_COLUMNS = ", ".join(COLUMNS)
+# The memories added (a batch: arrays, one per column, inserted in their order) and their
+# terms counted, in one statement.
+_ADD = f"""
+WITH changed AS (
+    INSERT INTO memories ({RECORD_COLUMNS}, words, length)
+    SELECT {RECORD_COLUMNS}, words, length FROM unnest(%s::text[], %s::text[], %s::text[],
+        %s::text[], %s::text[], %s::text[], %s::float8[], %s::bytea[], %s::boolean[],
+        %s::tsvector[], %s::integer[]) WITH ORDINALITY AS new ({RECORD_COLUMNS}, words, length, n)
+    ORDER BY n
+    ON CONFLICT (id) DO NOTHING
+    RETURNING words, length
+)""" + term_counts.counting(1)
 # The user's, project's and privacy's memories of each session: the latest sessions (as
 # many as asked), then each one's first text and latest client and text.
 _RECENT_SESSIONS = """
@@ -116,9 +106,9 @@ ORDER BY l.last DESC, l.last_seq DESC
 
 
 def record_of(row: tuple[Any, ...]) -> MemoryRecord:
-    id_, user_id, project, session_id, client, model, created_at, text, private = row
-    record = MemoryRecord(id_, user_id, project, session_id, client, model, created_at, "")
-    return dataclasses.replace(record, text=unpack(bytes(text)), private=private)
+    id_, user_id, project, session, client, model, created_at, text, private = row
+    text = unpack(bytes(text))
+    return MemoryRecord(id_, user_id, project, session, client, model, created_at, text, private)
 
 
 def _unstorable(*values: str | None) -> bool:
@@ -161,19 +151,10 @@ class PostgresMemoryIndex:
     async def add(self, records: list[MemoryRecord]) -> None:
         if not records:
             return
-        rows = [
-            (
-                *_fields(r),
-                pack(r.text),
-                r.private,
-                r.text.replace("\0", " "),  # what the index reads: no NUL in a text
-            )
-            for r in records
-        ]
+        columns = await asyncio.to_thread(_columns, records)  # stemming: off the event loop
         async with self._db.connection(WAIT_SECONDS) as db:
-            async with db.transaction(), db.cursor() as cursor:
-                await cursor.executemany(_INSERT, rows)
-            self._unanalysed += len(rows)
+            row = await (await db.execute(_ADD, columns)).fetchone()
+            self._unanalysed += int(row[0]) if row else 0
             if self._unanalysed >= self.analyse_every:
                 self._unanalysed = 0
                 await db.execute("ANALYZE memories")
@@ -198,16 +179,16 @@ class PostgresMemoryIndex:
             params += (exclude_session,)
         if privacy != "private":
             where += " AND NOT private"
-        statement = (
-            f"SELECT {RECORD_COLUMNS}, {_SCORE} AS score "
-            "FROM memories, to_tsquery('english', %s) AS query "
-            f"WHERE words @@ query AND {where} ORDER BY score DESC, seq LIMIT %s"
-        )
-        arguments = (tsquery_words(terms, min_share), *params, limit)
+        question = stems(terms)
 
         async def work(db: AsyncConnection) -> list[Recalled]:
+            search = await searched(db, COLUMNS, question, min_share, where, params, limit)
+            if search is None:
+                return []  # no memory could cover min_share of the question
+            statement, arguments, weights = search
             rows = await (await db.execute(statement, arguments)).fetchall()
-            return [Recalled(record_of(row[:-1]), float(row[-1])) for row in rows]
+            scored = [(record_of(row[:-2]), float(row[-2]), row[-1]) for row in rows]
+            return relevant(scored, weights, min_share)
 
         self._admission.admit()
         started = time.perf_counter()
@@ -315,11 +296,17 @@ class PostgresMemoryIndex:
         return await self._forget(f"seq IN ({oldest})", (limit,), erase=False)
 
     async def _forget(self, where: str, params: tuple[Any, ...], *, erase: bool) -> int:
-        async with self._db.connection(WAIT_SECONDS) as db:
-            cursor = await db.execute(f"DELETE FROM memories WHERE {where}", params)
-        if cursor.rowcount > 0 and erase:
+        """The memories `where` selects deleted and their terms counted off, in one
+        transaction."""
+        forget = f"WITH changed AS (DELETE FROM memories WHERE {where} RETURNING words, length)"
+        async with self._db.connection(WAIT_SECONDS) as db, db.transaction():
+            row = await (await db.execute(forget + term_counts.counting(-1), params)).fetchone()
+            forgotten, unheld = (int(row[0]), row[1]) if row else (0, [])
+            if unheld:
+                await db.execute(term_counts.DROP_UNHELD, (unheld,))
+        if forgotten and erase:
             await self.erase()
-        return cursor.rowcount
+        return forgotten
 
     async def erase(self) -> bool:
         """The forgotten rows' index entries removed and their space made reusable
@@ -388,7 +375,19 @@ class PostgresMemoryIndex:
         await self._db.aclose()
 
 
-def _fields(record: MemoryRecord) -> tuple[Any, ...]:
-    """A record's columns before its text."""
-    r = record
-    return (r.id, r.user_id, r.project, r.session_id, r.client, r.model, r.created_at)
+def _columns(records: list[MemoryRecord]) -> tuple[list[Any], ...]:
+    """The records as _ADD takes them: one list per column, their terms made."""
+    indexed = [term_counts.tsvector_of(r.text) for r in records]
+    return (
+        [r.id for r in records],
+        [r.user_id for r in records],
+        [r.project for r in records],
+        [r.session_id for r in records],
+        [r.client for r in records],
+        [r.model for r in records],
+        [float(r.created_at) for r in records],
+        [pack(r.text) for r in records],
+        [r.private for r in records],
+        [words for words, _ in indexed],
+        [length for _, length in indexed],
+    )

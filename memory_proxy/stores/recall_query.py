@@ -9,11 +9,9 @@ the topic, so that "can you remind me how we deploy the app?" searches for "depl
 
 from __future__ import annotations
 
-import itertools
 import re
 
 MAX_TERMS = 32  # bounds the search's cost when someone pastes a page of text
-TSQUERY_COMBINED_TERMS = 8  # PostgreSQL's "k of n" (tsquery_words)
 
 # Letters and digits: what SQLite's unicode61 tokenizer keeps (it splits on "_" too).
 _WORD = re.compile(r"[^\W_]+")
@@ -62,18 +60,3 @@ def fts5_words(terms: list[str]) -> str:
     and relevance.py gates them (an implicit AND finds nothing for a question asked in
     other words)."""
     return " OR ".join(fts5_phrase(term) for term in terms)
-
-
-def tsquery_words(terms: list[str], min_share: float = 0.0) -> str:
-    """PostgreSQL's `to_tsquery` for text holding at least `min_share` of `terms` (stemmed
-    as the index did; a term is letters and digits only, quoted all the same): "k of n"
-    spelled out as an OR of ANDs up to TSQUERY_COMBINED_TERMS terms, any one beyond. GIN
-    looks each word up once however many groups name it, and ranking every memory that
-    shares one common word is what costs (10,000 memories of one project, after ANALYZE:
-    p50 1.64 -> 0.66 ms, p99 42 -> 12 ms with 8 terms rather than 4)."""
-    quoted = ["'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in terms]
-    needed = next(k for k in range(1, len(quoted) + 1) if k / len(quoted) >= min_share)
-    if needed == 1 or len(quoted) > TSQUERY_COMBINED_TERMS:
-        return " | ".join(quoted)
-    groups = itertools.combinations(quoted, needed)
-    return " | ".join("(" + " & ".join(group) + ")" for group in groups)

@@ -53,7 +53,7 @@ class Index:
             with psycopg.connect(where) as db:
                 made = db.execute("SELECT to_regclass('memories')").fetchone()
                 if made and made[0]:
-                    db.execute("TRUNCATE memories")
+                    db.execute("TRUNCATE memories, memory_terms")
         return cls(where)
 
     @property

@@ -1,5 +1,6 @@
 """The recall benchmark's quality set as a regression gate: a change to the query words,
-the tokenizer or the scoping that loses planted facts, or leaks, fails here."""
+the tokenizer or the scoping that loses planted facts, or leaks, fails here; and every
+index finds as many (issue 23: PostgreSQL within 0.03 of SQLite)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_planted_facts_are_recalled_and_nothing_leaks(
 
     figures = asyncio.run(measured())
     assert figures["own words"]["recall@5"] >= 0.95
-    # 0.355 when written on SQLite, 0.295 on PostgreSQL (no IDF); BM25 has no synonyms
-    assert figures["paraphrase"]["recall@5"] >= (0.3 if kind == "sqlite" else 0.27)
+    # 0.355 when written, on both (PostgreSQL ranks by SQLite's BM25); BM25 has no synonyms
+    assert figures["paraphrase"]["recall@5"] >= 0.33
     assert figures["own words"]["leaked hits"] == 0
     assert figures["paraphrase"]["leaked hits"] == 0

@@ -81,36 +81,46 @@ def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index
     assert found(1.0) == ["the staging database runs on port 5433"]
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1), max_size=8),
-    st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
-    st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
-)
 def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weight(
-    texts: list[list[str]], query: list[str], min_share: float
+    blank_index_at: Path | str,
 ) -> None:
-    """Exactly those, each word weighted by how few memories hold it (relevance.py)."""
-    opened = Index(Path(":memory:"))
-    try:
-        opened.add(*(memory(" ".join(words), session=None) for words in texts))
-        hits = opened(
-            lambda i: i.search("alice", "shop", " ".join(query), limit=50, min_share=min_share)
-        )
-        found = sorted(hit.record.text for hit in hits)
-    finally:
-        opened.close()
-    distinct = {" ".join(words): set(words) for words in texts}
-    weights = {
-        term: weight(sum(term in words for words in distinct.values()), len(distinct))
-        for term in query
-    }
-    expected = sorted(
-        text
-        for text, words in distinct.items()
-        if words & set(query) and covered_share(weights, text) >= min_share - 1e-9
+    """Exactly those, each word weighted by how few memories hold it (relevance.py), on
+    every index: PostgreSQL weighs the words as SQLite does. Memories of another user
+    count in the weights (the index's own counts) and are never found."""
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        st.lists(st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1), max_size=8),
+        st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
+        st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
+        st.lists(st.sampled_from(["ab", "cd", "ef"]), max_size=3),
     )
-    assert found == expected
+    def weighed(
+        texts: list[list[str]], query: list[str], min_share: float, others: list[str]
+    ) -> None:
+        opened = Index.blank(blank_index_at)
+        try:
+            opened.add(*(memory(" ".join(words), session=None) for words in texts))
+            opened.add(*(memory(word, user="bob") for word in others))
+            hits = opened(
+                lambda i: i.search("alice", "shop", " ".join(query), limit=50, min_share=min_share)
+            )
+            found = sorted(hit.record.text for hit in hits)
+        finally:
+            opened.close()
+        distinct = {" ".join(words): set(words) for words in texts}
+        every = [*distinct.values(), *({word} for word in set(others))]
+        weights = {
+            term: weight(sum(term in words for words in every), len(every)) for term in query
+        }
+        expected = sorted(
+            text
+            for text, words in distinct.items()
+            if words & set(query) and covered_share(weights, text) >= min_share - 1e-9
+        )
+        assert found == expected
+
+    weighed()
 
 
 def test_any_query_text_is_safe_and_stays_with_its_user(blank_index_at: Path | str) -> None:
