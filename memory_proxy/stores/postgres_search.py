@@ -9,12 +9,14 @@ it; its frequency in the memory, `ts_rank_cd` of the term alone (the term's posi
 its occurrences); and the memory's length in words against the average. FTS5 counts the
 row's two scope tokens (sqlite_index_scope.py) in its length: counted here too.
 
-Each term's tsquery is made once per statement, in a subquery PostgreSQL keeps apart
+Each term's part is computed over the memories that hold it (found by the GIN index),
+and the parts summed per memory: a term a memory does not hold costs it nothing (taking
+every term's frequency of every memory matched took 20-30% longer at 10,000 memories in
+one project). When the terms are ANDed, each part ranks the memories holding all of them.
+A term's tsquery is made once per statement, in a subquery PostgreSQL keeps apart
 (OFFSET 0): written in the WHERE or the SELECT list, a generic plan parses it for every
-row. The frequencies are taken once per row in an inner query (OFFSET 0 again), before
-the sum that uses each twice; only the best rows are read whole, with the terms of the
-question each holds (what relevance.py needs, read off its words rather than stemmed
-again).
+row. Only the best rows are read whole, with the terms of the question each holds (what
+relevance.py needs, read off its words rather than stemmed again).
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ from memory_proxy.stores.search_terms import MATCHED_MEMORIES, anded, ored, rare
 K1, B = 1.2, 0.75  # FTS5's
 SCOPE_TOKENS = 2  # in each row's length, as FTS5 counts them
 MIN_IDF = 1e-6  # FTS5's, for a term more than half the memories hold
+
+
+# One term's part of the score of each memory it ranks (those holding it, or every term):
+# its IDF, the memory's average length, the term, the memories ranked, the WHERE's params.
+_TERMS_PART = f"""
+SELECT seq, %s::float8 * frequency / (frequency + saturation) AS part
+FROM (
+    SELECT seq, ts_rank_cd('{{{{1,1,1,1}}}}', words, query.term, 0) AS frequency,
+        {K1} * (1 - {B} + {B} * (length + {SCOPE_TOKENS}) / %s::float8) AS saturation
+    FROM memories, (SELECT %s::tsquery AS term, %s::tsquery AS ranked OFFSET 0) AS query
+    WHERE words @@ query.ranked AND {{where}}
+    OFFSET 0
+) AS part"""
 
 
 def idf(holding: int, memories: int) -> float:
@@ -87,36 +102,22 @@ def ranked(
     words they hold."""
     held, memories, tokens = counted
     average = (tokens + SCOPE_TOKENS * memories) / max(memories, 1)
-    terms = range(len(matched))
-    queries = ", ".join(f"%s::tsquery AS t{i}" for i in terms)
-    frequencies = ", ".join(
-        f"ts_rank_cd('{{1,1,1,1}}', words, query.t{i}, 0) AS f{i}" for i in terms
-    )
-    score = " + ".join(f"%s::float8 * f{i} / (f{i} + saturation)" for i in terms)
+    match = tsquery(matched, every)
     statement = f"""
 SELECT {", ".join("m." + column for column in columns)}, best.score,
     tsvector_to_array(ts_filter(setweight(m.words, 'A', %s::text[]), '{{a}}'))
 FROM (
-    SELECT seq, {K1 + 1} * ({score}) AS score
-    FROM (
-        SELECT seq, {K1} * (1 - {B} + {B} * (length + {SCOPE_TOKENS}) / %s::float8) AS saturation,
-            {frequencies}
-        FROM memories, (SELECT %s::tsquery AS match, {queries} OFFSET 0) AS query
-        WHERE words @@ query.match AND {where}
-        OFFSET 0
-    ) AS found
+    SELECT seq, {K1 + 1} * sum(part) AS score
+    FROM ({" UNION ALL ".join([_TERMS_PART.format(where=where)] * len(matched))}) AS parts
+    GROUP BY seq
     ORDER BY score DESC, seq LIMIT %s
 ) AS best
 JOIN memories AS m USING (seq)
 ORDER BY best.score DESC, seq
 """
-    arguments = (
-        question,
-        *(idf(held[term], memories) for term in matched),
-        average,
-        tsquery(matched, every),
-        *(lexeme(term) for term in matched),
-        *params,
-        limit,
-    )
-    return statement, arguments
+    arguments: list[Any] = [question]
+    for term in matched:
+        each = lexeme(term) if not every else match  # the memories it ranks
+        arguments += [idf(held[term], memories), average, lexeme(term), each, *params]
+    arguments.append(limit)
+    return statement, tuple(arguments)
