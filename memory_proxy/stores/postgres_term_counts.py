@@ -26,6 +26,7 @@ from psycopg import AsyncConnection, Connection
 
 from memory_proxy.stores import porter
 from memory_proxy.stores.packed_text import unpack
+from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 
 TABLE = "memory_terms"
 CREATE = f"CREATE TABLE {TABLE} (term text PRIMARY KEY, memories bigint NOT NULL)"
@@ -53,7 +54,11 @@ SELECT (SELECT count(*) FROM changed), ARRAY(SELECT term FROM counted WHERE memo
 """
 DROP_UNHELD = f"DELETE FROM {TABLE} WHERE term = ANY(%s) AND memories <= 0"
 _COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term = ANY(%s)"
-_MATCHES = "SELECT count(*) FROM memories WHERE words @@ %s::tsquery"
+# Counted no further than a search needs to know: whether they are more than it may rank.
+_MATCHES = (
+    "SELECT count(*) FROM (SELECT FROM memories WHERE words @@ %s::tsquery "
+    f"LIMIT {MATCHED_MEMORIES + 1}) AS matched"
+)
 
 
 def counting(sign: int) -> str:
@@ -93,7 +98,8 @@ async def counts(db: AsyncConnection, terms: list[str]) -> tuple[dict[str, int],
 
 
 async def matches(db: AsyncConnection, terms: list[str]) -> int:
-    """How many memories (of every user) hold every one of `terms`."""
+    """How many memories (of every user) hold every one of `terms`, up to one more than
+    MATCHED_MEMORIES."""
     cursor = await db.execute(_MATCHES, (tsquery(terms, every=True),))
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
