@@ -9,6 +9,7 @@ which identifies its own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 
@@ -293,10 +294,11 @@ def _request_memory(
         return None
     budget = settings.recall.timeout_ms / 1000
     placements = open_placements(settings.memory, budget) if shared_placements else None
+    searches_failed = functools.partial(metrics.store_failed, "search")
     conversations = ConversationMemory(
         open_store(settings.memory),
         settings.memory,
-        on_failure=metrics.store_errors.inc,
+        on_failure=metrics.store_failed,
         redactor=redactor,
         on_pruned=metrics.count_pruned,
     )
@@ -306,12 +308,12 @@ def _request_memory(
         settings.recall,
         on_recall_timeout=metrics.recall_timeouts.inc,
         on_recall_busy=metrics.recall_skipped.labels("busy").inc,
-        on_failure=metrics.store_errors.inc,
+        on_failure=searches_failed,
         on_memories_dropped=metrics.memories_dropped.inc,
         redactor=redactor,
         semantic=semantic,
         on_semantic_late=metrics.embeddings_late.inc,
-        placed=SharedBlocks(placements, budget, metrics.store_errors.inc) if placements else None,
+        placed=SharedBlocks(placements, budget, metrics.store_failed) if placements else None,
     )
 
 
@@ -367,7 +369,7 @@ def _recall_backend(
         hosted,
         remote_wait,
         on_remote_late=metrics.recall_timeouts.inc,
-        on_remote_failure=metrics.store_errors.inc,
+        on_remote_failure=functools.partial(metrics.store_failed, "search"),
     )
 
 

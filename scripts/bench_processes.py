@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -144,13 +145,17 @@ def rss_mb(pid: int) -> float:
 def proxy_counters(url: str) -> dict[str, float]:
     """The requests a proxy served and what memory skipped or lost meanwhile (a recall
     past its time budget or skipped, memories or usage records dropped, store failures),
-    summed over labels, from its /metrics; counters at zero are left out."""
+    summed over labels, from its /metrics; the store failures also by operation
+    ("memory_store_errors load", ...); counters at zero are left out."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
         lines = answer.read().decode().splitlines()
     totals: collections.defaultdict[str, float] = collections.defaultdict(float)
     for line in lines:
         series, _, value = line.rpartition(" ")
-        name = series.partition("{")[0]
+        name, _, labels = series.partition("{")
         if name in COUNTERS:
-            totals[name.removeprefix("memory_proxy_").removesuffix("_total")] += float(value)
+            short = name.removeprefix("memory_proxy_").removesuffix("_total")
+            totals[short] += float(value)
+            if operation := re.search(r'operation="([^"]*)"', labels):
+                totals[f"{short} {operation.group(1)}"] += float(value)
     return {name: count for name, count in totals.items() if count}

@@ -30,9 +30,10 @@ def own_server() -> Iterator[PostgresServer]:
 
 
 def counter(proxy: str, name: str) -> float:
+    """Summed over its labels."""
     text = httpx.get(f"{proxy}/metrics").text
-    found = re.search(rf"^{name}_total(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    found = re.findall(rf"^{name}_total(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
+    return sum(float(value) for value in found)
 
 
 def test_requests_go_through_a_restart_and_memory_comes_back(

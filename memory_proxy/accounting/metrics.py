@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from memory_proxy.config import Settings
+from memory_proxy.stores.base import STORE_OPERATIONS, StoreOperation
 
 OTHER = "other"
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -83,9 +84,14 @@ class Metrics:
         )
         self.store_errors = Counter(
             "memory_proxy_memory_store_errors",
-            "Memory store failures (memory degraded).",
+            "Memory store failures (memory degraded), by operation: load and append (a "
+            "session's history), purge (expired sessions), search (recall), "
+            "placements_read and placements_write (where recalled blocks went).",
+            ["operation"],
             registry=r,
         )
+        for operation in STORE_OPERATIONS:  # every series there from the start, at 0
+            self.store_errors.labels(operation)
         self.usage_records_dropped = Counter(
             "memory_proxy_usage_records_dropped",
             "Usage records lost: the write queue was full or the usage log failed.",
@@ -157,6 +163,7 @@ class Metrics:
         self._latency = _Children(self.latency)
         self._first_byte = _Children(self.first_byte)
         self._redactions = _Children(self.redactions)
+        self._store_errors = _Children(self.store_errors)
 
     def user_label(self, user_id: str) -> str:
         return user_id if user_id in self._users else OTHER
@@ -174,6 +181,11 @@ class Metrics:
         """One secret kept out of memory (kinds are the built-in ones and the configured
         patterns' names: bounded)."""
         self._redactions(kind).inc()
+
+    def store_failed(self, operation: StoreOperation) -> None:
+        """One operation of memory's store failed (or was given up): memory went on
+        without it."""
+        self._store_errors(operation).inc()
 
     def count_pruned(self, what: str, count: int) -> None:
         """`count` of `what` dropped by memory's bounds (a fixed set of kinds)."""

@@ -26,7 +26,7 @@ from memory_proxy.memory.question import without_recalled
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import Privacy
 from memory_proxy.records.messages import Message
-from memory_proxy.stores.base import MemoryStore
+from memory_proxy.stores.base import MemoryStore, StoreOperation
 from memory_proxy.wire.answer import Answer
 from memory_proxy.wire.base import ChatFormat
 
@@ -55,11 +55,12 @@ class ConversationMemory:
         self,
         store: MemoryStore,
         settings: MemorySettings,
-        on_failure: Callable[[], None] = lambda: None,
+        on_failure: Callable[[StoreOperation], None] = lambda operation: None,
         redactor: Redactor | None = None,
         on_pruned: Callable[[str, int], None] = lambda what, count: None,
     ) -> None:
-        """`on_pruned(what, count)` counts the messages and sessions dropped by bounds."""
+        """`on_failure(operation)` counts the store's failures; `on_pruned(what, count)`
+        the messages and sessions dropped by bounds."""
         self.store = store
         self._on_failure = on_failure
         self._log_failure = ThrottledFailures(logger)  # a store down fails every request
@@ -84,7 +85,7 @@ class ConversationMemory:
             async with asyncio.timeout(STORE_WAIT_SECONDS):
                 history = await self.store.load(user_id, session_id)
         except Exception as exc:
-            self._failed("load", exc)
+            self._failed("load", "load", exc)
             return None
         prepared = prepare(wire, body, history, self._limits, private_turns=privacy == "private")
         if prepared is None:
@@ -111,7 +112,7 @@ class ConversationMemory:
         try:
             appended = self.store.append(turn.user_id, turn.session_id, messages, partial=partial)
         except Exception as exc:  # a store that refuses at once (closed)
-            self._failed("store", exc)
+            self._failed("append", "store", exc)
             return
         stored = asyncio.ensure_future(appended)
         self._pending.add(stored)
@@ -130,12 +131,12 @@ class ConversationMemory:
         if stored.cancelled():
             return
         if (exc := stored.exception()) is not None:
-            self._failed("store", exc)
+            self._failed("append", "store", exc)
         elif dropped := stored.result():
             self._on_pruned(SESSION_MESSAGES, dropped)
 
-    def _failed(self, action: str, exc: BaseException) -> None:
-        self._on_failure()
+    def _failed(self, operation: StoreOperation, action: str, exc: BaseException) -> None:
+        self._on_failure(operation)
         self._log_failure(f"memory store failed to {action}; continuing without memory", exc)
 
     def start_purging(self) -> None:
@@ -147,7 +148,7 @@ class ConversationMemory:
             try:
                 removed = await self.store.purge_expired()
             except Exception as exc:
-                self._failed("purge expired sessions", exc)
+                self._failed("purge", "purge expired sessions", exc)
                 continue
             if removed:
                 self._on_pruned(EXPIRED_SESSIONS, removed)

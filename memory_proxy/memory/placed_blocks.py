@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from memory_proxy.logging_setup import ThrottledFailures
 from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import PlacedBlock, Recalled
-from memory_proxy.stores.base import Placements
+from memory_proxy.stores.base import Placements, StoreOperation
 
 logger = logging.getLogger("memory_proxy.memory")
 
@@ -101,13 +101,14 @@ class LocalBlocks:
 
 class SharedBlocks:
     """In a store every process shares (`placements`), read within `budget` seconds (the
-    recall's); `on_failure` counts a failed or late read or a failed write, logged too."""
+    recall's); `on_failure` counts a failed or late read or a failed write (by its
+    operation), logged too."""
 
     def __init__(
         self,
         placements: Placements,
         budget: float,
-        on_failure: Callable[[], None],
+        on_failure: Callable[[StoreOperation], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._placements = placements
@@ -122,7 +123,7 @@ class SharedBlocks:
             async with asyncio.timeout(self._budget):
                 rows = await self._placements.placed(*conversation)
         except Exception as exc:  # TimeoutError too
-            self._failed("reading the recalled blocks placed failed", exc)
+            self._failed("placements_read", "reading the recalled blocks placed failed", exc)
             return {}
         found: dict[int, Placed] = {}
         for block, records in rows:
@@ -161,15 +162,15 @@ class SharedBlocks:
                 )
                 await self._placements.place(*conversation, block, now)
         except Exception as exc:
-            self._failed("keeping the recalled blocks placed failed", exc)
+            self._failed("placements_write", "keeping the recalled blocks placed failed", exc)
 
     def _later(self, write: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(write)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    def _failed(self, what: str, exc: Exception) -> None:
-        self._on_failure()
+    def _failed(self, operation: StoreOperation, what: str, exc: Exception) -> None:
+        self._on_failure(operation)
         self._log_failure(what, exc)
 
     async def aclose(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from memory_proxy.errors import ProxyError
 from memory_proxy.records.memory import (
@@ -20,6 +20,13 @@ from memory_proxy.records.memory import (
 from memory_proxy.records.messages import Message
 from memory_proxy.records.series import UsageSeries
 from memory_proxy.records.usage import Feedback, UsageRecord
+
+# What failed when memory's store failed (memory_proxy_memory_store_errors_total's
+# `operation`): a session's history loaded or appended, expired sessions purged, a recall
+# search (the local index, Supermemory, or by meaning), where recalled blocks went read
+# or written.
+StoreOperation = Literal["load", "append", "purge", "search", "placements_read", "placements_write"]
+STORE_OPERATIONS: tuple[StoreOperation, ...] = get_args(StoreOperation)
 
 
 class StoreUnavailable(ProxyError):

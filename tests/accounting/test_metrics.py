@@ -7,6 +7,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry
+from memory_proxy.stores.base import STORE_OPERATIONS
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
 from tests.support import wait_until
@@ -68,4 +69,5 @@ def test_lost_usage_records_have_their_own_count_not_the_memory_stores(
         httpx.post(f"{proxy}/v1/chat/completions", json={"model": "m"})
         wait_until(lambda: samples(proxy).get(DROPPED, 0) == 1)
         after = samples(proxy)
-    assert after[("memory_proxy_memory_store_errors_total", ())] == 0
+    for operation in STORE_OPERATIONS:
+        assert after[("memory_proxy_memory_store_errors_total", (("operation", operation),))] == 0

@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings
 from memory_proxy.records.messages import Message
+from memory_proxy.stores.base import STORE_OPERATIONS
 from memory_proxy.stores.in_memory import InMemoryStore
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
@@ -204,10 +205,54 @@ def test_a_failing_store_never_fails_the_llm_call(
     assert sent_messages(upstream, 0) == ["hi"]
 
 
+class RefusingStore(InMemoryStore):
+    """A store that reads but refuses every write."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_seconds=60)
+
+    async def append(
+        self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
+    ) -> int:
+        raise ConnectionError("read-only")
+
+
+def test_a_failed_load_and_a_refused_write_are_counted_apart(
+    fake_upstream: tuple[FakeUpstream, str],
+) -> None:
+    """memory_proxy_memory_store_errors_total{operation}: a history that could not be
+    read and an exchange that could not be kept are told apart; their sum is the total,
+    and every operation's series is there from the start."""
+    _, url = fake_upstream
+    app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url))
+    assert app.memory is not None
+    assert store_errors_by_operation(app) == dict.fromkeys(STORE_OPERATIONS, 0.0)
+    with serve(app) as proxy:
+        app.memory.conversations.store = BrokenStore()
+        chat(proxy, "hi", ALICE)
+        wait_until(lambda: store_errors(app) == 1)
+        app.memory.conversations.store = RefusingStore()
+        chat(proxy, "hi again", ALICE)
+        wait_until(lambda: store_errors(app) == 2)
+    assert store_errors_by_operation(app) == dict.fromkeys(STORE_OPERATIONS, 0.0) | {
+        "load": 1.0,
+        "append": 1.0,
+    }
+
+
+def store_errors_by_operation(app: MemoryProxy) -> dict[str, float]:
+    name = "memory_proxy_memory_store_errors_total"
+    return {
+        sample.labels["operation"]: sample.value
+        for metric in app.metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == name
+    }
+
+
 def store_errors(app: MemoryProxy) -> float:
-    """The failures counted in /metrics: the one count of them there is."""
-    value = app.metrics.registry.get_sample_value("memory_proxy_memory_store_errors_total")
-    return value or 0.0
+    """The failures counted in /metrics, whatever failed."""
+    return sum(store_errors_by_operation(app).values())
 
 
 def redis_settings(url: str, redis_url: str) -> Settings:

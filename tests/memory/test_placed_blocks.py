@@ -14,6 +14,7 @@ import pytest
 import memory_proxy
 from memory_proxy.memory.placed_blocks import Placed, SharedBlocks, text_hash
 from memory_proxy.records.memory import MemoryRecord, PlacedBlock
+from memory_proxy.stores.base import StoreOperation
 
 SOURCE = Path(memory_proxy.__file__).parents[1]  # this checkout's, whatever the directory
 
@@ -58,14 +59,15 @@ class BrokenPlacements:
 def test_a_failing_or_slow_store_costs_only_the_blocks(
     store: BrokenPlacements, caplog: pytest.LogCaptureFixture
 ) -> None:
-    failures: list[int] = []
+    failures: list[StoreOperation] = []
 
     async def main() -> None:
-        shared = SharedBlocks(store, 0.05, lambda: failures.append(1))
+        shared = SharedBlocks(store, 0.05, failures.append)
         assert await shared.blocks(("alice", "s1")) == {}
         shared.change(("alice", "s1"), [1], {2: Placed("h", "block")})
         await shared.aclose()  # the write under way finished first
 
     asyncio.run(main())
-    assert len(failures) == 2  # both counted; one line logged (ThrottledFailures)
+    assert failures == ["placements_read", "placements_write"]  # both counted, apart
+    # one line logged (ThrottledFailures)
     assert caplog.text.count("the recalled blocks placed failed") == 1
