@@ -33,6 +33,7 @@ from memory_proxy.wire.base import ChatFormat
 logger = logging.getLogger("memory_proxy.memory")
 
 STORE_WAIT_SECONDS = 0.5  # the longest a request waits for its history
+SHUTDOWN_GRACE_SECONDS = 5.0  # for the exchanges being stored when the proxy stops
 PURGE_INTERVAL_SECONDS = 60.0
 SESSION_MESSAGES = "session_messages"  # what memory_proxy_pruned_total counts
 EXPIRED_SESSIONS = "expired_sessions"
@@ -70,6 +71,7 @@ class ConversationMemory:
         self._ttl = settings.ttl_seconds
         self._pending: set[asyncio.Future[int]] = set()
         self._purger: asyncio.Task[None] | None = None
+        self.shutdown_grace = SHUTDOWN_GRACE_SECONDS
 
     async def begin(
         self,
@@ -155,12 +157,25 @@ class ConversationMemory:
                 logger.info("removed %d expired session(s)", removed)
 
     async def aclose(self) -> None:
+        """The exchanges being stored are given `shutdown_grace` seconds; those still
+        unfinished then are given up, counted as failed appends and logged (once)."""
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
         if self._pending:
-            await asyncio.wait(self._pending, timeout=5)
+            _, unfinished = await asyncio.wait(self._pending, timeout=self.shutdown_grace)
+            for task in unfinished:
+                task.cancel()
+                self._on_failure("append")
+            if unfinished:
+                await asyncio.wait(unfinished, timeout=1)  # cancelled before the store closes
+                logger.warning(
+                    "%d exchange(s) not stored: the memory store had not taken them %g s "
+                    "after the proxy began to stop",
+                    len(unfinished),
+                    self.shutdown_grace,
+                )
         await self.store.aclose()
 
 

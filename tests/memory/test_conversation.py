@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -238,6 +239,41 @@ def test_a_failed_load_and_a_refused_write_are_counted_apart(
         "load": 1.0,
         "append": 1.0,
     }
+
+
+class HangingStore(InMemoryStore):
+    """A store that takes a write and never finishes it."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_seconds=60)
+        self.writes = 0
+
+    async def append(
+        self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
+    ) -> int:
+        self.writes += 1
+        await asyncio.Event().wait()  # never set
+        return 0
+
+
+def test_exchanges_not_stored_when_the_proxy_stops_are_counted_and_logged_once(
+    fake_upstream: tuple[FakeUpstream, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store is given a grace to finish what it was writing (5 s; here less), and
+    what it had not finished then is counted as appends that failed, not lost silently."""
+    _, url = fake_upstream
+    app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url))
+    assert app.memory is not None
+    store = HangingStore()
+    app.memory.conversations.store = store
+    app.memory.conversations.shutdown_grace = 0.05
+    with serve(app) as proxy:
+        chat(proxy, "hi", ALICE)
+        chat(proxy, "hi again", {**ALICE, "x-session-id": "conv-2"})
+        wait_until(lambda: store.writes == 2)
+    assert store_errors_by_operation(app)["append"] == 2
+    assert caplog.text.count("not stored") == 1
+    assert "2 exchange(s) not stored" in caplog.text
 
 
 def store_errors_by_operation(app: MemoryProxy) -> dict[str, float]:
