@@ -7,7 +7,7 @@
   questions: scripts/bench_recall_history.py);
 - latency: search time over 10,000 and 100,000 memories over 200 projects (20 users x
   10), and 10,000 of the long histories' memories in one project of one user (every
-  search scores them all), PostgreSQL only (SQLite's: bench_recall.py).
+  search scores them all), on PostgreSQL and then on SQLite (as bench_recall.py does).
 
     PYTHONPATH=. .venv/bin/python -m scripts.bench_postgres_recall
         [--parts paraphrase,history,latency] [--users 8] [--searches 1000]
@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 
 from memory_proxy.records.memory import Recalled
+from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.postgres_index import PostgresMemoryIndex
 from scripts.bench_recall import latency, print_history, print_latency, print_quality, quality
 from scripts.bench_recall_history import counts, figures, run
@@ -86,17 +87,20 @@ def history(directory: Path, schema_url: Callable[[], str], users: int) -> None:
 
 
 async def latencies(directory: Path, schema_url: Callable[[], str], searches: int) -> None:
-    rows = [
-        await latency(directory, size, searches, index=Analysed(schema_url()))
-        for size in (10_000, 100_000)
-    ]
-    print_latency(rows)
+    """Each case on PostgreSQL, then on a SQLite file, in the same minutes."""
     dataset = build_dataset(users=2)
     questions = [asked.text for asked in (*dataset.questions, *dataset.off_topic)]
     random.Random(0).shuffle(questions)
-    index = Analysed(schema_url())
-    one = await one_project_latency(directory, 10_000, questions, searches, index)
-    print("one project: " + ", ".join(f"{key} {value:.2f}" for key, value in one.items()))
+    backends: dict[str, Callable[[], MemoryIndex | None]] = {
+        "PostgreSQL": lambda: Analysed(schema_url()),
+        "SQLite": lambda: None,  # a new file in the directory
+    }
+    for name, opened in backends.items():
+        print(f"\n{name}:", end="")
+        sizes = (10_000, 100_000)
+        print_latency([await latency(directory, size, searches, index=opened()) for size in sizes])
+        one = await one_project_latency(directory, 10_000, questions, searches, opened())
+        print("one project: " + ", ".join(f"{key} {value:.2f}" for key, value in one.items()))
 
 
 def main(schema_url: Callable[[], str], parts: list[str], users: int, searches: int) -> None:
