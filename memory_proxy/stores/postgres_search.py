@@ -43,8 +43,8 @@ SELECT seq, %s::float8 * frequency / (frequency + saturation) AS part
 FROM (
     SELECT seq, ts_rank_cd('{{{{1,1,1,1}}}}', words, query.term, 0) AS frequency,
         {K1} * (1 - {B} + {B} * (length + {SCOPE_TOKENS}) / %s::float8) AS saturation
-    FROM memories, (SELECT %s::tsquery AS term, %s::tsquery AS ranked OFFSET 0) AS query
-    WHERE words @@ query.ranked AND {{where}}
+    FROM memories, (SELECT %s::tsquery AS term, %s::tsquery AS ranks OFFSET 0) AS query
+    WHERE words @@ query.ranks AND {{where}}
     OFFSET 0
 ) AS part"""
 
