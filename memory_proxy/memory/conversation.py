@@ -157,26 +157,28 @@ class ConversationMemory:
                 logger.info("removed %d expired session(s)", removed)
 
     async def aclose(self) -> None:
-        """The exchanges being stored are given `shutdown_grace` seconds; those still
-        unfinished then are given up, counted as failed appends and logged (once)."""
+        """The exchanges being stored are given `shutdown_grace` seconds, then the store
+        closes (a store may finish its queued writes as it does); those still unfinished
+        after are given up, counted as failed appends and logged in one line. (One that
+        failed was counted when it did.)"""
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
         if self._pending:
-            _, unfinished = await asyncio.wait(self._pending, timeout=self.shutdown_grace)
-            for task in unfinished:
-                task.cancel()
-                self._on_failure("append")
-            if unfinished:
-                await asyncio.wait(unfinished, timeout=1)  # cancelled before the store closes
-                logger.warning(
-                    "%d exchange(s) not stored: the memory store had not taken them %g s "
-                    "after the proxy began to stop",
-                    len(unfinished),
-                    self.shutdown_grace,
-                )
+            await asyncio.wait(self._pending, timeout=self.shutdown_grace)
         await self.store.aclose()
+        unfinished = [stored for stored in self._pending if not stored.done()]
+        for stored in unfinished:
+            stored.cancel()
+            self._on_failure("append")
+        if unfinished:
+            logger.warning(
+                "%d exchange(s) not stored: the memory store had not finished them %g s "
+                "after the proxy began to stop",
+                len(unfinished),
+                self.shutdown_grace,
+            )
 
 
 def _without_recalled(message: Message) -> Message:
