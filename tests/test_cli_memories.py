@@ -197,7 +197,7 @@ def test_compact_lets_a_big_old_file_shrink(
     monkeypatch.setattr(sqlite_space, "VACUUM_AT_OPEN_BYTES", 0)  # too big to switch at open
     path = tmp_path / "old.sqlite3"
     old_file(
-        path, [("alice", "shop", f"User: fact {n}?\nAssistant: {'x' * 900}") for n in range(60)]
+        path, [("alice", "shop", f"User: fact {n}?\nAssistant: {'x' * 900}") for n in range(300)]
     )
     config = tmp_path / "old.yaml"
     config.write_text(f"memory:\n  sqlite_path: {path}\n")
