@@ -6,7 +6,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry
+from memory_proxy.accounting.metrics import MAX_COUNTED_KEYS, Metrics
+from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry, Settings
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
 from tests.support import wait_until
@@ -69,3 +70,15 @@ def test_lost_usage_records_have_their_own_count_not_the_memory_stores(
         wait_until(lambda: samples(proxy).get(DROPPED, 0) == 1)
         after = samples(proxy)
     assert after[("memory_proxy_memory_store_errors_total", ())] == 0
+
+
+def test_requests_count_past_the_bound_of_remembered_ids() -> None:
+    metrics = Metrics(Settings(client_keys=(ClientKey(BOUND_KEY, "bound-user"),)))
+    for number in range(MAX_COUNTED_KEYS + 100):  # every key remembered, then none more
+        metrics.count(f"random-{number}", "x", 200)
+        metrics.count("bound-user", None, 429)
+    value = metrics.registry.get_sample_value
+    users = {"user": "other", "model": "other", "status": "200"}
+    assert value("memory_proxy_requests_total", users) == MAX_COUNTED_KEYS + 100
+    bound = {"user": "bound-user", "model": "none", "status": "429"}
+    assert value("memory_proxy_requests_total", bound) == MAX_COUNTED_KEYS + 100
