@@ -155,9 +155,10 @@ class Metrics:
         )
 
         self._requests = _Children(self.requests)
-        # Each request's (user id, model, status) straight to its child: three label
-        # lookups fewer per request.
+        # Each request's (user id, model, status) straight to its child, and its model
+        # to its histograms' children: the label lookups once per key.
         self._counted: dict[tuple[str | None, str | None, int], Counter] = {}
+        self._timed: dict[str | None, tuple[Histogram, Histogram]] = {}  # by model
         self._latency = _Children(self.latency)
         self._first_byte = _Children(self.first_byte)
         self._redactions = _Children(self.redactions)
@@ -198,10 +199,15 @@ class Metrics:
         self, model: str | None, seconds: float, first_byte: float | None, outcome: str
     ) -> None:
         """One forwarded request's times, and its failure if LiteLLM failed."""
-        label = self.model_label(model)
-        self._latency(label).observe(seconds)
+        histograms = self._timed.get(model)
+        if histograms is None:
+            label = self.model_label(model)
+            histograms = (self._latency(label), self._first_byte(label))
+            if len(self._timed) < MAX_COUNTED_KEYS:  # model names are the clients' too
+                self._timed[model] = histograms
+        histograms[0].observe(seconds)
         if first_byte is not None:
-            self._first_byte(label).observe(first_byte)
+            histograms[1].observe(first_byte)
         if outcome.startswith("upstream_"):
             self.upstream_errors.labels(outcome).inc()
 
