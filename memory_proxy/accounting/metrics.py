@@ -76,6 +76,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # Counted here, and read by the gauge when scraped: a gauge's increment takes a
+        # lock and four calls. Workers (--workers) each keep theirs in the shared files.
+        self._in_flight = 0
+        self._shared = MULTIPROCESS_DIRECTORY in os.environ
+        if not self._shared:
+            self.in_flight.set_function(lambda: self._in_flight)
         self.upstream_errors = Counter(
             "memory_proxy_upstream_errors",
             "LiteLLM unavailable, failed, or cut an answer short.",
@@ -191,9 +197,15 @@ class Metrics:
         """`count` of `what` dropped by memory's bounds (a fixed set of kinds)."""
         self.pruned.labels(what).inc(count)
 
+    def forwarding(self, change: int) -> None:
+        """A request began (1) or ended (-1) being forwarded."""
+        self._in_flight += change
+        if self._shared:
+            self.in_flight.inc(change)
+
     def requests_in_flight(self) -> int:
         """This process's requests in flight, as the gauge counts them."""
-        return int(self.registry.get_sample_value("memory_proxy_requests_in_flight") or 0)
+        return self._in_flight
 
     def observe(
         self, model: str | None, seconds: float, first_byte: float | None, outcome: str
