@@ -102,6 +102,8 @@ class _LineHandler(logging.StreamHandler[TextIO]):
         self._lines = formatter
 
     def takes_request_lines_alone(self) -> bool:
+        """Whether the access logger's records would reach this handler and no other, and
+        be filtered by nothing (asked per line: handlers and filters come and go)."""
         if self.filters or self.level > logging.INFO:
             return False
         reached = False
@@ -162,8 +164,11 @@ def log_request(fields: dict[str, Any]) -> None:
     if not _access.isEnabledFor(logging.INFO):
         return
     handler = _handler
-    alone = handler is not None and handler.takes_request_lines_alone()
-    if alone and handler is not None and handler.write_request_line(fields):
+    if (
+        handler is not None
+        and handler.takes_request_lines_alone()
+        and handler.write_request_line(fields)
+    ):
         return
     _access.info(_RequestLine(fields), extra={"fields": fields})
 
