@@ -199,7 +199,7 @@ class ProxyPipeline:
             headers = self.upstream_headers.build(scope["headers"], who, streamed_body=body is None)
         except UnsafeHeader as unsafe:
             return await answer_instead(scope, receive, send, unsafe, answer_headers)
-        self.metrics.in_flight.inc()
+        self.metrics.forwarding(1)
         try:
             return await self.forwarder.forward(
                 scope,
@@ -212,7 +212,7 @@ class ProxyPipeline:
                 request_id=request.request_id,
             )
         finally:
-            self.metrics.in_flight.dec()
+            self.metrics.forwarding(-1)
 
     def _record(
         self,

@@ -4,6 +4,9 @@ POSTs go straight into the ASGI app (scripts/bench_hop_driver.py, no HTTP client
 uvicorn), through the real forwarder to nginx (scripts/bench_nginx.py), each case's store
 seeded as scripts/bench seeds it. Prints the CPU per request of each case and, with
 `--profile`, cProfile's top entries by own time (cumulative with `--sort cumulative`).
+With `--callgrind`, the instructions each thread runs per request instead (valgrind's
+callgrind, over `--requests` and a quarter of them: the difference leaves start-up out),
+which a shared machine's load does not move: a few thousand per request is a real change.
 
     .venv/bin/python -m scripts.bench_hop [--requests 4000] [--profile] [--cases ...]
 
@@ -47,6 +50,57 @@ def hop_cases() -> dict[str, MemoryCase]:
 def run_case(
     directory: Path, name: str, case: MemoryCase, upstream: str, args: argparse.Namespace
 ) -> None:
+    if args.callgrind:
+        counts = [
+            instructions(directory, name, case, upstream, args, requests)
+            for requests in (args.requests // 4, args.requests)
+        ]
+        done = args.requests - args.requests // 4
+        per_thread = {
+            thread: (counts[1].get(thread, 0) - counts[0].get(thread, 0)) / done
+            for thread in sorted(counts[1])
+        }
+        total = sum(per_thread.values())
+        threads = ", ".join(f"thread {n} {ir / 1000:.1f}k" for n, ir in per_thread.items())
+        print(f"== {name}: {total / 1000:.1f}k instructions per request ({threads})", flush=True)
+        return
+    run_driver(directory, name, case, upstream, args, args.requests)
+
+
+def instructions(
+    directory: Path,
+    name: str,
+    case: MemoryCase,
+    upstream: str,
+    args: argparse.Namespace,
+    requests: int,
+) -> dict[int, int]:
+    """Instructions run by each thread (1: the event loop's) while serving `requests`."""
+    out = directory / f"{name}-{requests}.callgrind"
+    wrapper = [
+        "valgrind",
+        "--tool=callgrind",
+        "--separate-threads=yes",
+        f"--callgrind-out-file={out}",
+    ]
+    run_driver(directory, name, case, upstream, args, requests, wrapper)
+    counts = {}
+    for part in directory.glob(f"{out.name}-*"):  # one file per thread: -01, -02, ...
+        totals = re.search(r"^(?:summary|totals): (\d+)", part.read_text(errors="replace"), re.M)
+        if totals:
+            counts[int(part.name.rsplit("-", 1)[1])] = int(totals[1])
+    return counts
+
+
+def run_driver(
+    directory: Path,
+    name: str,
+    case: MemoryCase,
+    upstream: str,
+    args: argparse.Namespace,
+    requests: int,
+    wrapper: list[str] | None = None,
+) -> None:
     config = proxy_config(directory, name, case.config | {"proxy": {"litellm_url": upstream}})
     if args.checkout == ROOT:
         questions = asyncio.run(case.seed(directory / f"{name}.sqlite3"))
@@ -63,7 +117,7 @@ def run_case(
     spec_path = directory / f"{name}.json"
     spec_path.write_text(json.dumps(spec))
     profile = directory / f"{name}.prof"
-    argv = [sys.executable, str(DRIVER), str(spec_path), str(args.requests)]
+    argv = [*(wrapper or []), sys.executable, str(DRIVER), str(spec_path), str(requests)]
     if args.profile:
         argv += ["--profile", str(profile)]
     if args.py_spy:  # every thread sampled, the SQLite threads too, into a flat summary
@@ -81,9 +135,10 @@ def run_case(
     )  # the request log lines go to stdout, as uvicorn's do under scripts/bench
     if output.returncode:
         raise RuntimeError(f"{name}: {output.stderr[-2000:]}")
-    lines = output.stderr.strip().splitlines()
+    lines = [line for line in output.stderr.strip().splitlines() if not line.startswith("==")]
     lost = "".join(f"\n   {line}" for line in lines if line.startswith("lost while serving"))
-    print(f"== {name}: {lines[-1]}\n   {lines[-2]}{lost}", flush=True)
+    if wrapper is None:  # under valgrind, its instructions are what counts
+        print(f"== {name}: {lines[-1]}\n   {lines[-2]}{lost}", flush=True)
     if args.py_spy:
         spy_summary(flame, args.top)
     if args.profile:
@@ -127,6 +182,9 @@ def main() -> None:
     parser.add_argument("--py-spy", help="a directory for py-spy's raw samples of each case")
     parser.add_argument("--py-spy-bin", default="py-spy")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the code to measure")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="instructions per request, by thread (slow)"
+    )
     args = parser.parse_args()
     cases = hop_cases()
     with tempfile.TemporaryDirectory(prefix="bench-hop-") as temporary, ExitStack() as servers:

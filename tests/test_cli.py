@@ -83,11 +83,13 @@ def test_two_workers_share_the_port_and_the_store(
             statuses = list(pool.map(lambda _: chat(proxy), range(40)))
         # Whichever worker answers, it counts the requests of both.
         counted = [requests_counted(proxy) for _ in range(6)]
+        in_flight = [gauge(proxy, "memory_proxy_requests_in_flight") for _ in range(6)]
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the parent stops its workers, then itself
         assert server.wait(timeout=30) == 0
     assert statuses == [200] * 40
     assert counted == [40] * 6
+    assert in_flight == [0] * 6  # each worker's requests began and ended in the shared files
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM usage").fetchone() == (40,)
 
@@ -106,6 +108,12 @@ def requests_counted(proxy: str) -> float:
         for sample in families["memory_proxy_requests"].samples
         if sample.name.endswith("_total")
     )
+
+
+def gauge(proxy: str, name: str) -> float:
+    exposition = httpx.get(f"{proxy}/metrics").text
+    families = {family.name: family for family in text_string_to_metric_families(exposition)}
+    return sum(sample.value for sample in families[name].samples)
 
 
 def answers(url: str) -> bool:

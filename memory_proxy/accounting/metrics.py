@@ -21,6 +21,7 @@ from memory_proxy.stores.base import STORE_OPERATIONS, StoreOperation
 OTHER = "other"
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MAX_COUNTED_KEYS = 4096
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 Metric = TypeVar("Metric", bound=MetricWrapperBase)
@@ -76,6 +77,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # Counted here, and read by the gauge when scraped: a gauge's increment takes a
+        # lock and four calls. Workers (--workers) each keep theirs in the shared files.
+        self._in_flight = 0
+        self._shared = MULTIPROCESS_DIRECTORY in os.environ
+        if not self._shared:
+            self.in_flight.set_function(lambda: self._in_flight)
         self.upstream_errors = Counter(
             "memory_proxy_upstream_errors",
             "LiteLLM unavailable, failed, or cut an answer short.",
@@ -160,6 +167,10 @@ class Metrics:
         )
 
         self._requests = _Children(self.requests)
+        # Each request's (user id, model, status) straight to its child, and its model
+        # to its histograms' children: the label lookups once per key.
+        self._counted: dict[tuple[str | None, str | None, int], Counter] = {}
+        self._timed: dict[str | None, tuple[Histogram, Histogram]] = {}  # by model
         self._latency = _Children(self.latency)
         self._first_byte = _Children(self.first_byte)
         self._redactions = _Children(self.redactions)
@@ -175,7 +186,14 @@ class Metrics:
 
     def count(self, user_id: str | None, model: str | None, status: int) -> None:
         """One request answered, forwarded or refused."""
-        self._requests(self.user_label(user_id or ""), self.model_label(model), str(status)).inc()
+        key = (user_id, model, status)
+        child = self._counted.get(key)
+        if child is None:
+            label = (self.user_label(user_id or ""), self.model_label(model), str(status))
+            child = self._requests(*label)
+            if len(self._counted) < MAX_COUNTED_KEYS:  # ids are the clients': bounded here
+                self._counted[key] = child
+        child.inc()
 
     def redacted(self, kind: str) -> None:
         """One secret kept out of memory (kinds are the built-in ones and the configured
@@ -191,18 +209,29 @@ class Metrics:
         """`count` of `what` dropped by memory's bounds (a fixed set of kinds)."""
         self.pruned.labels(what).inc(count)
 
+    def forwarding(self, change: int) -> None:
+        """A request began (1) or ended (-1) being forwarded."""
+        self._in_flight += change
+        if self._shared:
+            self.in_flight.inc(change)
+
     def requests_in_flight(self) -> int:
         """This process's requests in flight, as the gauge counts them."""
-        return int(self.registry.get_sample_value("memory_proxy_requests_in_flight") or 0)
+        return self._in_flight
 
     def observe(
         self, model: str | None, seconds: float, first_byte: float | None, outcome: str
     ) -> None:
         """One forwarded request's times, and its failure if LiteLLM failed."""
-        label = self.model_label(model)
-        self._latency(label).observe(seconds)
+        histograms = self._timed.get(model)
+        if histograms is None:
+            label = self.model_label(model)
+            histograms = (self._latency(label), self._first_byte(label))
+            if len(self._timed) < MAX_COUNTED_KEYS:  # model names are the clients' too
+                self._timed[model] = histograms
+        histograms[0].observe(seconds)
         if first_byte is not None:
-            self._first_byte(label).observe(first_byte)
+            histograms[1].observe(first_byte)
         if outcome.startswith("upstream_"):
             self.upstream_errors.labels(outcome).inc()
 

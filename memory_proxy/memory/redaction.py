@@ -67,6 +67,11 @@ class Redactor:
             for rule in self._rules
             if rule.after is None and not any(rule is r for r in self._screen_joined)
         )
+        # The plain rules' searches, bound once: most texts hold no secret, and asking
+        # each of these first costs a third of going through the rules one by one.
+        plain = [rule for rule in self._rules if not rule.folded and rule.after is None]
+        self._plain_searches = tuple(rule.pattern.search for rule in plain)
+        self._other_rules = tuple(rule for rule in self._rules if not any(rule is p for p in plain))
         self._on_redacted = on_redacted
         self._beside: frozenset[str] = frozenset()  # kinds found in the rest of the exchange
 
@@ -187,6 +192,8 @@ class Redactor:
 
     def _find(self, text: str) -> list[_Found]:
         """The secrets' spans in order, overlapping ones merged (the first names them)."""
+        if not self._may_hold_secrets(text):
+            return []
         found: list[_Found] = []
         lowered: str | None = None
         for rule in self._rules:
@@ -201,22 +208,39 @@ class Redactor:
             found += _found_by(rule, text, lowered)
         return _merged(found) if found else found
 
+    def _may_hold_secrets(self, text: str) -> bool:
+        """False when no rule `_find` would ask finds as much as a candidate: its first
+        search, as `_found_by` makes it. A rule that waits for another kind (`after`)
+        waits for a candidate of some rule first, unless that kind was found beside."""
+        for search in self._plain_searches:
+            if search(text) is not None:
+                return True
+        lowered = text.lower()
+        return any(
+            _first_match(rule, text, lowered) is not None
+            for rule in self._other_rules
+            if rule.after is None or rule.after in self._beside
+        )
+
+
+def _first_match(rule: SecretRule, text: str, lowered: str | None) -> re.Match[str] | None:
+    """The first match of `rule`'s expression in `text`, or in `lowered` (its lower case)
+    for a folded rule: None for most rules, before anything else is looked up."""
+    if not rule.folded:
+        return rule.pattern.search(text)
+    assert lowered is not None
+    if rule.needles and not any(needle in lowered for needle in rule.needles):
+        return None
+    if len(lowered) == len(text):
+        return rule.pattern.search(lowered)
+    assert rule.ignoring_case is not None  # a character whose lower case is longer:
+    return rule.ignoring_case.search(text)  # offsets would move
+
 
 def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
-    """`rule`'s secrets in `text`; `lowered` is its lower case, for a folded rule. Most
-    rules find nothing: one search says so, before anything else is looked up."""
-    pattern, searched = rule.pattern, text
-    if rule.folded:
-        assert lowered is not None
-        if rule.needles and not any(needle in lowered for needle in rule.needles):
-            return []
-        if len(lowered) == len(text):
-            searched = lowered
-        else:  # a character whose lower case is longer: offsets would move
-            assert rule.ignoring_case is not None
-            pattern = rule.ignoring_case
-    first = pattern.search(searched)
-    return [] if first is None else _matches(rule, first, searched, text)
+    """`rule`'s secrets in `text`; `lowered` is its lower case, for a folded rule."""
+    first = _first_match(rule, text, lowered)
+    return [] if first is None else _matches(rule, first, first.string, text)
 
 
 def _texts(message: Message) -> list[str]:

@@ -6,7 +6,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry
+from memory_proxy.accounting.metrics import MAX_COUNTED_KEYS, Metrics
+from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry, Settings
 from memory_proxy.stores.base import STORE_OPERATIONS
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
@@ -71,3 +72,25 @@ def test_lost_usage_records_have_their_own_count_not_the_memory_stores(
         after = samples(proxy)
     for operation in STORE_OPERATIONS:
         assert after[("memory_proxy_memory_store_errors_total", (("operation", operation),))] == 0
+
+
+def test_requests_count_past_the_bound_of_remembered_ids() -> None:
+    litellm = LiteLLMSettings(models=(ModelEntry("known-model", None),))
+    metrics = Metrics(Settings(client_keys=(ClientKey(BOUND_KEY, "bound-user"),), litellm=litellm))
+    for number in range(MAX_COUNTED_KEYS + 100):  # every key remembered, then none more
+        metrics.count(f"random-{number}", "x", 200)
+        metrics.count("bound-user", None, 429)
+        metrics.observe(f"model-{number}", 0.002, None, "complete")
+        metrics.observe("known-model", 0.2, 0.1, "complete")
+    value = metrics.registry.get_sample_value
+    users = {"user": "other", "model": "other", "status": "200"}
+    assert value("memory_proxy_requests_total", users) == MAX_COUNTED_KEYS + 100
+    bound = {"user": "bound-user", "model": "none", "status": "429"}
+    assert value("memory_proxy_requests_total", bound) == MAX_COUNTED_KEYS + 100
+    seconds = "memory_proxy_request_seconds_bucket"
+    assert value(seconds, {"model": "other", "le": "0.005"}) == MAX_COUNTED_KEYS + 100
+    assert value(seconds, {"model": "known-model", "le": "0.1"}) == 0
+    assert value(seconds, {"model": "known-model", "le": "0.25"}) == MAX_COUNTED_KEYS + 100
+    first_byte = "memory_proxy_time_to_first_byte_seconds_count"
+    assert value(first_byte, {"model": "known-model"}) == MAX_COUNTED_KEYS + 100
+    assert value(first_byte, {"model": "other"}) == 0

@@ -51,6 +51,7 @@ def test_a_client_leaving_a_silent_upstream_frees_the_request_and_its_connection
                     % (len(body), body)
                 )
                 assert received.wait(10)
+                assert in_flight(proxy) == 1  # read where the pipeline counts it
             assert closed.wait(10)
             wait_until(lambda: in_flight(proxy) == 0)
     finally:
