@@ -11,12 +11,14 @@ from pathlib import Path
 import openai
 import psutil
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.launcher_support import running_launcher
+from tests.launcher_support import MINIMAL_CONFIG, running_launcher
 from tests.litellm_support import litellm_binary
-from tests.test_e2e_litellm import HI, MOCK_TEXT, e2e_config
 
 pytestmark = pytest.mark.litellm
+MOCK_TEXT = "Hello from the mock model"  # MINIMAL_CONFIG's demo
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 def test_start_proxies_survives_a_killed_litellm_holds_a_request_sent_at_once_and_stops_cleanly(
@@ -26,7 +28,7 @@ def test_start_proxies_survives_a_killed_litellm_holds_a_request_sent_at_once_an
     fails before any answer byte, so the proxy holds the request and sends it again to
     the restarted one instead of answering 502. Then SIGTERM stops everything. (One
     launcher for both: each LiteLLM start costs about 10 s.)"""
-    config = e2e_config("http://127.0.0.1:9") + "proxy:\n  upstream_wait_seconds: 90\n"
+    config = MINIMAL_CONFIG + "proxy:\n  upstream_wait_seconds: 90\n"
     with running_launcher(tmp_path, litellm_binary(), config_text=config) as launcher:
         launcher.wait_healthy(within=120)
         # No retries of the SDK's own: a 502 must reach the test, not be papered over.
