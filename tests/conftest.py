@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -18,6 +19,14 @@ from tests.shared_litellm import SharedLiteLLM, start_shared_litellm
 from tests.support import RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
+
+# Nothing in the tests speaks TLS (everything is on loopback, over http), yet each httpx
+# client (each httpx.get, each OpenAI or Anthropic SDK client: thousands a run, in this
+# process and those it starts) read the whole CA bundle of SSL_CERT_FILE or certifi: 20-40
+# ms of CPU each, a quarter of the in-process tests' time. A CA directory that does not
+# exist costs nothing, and a TLS connection, were one made, would fail to verify.
+os.environ.pop("SSL_CERT_FILE", None)
+os.environ["SSL_CERT_DIR"] = "/dev/null/no-ca-certificates"
 ON_THE_SHARED_LITELLM = ("tests/clients/", "tests/test_e2e_")  # see pytest_xdist_make_scheduler
 
 
