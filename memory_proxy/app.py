@@ -12,6 +12,7 @@ import contextlib
 import functools
 import gc
 import logging
+from typing import TYPE_CHECKING
 
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
@@ -38,7 +39,6 @@ from memory_proxy.api.dashboard import (
 from memory_proxy.api.dashboard.live import LiveAPI
 from memory_proxy.api.mcp_server.endpoint import McpEndpoint
 from memory_proxy.api.mcp_server.memory_tools import MemoryTools
-from memory_proxy.api.mcp_server.server import MemoryToolServer
 from memory_proxy.api.memories import MEMORIES_PATH, MemoriesAPI, unavailable_reason
 from memory_proxy.api.sessions import SessionsAPI
 from memory_proxy.api.status import HealthAPI, MetricsAPI, RoutingAPI
@@ -66,6 +66,9 @@ from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
 from memory_proxy.upstream_headers import UpstreamHeaders
 from memory_proxy.wire.registry import CHAT_PATHS
+
+if TYPE_CHECKING:  # imported with the MCP SDK, by /mcp's first call (endpoint.py)
+    from memory_proxy.api.mcp_server.server import MemoryToolServer
 
 logger = logging.getLogger("memory_proxy")
 
@@ -188,9 +191,15 @@ class MemoryProxy:
         )
         self._identified_local = IdentifiedCaller(self._local, identifier.caller)
         tools = MemoryTools(self.memory_index, unavailable_reason(settings.memory), redactor)
-        tool_server = MemoryToolServer(
-            tools, self.usage, self.live, self.rate_limiter, self.metrics.rate_limited.inc
-        )
+
+        def tool_server() -> MemoryToolServer:
+            """At the first call to /mcp, with the MCP SDK (endpoint.py)."""
+            from memory_proxy.api.mcp_server.server import MemoryToolServer
+
+            return MemoryToolServer(
+                tools, self.usage, self.live, self.rate_limiter, self.metrics.rate_limited.inc
+            )
+
         self.mcp = McpEndpoint(identifier, tool_server)
         self._identified_mcp = IdentifiedCaller(self.mcp, identifier.caller)
         self._guard = BrowserGuard(

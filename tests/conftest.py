@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -11,12 +12,23 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
+from memory_proxy.stores import batch_writer
 from tests.browser_support import chromium, with_litellms_cors
 from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
 from tests.postgres_support import PostgresServer
+from tests.shared_litellm import SharedLiteLLM, start_shared_litellm
 from tests.support import RedisServer, serve
 
 UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
+
+# Nothing in the tests speaks TLS (everything is on loopback, over http), yet each httpx
+# client (each httpx.get, each OpenAI or Anthropic SDK client: thousands a run, in this
+# process and those it starts) read the whole CA bundle of SSL_CERT_FILE or certifi: 20-40
+# ms of CPU each, a quarter of the in-process tests' time. A CA directory that does not
+# exist costs nothing, and a TLS connection, were one made, would fail to verify.
+os.environ.pop("SSL_CERT_FILE", None)
+os.environ["SSL_CERT_DIR"] = "/dev/null/no-ca-certificates"
+ON_THE_SHARED_LITELLM = ("tests/clients/", "tests/test_e2e_")  # see pytest_xdist_make_scheduler
 
 
 @pytest.fixture
@@ -89,6 +101,14 @@ def _work_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _background_writes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A usage record or a memory is written as soon as its writer is free, not after the
+    quarter second a batch lingers to fill under load (stores/batch_writer.py): tests
+    wait for each write, some for several. The proxies tests start as processes linger."""
+    monkeypatch.setattr(batch_writer, "BATCH_LINGER_SECONDS", 0.0)
+
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
@@ -110,6 +130,14 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.schema_url()
 
 
+@pytest.fixture(scope="session")
+def shared_litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedLiteLLM]:
+    """The worker's one real LiteLLM, for tests that mount their fakes behind it
+    (tests/shared_litellm.py)."""
+    with start_shared_litellm(tmp_path_factory.mktemp("shared-litellm")) as litellm:
+        yield litellm
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium (tests/browser_support.py); mark the test `needs_browser`."""
@@ -119,18 +147,18 @@ def browser() -> Iterator[Any]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `--dist loadscope` (scripts/test), tests/clients goes to one worker whole, as
-    each module does: its package-scoped LiteLLM and fake provider start once, not once
-    per module."""
+    """Under `--dist loadscope` (scripts/test), the tests on the shared LiteLLM (the
+    end-to-end modules and tests/clients, conftest.py `shared_litellm`) go to one worker
+    together, as each module does: one LiteLLM starts, not one on each worker."""
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ClientsTogether(LoadScopeScheduling):  # type: ignore[misc]  # untyped (no py.typed)
+    class SharedLiteLLMTogether(LoadScopeScheduling):  # type: ignore[misc]  # untyped
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith("tests/clients/"):
-                return "tests/clients"
+            if nodeid.startswith(ON_THE_SHARED_LITELLM):
+                return "on the shared LiteLLM"
             scope: str = super()._split_scope(nodeid)
             return scope
 
-    return ClientsTogether(config, log)
+    return SharedLiteLLMTogether(config, log)

@@ -57,14 +57,15 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     port = int(sys.argv[sys.argv.index("--port") + 1])
     demo_url = os.environ.get("MEMORY_PROXY_DEMO_URL")  # what the shipped `demo` would call
-    print(f"fake litellm pid={os.getpid()} mode={MODE} demo_url={demo_url}", flush=True)
-    if MODE == "crash":
-        print("fatal: crashing on purpose", flush=True)
-        sys.exit(3)
     if MODE == "ignore-sigterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # After the handlers: tests take this first line to mean they are installed.
+    print(f"fake litellm pid={os.getpid()} mode={MODE} demo_url={demo_url}", flush=True)
+    if MODE == "crash":
+        print("fatal: crashing on purpose", flush=True)
+        sys.exit(3)
     if MODE == "grandchild":
         sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
         print(f"grandchild pid={sleeper.pid}", flush=True)

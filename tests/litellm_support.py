@@ -16,7 +16,6 @@ import httpx
 import openai
 import pytest
 
-from memory_proxy.config import Settings, load_settings
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
 from tests.support import wait_until
 
@@ -123,17 +122,3 @@ def ask_demo(proxy_url: str, api: str, headers: dict[str, str], text: str) -> li
 # (CI's two cores running LiteLLM, the clients and the other tests) the shipped 50 ms
 # is missed at times and recall skipped. The budget itself: tests/memory/test_recall.py.
 RECALL_BUDGET_MS = 2000
-
-
-def proxy_settings(config: Path, litellm_port: int, master_key: str, database: Path) -> Settings:
-    """The proxy's settings from a test's config, in front of LiteLLM on `litellm_port`,
-    its memory in `database`."""
-    return load_settings(
-        config,
-        environ={"LITELLM_MASTER_KEY": master_key},
-        overrides={
-            "proxy.litellm_url": f"http://127.0.0.1:{litellm_port}",
-            "memory.sqlite_path": str(database),
-            "recall.timeout_ms": RECALL_BUDGET_MS,
-        },
-    )

@@ -18,13 +18,11 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.config import load_settings
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.fake_embeddings import FakeEmbeddings
 from tests.fake_upstream import FakeUpstream
-from tests.litellm_support import litellm_process
-from tests.support import free_port, serve, wait_until
-from tests.test_e2e_litellm import MASTER_KEY, e2e_config
+from tests.shared_litellm import SDK_USERS, SharedLiteLLM
+from tests.support import serve, wait_until
 
 pytestmark = pytest.mark.litellm
 
@@ -32,13 +30,6 @@ FACT = "The nightly build artifacts are uploaded to the bucket named osprey-9."
 OFF_TOPIC = "Lunch on Thursdays is at the taqueria near the river."
 PARAPHRASE = "Where do compiled outputs get stored each evening?"
 BY_WORDS = "Which files go into osprey-9?"
-EMBEDDING_MODEL = """\
-  - model_name: fake-embed
-    litellm_params:
-      model: openai/fake-embed
-      api_key: provider-key
-      api_base: {provider_url}/v1
-"""
 
 
 @dataclass
@@ -55,43 +46,30 @@ class Provider:
 
 @dataclass
 class Stack:
-    config: Path
-    litellm_port: int
+    litellm: SharedLiteLLM
     provider: Provider
     directory: Path
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture
+def stack(shared_litellm: SharedLiteLLM, tmp_path: Path) -> Iterator[Stack]:
+    """`fake-embed` and the chat models on the test's provider (shared_litellm.py)."""
     provider = Provider(FakeUpstream(reply_text="Noted."), FakeEmbeddings())
-    directory = tmp_path_factory.mktemp("e2e-embeddings")
-    config = directory / "config.yaml"
-    litellm_port = free_port()
     try:
-        with serve(provider) as provider_url:
-            config.write_text(
-                e2e_config(provider_url).replace(
-                    "model_list:\n",
-                    "model_list:\n" + EMBEDDING_MODEL.format(provider_url=provider_url),
-                )
-            )
-            with litellm_process(config, litellm_port, MASTER_KEY):
-                yield Stack(config, litellm_port, provider, directory)
+        with shared_litellm.providers(provider=provider):
+            yield Stack(shared_litellm, provider, tmp_path)
     finally:
         provider.embeddings.release.set()
 
 
 @contextlib.contextmanager
 def proxy(stack: Stack, name: str, **recall: object) -> Iterator[tuple[str, MemoryProxy]]:
-    """A proxy in front of the module's LiteLLM, its memory in its own file."""
-    settings = load_settings(
-        stack.config,
-        environ={"LITELLM_MASTER_KEY": MASTER_KEY},
-        overrides={
-            "proxy.litellm_url": f"http://127.0.0.1:{stack.litellm_port}",
-            "memory.sqlite_path": str(stack.directory / f"{name}.sqlite3"),
-            **{f"recall.{key}": value for key, value in recall.items()},
-        },
+    """A proxy in front of LiteLLM, its memory in its own file."""
+    config = stack.litellm.config(stack.directory, SDK_USERS)
+    settings = stack.litellm.settings(
+        config,
+        stack.directory / f"{name}.sqlite3",
+        overrides={f"recall.{key}": value for key, value in recall.items()},
     )
     app = MemoryProxy(settings)
     with serve(app) as url:

@@ -1,8 +1,9 @@
 """End to end through the real litellm binary, driven by the real OpenAI and Anthropic SDKs.
 
-`demo` is the shipped config's offline model (the proxy's own echo endpoint, on the test
-proxy's port); `fake-gpt` and the Supermemory-routed `sm-model` go through LiteLLM's real
-provider path to a fake provider on loopback, which records the headers it received.
+`demo` is the shipped config's offline model (the proxy's own echo endpoint: LiteLLM's
+calls are relayed to the test's proxy); `fake-gpt` and the Supermemory-routed `sm-model`
+go through LiteLLM's real provider path to a fake provider on loopback, which records the
+headers it received. LiteLLM is the worker's shared one (tests/shared_litellm.py).
 """
 
 from __future__ import annotations
@@ -17,69 +18,16 @@ import anthropic
 import httpx
 import openai
 import pytest
-import yaml
 from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
-from memory_proxy.config import load_settings
 from tests.fake_upstream import FakeUpstream
-from tests.litellm_support import CLIENT_APIS, ask_demo, litellm_process
-from tests.support import free_port, serve, wait_until
+from tests.litellm_support import CLIENT_APIS, ask_demo
+from tests.shared_litellm import MASTER_KEY, SDK_USERS, Relay, SharedLiteLLM
+from tests.support import serve, wait_until
 
 pytestmark = pytest.mark.litellm
-MASTER_KEY = "sk-e2e-" + "k" * 32
 SM_KEY = "sm-e2e-secret"
-MOCK_TEXT = "Hello from the mock model"
-MOCK_DEMO = {"model": "openai/demo", "api_key": "not-needed", "mock_response": MOCK_TEXT}
-SHIPPED_CONFIG = Path(__file__).parents[1] / "config.yaml"
-SHIPPED_DEMO_BASE = "os.environ/MEMORY_PROXY_DEMO_URL"  # start-proxies sets it
-
-
-def shipped_demo(proxy_url: str) -> dict[str, str]:
-    """The shipped `demo` model's parameters, pointed at this test's proxy."""
-    models = yaml.safe_load(SHIPPED_CONFIG.read_text())["model_list"]
-    params: dict[str, str] = next(m for m in models if m["model_name"] == "demo")["litellm_params"]
-    assert params["api_base"] == SHIPPED_DEMO_BASE
-    return {**params, "api_base": f"{proxy_url}/demo/v1"}
-
-
-def e2e_config(provider_url: str, demo: dict[str, str] = MOCK_DEMO) -> str:
-    return f"""\
-model_list:
-  - model_name: demo
-    litellm_params: {json.dumps(demo)}
-  - model_name: fake-gpt
-    litellm_params:
-      model: openai/fake-gpt
-      api_key: provider-key
-      api_base: {provider_url}/v1
-    model_info: {{id: fake-gpt-id}}
-  - model_name: fake-claude
-    litellm_params:
-      model: anthropic/fake-claude
-      api_key: provider-key
-      api_base: {provider_url}
-  - model_name: sm-model
-    litellm_params:
-      model: openai/sm-model
-      api_key: provider-key
-      api_base: {provider_url}/supermemory.ai/v1
-litellm_settings:
-  model_group_settings:
-    forward_client_headers_to_llm_api: [sm-model]
-router_settings:
-  model_group_alias: {{fake-alias: fake-gpt}}
-general_settings:
-  master_key: os.environ/LITELLM_MASTER_KEY
-user_id_mappings:
-  header_patterns:
-    - header: user-agent
-      pattern: "^OpenAI/Python"
-      user_id: openai-python
-    - header: user-agent
-      pattern: "^Anthropic/Python"
-      user_id: anthropic-python
-"""
 
 
 @dataclass
@@ -88,27 +36,19 @@ class Stack:
     provider: FakeUpstream
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The proxy starts first, so that LiteLLM's config can name it for `demo`."""
+@pytest.fixture
+def stack(shared_litellm: SharedLiteLLM, tmp_path: Path) -> Iterator[Stack]:
+    """A proxy of the test's own in front of LiteLLM; `demo` answered by this proxy."""
     provider = FakeUpstream(reply_text="Hello from the fake provider")
-    directory = tmp_path_factory.mktemp("e2e")
-    config = directory / "config.yaml"
-    litellm_port = free_port()
-    with serve(provider) as provider_url:
-        config.write_text(e2e_config(provider_url))  # for the proxy: Supermemory-routed models
-        settings = load_settings(
-            config,
-            environ={"LITELLM_MASTER_KEY": MASTER_KEY, "SUPERMEMORY_API_KEY": SM_KEY},
-            overrides={
-                "proxy.litellm_url": f"http://127.0.0.1:{litellm_port}",
-                "memory.sqlite_path": str(directory / "memory.sqlite3"),
-            },
-        )
-        with serve(MemoryProxy(settings)) as proxy_url:
-            config.write_text(e2e_config(provider_url, shipped_demo(proxy_url)))
-            with litellm_process(config, litellm_port, MASTER_KEY):
-                yield Stack(proxy_url, provider)
+    config = shared_litellm.config(tmp_path, SDK_USERS)
+    settings = shared_litellm.settings(
+        config, tmp_path / "memory.sqlite3", environ={"SUPERMEMORY_API_KEY": SM_KEY}
+    )
+    with (
+        serve(MemoryProxy(settings)) as proxy_url,
+        shared_litellm.providers(provider=provider, demo=Relay(proxy_url)),
+    ):
+        yield Stack(proxy_url, provider)
 
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -242,7 +182,10 @@ def test_every_name_litellm_routes_reaches_it(stack: Stack, model: str) -> None:
     assert chat_text(client, model, False, {}) == "Hello from the fake provider"
 
 
-MODELS = "(the models: demo, fake-alias, fake-claude, fake-gpt, sm-model)"
+MODELS = (
+    "(the models: demo, fake-alias, fake-claude, fake-codex, fake-embed, fake-gpt, "
+    "hosted-gpt, llama-local, sm-model)"
+)
 
 
 def test_a_mistyped_model_is_told_the_models_in_each_apis_words(stack: Stack) -> None:

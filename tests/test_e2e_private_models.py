@@ -3,7 +3,8 @@ loopback, a "local" one behind the private model and a "hosted" one behind the o
 each recording every byte it receives. What is told to the private model is recalled into
 the private model's later requests, and never reaches the hosted provider: not as a
 recalled memory, not as session history, not as a block put back for the cache's sake.
-One LiteLLM for the module (it takes seconds to start)."""
+LiteLLM is the worker's shared one (tests/shared_litellm.py, where the two models are);
+each test has its own proxy, memory and providers."""
 
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from memory_proxy.app import MemoryProxy
 from memory_proxy.stores.packed_text import unpack
 from tests.fake_upstream import FakeUpstream
-from tests.litellm_support import litellm_process, proxy_settings
-from tests.support import free_port, serve, wait_until
-from tests.test_e2e_litellm import MASTER_KEY
+from tests.shared_litellm import SharedLiteLLM
+from tests.support import serve, wait_until
 
 pytestmark = pytest.mark.litellm
 PRIVATE, HOSTED = "llama-local", "hosted-gpt"
@@ -35,23 +35,8 @@ DEPLOY_KEY = "falcon-31"
 USER = {"x-memory-user-id": "dev"}
 
 
-def config_text(local_url: str, hosted_url: str) -> str:
-    """LiteLLM reads model_list and general_settings; the proxy's `memory` section is
-    ignored by LiteLLM (it starts, and routes, with it)."""
-    return f"""\
-model_list:
-  - model_name: {PRIVATE}
-    litellm_params:
-      model: openai/{PRIVATE}
-      api_key: not-needed
-      api_base: {local_url}/v1
-  - model_name: {HOSTED}
-    litellm_params:
-      model: openai/{HOSTED}
-      api_key: provider-key
-      api_base: {hosted_url}/v1
-general_settings:
-  master_key: os.environ/LITELLM_MASTER_KEY
+# The proxy's own section; LiteLLM has no `memory` (it starts, and routes, with it).
+PRIVATE_MODELS = f"""\
 memory:
   private_models: [{PRIVATE}]
 """
@@ -94,23 +79,19 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture
+def stack(shared_litellm: SharedLiteLLM, tmp_path: Path) -> Iterator[Stack]:
     local = FakeUpstream(reply_text="Noted, locally.")
     hosted = FakeUpstream(reply_text="Noted.")
-    directory = tmp_path_factory.mktemp("e2e-private")
-    config = directory / "config.yaml"
-    database = directory / "memory.sqlite3"
-    litellm_port = free_port()
-    with serve(local) as local_url, serve(hosted) as hosted_url:
-        config.write_text(config_text(local_url, hosted_url))
-        settings = proxy_settings(config, litellm_port, MASTER_KEY, database)
-        assert settings.warnings == ()
-        with (
-            serve(MemoryProxy(settings)) as proxy_url,
-            litellm_process(config, litellm_port, MASTER_KEY),
-        ):
-            yield Stack(proxy_url, local, hosted, database)
+    config = shared_litellm.config(tmp_path, PRIVATE_MODELS)
+    database = tmp_path / "memory.sqlite3"
+    settings = shared_litellm.settings(config, database)
+    assert settings.warnings == ()
+    with (
+        serve(MemoryProxy(settings)) as proxy_url,
+        shared_litellm.providers(local=local, hosted=hosted),
+    ):
+        yield Stack(proxy_url, local, hosted, database)
 
 
 def chat(

@@ -1,6 +1,7 @@
 """Long-term memory end to end: the real litellm binary in front of a fake provider that
 records what it receives, driven by the real Anthropic SDK shaped like Claude Code 2.1 and
-by the OpenAI SDK. One LiteLLM for the module (it takes seconds to start)."""
+by the OpenAI SDK. LiteLLM is the worker's shared one (tests/shared_litellm.py); each test
+has its own proxy, memory and provider."""
 
 from __future__ import annotations
 
@@ -22,10 +23,9 @@ from openai.types.chat import ChatCompletionMessageParam
 from memory_proxy.app import MemoryProxy
 from memory_proxy.stores.packed_text import unpack
 from tests.fake_upstream import FakeUpstream
-from tests.litellm_support import litellm_process, proxy_settings
 from tests.memory.recall_support import NESTED_TAG_ATTACK, tags_seen
-from tests.support import free_port, serve, wait_until
-from tests.test_e2e_litellm import MASTER_KEY, e2e_config
+from tests.shared_litellm import SDK_USERS, SharedLiteLLM
+from tests.support import serve, wait_until
 
 pytestmark = pytest.mark.litellm
 CLAUDE_CODE_AGENT = "claude-cli/2.1.0 (external, cli)"
@@ -56,21 +56,14 @@ class Stack:
         return body
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture
+def stack(shared_litellm: SharedLiteLLM, tmp_path: Path) -> Iterator[Stack]:
     provider = FakeUpstream(reply_text="Noted.")
-    directory = tmp_path_factory.mktemp("e2e-recall")
-    config = directory / "config.yaml"
-    database = directory / "memory.sqlite3"
-    litellm_port = free_port()
-    with serve(provider) as provider_url:
-        config.write_text(e2e_config(provider_url) + CLAUDE_CODE_PATTERN)
-        settings = proxy_settings(config, litellm_port, MASTER_KEY, database)
-        with (
-            serve(MemoryProxy(settings)) as proxy_url,
-            litellm_process(config, litellm_port, MASTER_KEY),
-        ):
-            yield Stack(proxy_url, provider, database)
+    config = shared_litellm.config(tmp_path, SDK_USERS + CLAUDE_CODE_PATTERN)
+    database = tmp_path / "memory.sqlite3"
+    settings = shared_litellm.settings(config, database)
+    with serve(MemoryProxy(settings)) as proxy_url, shared_litellm.providers(provider=provider):
+        yield Stack(proxy_url, provider, database)
 
 
 def claude_code(stack: Stack, session_id: str, **headers: str) -> anthropic.Anthropic:
@@ -161,9 +154,8 @@ def test_a_full_history_client_keeps_its_prefix_byte_for_byte(stack: Stack) -> N
     """The block stays at the turn it was recalled for, so the provider's cached prefix
     (system prompt, earlier turns) is the same on the conversation's next request."""
     repo = "/home/dev/src/cache-check"
-    stored = len(stack.memories("claude-cli"))
     ask(claude_code(stack, "cc-history"), repo, [user_turn(FACT)])
-    wait_until(lambda: len(stack.memories("claude-cli")) == stored + 1)
+    wait_until(lambda: len(stack.memories("claude-cli")) == 1)
     later = claude_code(stack, "cc-history-2")
     ask(later, repo, [user_turn(QUESTION)])
     first = stack.received()

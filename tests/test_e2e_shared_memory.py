@@ -19,9 +19,8 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings
 from memory_proxy.config.recall import RecallSettings
 from tests.fake_upstream import FakeUpstream
-from tests.litellm_support import litellm_process, proxy_settings
-from tests.support import free_port, serve, wait_until
-from tests.test_e2e_litellm import MASTER_KEY, e2e_config
+from tests.shared_litellm import SDK_USERS, SharedLiteLLM
+from tests.support import serve, wait_until
 from tests.test_e2e_recall import (
     CLAUDE_CODE_PATTERN,
     FACT,
@@ -44,23 +43,22 @@ class TwoProxies:
 
 
 @pytest.fixture
-def proxies(tmp_path: Path, postgres_url: str) -> Iterator[TwoProxies]:
+def proxies(
+    shared_litellm: SharedLiteLLM, tmp_path: Path, postgres_url: str
+) -> Iterator[TwoProxies]:
     provider = FakeUpstream(reply_text="Noted.")
-    config = tmp_path / "config.yaml"
-    litellm_port = free_port()
-    with serve(provider) as provider_url:
-        config.write_text(e2e_config(provider_url) + CLAUDE_CODE_PATTERN)
-        settings = dataclasses.replace(
-            proxy_settings(config, litellm_port, MASTER_KEY, tmp_path / "unused.sqlite3"),
-            memory=MemorySettings(store="postgres", postgres_url=postgres_url),
-            recall=RecallSettings(timeout_ms=5000),  # a busy machine: recall is the point
-        )
-        with (
-            serve(MemoryProxy(settings)) as a,
-            serve(MemoryProxy(settings)) as b,
-            litellm_process(config, litellm_port, MASTER_KEY),
-        ):
-            yield TwoProxies(a, b, provider)
+    config = shared_litellm.config(tmp_path, SDK_USERS + CLAUDE_CODE_PATTERN)
+    settings = dataclasses.replace(
+        shared_litellm.settings(config, tmp_path / "unused.sqlite3"),
+        memory=MemorySettings(store="postgres", postgres_url=postgres_url),
+        recall=RecallSettings(timeout_ms=5000),  # a busy machine: recall is the point
+    )
+    with (
+        serve(MemoryProxy(settings)) as a,
+        serve(MemoryProxy(settings)) as b,
+        shared_litellm.providers(provider=provider),
+    ):
+        yield TwoProxies(a, b, provider)
 
 
 def claude_code_at(proxy: str, session_id: str) -> anthropic.Anthropic:

@@ -16,7 +16,6 @@ from typing import Protocol
 
 from memory_proxy.errors import Refusal
 from memory_proxy.logging_setup import log_failure
-from memory_proxy.stores.redis import connect
 
 logger = logging.getLogger("memory_proxy")
 
@@ -127,6 +126,8 @@ class RedisRateLimiter:
     """Uses Redis's own clock (TIME), so instances on different machines agree."""
 
     def __init__(self, url: str, bucket: Bucket) -> None:
+        from memory_proxy.stores.redis import connect  # redis: when used
+
         self.bucket = bucket
         self._redis = connect(url)
         self._take = self._redis.register_script(_TAKE)

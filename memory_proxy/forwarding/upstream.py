@@ -5,8 +5,8 @@ The forwarder speaks to an `UpstreamClient`: one request out, its answer's statu
 headers back, the body streamed. For a plain-http LiteLLM (the usual one, beside us) that
 is our own lean HTTP/1.1 client (http1_client.py), which costs a request a fraction of
 what a general client does; an https LiteLLM gets httpx-aiohttp's transport behind the
-same interface, its errors translated into ours at that boundary. httpx's own pool is not
-used because it collapses under concurrency (encode/httpx#3215).
+same interface (aiohttp_transport.py), its errors translated into ours at that boundary.
+httpx's own pool is not used because it collapses under concurrency (encode/httpx#3215).
 """
 
 from __future__ import annotations
@@ -14,20 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-import aiohttp
 import httpx
 
 from memory_proxy.errors import (
     ClientDisconnected,
     ProxyError,
     UpstreamClosed,
-    UpstreamConnectFailed,
     UpstreamError,
-    UpstreamProtocolError,
-    UpstreamTimeout,
     caused_by,
 )
 from memory_proxy.forwarding.header_safety import check_headers
@@ -41,15 +37,6 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
 
 Headers = list[tuple[bytes, bytes]]
-# What an error of httpx-aiohttp's transport means, judged from aiohttp's own, its cause:
-# httpx-aiohttp maps them to httpx's loosely (any lost connection becomes a ConnectTimeout).
-# Any other (a connection reset, closed or cut mid-answer) is UpstreamClosed.
-_THEIR_ERRORS = (httpx.HTTPError, aiohttp.ClientError)
-_AIOHTTP_MEANINGS: tuple[tuple[type[BaseException], type[UpstreamError]], ...] = (
-    (aiohttp.ClientConnectorError, UpstreamConnectFailed),
-    (aiohttp.ConnectionTimeoutError, UpstreamConnectFailed),
-    (aiohttp.ServerTimeoutError, UpstreamTimeout),
-)
 
 
 class UpstreamAnswer(Protocol):
@@ -89,29 +76,35 @@ def client_for(url: str, kind: str | None = None) -> UpstreamClient:
         return HTTP1Client(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     if kind != "aiohttp":
         raise ValueError(f"unknown upstream client {kind!r}: expected http1 or aiohttp")
-    from httpx_aiohttp import AiohttpTransport
+    from memory_proxy.forwarding import aiohttp_transport  # aiohttp: an https LiteLLM only
 
-    def session() -> aiohttp.ClientSession:
-        # Created lazily, inside the running event loop. A proxy must add nothing of its
-        # own: no default headers, no cookie jar shared between callers, no decompression.
-        return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS
-            ),
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-        )
+    return HttpxClient(
+        aiohttp_transport.transport(MAX_CONNECTIONS, KEEPALIVE_SECONDS),
+        url,
+        aiohttp_transport.ERRORS,
+        aiohttp_transport.meaning,
+    )
 
-    return HttpxClient(AiohttpTransport(client=session), url)
+
+def _closed(exc: Exception) -> ProxyError:
+    return UpstreamClosed(str(exc) or type(exc).__name__)
 
 
 class HttpxClient:
-    """Any httpx transport behind `UpstreamClient` (httpx-aiohttp's, for https)."""
+    """Any httpx transport behind `UpstreamClient` (httpx-aiohttp's, for https): `errors`
+    are what it raises, `meaning` ours for one of them (by default: the connection closed)."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, base_url: str) -> None:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        base_url: str,
+        errors: tuple[type[Exception], ...] = (httpx.HTTPError,),
+        meaning: Callable[[Exception], ProxyError] = _closed,
+    ) -> None:
         self.transport = transport
         self._base_url = base_url.rstrip("/")
+        self._errors = errors
+        self._meaning = meaning
 
     async def send(
         self,
@@ -138,17 +131,30 @@ class HttpxClient:
             },
         )
         try:
-            return _HttpxAnswer(await self.transport.handle_async_request(request))
-        except _THEIR_ERRORS as exc:
-            raise _ours(exc) from exc
+            response = await self.transport.handle_async_request(request)
+            return _HttpxAnswer(response, self._errors, self._ours)
+        except self._errors as exc:
+            raise self._ours(exc) from exc
+
+    def _ours(self, exc: Exception) -> ProxyError:
+        if caused_by(exc, ClientDisconnected):  # the client left mid-upload
+            return ClientDisconnected()
+        return self._meaning(exc)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
 
 
 class _HttpxAnswer:
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        errors: tuple[type[Exception], ...],
+        ours: Callable[[Exception], ProxyError],
+    ) -> None:
         self._response = response
+        self._errors = errors
+        self._ours = ours
         self.status = response.status_code
         self.headers = response.headers.raw
 
@@ -156,26 +162,12 @@ class _HttpxAnswer:
         try:
             async for chunk in self._response.aiter_raw():
                 yield chunk
-        except _THEIR_ERRORS as exc:
-            raise _ours(exc) from exc
+        except self._errors as exc:
+            raise self._ours(exc) from exc
 
     async def aclose(self) -> None:
         # Shielded: even when the caller is cancelled, the pooled connection is released.
         await asyncio.shield(asyncio.ensure_future(self._response.aclose()))
-
-
-def _ours(exc: Exception) -> ProxyError:
-    """Ours for an error of httpx-aiohttp's transport: httpx's, or aiohttp's own where
-    httpx-aiohttp leaves it unmapped. The message stays theirs."""
-    if caused_by(exc, ClientDisconnected):  # the client left mid-upload
-        return ClientDisconnected()
-    if isinstance(exc, aiohttp.ClientResponseError):  # an answer aiohttp would not parse
-        return UpstreamProtocolError(f"invalid answer from upstream: {exc.message}")
-    origin = exc.__cause__ if isinstance(exc, httpx.HTTPError) else exc
-    meaning = next(
-        (ours for theirs, ours in _AIOHTTP_MEANINGS if isinstance(origin, theirs)), UpstreamClosed
-    )
-    return meaning(str(exc) or type(exc).__name__)
 
 
 class UpstreamMonitor:

@@ -9,7 +9,6 @@ from pathlib import Path
 from memory_proxy.config import MemorySettings, UsageSettings
 from memory_proxy.stores.base import MemoryIndex, MemoryStore, Placements, UsageLog
 from memory_proxy.stores.in_memory import InMemoryStore, InMemoryUsageLog
-from memory_proxy.stores.redis import RedisStore, RedisUsageLog
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
 from memory_proxy.stores.sqlite_index import DEFAULT_SEARCH_BUDGET, SQLiteMemoryIndex
 from memory_proxy.stores.sqlite_placements import SQLitePlacements
@@ -27,6 +26,8 @@ def open_store(settings: MemorySettings) -> MemoryStore:
         from memory_proxy.stores.postgres_sessions import PostgresStore  # psycopg: when used
 
         return PostgresStore(settings.postgres_url, settings.ttl_seconds, max_messages=bounded)
+    from memory_proxy.stores.redis import RedisStore  # redis: when used
+
     return RedisStore(settings.redis_url, settings.ttl_seconds, max_messages=bounded)
 
 
@@ -41,6 +42,8 @@ def open_usage_log(memory: MemorySettings, usage: UsageSettings) -> UsageLog:
         from memory_proxy.stores.postgres_usage import PostgresUsageLog  # psycopg: when used
 
         return PostgresUsageLog(memory.postgres_url, usage.max_records)
+    from memory_proxy.stores.redis import RedisUsageLog  # redis: when used
+
     return RedisUsageLog(memory.redis_url, usage.max_records)
 
 

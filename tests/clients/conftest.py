@@ -1,4 +1,5 @@
-"""One fake provider and one LiteLLM for the whole package; a fresh proxy per test."""
+"""The worker's shared LiteLLM (tests/shared_litellm.py) in front of a fake provider of the
+test's own; a fresh proxy per test."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import yaml
 from starlette.routing import Route, Router
 
 from memory_proxy.api.echo_model import ECHO_PATH, echo
-from tests.clients.support import MASTER_KEY, Proxy, litellm_config, memory_proxy
+from tests.clients.support import Proxy, clients_config, memory_proxy
 from tests.clients.tool_calling_provider import ToolCallingProvider
 from tests.fake_upstream import FakeUpstream
-from tests.litellm_support import litellm_process
-from tests.support import free_port, serve
+from tests.shared_litellm import SharedLiteLLM
 
 REPLY = "Noted, thanks"
 
@@ -27,20 +27,17 @@ class Chain:
     litellm_url: str
 
 
-@pytest.fixture(scope="package")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    """LiteLLM is started once, before any proxy: the shipped `demo` it calls is served by
-    an echo endpoint of its own, as the proxy serves it. The provider calls a tool when a
-    prompt asks it to (tool_calling_provider.py)."""
+@pytest.fixture
+def chain(shared_litellm: SharedLiteLLM, tmp_path: Path) -> Iterator[Chain]:
+    """The shipped `demo` LiteLLM calls is served by an echo endpoint of its own, as the
+    proxy serves it. The provider calls a tool when a prompt asks it to
+    (tool_calling_provider.py)."""
     provider = FakeUpstream(reply_text=REPLY)
-    directory = tmp_path_factory.mktemp("clients")
     demo = Router(routes=[Route(ECHO_PATH, echo, methods=["POST"])])
-    with serve(ToolCallingProvider(provider)) as provider_url, serve(demo) as demo_url:
-        config = directory / "config.yaml"
-        demo_base = demo_url + ECHO_PATH.removesuffix("/chat/completions")
-        config.write_text(yaml.safe_dump(litellm_config(provider_url, demo_base)))
-        with litellm_process(config, free_port(), MASTER_KEY) as litellm_url:
-            yield Chain(provider, config, litellm_url)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(clients_config(shared_litellm.sections)))
+    with shared_litellm.providers(provider=ToolCallingProvider(provider), demo=demo):
+        yield Chain(provider, config, shared_litellm.url)
 
 
 @pytest.fixture

@@ -33,13 +33,13 @@ from memory_proxy.config import load_settings
 from memory_proxy.stores.packed_text import unpack
 from tests.fake_upstream import Recorded
 from tests.litellm_support import RECALL_BUDGET_MS
+from tests.shared_litellm import MASTER_KEY
 from tests.support import serve
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "config.yaml"
 PINS = REPO / "scripts" / "clients-package.json"
 CLI_BIN = REPO / ".npm-clients" / "node_modules" / ".bin"
-MASTER_KEY = "sk-clients-" + "m" * 32
 CLAUDE_MODEL = "fake-claude"  # LiteLLM: anthropic/ -> the provider's /v1/messages
 CODEX_MODEL = "fake-codex"  # LiteLLM: openai/ -> the provider's /v1/responses
 RUN_TIMEOUT = 60.0
@@ -97,34 +97,12 @@ def isolated_env(home: Path, **extra: str) -> dict[str, str]:
     return {"PATH": path, "HOME": str(home), "TERM": "dumb", **extra}
 
 
-def litellm_config(provider_url: str, demo_url: str) -> dict[str, Any]:
-    """The shipped config.yaml, its models replaced by two that reach the fake provider
-    through LiteLLM's real Anthropic and OpenAI (Responses) provider code, and its `demo`
-    pointed at `demo_url` (an echo endpoint's base URL)."""
+def clients_config(litellm_sections: dict[str, Any]) -> dict[str, Any]:
+    """The shipped config.yaml, LiteLLM's sections replaced by the shared LiteLLM's (its
+    `demo` and models that reach the fake provider through LiteLLM's real Anthropic and
+    OpenAI (Responses) provider code: tests/shared_litellm.py)."""
     config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text())
-    demo = next(model for model in config["model_list"] if model["model_name"] == "demo")
-    demo["litellm_params"]["api_base"] = demo_url
-    config["model_list"] = [
-        demo,
-        {
-            "model_name": CLAUDE_MODEL,
-            "litellm_params": {
-                "model": f"anthropic/{CLAUDE_MODEL}",
-                "api_key": "provider-key",
-                "api_base": provider_url,
-            },
-        },
-        {
-            "model_name": CODEX_MODEL,
-            "litellm_params": {
-                "model": f"openai/{CODEX_MODEL}",
-                "api_key": "provider-key",
-                "api_base": f"{provider_url}/v1",
-            },
-        },
-    ]
-    config["litellm_settings"] = {"drop_params": True}
-    return config
+    return {**config, **litellm_sections}
 
 
 @dataclass

@@ -68,7 +68,7 @@ def texts(request: Recorded) -> str:
 
 @contextlib.contextmanager
 def answering(provider: FakeUpstream, text: str) -> Iterator[None]:
-    """The provider answers `text` for a while (it is the package's)."""
+    """The provider answers `text` for a while."""
     usual, provider.reply_text = provider.reply_text, text
     try:
         yield

@@ -10,7 +10,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import orjson
 from hypothesis import example, given, settings
@@ -20,7 +19,6 @@ from memory_proxy.config.recall import PLACEMENTS, RecallSettings
 from memory_proxy.memory.request_memory import MemoryScope, RequestMemory
 from memory_proxy.records.memory import MemoryRecord, Privacy
 from memory_proxy.records.messages import Message
-from memory_proxy.stores import batch_writer
 from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.stores.sqlite import IN_MEMORY
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
@@ -172,9 +170,7 @@ SWITCH = [Step("private", "s1", False), Step("hosted", "s1", False), Step("priva
 def test_private_words_never_reach_a_request_that_may_go_to_a_hosted_model(
     sequence: list[Step], placement: str
 ) -> None:
-    # Each memory written at once, not after the quarter second a batch waits to fill.
-    with mock.patch.object(batch_writer, "BATCH_LINGER_SECONDS", 0.0):
-        asyncio.run(run(sequence, placement))
+    asyncio.run(run(sequence, placement))  # each memory written at once: conftest.py
 
 
 def test_a_private_models_memory_is_recalled_for_a_later_private_request() -> None:

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from memory_proxy.accounting.live import LiveFeed
 from memory_proxy.accounting.rate_limit import RateLimiter, admit
 from memory_proxy.accounting.usage import UsageRecorder
-from memory_proxy.api.mcp_server.memory_tools import MemoryTools, ToolFailure
+from memory_proxy.api.mcp_server.memory_tools import OWNER, MemoryTools, ToolFailure
 from memory_proxy.api.mcp_server.tools import TOOLS, ToolSpec
 from memory_proxy.api.mcp_server.workspace import (
     ProjectChoice,
@@ -52,7 +52,6 @@ from memory_proxy.records.usage import UsageRecord
 logger = logging.getLogger("memory_proxy.mcp")
 
 SERVER_NAME = "memory"
-OWNER = "memory_proxy.memory_owner"  # the scope's key: set by the endpoint
 ROOTS = "roots"  # the key of the roots question inside a call
 INSTRUCTIONS = (
     "Long-term memory shared by this user's AI clients through their memory proxy: what "

@@ -4,6 +4,8 @@ callers only; refusals as JSON-RPC errors; POST only (no sessions, no streams)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -108,3 +110,39 @@ def test_only_post_is_answered(run_proxy: ProxyFactory, method: str) -> None:
         answer = httpx.request(method, proxy + "/mcp", headers=ACCEPT, timeout=5)
         assert "POST only" in refused(answer, 405)
         assert answer.headers["allow"] == "POST"
+
+
+# In a fresh interpreter: a proxy that starts and answers a local route has no MCP SDK
+# loaded; its first /mcp call loads it and is answered.
+FIRST_CALL_PROBE = f"""
+import asyncio, sys
+import httpx
+from memory_proxy.app import MemoryProxy
+from memory_proxy.config import Settings
+from tests.support import lifespan
+
+async def main():
+    app = MemoryProxy(Settings())
+    async with lifespan(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            await client.get("/v1/memories")
+            print("mcp" in sys.modules)
+            answer = await client.post("/mcp", json={LIST_TOOLS!r}, headers={ACCEPT!r})
+            print("mcp" in sys.modules, answer.status_code, len(answer.json()["result"]["tools"]))
+
+asyncio.run(main())
+"""
+
+
+def test_the_sdk_is_loaded_by_the_first_call_not_at_start() -> None:
+    """The MCP SDK is most of a proxy's import time (each `--workers` process, each
+    start-proxies) and memory; a proxy whose tools are never called does without it."""
+    printed = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split("\n")
+    assert printed[:2] == ["False", "True 200 5"]
