@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from memory_proxy.config.recall import RecallSettings
+from memory_proxy.errors import ProxyError
 from memory_proxy.records.memory import MemoryRecord, Privacy
 from memory_proxy.stores.base import SearchBusy
 from memory_proxy.stores.packed_text import unpack
@@ -92,7 +93,7 @@ def unit(vector: Sequence[float]) -> np.ndarray:
     return array / norm if norm else array
 
 
-class _Stale(Exception):
+class _Stale(ProxyError):
     """The project's vectors held in memory are not the file's: they are to be read."""
 
 

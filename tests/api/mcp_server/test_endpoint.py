@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -140,6 +141,7 @@ def test_the_sdk_is_loaded_by_the_first_call_not_at_start() -> None:
     start-proxies) and memory; a proxy whose tools are never called does without it."""
     printed = subprocess.run(
         [sys.executable, "-c", FIRST_CALL_PROBE],
+        cwd=Path(__file__).parents[3],  # `tests` importable whatever directory a fixture left
         capture_output=True,
         text=True,
         check=True,
