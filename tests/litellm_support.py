@@ -14,6 +14,7 @@ from typing import Any
 import anthropic
 import httpx
 import openai
+import psutil
 import pytest
 
 from supervisor.litellm_binary import LiteLLMNotFound, find_litellm
@@ -62,6 +63,10 @@ def litellm_process(config: Path, port: int, master_key: str) -> Iterator[str]:
 
     def ready() -> bool:
         assert process.poll() is None, log_path.read_text()[-3000:]
+        # The port was free when chosen; in the seconds LiteLLM takes to bind it another
+        # server of the run may have (one answered for it once: "Invalid model name").
+        if not listening(process.pid, port):
+            return False
         try:
             return httpx.get(f"{url}/health/readiness", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -75,6 +80,14 @@ def litellm_process(config: Path, port: int, master_key: str) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         log.close()
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` listens on `port`."""
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+    )
 
 
 CLIENT_APIS = [

@@ -1,8 +1,8 @@
 """One real LiteLLM per pytest worker, for the end-to-end tests that need LiteLLM as it is
 but neither its start nor its death (tests/supervisor starts its own for those).
 
-A start costs about 10 s of CPU (its imports), and five test modules and tests/clients
-each started one. Here one LiteLLM serves them all: its config is the union of the
+A start costs 7-10 s of CPU (its imports), and five test modules and tests/clients each
+started one. Here one LiteLLM serves them all: its config is the union of the
 models they ask for, each pointing at a slot of one provider router on loopback. A test
 mounts its own fakes on the slots for as long as it runs (`SharedLiteLLM.providers`):
 LiteLLM's calls reach them through its real provider code, and the fakes record only
@@ -29,10 +29,10 @@ from tests.support import free_port, serve
 MASTER_KEY = "sk-e2e-" + "k" * 32
 SHIPPED_CONFIG = Path(__file__).parents[1] / "config.yaml"
 SLOTS = ("provider", "local", "hosted", "demo")
-# LiteLLM's models (tests/clients's are the shipped config's), and where each one's
-# provider is: `demo` is the shipped one (an echo endpoint, on /demo/v1 of its slot);
-# `sm-model` is Supermemory-routed by its api_base; `llama-local` is the private-model
-# tests' "local" provider, `hosted-gpt` their hosted one.
+# LiteLLM's models besides the shipped `demo` (an echo endpoint, on /demo/v1 of its
+# slot), and where each one's provider is: (model, slot, path). `sm-model` is
+# Supermemory-routed by its api_base; `llama-local` is the private-model tests' "local"
+# provider, `hosted-gpt` their hosted one; `fake-codex` and `fake-claude` tests/clients'.
 MODELS = {
     "fake-gpt": ("openai/fake-gpt", "provider", "/v1"),
     "fake-claude": ("anthropic/fake-claude", "provider", ""),
@@ -119,11 +119,10 @@ class Relay:
             if not message.get("more_body"):
                 break
         headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
-        async with httpx.AsyncClient(base_url=self.url, timeout=60) as client:
-            request = client.build_request(
-                scope["method"], scope["path"], headers=headers, content=body
-            )
-            answer = await client.send(request, stream=True)
+        async with (
+            httpx.AsyncClient(base_url=self.url, timeout=60) as client,
+            client.stream(scope["method"], scope["path"], headers=headers, content=body) as answer,
+        ):
             passed = [(k, v) for k, v in answer.headers.raw if k.lower() != b"content-length"]
             await send(
                 {"type": "http.response.start", "status": answer.status_code, "headers": passed}
@@ -131,11 +130,12 @@ class Relay:
             async for chunk in answer.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-            await answer.aclose()
 
 
 @dataclass
 class SharedLiteLLM:
+    """LiteLLM's URL, the router its providers are mounted on, and its config's sections."""
+
     url: str
     router: ProviderRouter
     sections: dict[str, Any]
