@@ -138,11 +138,28 @@ def shared_litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedL
         yield litellm
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Headless Chromium (tests/browser_support.py); mark the test `needs_browser`."""
+@pytest.fixture(scope="session")
+def _chromium() -> Iterator[Any]:
+    """One Chromium per worker: each start cost about 1 s of CPU, fifteen a run."""
     with chromium() as driver:
         yield driver
+
+
+@pytest.fixture
+def browser(_chromium: Any) -> Any:
+    """Headless Chromium (tests/browser_support.py) in a tab of the test's own, the
+    others closed: its history, sessionStorage (where the dashboard keeps a client key)
+    and console log start empty; each test's proxy is an origin of its own. Mark the
+    test `needs_browser`."""
+    earlier = _chromium.window_handles
+    _chromium.switch_to.new_window("tab")
+    fresh = _chromium.current_window_handle
+    for handle in earlier:
+        _chromium.switch_to.window(handle)
+        _chromium.close()
+    _chromium.switch_to.window(fresh)
+    _chromium.get_log("browser")  # read, so gone: what the earlier tests' pages said
+    return _chromium
 
 
 @pytest.hookimpl(optionalhook=True)

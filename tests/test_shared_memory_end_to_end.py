@@ -6,7 +6,6 @@ process, on one SQLite file) serves its next request."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ import pytest
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.stores import open_placements
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
+from tests.placements_support import wait_until_kept
 from tests.support import wait_until
 
 ALICE = {"x-memory-user-id": "alice", "x-memory-project": "shop"}
@@ -71,20 +70,6 @@ def test_two_proxies_share_one_memory(
         wait_until(lambda: requests_counted(a) == requests_counted(b) == 4)
 
 
-def blocks_kept(memory: MemorySettings, session: str) -> int:
-    """The blocks placed in alice's `session` that the shared store holds."""
-
-    async def count() -> int:
-        placements = open_placements(memory, read_budget=5.0)
-        assert placements is not None
-        try:
-            return len(await placements.placed("alice", session))
-        finally:
-            await placements.aclose()
-
-    return asyncio.run(count())
-
-
 def sent_messages(upstream: FakeUpstream) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = json.loads(upstream.requests[-1].body)["messages"]
     return messages
@@ -116,9 +101,8 @@ def test_the_recalled_block_comes_back_byte_for_byte_through_the_other_proxy(
         assert httpx.post(f"{a}/v1/chat/completions", json=body, headers=headers).is_success
         first = sent_messages(upstream)
         assert "5433" in first[0]["content"] and first[0]["content"] != question["content"]
-        # A keeps where the block went after the request has gone on; a client's next turn
-        # comes later than this test's would (1 run in 20 asked B before A had written).
-        wait_until(lambda: blocks_kept(shared, "asked") == 1)
+        # 1 run in 20 asked B before A had kept where the block went (placements_support).
+        wait_until_kept(shared, "alice", "asked")
 
         history = [question, {"role": "assistant", "content": "5433."}]
         body = {"model": "fake", "messages": [*history, {"role": "user", "content": "thanks!"}]}

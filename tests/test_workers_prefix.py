@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 
+from memory_proxy.config import MemorySettings
 from tests.fake_upstream import FakeUpstream
+from tests.placements_support import wait_until_kept
 from tests.support import free_port, serve, wait_until
 from tests.test_cli import answers, workers
 
@@ -37,7 +39,8 @@ def post(proxy: str, session: str, messages: list[dict[str, Any]]) -> None:
 def test_every_conversation_keeps_its_prefix_whichever_worker_serves_it(tmp_path: Path) -> None:
     upstream = FakeUpstream()
     config = tmp_path / "config.yaml"
-    config.write_text(f"memory:\n  sqlite_path: {tmp_path / 'shared.sqlite3'}\n")
+    shared = MemorySettings(store="sqlite", sqlite_path=tmp_path / "shared.sqlite3")
+    config.write_text(f"memory:\n  sqlite_path: {shared.sqlite_path}\n")
     port = free_port()
     with serve(upstream) as upstream_url:
         command = [
@@ -59,6 +62,9 @@ def test_every_conversation_keeps_its_prefix_whichever_worker_serves_it(tmp_path
                 post(proxy, f"asked-{n}", [question])
                 sent = json.loads(upstream.requests[-1].body)["messages"][0]
                 assert "5433" in sent["content"]
+                # Its next turn at once: once the block's place is kept (placements_support;
+                # 3 runs in 12 asked before it was, when a client cost less to make).
+                wait_until_kept(shared, "alice", f"asked-{n}")
                 answer = {"role": "assistant", "content": "5433"}
                 post(proxy, f"asked-{n}", [question, answer, {"role": "user", "content": "ok"}])
                 if json.loads(upstream.requests[-1].body)["messages"][0] != sent:

@@ -94,8 +94,9 @@ def test_the_readmes_walkthrough_prints_what_it_says_each_time_it_is_run(
     assert (told, asked) == (first_answer, second_answer)
 
     # Indexed in the background: a loaded machine once took over 10 s (LiteLLM, the
-    # launcher and the proxy on two busy cores).
-    wait_until(lambda: len(memories(launcher)) == 2, timeout=30)
+    # launcher and the proxy on two busy cores). Curl's own: the module's other tests
+    # keep memories of their users in the same store.
+    wait_until(lambda: len(memories(launcher, "curl")) == 2, timeout=30)
     started = int(time.time())
     wait_until(lambda: int(time.time()) > started)  # $(date +%s): a new session id
     told_again, asked_again = answers(script)
@@ -155,8 +156,9 @@ def answers(script: str) -> list[str]:
     return contents
 
 
-def memories(launcher: Launcher) -> list[object]:
-    found: list[object] = httpx.get(f"{launcher.proxy_url}/v1/memories").json()["data"]
+def memories(launcher: Launcher, user_id: str) -> list[object]:
+    answer = httpx.get(f"{launcher.proxy_url}/v1/memories", params={"user_id": user_id})
+    found: list[object] = answer.json()["data"]
     return found
 
 
