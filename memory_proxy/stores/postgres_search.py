@@ -105,16 +105,17 @@ WITH RECURSIVE question AS MATERIALIZED (
     ORDER BY r.rank
 ), best AS (
     SELECT seq, {K1 + 1} * sum(part) AS score
-    FROM matched, LATERAL (
+    FROM (
         SELECT seq, matched.idf * frequency / (frequency + saturation) AS part
-        FROM (
+        FROM matched, LATERAL (
             SELECT seq, ts_rank_cd('{{{{1,1,1,1}}}}', words, matched.term, 0) AS frequency,
-                {K1} * (1 - {B} + {B} * (length + {SCOPE_TOKENS}) / matched.average)
+                {K1} * (1 - {B} + {B}::float8 * (length + {SCOPE_TOKENS}) / matched.average)
                     AS saturation
             FROM memories
             WHERE words @@ matched.ranks AND {{where}}
             OFFSET 0
         ) AS part
+        ORDER BY seq, matched.rank
     ) AS parts
     GROUP BY seq
     ORDER BY score DESC, seq LIMIT %s
