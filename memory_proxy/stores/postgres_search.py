@@ -19,14 +19,17 @@ with the float operations Python's relevance.py and search_terms.py use, in the 
 order, so the choice of terms, the scores and the gate are the same bits.
 
 Each term's part is computed over the memories that hold it (found by the GIN index, a
-scan per term, LATERAL), and the parts summed per memory: a term a memory does not hold
-costs it nothing (taking every term's frequency of every memory matched took 20-30%
-longer at 10,000 memories in one project). When the terms are ANDed, each part ranks the
-memories holding all of them; the AND's matches are counted (of every user, up to one
-more than MATCHED_MEMORIES) only when even the rarest term holds too many. Only the best
-rows are read whole, with the terms of the question each holds (what relevance.py needs,
-read off its words rather than stemmed again), and the question's counts, from which the
-caller weighs the question as relevance.py does.
+scan per term, LATERAL), and the parts summed per memory in the order of the terms, as
+FTS5 sums them (the same bits whatever order a plan leaves them in): a term a memory does
+not hold costs it nothing (taking every term's frequency of every memory matched took
+20-30% longer at 10,000 memories in one project). When the terms are ANDed, every part
+ranks the memories holding all of them: found once (`holding_all`), not once per term
+(100,000 memories over 200 projects: common words ANDed cost 4 ms of GIN work a term).
+The AND's matches are counted (of every user, up to one more than MATCHED_MEMORIES) only
+when even the rarest term holds too many. Only the best rows are read whole, with the
+terms of the question each holds (what relevance.py needs, read off its words rather
+than stemmed again), and the question's counts, from which the caller weighs the
+question as relevance.py does.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ MIN_IDF = 1e-6  # FTS5's, for a term more than half the memories hold
 SHARE_ALLOWANCE = 1e-9
 
 # The parameters: the question's terms and their lexemes (in the question's order), the
-# share a memory must cover, the WHERE's, the most memories returned. `weight` is
+# share a memory must cover, the WHERE's (twice), the most memories returned. `weight` is
 # relevance.weight, `idf` FTS5's; `rarest` and `taken` are search_terms.py's choice: the
 # terms some memory holds, fewest memories first (ties in the question's order), none
 # when together they weigh less than the share; ORed while they hold at most
@@ -94,7 +97,7 @@ WITH RECURSIVE question AS MATERIALIZED (
     FROM (SELECT (SELECT together FROM rarest WHERE rank = 1) > {MATCHED_MEMORIES} AS every)
         AS e
 ), matched AS MATERIALIZED (
-    SELECT r.rank, r.lexeme::tsquery AS term,
+    SELECT r.rank, c.every, r.lexeme::tsquery AS term,
         CASE WHEN c.every THEN all_of.anded::tsquery ELSE r.lexeme::tsquery END AS ranks,
         CASE WHEN r.idf > 0 THEN r.idf ELSE {MIN_IDF}::float8 END AS idf,
         (t.tokens + {SCOPE_TOKENS} * t.memories)::float8
@@ -103,6 +106,9 @@ WITH RECURSIVE question AS MATERIALIZED (
         LATERAL (SELECT anded FROM rarest WHERE rank = c.taken) AS all_of
     WHERE r.rank <= c.taken
     ORDER BY r.rank
+), holding_all AS MATERIALIZED (
+    SELECT seq, words, length FROM memories
+    WHERE words @@ (SELECT ranks FROM matched WHERE rank = 1) AND {{where}}
 ), best AS (
     SELECT seq, {K1 + 1} * sum(part) AS score
     FROM (
@@ -111,8 +117,12 @@ WITH RECURSIVE question AS MATERIALIZED (
             SELECT seq, ts_rank_cd('{{{{1,1,1,1}}}}', words, matched.term, 0) AS frequency,
                 {K1} * (1 - {B} + {B}::float8 * (length + {SCOPE_TOKENS}) / matched.average)
                     AS saturation
-            FROM memories
-            WHERE words @@ matched.ranks AND {{where}}
+            FROM (
+                SELECT seq, words, length FROM memories
+                WHERE NOT matched.every AND words @@ matched.ranks AND {{where}}
+                UNION ALL
+                SELECT seq, words, length FROM holding_all WHERE matched.every
+            ) AS holding
             OFFSET 0
         ) AS part
         ORDER BY seq, matched.rank
@@ -132,7 +142,7 @@ ORDER BY best.score DESC, seq
 
 def statement(columns: list[str], where: str) -> str:
     """The search returning the `columns` of the best memories that meet `where` (its
-    parameters follow the share's in `arguments`), best first, each with its score, the
+    parameters follow the share's in `arguments`, twice), best first, each with its score, the
     question's terms it holds, how many memories hold each term of the question, and how
     many memories there are: no row when no memory could cover the share."""
     return _SEARCH.format(where=where, columns=", ".join("m." + column for column in columns))
@@ -143,7 +153,7 @@ def arguments(
 ) -> tuple[Any, ...]:
     """The `statement`'s arguments: the `question`'s terms, a memory's `min_share` of
     their weight, the WHERE's `params`, and the `limit`."""
-    return (question, [lexeme(term) for term in question], min_share, *params, limit)
+    return (question, [lexeme(term) for term in question], min_share, *params, *params, limit)
 
 
 def weights(question: list[str], held: list[int], memories: int) -> dict[str, float]:
