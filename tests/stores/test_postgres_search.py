@@ -1,7 +1,8 @@
 """A recall search on PostgreSQL is one statement (one round trip: the counts, the choice
 of words and the ranking together), and with more memories than a search may rank it
 chooses its words as SQLite's index does: the rarer ones ORed, the fewest ANDed whose
-matches it can afford, or all of them ANDed; each case returns SQLite's hits."""
+matches it can afford, or all of them ANDed; each case returns SQLite's hits, and so
+does any question."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.stores.search_terms import MATCHED_MEMORIES
@@ -91,7 +94,29 @@ def test_a_search_is_one_statement(
 def test_the_words_chosen_and_the_hits_are_sqlites(
     indexes: tuple[Index, Index], question: str
 ) -> None:
-    min_share = QUESTIONS[question][1]
+    assert_alike(indexes, question, QUESTIONS[question][1])
+    if not question.startswith(("alpha unheard", "unheard")):
+        assert search(indexes[1], question, 0.0), "a question that finds notes"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    question=st.lists(
+        st.sampled_from([*HOLDING, "note", "of", "alice", "bob", "7"]) | st.text(max_size=40),
+        max_size=8,
+    ).map(" ".join),
+    min_share=st.sampled_from([0.0, 0.4, 0.9]),
+)
+def test_any_question_finds_what_sqlite_finds(
+    indexes: tuple[Index, Index], question: str, min_share: float
+) -> None:
+    """A question is any text: its words go to the statement as arrays, never into it."""
+    assert_alike(indexes, question, min_share)
+
+
+def assert_alike(indexes: tuple[Index, Index], question: str, min_share: float) -> None:
     sqlite, postgres = (
         [(hit.record.text, hit.score, hit.relevance) for hit in search(index, question, min_share)]
         for index in indexes
@@ -99,5 +124,3 @@ def test_the_words_chosen_and_the_hits_are_sqlites(
     assert [text for text, _, _ in postgres] == [text for text, _, _ in sqlite]
     numbers = [number for _, *both in sqlite for number in both]
     assert [number for _, *both in postgres for number in both] == pytest.approx(numbers, rel=1e-12)
-    if not question.startswith(("alpha unheard", "unheard")):
-        assert postgres, "a question that finds notes"
