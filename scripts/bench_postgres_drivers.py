@@ -1,7 +1,7 @@
 """psycopg 3 (with psycopg-pool) against asyncpg on the PostgreSQL store's memory path: the
 same statements the store runs (a session's append, its load, a recall search over
-10,000 memories of one project: its ranked statement, made by the store's own code for
-each question beforehand), on one server, from one event loop.
+10,000 memories of one project: its one statement, made by the store's own code for each
+question), on one server, from one event loop.
 
 Each driver runs twice, in turn. Per operation: the wall time (p50, p99) one at a time,
 the client's CPU time (what the proxy's process spends), and the operations per second
@@ -30,10 +30,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.stores import postgres_index, postgres_sessions
+from memory_proxy.stores import postgres_index, postgres_search, postgres_sessions
 from memory_proxy.stores.packed_text import pack_bytes
 from memory_proxy.stores.postgres_database import migrate
-from memory_proxy.stores.postgres_search import searched
 from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.stores.relevance import stems
 from scripts.bench_recall_scale import PROJECT, USER, scaled_records
@@ -78,24 +77,16 @@ async def asyncpg_runner(url: str) -> tuple[Run, Callable[[], Awaitable[None]]]:
     return run, pool.close
 
 
-async def searches(url: str, questions: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
-    """The ranked statement of each question the store would search (the others ask
-    nothing of the database but the counts)."""
+def searches(questions: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statement of each question the store would search (one each, a round trip)."""
     settings = RecallSettings()
+    statement = postgres_search.statement(postgres_index.COLUMNS, SCOPE)
     made = []
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
-        for question in questions:
-            found = await searched(
-                db,
-                postgres_index.COLUMNS,
-                stems(query_terms(question)),
-                settings.min_score,
-                SCOPE,
-                (USER, PROJECT, "a-new-session"),
-                settings.limit,
-            )
-            if found is not None:
-                made.append(found[:2])
+    for question in questions:
+        if terms := stems(query_terms(question)):
+            scope = (USER, PROJECT, "a-new-session")
+            arguments = postgres_search.arguments(terms, settings.min_score, scope, settings.limit)
+            made.append((statement, arguments))
     return made
 
 
@@ -163,7 +154,7 @@ async def main(url: str) -> None:
     dataset = build_dataset(users=2)
     questions = [asked.text for asked in (*dataset.questions, *dataset.off_topic)]
     random.Random(0).shuffle(questions)
-    statements = await searches(url, questions)
+    statements = searches(questions)
     drivers = {"psycopg": psycopg_runner, "asyncpg": asyncpg_runner}
     for driver in ("psycopg", "asyncpg", "psycopg", "asyncpg"):  # the machine's drift seen
         runner = drivers[driver]

@@ -11,6 +11,7 @@
 
     PYTHONPATH=. .venv/bin/python -m scripts.bench_postgres_recall
         [--parts paraphrase,history,latency] [--users 8] [--searches 1000]
+        [--backends postgresql,sqlite] [--sizes 10000,100000]
 
 It starts a PostgreSQL of its own (tests/postgres_support.py: fsync off, as for tests),
 an empty schema for each run, ANALYZEd before the first search as autovacuum would have.
@@ -24,7 +25,7 @@ import argparse
 import asyncio
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ from scripts.recall_history import USERS, build_dataset
 SEARCHES = 1000
 BUDGET = 10.0
 PARTS = ("paraphrase", "history", "latency")
+BACKENDS = ("postgresql", "sqlite")
+SIZES = (10_000, 100_000)
 
 
 def analyse(url: str) -> None:
@@ -86,24 +89,39 @@ def history(directory: Path, schema_url: Callable[[], str], users: int) -> None:
     print_history({"set": counts(dataset), "rows": rows, "one project": []})
 
 
-async def latencies(directory: Path, schema_url: Callable[[], str], searches: int) -> None:
-    """Each case on PostgreSQL, then on a SQLite file, in the same minutes."""
+async def latencies(
+    directory: Path,
+    schema_url: Callable[[], str],
+    searches: int,
+    backends: Sequence[str] = BACKENDS,
+    sizes: Sequence[int] = SIZES,
+) -> None:
+    """Each case on PostgreSQL, then on a SQLite file, in the same minutes (the
+    `backends` named); `sizes`: memories over 200 projects."""
     dataset = build_dataset(users=2)
     questions = [asked.text for asked in (*dataset.questions, *dataset.off_topic)]
     random.Random(0).shuffle(questions)
-    backends: dict[str, Callable[[], MemoryIndex | None]] = {
+    made: dict[str, Callable[[], MemoryIndex | None]] = {
         "PostgreSQL": lambda: Analysed(schema_url()),
         "SQLite": lambda: None,  # a new file in the directory
     }
-    for name, opened in backends.items():
+    for name, opened in made.items():
+        if name.lower() not in backends:
+            continue
         print(f"\n{name}:", end="")
-        sizes = (10_000, 100_000)
         print_latency([await latency(directory, size, searches, index=opened()) for size in sizes])
         one = await one_project_latency(directory, 10_000, questions, searches, opened())
         print("one project: " + ", ".join(f"{key} {value:.2f}" for key, value in one.items()))
 
 
-def main(schema_url: Callable[[], str], parts: list[str], users: int, searches: int) -> None:
+def main(
+    schema_url: Callable[[], str],
+    parts: list[str],
+    users: int,
+    searches: int,
+    backends: Sequence[str] = BACKENDS,
+    sizes: Sequence[int] = SIZES,
+) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-postgres-recall-") as temporary:
         directory = Path(temporary)
         if "paraphrase" in parts:
@@ -111,7 +129,7 @@ def main(schema_url: Callable[[], str], parts: list[str], users: int, searches: 
         if "history" in parts:
             history(directory, schema_url, users)
         if "latency" in parts:
-            asyncio.run(latencies(directory, schema_url, searches))
+            asyncio.run(latencies(directory, schema_url, searches, backends, sizes))
 
 
 if __name__ == "__main__":
@@ -121,12 +139,22 @@ if __name__ == "__main__":
     parser.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
     parser.add_argument("--users", type=int, default=USERS, help="long histories generated")
     parser.add_argument("--searches", type=int, default=SEARCHES, help="searches per size")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="latency on these")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, SIZES)),
+        help="latency: memories over 200 projects (one project: always 10,000)",
+    )
     args = parser.parse_args()
     chosen = [part for part in args.parts.split(",") if part]
     if unknown := set(chosen) - set(PARTS):
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))}")
+    backends = [name for name in args.backends.split(",") if name]
+    if unknown := set(backends) - set(BACKENDS):
+        parser.error(f"--backends: unknown {', '.join(sorted(unknown))}")
+    sizes = [int(size) for size in args.sizes.split(",") if size]
     server = PostgresServer()
     try:
-        main(server.schema_url, chosen, args.users, args.searches)
+        main(server.schema_url, chosen, args.users, args.searches, backends, sizes)
     finally:
         server.close()

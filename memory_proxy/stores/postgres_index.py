@@ -7,13 +7,13 @@ Python (postgres_term_counts.py), with a GIN index; `memory_terms` counts the me
 holding each term, kept by the same statements that add and forget memories. Only what
 ships with PostgreSQL 15: no extension.
 
-A search is what the SQLite index does, on PostgreSQL: the counts of the question's
-terms read, each term weighed (relevance.py), the rarer terms matched (search_terms.py),
-then one statement: the terms' tsquery, the user, project, session left out and private
-flag in the WHERE (the GIN index and the user/project index combined by the planner),
-ranked by SQLite's BM25 (postgres_search.py) before the LIMIT. The hits that cover
-`min_share` of the question's weight are returned with their share, as SQLite's are; so
-recall keeps the same memories from either.
+A search is what the SQLite index does, on PostgreSQL, in one statement (one round
+trip: postgres_search.py): the counts of the question's terms read, the rarer terms
+matched (search_terms.py), the user, project, session left out and private flag in the
+WHERE beside each term's tsquery (the GIN index finds the rows), ranked by SQLite's BM25
+before the LIMIT; each term then weighed from the counts returned (relevance.py). The
+hits that cover `min_share` of the question's weight are returned with their share, as
+SQLite's are; so recall keeps the same memories from either.
 
 Searches have a pool of their own, bounded by the recall budget (search_admission.py);
 each connection's statement timeout is the budget, so the server never works for a
@@ -44,12 +44,12 @@ from memory_proxy.records.memory import (
     Recalled,
     SessionSummary,
 )
+from memory_proxy.stores import postgres_search
 from memory_proxy.stores import postgres_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.postgres_database import PostgresDatabase
 from memory_proxy.stores.postgres_index_schema import MIGRATIONS
-from memory_proxy.stores.postgres_search import searched
 from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.stores.relevance import relevant, stems
 from memory_proxy.stores.search_admission import SearchAdmission
@@ -181,13 +181,15 @@ class PostgresMemoryIndex:
             where += " AND NOT private"
         question = stems(terms)
 
+        statement = postgres_search.statement(COLUMNS, where)
+        arguments = postgres_search.arguments(question, min_share, params, limit)
+
         async def work(db: AsyncConnection) -> list[Recalled]:
-            search = await searched(db, COLUMNS, question, min_share, where, params, limit)
-            if search is None:
-                return []  # no memory could cover min_share of the question
-            statement, arguments, weights = search
             rows = await (await db.execute(statement, arguments)).fetchall()
-            scored = [(record_of(row[:-2]), float(row[-2]), row[-1]) for row in rows]
+            if not rows:
+                return []  # nothing found, or no memory could cover min_share
+            weights = postgres_search.weights(question, rows[0][-2], rows[0][-1])
+            scored = [(record_of(row[:-4]), float(row[-4]), row[-3]) for row in rows]
             return relevant(scored, weights, min_share)
 
         self._admission.admit()

@@ -1,7 +1,7 @@
 """How many memories hold each term, kept beside PostgreSQL's index in `memory_terms` as
 the SQLite file keeps them (sqlite_term_counts.py): the weights of recall's relevance
-(relevance.py) and of the ranking (postgres_search.py), and the terms a search can afford
-to match (search_terms.py).
+(relevance.py) and of the ranking, and the terms a search can afford to match
+(search_terms.py): read by the search's one statement (postgres_search.py).
 
 The terms are SQLite's. Each memory's `words` is a tsvector made here of the porter stems
 of its text (porter.py stems exactly as SQLite's tokenizer does), not by PostgreSQL's
@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import collections
 
-from psycopg import AsyncConnection, Connection
+from psycopg import Connection
 
 from memory_proxy.stores import porter
 from memory_proxy.stores.packed_text import unpack
-from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 
 TABLE = "memory_terms"
 CREATE = f"CREATE TABLE {TABLE} (term text PRIMARY KEY, memories bigint NOT NULL)"
@@ -53,12 +52,6 @@ _COUNT = """
 SELECT (SELECT count(*) FROM changed), ARRAY(SELECT term FROM counted WHERE memories <= 0)
 """
 DROP_UNHELD = f"DELETE FROM {TABLE} WHERE term = ANY(%s) AND memories <= 0"
-_COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term = ANY(%s)"
-# Counted no further than a search needs to know: whether they are more than it may rank.
-_MATCHES = (
-    "SELECT count(*) FROM (SELECT FROM memories WHERE words @@ %s::tsquery "
-    f"LIMIT {MATCHED_MEMORIES + 1}) AS matched"
-)
 
 
 def counting(sign: int) -> str:
@@ -81,28 +74,6 @@ def lexeme(term: str) -> str:
     """`term` quoted as a tsvector's or a tsquery's lexeme, as it is (never stemmed again:
     a term is letters and digits, quoted all the same)."""
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def tsquery(terms: list[str], every: bool) -> str:
-    """Memories holding any of `terms`, or `every` one."""
-    return (" & " if every else " | ").join(lexeme(term) for term in terms)
-
-
-async def counts(db: AsyncConnection, terms: list[str]) -> tuple[dict[str, int], int, int]:
-    """How many memories hold each of `terms` (absent: none), how many memories there
-    are, and how many words they hold."""
-    cursor = await db.execute(_COUNTS, ([ALL_MEMORIES, TOKENS, *terms],))
-    found: dict[str, int] = dict(await cursor.fetchall())
-    memories, tokens = found.get(ALL_MEMORIES, 0), found.get(TOKENS, 0)
-    return {term: found.get(term, 0) for term in terms}, memories, tokens
-
-
-async def matches(db: AsyncConnection, terms: list[str]) -> int:
-    """How many memories (of every user) hold every one of `terms`, up to one more than
-    MATCHED_MEMORIES."""
-    cursor = await db.execute(_MATCHES, (tsquery(terms, every=True),))
-    row = await cursor.fetchone()
-    return int(row[0]) if row else 0
 
 
 def fill(db: Connection) -> None:
