@@ -4,11 +4,13 @@ The background writers store batches of up to 2,000 records. Python's sqlite3 gi
 GIL around every sqlite3_step and must take it back from the event loop's thread, CPU-bound
 under load: an `executemany` of 2,000 rows is 2,000 steps, each a hand-off, and a statement
 per row pays sqlite3's Python side each time as well. Here the rows of a batch are bound to
-one multi-row `INSERT ... VALUES (...), (...)`, as many rows per statement as SQLite binds
-variables (32,766 since 3.32: a batch of memories or usage records is one or two
-statements). Values are bound as they are (BLOBs, exact floats, texts holding a NUL, which
-SQLite's JSON functions cut short), not converted through JSON; where values are plain
-words and numbers, `json_each` over one parameter does the same (sqlite_term_counts.py).
+multi-row `INSERT ... VALUES (...), (...)` statements of 256, 64, 16, 4 or 1 rows (a batch of
+2,000 is 11 statements): a few shapes, each parsed once and then taken from sqlite3's
+statement cache, where a statement sized to each batch would be parsed anew every time
+(~3 us a row, more than executemany's whole cost). Values are bound as they are (BLOBs,
+exact floats, texts holding a NUL, which SQLite's JSON functions cut short), not converted
+through JSON; where values are plain words and numbers, `json_each` over one parameter
+does the same (sqlite_term_counts.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
+
+MOST_ROWS = 256  # in one statement; fewer when SQLite binds fewer variables
+_SIZES = (256, 64, 16, 4, 1)
 
 
 def insert_rows(
@@ -29,9 +34,12 @@ def insert_rows(
     if not rows:
         return
     columns = len(rows[0])
-    per_statement = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns)
+    most = min(MOST_ROWS, max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns))
     row_marks = "(" + ", ".join("?" * columns) + ")"
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        marks = ", ".join([row_marks] * len(chunk))
+    start = 0
+    while start < len(rows):
+        size = next(size for size in _SIZES if size <= min(most, len(rows) - start))
+        chunk = rows[start : start + size]
+        marks = ", ".join([row_marks] * size)
         db.execute(f"{insert} VALUES {marks} {upsert}", [value for row in chunk for value in row])
+        start += size

@@ -1,11 +1,11 @@
-"""Batches written in a few statements: insert_rows keeps every value as bound, and a batch
-of memories or usage records costs the same handful of statements however many it holds
-(each statement is a GIL hand-off between the file's thread and the event loop)."""
+"""Batches written in a few statements: insert_rows keeps every value as bound in a few
+shapes of statement, and a batch of 2,000 memories or usage records is a few dozen
+statements, not thousands (each one a GIL hand-off between the file's thread and the
+event loop)."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 from collections.abc import Awaitable
 from pathlib import Path
@@ -51,9 +51,9 @@ def test_a_batch_of_memories_is_a_few_statements_however_many(tmp_path: Path) ->
         index = SQLiteMemoryIndex(tmp_path / "memory.sqlite3")
         try:
             await index.add(memories(3, "warm"))
-            few = await statements_while(index._file, index.add(memories(20, "few")))
+            await index.add(memories(20, "few"))
             many = await statements_while(index._file, index.add(memories(2000, "many")))
-            assert len(many) == len(few) <= 8, many  # 2000 * 4 + 3 on 082e0b6
+            assert len(many) <= 30, many  # 8,010 on 082e0b6 (27 here)
             again = memories(2000, "many")[:5] + memories(2, "new")
             await index.add(again + again)  # stored already, or twice in the batch
             assert (await index.use()).memories == 3 + 20 + 2000 + 2
@@ -84,9 +84,9 @@ def test_a_batch_of_usage_records_is_a_few_statements_however_many(tmp_path: Pat
         log = SQLiteUsageLog(tmp_path / "usage.sqlite3", 100_000)
         try:
             await log.add(usage_records(3))
-            few = await statements_while(log._file, log.add(usage_records(20)))
+            await log.add(usage_records(20))
             many = await statements_while(log._file, log.add(usage_records(2000)))
-            assert len(many) <= len(few) + 1 <= 8, many  # 2000 + 5 roll-up rows... on 082e0b6
+            assert len(many) <= 30, many  # 2,211 on 082e0b6 (24 here)
             assert await log.since(0) == usage_records(3) + usage_records(20) + usage_records(2000)
         finally:
             await log.aclose()
@@ -105,10 +105,10 @@ VALUES = st.one_of(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.integers(1, 4).flatmap(lambda width: st.lists(st.tuples(*[VALUES] * width), max_size=30)),
-    st.integers(1, 12),
+    st.integers(1, 4).flatmap(lambda width: st.lists(st.tuples(*[VALUES] * width), max_size=600)),
+    st.integers(1, 2000),
 )
-def test_rows_are_kept_as_bound_in_statements_of_as_many_as_sqlite_binds(
+def test_rows_are_kept_as_bound_in_a_few_shapes_of_statement(
     rows: list[tuple[Any, ...]], variables: int
 ) -> None:
     width = len(rows[0]) if rows else 1
@@ -121,4 +121,6 @@ def test_rows_are_kept_as_bound_in_statements_of_as_many_as_sqlite_binds(
     insert_rows(db, "INSERT INTO t", rows)
     db.set_trace_callback(None)
     assert db.execute("SELECT * FROM t ORDER BY rowid").fetchall() == rows
-    assert len(ran) == math.ceil(len(rows) / (variables // width))
+    shapes = {statement.count("(") for statement in ran}  # rows per statement
+    assert len(shapes) <= 5  # each parsed once, then cached
+    assert len(ran) <= len(rows) // max(1, min(256, variables // width) // 4 * 4) + 12
