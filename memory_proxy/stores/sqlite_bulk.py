@@ -1,16 +1,20 @@
 """Many rows written in a few SQLite statements rather than one per row.
 
-The background writers store batches of up to 2,000 records. Python's sqlite3 gives up the
-GIL around every sqlite3_step and must take it back from the event loop's thread, CPU-bound
-under load: an `executemany` of 2,000 rows is 2,000 steps, each a hand-off, and a statement
-per row pays sqlite3's Python side each time as well. Here the rows of a batch are bound to
-multi-row `INSERT ... VALUES (...), (...)` statements of 256, 64, 16, 4 or 1 rows (a batch of
-2,000 is 11 statements): a few shapes, each parsed once and then taken from sqlite3's
-statement cache, where a statement sized to each batch would be parsed anew every time
-(~3 us a row, more than executemany's whole cost). Values are bound as they are (BLOBs,
-exact floats, texts holding a NUL, which SQLite's JSON functions cut short), not converted
-through JSON; where values are plain words and numbers, `json_each` over one parameter
-does the same (sqlite_term_counts.py).
+The background writers store batches of up to 2,000 records. Row by row (an INSERT per
+memory, its full-text row, an upsert per term; `executemany` for usage records) a batch
+of 2,000 short memories was 8,010 statements and 2,000 usage records 2,211, each paying
+sqlite3's Python side and a GIL release and re-take around its step, which the event
+loop's thread competes for. (callgrind, scripts/bench_hop's no-session case: the memory
+writer's thread ran 256k instructions per request row by row, 105k now.)
+
+Here the rows of a batch are bound to multi-row `INSERT ... VALUES (...), (...)`
+statements of 256, 64, 16, 4 or 1 rows (a batch of 2,000 is 11 statements): a few shapes,
+each parsed once and then taken from sqlite3's statement cache, where a statement sized
+to each batch would be parsed anew every time (~3 us a row, more than executemany's
+whole cost). Values are bound as they are (BLOBs, exact floats, texts holding a NUL,
+which SQLite's JSON functions cut short), not converted through JSON; where values are
+plain words and numbers, `json_each` over one parameter does the same
+(sqlite_term_counts.py).
 """
 
 from __future__ import annotations
