@@ -10,6 +10,7 @@ space, so no secret is ever cut in two and half of it kept unrecognised.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import logging
@@ -29,6 +30,9 @@ MAX_QUESTION_CHARS = 1000
 MAX_MEMORY_CHARS = 2000
 RECENT_IDS = 4096  # memories known to be stored already: not queued again
 RECENT_TEXTS = 512  # exchanges whose memory text is kept, for clients that resend them
+# Exchanges made into memories (stripped, redacted, an id) on the event loop in one go:
+# a full batch of 2,000 at once held every request for ~14 ms (7 us each), 32 about 0.2 ms.
+MEMORIES_PER_TURN = 32
 
 
 def exchange_text(
@@ -73,7 +77,8 @@ class _Exchange:
 class MemoryIndexer:
     """Exchanges queued on the request path at the cost of a queue put; their memories
     (text stripped, redacted and trimmed, id, duplicates dropped) made when their batch
-    is written, in a quarter-second or a full batch, off every request's path."""
+    is written, in a quarter-second or a full batch, off every request's path, a slice
+    of MEMORIES_PER_TURN at a time between the loop's other work."""
 
     def __init__(
         self,
@@ -111,7 +116,12 @@ class MemoryIndexer:
         )
 
     async def _store(self, exchanges: list[_Exchange]) -> None:
-        records = [record for one in exchanges if (record := self._memory(one)) is not None]
+        records: list[MemoryRecord] = []
+        for start in range(0, len(exchanges), MEMORIES_PER_TURN):
+            if start:
+                await asyncio.sleep(0)  # the requests waiting are served between slices
+            made = (self._memory(one) for one in exchanges[start : start + MEMORIES_PER_TURN])
+            records += [record for record in made if record is not None]
         if records:
             await self._add(records)
 

@@ -47,6 +47,7 @@ Searches have their own connection and thread (search_thread.py); writes go thro
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
@@ -63,6 +64,7 @@ from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
 from memory_proxy.stores.sqlite import SQLiteFile
+from memory_proxy.stores.sqlite_bulk import insert_rows
 from memory_proxy.stores.sqlite_index_schema import MIGRATIONS
 from memory_proxy.stores.sqlite_index_scope import index_scope, project_token, search_token
 from memory_proxy.stores.sqlite_index_sql import (
@@ -72,6 +74,7 @@ from memory_proxy.stores.sqlite_index_sql import (
     SEARCH,
     SEARCH_EVERY_USER,
     SEARCH_RANKED_FIRST,
+    STORED_OF,
     USERS,
 )
 from memory_proxy.stores.sqlite_index_sql import record as _record
@@ -114,22 +117,37 @@ class SQLiteMemoryIndex:
 
         def work() -> None:
             with self._file.transaction():
-                texts = []
-                for r in records:
-                    added = self._db.execute(
-                        f"INSERT OR IGNORE INTO memories ({RECORD_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*_fields(r), pack(r.text), int(r.private)),
-                    )
-                    if added.rowcount:
-                        self._db.execute(
-                            "INSERT INTO memories_fts (rowid, text, scope) VALUES (?, ?, ?)",
-                            (added.lastrowid, r.text, index_scope(r.user_id, r.project)),
-                        )
-                        texts.append((r.text, index_scope(r.user_id, r.project)))
+                new = self._not_stored(records)
+                if not new:
+                    return
+                # Each row's seq as SQLite would give it (the largest + 1), so that the
+                # full-text rows are written beside them in one statement: a batch is a
+                # few statements, not several per memory (sqlite_bulk.py). The texts are
+                # bound, not sent in JSON: SQLite's JSON cuts a text at a NUL.
+                (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM memories").fetchone()
+                scopes = [index_scope(r.user_id, r.project) for r in new]
+                rows = [
+                    (seq, *_fields(r), pack(r.text), int(r.private))
+                    for seq, r in enumerate(new, last + 1)
+                ]
+                insert_rows(self._db, f"INSERT INTO memories (seq, {RECORD_COLUMNS})", rows)
+                texts = [(r.text, scope) for r, scope in zip(new, scopes, strict=True)]
+                indexed = [(row[0], *text) for row, text in zip(rows, texts, strict=True)]
+                insert_rows(self._db, "INSERT INTO memories_fts (rowid, text, scope)", indexed)
                 term_counts.count(self._db, texts, 1)
 
         await self._file.run(work)
+
+    def _not_stored(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """The records to add: not in the file yet, the first of each id (as INSERT OR
+        IGNORE row by row kept them); inside the caller's transaction."""
+        ids = json.dumps([r.id for r in records], ensure_ascii=False)
+        stored = {row[0] for row in self._db.execute(STORED_OF, (ids,))}
+        new: dict[str, MemoryRecord] = {}
+        for r in records:
+            if r.id not in stored:
+                new.setdefault(r.id, r)
+        return list(new.values())
 
     async def search(
         self,

@@ -1,5 +1,5 @@
-"""The memory index's SQL: the columns of a record and the statements of a search
-(sqlite_index.py says how a search is scoped and bounded)."""
+"""The memory index's SQL: the columns of a record, the statements of a search
+(sqlite_index.py says how a search is scoped and bounded) and of a batch's adding."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ JOIN memories m ON m.seq = best.rowid
 WHERE ?3 IS NULL OR m.project = ?3
 ORDER BY best.score DESC
 """
+# Those of a JSON array of ids stored already.
+STORED_OF = "SELECT id FROM memories WHERE id IN (SELECT value FROM json_each(?1))"
 # Each distinct user id, one index seek apiece rather than a scan of every row.
 USERS = """
 WITH RECURSIVE users (id) AS (

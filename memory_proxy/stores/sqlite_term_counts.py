@@ -31,6 +31,14 @@ ALL_MEMORIES = ""  # the row counting every memory
 SCOPE = " "  # before a scope token's count (no stem holds a space)
 _MATCHES = "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH ?"
 _COUNTS = f"SELECT term, memories FROM {TABLE} WHERE term IN (SELECT value FROM json_each(?1))"
+# `WHERE true`: without it SQLite would read ON CONFLICT as the join's constraint.
+_CHANGE = (
+    f"INSERT INTO {TABLE} (term, memories) SELECT key, value FROM json_each(?1) WHERE true "
+    "ON CONFLICT (term) DO UPDATE SET memories = memories + excluded.memories"
+)
+_REMOVE_UNHELD = (
+    f"DELETE FROM {TABLE} WHERE term IN (SELECT key FROM json_each(?1)) AND memories <= 0"
+)
 
 
 def count(db: sqlite3.Connection, indexed: Iterable[tuple[str, str]], change: int) -> None:
@@ -43,16 +51,11 @@ def count(db: sqlite3.Connection, indexed: Iterable[tuple[str, str]], change: in
         counts[ALL_MEMORIES] += 1
     if not counts:
         return
-    db.executemany(
-        f"INSERT INTO {TABLE} (term, memories) VALUES (?1, ?2) "
-        "ON CONFLICT (term) DO UPDATE SET memories = memories + ?2",
-        [(term, change * n) for term, n in counts.items()],
-    )
+    # One JSON object of every change: two statements, not one per term (sqlite_bulk.py).
+    changes = json.dumps({term: change * n for term, n in counts.items()}, ensure_ascii=False)
+    db.execute(_CHANGE, (changes,))
     if change < 0:
-        db.executemany(
-            f"DELETE FROM {TABLE} WHERE term = ? AND memories <= 0",
-            [(term,) for term in counts],
-        )
+        db.execute(_REMOVE_UNHELD, (changes,))
 
 
 def counts(

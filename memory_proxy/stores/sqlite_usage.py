@@ -19,6 +19,7 @@ from memory_proxy.records.series import (
 )
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.sqlite import SQLiteFile
+from memory_proxy.stores.sqlite_bulk import insert_rows
 from memory_proxy.stores.sqlite_migrations import SQLiteMigration, run_script
 
 _USAGE_SCHEMA = """
@@ -75,17 +76,14 @@ CREATE TABLE IF NOT EXISTS usage_latency (
     PRIMARY KEY (bucket_seconds, bucket, kind, bin)
 ) WITHOUT ROWID;
 """
-_ADD_TO_ROLLUP = """
-INSERT INTO usage_rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET
+# A batch's records and roll-up rows in a few multi-row statements (sqlite_bulk.py).
+_ADD_TO_ROLLUP = """ON CONFLICT DO UPDATE SET
     requests = requests + excluded.requests, errors = errors + excluded.errors,
     prompt_tokens = prompt_tokens + excluded.prompt_tokens,
     completion_tokens = completion_tokens + excluded.completion_tokens,
     cost = cost + excluded.cost
 """
-_ADD_TO_LATENCY = """
-INSERT INTO usage_latency VALUES (?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET count = count + excluded.count
-"""
+_ADD_TO_LATENCY = "ON CONFLICT DO UPDATE SET count = count + excluded.count"
 # Run after the schema, so that a file from before a column existed gets it first.
 _USAGE_INDEXES = """
 CREATE INDEX IF NOT EXISTS usage_by_request ON usage (request_id);
@@ -106,9 +104,9 @@ class SQLiteUsageLog:
         def work() -> None:
             db = self._file.db
             with self._file.transaction():
-                db.executemany(
-                    f"INSERT INTO usage ({_USAGE_COLUMNS}) "
-                    f"VALUES ({', '.join('?' * len(FIELD_NAMES))})",
+                insert_rows(
+                    db,
+                    f"INSERT INTO usage ({_USAGE_COLUMNS})",
                     [tuple(record.as_dict().values()) for record in records],
                 )
                 trimmed = db.execute(
@@ -239,15 +237,13 @@ MIGRATIONS: tuple[SQLiteMigration, ...] = (
 
 def _roll_up(db: sqlite3.Connection, records: list[UsageRecord]) -> None:
     """Adds records to the roll-up tables, inside the caller's transaction."""
+    counts: list[tuple[Any, ...]] = []
+    latency: list[tuple[Any, ...]] = []
     for seconds, rollup in rollups(records).items():
-        db.executemany(
-            _ADD_TO_ROLLUP,
-            [(seconds, *key, *values) for key, values in rollup.counts.items()],
-        )
-        db.executemany(
-            _ADD_TO_LATENCY,
-            [(seconds, *key, count) for key, count in rollup.latency.items()],
-        )
+        counts += [(seconds, *key, *values) for key, values in rollup.counts.items()]
+        latency += [(seconds, *key, count) for key, count in rollup.latency.items()]
+    insert_rows(db, "INSERT INTO usage_rollup", counts, _ADD_TO_ROLLUP)
+    insert_rows(db, "INSERT INTO usage_latency", latency, _ADD_TO_LATENCY)
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:

@@ -4,6 +4,7 @@ and a file from before gets it filled at open."""
 
 from __future__ import annotations
 
+import collections
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.records.memory import MemoryRecord
-from memory_proxy.stores.sqlite_term_counts import ALL_MEMORIES, SCOPE, TABLE
+from memory_proxy.stores import sqlite_term_counts as term_counts
+from memory_proxy.stores.relevance import terms_of
+from memory_proxy.stores.sqlite_index_scope import index_scope
+from memory_proxy.stores.sqlite_term_counts import ALL_MEMORIES, CREATE, SCOPE, TABLE
 from tests.stores.sqlite_index_support import FORGETTING, Index, forget, memory, stored_memories
 
 
@@ -62,3 +66,46 @@ def test_a_file_from_before_gets_its_counts_at_open(tmp_path: Path) -> None:
     finally:
         second.close()
     assert kept(path) == expected
+
+
+def count_row_by_row(db: sqlite3.Connection, indexed: list[tuple[str, str]], change: int) -> None:
+    """The counting of 082e0b6: a statement per term changed."""
+    counts: collections.Counter[str] = collections.Counter()
+    for text, scope in indexed:
+        counts.update(terms_of(text))
+        counts.update(SCOPE + token for token in scope.split())
+        counts[ALL_MEMORIES] += 1
+    db.executemany(
+        f"INSERT INTO {TABLE} (term, memories) VALUES (?1, ?2) "
+        "ON CONFLICT (term) DO UPDATE SET memories = memories + ?2",
+        [(term, change * n) for term, n in counts.items()],
+    )
+    if change < 0:
+        db.executemany(
+            f"DELETE FROM {TABLE} WHERE term = ? AND memories <= 0", [(t,) for t in counts]
+        )
+
+
+SCOPED_TEXTS = st.lists(
+    st.tuples(
+        st.text(max_size=60),  # any characters: stems, folds, digits, CJK, NUL
+        st.builds(index_scope, st.sampled_from(["alice", "bob"]), st.sampled_from(["a", "b"])),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(SCOPED_TEXTS, st.data())
+def test_a_batch_is_counted_as_row_by_row_counting_did(
+    added: list[tuple[str, str]], data: st.DataObject
+) -> None:
+    forgotten = data.draw(st.lists(st.sampled_from(added), unique=True) if added else st.just([]))
+    tables = []
+    for counting in (term_counts.count, count_row_by_row):
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        db.execute(CREATE)
+        counting(db, added, 1)
+        counting(db, forgotten, -1)
+        tables.append(dict(db.execute(f"SELECT term, memories FROM {TABLE}").fetchall()))
+    assert tables[0] == tables[1]
