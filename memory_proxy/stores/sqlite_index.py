@@ -43,6 +43,8 @@ for any other request leaves them out in its SQL, before the limit, so they neve
 hosted request's place or reach it.
 
 Searches have their own connection and thread (search_thread.py); writes go through the file's.
+The texts and terms of recent hits are kept there (recent_hits.py): a memory found again
+is not unpacked and stemmed again.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
-from memory_proxy.stores.relevance import relevant, stems, terms_of, weight
+from memory_proxy.stores.recent_hits import RecentHits
+from memory_proxy.stores.relevance import relevant, stems, weight
 from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
@@ -103,6 +106,7 @@ class SQLiteMemoryIndex:
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
         self._file = SQLiteFile(path, "memories", MIGRATIONS)
         self._searches = SearchThread(self._file.reader(), search_budget)
+        self._recent_hits = RecentHits()  # read on the searches' thread only
         # recall.embedding_model's, searched on a thread of their own: a slow scan of vectors
         # never holds back or skews the word searches' budget
         self.vectors = SQLiteVectors(self._file, SearchThread(self._file.reader(), search_budget))
@@ -190,8 +194,10 @@ class SQLiteMemoryIndex:
                 rows = [row for row in found if row[-1]][:limit]
                 if len(rows) < limit and len(found) == limit * RANKED_FIRST:
                     rows = db.execute(SEARCH, params).fetchall()
-            records = [(_record(row[:SCORE_COLUMN]), row[SCORE_COLUMN]) for row in rows]
-            scored = [(record, score, terms_of(record.text)) for record, score in records]
+            scored = []
+            for row in rows:
+                record, terms = self._recent_hits.read(row[:SCORE_COLUMN])
+                scored.append((record, row[SCORE_COLUMN], terms))
             return relevant(scored, weights, min_share)
 
         return await self._searches.run(work)
