@@ -76,9 +76,10 @@ from memory_proxy.stores.sqlite_index_sql import (
     SCORE_COLUMN,
     SEARCH,
     SEARCH_EVERY_USER,
-    SEARCH_RANKED_FIRST,
     STORED_OF,
     USERS,
+    ranked,
+    rows_by_seq,
 )
 from memory_proxy.stores.sqlite_index_sql import record as _record
 from memory_proxy.stores.sqlite_space import used_bytes
@@ -189,11 +190,13 @@ class SQLiteMemoryIndex:
                 rows = db.execute(SEARCH_EVERY_USER, (match, limit, project)).fetchall()
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
-                ranked = db.execute(SEARCH_RANKED_FIRST, (*params, limit * RANKED_FIRST))
-                found = ranked.fetchall()
-                rows = [row for row in found if row[-1]][:limit]
-                if len(rows) < limit and len(found) == limit * RANKED_FIRST:
+                found = ranked(db, (*params, limit * RANKED_FIRST))
+                best = [(seq, score) for seq, score, returned in found if returned][:limit]
+                if len(best) < limit and len(found) == limit * RANKED_FIRST:
                     rows = db.execute(SEARCH, params).fetchall()
+                else:
+                    kept = rows_by_seq(db, [seq for seq, _ in best])
+                    rows = [(*kept[seq], score) for seq, score in best if seq in kept]
             scored = []
             for row in rows:
                 record, terms = self._recent_hits.read(row[:SCORE_COLUMN])
