@@ -191,12 +191,12 @@ class SQLiteMemoryIndex:
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
                 found = ranked(db, (*params, limit * RANKED_FIRST))
-                best = [(seq, score) for seq, score, returned in found if returned][:limit]
+                best = [(seq, score, id_) for seq, score, mark, id_ in found if mark][:limit]
                 if len(best) < limit and len(found) == limit * RANKED_FIRST:
                     rows = db.execute(SEARCH, params).fetchall()
                 else:
-                    kept = rows_by_seq(db, [seq for seq, _ in best])
-                    rows = [(*kept[seq], score) for seq, score in best if seq in kept]
+                    kept = rows_by_seq(db, [(seq, id_) for seq, _, id_ in best])
+                    rows = [(*kept[seq], score) for seq, score, _ in best if seq in kept]
             scored = []
             for row in rows:
                 record, terms = self._recent_hits.read(row[:SCORE_COLUMN])

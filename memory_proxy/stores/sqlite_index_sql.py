@@ -34,14 +34,14 @@ JOIN memories m ON m.seq = best.seq
 ORDER BY best.score DESC
 """
 # Ranked inside FTS5 first (?7 of the best), each marked whether the search may return
-# it: no join per match. When too few are left, SEARCH ranks only those. One row ("seq
-# score returned" triples, the score printed to round-trip exactly): see `ranked`.
+# it: no join per match. When too few are left, SEARCH ranks only those. One row (a JSON
+# array of [seq, score printed to round-trip exactly, mark, id]): see `ranked`.
 RANKED_FIRST_IN_ONE_ROW = f"""
-SELECT group_concat(
-    best.rowid || ' ' || printf('%!.17g', best.score) || ' ' || coalesce(
-        (?2 IS NULL OR m.user_id = ?2) AND (?3 IS NULL OR m.project = ?3)
-        AND (?4 IS NULL OR m.session_id IS NOT ?4) AND (?6 OR m.private = 0), 0
-    ), ' ')
+SELECT json_group_array(json_array(
+    best.rowid, printf('%!.17g', best.score),
+    (?2 IS NULL OR m.user_id = ?2) AND (?3 IS NULL OR m.project = ?3)
+    AND (?4 IS NULL OR m.session_id IS NOT ?4) AND (?6 OR m.private = 0),
+    m.id))
 FROM (SELECT rowid, {SCORE} AS score FROM memories_fts WHERE memories_fts MATCH ?1
       ORDER BY score DESC LIMIT ?7) AS best
 JOIN memories m ON m.seq = best.rowid
@@ -79,26 +79,29 @@ SELECT id FROM users WHERE id IS NOT NULL
 """
 
 
-def ranked(db: sqlite3.Connection, params: tuple[Any, ...]) -> list[tuple[int, float, bool]]:
-    """RANKED_FIRST_IN_ONE_ROW's (seq, score, whether the search may return it), best
+def ranked(db: sqlite3.Connection, params: tuple[Any, ...]) -> list[tuple[int, float, bool, str]]:
+    """RANKED_FIRST_IN_ONE_ROW's (seq, score, whether the search may return it, id), best
     first. One row, so that the search thread takes the GIL back once, not once per row:
     beside a busy event loop each time may wait milliseconds for it."""
-    (joined,) = db.execute(RANKED_FIRST_IN_ONE_ROW, params).fetchone()
-    fields = joined.split() if joined else []
-    found = [
-        (int(seq), float(score), returned == "1")
-        for seq, score, returned in zip(fields[::3], fields[1::3], fields[2::3], strict=True)
-    ]
-    found.sort(key=lambda one: -one[1])  # stable: FTS5's order among equal scores
-    return found
+    (found,) = db.execute(RANKED_FIRST_IN_ONE_ROW, params).fetchone()
+    best = [(seq, float(score), bool(mark), id_) for seq, score, mark, id_ in orjson.loads(found)]
+    best.sort(key=lambda one: -one[1])  # stable: FTS5's order among equal scores
+    return best
 
 
-def rows_by_seq(db: sqlite3.Connection, seqs: list[int]) -> dict[int, tuple[Any, ...]]:
-    """The rows of RECORD_COLUMNS of the memories `seqs` holds (those still there), read
-    in one row of RECORDS_IN_ONE_ROW, as `ranked` reads."""
-    (found,) = db.execute(RECORDS_IN_ONE_ROW, (json.dumps(seqs),)).fetchone()
+def rows_by_seq(
+    db: sqlite3.Connection, ranked: list[tuple[int, str]]
+) -> dict[int, tuple[Any, ...]]:
+    """The rows of RECORD_COLUMNS of the `ranked` memories (seq, id) still there, read in
+    one row of RECORDS_IN_ONE_ROW, as `ranked` reads. A seq that holds another memory
+    since it was ranked (its row deleted, its seq taken again) is left out: the ranking's
+    statement read another snapshot of the file."""
+    ids = dict(ranked)
+    (found,) = db.execute(RECORDS_IN_ONE_ROW, (json.dumps(list(ids)),)).fetchone()
     rows = {}
     for seq, *columns, created_at, packed, text, private in orjson.loads(found):
+        if columns[0] != ids[seq]:
+            continue
         stored = bytes.fromhex(text)
         rows[seq] = (*columns, float(created_at), stored if packed else stored.decode(), private)
     return rows

@@ -26,7 +26,7 @@ from tests.stores.sqlite_index_support import Index, memory
 ROW_BY_ROW = f"""
 SELECT best.rowid, best.score,
        (?2 IS NULL OR m.user_id = ?2) AND (?3 IS NULL OR m.project = ?3)
-       AND (?4 IS NULL OR m.session_id IS NOT ?4) AND (?6 OR m.private = 0)
+       AND (?4 IS NULL OR m.session_id IS NOT ?4) AND (?6 OR m.private = 0), m.id
 FROM (SELECT rowid, {SCORE} AS score FROM memories_fts WHERE memories_fts MATCH ?1
       ORDER BY score DESC LIMIT ?7) AS best
 JOIN memories m ON m.seq = best.rowid
@@ -57,17 +57,23 @@ def test_one_row_reads_what_the_rows_say(
         index.add(*(memory(text, user=user, session=session) for text, user, session in stored))
         db = index.sqlite._db
         params = ('text : ("port" OR "deploy")', "alice", "shop", "s1", 5, private_too, taken)
-        plain = [(seq, score, bool(mark)) for seq, score, mark in db.execute(ROW_BY_ROW, params)]
+        plain = [
+            (seq, score, bool(mark), id_)
+            for seq, score, mark, id_ in db.execute(ROW_BY_ROW, params)
+        ]
         assert ranked(db, params) == plain
-        seqs = [seq for seq, *_ in plain] + [10_000]  # one gone since it was ranked
+        # one gone since it was ranked, one whose seq holds another memory now
+        asked = [(seq, id_) for seq, _, _, id_ in plain] + [(10_000, "gone")]
+        if plain:
+            asked[0] = (asked[0][0], "another")
         by_row = {
-            seq: row
+            seq: tuple(row)
             for seq, *row in db.execute(f"SELECT seq, {RECORD_COLUMNS} FROM memories")
-            if seq in seqs
+            if (seq, row[0]) in asked
         }
-        one_row = rows_by_seq(db, seqs)
+        one_row = rows_by_seq(db, asked)
         assert one_row.keys() == by_row.keys()
-        assert all(record(one_row[seq]) == record(tuple(by_row[seq])) for seq in seqs[:-1])
+        assert all(record(one_row[seq]) == record(by_row[seq]) for seq in by_row)
     finally:
         index.close()
         path.unlink(missing_ok=True)
