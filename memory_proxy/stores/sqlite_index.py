@@ -43,8 +43,7 @@ for any other request leaves them out in its SQL, before the limit, so they neve
 hosted request's place or reach it.
 
 Searches have their own connection and thread (search_thread.py); writes go through the file's.
-The texts and terms of recent hits are kept there (recent_hits.py): a memory found again
-is not unpacked and stemmed again.
+The texts and terms of recent hits are kept there (recent_hits.py), read once.
 """
 
 from __future__ import annotations
@@ -71,15 +70,13 @@ from memory_proxy.stores.sqlite_bulk import insert_rows
 from memory_proxy.stores.sqlite_index_schema import MIGRATIONS
 from memory_proxy.stores.sqlite_index_scope import index_scope, project_token, search_token
 from memory_proxy.stores.sqlite_index_sql import (
-    RANKED_FIRST,
     RECORD_COLUMNS,
     SCORE_COLUMN,
     SEARCH,
     SEARCH_EVERY_USER,
     STORED_OF,
     USERS,
-    ranked,
-    rows_by_seq,
+    best_rows,
 )
 from memory_proxy.stores.sqlite_index_sql import record as _record
 from memory_proxy.stores.sqlite_space import used_bytes
@@ -185,18 +182,15 @@ class SQLiteMemoryIndex:
             scope = None if wide else self._scope(db, user_id, project)
             match = words if scope is None else f"scope : ({scope}) AND {words}"
             alone = user_id is None and exclude_session is None and (project is None or scope)
+            rows: list[tuple[Any, ...]] | None
             if alone and private_too:
                 # The match alone selects the rows: ranked in FTS5, only the best read.
                 rows = db.execute(SEARCH_EVERY_USER, (match, limit, project)).fetchall()
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
-                found = ranked(db, (*params, limit * RANKED_FIRST))
-                best = [(seq, score, id_) for seq, score, mark, id_ in found if mark][:limit]
-                if len(best) < limit and len(found) == limit * RANKED_FIRST:
+                rows = best_rows(db, params, limit)
+                if rows is None:  # too few of the best ranked may be returned
                     rows = db.execute(SEARCH, params).fetchall()
-                else:
-                    kept = rows_by_seq(db, [(seq, id_) for seq, _, id_ in best])
-                    rows = [(*kept[seq], score) for seq, score, _ in best if seq in kept]
             scored = []
             for row in rows:
                 record, terms = self._recent_hits.read(row[:SCORE_COLUMN])

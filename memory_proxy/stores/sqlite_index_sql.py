@@ -107,6 +107,20 @@ def rows_by_seq(
     return rows
 
 
+def best_rows(
+    db: sqlite3.Connection, params: tuple[Any, ...], limit: int
+) -> list[tuple[Any, ...]] | None:
+    """The rows (RECORD_COLUMNS, then the score) of the `limit` best memories the search
+    may return, found among the `limit` * RANKED_FIRST best matches (`params`: SEARCH's);
+    None when fewer may be returned and there may be more: SEARCH ranks only those."""
+    found = ranked(db, (*params, limit * RANKED_FIRST))
+    best = [(seq, score, id_) for seq, score, mark, id_ in found if mark][:limit]
+    if len(best) < limit and len(found) == limit * RANKED_FIRST:
+        return None
+    kept = rows_by_seq(db, [(seq, id_) for seq, _, id_ in best])
+    return [(*kept[seq], score) for seq, score, _ in best if seq in kept]
+
+
 def record(row: tuple[Any, ...]) -> MemoryRecord:
     """A row of RECORD_COLUMNS: the text packed, the private flag SQLite's 0 or 1."""
     id_, user_id, project, session_id, client, model, created_at, text, private = row
