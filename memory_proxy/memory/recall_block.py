@@ -70,7 +70,23 @@ def _memory_element(record: MemoryRecord, text: str) -> str:
 
 
 def _date(created_at: float) -> str:
+    """The UTC day of `created_at`; each day's text made once (most of a block's memories
+    share a few days), up to _DAYS_KEPT of them."""
     try:
-        return time.strftime("%Y-%m-%d", time.gmtime(created_at))
-    except (OverflowError, OSError, ValueError):  # a backend's odd time: not worth a failure
+        day = int(created_at // SECONDS_PER_DAY)
+    except (OverflowError, ValueError):  # a backend's odd time: not worth a failure
         return "unknown"
+    text = _DAYS.get(day)
+    if text is None:
+        try:
+            text = time.strftime("%Y-%m-%d", time.gmtime(day * SECONDS_PER_DAY))
+        except (OverflowError, OSError, ValueError):
+            text = "unknown"
+        if len(_DAYS) < _DAYS_KEPT:
+            _DAYS[day] = text
+    return text
+
+
+SECONDS_PER_DAY = 86_400
+_DAYS_KEPT = 4096
+_DAYS: dict[int, str] = {}

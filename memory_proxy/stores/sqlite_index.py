@@ -43,6 +43,7 @@ for any other request leaves them out in its SQL, before the limit, so they neve
 hosted request's place or reach it.
 
 Searches have their own connection and thread (search_thread.py); writes go through the file's.
+The texts and terms of recent hits are kept there (recent_hits.py), read once.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
-from memory_proxy.stores.relevance import relevant, stems, terms_of, weight
+from memory_proxy.stores.recent_hits import RecentHits
+from memory_proxy.stores.relevance import relevant, stems, weight
 from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
@@ -68,14 +70,13 @@ from memory_proxy.stores.sqlite_bulk import insert_rows
 from memory_proxy.stores.sqlite_index_schema import MIGRATIONS
 from memory_proxy.stores.sqlite_index_scope import index_scope, project_token, search_token
 from memory_proxy.stores.sqlite_index_sql import (
-    RANKED_FIRST,
     RECORD_COLUMNS,
     SCORE_COLUMN,
     SEARCH,
     SEARCH_EVERY_USER,
-    SEARCH_RANKED_FIRST,
     STORED_OF,
     USERS,
+    best_rows,
 )
 from memory_proxy.stores.sqlite_index_sql import record as _record
 from memory_proxy.stores.sqlite_space import used_bytes
@@ -103,6 +104,7 @@ class SQLiteMemoryIndex:
     def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
         self._file = SQLiteFile(path, "memories", MIGRATIONS)
         self._searches = SearchThread(self._file.reader(), search_budget)
+        self._recent_hits = RecentHits()  # read on the searches' thread only
         # recall.embedding_model's, searched on a thread of their own: a slow scan of vectors
         # never holds back or skews the word searches' budget
         self.vectors = SQLiteVectors(self._file, SearchThread(self._file.reader(), search_budget))
@@ -180,18 +182,19 @@ class SQLiteMemoryIndex:
             scope = None if wide else self._scope(db, user_id, project)
             match = words if scope is None else f"scope : ({scope}) AND {words}"
             alone = user_id is None and exclude_session is None and (project is None or scope)
+            rows: list[tuple[Any, ...]] | None
             if alone and private_too:
                 # The match alone selects the rows: ranked in FTS5, only the best read.
                 rows = db.execute(SEARCH_EVERY_USER, (match, limit, project)).fetchall()
             else:
                 params = (match, user_id, project, exclude_session, limit, private_too)
-                ranked = db.execute(SEARCH_RANKED_FIRST, (*params, limit * RANKED_FIRST))
-                found = ranked.fetchall()
-                rows = [row for row in found if row[-1]][:limit]
-                if len(rows) < limit and len(found) == limit * RANKED_FIRST:
+                rows = best_rows(db, params, limit)
+                if rows is None:  # too few of the best ranked may be returned
                     rows = db.execute(SEARCH, params).fetchall()
-            records = [(_record(row[:SCORE_COLUMN]), row[SCORE_COLUMN]) for row in rows]
-            scored = [(record, score, terms_of(record.text)) for record, score in records]
+            scored = []
+            for row in rows:
+                record, terms = self._recent_hits.read(row[:SCORE_COLUMN])
+                scored.append((record, row[SCORE_COLUMN], terms))
             return relevant(scored, weights, min_share)
 
         return await self._searches.run(work)

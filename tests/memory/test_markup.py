@@ -53,6 +53,19 @@ def test_escaped_text_holds_no_bracket_and_reads_back_exactly(text: str) -> None
     assert html.unescape(safe) == text
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | stored_texts() | st.text())
+def test_ascii_text_is_escaped_as_the_pattern_escapes_any_text(text: str) -> None:
+    by_pattern = re.sub(
+        f"[&{LESS_THAN_LOOKALIKES}{GREATER_THAN_LOOKALIKES}{INVISIBLE}]",
+        lambda found: (
+            {"&": "&amp;", "<": "&lt;", ">": "&gt;"}.get(found.group())
+            or f"&#x{ord(found.group()):x};"
+        ),
+        text,
+    )
+    assert escaped(text) == by_pattern
+
+
 def test_the_folded_view_keeps_every_place() -> None:
     assert folded("</MEMORY>") == "</memory>"
     assert folded("\uff1c/\uff2d\u200bEMORY\u3009!") == "</m\u200bemory\u3009!"  # the slow way

@@ -95,6 +95,16 @@ def test_a_memory_cannot_forge_attributes() -> None:
     assert '<memory date="unknown"' in (recalled_block([hit("x", at=1e300)], 4000) or ("", 0))[0]
 
 
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**20), 10**20))
+def test_each_memory_is_dated_by_its_utc_day_or_unknown(at: float) -> None:
+    try:
+        day = time.strftime("%Y-%m-%d", time.gmtime(at))
+    except (OverflowError, OSError, ValueError):
+        day = "unknown"
+    block, _ = recalled_block([hit("x", at=at)], 4000) or ("", 0)
+    assert f'<memory date="{day}"' in block
+
+
 hits = st.lists(
     st.builds(
         hit,
