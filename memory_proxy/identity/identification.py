@@ -19,8 +19,8 @@ from memory_proxy.identity.auth import Caller, Trust
 from memory_proxy.identity.client_detection import (
     VALID_ID,
     ClientIdentity,
+    UserDetector,
     detect_session,
-    detect_user,
 )
 from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import memory_mode, reads, writes
@@ -121,7 +121,7 @@ class Identifier:
     ) -> None:
         self._client_keys = settings.client_keys
         self._key_guard = ClientKeyGuard.from_settings(settings)
-        self._mappings = settings.user_id_mappings
+        self._detect_user = UserDetector(settings.user_id_mappings)
         self._memory = settings.memory
         self._supermemory = supermemory
         self._privacy = privacy
@@ -204,4 +204,4 @@ class Identifier:
         if caller.bound_user_id:
             kind = "client-key" if caller.by_client_key else "pass-through-key"
             return ClientIdentity(caller.bound_user_id, None, False, bound_to=kind)
-        return detect_user(headers, self._mappings)
+        return self._detect_user(headers)
