@@ -78,7 +78,15 @@ class ProxyPipeline:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lookup = header_lookup(scope)
         request_id = self.identifier.request_id(lookup)
-        request = ProxiedRequest(scope, request_id, lookup, time.perf_counter(), time.time())
+        request = ProxiedRequest(
+            scope,
+            scope["path"],
+            scope["method"],
+            request_id,
+            lookup,
+            time.perf_counter(),
+            time.time(),
+        )
         who: Identification | None = None
         try:
             self.identifier.check_url(scope["raw_path"], scope["query_string"])

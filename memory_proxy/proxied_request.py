@@ -17,20 +17,12 @@ _REQUEST_ID = REQUEST_ID_HEADER.encode()
 @dataclass(frozen=True, slots=True)
 class ProxiedRequest:
     scope: Scope
+    path: str  # the scope's, read once: every step asks
+    method: str
     request_id: str
     lookup: dict[str, str]  # header name -> value, as text, for detection
     started: float  # time.perf_counter(), for durations
     arrived: float  # time.time(), for the usage record
-
-    @property
-    def path(self) -> str:
-        path: str = self.scope["path"]
-        return path
-
-    @property
-    def method(self) -> str:
-        method: str = self.scope["method"]
-        return method
 
     def request_id_header(self) -> tuple[bytes, bytes]:
         """Every answer names its request, so that a client can rate it (POST
