@@ -237,7 +237,8 @@ class Forwarder:
             f"LiteLLM is not available at {self._base_url}; retry shortly"
         )
         for _ in range(2):
-            if not await self._monitor.wait_ready(self._wait_seconds):
+            ready = self._monitor.is_ready  # no coroutine made when it is (most requests)
+            if not ready and not await self._monitor.wait_ready(self._wait_seconds):
                 return failure
             content = body if body is not None else _stream_request_body(receive, watch)
             try:
