@@ -105,7 +105,7 @@ def with_connection_named(headers: Headers, dropped: frozenset[bytes]) -> frozen
     return dropped
 
 
-@dataclass
+@dataclass(slots=True)
 class ForwardResult:
     status: int
     outcome: Outcome
