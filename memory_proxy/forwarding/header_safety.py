@@ -40,6 +40,6 @@ def check_request_line(*parts: bytes) -> None:
 
 def _holds_forbidden(data: bytes) -> bool:
     # A byte's value as an int: `b"\r" in data` would first fail to read its operand as an
-    # int (an exception raised and cleared), then search; an int is one memchr. Three
-    # memchr cost a fifth of `translate`, which builds a table and a copy.
+    # int (an exception raised and cleared), then search; an int is one memchr. Three of
+    # them cost well under `translate`'s ~2,000 instructions (a table built, and a copy).
     return 13 in data or 10 in data or 0 in data
