@@ -277,16 +277,16 @@ class ProxyPipeline:
 
 
 def _memory_scope(who: Identification) -> MemoryScope:
-    return MemoryScope(
+    return MemoryScope(  # by position: keywords cost a NamedTuple twice as much
         who.user_id,
         who.session_id,
         who.project,
         who.identity.client,
         who.model,
-        reads=who.reads_memory,
-        writes=who.writes_memory,
-        session_memory=who.memory,
-        privacy=who.model_privacy,
+        who.reads_memory,
+        who.writes_memory,
+        who.memory,
+        who.model_privacy,
     )
 
 
