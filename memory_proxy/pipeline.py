@@ -78,13 +78,21 @@ class ProxyPipeline:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lookup = header_lookup(scope)
         request_id = self.identifier.request_id(lookup)
-        request = ProxiedRequest(scope, request_id, lookup, time.perf_counter(), time.time())
+        request = ProxiedRequest(
+            scope,
+            scope["path"],
+            scope["method"],
+            request_id,
+            lookup,
+            time.perf_counter(),
+            time.time(),
+        )
         who: Identification | None = None
         try:
             self.identifier.check_url(scope["raw_path"], scope["query_string"])
             body = await self._read_body(request, receive)
             who = self._identify(request, body)
-            limit_headers = await self._admit(who)
+            limit_headers = await self._admit(who) if self.rate_limiter is not None else []
         except ClientDisconnected:
             return
         except Refusal as refusal:
@@ -145,9 +153,16 @@ class ProxyPipeline:
         re-encode (nested deeper than orjson writes, say) goes to LiteLLM as the client
         sent it, counted and logged, and LiteLLM answers.
         """
+        payload = body.payload
+        turn = None
         try:
-            outgoing, turn = await self._rewritten(request, body.payload, who)
-            if outgoing is not body.payload:
+            outgoing = self._usage_asked(request, payload)
+            memory = self.memory
+            wire = chat_format(request.path) if memory is not None else None
+            if memory is not None and wire is not None and isinstance(payload, dict):
+                turn = await memory.begin(wire, payload, outgoing, _memory_scope(who))
+                outgoing = turn.body if turn else outgoing
+            if outgoing is not payload:
                 return orjson.dumps(outgoing), turn
         except Exception as exc:
             self.metrics.malformed_bodies.inc()
@@ -155,32 +170,15 @@ class ProxyPipeline:
             return body.raw, None
         return body.raw, turn
 
-    async def _rewritten(
-        self, request: ProxiedRequest, payload: Any, who: Identification
-    ) -> tuple[Any, MemoryTurn | None]:
-        """The payload to send and the memory turn; the payload itself when nothing changes."""
-        outgoing = payload
+    def _usage_asked(self, request: ProxiedRequest, payload: Any) -> Any:
+        """The payload asking for a stream's token counts when usage is recorded; the
+        payload itself when nothing changes."""
         wire_format = WIRE_FORMATS.get(request.path)
         if wire_format is None or not isinstance(payload, dict):
-            return outgoing, None
+            return payload
         if self._records_usage(request) and (asking := wire_format.ask_stream_usage(payload)):
-            outgoing = asking
-        wire = chat_format(request.path)
-        if self.memory is None or wire is None:
-            return outgoing, None
-        scope = MemoryScope(
-            who.user_id,
-            who.session_id,
-            who.project,
-            who.identity.client,
-            who.model,
-            reads=who.reads_memory,
-            writes=who.writes_memory,
-            session_memory=who.memory,
-            privacy=who.model_privacy,
-        )
-        turn = await self.memory.begin(wire, payload, outgoing, scope)
-        return (turn.body if turn else outgoing), turn
+            return asking
+        return payload
 
     async def _forward(
         self,
@@ -276,6 +274,20 @@ class ProxyPipeline:
 
     def _records_usage(self, request: ProxiedRequest) -> bool:
         return self.usage is not None and request.method == "POST"
+
+
+def _memory_scope(who: Identification) -> MemoryScope:
+    return MemoryScope(  # by position: keywords cost a NamedTuple twice as much
+        who.user_id,
+        who.session_id,
+        who.project,
+        who.identity.client,
+        who.model,
+        who.reads_memory,
+        who.writes_memory,
+        who.memory,
+        who.model_privacy,
+    )
 
 
 def _client_host(scope: Scope) -> str | None:

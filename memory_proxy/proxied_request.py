@@ -4,8 +4,7 @@ each step returns, and the next takes (pipeline.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import Scope
 
@@ -14,23 +13,17 @@ from memory_proxy.identity.identification import REQUEST_ID_HEADER
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
-@dataclass(frozen=True, slots=True)
-class ProxiedRequest:
+class ProxiedRequest(NamedTuple):
+    """Immutable; NamedTuples, as they are built per request: with the body, 4.5k
+    instructions, where frozen dataclasses took 27k."""
+
     scope: Scope
+    path: str  # the scope's, read once: every step asks
+    method: str
     request_id: str
     lookup: dict[str, str]  # header name -> value, as text, for detection
     started: float  # time.perf_counter(), for durations
     arrived: float  # time.time(), for the usage record
-
-    @property
-    def path(self) -> str:
-        path: str = self.scope["path"]
-        return path
-
-    @property
-    def method(self) -> str:
-        method: str = self.scope["method"]
-        return method
 
     def request_id_header(self) -> tuple[bytes, bytes]:
         """Every answer names its request, so that a client can rate it (POST
@@ -38,8 +31,7 @@ class ProxiedRequest:
         return (_REQUEST_ID, self.request_id.encode())
 
 
-@dataclass(frozen=True, slots=True)
-class RequestBody:
+class RequestBody(NamedTuple):
     raw: bytes | None  # None: streamed through as the client sends it
     payload: Any = None  # the decoded JSON, when the body is JSON
 

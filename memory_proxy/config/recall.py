@@ -31,17 +31,6 @@ DEFAULT_SESSION_HEADERS = (
 )
 # A JSON string's escaped content, up to a bound: the group a body pattern captures.
 _JSON_TEXT = r'((?:[^"\\]|\\.){1,1024}?)'
-# Where clients already say their working directory (see README, "Memory").
-DEFAULT_PROJECT_EXTRACTORS: tuple[tuple[str | None, str | None], ...] = (
-    # Claude Code 2.x: "# Environment ... - Primary working directory: /path\n"
-    (None, r"Primary working directory: " + _JSON_TEXT + r'(?:\\n|")'),
-    # Older Claude Code, opencode and other agents: "<env>\nWorking directory: /path\n"
-    (None, r"<env>(?:\\n|\s)*Working directory: " + _JSON_TEXT + r'(?:\\n|")'),
-    # The Codex CLI: an input item "<environment_context>\n  <cwd>/path</cwd>"
-    (None, r"<environment_context>(?:\\n|\s)*<cwd>" + _JSON_TEXT + r"</cwd>"),
-    # The Codex CLI's turn metadata header: {"workspaces": {"/path": {...}}}
-    ("x-codex-turn-metadata", r'"workspaces"\s*:\s*\{\s*"' + _JSON_TEXT + r'"'),
-)
 MEMORY_MODES = ("on", "read", "write", "off")
 # A redaction pattern's name: in its marker, `[secret:NAME]`, and a metric's label.
 _PATTERN_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]{0,39}$")
@@ -58,6 +47,9 @@ class ProjectExtractor:
     header: str | None  # lower-case header name; None: the body
     pattern: re.Pattern[str] | None
     body_pattern: re.Pattern[bytes] | None
+    # What every match of `body_pattern` begins with, looked for first: a body without it
+    # is passed over by one bytes search, cheaper than starting the pattern's (b"": none).
+    body_literal: bytes = b""
 
     @classmethod
     def of(cls, header: str | None, pattern: str | None) -> ProjectExtractor:
@@ -66,9 +58,27 @@ class ProjectExtractor:
             return cls(None, None, re.compile(pattern.encode()))
         return cls(header.lower(), re.compile(pattern) if pattern else None, None)
 
+    @classmethod
+    def over_body(cls, literal: str, rest: str) -> ProjectExtractor:
+        """The body pattern `literal` (as is, not a pattern) followed by `rest`."""
+        pattern = re.compile((re.escape(literal) + rest).encode())
+        return cls(None, None, pattern, literal.encode())
 
-DEFAULT_EXTRACTORS = tuple(
-    ProjectExtractor.of(header, pattern) for header, pattern in DEFAULT_PROJECT_EXTRACTORS
+
+# Where clients already say their working directory (see README, "Memory").
+DEFAULT_EXTRACTORS = (
+    # Claude Code 2.x: "# Environment ... - Primary working directory: /path\n"
+    ProjectExtractor.over_body("Primary working directory: ", _JSON_TEXT + r'(?:\\n|")'),
+    # Older Claude Code, opencode and other agents: "<env>\nWorking directory: /path\n"
+    ProjectExtractor.over_body(
+        "<env>", r"(?:\\n|\s)*Working directory: " + _JSON_TEXT + r'(?:\\n|")'
+    ),
+    # The Codex CLI: an input item "<environment_context>\n  <cwd>/path</cwd>"
+    ProjectExtractor.over_body(
+        "<environment_context>", r"(?:\\n|\s)*<cwd>" + _JSON_TEXT + r"</cwd>"
+    ),
+    # The Codex CLI's turn metadata header: {"workspaces": {"/path": {...}}}
+    ProjectExtractor.of("x-codex-turn-metadata", r'"workspaces"\s*:\s*\{\s*"' + _JSON_TEXT + r'"'),
 )
 
 

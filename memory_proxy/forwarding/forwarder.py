@@ -79,13 +79,19 @@ Outcome = Literal[
 ]
 
 
-def end_to_end_headers(headers: Headers, also_dropped: frozenset[bytes] = frozenset()) -> Headers:
-    """Drop hop-by-hop headers, any the Connection header names, and `also_dropped`.
+# Never relayed from LiteLLM's answer.
+_NOT_RELAYED = HOP_BY_HOP_HEADERS | CORS_ANSWER_HEADERS
 
-    Names must be lower case (ASGI gives them so).
-    """
-    dropped = with_connection_named(headers, HOP_BY_HOP_HEADERS | also_dropped)
-    return [(name, value) for name, value in headers if name not in dropped]
+
+def relayed_headers(answer: Headers, ours: Headers) -> Headers:
+    """LiteLLM's answer headers the client gets, then `ours`, which replace any of the
+    same name: hop-by-hop headers, those the Connection header names, and CORS headers are
+    dropped. Names must be lower case (an `UpstreamAnswer`'s and ours are)."""
+    dropped = with_connection_named(answer, _NOT_RELAYED)
+    replaced = {name for name, _ in ours}
+    relayed = [(n, value) for n, value in answer if n not in dropped and n not in replaced]
+    relayed += ours
+    return relayed
 
 
 def with_connection_named(headers: Headers, dropped: frozenset[bytes]) -> frozenset[bytes]:
@@ -99,7 +105,7 @@ def with_connection_named(headers: Headers, dropped: frozenset[bytes]) -> frozen
     return dropped
 
 
-@dataclass
+@dataclass(slots=True)
 class ForwardResult:
     status: int
     outcome: Outcome
@@ -110,7 +116,8 @@ class ForwardResult:
 
 
 class ResponseObserver(Protocol):
-    """Sees the answer as it passes, after each chunk was sent to the client."""
+    """Sees the answer as it passes, after each chunk was sent to the client; its head
+    with header names in lower case."""
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
     def feed(self, chunk: bytes) -> None: ...
@@ -230,7 +237,8 @@ class Forwarder:
             f"LiteLLM is not available at {self._base_url}; retry shortly"
         )
         for _ in range(2):
-            if not await self._monitor.wait_ready(self._wait_seconds):
+            ready = self._monitor.is_ready  # no coroutine made when it is (most requests)
+            if not ready and not await self._monitor.wait_ready(self._wait_seconds):
                 return failure
             content = body if body is not None else _stream_request_body(receive, watch)
             try:
@@ -262,10 +270,7 @@ class Forwarder:
         """The answer's head, then its body chunk by chunk as it arrives."""
         watch.answered()
         result.status = answer.status
-        ours = CORS_ANSWER_HEADERS.union(name for name, _ in extra_headers or ())
-        headers_out = end_to_end_headers(
-            [(name.lower(), value) for name, value in answer.headers], ours
-        ) + (extra_headers or [])
+        headers_out = relayed_headers(answer.headers, extra_headers or [])
         result.head_sent = True
         await send({"type": "http.response.start", "status": answer.status, "headers": headers_out})
         if observer is not None:

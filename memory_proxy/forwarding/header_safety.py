@@ -20,8 +20,8 @@ class UnsafeHeader(Refusal):
 
 
 def check_headers(headers: list[tuple[bytes, bytes]]) -> None:
-    """`UnsafeHeader` for the first header holding a forbidden byte. One pass over every
-    name and value joined (under 1 µs for 20 headers); each is searched only to name the
+    """`UnsafeHeader` for the first header holding a forbidden byte. Every name and value
+    joined, searched once for each forbidden byte; each is searched only to name the
     culprit."""
     if not _holds_forbidden(b"".join(chain.from_iterable(headers))):
         return
@@ -31,15 +31,15 @@ def check_headers(headers: list[tuple[bytes, bytes]]) -> None:
             raise UnsafeHeader(f"header {shown!r}")
 
 
-def check_head(head: bytes, lines: int, headers: list[tuple[bytes, bytes]]) -> None:
-    """The cheap test of a whole request head made of `lines` lines joined by CRLF and
-    ended by a blank line: any CR, LF or NUL beyond those separators is one too many.
-    One pass over the head (about 1 µs for a 15-header request), instead of three
-    searches of every name and value; `headers` is searched only to name the culprit."""
-    if len(head.translate(None, FORBIDDEN)) != len(head) - 2 * (lines + 1):
-        check_headers(headers)
+def check_request_line(*parts: bytes) -> None:
+    """`UnsafeHeader` when a part of the request line (method, path, query) or the Host
+    holds a forbidden byte."""
+    if _holds_forbidden(b"".join(parts)):
         raise UnsafeHeader("the request line")
 
 
 def _holds_forbidden(data: bytes) -> bool:
-    return len(data.translate(None, FORBIDDEN)) != len(data)
+    # A byte's value as an int: `b"\r" in data` would first fail to read its operand as an
+    # int (an exception raised and cleared), then search; an int is one memchr. Three of
+    # them cost well under `translate`'s ~2,000 instructions (a table built, and a copy).
+    return 13 in data or 10 in data or 0 in data

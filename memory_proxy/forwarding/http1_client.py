@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from memory_proxy.errors import StaleConnection, UpstreamConnectFailed, UpstreamTimeout
-from memory_proxy.forwarding.header_safety import check_head
+from memory_proxy.forwarding.header_safety import check_headers, check_request_line
 from memory_proxy.forwarding.http1_connection import Connection
 
 # Shorter than uvicorn's 5 s server-side keep-alive, so we never reuse a closing socket.
@@ -159,8 +159,12 @@ class HTTP1Client:
         body: bytes | AsyncIterator[bytes],
     ) -> tuple[bytes, bool]:
         """The request line and headers, and whether the body goes chunked: a streamed
-        body without a Content-Length does (as httpx would frame it)."""
-        lines = [b"%b %b%b HTTP/1.1" % (method.encode(), self._base_path, target)]
+        body without a Content-Length does (as httpx would frame it). Refused unsent
+        (`UnsafeHeader`) when a part holds CR, LF or NUL: the lines we add hold none."""
+        verb = method.encode()
+        check_headers(headers)
+        check_request_line(verb, self._base_path, target, self._host)
+        lines = [b"%b %b%b HTTP/1.1" % (verb, self._base_path, target)]
         lines.append(b"host: " + self._host)
         lines += [b"%b: %b" % header for header in headers]
         chunked = False
@@ -170,11 +174,8 @@ class HTTP1Client:
         elif not any(name.lower() == b"content-length" for name, _ in headers):
             lines.append(b"transfer-encoding: chunked")
             chunked = True
-        count = len(lines)
         lines.append(b"\r\n")
-        head = b"\r\n".join(lines)
-        check_head(head, count, headers)
-        return head, chunked
+        return b"\r\n".join(lines), chunked
 
     async def _connection(self) -> Connection:
         if self._idle:

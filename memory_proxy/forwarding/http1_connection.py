@@ -25,6 +25,7 @@ from memory_proxy.errors import (
 
 HIGH_WATER_BYTES = 1024 * 1024  # unread body held before reading from the socket pauses
 MAX_ANSWER_HEAD_BYTES = 64 * 1024  # status line and headers; more is refused (nginx: 4-32 KiB)
+_FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class Connection(asyncio.Protocol):
@@ -49,6 +50,7 @@ class Connection(asyncio.Protocol):
         self._interim = False
         self._keep_alive = False
         self._ends_at_close = False
+        self._framed = False  # the head gave a Content-Length or Transfer-Encoding
         self._error: UpstreamError | None = None
         self.requests = 0
         self.idle_since = 0.0
@@ -94,8 +96,11 @@ class Connection(asyncio.Protocol):
             raise UpstreamProtocolError("bytes after the end of the answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()  # once, here: every reader of the answer's headers wants it
         self._headers.append((name, value))
         self._header_bytes += len(name) + len(value)
+        if name in _FRAMING_HEADERS:
+            self._framed = True
 
     def on_headers_complete(self) -> None:
         if self._header_bytes > MAX_ANSWER_HEAD_BYTES:
@@ -107,8 +112,7 @@ class Connection(asyncio.Protocol):
         self._in_head = False
         # Asked now: the parser forgets it once the message is complete.
         self._keep_alive = self._parser.should_keep_alive()
-        named = {name.lower() for name, _ in self._headers}
-        self._ends_at_close = not named & {b"content-length", b"transfer-encoding"}
+        self._ends_at_close = not self._framed
         if self._head is not None and not self._head.done():
             self._head.set_result(status)
 
@@ -124,6 +128,7 @@ class Connection(asyncio.Protocol):
             self._interim = False
             self._headers = []
             self._header_bytes = 0
+            self._framed = False
             return
         self._complete = True
         self._wake_reader()
@@ -197,7 +202,7 @@ class Connection(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = self._header_bytes = 0
         self._answered = self._complete = self._read_to_end = False
-        self._interim = self._keep_alive = self._ends_at_close = False
+        self._interim = self._keep_alive = self._ends_at_close = self._framed = False
         self.requests += 1
 
     def _write(self, data: bytes) -> None:

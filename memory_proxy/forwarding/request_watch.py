@@ -68,6 +68,20 @@ class Watchdog:
 class RequestWatch:
     """One request's watch; `close` it when the request is done."""
 
+    __slots__ = (
+        "_activity",
+        "_last",
+        "_limit",
+        "_listen_due",
+        "_listener",
+        "_may_listen",
+        "_receive",
+        "_seen_activity",
+        "_watchdog",
+        "reason",
+        "task",
+    )
+
     def __init__(self, watchdog: Watchdog, receive: Receive, listen: bool) -> None:
         task = asyncio.current_task()
         assert task is not None

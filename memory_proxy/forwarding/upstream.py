@@ -41,7 +41,7 @@ Headers = list[tuple[bytes, bytes]]
 
 class UpstreamAnswer(Protocol):
     status: int
-    headers: Headers  # as received: names in any case, hop-by-hop ones included
+    headers: Headers  # as received, names in lower case: hop-by-hop ones included
 
     def body(self) -> AsyncIterator[bytes]: ...
     async def aclose(self) -> None: ...
@@ -156,7 +156,7 @@ class _HttpxAnswer:
         self._errors = errors
         self._ours = ours
         self.status = response.status_code
-        self.headers = response.headers.raw
+        self.headers = [(name.lower(), value) for name, value in response.headers.raw]
 
     async def body(self) -> AsyncIterator[bytes]:
         try:

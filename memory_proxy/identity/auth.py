@@ -54,7 +54,8 @@ class Trust(enum.Enum):
     REFUSED = "refused"  # no key, or two different ones: a 401 wherever a caller counts
 
 
-_AUTHENTICATED = frozenset({Trust.LOCAL, Trust.CLIENT_KEY, Trust.BOUND_KEY})
+# A tuple: `in` finds a member by identity, where a set would call Enum.__hash__ (Python).
+_AUTHENTICATED = (Trust.LOCAL, Trust.CLIENT_KEY, Trust.BOUND_KEY)
 
 
 @dataclass(frozen=True, slots=True)

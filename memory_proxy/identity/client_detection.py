@@ -16,6 +16,7 @@ from memory_proxy.config import UserIdMappings
 from memory_proxy.errors import Refusal
 
 MAX_MATCHED_HEADER_LENGTH = 1024
+MAX_KNOWN_CLIENTS = 1024  # header values whose user is kept (UserDetector)
 # \Z, not $: `$` also matches before a final newline, and an id ends up in a header.
 # Anchored in the pattern itself, so `.match` and `.fullmatch` both check the whole id.
 VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}\Z")
@@ -101,6 +102,32 @@ def detect_user(headers: Mapping[str, str], mappings: UserIdMappings) -> ClientI
         )
         return ClientIdentity(user_id, matched, False)
     return ClientIdentity(mappings.default_user_id, None, False)
+
+
+class UserDetector:
+    """`detect_user`, its answers kept by the values of the headers the patterns read: a
+    client sends the same User-Agent on every request, so the patterns run once per value
+    seen, not once per request. Bounded: the values are the clients'."""
+
+    def __init__(self, mappings: UserIdMappings) -> None:
+        self._mappings = mappings
+        self._read = tuple(dict.fromkeys(entry.header for entry in mappings.header_patterns))
+        self._known: dict[tuple[str | None, ...], ClientIdentity] = {}
+
+    def __call__(self, headers: Mapping[str, str]) -> ClientIdentity:
+        if self._mappings.custom_header in headers:
+            return detect_user(headers, self._mappings)  # checked each time: it may refuse
+        values = tuple([headers.get(name) for name in self._read])
+        identity = self._known.get(values)
+        if identity is None:
+            identity = detect_user(headers, self._mappings)
+            if len(self._known) < MAX_KNOWN_CLIENTS and _short(values):
+                self._known[values] = identity
+        return identity
+
+
+def _short(values: tuple[str | None, ...]) -> bool:
+    return all(value is None or len(value) <= MAX_MATCHED_HEADER_LENGTH for value in values)
 
 
 def detect_session(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from memory_proxy.config import Settings
 from memory_proxy.errors import Refusal
@@ -19,8 +19,8 @@ from memory_proxy.identity.auth import Caller, Trust
 from memory_proxy.identity.client_detection import (
     VALID_ID,
     ClientIdentity,
+    UserDetector,
     detect_session,
-    detect_user,
 )
 from memory_proxy.identity.client_key_guard import KEY_IN_URL, ClientKeyGuard
 from memory_proxy.identity.memory_mode import memory_mode, reads, writes
@@ -33,8 +33,11 @@ from memory_proxy.records.memory import Privacy
 REQUEST_ID_HEADER = "x-request-id"
 
 
-@dataclass(frozen=True, slots=True)
-class Identification:
+class Identification(NamedTuple):
+    """Immutable. A NamedTuple, not a frozen dataclass, which sets each field through
+    object.__setattr__: built per request, by position, in 4.3k instructions instead of
+    20.6k."""
+
     request_id: str  # the client's x-request-id when usable, else ours
     caller: Caller  # trust, and the user a key is bound to
     identity: ClientIdentity  # user id, and how the client was recognised (its name)
@@ -121,7 +124,7 @@ class Identifier:
     ) -> None:
         self._client_keys = settings.client_keys
         self._key_guard = ClientKeyGuard.from_settings(settings)
-        self._mappings = settings.user_id_mappings
+        self._detect_user = UserDetector(settings.user_id_mappings)
         self._memory = settings.memory
         self._supermemory = supermemory
         self._privacy = privacy
@@ -172,17 +175,17 @@ class Identifier:
         memory = self._memory
         session_id = detect_session(headers, memory.session_headers, body)
         identity = self._identity(headers, caller)
-        return Identification(
-            request_id=request_id,
-            caller=caller,
-            identity=identity,
-            session_id=session_id,
-            model=model,
-            supermemory_routed=self._supermemory.is_routed(model),
-            memory=memory.enabled and session_id is not None,
-            project=detect_project(headers, raw_body, memory.project_extractors),
-            memory_mode=memory_mode(headers, identity.user_id, memory.modes),
-            model_privacy=self._privacy.of_request(model, body),
+        return Identification(  # by position: keywords cost a NamedTuple twice as much
+            request_id,
+            caller,
+            identity,
+            session_id,
+            model,
+            self._supermemory.is_routed(model),
+            memory.enabled and session_id is not None,
+            detect_project(headers, raw_body, memory.project_extractors),
+            memory_mode(headers, identity.user_id, memory.modes),
+            self._privacy.of_request(model, body),
         )
 
     def memory_owner(self, headers: Mapping[str, str], caller: Caller) -> MemoryOwner:
@@ -204,4 +207,4 @@ class Identifier:
         if caller.bound_user_id:
             kind = "client-key" if caller.by_client_key else "pass-through-key"
             return ClientIdentity(caller.bound_user_id, None, False, bound_to=kind)
-        return detect_user(headers, self._mappings)
+        return self._detect_user(headers)

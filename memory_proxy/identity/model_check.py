@@ -30,6 +30,8 @@ from memory_proxy.identity.litellm_routing import LiteLLMRouting
 
 # A body with one of these is routed by LiteLLM whatever its model.
 ROUTED_BY_BODY = ("api_key", "api_base", "user_config", "router_settings_override")
+_ROUTED_BY_BODY = frozenset(ROUTED_BY_BODY)
+MAX_REMEMBERED_MODELS = 1024
 AGENT_PREFIX = "a2a/"
 SUGGESTION_SIMILARITY = 0.6  # difflib's default: `dmeo` finds `demo`
 
@@ -52,10 +54,10 @@ class ModelCheck:
             }
         )
         self._missing_keys = _missing_keys(litellm)
-
-    @property
-    def active(self) -> bool:
-        return self._checks_names or bool(self._missing_keys)
+        self.active = self._checks_names or bool(self._missing_keys)
+        # model -> the refusal's message, or None: asked once per name (bounded, as the
+        # names are the clients').
+        self._verdicts: dict[str, str | None] = {}
 
     def check(self, body: Any) -> None:
         """Raises a `Refusal` (400) for a request LiteLLM would certainly fail by its model."""
@@ -64,15 +66,27 @@ class ModelCheck:
         model = body.get("model")
         if not isinstance(model, str) or not model or "," in model:
             return
-        if any(key in body for key in ROUTED_BY_BODY):
+        if not _ROUTED_BY_BODY.isdisjoint(body):
             return
+        try:
+            refusal = self._verdicts[model]
+        except KeyError:
+            refusal = self._verdict(model)
+            if len(self._verdicts) < MAX_REMEMBERED_MODELS:
+                self._verdicts[model] = refusal
+        if refusal is not None:
+            raise Refusal(400, refusal)
+
+    def _verdict(self, model: str) -> str | None:
+        """Why a request for `model` is refused, or None when it goes to LiteLLM."""
         names = self._routing.model_names_for(model)
         if names:
             missing = [self._missing_keys.get(name) for name in names]
             if all(missing):
-                raise Refusal(400, _no_key(model, names[0], str(missing[0])))
+                return _no_key(model, names[0], str(missing[0]))
         elif self._checks_names and not self._routed_otherwise(model):
-            raise Refusal(400, self._unknown(model))
+            return self._unknown(model)
+        return None
 
     def _routed_otherwise(self, model: str) -> bool:
         return model in self._also_routed or model.startswith(AGENT_PREFIX)

@@ -62,7 +62,7 @@ def _directory(
     extractor: ProjectExtractor, headers: Mapping[str, str], body: bytes | None
 ) -> str | None:
     if extractor.body_pattern is not None:
-        if not body:
+        if not body or body.find(extractor.body_literal) < 0:  # find: `in` tries an int first
             return None
         found = extractor.body_pattern.search(body)
         return _unescaped(found.group(1)) if found else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.conversation import ConversationMemory, Turn
@@ -33,9 +33,10 @@ from memory_proxy.wire.base import AnswerParser, ChatFormat
 logger = logging.getLogger("memory_proxy.memory")
 
 
-@dataclass(frozen=True)
-class MemoryScope:
-    """Whose memory one request uses, and what it may do with it."""
+class MemoryScope(NamedTuple):
+    """Whose memory one request uses, and what it may do with it. Immutable; a NamedTuple,
+    as one is built per request (a frozen dataclass sets each field through
+    object.__setattr__)."""
 
     user_id: str
     session_id: str | None

@@ -152,7 +152,7 @@ class AnswerReader:
         self._finish_reason: str | None = None
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        names = {name.lower(): value for name, value in headers}  # values lowered as read
+        names = dict(headers)  # names in lower case (the forwarder's); values lowered as read
         self._cost = _as_cost(names.get(COST_HEADER))
         if status != 200:
             return

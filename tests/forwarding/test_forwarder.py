@@ -15,7 +15,7 @@ from starlette.types import Message, Send
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
-from memory_proxy.forwarding.forwarder import Forwarder, end_to_end_headers
+from memory_proxy.forwarding.forwarder import Forwarder, relayed_headers
 from memory_proxy.forwarding.http1_client import HTTP1Client
 from memory_proxy.forwarding.upstream import HttpxClient, UpstreamMonitor, client_for
 from tests.conftest import ProxyFactory
@@ -33,19 +33,21 @@ SCOPE = {
 }
 
 
-def test_hop_by_hop_headers_and_those_named_by_connection_are_dropped() -> None:
+def test_hop_by_hop_cors_and_headers_named_by_connection_are_not_relayed() -> None:
     headers = [
         (b"connection", b"keep-alive, X-Private"),
         (b"keep-alive", b"timeout=5"),
         (b"transfer-encoding", b"chunked"),
         (b"x-private", b"1"),
+        (b"access-control-allow-origin", b"*"),
         (b"accept-encoding", b"gzip"),
         (b"x-other", b"2"),
-        (b"host", b"proxy"),
+        (b"x-request-id", b"litellm's"),
     ]
-    assert end_to_end_headers(headers, frozenset({b"host"})) == [
+    assert relayed_headers(headers, [(b"x-request-id", b"ours")]) == [
         (b"accept-encoding", b"gzip"),
         (b"x-other", b"2"),
+        (b"x-request-id", b"ours"),
     ]
 
 

@@ -68,7 +68,7 @@ def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
     created, created_body, head, head_body = asyncio.run(scenario())
     assert (created.status, created.headers, created_body) == (
         201,
-        [(b"X-Real", b"yes"), (b"Content-Length", b"4")],
+        [(b"x-real", b"yes"), (b"content-length", b"4")],  # names in lower case
         b"done",
     )
     assert (head.status, head_body) == (200, b"")

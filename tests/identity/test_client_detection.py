@@ -10,6 +10,8 @@ import openai
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memory_proxy.cli.main import main
 from memory_proxy.config import HeaderPattern, UserIdMappings, load_settings
@@ -17,6 +19,7 @@ from memory_proxy.config.recall import DEFAULT_SESSION_HEADERS as SESSION_HEADER
 from memory_proxy.identity.client_detection import (
     MAX_MATCHED_HEADER_LENGTH,
     InvalidIdentifier,
+    UserDetector,
     detect_session,
     detect_user,
 )
@@ -226,3 +229,26 @@ def test_a_pattern_whose_group_captures_a_line_break_gives_no_user_id() -> None:
 def test_user_ids_of_pass_through_keys_cannot_be_named() -> None:
     with pytest.raises(InvalidIdentifier, match="reserved"):
         detect_user({"x-memory-user-id": "key-0123456789abcdef"}, MAPPINGS)
+
+
+header_values = st.none() | st.sampled_from(
+    ["curl/8.5", "claude-cli/2.1", "OpenAIClientImpl/Java", "web", "a" * 1100, "Bad\nId", ""]
+)
+requests_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "user-agent": header_values.filter(lambda v: v is not None),
+        "x-project": header_values.filter(lambda v: v is not None),
+        "x-memory-user-id": st.sampled_from(["alice", "bob"]),
+    },
+)
+
+
+@given(st.lists(requests_headers, max_size=10))
+def test_users_kept_by_header_value_are_those_detection_finds(
+    requests: list[dict[str, str]],
+) -> None:
+    """Whatever came before, a request's user is the one its own headers give."""
+    detector = UserDetector(MAPPINGS)
+    for headers in requests:
+        assert detector(headers) == detect_user(headers, MAPPINGS)

@@ -171,3 +171,30 @@ def test_the_readme_says_what_a_mistyped_demo_is_told() -> None:
     message = refusal(shipped, ask("dmeo"))
     readme = " ".join(README.read_text().split())
     assert f"`{message}`" in readme
+
+
+@given(
+    st.lists(st.sampled_from(["demo", "dmeo", "best", "zzzzzz", "gpt-id-1", "nope"]), max_size=8)
+)
+def test_a_name_asked_again_gets_the_same_answer(models: list[str]) -> None:
+    """Each name's verdict is kept after its first request: the same as a fresh check's,
+    whatever was asked before."""
+    check = ModelCheck(LITELLM)
+    for model in models:
+        try:
+            check.check(ask(model))
+            answer = None
+        except Refusal as refused:
+            answer = refused.message
+        assert answer == refusal(LITELLM, ask(model))
+
+
+def test_names_past_those_remembered_are_still_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("memory_proxy.identity.model_check.MAX_REMEMBERED_MODELS", 2)
+    check = ModelCheck(LITELLM)
+    for model in ("demo", "best", "gpt-4o"):
+        check.check(ask(model))
+    with pytest.raises(Refusal):
+        check.check(ask("dmeo"))
+    with pytest.raises(Refusal):
+        check.check(ask("dmeo"))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -134,3 +135,47 @@ def test_captures_are_bounded() -> None:
     huge = "/" + "a" * 5000
     body = claude_code_body(CLAUDE_CODE_21_SYSTEM.replace(REPO, huge))
     assert detect_project({}, body, DEFAULT_EXTRACTORS) == GENERAL_PROJECT
+
+
+body_pieces = st.sampled_from(
+    [
+        "Primary working directory: ",
+        "<env>",
+        "Working directory: ",
+        "<environment_context>",
+        "<cwd>",
+        "</cwd>",
+        "\n",
+        " ",
+        '"',
+        "\\",
+        REPO,
+    ]
+) | st.text(max_size=12)
+
+
+@given(st.lists(body_pieces, max_size=12))
+def test_looking_for_a_body_pattern_s_literal_first_never_changes_what_is_found(
+    pieces: list[str],
+) -> None:
+    """Each default body pattern is passed over when its literal is missing; the project
+    found is the one the patterns alone find, escaped in JSON or not."""
+    for body in (raw({"system": "".join(pieces)}), "".join(pieces).encode("utf-8", "replace")):
+        assert detect_project({}, body, DEFAULT_EXTRACTORS) == patterns_alone(body)
+
+
+def patterns_alone(body: bytes) -> str:
+    for extractor in DEFAULT_EXTRACTORS:
+        if extractor.body_pattern is None:
+            continue
+        assert extractor.body_literal
+        found = extractor.body_pattern.search(body)
+        if found is None:
+            continue
+        try:
+            text = orjson.loads(b'"' + found.group(1) + b'"')
+        except orjson.JSONDecodeError:
+            continue
+        if text:
+            return project_id(text)
+    return GENERAL_PROJECT
