@@ -26,7 +26,7 @@ from psycopg import sql
 
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
-from memory_proxy.stores.postgres_database import CONNECT_TIMEOUT_SECONDS, broken
+from memory_proxy.stores.postgres_database import CONNECT_TIMEOUT_SECONDS
 
 
 class Load(NamedTuple):
@@ -129,14 +129,13 @@ class SessionRows:
             self._db = db
         return self._db
 
-    def _execute(
-        self, query: str, params: tuple[Any, ...] | dict[str, Any]
-    ) -> list[tuple[Any, ...]]:
+    def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Any]:
+        db = self._connection()
         try:
-            return self._connection().execute(query, params).fetchall()
-        except psycopg.Error as exc:
-            if broken(exc):
-                self.close()  # the next statement opens another
+            return db.execute(query, params).fetchall()
+        except psycopg.Error:
+            if db.closed:  # broken (the server restarted): the next statement opens another
+                self._db = None
             raise
 
     def _read(self, loads: list[Load]) -> list[list[Message] | Exception]:
@@ -151,9 +150,9 @@ class SessionRows:
         try:
             try:
                 rows = self._execute(_LOAD_MANY, params)
-            except psycopg.Error as exc:
-                if not broken(exc):
-                    raise
+            except psycopg.OperationalError:
+                if self._db is not None:
+                    raise  # not a lost connection (a statement timeout)
                 rows = self._execute(_LOAD_MANY, params)
         except Exception as exc:
             return [exc] * len(loads)
@@ -168,8 +167,8 @@ class SessionRows:
         return histories
 
     def _write(self, appends: list[Append]) -> list[int | Exception]:
-        """The appends in one statement; when it fails (not for a broken connection),
-        each alone."""
+        """The appends in one statement; when it fails for what was sent (not for the
+        connection or the server's time), each alone."""
         packed = [_packed(one) for one in appends]
         ready = [
             (one, texts)
@@ -179,7 +178,7 @@ class SessionRows:
         try:
             dropped = iter(self._append(ready))
         except psycopg.Error as exc:
-            if broken(exc) or len(ready) == 1:
+            if isinstance(exc, psycopg.OperationalError) or len(ready) == 1:
                 return [exc if isinstance(texts, list) else texts for texts in packed]
             return [self._alone(one, texts) for one, texts in zip(appends, packed, strict=True)]
         return [next(dropped) if isinstance(texts, list) else texts for texts in packed]
