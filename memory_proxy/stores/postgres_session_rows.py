@@ -84,19 +84,25 @@ class SessionRows:
         outcomes: list[Any] = [None] * len(calls)
         loads: dict[int, Load] = {}
         appends: dict[int, Append] = {}
+        read: set[tuple[str, str]] = set()  # the sessions of the loads gathered
+        written: set[tuple[str, str]] = set()  # and of the appends
         first: type[Load] | type[Append] | None = None  # the kind that must go first
         for place, call in enumerate(calls):
-            kind, other = (Load, appends) if isinstance(call, Load) else (Append, loads)
-            if any(_same_session(call, made) for made in other.values()):
+            kind, session = type(call), (call.user_id, call.session_id)
+            if session in (written if kind is Load else read):
                 if first is kind:  # it must come after the others, which after its kind
                     self._flush(loads, appends, first is Load, outcomes)
+                    read.clear()
+                    written.clear()
                     first = None
                 else:
                     first = Append if kind is Load else Load
             if isinstance(call, Load):
                 loads[place] = call
+                read.add(session)
             else:
                 appends[place] = call
+                written.add(session)
         self._flush(loads, appends, first is not Append, outcomes)
         return outcomes
 
@@ -212,10 +218,6 @@ class SessionRows:
             "lasts": lasts,
         }
         return [int(row[0] or 0) for row in self._execute(_APPEND_MANY, params)]
-
-
-def _same_session(one: Call, other: Call) -> bool:
-    return one.user_id == other.user_id and one.session_id == other.session_id
 
 
 def _packed(one: Append) -> list[bytes] | Exception:
