@@ -96,7 +96,6 @@ class PostgresStore:
     ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._max_messages = max_messages
         self._db = PostgresDatabase(
             url,
             "sessions",
