@@ -30,7 +30,12 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.stores import postgres_index, postgres_search, postgres_sessions
+from memory_proxy.stores import (
+    postgres_index,
+    postgres_search,
+    postgres_session_rows,
+    postgres_sessions,
+)
 from memory_proxy.stores.packed_text import pack_bytes
 from memory_proxy.stores.postgres_database import migrate
 from memory_proxy.stores.recall_query import query_terms
@@ -100,7 +105,7 @@ def operations(
         return APPEND, ("bench", f"s{n % 200}", now, now - 3600, [message, message], 200)
 
     def load(n: int) -> tuple[str, tuple[Any, ...]]:
-        return postgres_sessions._LOAD, ("bench", f"s{n % 200}", time.time() - 3600)
+        return postgres_session_rows._LOAD_MANY, (["bench"], [f"s{n % 200}"], time.time() - 3600)
 
     def search(n: int) -> tuple[str, tuple[Any, ...]]:
         return searched_statements[n % len(searched_statements)]

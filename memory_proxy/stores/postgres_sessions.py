@@ -1,9 +1,12 @@
 """Sessions in PostgreSQL (`memory.store: postgres`): the SQLite store's tables, shared by
 every proxy on the database, so that a conversation goes on whichever serves it.
 
-Each operation is one round trip: a session's append is one call of a function that the
-migration creates (the expired session dropped, the session touched, the messages added,
-the oldest past `max_messages` dropped, the count kept), its messages read with one join.
+A session's append is one call of a function that the migration creates (the expired
+session dropped, the session touched, the messages added, the oldest past `max_messages`
+dropped, the count kept), its messages read with one join. Loads and appends are queued
+for one thread with its own connection, and those queued together run together: the
+histories in one statement, the appends in another (postgres_session_rows.py); the rest
+(the API's listing and deletes, the purge) uses a small pool on the event loop.
 A message's JSON is packed as in the SQLite file (packed_text.py). Deleting a session or
 its expiry deletes its rows; PostgreSQL keeps the dead tuples until VACUUM reclaims their
 space (autovacuum, soon after), and never in a form a query can read: see README "The
@@ -12,17 +15,19 @@ PostgreSQL database".
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from psycopg import AsyncConnection
 
-from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import SessionInfo
-from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
+from memory_proxy.stores.batched_calls import BatchedCalls
 from memory_proxy.stores.postgres_database import PostgresDatabase, PostgresMigration, run_script
+from memory_proxy.stores.postgres_session_rows import Append, Call, Load, SessionRows
+from memory_proxy.stores.worker_thread import WorkerThread
 
 # The longest a request waits for the store (memory/conversation.py waits as long).
 WAIT_SECONDS = 0.5
@@ -75,10 +80,6 @@ $$;
 MIGRATIONS: tuple[PostgresMigration, ...] = (
     PostgresMigration(1, "sessions and their messages", lambda db: run_script(db, _SESSIONS)),
 )
-_LOAD = """
-SELECT m.message FROM messages m JOIN sessions s USING (user_id, session_id)
-WHERE m.user_id = %s AND m.session_id = %s AND s.updated > %s ORDER BY m.id
-"""
 _INFO = "SELECT user_id, session_id, message_count, created, updated FROM sessions"
 
 
@@ -95,37 +96,30 @@ class PostgresStore:
     ) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._max_messages = max_messages
         self._db = PostgresDatabase(
             url,
             "sessions",
             MIGRATIONS,
-            max_size=8,
+            max_size=2,
             statement_timeout_ms=int(WAIT_SECONDS * 1000),
         )
+        self._rows = SessionRows(url, int(WAIT_SECONDS * 1000), clock, ttl_seconds, max_messages)
+        self._thread = WorkerThread("memory-proxy-postgres-sessions")
+        self._calls: BatchedCalls[Call] = BatchedCalls(self._thread.run, self._rows.run)
 
     def _oldest_live(self) -> float:
         return self._clock() - self._ttl
 
-    async def load(self, user_id: str, session_id: str) -> list[Message]:
-        async def work(db: AsyncConnection) -> list[Message]:
-            cursor = await db.execute(_LOAD, (user_id, session_id, self._oldest_live()))
-            return [orjson.loads(unpack_bytes(row[0])) for row in await cursor.fetchall()]
+    def load(self, user_id: str, session_id: str) -> asyncio.Future[list[Message]]:
+        """A history nobody waits for any more (past the request's wait) is not read."""
+        return self._calls.call(Load(user_id, session_id), skip_if_abandoned=True)
 
-        return await self._db.read(work, WAIT_SECONDS)
-
-    async def append(
+    def append(
         self, user_id: str, session_id: str, messages: list[Message], *, partial: bool
-    ) -> int:
-        packed = [pack_bytes(orjson.dumps(mark_partial(m, partial))) for m in messages]
-        now, oldest_live = self._clock(), self._oldest_live()
-        async with self._db.connection(WAIT_SECONDS) as db:
-            cursor = await db.execute(
-                "SELECT memory_proxy_append(%s, %s, %s, %s, %s, %s)",
-                (user_id, session_id, now, oldest_live, packed, self._max_messages),
-            )
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+    ) -> asyncio.Future[int]:
+        """Appends made while the thread is busy are written together when it gets to
+        them: one statement for all."""
+        return self._calls.call(Append(user_id, session_id, messages, partial))
 
     async def list_sessions(
         self, user_id: str | None, limit: int, offset: int
@@ -172,6 +166,9 @@ class PostgresStore:
             return cursor.rowcount
 
     async def aclose(self) -> None:
+        """What is queued is run first: the appends already made are kept."""
+        await self._thread.run(self._rows.close)
+        self._thread.stop()
         await self._db.aclose()
 
     def _info(self, row: tuple[Any, ...]) -> SessionInfo:
