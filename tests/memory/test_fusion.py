@@ -62,7 +62,9 @@ def block(tmp_path: Path, question: str) -> list[str]:
             await index.vectors.add([(seq, Embedder.vector(text)) for seq, text in pending])
             recall = Recall(
                 index,
-                RecallSettings(embedding_model="embed"),
+                # what is recalled, not how fast: a loaded machine may take past the
+                # default budget (50 ms) to read the vectors at the first search
+                RecallSettings(embedding_model="embed", timeout_ms=10_000),
                 on_timeout=lambda: None,
                 on_failure=lambda: None,
                 semantic=SemanticSearch(Embedder(), index.vectors),
