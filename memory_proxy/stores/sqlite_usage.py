@@ -20,7 +20,7 @@ from memory_proxy.records.series import (
 )
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.sqlite import SQLiteFile
-from memory_proxy.stores.sqlite_bulk import insert_rows
+from memory_proxy.stores.sqlite_bulk import insert_rows, insert_values
 from memory_proxy.stores.sqlite_migrations import SQLiteMigration, run_script
 
 _USAGE_SCHEMA = """
@@ -96,7 +96,7 @@ _FEEDBACK_COLUMNS = ", ".join(f.name for f in fields(Feedback))
 # formatted and dropped, ~3,300 instructions a value (callgrind; 6 values a record, a
 # third of the writer thread's work). SQLite stores a NaN bound as a double as NULL
 # (any column), so None goes as NaN and the stream flag as 0 or 1: the same rows.
-_NULL = {None: math.nan}
+_NAN = math.nan
 _STREAM = FIELD_NAMES.index("stream")
 
 
@@ -112,10 +112,8 @@ class SQLiteUsageLog:
         def work() -> None:
             db = self._file.db
             with self._file.transaction():
-                insert_rows(
-                    db,
-                    f"INSERT INTO usage ({_USAGE_COLUMNS})",
-                    [_row(record) for record in records],
+                insert_values(
+                    db, f"INSERT INTO usage ({_USAGE_COLUMNS})", _values(records), len(FIELD_NAMES)
                 )
                 trimmed = db.execute(
                     "DELETE FROM usage WHERE id <= (SELECT MAX(id) FROM usage) - ?",
@@ -254,12 +252,12 @@ def _roll_up(db: sqlite3.Connection, records: list[UsageRecord]) -> None:
     insert_rows(db, "INSERT INTO usage_latency", latency, _ADD_TO_LATENCY)
 
 
-def _row(record: UsageRecord) -> list[Any]:
-    """A record's values as bound without sqlite3's adapters (see _NULL)."""
-    values = record.__dict__.values()
-    row = list(map(_NULL.get, values, values))
-    row[_STREAM] = 1 if record.stream else 0
-    return row
+def _values(records: list[UsageRecord]) -> list[Any]:
+    """The records' values one after the other, as bound without sqlite3's adapters
+    (see _NAN), built in one comprehension over the batch."""
+    values = [_NAN if value is None else value for r in records for value in r.__dict__.values()]
+    values[_STREAM :: len(FIELD_NAMES)] = [1 if record.stream else 0 for record in records]
+    return values
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:
