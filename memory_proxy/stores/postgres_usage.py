@@ -236,8 +236,7 @@ async def _roll_up(db: AsyncConnection, records: list[UsageRecord]) -> None:
     rows in key order."""
     for seconds in RESOLUTIONS:
         rollup = Rollup()
-        for record in records:
-            rollup.add(record, seconds)
+        rollup.add(records, seconds)
         async with db.cursor() as cursor:
             await cursor.executemany(
                 _ADD_TO_ROLLUP,

@@ -35,15 +35,27 @@ def insert_rows(
 ) -> None:
     """`insert` ("INSERT INTO t (a, b)") of every row, `upsert` ("ON CONFLICT ...") after
     its VALUES; rows all of one length."""
-    if not rows:
-        return
-    columns = len(rows[0])
+    if rows:
+        insert_values(db, insert, [value for row in rows for value in row], len(rows[0]), upsert)
+
+
+def insert_values(
+    db: sqlite3.Connection,
+    insert: str,
+    values: Sequence[Any],
+    columns: int,
+    upsert: str = "",
+) -> None:
+    """insert_rows of rows given one after the other in `values`, `columns` each: what a
+    caller that builds a batch's values in one comprehension passes."""
+    count = len(values) // columns
     most = min(MOST_ROWS, max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns))
     row_marks = "(" + ", ".join("?" * columns) + ")"
     start = 0
-    while start < len(rows):
-        size = next(size for size in _SIZES if size <= min(most, len(rows) - start))
-        chunk = rows[start : start + size]
+    while start < count:
+        size = next(size for size in _SIZES if size <= min(most, count - start))
         marks = ", ".join([row_marks] * size)
-        db.execute(f"{insert} VALUES {marks} {upsert}", [value for row in chunk for value in row])
+        db.execute(
+            f"{insert} VALUES {marks} {upsert}", values[start * columns : (start + size) * columns]
+        )
         start += size

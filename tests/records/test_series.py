@@ -45,7 +45,7 @@ def test_every_resolution_counts_as_if_each_record_were_counted_at_it(
     for seconds in RESOLUTIONS:
         direct = Rollup()
         for record in batch:
-            direct.add(record, seconds)
+            direct.add([record], seconds)
         assert made[seconds].latency == direct.latency
         assert made[seconds].counts.keys() == direct.counts.keys()
         for key, row in direct.counts.items():
