@@ -18,7 +18,7 @@ its histories are read once more at once, its appends fail (counted by the calle
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 import psycopg
@@ -27,19 +27,7 @@ from psycopg import sql
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
 from memory_proxy.stores.postgres_database import CONNECT_TIMEOUT_SECONDS
-
-
-class Load(NamedTuple):
-    user_id: str
-    session_id: str
-
-
-class Append(NamedTuple):
-    user_id: str
-    session_id: str
-    messages: list[Message]
-    partial: bool
-
+from memory_proxy.stores.session_calls import Append, Load, SessionCall
 
 # Many sessions' messages in one statement, each row named by its session's place.
 _LOAD_MANY = """
@@ -58,8 +46,6 @@ FROM unnest(%(users)s::text[], %(sessions)s::text[], %(firsts)s::int[], %(lasts)
     AS a (user_id, session_id, first, last)
 """
 
-Call = Load | Append
-
 
 class SessionRows:
     """One connection to `url` (opened at first use, each statement limited to
@@ -77,7 +63,7 @@ class SessionRows:
         self._now, self._ttl, self._max_messages = now, ttl, max_messages
         self._db: psycopg.Connection[Any] | None = None
 
-    def run(self, calls: list[Call]) -> list[Any]:
+    def run(self, calls: list[SessionCall]) -> list[Any]:
         """Each call's outcome, in order: a history, a count of dropped messages, or a
         failure. Loads and appends are gathered, and run (the loads' statement, then the
         appends', or the other way round) when a call must come after both."""

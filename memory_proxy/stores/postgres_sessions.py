@@ -26,7 +26,8 @@ from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import SessionInfo
 from memory_proxy.stores.batched_calls import BatchedCalls
 from memory_proxy.stores.postgres_database import PostgresDatabase, PostgresMigration, run_script
-from memory_proxy.stores.postgres_session_rows import Append, Call, Load, SessionRows
+from memory_proxy.stores.postgres_session_rows import SessionRows
+from memory_proxy.stores.session_calls import Append, Load, SessionCall
 from memory_proxy.stores.worker_thread import WorkerThread
 
 # The longest a request waits for the store (memory/conversation.py waits as long).
@@ -105,7 +106,7 @@ class PostgresStore:
         )
         self._rows = SessionRows(url, int(WAIT_SECONDS * 1000), clock, ttl_seconds, max_messages)
         self._thread = WorkerThread("memory-proxy-postgres-sessions")
-        self._calls: BatchedCalls[Call] = BatchedCalls(self._thread.run, self._rows.run)
+        self._calls: BatchedCalls[SessionCall] = BatchedCalls(self._thread.run, self._rows.run)
 
     def _oldest_live(self) -> float:
         return self._clock() - self._ttl

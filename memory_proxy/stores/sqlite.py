@@ -21,9 +21,10 @@ from typing import Any, NamedTuple, TypeVar, cast
 from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import SessionInfo, StoreUnavailable
 from memory_proxy.stores.batched_calls import BatchedCalls
+from memory_proxy.stores.session_calls import Append, Load, SessionCall
 from memory_proxy.stores.sqlite_migrations import SQLiteMigration, migrate, run_script
 from memory_proxy.stores.sqlite_replaced import ReplacementWatch, WatchedConnection, opening
-from memory_proxy.stores.sqlite_session_rows import Append, Load, SessionRows
+from memory_proxy.stores.sqlite_session_rows import SessionRows
 from memory_proxy.stores.sqlite_space import (
     DEFAULT_BUSY_SECONDS,
     INCREMENTAL,
@@ -248,7 +249,7 @@ class SQLiteStore:
                     self._max_messages,
                     self._expired_reset,
                 )
-                outcomes += rows.run(cast(list[Load | Append], list(run)))
+                outcomes += rows.run(cast(list[SessionCall], list(run)))
         return outcomes
 
     def _expired_reset(self) -> None:

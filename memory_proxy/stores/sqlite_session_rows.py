@@ -17,25 +17,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from memory_proxy.records.messages import Message, mark_partial
 from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
-
-
-class Load(NamedTuple):
-    user_id: str
-    session_id: str
-
-
-class Append(NamedTuple):
-    user_id: str
-    session_id: str
-    messages: list[Message]
-    partial: bool
-
+from memory_proxy.stores.session_calls import Append, Load, SessionCall
 
 _LOAD_ONE = (
     "SELECT m.message FROM messages m JOIN sessions s USING (user_id, session_id) "
@@ -110,7 +98,7 @@ class SessionRows:
         self._max_messages = max_messages
         self._on_expired_reset = on_expired_reset
 
-    def run(self, calls: list[Load | Append]) -> list[Any]:
+    def run(self, calls: list[SessionCall]) -> list[Any]:
         """Each call's outcome: a history, a count of dropped messages, or a failure.
 
         The appends share one transaction, and the loads between them one query, read
@@ -135,7 +123,7 @@ class SessionRows:
             return [exc if isinstance(call, Append) else next(read) for call in calls]
 
     def _in_order(
-        self, calls: list[Load | Append], packed: dict[int, list[bytes] | Exception], careful: bool
+        self, calls: list[SessionCall], packed: dict[int, list[bytes] | Exception], careful: bool
     ) -> list[Any]:
         outcomes: list[Any] = [None] * len(calls)
         unread: dict[int, Load] = {}  # loads not read yet, by their place

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.records.messages import Message
-from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.stores.postgres_sessions import PostgresStore
 from tests.postgres_support import PostgresServer
+from tests.stores import session_calls_support as session_calls
 
 
 def _message(n: int) -> Message:
@@ -187,24 +187,8 @@ async def _end_other_sessions(url: str) -> None:
         )
 
 
-_calls = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("append"),
-            st.sampled_from(["alice", "bob"]),
-            st.sampled_from(["a", "b"]),
-            st.integers(0, 4),
-        ),
-        st.tuples(st.just("load"), st.sampled_from(["alice", "bob"]), st.sampled_from(["a", "b"])),
-        st.tuples(st.just("later"), st.integers(1, 150)),  # the clock moves on (ttl 100)
-    ),
-    min_size=1,
-    max_size=24,
-)
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(calls=_calls, together=st.integers(1, 16))
+@given(calls=session_calls.calls, together=st.integers(1, 16))
 def test_calls_made_together_end_as_one_at_a_time(
     postgres_server: PostgresServer, calls: list[tuple[Any, ...]], together: int
 ) -> None:
@@ -213,29 +197,13 @@ def test_calls_made_together_end_as_one_at_a_time(
     now = [1000.0]
     url = postgres_server.schema_url()
 
-    async def main() -> None:
-        postgres = PostgresStore(url, 100, clock=lambda: now[0], max_messages=5)
-        reference = InMemoryStore(100, clock=lambda: now[0], max_messages=5)
-        try:
-            groups: list[list[tuple[Any, ...]]] = [[]]
-            for call in calls:
-                if call[0] == "later" or len(groups[-1]) == together:
-                    groups.append([])
-                groups[-1].append(call)
-            for number, group in enumerate(groups):
-                if group and group[0][0] == "later":
-                    now[0] += group.pop(0)[1]
-                outcomes = await _made_in_order(*(_made(postgres, c, number) for c in group))
-                assert outcomes == [await _made(reference, c, number)() for c in group]
-        finally:
-            await postgres.aclose()
-            await reference.aclose()
+    def open_store() -> PostgresStore:
+        return PostgresStore(
+            url, session_calls.TTL, clock=lambda: now[0], max_messages=session_calls.MAX_MESSAGES
+        )
 
-    asyncio.run(main())
-
-
-def _made(store: Any, call: tuple[Any, ...], group: int) -> Callable[[], Awaitable[Any]]:
-    if call[0] == "load":
-        return lambda: store.load(call[1], call[2])
-    messages = [_message(group * 10 + n) for n in range(call[3])]
-    return lambda: store.append(call[1], call[2], messages, partial=False)
+    asyncio.run(
+        session_calls.check_calls_made_together(
+            open_store, now, calls, together, lambda made: _made_in_order(*made)
+        )
+    )

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.records.messages import Message
-from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
+from tests.stores import session_calls_support as session_calls
 
 
 def _message(n: int) -> Message:
@@ -176,24 +176,8 @@ def test_a_closed_store_fails_its_calls_at_once(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-_calls = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("append"),
-            st.sampled_from(["alice", "bob"]),
-            st.sampled_from(["a", "b"]),
-            st.integers(0, 4),
-        ),
-        st.tuples(st.just("load"), st.sampled_from(["alice", "bob"]), st.sampled_from(["a", "b"])),
-        st.tuples(st.just("later"), st.integers(1, 150)),  # the clock moves on (ttl 100)
-    ),
-    min_size=1,
-    max_size=24,
-)
-
-
 @settings(max_examples=60, deadline=None)
-@given(calls=_calls, together=st.integers(1, 16))
+@given(calls=session_calls.calls, together=st.integers(1, 16))
 def test_calls_made_together_end_as_one_at_a_time(
     calls: list[tuple[Any, ...]], together: int
 ) -> None:
@@ -201,30 +185,17 @@ def test_calls_made_together_end_as_one_at_a_time(
     outcome is the in-memory store's, one call at a time."""
     now = [1000.0]
 
-    async def main() -> None:
-        sqlite = SQLiteStore(Path(IN_MEMORY), 100, clock=lambda: now[0], max_messages=5)
-        reference = InMemoryStore(100, clock=lambda: now[0], max_messages=5)
-        try:
-            groups: list[list[tuple[Any, ...]]] = [[]]
-            for call in calls:
-                if call[0] == "later" or len(groups[-1]) == together:
-                    groups.append([])
-                groups[-1].append(call)
-            for number, group in enumerate(groups):
-                if group and group[0][0] == "later":
-                    now[0] += group.pop(0)[1]
-                made = [_made(sqlite, call, number) for call in group]
-                outcomes = await asyncio.gather(*made)
-                assert list(outcomes) == [await _made(reference, call, number) for call in group]
-        finally:
-            await sqlite.aclose()
-            await reference.aclose()
+    def open_store() -> SQLiteStore:
+        return SQLiteStore(
+            Path(IN_MEMORY),
+            session_calls.TTL,
+            clock=lambda: now[0],
+            max_messages=session_calls.MAX_MESSAGES,
+        )
 
-    asyncio.run(main())
+    async def made_together(made: list[session_calls.Made]) -> list[Any]:
+        return list(await asyncio.gather(*(call() for call in made)))
 
-
-async def _made(store: Any, call: tuple[Any, ...], group: int) -> Any:
-    if call[0] == "load":
-        return await store.load(call[1], call[2])
-    messages = [_message(group * 10 + n) for n in range(call[3])]
-    return await store.append(call[1], call[2], messages, partial=False)
+    asyncio.run(
+        session_calls.check_calls_made_together(open_store, now, calls, together, made_together)
+    )
