@@ -4,6 +4,7 @@ outcome must be the one it has when the calls are made one at a time."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,6 +36,16 @@ Made = Callable[[], Awaitable[Any]]
 
 def message(n: int) -> Message:
     return {"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"}
+
+
+async def made_in_order(*calls: Made) -> list[Any]:
+    """Each call made (its coroutine started) before the next, none awaited meanwhile;
+    their outcomes (an exception for a call that raised)."""
+    started = []
+    for call in calls:
+        started.append(asyncio.ensure_future(call()))
+        await asyncio.sleep(0)
+    return await asyncio.gather(*started, return_exceptions=True)
 
 
 async def check_calls_made_together(

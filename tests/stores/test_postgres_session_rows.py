@@ -5,7 +5,7 @@ the ones made before it; a failing append fails alone; a broken connection is re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import psycopg
@@ -13,14 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.records.messages import Message
 from memory_proxy.stores.postgres_sessions import PostgresStore
 from tests.postgres_support import PostgresServer
 from tests.stores import session_calls_support as session_calls
-
-
-def _message(n: int) -> Message:
-    return {"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"}
+from tests.stores.session_calls_support import made_in_order, message
 
 
 @pytest.fixture
@@ -52,16 +48,6 @@ def _appending(executed: list[str]) -> list[str]:
     return [s for s in executed if "memory_proxy_append(" in s]
 
 
-async def _made_in_order(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-    """Each call made before the next, none awaited meanwhile; their outcomes (an
-    exception for a call that raised)."""
-    started = []
-    for call in calls:
-        started.append(asyncio.ensure_future(call()))
-        await asyncio.sleep(0)
-    return await asyncio.gather(*started, return_exceptions=True)
-
-
 def test_histories_asked_for_together_are_read_by_one_statement(
     postgres_url: str, statements: list[str]
 ) -> None:
@@ -69,14 +55,14 @@ def test_histories_asked_for_together_are_read_by_one_statement(
         store = PostgresStore(postgres_url, 3600)
         try:
             for n in range(20):
-                await store.append("alice", f"s{n}", [_message(n), _message(n + 1)], partial=False)
-            await store.append("bob", "s0", [_message(99)], partial=False)
+                await store.append("alice", f"s{n}", [message(n), message(n + 1)], partial=False)
+            await store.append("bob", "s0", [message(99)], partial=False)
             statements.clear()
             keys = [("alice", f"s{n}") for n in range(20)] + [("bob", "s0"), ("bob", "none")]
             histories = await asyncio.gather(*(store.load(*key) for key in keys))
             assert len(_reading(statements)) == 1  # 22, one per history, before
-            assert histories == [[_message(n), _message(n + 1)] for n in range(20)] + [
-                [_message(99)],
+            assert histories == [[message(n), message(n + 1)] for n in range(20)] + [
+                [message(99)],
                 [],
             ]
         finally:
@@ -96,7 +82,7 @@ def test_appends_made_together_are_one_statement_in_order(
             dropped = await asyncio.gather(
                 *(
                     store.append(
-                        "alice", f"s{n % 3}", [_message(n), _message(n + 100)], partial=False
+                        "alice", f"s{n % 3}", [message(n), message(n + 100)], partial=False
                     )
                     for n in range(12)
                 )
@@ -104,7 +90,7 @@ def test_appends_made_together_are_one_statement_in_order(
             assert len(_appending(statements)) == 1  # 12, one per append, before
             assert dropped == [0, 0, 0] + [1, 1, 1] + [2] * 6
             for s in range(3):  # the newest three messages, in the order they came
-                kept = [_message(s + 106), _message(s + 9), _message(s + 109)]
+                kept = [message(s + 106), message(s + 9), message(s + 109)]
                 assert await store.load("alice", f"s{s}") == kept
         finally:
             await store.aclose()
@@ -123,11 +109,11 @@ def test_each_call_sees_the_calls_made_before_it(postgres_url: str, statements: 
             statements.clear()
             made: list[Awaitable[Any]] = []
             for n in range(20):
-                made.append(store.append("alice", f"s{n % 4}", [_message(n)], partial=False))
+                made.append(store.append("alice", f"s{n % 4}", [message(n)], partial=False))
                 made.append(store.load("alice", f"s{n % 4}"))
             outcomes = await asyncio.gather(*made)
             assert outcomes[1::2] == [
-                [_message(k) for k in range(n % 4, n + 1, 4)] for n in range(20)
+                [message(k) for k in range(n % 4, n + 1, 4)] for n in range(20)
             ]
             assert len(_reading(statements)) + len(_appending(statements)) < 40
         finally:
@@ -143,15 +129,15 @@ def test_an_append_that_fails_fails_alone(postgres_url: str) -> None:
     async def main() -> None:
         store = PostgresStore(postgres_url, 3600)
         try:
-            made = await _made_in_order(
-                lambda: store.append("alice", "a", [_message(1)], partial=False),
-                lambda: store.append("alice", "b\x00", [_message(2)], partial=False),
-                lambda: store.append("alice", "c", [_message(3)], partial=False),
+            made = await made_in_order(
+                lambda: store.append("alice", "a", [message(1)], partial=False),
+                lambda: store.append("alice", "b\x00", [message(2)], partial=False),
+                lambda: store.append("alice", "c", [message(3)], partial=False),
                 lambda: store.load("alice", "a"),
             )
-            assert made[0] == 0 and made[2] == 0 and made[3] == [_message(1)]
+            assert made[0] == 0 and made[2] == 0 and made[3] == [message(1)]
             assert isinstance(made[1], psycopg.DataError)
-            assert await store.load("alice", "c") == [_message(3)]
+            assert await store.load("alice", "c") == [message(3)]
         finally:
             await store.aclose()
 
@@ -165,14 +151,14 @@ def test_a_broken_connection_is_replaced(postgres_url: str) -> None:
     async def main() -> None:
         store = PostgresStore(postgres_url, 3600)
         try:
-            await store.append("alice", "s1", [_message(1)], partial=False)
+            await store.append("alice", "s1", [message(1)], partial=False)
             await _end_other_sessions(postgres_url)
-            assert await store.load("alice", "s1") == [_message(1)]
+            assert await store.load("alice", "s1") == [message(1)]
             await _end_other_sessions(postgres_url)
             with pytest.raises(psycopg.OperationalError):
-                await store.append("alice", "s1", [_message(2)], partial=False)
-            await store.append("alice", "s1", [_message(3)], partial=False)
-            assert await store.load("alice", "s1") == [_message(1), _message(3)]
+                await store.append("alice", "s1", [message(2)], partial=False)
+            await store.append("alice", "s1", [message(3)], partial=False)
+            assert await store.load("alice", "s1") == [message(1), message(3)]
         finally:
             await store.aclose()
 
@@ -204,6 +190,6 @@ def test_calls_made_together_end_as_one_at_a_time(
 
     asyncio.run(
         session_calls.check_calls_made_together(
-            open_store, now, calls, together, lambda made: _made_in_order(*made)
+            open_store, now, calls, together, lambda made: made_in_order(*made)
         )
     )

@@ -13,10 +13,7 @@ from hypothesis import strategies as st
 from memory_proxy.records.messages import Message
 from memory_proxy.stores.in_memory import InMemoryStore
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
-
-
-def _message(n: int) -> Message:
-    return {"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"}
+from tests.stores.session_calls_support import message
 
 
 async def _commits_while(store: SQLiteStore, work: Any) -> int:
@@ -37,12 +34,12 @@ def test_appends_made_together_are_committed_together_in_order(tmp_path: Path) -
     async def main() -> None:
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         try:
-            await store.append("alice", "warm", [_message(0)], partial=False)
-            calls = [("alice", f"s{n % 8}", [_message(n)]) for n in range(40)]
+            await store.append("alice", "warm", [message(0)], partial=False)
+            calls = [("alice", f"s{n % 8}", [message(n)]) for n in range(40)]
             appends = asyncio.gather(*(store.append(*c, partial=False) for c in calls))
             assert await _commits_while(store, appends) <= 2  # 40, one per append, before
             for session in range(8):
-                expected = [_message(n) for n in range(session, 40, 8)]
+                expected = [message(n) for n in range(session, 40, 8)]
                 assert await store.load("alice", f"s{session}") == expected
                 info = await store.session("alice", f"s{session}")
                 assert info is not None and info.message_count == 5
@@ -59,17 +56,17 @@ def test_an_append_that_fails_fails_alone(tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         try:
             results = await asyncio.gather(
-                store.append("alice", "s1", [_message(1)], partial=False),
-                store.append("alice", "s2", [_message(2), unwritable], partial=False),
-                store.append("alice", "s3", [_message(3)], partial=False),
+                store.append("alice", "s1", [message(1)], partial=False),
+                store.append("alice", "s2", [message(2), unwritable], partial=False),
+                store.append("alice", "s3", [message(3)], partial=False),
                 return_exceptions=True,
             )
             assert results[0] == 0 and results[2] == 0
             assert isinstance(results[1], TypeError)
-            assert await store.load("alice", "s1") == [_message(1)]
+            assert await store.load("alice", "s1") == [message(1)]
             assert await store.load("alice", "s2") == []  # none of it half written
             assert await store.session("alice", "s2") is None
-            assert await store.load("alice", "s3") == [_message(3)]
+            assert await store.load("alice", "s3") == [message(3)]
         finally:
             await store.aclose()
 
@@ -96,7 +93,7 @@ def test_appends_together_end_as_one_at_a_time(
         reference = InMemoryStore(3600, max_messages=5)
         try:
             calls = [
-                (user, session, [_message(index * 10 + n) for n in range(count)])
+                (user, session, [message(index * 10 + n) for n in range(count)])
                 for index, (user, session, count) in enumerate(appends)
             ]
             dropped: list[int] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.records.messages import Message
 from memory_proxy.stores.sqlite import IN_MEMORY, SQLiteStore
 from tests.stores import session_calls_support as session_calls
-
-
-def _message(n: int) -> Message:
-    return {"role": "user" if n % 2 == 0 else "assistant", "content": f"message {n}"}
+from tests.stores.session_calls_support import made_in_order, message
 
 
 class _Statements:
@@ -46,14 +42,14 @@ def test_histories_asked_for_together_are_read_by_one_query(tmp_path: Path) -> N
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         try:
             for n in range(20):
-                await store.append("alice", f"s{n}", [_message(n), _message(n + 1)], partial=False)
-            await store.append("bob", "s0", [_message(99)], partial=False)
+                await store.append("alice", f"s{n}", [message(n), message(n + 1)], partial=False)
+            await store.append("bob", "s0", [message(99)], partial=False)
             async with _Statements(store) as statements:
                 keys = [("alice", f"s{n}") for n in range(20)] + [("bob", "s0"), ("bob", "none")]
                 histories = await asyncio.gather(*(store.load(*key) for key in keys))
             assert len(statements.reading_messages()) == 1  # 22, one per history, before
-            assert histories == [[_message(n), _message(n + 1)] for n in range(20)] + [
-                [_message(99)],
+            assert histories == [[message(n), message(n + 1)] for n in range(20)] + [
+                [message(99)],
                 [],
             ]
         finally:
@@ -69,16 +65,16 @@ def test_appends_between_loads_share_one_transaction(tmp_path: Path) -> None:
     async def main() -> None:
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         try:
-            await store.append("alice", "warm", [_message(0)], partial=False)
+            await store.append("alice", "warm", [message(0)], partial=False)
             made: list[Awaitable[Any]] = []
             for n in range(20):
-                made.append(store.append("alice", f"s{n % 4}", [_message(n)], partial=False))
+                made.append(store.append("alice", f"s{n % 4}", [message(n)], partial=False))
                 made.append(store.load("alice", f"s{n % 4}"))
             async with _Statements(store) as statements:
                 outcomes = await asyncio.gather(*made)
             assert len([s for s in statements.run if s.startswith("BEGIN")]) == 1
             assert outcomes[1::2] == [
-                [_message(k) for k in range(n % 4, n + 1, 4)] for n in range(20)
+                [message(k) for k in range(n % 4, n + 1, 4)] for n in range(20)
             ]
         finally:
             await store.aclose()
@@ -91,7 +87,7 @@ def test_a_history_nobody_waits_for_is_not_read(tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         busy = threading.Event()
         try:
-            await store.append("alice", "s1", [_message(1)], partial=False)
+            await store.append("alice", "s1", [message(1)], partial=False)
             async with _Statements(store) as statements:
                 blocked = asyncio.ensure_future(store._file.run(busy.wait))
                 await asyncio.sleep(0)  # the file's thread busy from now on
@@ -100,7 +96,7 @@ def test_a_history_nobody_waits_for_is_not_read(tmp_path: Path) -> None:
                         await store.load("alice", "s1")
                 busy.set()
                 await blocked
-                assert await store.load("alice", "s1") == [_message(1)]
+                assert await store.load("alice", "s1") == [message(1)]
             assert len(statements.reading_messages()) == 1  # the second load's only
         finally:
             busy.set()
@@ -116,14 +112,14 @@ def test_calls_are_run_in_the_order_they_are_made(tmp_path: Path) -> None:
     async def main() -> None:
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         try:
-            made = await _made_in_order(
-                lambda: store.append("alice", "s1", [_message(1)], partial=False),
+            made = await made_in_order(
+                lambda: store.append("alice", "s1", [message(1)], partial=False),
                 lambda: store.delete("alice", "s1"),
                 lambda: store.load("alice", "s1"),
-                lambda: store.append("alice", "s1", [_message(2)], partial=False),
+                lambda: store.append("alice", "s1", [message(2)], partial=False),
                 lambda: store.load("alice", "s1"),
             )
-            assert made == [0, True, [], 0, [_message(2)]]
+            assert made == [0, True, [], 0, [message(2)]]
             info = await store.session("alice", "s1")
             assert info is not None and info.message_count == 1
         finally:
@@ -132,30 +128,20 @@ def test_calls_are_run_in_the_order_they_are_made(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-async def _made_in_order(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-    """Each call made (its coroutine started) before the next, none awaited meanwhile;
-    their outcomes (an exception for a call that raised)."""
-    started = []
-    for call in calls:
-        started.append(asyncio.ensure_future(call()))
-        await asyncio.sleep(0)
-    return await asyncio.gather(*started, return_exceptions=True)
-
-
 def test_a_history_that_cannot_be_read_fails_alone(tmp_path: Path) -> None:
     async def main() -> None:
         store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
         try:
-            await store.append("alice", "bad", [_message(0)], partial=False)
-            await store.append("alice", "good", [_message(1)], partial=False)
+            await store.append("alice", "bad", [message(0)], partial=False)
+            await store.append("alice", "good", [message(1)], partial=False)
             await store._file.run(
                 lambda: store._file.db.execute("UPDATE messages SET message = x'00ff'")
             )
-            made = await _made_in_order(
+            made = await made_in_order(
                 lambda: store.load("alice", "bad"),
                 lambda: store.delete("alice", "good"),
                 lambda: store.load("alice", "bad"),
-                lambda: store.append("alice", "bad", [_message(2)], partial=False),
+                lambda: store.append("alice", "bad", [message(2)], partial=False),
                 lambda: store.session("alice", "bad"),
             )
         finally:
