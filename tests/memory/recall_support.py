@@ -19,9 +19,12 @@ from memory_proxy.memory.markup import (
     LESS_THAN_LOOKALIKES,
     folded,
 )
+from memory_proxy.memory.question import last_human_turn
+from memory_proxy.memory.recall import Recall
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled
 from memory_proxy.stores.base import MemoryStore, RecallBackend, SearchBusy
+from memory_proxy.wire.registry import CHAT
 
 _WORD = re.compile(r"\w{3,}")
 
@@ -148,3 +151,20 @@ def stored_texts() -> st.SearchStrategy[str]:
     piece = st.one_of(st.sampled_from(_TRICKY), st.text(max_size=12))
     repeats = st.one_of(st.just(1), st.integers(1, 4000))
     return st.builds(lambda pieces, n: "".join(pieces) * n, st.lists(piece, max_size=16), repeats)
+
+
+async def block_in_new_session(recall: Recall, question: str) -> str:
+    """The block `recall` puts into a chat request asking `question` in a new session of
+    alice's project "repo" ("" when none)."""
+    body = {"messages": [{"role": "user", "content": question}]}
+    outcome = await recall.apply(
+        CHAT,
+        body,
+        body,
+        last_human_turn(CHAT, body),
+        user_id="alice",
+        project="repo",
+        session_id="new",
+        history_injected=False,
+    )
+    return "" if outcome.body is None else str(outcome.body["messages"][-1]["content"])

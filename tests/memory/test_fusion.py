@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.embeddings import SemanticSearch
 from memory_proxy.memory.fusion import FILL_FLOOR, FUSED_GATE, WORDS_WEIGHT, fuse
-from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.records.memory import MemoryRecord, Recalled, memory_id
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
-from memory_proxy.wire.registry import CHAT
+from tests.memory.recall_support import block_in_new_session
 
 FACT = "User: btw the nightly build uploads its artifacts to osprey-9\nAssistant: noted."
 CHATTER = [
@@ -69,18 +68,7 @@ def block(tmp_path: Path, question: str) -> list[str]:
                 on_failure=lambda: None,
                 semantic=SemanticSearch(Embedder(), index.vectors),
             )
-            body = {"messages": [{"role": "user", "content": question}]}
-            outcome = await recall.apply(
-                CHAT,
-                body,
-                body,
-                last_human_turn(CHAT, body),
-                user_id="alice",
-                project="repo",
-                session_id="new",
-                history_injected=False,
-            )
-            content = "" if outcome.body is None else outcome.body["messages"][-1]["content"]
+            content = await block_in_new_session(recall, question)
             return [
                 text.split("\n")[0] for text in [FACT, *CHATTER] if text.split("\n")[0] in content
             ]

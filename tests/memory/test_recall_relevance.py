@@ -8,11 +8,10 @@ import asyncio
 from pathlib import Path
 
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.memory.question import last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
-from memory_proxy.wire.registry import CHAT
+from tests.memory.recall_support import block_in_new_session
 
 FACT = (
     "User: the dev server died with EADDRINUSE again\n"
@@ -41,20 +40,7 @@ def recalled(tmp_path: Path, question: str) -> list[str]:
             recall = Recall(
                 index, RecallSettings(), on_timeout=lambda: None, on_failure=lambda: None
             )
-            body = {"messages": [{"role": "user", "content": question}]}
-            outcome = await recall.apply(
-                CHAT,
-                body,
-                body,
-                last_human_turn(CHAT, body),
-                user_id="alice",
-                project="repo",
-                session_id="new",
-                history_injected=False,
-            )
-            if outcome.body is None:
-                return []
-            block = outcome.body["messages"][-1]["content"]
+            block = await block_in_new_session(recall, question)
             return [text for text in [FACT, *CHATTER] if text.split("\n")[0] in block]
         finally:
             await index.aclose()
