@@ -9,11 +9,14 @@ writes its values to that directory and any of them answers with the sum of all.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric as Family
 
 from memory_proxy.config import Settings
 from memory_proxy.stores.base import STORE_OPERATIONS, StoreOperation
@@ -40,6 +43,27 @@ class _Children(Generic[Metric]):
         if child is None:
             child = self._children[labels] = self._metric.labels(*labels)
         return child
+
+
+class _WorkersCollector:
+    """The sum of every worker's files, leaving out a file still empty: a starting worker
+    creates its file before sizing it, and the library's collector fails the whole scrape
+    on that moment (prometheus/client_python#1199). A file sized once stays sized."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = Path(directory)
+
+    def collect(self) -> Iterable[Family]:
+        sized = [str(file) for file in self._directory.glob("*.db") if _is_sized(file)]
+        merged: Iterable[Family] = multiprocess.MultiProcessCollector.merge(sized)
+        return merged
+
+
+def _is_sized(file: Path) -> bool:
+    try:
+        return file.stat().st_size > 0
+    except FileNotFoundError:  # a stopped worker's live gauges, removed since the glob
+        return False
 
 
 class Metrics:
@@ -238,7 +262,7 @@ class Metrics:
     def exposition(self) -> bytes:
         if MULTIPROCESS_DIRECTORY in os.environ:
             merged = CollectorRegistry()
-            multiprocess.MultiProcessCollector(merged)
+            merged.register(_WorkersCollector(os.environ[MULTIPROCESS_DIRECTORY]))
             return generate_latest(merged)
         return generate_latest(self.registry)
 

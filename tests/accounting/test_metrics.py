@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from memory_proxy.accounting.metrics import MAX_COUNTED_KEYS, Metrics
+from memory_proxy.accounting.metrics import MAX_COUNTED_KEYS, MULTIPROCESS_DIRECTORY, Metrics
 from memory_proxy.config import ClientKey, LiteLLMSettings, MemorySettings, ModelEntry, Settings
 from memory_proxy.stores.base import STORE_OPERATIONS
 from tests.conftest import ProxyFactory
@@ -94,3 +97,21 @@ def test_requests_count_past_the_bound_of_remembered_ids() -> None:
     first_byte = "memory_proxy_time_to_first_byte_seconds_count"
     assert value(first_byte, {"model": "known-model"}) == MAX_COUNTED_KEYS + 100
     assert value(first_byte, {"model": "other"}) == 0
+
+
+def test_workers_metrics_are_read_while_another_worker_creates_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A starting worker's file exists empty for a moment before it is sized; reading it
+    # failed the whole scrape with a 500 (prometheus/client_python#1199).
+    monkeypatch.setenv(MULTIPROCESS_DIRECTORY, str(tmp_path))
+    written = MmapedDict(str(tmp_path / "counter_101.db"))  # type: ignore[no-untyped-call]
+    key = json.dumps(
+        ["memory_proxy_requests", "memory_proxy_requests_total", {"status": "200"}, "Requests."]
+    )
+    written.write_value(key, 3.0, 0.0)  # type: ignore[no-untyped-call]
+    written.close()  # type: ignore[no-untyped-call]
+    (tmp_path / "counter_102.db").touch()  # the worker starting
+    exposition = Metrics(Settings()).exposition().decode()
+    families = {family.name: family for family in text_string_to_metric_families(exposition)}
+    assert [sample.value for sample in families["memory_proxy_requests"].samples] == [3.0]
