@@ -57,11 +57,13 @@ CHARS_PER_TOKEN = 4
 # share only a word or two with it).
 RELATIVE_CUT_OFF = 0.5
 # Once some hit answers, the search's other hits covering this share of `min_score` (0.1
-# at the default 0.4) fill the block with them, in BM25 order: a fact said in passing is
-# often worded otherwise than the question, and a question that is answered at all is
-# about this memory's topics. Chosen on the long-history benchmark's tune split (README
-# "Recall quality"): evidence 0.284 -> 0.332, off-topic blocks the same (8.7%: the
-# rule gives no question a block it did not have), tokens on-topic 344 -> 523.
+# at the default 0.4) go into the block with it, all in BM25 order: a fact said in
+# passing is often worded otherwise than the question, and a question answered at all is
+# about these memories' topics. On the long-history benchmark (README "Recall quality";
+# chosen on its tune split): evidence 0.284 / 0.335 -> 0.332 / 0.405 (tune / test),
+# off-topic blocks the same (no question gets a block it did not have), tokens on-topic
+# 352 -> 528. Feedback from the hits (expanding the question with their telling words)
+# found no more than this.
 FILL_SHARE_OF_MIN_SCORE = 0.25
 SUFFIX_BYTES = 6  # a block's tag suffix: 12 hex digits (recall_block.py)
 
@@ -97,7 +99,7 @@ class Recall:
         self._memory_text = memory_text
         self._settings = settings
         self._max_chars = settings.max_tokens * CHARS_PER_TOKEN
-        self._fill_floor = FILL_SHARE_OF_MIN_SCORE * settings.min_score
+        self._fill_floor = fill_floor(settings)
         self._on_timeout = on_timeout
         self._on_failure = on_failure
         self._on_busy = on_busy
@@ -229,7 +231,8 @@ class Recall:
                     limit=settings.limit,
                     exclude_session=session_id,
                     # fused with meaning, a hit below it may still count: kept below
-                    min_share=self._fill_floor if similar is None else 0.0,
+                    min_share=settings.min_score if similar is None else 0.0,
+                    fill_share=self._fill_floor if similar is None else None,
                     privacy=privacy,
                 )
             lexical_failed = False
@@ -363,6 +366,12 @@ class Recall:
 
     async def aclose(self) -> None:
         await self._placed.aclose()
+
+
+def fill_floor(settings: RecallSettings) -> float:
+    """The share of the question's weight a hit needs to fill an answered question's block:
+    what recall asks the word search for."""
+    return FILL_SHARE_OF_MIN_SCORE * settings.min_score
 
 
 def _with_tokens(outcome: RecallOutcome, asked: bool, found: Placed | None) -> RecallOutcome:
