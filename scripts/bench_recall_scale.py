@@ -4,7 +4,8 @@ one user (every search then scores all of its matching memories: the costliest c
 Histories are generated until there are `size` distinct memory texts (identical ones
 are one memory, as the proxy stores them); the questions asked are the long-history
 benchmark's, on-topic and off-topic, searched as Recall asks the index at the default
-settings (`recall.limit`, `recall.min_score`; a new session left out), through the
+settings (`recall.limit`, the share of the question's weight an answered question's
+block is filled down to, recall.py's `fill_floor`; a new session left out), through the
 index's own search thread.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.indexing import exchange_text
+from memory_proxy.memory.recall import fill_floor
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
@@ -82,6 +84,7 @@ async def one_project_latency(
                 limit=settings.limit,
                 exclude_session="a-new-session",
                 min_share=settings.min_score,
+                fill_share=fill_floor(settings),
             )
             elapsed = time.perf_counter() - started
             if n >= WARM_UP:

@@ -155,7 +155,9 @@ class RecallBackend(Protocol):
     (GENERAL_PROJECT included) means exactly that one. Higher scores are better.
     `min_share`: the share of the question's weight a memory must cover to be worth
     returning (relevance.py; recall asks for `recall.min_score` and checks it again); a
-    backend may use it to return less, or ignore it. A backend that weighs the question's
+    backend may use it to return less, or ignore it. `fill_share`: once a hit covers
+    `min_share`, the others covering this much are worth returning too (recall fills an
+    answered question's block with them). A backend that weighs the question's
     words gives each hit its `relevance`; recall counts the words alike for the others.
 
     `privacy`: where the request searching may go (records.memory.Privacy). A private
@@ -179,6 +181,7 @@ class RecallBackend(Protocol):
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]: ...
 
@@ -205,6 +208,7 @@ class MemoryIndex(RecallBackend, Protocol):
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]: ...
 

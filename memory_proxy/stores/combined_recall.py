@@ -61,6 +61,7 @@ class CombinedRecall:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         def ask(backend: RecallBackend) -> asyncio.Task[list[Recalled]]:
@@ -71,6 +72,7 @@ class CombinedRecall:
                 limit=limit,
                 exclude_session=exclude_session,
                 min_share=min_share,
+                fill_share=fill_share,
                 privacy=privacy,
             )
             return asyncio.ensure_future(search)

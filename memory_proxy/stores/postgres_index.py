@@ -168,6 +168,7 @@ class PostgresMemoryIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         terms = query_terms(query)
@@ -190,7 +191,7 @@ class PostgresMemoryIndex:
                 return []  # nothing found, or no memory could cover min_share
             weights = postgres_search.weights(question, rows[0][-2], rows[0][-1])
             scored = [(record_of(row[:-4]), float(row[-4]), row[-3]) for row in rows]
-            return relevant(scored, weights, min_share)
+            return relevant(scored, weights, min_share, fill_share)
 
         self._admission.admit()
         started = time.perf_counter()

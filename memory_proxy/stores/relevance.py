@@ -62,13 +62,16 @@ def relevant(
     ranked: Iterable[tuple[MemoryRecord, float, Collection[str]]],
     weights: Mapping[str, float],
     min_share: float,
+    fill_share: float | None = None,
 ) -> list[Recalled]:
     """The `ranked` memories (each with its rank's score and the terms it holds, or at
     least those of the question) that cover at least `min_share` of the question's
-    `weights`, with their share: what an index's search returns."""
-    hits = []
-    for record, score, held in ranked:
-        share = held_share(weights, held)
-        if reaches(share, min_share):
-            hits.append(Recalled(record, score, share))
-    return hits
+    `weights`, with their share: what an index's search returns. With `fill_share`, once
+    one covers `min_share`, all those covering `fill_share` (recall fills the block)."""
+    shares = [(record, score, held_share(weights, held)) for record, score, held in ranked]
+    needed = min_share
+    if fill_share is not None and any(reaches(share, min_share) for *_, share in shares):
+        needed = fill_share
+    return [
+        Recalled(record, score, share) for record, score, share in shares if reaches(share, needed)
+    ]

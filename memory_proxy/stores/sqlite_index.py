@@ -160,6 +160,7 @@ class SQLiteMemoryIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         terms = query_terms(query)
@@ -195,7 +196,7 @@ class SQLiteMemoryIndex:
             for row in rows:
                 record, terms = self._recent_hits.read(row[:SCORE_COLUMN])
                 scored.append((record, row[SCORE_COLUMN], terms))
-            return relevant(scored, weights, min_share)
+            return relevant(scored, weights, min_share, fill_share)
 
         return await self._searches.run(work)
 

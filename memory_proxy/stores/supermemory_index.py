@@ -97,6 +97,7 @@ class SupermemoryIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,  # Supermemory ranks by meaning; recall checks the share
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         if privacy != "hosted":

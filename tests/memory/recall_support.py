@@ -54,6 +54,7 @@ class WordIndex:
         limit: int,
         exclude_session: str | None = None,
         min_share: float = 0.0,  # recall checks it again: this index scores every match
+        fill_share: float | None = None,
         privacy: Privacy = "hosted",
     ) -> list[Recalled]:
         self.searches.append((user_id, project, query, exclude_session))

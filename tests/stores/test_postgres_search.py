@@ -67,8 +67,14 @@ def indexes(postgres_server: Any) -> Iterator[tuple[Index, Index]]:
         index.close()
 
 
-def search(index: Index, question: str, min_share: float) -> list[Recalled]:
-    return index(lambda i: i.search("alice", "shop", question, limit=10, min_share=min_share))
+def search(
+    index: Index, question: str, min_share: float, fill_share: float | None = None
+) -> list[Recalled]:
+    return index(
+        lambda i: i.search(
+            "alice", "shop", question, limit=10, min_share=min_share, fill_share=fill_share
+        )
+    )
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
@@ -111,17 +117,26 @@ def test_the_words_chosen_and_the_hits_are_sqlites(
         max_size=8,
     ).map(" ".join),
     min_share=st.sampled_from([0.0, 0.4, 0.9]),
+    fill_share=st.sampled_from([None, 0.1]),
 )
 def test_any_question_finds_what_sqlite_finds(
-    indexes: tuple[Index, Index], question: str, min_share: float
+    indexes: tuple[Index, Index], question: str, min_share: float, fill_share: float | None
 ) -> None:
     """A question is any text: its words go to the statement as arrays, never into it."""
-    assert_alike(indexes, question, min_share)
+    assert_alike(indexes, question, min_share, fill_share)
 
 
-def assert_alike(indexes: tuple[Index, Index], question: str, min_share: float) -> None:
+def assert_alike(
+    indexes: tuple[Index, Index],
+    question: str,
+    min_share: float,
+    fill_share: float | None = None,
+) -> None:
     sqlite, postgres = (
-        [(hit.record.text, hit.score, hit.relevance) for hit in search(index, question, min_share)]
+        [
+            (hit.record.text, hit.score, hit.relevance)
+            for hit in search(index, question, min_share, fill_share)
+        ]
         for index in indexes
     )
     assert [text for text, _, _ in postgres] == [text for text, _, _ in sqlite]

@@ -81,12 +81,32 @@ def test_min_share_leaves_out_memories_holding_too_few_of_the_words(index: Index
     assert found(1.0) == ["the staging database runs on port 5433"]
 
 
+def test_once_a_memory_covers_min_share_those_covering_fill_share_come_too(index: Index) -> None:
+    """What recall fills an answered question's block with; a question no memory answers
+    finds nothing, however much of it the others cover."""
+    index.add(
+        memory("the staging database runs on port 5433"),
+        memory("the staging cluster is in Frankfurt"),
+        memory("the database backups run nightly"),
+    )
+
+    def found(query: str) -> list[str]:
+        hits = index(
+            lambda i: i.search("alice", "shop", query, limit=5, min_share=0.6, fill_share=0.2)
+        )
+        return sorted(hit.record.text for hit in hits)
+
+    assert len(found("staging database port")) == 3
+    assert found("staging database in Tokyo") == []
+
+
 def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weight(
     blank_index_at: Path | str,
 ) -> None:
     """Exactly those, each word weighted by how few memories hold it (relevance.py), on
     every index: PostgreSQL weighs the words as SQLite does. Memories of another user
-    count in the weights (the index's own counts) and are never found."""
+    count in the weights (the index's own counts) and are never found. With a
+    `fill_share`, once one covers `min_share`, those covering `fill_share`."""
 
     @settings(max_examples=100, deadline=None)
     @given(
@@ -94,16 +114,28 @@ def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weigh
         st.lists(st.sampled_from(["ab", "cd", "ef", "gh", "ij"]), min_size=1, unique=True),
         st.sampled_from([0.0, 0.3, 0.5, 0.6, 0.8, 1.0]),
         st.lists(st.sampled_from(["ab", "cd", "ef"]), max_size=3),
+        st.sampled_from([None, 0.0, 0.2]),
     )
     def weighed(
-        texts: list[list[str]], query: list[str], min_share: float, others: list[str]
+        texts: list[list[str]],
+        query: list[str],
+        min_share: float,
+        others: list[str],
+        fill_share: float | None,
     ) -> None:
         opened = Index.blank(blank_index_at)
         try:
             opened.add(*(memory(" ".join(words), session=None) for words in texts))
             opened.add(*(memory(word, user="bob") for word in others))
             hits = opened(
-                lambda i: i.search("alice", "shop", " ".join(query), limit=50, min_share=min_share)
+                lambda i: i.search(
+                    "alice",
+                    "shop",
+                    " ".join(query),
+                    limit=50,
+                    min_share=min_share,
+                    fill_share=fill_share,
+                )
             )
             found = sorted(hit.record.text for hit in hits)
         finally:
@@ -113,12 +145,15 @@ def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weigh
         weights = {
             term: weight(sum(term in words for words in every), len(every)) for term in query
         }
-        expected = sorted(
-            text
+        shares = {
+            text: covered_share(weights, text)
             for text, words in distinct.items()
-            if words & set(query) and covered_share(weights, text) >= min_share - 1e-9
-        )
-        assert found == expected
+            if words & set(query)
+        }
+        needed = min_share
+        if fill_share is not None and any(s >= min_share - 1e-9 for s in shares.values()):
+            needed = fill_share
+        assert found == sorted(text for text, share in shares.items() if share >= needed - 1e-9)
 
     weighed()
 
