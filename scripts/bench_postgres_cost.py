@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from scripts.bench import Server, checkout_of, compared_proxy, memory_proxy
@@ -52,6 +53,7 @@ class Cost:
 
     requests_per_second: float
     proxy_cpu_ms: float
+    proxy_loop_cpu_ms: float  # of it, the main thread's (the event loop); the rest threads'
     server_cpu_ms: float
     sent: float  # statements sent by the proxy: round trips
     nested: float  # statements run inside functions
@@ -66,6 +68,12 @@ def server_cpu_seconds(server: PostgresServer) -> float:
     return cpu_seconds(pid)
 
 
+def loop_cpu_seconds(pid: int) -> float:
+    """The CPU time of a process's main thread (its thread id is the process's)."""
+    main = next(t for t in psutil.Process(pid).threads() if t.id == pid)
+    return main.user_time + main.system_time
+
+
 def counters(db: psycopg.Connection[tuple[int, ...]]) -> tuple[int, ...]:
     row = db.execute(_COUNTERS).fetchone()
     assert row is not None
@@ -78,8 +86,10 @@ def measured_round(
     time.sleep(STATS_FLUSH_SECONDS)
     db.execute("SELECT pg_stat_statements_reset()")
     before, proxy_cpu, server_cpu = counters(db), cpu_seconds(proxy.pid), server_cpu_seconds(server)
+    loop_cpu = loop_cpu_seconds(proxy.pid)
     figures = wrk_round(proxy.url, CLIENTS, seconds, proxy.script)
     proxy_cpu = cpu_seconds(proxy.pid) - proxy_cpu
+    loop_cpu = loop_cpu_seconds(proxy.pid) - loop_cpu
     time.sleep(STATS_FLUSH_SECONDS)
     server_cpu = server_cpu_seconds(server) - server_cpu
     commits, wal, sent, nested = (a - b for a, b in zip(counters(db), before, strict=True))
@@ -87,6 +97,7 @@ def measured_round(
     return Cost(
         figures["rps"],
         proxy_cpu * 1000 / requests,
+        loop_cpu * 1000 / requests,
         server_cpu * 1000 / requests,
         (sent - 1) / requests,  # less the reading of the counters
         nested / requests,
