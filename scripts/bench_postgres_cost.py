@@ -106,16 +106,18 @@ def measured_round(
     )
 
 
-def compare(directory: Path, older: str | None, rounds: int, seconds: int) -> dict[str, list[Cost]]:
+def compare(
+    directory: Path, older: str | None, rounds: int, seconds: int, sessions: int = SESSIONS
+) -> dict[str, list[Cost]]:
     with ExitStack() as servers:
         nginx_url, _ = servers.enter_context(nginx_upstream(directory / "nginx"))
         server = servers.enter_context(postgres_server(f"{FAST} {STATEMENTS}"))
         ours = memory_proxy(
-            servers, directory, postgres_case(server.schema_url()), nginx_url, Results()
+            servers, directory, postgres_case(server.schema_url(), sessions), nginx_url, Results()
         )
         proxies = [ours]
         if older is not None:
-            case = postgres_case(server.schema_url())
+            case = postgres_case(server.schema_url(), sessions)
             checkout = checkout_of(older, directory)
             proxies.append(compared_proxy(servers, directory, case, nginx_url, ours, checkout))
         db = servers.enter_context(psycopg.connect(server.url, autocommit=True))
