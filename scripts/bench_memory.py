@@ -72,11 +72,13 @@ class MemoryCase:
 
     def seed_sessions_of(self, sqlite_path: Path, checkout: Path) -> None:
         """The sessions stored by another checkout's code, in its format (for --compare;
-        its long-term index, if it has one, is left empty)."""
+        its long-term index, if it has one, is left empty). In the PostgreSQL database its
+        config names, if it names one."""
         if not self.sessions:
             return
         user = self.headers.get("x-memory-user-id", "")
-        argv = [sys.executable, str(SEED_DRIVER), str(sqlite_path), user, str(self.sessions)]
+        target = self.store_settings(sqlite_path).postgres_url or str(sqlite_path)
+        argv = [sys.executable, str(SEED_DRIVER), target, user, str(self.sessions)]
         env = {**os.environ, "PYTHONPATH": str(checkout)}
         subprocess.run([*argv, json.dumps(SEEDED)], env=env, check=True, cwd=checkout)
 

@@ -3,6 +3,9 @@
 that checkout's `memory_proxy` (an older commit's too), nothing else of this repository.
 
     python scripts/bench_seed_driver.py SQLITE_PATH USER SESSIONS EXCHANGE_JSON
+
+SQLITE_PATH may be a PostgreSQL URL (`postgresql://…`): the sessions go there
+(`memory.store: postgres`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,14 @@ except ImportError:  # a commit from before stores/ (a5748bb)
     from memory_proxy.memory_store import open_store  # type: ignore[import-not-found,no-redef]
 
 
-async def seed(path: Path, user: str, sessions: int, exchange: list[Any]) -> None:
-    store = open_store(MemorySettings(store="sqlite", sqlite_path=path))
+def settings(target: str) -> MemorySettings:
+    if target.startswith(("postgresql://", "postgres://")):
+        return MemorySettings(store="postgres", postgres_url=target)
+    return MemorySettings(store="sqlite", sqlite_path=Path(target))
+
+
+async def seed(target: str, user: str, sessions: int, exchange: list[Any]) -> None:
+    store = open_store(settings(target))
     try:
         for index in range(sessions):
             await store.append(user, f"s{index}", exchange, partial=False)
@@ -32,4 +41,4 @@ async def seed(path: Path, user: str, sessions: int, exchange: list[Any]) -> Non
 
 if __name__ == "__main__":
     path, user, sessions, exchange = sys.argv[1:5]
-    asyncio.run(seed(Path(path), user, int(sessions), json.loads(exchange)))
+    asyncio.run(seed(path, user, int(sessions), json.loads(exchange)))

@@ -32,17 +32,17 @@ from memory_proxy.stores.session_calls import Append, Load, SessionCall
 # Many sessions' messages in one statement, each row named by its session's place.
 _LOAD_MANY = """
 SELECT w.n, m.message
-FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w (user_id, session_id, n)
+FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS w (user_id, session_id, n)
 JOIN sessions s ON s.user_id = w.user_id AND s.session_id = w.session_id
 JOIN messages m ON m.user_id = s.user_id AND m.session_id = s.session_id
-WHERE s.updated > %s ORDER BY w.n, m.id
+WHERE s.updated > %b ORDER BY w.n, m.id
 """
 # Each append's call of the migration's function, in the order of the arrays (a function
 # scan returns its rows in order), its messages a slice of one array of all of them.
 _APPEND_MANY = """
-SELECT memory_proxy_append(a.user_id, a.session_id, %(now)s, %(oldest_live)s,
-    (%(messages)s::bytea[])[a.first:a.last], %(max)s)
-FROM unnest(%(users)s::text[], %(sessions)s::text[], %(firsts)s::int[], %(lasts)s::int[])
+SELECT memory_proxy_append(a.user_id, a.session_id, %(now)b, %(oldest_live)b,
+    (%(messages)b::bytea[])[a.first:a.last], %(max)b::integer)
+FROM unnest(%(users)b::text[], %(sessions)b::text[], %(firsts)b::int[], %(lasts)b::int[])
     AS a (user_id, session_id, first, last)
 """
 
@@ -124,7 +124,7 @@ class SessionRows:
     def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Any]:
         db = self._connection()
         try:
-            return db.execute(query, params).fetchall()
+            return db.execute(query, params, binary=True).fetchall()
         except psycopg.Error:
             if db.closed:  # broken (the server restarted): the next statement opens another
                 self._db = None

@@ -9,6 +9,7 @@ waits for the other in a deadlock), the oldest past `max_records` dropped.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import fields
 from typing import Any
 
@@ -18,10 +19,10 @@ from memory_proxy.records.series import (
     RESOLUTIONS,
     SERIES_GROUPS,
     GroupBucket,
-    Rollup,
     UsageSeries,
     checked_resolution,
     latency_buckets,
+    rollups,
 )
 from memory_proxy.records.usage import FIELD_NAMES, Feedback, UsageRecord
 from memory_proxy.stores.postgres_database import PostgresDatabase, PostgresMigration, run_script
@@ -89,6 +90,7 @@ MIGRATIONS: tuple[PostgresMigration, ...] = (
     ),
 )
 _USAGE_COLUMNS = ", ".join(FIELD_NAMES)
+_fields = operator.attrgetter(*FIELD_NAMES)  # a record's values, in the columns' order
 _FEEDBACK_COLUMNS = ", ".join(f.name for f in fields(Feedback))
 _ADD_TO_ROLLUP = """
 INSERT INTO usage_rollup VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -119,7 +121,7 @@ class PostgresUsageLog:
         async with self._db.connection(WAIT_SECONDS) as db, db.transaction():
             async with db.cursor().copy(f"COPY usage ({_USAGE_COLUMNS}) FROM STDIN") as copy:
                 for record in records:
-                    await copy.write_row(tuple(record.as_dict().values()))
+                    await copy.write_row(_fields(record))
             cursor = await db.execute(
                 "DELETE FROM usage WHERE id <= (SELECT max(id) FROM usage) - %s",
                 (self._max_records,),
@@ -233,10 +235,9 @@ class PostgresUsageLog:
 
 async def _roll_up(db: AsyncConnection, records: list[UsageRecord]) -> None:
     """Adds records to the roll-up tables, inside the caller's transaction, each table's
-    rows in key order."""
-    for seconds in RESOLUTIONS:
-        rollup = Rollup()
-        rollup.add(records, seconds)
+    rows in key order. One pass over the records, as on SQLite (the coarser resolutions
+    from the finest: the event loop's Python time per record a third of one pass each)."""
+    for seconds, rollup in rollups(records).items():
         async with db.cursor() as cursor:
             await cursor.executemany(
                 _ADD_TO_ROLLUP,
