@@ -26,7 +26,7 @@ import numpy as np
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.embeddings import SemanticSearch
-from memory_proxy.memory.fusion import CANDIDATES_BY_MEANING, fuse
+from memory_proxy.memory.fusion import CANDIDATES_BY_MEANING, answering, fuse
 from memory_proxy.memory.recall import RELATIVE_CUT_OFF, Recall
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
@@ -100,7 +100,38 @@ def places(corpus: Corpus, hits: list[Recalled]) -> list[int]:
     return [at[hit.record.id] for hit in hits]
 
 
-VARIANTS: dict[str, Fusion] = {"fuse (today)": fuse}
+def variant(weights: tuple[float, float, float], floor: float, by_length: bool) -> Fusion:
+    """`fusion.fuse` with the fill score's `weights` (normalised BM25, cosine, relevance)
+    and `floor`, in its order (`by_length`) or with the memories that answer first, each
+    group by fill score (the order before)."""
+
+    def rule(
+        lexical: Sequence[tuple[Recalled, float]],
+        cut_off: float,
+        similar: Sequence[tuple[MemoryRecord, float]],
+        min_similarity: float,
+    ) -> list[Recalled]:
+        hits = fuse(lexical, cut_off, similar, min_similarity, weights=weights, floor=floor)
+        if by_length:
+            return hits
+        passing = answering(lexical, cut_off, similar, min_similarity)
+        hits.sort(key=lambda hit: (hit.record.id not in passing, -hit.score))
+        return hits
+
+    return rule
+
+
+VARIANTS: dict[str, Fusion] = {
+    "fuse (0.5 BM25, 0.7 cosine, 1 relevance; 0.4; by length)": fuse,
+    "65c088b (0.5 BM25, 0.5 cosine; 0.3; answering first)": variant((0.5, 0.5, 0.0), 0.3, False),
+    "0.5 BM25, 0.5 cosine; 0.3; by length": variant((0.5, 0.5, 0.0), 0.3, True),
+    "0.5 BM25, 0.7 cosine, 1 relevance; 0.4; answering first": variant(
+        (0.5, 0.7, 1.0), 0.4, False
+    ),
+    "0.5 BM25, 0.7 cosine, 1 relevance; 0.3; by length": variant((0.5, 0.7, 1.0), 0.3, True),
+    "0.5 BM25, 0.7 cosine, 1 relevance; 0.5; by length": variant((0.5, 0.7, 1.0), 0.5, True),
+    "0.3 BM25, 0.7 cosine, 1.5 relevance; 0.45; by length": variant((0.3, 0.7, 1.5), 0.45, True),
+}
 
 
 async def through_recall(
