@@ -46,7 +46,23 @@ Fusion = Callable[
 ]
 
 
-class Model:
+class Embedding:
+    """A model's vectors, for the replay (`unit`) and for the real Recall (`embed`, the
+    Embedder protocol)."""
+
+    def vectors(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+    def unit(self, texts: list[str]) -> Any:
+        vectors = np.asarray(self.vectors(texts), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.vectors(texts)
+
+
+class WordLlamaModel(Embedding):
     """wordllama, loaded from its wheel's own files (no download)."""
 
     def __init__(self) -> None:
@@ -56,20 +72,14 @@ class Model:
         here = Path(wordllama.__file__).parent
         self.model = WordLlama.load(cache_dir=here, disable_download=True)
 
-    def unit(self, texts: list[str]) -> Any:
-        vectors = np.asarray(self.model.embed(texts), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms > 0, norms, 1)
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        """As LiteLLM's /v1/embeddings answers (the Embedder protocol)."""
+    def vectors(self, texts: list[str]) -> list[list[float]]:
         return [list(map(float, vector)) for vector in self.model.embed(texts)]
 
 
 class Replay:
     """The corpus with a vector for each memory."""
 
-    def __init__(self, corpus: Corpus, model: Model) -> None:
+    def __init__(self, corpus: Corpus, model: Embedding) -> None:
         self.corpus, self.model = corpus, model
         self.vectors = model.unit([record.text for record in corpus.records])
 
@@ -125,9 +135,7 @@ VARIANTS: dict[str, Fusion] = {
     "fuse (0.5 BM25, 0.7 cosine, 1 relevance; 0.4; by length)": fuse,
     "65c088b (0.5 BM25, 0.5 cosine; 0.3; answering first)": variant((0.5, 0.5, 0.0), 0.3, False),
     "0.5 BM25, 0.5 cosine; 0.3; by length": variant((0.5, 0.5, 0.0), 0.3, True),
-    "0.5 BM25, 0.7 cosine, 1 relevance; 0.4; answering first": variant(
-        (0.5, 0.7, 1.0), 0.4, False
-    ),
+    "0.5 BM25, 0.7 cosine, 1 relevance; 0.4; answering first": variant((0.5, 0.7, 1.0), 0.4, False),
     "0.5 BM25, 0.7 cosine, 1 relevance; 0.3; by length": variant((0.5, 0.7, 1.0), 0.3, True),
     "0.5 BM25, 0.7 cosine, 1 relevance; 0.5; by length": variant((0.5, 0.7, 1.0), 0.5, True),
     "0.3 BM25, 0.7 cosine, 1.5 relevance; 0.45; by length": variant((0.3, 0.7, 1.5), 0.45, True),
@@ -170,7 +178,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="compare with the real Recall")
     args = parser.parse_args()
     dataset = build_dataset()
-    replay = Replay(Corpus(dataset), Model())
+    replay = Replay(Corpus(dataset), WordLlamaModel())
     questions = [q for q in (*dataset.questions, *dataset.off_topic) if q.split == args.split]
     asked = {q.id: replay.candidates(q) for q in questions}
     print(f"{args.split} split: evidence, off-topic with a block, tokens on-topic")
