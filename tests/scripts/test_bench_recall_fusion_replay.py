@@ -10,8 +10,8 @@ import zlib
 
 from memory_proxy.memory.fusion import fuse
 from memory_proxy.stores import porter
-from scripts.bench_recall_fusion_replay import Embedding, Replay, block, places, through_recall
-from scripts.bench_recall_replay import Corpus
+from scripts.bench_recall_fusion_replay import Embedding, Replay, places, through_recall
+from scripts.bench_recall_replay import Corpus, block
 from scripts.recall_history import build_dataset
 
 DIMENSIONS = 64
