@@ -73,9 +73,15 @@ def load_average() -> str:
 
 
 def sessions_part(
-    directory: Path, rounds: int, seconds: int, sessions: int = SESSIONS, options: str = FAST
+    directory: Path,
+    rounds: int,
+    seconds: int,
+    sessions: int = SESSIONS,
+    options: str = FAST,
+    warm_up_seconds: int = WARM_UP_SECONDS,
 ) -> Results:
-    """Direct nginx, session memory on SQLite and on PostgreSQL, at 1 and 50 clients."""
+    """Direct nginx, session memory on SQLite and on PostgreSQL, at 1 and 50 clients,
+    each warmed up first (none with `warm_up_seconds=0`: the tests count, not time)."""
     results = Results()
     directory.mkdir()
     with ExitStack() as servers:
@@ -89,8 +95,8 @@ def sessions_part(
         measured = [
             Case(server, clients) for clients in (1, CLIENTS) for server in (direct, *proxies)
         ]
-        for case in measured:
-            wrk_round(case.server.url, CLIENTS, WARM_UP_SECONDS, case.server.script)
+        for case in measured if warm_up_seconds else ():
+            wrk_round(case.server.url, CLIENTS, warm_up_seconds, case.server.script)
         print(f"before the rounds: {load_average()}", file=sys.stderr)
         results.post = interleaved(measured, rounds, seconds)
         print(f"after the rounds: {load_average()}", file=sys.stderr)

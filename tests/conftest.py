@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
@@ -28,7 +29,20 @@ UPSTREAM_KEY = "sk-upstream-test-key-0123456789"
 # exist costs nothing, and a TLS connection, were one made, would fail to verify.
 os.environ.pop("SSL_CERT_FILE", None)
 os.environ["SSL_CERT_DIR"] = "/dev/null/no-ca-certificates"
-ON_THE_SHARED_LITELLM = ("tests/clients/", "tests/test_e2e_")  # see pytest_xdist_make_scheduler
+# Test modules run on one worker together (pytest_xdist_make_scheduler), so that a session
+# fixture they share starts once, not on each worker: the end-to-end modules and
+# tests/clients on `shared_litellm` (7-10 s of CPU a start), the browser tests in
+# `_chromium` (about 1.7 s a start, with chromedriver).
+TOGETHER = {
+    "on the shared LiteLLM": ("tests/clients/", "tests/test_e2e_"),
+    "in one Chromium": ("tests/api/test_dashboard", "tests/test_browser_guard_in_chromium.py"),
+}
+
+# No deadline per hypothesis example (200 ms by default): a timing in a pass/fail test. On
+# two cores shared by the suite's workers and the servers they start, an example of
+# tests/memory/test_redaction_screen.py took 490 ms once and failed the run as "flaky".
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.fixture
@@ -164,18 +178,19 @@ def browser(_chromium: Any) -> Any:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `--dist loadscope` (scripts/test), the tests on the shared LiteLLM (the
-    end-to-end modules and tests/clients, conftest.py `shared_litellm`) go to one worker
-    together, as each module does: one LiteLLM starts, not one on each worker."""
+    """Under `--dist loadscope` (scripts/test), each group of TOGETHER goes to one worker
+    together, as each module does: one LiteLLM starts, and one Chromium, not one on each
+    worker."""
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class SharedLiteLLMTogether(LoadScopeScheduling):  # type: ignore[misc]  # untyped
+    class GroupsTogether(LoadScopeScheduling):  # type: ignore[misc]  # untyped
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(ON_THE_SHARED_LITELLM):
-                return "on the shared LiteLLM"
+            for group, prefixes in TOGETHER.items():
+                if nodeid.startswith(prefixes):
+                    return group
             scope: str = super()._split_scope(nodeid)
             return scope
 
-    return SharedLiteLLMTogether(config, log)
+    return GroupsTogether(config, log)

@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import psutil
 import pytest
 
@@ -102,6 +100,11 @@ CLIENT_APIS = [
 
 def ask_demo(proxy_url: str, api: str, headers: dict[str, str], text: str) -> list[str]:
     """`demo`'s answer to `text` through one client API, as the pieces it arrived in."""
+    # Imported here: this module is conftest.py's (shared_litellm), and the SDKs cost 2-3 s
+    # of CPU in pytest-xdist's controller, which runs no test.
+    import anthropic
+    import openai
+
     openai_client = openai.OpenAI(
         base_url=f"{proxy_url}/v1", api_key="anything", default_headers=headers
     )

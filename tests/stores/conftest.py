@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stores.sqlite_index_support import Index
+from tests.stores.sqlite_index_support import BlankIndexes, Index
 
 
 @pytest.fixture(params=["file", "in-memory", "postgres"])
@@ -25,10 +25,12 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Index]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def blank_index_at(request: pytest.FixtureRequest) -> Path | str:
-    """Where a hypothesis test opens a blank index per example (Index.blank): SQLite in
-    memory, or one PostgreSQL schema emptied each time."""
+def blank_index(request: pytest.FixtureRequest) -> Iterator[BlankIndexes]:
+    """A blank index per hypothesis example (`with blank_index() as index:`): SQLite in
+    memory, or one PostgreSQL index emptied each time."""
+    where: Path | str = Path(":memory:")
     if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return Path(":memory:")
+        where = request.getfixturevalue("postgres_url")
+    indexes = BlankIndexes(where)
+    yield indexes
+    indexes.close()

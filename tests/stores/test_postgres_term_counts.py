@@ -34,6 +34,7 @@ from tests.stores.sqlite_index_support import (
     FORGETTING,
     LOADED_MACHINE,
     WORDS,
+    BlankIndexes,
     Index,
     forget,
     memory,
@@ -95,13 +96,15 @@ def test_the_counts_and_the_scores_are_sqlites(postgres_url: str) -> None:
     """The same memories added to both and forgotten alike: the same counts, and the
     same hits with the same scores and shares."""
 
+    postgres_indexes = BlankIndexes(postgres_url)
+
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(stored_memories(), st.sampled_from(FORGETTING))
     def alike(records: list[MemoryRecord], forgetting: str) -> None:
         sqlite_path = Path(tempfile.mkdtemp()) / "memory.sqlite3"
         found = [
-            _added_and_forgotten(where, records, forgetting)
-            for where in (sqlite_path, postgres_url)
+            _added_and_forgotten(blank, records, forgetting)
+            for blank in (BlankIndexes(sqlite_path), postgres_indexes)
         ]
         counts = kept(postgres_url)
         assert counts == recounted(postgres_url)  # no row left for a forgotten word
@@ -111,20 +114,20 @@ def test_the_counts_and_the_scores_are_sqlites(postgres_url: str) -> None:
             for (_, *numbers), (_, *others) in zip(sqlites, postgres, strict=True):
                 assert numbers == pytest.approx(others, rel=1e-12, abs=0)
 
-    alike()
+    try:
+        alike()
+    finally:
+        postgres_indexes.close()
 
 
 def _added_and_forgotten(
-    where: Path | str, records: list[MemoryRecord], forgetting: str
+    blank: BlankIndexes, records: list[MemoryRecord], forgetting: str
 ) -> list[list[tuple[str, float, float]]]:
     """`records` added to a blank index and some forgotten; then each question's hits."""
-    index = Index.blank(where)
-    try:
+    with blank() as index:
         index.add(*records)
         forget(index, records, forgetting)
         return [_hits(index, question) for question in QUESTIONS]
-    finally:
-        index.close()
 
 
 def _hits(index: Index, question: str) -> list[tuple[str, float, float]]:

@@ -5,7 +5,6 @@ the question's weight and with any query text."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +16,7 @@ from memory_proxy.stores.recall_query import (
     query_terms,
 )
 from memory_proxy.stores.relevance import covered_share, weight
-from tests.stores.sqlite_index_support import Index, memory
+from tests.stores.sqlite_index_support import BlankIndexes, Index, memory
 
 FTS5_SYNTAX = [
     '"',
@@ -101,7 +100,7 @@ def test_once_a_memory_covers_min_share_those_covering_fill_share_come_too(index
 
 
 def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weight(
-    blank_index_at: Path | str,
+    blank_index: BlankIndexes,
 ) -> None:
     """Exactly those, each word weighted by how few memories hold it (relevance.py), on
     every index: PostgreSQL weighs the words as SQLite does. Memories of another user
@@ -123,8 +122,7 @@ def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weigh
         others: list[str],
         fill_share: float | None,
     ) -> None:
-        opened = Index.blank(blank_index_at)
-        try:
+        with blank_index() as opened:
             opened.add(*(memory(" ".join(words), session=None) for words in texts))
             opened.add(*(memory(word, user="bob") for word in others))
             hits = opened(
@@ -138,8 +136,6 @@ def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weigh
                 )
             )
             found = sorted(hit.record.text for hit in hits)
-        finally:
-            opened.close()
         distinct = {" ".join(words): set(words) for words in texts}
         every = [*distinct.values(), *({word} for word in set(others))]
         weights = {
@@ -158,19 +154,16 @@ def test_min_share_keeps_the_memories_covering_that_share_of_the_questions_weigh
     weighed()
 
 
-def test_any_query_text_is_safe_and_stays_with_its_user(blank_index_at: Path | str) -> None:
+def test_any_query_text_is_safe_and_stays_with_its_user(blank_index: BlankIndexes) -> None:
     """On every index (SQLite's FTS5 syntax, PostgreSQL's tsquery)."""
-    opened = Index.blank(blank_index_at)
-    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="alice"))
-    opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="bob"))
+    with blank_index() as opened:
+        opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="alice"))
+        opened.add(memory("AND OR NOT NEAR ( ) * ^ : \" ' - + the staging port", user="bob"))
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.text() | st.lists(st.sampled_from(FTS5_SYNTAX)).map(" ".join))
-    def search_anything(text: str) -> None:
-        hits = opened(lambda i: i.search("alice", None, text, limit=5, exclude_session=text))
-        assert all(hit.record.user_id == "alice" for hit in hits)
+        @settings(max_examples=300, deadline=None)
+        @given(st.text() | st.lists(st.sampled_from(FTS5_SYNTAX)).map(" ".join))
+        def search_anything(text: str) -> None:
+            hits = opened(lambda i: i.search("alice", None, text, limit=5, exclude_session=text))
+            assert all(hit.record.user_id == "alice" for hit in hits)
 
-    try:
         search_anything()
-    finally:
-        opened.close()

@@ -17,7 +17,7 @@ from memory_proxy.records.memory import GENERAL_PROJECT
 from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
-from tests.stores.sqlite_index_support import Index, memory
+from tests.stores.sqlite_index_support import BlankIndexes, Index, memory
 
 # A hypothesis test takes where to open its index from a fixture, and opens one per example.
 FIXTURE_PER_TEST = [HealthCheck.function_scoped_fixture]
@@ -230,7 +230,7 @@ WORDS = ["deploy", "staging", "port", "redis", "token", "nginx", "friday", "hero
     scoped_users=st.sampled_from([1, 64]),  # a project of every user: without tokens, with
 )
 def test_searching_every_user_is_each_users_search_together(
-    blank_index_at: Path | str,
+    blank_index: BlankIndexes,
     stored: list[tuple[str, str, str]],
     project: str | None,
     query: str,
@@ -238,10 +238,9 @@ def test_searching_every_user_is_each_users_search_together(
     scoped_users: int,
 ) -> None:
     """Same hits, same scores: the scope clause weighs nothing, whichever form it takes."""
-    opened = Index.blank(blank_index_at)
-    if isinstance(opened.index, SQLiteMemoryIndex):
-        opened.index.max_scoped_users = scoped_users
-    try:
+    with blank_index() as opened:
+        if isinstance(opened.index, SQLiteMemoryIndex):
+            opened.index.max_scoped_users = scoped_users
         opened.add(*(memory(text, user=user, project=where) for user, where, text in stored))
 
         def search(user: str | None, cap: int) -> list[tuple[str, float]]:
@@ -259,8 +258,6 @@ def test_searching_every_user_is_each_users_search_together(
         assert {hit_id for hit_id, _ in together} <= {hit_id for hit_id, _ in each}
         if limit >= len(each):
             assert dict(together) == pytest.approx(dict(each))
-    finally:
-        opened.close()
 
 
 def test_a_file_written_before_every_user_listing_is_served_as_it_is(tmp_path: Path) -> None:
@@ -371,13 +368,12 @@ def test_export_reads_one_snapshot_while_another_connection_writes(
 @settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_PER_TEST)
 @given(texts=st.lists(st.text(min_size=1, max_size=3000), min_size=1, max_size=6), data=st.data())
 def test_any_text_is_kept_whole_and_forgetting_any_of_them_keeps_the_index_sound(
-    blank_index_at: Path | str, texts: list[str], data: st.DataObject
+    blank_index: BlankIndexes, texts: list[str], data: st.DataObject
 ) -> None:
     """Texts are stored packed and indexed from outside the table (the index's delete
     must be handed exactly what it indexed): whatever they hold, they come back whole,
     the forgotten ones go, and FTS5's own check passes."""
-    opened = Index.blank(blank_index_at)
-    try:
+    with blank_index() as opened:
         records = [memory(f"{text} marker{n}", at=n) for n, text in enumerate(texts)]
         opened.add(*records)
         assert [opened(lambda i, r=r: i.get(None, r.id)) for r in records] == records  # type: ignore[misc]
@@ -391,5 +387,3 @@ def test_any_text_is_kept_whole_and_forgetting_any_of_them_keeps_the_index_sound
         for n, record in enumerate(records):
             found = opened(lambda i, n=n: i.search(None, None, f"marker{n}", limit=10))  # type: ignore[misc]
             assert [hit.record for hit in found] == ([] if record in forgotten else [record])
-    finally:
-        opened.close()
