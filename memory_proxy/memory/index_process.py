@@ -77,7 +77,7 @@ class IndexProcess:
         on_redacted: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._settings = settings
-        self._losses = LossLog("memory", logger, on_drop)
+        self._losses = LossLog("memory", logger, on_drop, plural="memories")
         self._on_redacted = on_redacted
         self.memory_text: Callable[[str, str], str] = functools.lru_cache(RECENT_TEXTS)(
             functools.partial(exchange_text, redact=redact)
@@ -179,6 +179,10 @@ class IndexProcess:
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 env={**os.environ, "PYTHONPATH": path},
+                # Not in the proxy's process group: a signal to the group (Ctrl-C, a
+                # supervisor's SIGTERM) would end it, maybe still starting, before the
+                # proxy sent it what it holds; it ends when the proxy closes the socket.
+                start_new_session=True,
             )
         except BaseException:
             ours.close()

@@ -1,9 +1,9 @@
 """The index process (index_process.py): reads batches of exchanges from its socket,
 makes their memories (indexing.MemoryMaker: redacted before anything is written) and
 writes each batch in one transaction of the SQLite file, answering for each. It ends
-when the proxy closes its side, after writing everything sent; it ignores SIGINT and
-SIGTERM (sent to the whole process group by a terminal or a supervisor), so that what
-the proxy sends while it shuts down is still written.
+when the proxy closes its side (or dies), after writing everything sent. It runs in a
+session of its own and ignores SIGINT and SIGTERM, so that what the proxy sends while it
+shuts down is still written.
 
     python -m memory_proxy.memory.index_worker FD
 """

@@ -149,7 +149,9 @@ class MemoryIndexer:
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self._add = backend.add
-        self._writer = BatchWriter(self._store, "memory", "the memory index", logger, on_drop)
+        self._writer = BatchWriter(
+            self._store, "memory", "the memory index", logger, on_drop, plural="memories"
+        )
         self._maker = MemoryMaker(redact)
         self.memory_text = self._maker.memory_text
 

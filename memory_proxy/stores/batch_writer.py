@@ -22,7 +22,8 @@ DROP_REPORT_SECONDS = 60.0
 
 
 class BatchWriter(Generic[T]):
-    """`write` stores one batch in `store` (named in the log, as `record` names one item)."""
+    """`write` stores one batch in `store` (named in the log, as `record` names one item
+    and `plural` several)."""
 
     def __init__(
         self,
@@ -32,11 +33,12 @@ class BatchWriter(Generic[T]):
         logger: logging.Logger,
         on_drop: Callable[[int], None] = lambda count: None,
         report_every: float = DROP_REPORT_SECONDS,
+        plural: str | None = None,
     ) -> None:
         self._write_batch = write
         self._store = store
         self._logger = logger
-        self._losses = LossLog(record, logger, on_drop, report_every)
+        self._losses = LossLog(record, logger, on_drop, report_every, plural)
         self._queue: asyncio.Queue[T] = asyncio.Queue(QUEUE_LIMIT)
         self._batch_ready = asyncio.Event()
         self._closing = False
@@ -104,8 +106,9 @@ class BatchWriter(Generic[T]):
 
 
 class LossLog:
-    """Records lost (`record` names one), counted at once and logged at most once every
-    `report_every` seconds: a full queue under load must not flood the log."""
+    """Records lost (`record` names one, `plural` several), counted at once and logged at
+    most once every `report_every` seconds: a full queue under load must not flood the
+    log."""
 
     def __init__(
         self,
@@ -113,8 +116,10 @@ class LossLog:
         logger: logging.Logger,
         on_drop: Callable[[int], None] = lambda count: None,
         report_every: float = DROP_REPORT_SECONDS,
+        plural: str | None = None,
     ) -> None:
         self._record = record
+        self._plural = plural or f"{record}s"
         self._logger = logger
         self._on_drop = on_drop
         self._report_every = report_every
@@ -141,10 +146,9 @@ class LossLog:
             for reason, count in self._unreported.items()
         )
         self._logger.warning(
-            "%d %s%s lost (%s)%s",
+            "%d %s lost (%s)%s",
             total,
-            self._record,
-            "" if total == 1 else "s",
+            self._record if total == 1 else self._plural,
             reasons,
             "; more are reported once a minute" if first else "",
         )
