@@ -126,11 +126,11 @@ class IndexProcess:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        room = IN_FLIGHT_LIMIT - self._in_flight
+        if len(self._waiting) > room:  # the newest go, as a full queue refuses them
+            self._losses.lose(len(self._waiting) - max(room, 0), "the write queue was full")
+            del self._waiting[max(room, 0) :]
         if not self._waiting:
-            return
-        if self._in_flight + len(self._waiting) > IN_FLIGHT_LIMIT:
-            self._losses.lose(len(self._waiting), "the write queue was full")
-            self._waiting = []
             return
         if self._writer is None:
             self._start_process()

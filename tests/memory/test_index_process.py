@@ -140,6 +140,38 @@ def test_what_is_sent_at_shutdown_is_written_before_the_process_ends(tmp_path: P
     assert index_processes() == []
 
 
+def test_past_the_queue_limit_the_newest_are_lost_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "memory.sqlite3"
+    settings_ = dataclasses.replace(Settings(), memory=MemorySettings(sqlite_path=path))
+    monkeypatch.setattr(index_process, "IN_FLIGHT_LIMIT", 3)
+    losses: list[int] = []
+
+    async def main() -> list[MemoryRecord]:
+        indexer = IndexProcess(settings_, losses.append, lambda text: text)
+        for number in range(5):
+            indexer.remember(
+                user_id="alice",
+                project="",
+                session_id=None,
+                client="c",
+                model="m",
+                question=f"question {number}",
+                answer="answer",
+            )
+        await indexer.aclose()
+        index = SQLiteMemoryIndex(path)
+        try:
+            return await index.list_memories(None, None, 10, 0)
+        finally:
+            await index.aclose()
+
+    written = sorted(record.text for record in asyncio.run(main()))
+    assert losses == [2]
+    assert written == [f"User: question {n}\nAssistant: answer" for n in range(3)]
+
+
 exchanges = st.lists(
     st.tuples(
         st.sampled_from(["alice", "bob"]),
