@@ -96,6 +96,12 @@ class IndexProcess:
     def dropped(self) -> int:
         return self._losses.dropped
 
+    @property
+    def unanswered(self) -> int:
+        """Exchanges waiting or sent, not yet answered for by the process. Those sent when
+        it dies count as lost, though its last batch may have been committed just before."""
+        return len(self._waiting) + self._in_flight
+
     def remember(
         self,
         *,

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings
+from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory import index_process
 from memory_proxy.memory.index_process import IndexProcess
 from memory_proxy.memory.indexing import Exchange, MemoryMaker
@@ -67,7 +68,10 @@ def test_a_process_of_the_proxy_writes_its_memories_and_stops_with_it(
     upstream, url = fake_upstream
     upstream.reply_text = f"The staging database is called heron; the key is {OPENAI_KEY}."
     memory = MemorySettings(sqlite_path=tmp_path / "memory.sqlite3")
-    app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url, memory=memory))
+    recall = RecallSettings(timeout_ms=60_000)  # a budget no loaded machine reaches
+    app = MemoryProxy(
+        dataclasses.replace(Settings(), litellm_url=url, memory=memory, recall=recall)
+    )
     with serve(app) as proxy:
         ask(proxy, "What is the staging database called?")
         wait_until(lambda: len(memory_texts(proxy)) == 1)
@@ -75,10 +79,10 @@ def test_a_process_of_the_proxy_writes_its_memories_and_stops_with_it(
         assert child.pid != os.getpid()
         (text,) = memory_texts(proxy)
         assert "heron" in text and OPENAI_KEY not in text  # redacted in the process
-        ask(proxy, "What is the staging database called again?")  # recall sees it
-        assert "heron" in upstream.requests[-1].body.decode()
         counted = 'memory_proxy_redactions_total{kind="openai-key"} 1.0'
         wait_until(lambda: counted in httpx.get(f"{proxy}/metrics").text)  # its answer
+        ask(proxy, "What is the staging database called again?")  # recall sees it
+        assert "heron" in upstream.requests[-1].body.decode()
     assert index_processes() == []
     assert dropped(app) == 0
 
@@ -89,14 +93,17 @@ def test_a_dead_index_process_is_counted_logged_once_and_replaced(
     _upstream, url = fake_upstream
     memory = MemorySettings(sqlite_path=tmp_path / "memory.sqlite3")
     app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url, memory=memory))
+    assert app.memory is not None and isinstance(app.memory.indexer, IndexProcess)
+    indexer = app.memory.indexer
     monkeypatch.setattr(index_process, "RESTART_SECONDS", 3600.0)
     with serve(app) as proxy, LogRecords().of("memory_proxy.memory") as logs:
         ask(proxy, "first question")
         wait_until(lambda: len(memory_texts(proxy)) == 1)
+        wait_until(lambda: indexer.unanswered == 0)  # its answer read: not lost with it
         (child,) = index_processes()
         child.send_signal(signal.SIGKILL)
         wait_until(lambda: index_processes() == [])
-        ask(proxy, "second question")  # too soon to start another: lost, counted
+        ask(proxy, "second question")  # lost with it, or too soon to start another
         ask(proxy, "third question")
         wait_until(lambda: dropped(app) == 2)
         monkeypatch.setattr(index_process, "RESTART_SECONDS", 0.0)
@@ -106,7 +113,8 @@ def test_a_dead_index_process_is_counted_logged_once_and_replaced(
         assert again.pid != child.pid
     lost = [r.getMessage() for r in logs if "lost" in r.getMessage()]
     assert len(lost) == 1, lost  # logged once; the next report a minute later
-    assert "the index process is restarting" in lost[0]
+    # sent to the dead one before the proxy saw it end, or held back from a restart
+    assert "the index process exited (code -9)" in lost[0] or "restarting" in lost[0]
     assert dropped(app) == 2
 
 
