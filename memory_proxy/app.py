@@ -54,6 +54,7 @@ from memory_proxy.identity.model_privacy import ModelPrivacy
 from memory_proxy.identity.supermemory import SupermemoryRouting, configuration_warnings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.memory.embeddings import EmbeddingWriter, SemanticSearch
+from memory_proxy.memory.index_process import IndexProcess
 from memory_proxy.memory.placed_blocks import SharedBlocks
 from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
@@ -298,11 +299,18 @@ def _request_memory(
     shared_placements: bool,
 ) -> RequestMemory | None:
     """`shared_placements`: recall searches the local index, so the store beside it can
-    keep where recalled blocks went for every process (memory/placed_blocks.py)."""
+    keep where recalled blocks went for every process (memory/placed_blocks.py), and, in
+    a SQLite file, the index can be written from a process of its own."""
     if not settings.memory.enabled:
         return None
     budget = settings.recall.timeout_ms / 1000
     placements = open_placements(settings.memory, budget) if shared_placements else None
+    # The SQLite file's index is written from a process of its own (index_process.py).
+    index_process = (
+        IndexProcess(settings, metrics.memories_dropped.inc, redactor.text, metrics.redacted)
+        if shared_placements and settings.memory.store == "sqlite"
+        else None
+    )
     searches_failed = functools.partial(metrics.store_failed, "search")
     conversations = ConversationMemory(
         open_store(settings.memory),
@@ -323,6 +331,7 @@ def _request_memory(
         semantic=semantic,
         on_semantic_late=metrics.embeddings_late.inc,
         placed=SharedBlocks(placements, budget, metrics.store_failed) if placements else None,
+        indexer=index_process,
     )
 
 

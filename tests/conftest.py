@@ -13,6 +13,7 @@ from hypothesis import settings
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.forwarding.upstream import client_for
+from memory_proxy.memory import index_process
 from memory_proxy.stores import batch_writer
 from tests.browser_support import chromium, with_litellms_cors
 from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
@@ -118,9 +119,11 @@ def _work_in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.fixture(autouse=True)
 def _background_writes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A usage record or a memory is written as soon as its writer is free, not after the
-    quarter second a batch lingers to fill under load (stores/batch_writer.py): tests
+    quarter second a batch lingers to fill under load (stores/batch_writer.py, and
+    memory/index_process.py's sending): tests
     wait for each write, some for several. The proxies tests start as processes linger."""
     monkeypatch.setattr(batch_writer, "BATCH_LINGER_SECONDS", 0.0)
+    monkeypatch.setattr(index_process, "SEND_EVERY_SECONDS", 0.0)
 
 
 @pytest.fixture

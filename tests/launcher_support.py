@@ -50,15 +50,26 @@ class Launcher:
 
     def litellm_pid(self) -> int | None:
         """The current LiteLLM child, or None between a crash and its restart."""
-        children = psutil.Process(self.process.pid).children()
+        children = self._litellm_children()
         return children[0].pid if children else None
+
+    def _litellm_children(self) -> list[psutil.Process]:
+        """The launcher's children but the memory index's process (memory/index_process.py)."""
+        found = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if "memory_proxy.memory.index_worker" not in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.Error:  # ended meanwhile
+                continue
+        return found
 
     def wait_healthy(self, within: float = 60) -> None:
         """Until the supervisor has declared the current child ready and /health agrees."""
 
         def healthy() -> bool:
             assert self.process.poll() is None, f"launcher exited:\n{self.output()}"
-            children = psutil.Process(self.process.pid).children()
+            children = self._litellm_children()
             if not children or f"litellm ready (pid {children[0].pid})" not in self.output():
                 return False
             return self.proxy_healthy()

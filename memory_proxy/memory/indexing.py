@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import MAX_SCANNED_CHARS, without_recalled
@@ -59,9 +59,9 @@ def _cut_at_space(text: str, limit: int) -> str:
     return text[: max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1), 0)]
 
 
-@dataclass(frozen=True)
-class _Exchange:
-    """An exchange as the request left it; its memory is made when its batch is written."""
+class Exchange(NamedTuple):
+    """An exchange as the request left it; its memory is made when its batch is written.
+    A NamedTuple: its fields travel to the index's process as a plain tuple."""
 
     user_id: str
     project: str
@@ -74,20 +74,11 @@ class _Exchange:
     private: bool
 
 
-class MemoryIndexer:
-    """Exchanges queued on the request path at the cost of a queue put; their memories
-    (text stripped, redacted and trimmed, id, duplicates dropped) made when their batch
-    is written, in a quarter-second or a full batch, off every request's path, a slice
-    of MEMORIES_PER_TURN at a time between the loop's other work."""
+class MemoryMaker:
+    """Exchanges made into memories (text stripped, redacted and trimmed, id), the ones
+    made lately left out: wherever the index is written, in this process or its own."""
 
-    def __init__(
-        self,
-        backend: RecallBackend,
-        on_drop: Callable[[int], None],
-        redact: Callable[[str], str] = lambda text: text,
-    ) -> None:
-        self._add = backend.add
-        self._writer = BatchWriter(self._store, "memory", "the memory index", logger, on_drop)
+    def __init__(self, redact: Callable[[str], str] = lambda text: text) -> None:
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         # Recall asks for the texts of every exchange a request carries (to leave those
         # in context out): a client that resends its conversation asks for them again.
@@ -95,38 +86,8 @@ class MemoryIndexer:
             functools.partial(exchange_text, redact=redact)
         )
 
-    def remember(
-        self,
-        *,
-        user_id: str,
-        project: str,
-        session_id: str | None,
-        client: str,
-        model: str | None,
-        question: str,
-        answer: str,
-        private: bool = False,
-    ) -> None:
-        """Queue one exchange; the same text in the same project is stored once (as it was
-        first: a private model's, or not). `private`: told to a private model."""
-        self._writer.put(
-            _Exchange(
-                user_id, project, session_id, client, model, time.time(), question, answer, private
-            )
-        )
-
-    async def _store(self, exchanges: list[_Exchange]) -> None:
-        records: list[MemoryRecord] = []
-        for start in range(0, len(exchanges), MEMORIES_PER_TURN):
-            if start:
-                await asyncio.sleep(0)  # the requests waiting are served between slices
-            made = (self._memory(one) for one in exchanges[start : start + MEMORIES_PER_TURN])
-            records += [record for record in made if record is not None]
-        if records:
-            await self._add(records)
-
-    def _memory(self, one: _Exchange) -> MemoryRecord | None:
-        """The exchange's memory, or None when the same one was queued lately."""
+    def memory(self, one: Exchange) -> MemoryRecord | None:
+        """The exchange's memory, or None when the same one was made lately."""
         text = self.memory_text(one.question, one.answer)
         record_id = memory_id(one.user_id, one.project, text)
         if record_id in self._recent:
@@ -146,6 +107,87 @@ class MemoryIndexer:
             text,
             one.private,
         )
+
+
+class ExchangeIndexer(Protocol):
+    """What request memory hands each exchange to: MemoryIndexer here, or IndexProcess
+    (index_process.py) for the SQLite file, which writes it from a process of its own."""
+
+    memory_text: Callable[[str, str], str]
+
+    @property
+    def dropped(self) -> int: ...
+
+    def remember(
+        self,
+        *,
+        user_id: str,
+        project: str,
+        session_id: str | None,
+        client: str,
+        model: str | None,
+        question: str,
+        answer: str,
+        private: bool = False,
+    ) -> None: ...
+
+    def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryIndexer:
+    """Exchanges queued on the request path at the cost of a queue put; their memories
+    (MemoryMaker) made when their batch is written, in a quarter-second or a full batch,
+    off every request's path, a slice of MEMORIES_PER_TURN at a time between the loop's
+    other work."""
+
+    def __init__(
+        self,
+        backend: RecallBackend,
+        on_drop: Callable[[int], None],
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
+        self._add = backend.add
+        self._writer = BatchWriter(
+            self._store, "memory", "the memory index", logger, on_drop, plural="memories"
+        )
+        self._maker = MemoryMaker(redact)
+        self.memory_text = self._maker.memory_text
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
+
+    def remember(
+        self,
+        *,
+        user_id: str,
+        project: str,
+        session_id: str | None,
+        client: str,
+        model: str | None,
+        question: str,
+        answer: str,
+        private: bool = False,
+    ) -> None:
+        """Queue one exchange; the same text in the same project is stored once (as it was
+        first: a private model's, or not). `private`: told to a private model."""
+        self._writer.put(
+            Exchange(
+                user_id, project, session_id, client, model, time.time(), question, answer, private
+            )
+        )
+
+    async def _store(self, exchanges: list[Exchange]) -> None:
+        records: list[MemoryRecord] = []
+        for start in range(0, len(exchanges), MEMORIES_PER_TURN):
+            if start:
+                await asyncio.sleep(0)  # the requests waiting are served between slices
+            made = map(self._maker.memory, exchanges[start : start + MEMORIES_PER_TURN])
+            records += [record for record in made if record is not None]
+        if records:
+            await self._add(records)
 
     def start(self) -> None:
         self._writer.start()

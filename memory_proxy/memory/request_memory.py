@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.embeddings import SemanticSearch
-from memory_proxy.memory.indexing import MemoryIndexer
+from memory_proxy.memory.indexing import ExchangeIndexer, MemoryIndexer
 from memory_proxy.memory.placed_blocks import ConversationBlocks
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
@@ -95,18 +95,21 @@ class RequestMemory:
         semantic: SemanticSearch | None = None,
         on_semantic_late: Callable[[], None] = lambda: None,
         placed: ConversationBlocks | None = None,
+        indexer: ExchangeIndexer | None = None,
     ) -> None:
         """`semantic` recalls by meaning too (recall.embedding_model); `on_failure`
         counts failed searches, `on_recall_busy` searches skipped because the backend
         was busy, `on_memories_dropped` lost memories; `redactor` keeps secrets
         out of the index (the conversations have their own); `placed` remembers where
-        recalled blocks went (placed_blocks.py; in this process by default)."""
+        recalled blocks went (placed_blocks.py; in this process by default); `indexer`
+        writes the exchanges into `backend` (by default here, index_process.py's from a
+        process of its own)."""
         self.conversations = conversations
         self.recall = None
-        self.indexer = None
+        self.indexer: ExchangeIndexer | None = None
         if backend is not None:
             redact = (redactor or Redactor(())).text
-            self.indexer = MemoryIndexer(backend, on_memories_dropped, redact)
+            self.indexer = indexer or MemoryIndexer(backend, on_memories_dropped, redact)
             self.recall = Recall(
                 backend,
                 settings,

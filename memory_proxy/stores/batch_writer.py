@@ -22,7 +22,8 @@ DROP_REPORT_SECONDS = 60.0
 
 
 class BatchWriter(Generic[T]):
-    """`write` stores one batch in `store` (named in the log, as `record` names one item)."""
+    """`write` stores one batch in `store` (named in the log, as `record` names one item
+    and `plural` several)."""
 
     def __init__(
         self,
@@ -32,26 +33,26 @@ class BatchWriter(Generic[T]):
         logger: logging.Logger,
         on_drop: Callable[[int], None] = lambda count: None,
         report_every: float = DROP_REPORT_SECONDS,
+        plural: str | None = None,
     ) -> None:
         self._write_batch = write
-        self._record = record
         self._store = store
         self._logger = logger
-        self._on_drop = on_drop
-        self._report_every = report_every
+        self._losses = LossLog(record, logger, on_drop, report_every, plural)
         self._queue: asyncio.Queue[T] = asyncio.Queue(QUEUE_LIMIT)
         self._batch_ready = asyncio.Event()
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
-        self.dropped = 0
-        self._unreported: collections.Counter[str] = collections.Counter()
-        self._report_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self._losses.dropped
 
     def put(self, item: T) -> None:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
-            self._lose(1, "the write queue was full")
+            self._losses.lose(1, "the write queue was full")
             return
         if self._queue.qsize() >= BATCH_SIZE:
             self._batch_ready.set()
@@ -86,39 +87,8 @@ class BatchWriter(Generic[T]):
         try:
             await self._write_batch(batch)
         except Exception as exc:
-            self._lose(len(batch), f"{self._store} failed: {str(exc) or type(exc).__name__}")
+            self._losses.lose(len(batch), f"{self._store} failed: {str(exc) or type(exc).__name__}")
             self._logger.debug("%s failed: traceback", self._store, exc_info=exc)
-
-    def _lose(self, count: int, reason: str) -> None:
-        self.dropped += count
-        self._on_drop(count)
-        self._unreported[reason] += count
-        if self._report_timer is None:
-            self._report_losses(first=True)
-
-    def _report_losses(self, first: bool = False) -> None:
-        """Logs the records lost since the last report, then holds the next one back for
-        `report_every` seconds: a full queue under load must not flood the log."""
-        self._report_timer = None
-        if not self._unreported:
-            return
-        total = sum(self._unreported.values())
-        reasons = "; ".join(
-            reason if count == total else f"{count}: {reason}"
-            for reason, count in self._unreported.items()
-        )
-        self._logger.warning(
-            "%d %s%s lost (%s)%s",
-            total,
-            self._record,
-            "" if total == 1 else "s",
-            reasons,
-            "; more are reported once a minute" if first else "",
-        )
-        self._unreported.clear()
-        if not self._closing:
-            loop = asyncio.get_running_loop()
-            self._report_timer = loop.call_later(self._report_every, self._report_losses)
 
     async def aclose(self) -> None:
         """Write what is queued (for a few seconds at most); the store stays open."""
@@ -131,7 +101,65 @@ class BatchWriter(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
         if not self._queue.empty():
-            self._lose(self._queue.qsize(), "the proxy stopped before they were written")
+            self._losses.lose(self._queue.qsize(), "the proxy stopped before they were written")
+        self._losses.close()
+
+
+class LossLog:
+    """Records lost (`record` names one, `plural` several), counted at once and logged at
+    most once every `report_every` seconds: a full queue under load must not flood the
+    log."""
+
+    def __init__(
+        self,
+        record: str,
+        logger: logging.Logger,
+        on_drop: Callable[[int], None] = lambda count: None,
+        report_every: float = DROP_REPORT_SECONDS,
+        plural: str | None = None,
+    ) -> None:
+        self._record = record
+        self._plural = plural or f"{record}s"
+        self._logger = logger
+        self._on_drop = on_drop
+        self._report_every = report_every
+        self.dropped = 0
+        self._unreported: collections.Counter[str] = collections.Counter()
+        self._report_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def lose(self, count: int, reason: str) -> None:
+        self.dropped += count
+        self._on_drop(count)
+        self._unreported[reason] += count
+        if self._report_timer is None:
+            self._report(first=True)
+
+    def _report(self, first: bool = False) -> None:
+        """Logs the records lost since the last report, then holds the next one back."""
+        self._report_timer = None
+        if not self._unreported:
+            return
+        total = sum(self._unreported.values())
+        reasons = "; ".join(
+            reason if count == total else f"{count}: {reason}"
+            for reason, count in self._unreported.items()
+        )
+        self._logger.warning(
+            "%d %s lost (%s)%s",
+            total,
+            self._record if total == 1 else self._plural,
+            reasons,
+            "; more are reported once a minute" if first else "",
+        )
+        self._unreported.clear()
+        if not self._closed:
+            loop = asyncio.get_running_loop()
+            self._report_timer = loop.call_later(self._report_every, self._report)
+
+    def close(self) -> None:
+        """The losses not reported yet, logged now; no more timers."""
+        self._closed = True
         if self._report_timer is not None:
             self._report_timer.cancel()
-        self._report_losses()
+        self._report()
