@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import html
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,9 +29,8 @@ from memory_proxy.memory.fusion import CANDIDATES_BY_MEANING, answering, fuse
 from memory_proxy.memory.recall import RELATIVE_CUT_OFF, Recall
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
-from scripts.bench_recall import recalled_block as block_through_recall
 from scripts.bench_recall_history import seed
-from scripts.bench_recall_replay import _MEMORY, Corpus, block, figures
+from scripts.bench_recall_replay import Corpus, block, blocks_through, figures
 from scripts.recall_history import Question, build_dataset
 
 SETTINGS = RecallSettings()
@@ -160,15 +158,9 @@ async def through_recall(
             while batch := await index.vectors.unembedded(0, BATCH):
                 vectors = await replay.model.embed([text for _, text in batch])
                 await index.vectors.add([(s, v) for (s, _), v in zip(batch, vectors, strict=True)])
-            by_text = {(r.user_id, r.project, r.text.strip()): r.id for r in corpus.records}
-            found = {}
-            for q in questions:
-                text = await block_through_recall(recall, q.user, q.project, q.text)
-                texts = [html.unescape(t) for t in _MEMORY.findall(text)]
-                found[q.id] = [corpus.exchange[by_text[(q.user, q.project, t)]] for t in texts]
+            return await blocks_through(recall, corpus, questions)
         finally:
             await index.aclose()
-    return found
 
 
 def main() -> None:

@@ -237,15 +237,21 @@ async def through_recall(corpus: Corpus, questions: Sequence[Question]) -> dict[
         recall = Recall(index, settings, on_timeout=lambda: None, on_failure=lambda: None)
         try:
             await seed(index, list(corpus.records))
-            by_text = {(r.user_id, r.project, r.text.strip()): r.id for r in corpus.records}
-            found = {}
-            for q in questions:
-                text = await block_through_recall(recall, q.user, q.project, q.text)
-                texts = [html.unescape(t) for t in _MEMORY.findall(text)]
-                ids = [by_text[(q.user, q.project, t)] for t in texts]
-                found[q.id] = [corpus.exchange[i] for i in ids]
+            return await blocks_through(recall, corpus, questions)
         finally:
             await index.aclose()
+
+
+async def blocks_through(
+    recall: Recall, corpus: Corpus, questions: Sequence[Question]
+) -> dict[str, list[str]]:
+    """The exchanges of each question's block, as `recall` (over the corpus) gives it."""
+    by_text = {(r.user_id, r.project, r.text.strip()): r.id for r in corpus.records}
+    found = {}
+    for q in questions:
+        text = await block_through_recall(recall, q.user, q.project, q.text)
+        texts = [html.unescape(t) for t in _MEMORY.findall(text)]
+        found[q.id] = [corpus.exchange[by_text[(q.user, q.project, t)]] for t in texts]
     return found
 
 
