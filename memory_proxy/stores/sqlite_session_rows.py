@@ -9,7 +9,7 @@ savepoints are taken per append only when something in the batch failed. Each ca
 still ends as it would alone: a load sees every append made before it and none made
 after, a failing append leaves nothing of itself, and the others are written.
 
-A message's JSON is packed (packed_text.py).
+A message's JSON is packed, a short one kept plain (packed_text.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from memory_proxy.records.messages import Message, mark_partial
-from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
+from memory_proxy.stores.packed_text import pack_unless_short, unpack_bytes
 from memory_proxy.stores.session_calls import Append, Load, SessionCall
 
 _LOAD_ONE = (
@@ -123,7 +123,10 @@ class SessionRows:
             return [exc if isinstance(call, Append) else next(read) for call in calls]
 
     def _in_order(
-        self, calls: list[SessionCall], packed: dict[int, list[bytes] | Exception], careful: bool
+        self,
+        calls: list[SessionCall],
+        packed: dict[int, list[bytes | str] | Exception],
+        careful: bool,
     ) -> list[Any]:
         outcomes: list[Any] = [None] * len(calls)
         unread: dict[int, Load] = {}  # loads not read yet, by their place
@@ -154,7 +157,7 @@ class SessionRows:
             outcomes[place] = history
         unread.clear()
 
-    def _alone(self, one: Append, packed: list[bytes] | Exception) -> int | Exception:
+    def _alone(self, one: Append, packed: list[bytes | str] | Exception) -> int | Exception:
         self._db.execute("SAVEPOINT one_append")
         try:
             outcome = self._append(one, packed)
@@ -164,7 +167,7 @@ class SessionRows:
         self._db.execute("RELEASE one_append")
         return outcome
 
-    def _append(self, one: Append, packed: list[bytes] | Exception) -> int | Exception:
+    def _append(self, one: Append, packed: list[bytes | str] | Exception) -> int | Exception:
         if isinstance(packed, Exception):
             return packed
         user_id, session_id, now = one.user_id, one.session_id, self._now()
@@ -182,8 +185,8 @@ class SessionRows:
         return int(dropped.rowcount)
 
 
-def _packed(one: Append) -> list[bytes] | Exception:
+def _packed(one: Append) -> list[bytes | str] | Exception:
     try:
-        return [pack_bytes(orjson.dumps(mark_partial(m, one.partial))) for m in one.messages]
+        return [pack_unless_short(orjson.dumps(mark_partial(m, one.partial))) for m in one.messages]
     except Exception as exc:
         return exc

@@ -1,5 +1,6 @@
 """Packed texts: read back as written, whatever their length, as small as zlib's default
-packs them, and texts packed by zlib's default (older files) still read."""
+packs them, and texts packed by zlib's default (older files) still read; short ones kept
+plain where asked."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_proxy.stores.packed_text import LEVEL, pack, pack_bytes, unpack, unpack_bytes
+from memory_proxy.stores.packed_text import (
+    LEVEL,
+    PLAIN_BELOW,
+    pack,
+    pack_bytes,
+    pack_unless_short,
+    unpack,
+    unpack_bytes,
+)
 
 PROSE = (
     "The proxy stores each exchange of a session, packed; a question, an answer, code, "
@@ -45,3 +54,13 @@ def test_a_short_text_is_packed_with_a_window_its_size() -> None:
     for length, window in ((100, 512), (2000, 2048), (4000, 4096), (100_000, 32_768)):
         header = pack_bytes(b"x" * length)[0]
         assert 1 << ((header >> 4) + 8) == window  # CINFO: log2(window) - 8
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=2 * PLAIN_BELOW))
+def test_a_text_kept_plain_when_short_reads_back_as_it_was(text: str) -> None:
+    data = text.encode()
+    stored = pack_unless_short(data)
+    assert isinstance(stored, str) == (len(data) < PLAIN_BELOW)  # bytes, not characters
+    assert unpack(stored) == text
+    assert unpack_bytes(stored) in (data, text)  # orjson.loads reads either

@@ -110,3 +110,26 @@ def test_appends_together_end_as_one_at_a_time(
             await reference.aclose()
 
     asyncio.run(main())
+
+
+def test_a_short_message_is_stored_plain_and_a_long_one_packed(tmp_path: Path) -> None:
+    """Deflating a chat message of a few hundred bytes costs as much as a 1 kB one, and
+    inflating it again each time the session is read (packed_text.py)."""
+    short: Message = {"role": "user", "content": "where is staging? " * 5}
+    long: Message = {"role": "assistant", "content": "staging is the second cluster. " * 40}
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "memory.sqlite3", 3600)
+        try:
+            await store.append("alice", "s1", [short, long], partial=False)
+            stored = await store._file.run(
+                lambda: store._file.db.execute(
+                    "SELECT typeof(message) FROM messages ORDER BY id"
+                ).fetchall()
+            )
+            assert stored == [("text",), ("blob",)]
+            assert await store.load("alice", "s1") == [short, long]
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
