@@ -13,7 +13,10 @@ this (the memory index rewrites its own anyway, sqlite_index_schema.py).
 A short text costs deflate about as much as a 1 kB one (~50k instructions for a chat
 message of 150-300 bytes, inflating it ~7k on every read) to save a few hundred bytes at
 most: `pack_unless_short` keeps texts under `PLAIN_BELOW` bytes plain, where the column
-tells a TEXT from a BLOB (SQLite's session messages)."""
+tells a TEXT from a BLOB (SQLite's session messages). Where a column holds bytes only
+(PostgreSQL's `bytea`), `pack_object_unless_short` keeps a short JSON object as its bytes:
+they start with `{`, and a zlib stream never does (its first byte is 0x18-0x78 for the
+windows used here), so `unpack_object` tells them apart."""
 
 from __future__ import annotations
 
@@ -41,6 +44,16 @@ def pack_unless_short(data: bytes) -> bytes | str:
     """UTF-8 `data` packed, or as its text when shorter than PLAIN_BELOW bytes (read back
     as it is by `unpack` and `unpack_bytes`)."""
     return data.decode() if len(data) < PLAIN_BELOW else pack_bytes(data)
+
+
+def pack_object_unless_short(data: bytes) -> bytes:
+    """A JSON object's UTF-8 `data` packed, or as it is when shorter than PLAIN_BELOW."""
+    return data if len(data) < PLAIN_BELOW else pack_bytes(data)
+
+
+def unpack_object(stored: bytes) -> bytes:
+    """A JSON object's bytes, inflated unless they were kept as they are."""
+    return stored if stored[:1] == b"{" else zlib.decompress(stored)
 
 
 def unpack(stored: bytes | str) -> str:

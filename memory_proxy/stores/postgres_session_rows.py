@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from memory_proxy.records.messages import Message, mark_partial
-from memory_proxy.stores.packed_text import pack_bytes, unpack_bytes
+from memory_proxy.stores.packed_text import pack_object_unless_short, unpack_object
 from memory_proxy.stores.postgres_database import CONNECT_TIMEOUT_SECONDS
 from memory_proxy.stores.session_calls import Append, Load, SessionCall
 
@@ -153,7 +153,7 @@ class SessionRows:
             history = histories[place - 1]
             if isinstance(history, list):
                 try:
-                    history.append(orjson.loads(unpack_bytes(stored)))
+                    history.append(orjson.loads(unpack_object(stored)))
                 except Exception as exc:
                     histories[place - 1] = exc
         return histories
@@ -208,6 +208,7 @@ class SessionRows:
 
 def _packed(one: Append) -> list[bytes] | Exception:
     try:
-        return [pack_bytes(orjson.dumps(mark_partial(m, one.partial))) for m in one.messages]
+        messages = (orjson.dumps(mark_partial(m, one.partial)) for m in one.messages)
+        return [pack_object_unless_short(message) for message in messages]
     except Exception as exc:
         return exc

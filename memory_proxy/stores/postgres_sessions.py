@@ -7,10 +7,10 @@ dropped, the count kept), its messages read with one join. Loads and appends are
 for one thread with its own connection, and those queued together run together: the
 histories in one statement, the appends in another (postgres_session_rows.py); the rest
 (the API's listing and deletes, the purge) uses a small pool on the event loop.
-A message's JSON is packed as in the SQLite file (packed_text.py). Deleting a session or
-its expiry deletes its rows; PostgreSQL keeps the dead tuples until VACUUM reclaims their
-space (autovacuum, soon after), and never in a form a query can read: see README "The
-PostgreSQL database".
+A message's JSON is packed as in the SQLite file, a short one kept as it is
+(packed_text.py). Deleting a session or its expiry deletes its rows; PostgreSQL keeps
+the dead tuples until VACUUM reclaims their space (autovacuum, soon after), and never in
+a form a query can read: see README "The PostgreSQL database".
 """
 
 from __future__ import annotations

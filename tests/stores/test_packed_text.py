@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zlib
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,9 +15,11 @@ from memory_proxy.stores.packed_text import (
     PLAIN_BELOW,
     pack,
     pack_bytes,
+    pack_object_unless_short,
     pack_unless_short,
     unpack,
     unpack_bytes,
+    unpack_object,
 )
 
 PROSE = (
@@ -64,3 +67,19 @@ def test_a_text_kept_plain_when_short_reads_back_as_it_was(text: str) -> None:
     assert isinstance(stored, str) == (len(data) < PLAIN_BELOW)  # bytes, not characters
     assert unpack(stored) == text
     assert unpack_bytes(stored) in (data, text)  # orjson.loads reads either
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=PLAIN_BELOW), max_size=4))
+def test_a_json_object_kept_as_it_is_when_short_reads_back_as_it_was(
+    message: dict[str, str],
+) -> None:
+    data = orjson.dumps(message)
+    stored = pack_object_unless_short(data)
+    assert (stored == data) == (len(data) < PLAIN_BELOW)
+    assert unpack_object(stored) == data
+
+
+@given(st.binary(min_size=1, max_size=40_000))
+def test_packed_bytes_never_start_as_a_json_object_does(data: bytes) -> None:
+    assert pack_bytes(data)[:1] != b"{"

@@ -8,11 +8,13 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.postgres_sessions import PostgresStore
 from tests.postgres_support import PostgresServer
 from tests.stores import session_calls_support as session_calls
@@ -193,3 +195,26 @@ def test_calls_made_together_end_as_one_at_a_time(
             open_store, now, calls, together, lambda made: made_in_order(*made)
         )
     )
+
+
+def test_a_short_message_is_stored_as_its_json_and_a_long_one_packed(postgres_url: str) -> None:
+    """As in the SQLite file (packed_text.py): deflating a message of a few hundred bytes
+    costs as much as a 1 kB one, and inflating it again at each read."""
+    short: Message = {"role": "user", "content": "where is staging? " * 5}
+    long: Message = {"role": "assistant", "content": "staging is the second cluster. " * 40}
+
+    async def main() -> None:
+        store = PostgresStore(postgres_url, 3600)
+        try:
+            await store.append("alice", "short-and-long", [short, long], partial=False)
+            assert await store.load("alice", "short-and-long") == [short, long]
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+    with psycopg.connect(postgres_url) as db:
+        rows = db.execute(
+            "SELECT message FROM messages WHERE session_id = 'short-and-long' ORDER BY id"
+        ).fetchall()
+    assert bytes(rows[0][0]) == orjson.dumps(short)
+    assert bytes(rows[1][0])[:1] != b"{" and len(rows[1][0]) < len(orjson.dumps(long))
