@@ -57,6 +57,37 @@ def index_processes() -> list[psutil.Process]:
     return found
 
 
+def remember(
+    indexer: IndexProcess,
+    question: str,
+    answer: str,
+    *,
+    user: str = "alice",
+    project: str = "shop",
+    private: bool = False,
+) -> None:
+    """One exchange named by no session, from client "c" and model "m"."""
+    indexer.remember(
+        user_id=user,
+        project=project,
+        session_id=None,
+        client="c",
+        model="m",
+        question=question,
+        answer=answer,
+        private=private,
+    )
+
+
+async def written_to(path: Path) -> list[MemoryRecord]:
+    """Every memory in the SQLite file at `path`."""
+    index = SQLiteMemoryIndex(path)
+    try:
+        return await index.list_memories(None, None, 2000, 0)
+    finally:
+        await index.aclose()
+
+
 def dropped(app: MemoryProxy) -> float:
     value = app.metrics.registry.get_sample_value("memory_proxy_memories_dropped_total")
     return value or 0.0
@@ -127,21 +158,9 @@ def test_what_is_sent_at_shutdown_is_written_before_the_process_ends(tmp_path: P
         indexer = IndexProcess(settings, losses.append, lambda text: text)
         indexer.start()
         for number in range(1500):
-            indexer.remember(
-                user_id="alice",
-                project="shop",
-                session_id=None,
-                client="test",
-                model="m",
-                question=f"question {number}",
-                answer=f"answer {number}",
-            )
+            remember(indexer, f"question {number}", f"answer {number}")
         await indexer.aclose()  # at once: most are still waiting or on their way
-        index = SQLiteMemoryIndex(path)
-        try:
-            return await index.list_memories("alice", "shop", 2000, 0)
-        finally:
-            await index.aclose()
+        return await written_to(path)
 
     written = asyncio.run(main())
     assert losses == [] and len(written) == 1500
@@ -159,21 +178,9 @@ def test_past_the_queue_limit_the_newest_are_lost_and_counted(
     async def main() -> list[MemoryRecord]:
         indexer = IndexProcess(settings_, losses.append, lambda text: text)
         for number in range(5):
-            indexer.remember(
-                user_id="alice",
-                project="",
-                session_id=None,
-                client="c",
-                model="m",
-                question=f"question {number}",
-                answer="answer",
-            )
+            remember(indexer, f"question {number}", "answer")
         await indexer.aclose()
-        index = SQLiteMemoryIndex(path)
-        try:
-            return await index.list_memories(None, None, 10, 0)
-        finally:
-            await index.aclose()
+        return await written_to(path)
 
     written = sorted(record.text for record in asyncio.run(main()))
     assert losses == [2]
@@ -215,22 +222,9 @@ def test_the_process_writes_the_memories_the_proxy_would_make(
     async def main() -> list[MemoryRecord]:
         indexer = IndexProcess(settings_, lambda count: None, redact)
         for user, project, question, answer, private in sent:
-            indexer.remember(
-                user_id=user,
-                project=project,
-                session_id=None,
-                client="c",
-                model="m",
-                question=question,
-                answer=answer,
-                private=private,
-            )
+            remember(indexer, question, answer, user=user, project=project, private=private)
         await indexer.aclose()
-        index = SQLiteMemoryIndex(path)
-        try:
-            return await index.list_memories(None, None, 100, 0)
-        finally:
-            await index.aclose()
+        return await written_to(path)
 
     written = {r.id: dataclasses.replace(r, created_at=1.0) for r in asyncio.run(main())}
     assert written == expected
