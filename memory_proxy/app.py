@@ -305,13 +305,11 @@ def _request_memory(
         return None
     budget = settings.recall.timeout_ms / 1000
     placements = open_placements(settings.memory, budget) if shared_placements else None
-    # The SQLite file's index is written from a process of its own (index_process.py).
     index_process = (
         IndexProcess(settings, metrics.memories_dropped.inc, redactor.text, metrics.redacted)
         if shared_placements and settings.memory.store == "sqlite"
         else None
     )
-    searches_failed = functools.partial(metrics.store_failed, "search")
     conversations = ConversationMemory(
         open_store(settings.memory),
         settings.memory,
@@ -325,7 +323,7 @@ def _request_memory(
         settings.recall,
         on_recall_timeout=metrics.recall_timeouts.inc,
         on_recall_busy=metrics.recall_skipped.labels("busy").inc,
-        on_failure=searches_failed,
+        on_failure=functools.partial(metrics.store_failed, "search"),
         on_memories_dropped=metrics.memories_dropped.inc,
         redactor=redactor,
         semantic=semantic,
