@@ -24,7 +24,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.packed_text import pack_object_unless_short, unpack_object
 from memory_proxy.stores.postgres_database import CONNECT_TIMEOUT_SECONDS
 from memory_proxy.stores.session_calls import Append, Load, SessionCall
@@ -161,7 +161,7 @@ class SessionRows:
     def _write(self, appends: list[Append]) -> list[int | Exception]:
         """The appends in one statement; when it fails for what was sent (not for the
         connection or the server's time), each alone."""
-        packed = [_packed(one) for one in appends]
+        packed = [one.packed(pack_object_unless_short) for one in appends]
         ready = [
             (one, texts)
             for one, texts in zip(appends, packed, strict=True)
@@ -204,11 +204,3 @@ class SessionRows:
             "lasts": lasts,
         }
         return [int(row[0] or 0) for row in self._execute(_APPEND_MANY, params)]
-
-
-def _packed(one: Append) -> list[bytes] | Exception:
-    try:
-        messages = (orjson.dumps(mark_partial(m, one.partial)) for m in one.messages)
-        return [pack_object_unless_short(message) for message in messages]
-    except Exception as exc:
-        return exc

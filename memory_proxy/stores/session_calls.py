@@ -3,9 +3,14 @@ read, and an exchange appended to it. SQLite's and PostgreSQL's rows run them al
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
-from memory_proxy.records.messages import Message
+import orjson
+
+from memory_proxy.records.messages import Message, mark_partial
+
+Packed = TypeVar("Packed")
 
 
 class Load(NamedTuple):
@@ -18,6 +23,14 @@ class Append(NamedTuple):
     session_id: str
     messages: list[Message]
     partial: bool
+
+    def packed(self, pack: Callable[[bytes], Packed]) -> list[Packed] | Exception:
+        """Each message's JSON (marked partial as the append says) as `pack` keeps it for
+        its store, or why one could not be written (the append fails alone)."""
+        try:
+            return [pack(orjson.dumps(mark_partial(m, self.partial))) for m in self.messages]
+        except Exception as exc:
+            return exc
 
 
 SessionCall = Load | Append

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from memory_proxy.records.messages import Message, mark_partial
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.packed_text import pack_unless_short, unpack_bytes
 from memory_proxy.stores.session_calls import Append, Load, SessionCall
 
@@ -106,7 +106,11 @@ class SessionRows:
         before it, and none made after). All is tried at once; when anything fails, all
         again, each append in a savepoint of its own, so that it fails alone (rare: the
         statements are few and fixed)."""
-        packed = {i: _packed(call) for i, call in enumerate(calls) if isinstance(call, Append)}
+        packed = {
+            i: call.packed(pack_unless_short)
+            for i, call in enumerate(calls)
+            if isinstance(call, Append)
+        }
         if not packed:  # reads alone: a failing one fails its own loads
             return self._in_order(calls, packed, careful=True)
         try:
@@ -183,10 +187,3 @@ class SessionRows:
         if dropped.rowcount:
             self._db.execute(_UNCOUNT, (dropped.rowcount, user_id, session_id))
         return int(dropped.rowcount)
-
-
-def _packed(one: Append) -> list[bytes | str] | Exception:
-    try:
-        return [pack_unless_short(orjson.dumps(mark_partial(m, one.partial))) for m in one.messages]
-    except Exception as exc:
-        return exc
