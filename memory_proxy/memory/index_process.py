@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import marshal
 import math
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from memory_proxy.config import Settings
-from memory_proxy.memory.indexing import RECENT_TEXTS, exchange_text
+from memory_proxy.memory.indexing import recent_memory_texts
 from memory_proxy.stores.batch_writer import QUEUE_LIMIT, SHUTDOWN_WRITE_SECONDS, LossLog
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -79,9 +78,7 @@ class IndexProcess:
         self._settings = settings
         self._losses = LossLog("memory", logger, on_drop, plural="memories")
         self._on_redacted = on_redacted
-        self.memory_text: Callable[[str, str], str] = functools.lru_cache(RECENT_TEXTS)(
-            functools.partial(exchange_text, redact=redact)
-        )
+        self.memory_text = recent_memory_texts(redact)
         self._waiting: list[tuple[Any, ...]] = []
         self._in_flight = 0  # sent, not yet answered for
         self._timer: asyncio.TimerHandle | None = None

@@ -44,6 +44,13 @@ def exchange_text(
     return redact(f"User: {question}\nAssistant: {answer}")[:MAX_MEMORY_CHARS]
 
 
+def recent_memory_texts(redact: Callable[[str], str]) -> Callable[[str, str], str]:
+    """`exchange_text` with `redact`, the latest RECENT_TEXTS kept: recall asks for the texts
+    of every exchange a request carries (to leave those in context out), and a client that
+    resends its conversation asks for them again."""
+    return functools.lru_cache(RECENT_TEXTS)(functools.partial(exchange_text, redact=redact))
+
+
 def note_text(text: str, redact: Callable[[str], str] = lambda text: text) -> str:
     """A note an agent asks memory to keep (the MCP tool `remember`), kept as an exchange
     is: recalled blocks and `<private>` spans left out, secrets redacted, trimmed."""
@@ -80,11 +87,7 @@ class MemoryMaker:
 
     def __init__(self, redact: Callable[[str], str] = lambda text: text) -> None:
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
-        # Recall asks for the texts of every exchange a request carries (to leave those
-        # in context out): a client that resends its conversation asks for them again.
-        self.memory_text: Callable[[str, str], str] = functools.lru_cache(RECENT_TEXTS)(
-            functools.partial(exchange_text, redact=redact)
-        )
+        self.memory_text = recent_memory_texts(redact)
 
     def memory(self, one: Exchange) -> MemoryRecord | None:
         """The exchange's memory, or None when the same one was made lately."""
