@@ -3,9 +3,20 @@ at the recent time per search, leave it room to finish within the budget (with
 `parallel` of them running at once); otherwise it is refused at once (SearchBusy) and
 recall goes on without, counted. Queueing more would only make every search late. An idle
 index always takes a search, however slow the last ones were. Used on the event loop by
-the SQLite index's search thread and by the PostgreSQL index's pool of searches."""
+the SQLite index's search thread and by the PostgreSQL index's pool of searches.
+
+The time per search alone misjudges a busy proxy: a search's answer also waits for the
+GIL (taken back after each SQLite step) and for the event loop to see it, and under 50
+clients that wait was most of the budget (in process: 85% of the searches taken came
+back late). So how many may wait also adapts to what came back, as TCP's window does:
+each search settled past `LATE_SHARE` of the budget halves it, each in time lets one more
+wait per round of searches.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from memory_proxy.stores.base import SearchBusy
 
@@ -13,21 +24,30 @@ from memory_proxy.stores.base import SearchBusy
 # first search, and 64 of the fastest measured (0.5 ms) fill most of a 50 ms budget.
 MAX_WAITING = 64
 SMOOTHING = 0.2  # the weight of the latest search in the running time per search
+# A search settled after this share of the budget says the queue is too deep: the waiter
+# gave up, or nearly did (then the next one, behind it, would not make it).
+LATE_SHARE = 0.8
 
 
 class SearchAdmission:
-    """Counts the searches taken and not yet settled, and the time per search."""
+    """Counts the searches taken and not yet settled, the time per search, and how many
+    may wait."""
 
-    def __init__(self, budget: float, parallel: int = 1) -> None:
+    def __init__(
+        self, budget: float, parallel: int = 1, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.budget = budget
         self._parallel = parallel
+        self._clock = clock
         self.waiting = 0  # taken and not yet settled: changed on the event loop only
+        self.depth = float(MAX_WAITING)  # how many may wait: halved by late searches
         self.seconds_per_search = 0.0  # written by whoever runs the searches
 
-    def admit(self) -> None:
-        """Takes one more search, or raises SearchBusy when it could not finish in time."""
+    def admit(self) -> float:
+        """Takes one more search, or raises SearchBusy when it could not finish in time.
+        Returns when it was taken, for `settled`."""
         if self.waiting and (
-            self.waiting >= MAX_WAITING
+            self.waiting >= self.depth
             or (self.waiting // self._parallel + 1) * self.seconds_per_search > self.budget
         ):
             raise SearchBusy(
@@ -36,9 +56,15 @@ class SearchAdmission:
                 f"{self.budget * 1000:.0f} ms budget"
             )
         self.waiting += 1
+        return self._clock()
 
-    def settled(self) -> None:
+    def settled(self, taken_at: float) -> None:
+        """A search taken at `taken_at` is answered, or its waiter gone."""
         self.waiting -= 1
+        if self._clock() - taken_at >= LATE_SHARE * self.budget:
+            self.depth = max(1.0, self.depth / 2)
+        else:
+            self.depth = min(float(MAX_WAITING), self.depth + 1 / self.depth)
 
     def took(self, seconds: float) -> None:
         self.seconds_per_search += SMOOTHING * (seconds - self.seconds_per_search)

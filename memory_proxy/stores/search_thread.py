@@ -8,8 +8,8 @@ the statement stops at its next step with "interrupted", and the thread moves on
 
 The queue is bounded by time (search_admission.py): so the depth is the budget over the
 time of a search: 50 ms over the ~5 ms a search of 5,000 memories in one project takes
-here is 10, over the ~0.5 ms of a search of a small project 100 (then capped at 64). One
-thread finishes no more.
+here is 10, over the ~0.5 ms of a search of a small project 100 (then capped at 64), and
+halved by each answer the event loop saw late. One thread finishes no more.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class _Search:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     work: Callable[[sqlite3.Connection], Any]
+    taken_at: float  # when the admission took it
 
 
 class SearchThread:
@@ -58,10 +59,10 @@ class SearchThread:
         search or interrupts it. SearchBusy, at once, when it could not finish in time."""
         if self._closed:
             raise RuntimeError("cannot search after the index is closed")
-        self._admission.admit()
+        taken_at = self._admission.admit()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        search = _Search(loop, future, work)
+        search = _Search(loop, future, work, taken_at)
         future.add_done_callback(functools.partial(self._settled, search))
         self._searches.put(search)
         return future
@@ -76,7 +77,7 @@ class SearchThread:
 
     def _settled(self, search: _Search, future: asyncio.Future[Any]) -> None:
         """On the loop, once the search is answered or its waiter gone."""
-        self._admission.settled()
+        self._admission.settled(search.taken_at)
         if future.cancelled():
             with self._running_lock:
                 if self._running is search:  # its connection is not opened anew meanwhile

@@ -188,3 +188,26 @@ async def _stop_runs_what_is_awaited_then_refuses_more(tmp_path: Path) -> None:
         assert await queued == 7
         with pytest.raises(RuntimeError):
             searches.run(lambda db: None)
+
+
+def test_answers_a_busy_loop_saw_late_leave_one_search_waiting_at_a_time(
+    tmp_path: Path,
+) -> None:
+    asyncio.run(_answers_a_busy_loop_saw_late_leave_one_search_waiting_at_a_time(tmp_path))
+
+
+async def _answers_a_busy_loop_saw_late_leave_one_search_waiting_at_a_time(
+    tmp_path: Path,
+) -> None:
+    async with search_thread(tmp_path, budget=0.05) as searches:
+        answers = [searches.run(lambda db: db.execute("SELECT 1").fetchone()) for _ in range(6)]
+        busy_until = time.perf_counter() + 0.06  # the event loop busy with other requests:
+        while time.perf_counter() < busy_until:  # the searches run, their answers seen late
+            pass
+        await asyncio.gather(*answers)
+        gate = Gate()
+        held = searches.run(gate)  # idle: taken
+        with pytest.raises(SearchBusy):
+            searches.run(lambda db: None)
+        gate.release.set()
+        assert await held == "gate"

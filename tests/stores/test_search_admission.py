@@ -1,0 +1,82 @@
+"""How many searches may wait: bounded by the time per search, and halved by each search
+that came back late, as TCP's window is (a clock of the test's own)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memory_proxy.stores.base import SearchBusy
+from memory_proxy.stores.search_admission import LATE_SHARE, MAX_WAITING, SearchAdmission
+
+BUDGET = 0.05
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def taken(admission: SearchAdmission, count: int) -> list[float]:
+    return [admission.admit() for _ in range(count)]
+
+
+def test_searches_that_came_back_late_leave_one_waiting_at_a_time() -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    late = taken(admission, 8)  # the time per search not known yet: all taken
+    clock.now += BUDGET  # their waiters gave up
+    for taken_at in late:
+        admission.settled(taken_at)
+    first = admission.admit()  # an idle index takes a search, whatever came before
+    with pytest.raises(SearchBusy):
+        admission.admit()
+    admission.settled(first)
+
+
+def test_searches_in_time_let_more_wait_again() -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    late = taken(admission, 8)
+    clock.now += BUDGET
+    for taken_at in late:
+        admission.settled(taken_at)
+    one_at_a_time = admission.depth
+    for _ in range(50):
+        admission.settled(admission.admit())  # answered at once
+    assert one_at_a_time == 1.0
+    assert len(taken(admission, 9)) == 9  # the window grew back: 1 -> ~10 in 50 searches
+
+
+def test_a_search_answered_before_the_late_share_of_the_budget_is_in_time() -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    taken_at = admission.admit()
+    clock.now += LATE_SHARE * BUDGET * 0.99
+    admission.settled(taken_at)
+    assert admission.depth == MAX_WAITING
+
+
+@given(st.lists(st.tuples(st.integers(1, 80), st.floats(0, 2 * BUDGET)), max_size=60))
+def test_how_many_may_wait_stays_between_one_and_the_cap(
+    rounds: list[tuple[int, float]],
+) -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    for count, seconds in rounds:
+        waiting = []
+        for _ in range(count):
+            try:
+                waiting.append(admission.admit())
+            except SearchBusy:
+                break
+        assert 1 <= len(waiting) <= max(1, admission.depth + 1)
+        clock.now += seconds
+        for taken_at in waiting:
+            admission.settled(taken_at)
+        assert 1.0 <= admission.depth <= MAX_WAITING
+        assert admission.waiting == 0
