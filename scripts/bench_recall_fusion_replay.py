@@ -1,4 +1,4 @@
-"""An offline replay of long-history recall with an embedding model (wordllama, as
+"""An offline replay of long-history recall with an embedding model (`--model`, as
 scripts/bench_recall_embeddings.py serves it): every memory embedded once, each question's
 word search replayed as scripts/bench_recall_replay.py does, its closest memories found as
 the vectors' search finds them (the question's scope, the best 20 by cosine), and both
@@ -9,13 +9,15 @@ scripts/requirements-bench.txt.
 vectors too, and counts the questions whose block differs from the replay's. Tune on the
 "tune" split only.
 
-    .venv/bin/python -m scripts.bench_recall_fusion_replay [--split tune] [--check]
+    .venv/bin/python -m scripts.bench_recall_fusion_replay [--model wordllama|minilm]
+        [--split tune] [--thresholds 0.35,0.4] [--pieces 200] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +31,7 @@ from memory_proxy.memory.fusion import CANDIDATES_BY_MEANING, answering, fuse
 from memory_proxy.memory.recall import RELATIVE_CUT_OFF, Recall
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from scripts.bench_embedding_models import MODELS, Embedding, load
 from scripts.bench_recall_history import seed
 from scripts.bench_recall_replay import Corpus, block, blocks_through, figures
 from scripts.recall_history import Question, build_dataset
@@ -44,42 +47,41 @@ Fusion = Callable[
 ]
 
 
-class Embedding:
-    """A model's vectors, for the replay (`unit`) and for the real Recall (`embed`, the
-    Embedder protocol)."""
-
-    def vectors(self, texts: list[str]) -> list[list[float]]:
-        raise NotImplementedError
-
-    def unit(self, texts: list[str]) -> Any:
-        vectors = np.asarray(self.vectors(texts), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms > 0, norms, 1)
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        return self.vectors(texts)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-class WordLlamaModel(Embedding):
-    """wordllama, loaded from its wheel's own files (no download)."""
-
-    def __init__(self) -> None:
-        import wordllama
-        from wordllama import WordLlama
-
-        here = Path(wordllama.__file__).parent
-        self.model = WordLlama.load(cache_dir=here, disable_download=True)
-
-    def vectors(self, texts: list[str]) -> list[list[float]]:
-        return [list(map(float, vector)) for vector in self.model.embed(texts)]
+def pieces(text: str, size: int) -> list[str]:
+    """`text` in pieces of about `size` characters: its sentences packed in order."""
+    packed: list[str] = []
+    for sentence in filter(None, (part.strip() for part in _SENTENCE_END.split(text))):
+        if packed and len(packed[-1]) + 1 + len(sentence) <= size:
+            packed[-1] += " " + sentence
+        else:
+            packed.append(sentence)
+    return packed or [text]
 
 
 class Replay:
-    """The corpus with a vector for each memory."""
+    """The corpus with a vector for each memory, or for each of its pieces (`piece_size`
+    characters: `pieces`)."""
 
-    def __init__(self, corpus: Corpus, model: Embedding) -> None:
+    def __init__(self, corpus: Corpus, model: Embedding, piece_size: int | None = None) -> None:
         self.corpus, self.model = corpus, model
-        self.vectors = model.unit([record.text for record in corpus.records])
+        texts = [[record.text] for record in corpus.records]
+        if piece_size is not None:
+            texts = [pieces(record.text, piece_size) for record in corpus.records]
+        self.owner = np.repeat(np.arange(len(texts)), [len(parts) for parts in texts])
+        self.vectors = model.unit([part for parts in texts for part in parts])
+        # Each scope's pieces, and each piece's memory as a place in the scope's list.
+        self.scope_pieces: dict[tuple[str, str], tuple[Any, Any]] = {}
+        for key, scope in corpus.scopes.items():
+            where = {place: i for i, place in enumerate(scope)}
+            rows = np.flatnonzero(np.isin(self.owner, scope))
+            self.scope_pieces[key] = (rows, np.array([where[o] for o in self.owner[rows]]))
+
+    @property
+    def vectors_per_memory(self) -> float:
+        return len(self.owner) / len(self.corpus.records)
 
     def candidates(
         self, question: Question
@@ -97,7 +99,9 @@ class Replay:
         best = max((share for _, share in lexical), default=0.0)
         cut_off = max(SETTINGS.min_score, RELATIVE_CUT_OFF * best)
         scope = corpus.scopes[(question.user, question.project)]
-        cosines = self.vectors[scope] @ self.model.unit([question.text])[0]
+        rows, owners = self.scope_pieces[(question.user, question.project)]
+        cosines = np.full(len(scope), -1.0, dtype=np.float32)
+        np.maximum.at(cosines, owners, self.vectors[rows] @ self.model.unit([question.text])[0])
         order = np.argsort(-cosines, kind="stable")[:CANDIDATES_BY_MEANING]
         similar = [(corpus.records[scope[i]], float(cosines[i])) for i in order]
         return lexical, cut_off, similar
@@ -165,12 +169,17 @@ async def through_recall(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="wordllama")
+    parser.add_argument("--pieces", type=int, help="characters a piece of a memory, about")
     parser.add_argument("--split", choices=("tune", "test"), default="tune")
     parser.add_argument("--thresholds", default=str(SETTINGS.min_similarity))
     parser.add_argument("--check", action="store_true", help="compare with the real Recall")
     args = parser.parse_args()
+    if args.check and args.pieces:
+        parser.error("--check compares with the real Recall, which has one vector a memory")
     dataset = build_dataset()
-    replay = Replay(Corpus(dataset), WordLlamaModel())
+    replay = Replay(Corpus(dataset), load(args.model), args.pieces)
+    print(f"{args.model}: {replay.vectors_per_memory:.2f} vectors a memory")
     questions = [q for q in (*dataset.questions, *dataset.off_topic) if q.split == args.split]
     asked = {q.id: replay.candidates(q) for q in questions}
     print(f"{args.split} split: evidence, off-topic with a block, tokens on-topic")

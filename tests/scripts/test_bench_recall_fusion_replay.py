@@ -10,7 +10,8 @@ import zlib
 
 from memory_proxy.memory.fusion import fuse
 from memory_proxy.stores import porter
-from scripts.bench_recall_fusion_replay import Embedding, Replay, places, through_recall
+from scripts.bench_embedding_models import Embedding
+from scripts.bench_recall_fusion_replay import Replay, places, through_recall
 from scripts.bench_recall_replay import Corpus, block
 from scripts.recall_history import build_dataset
 
@@ -22,7 +23,7 @@ class HashedWords(Embedding):
     whole text's hash on the last, so that no two memories tie (the vectors' search and
     the replay may order ties differently)."""
 
-    def vectors(self, texts: list[str]) -> list[list[float]]:
+    def compute(self, texts: list[str]) -> list[list[float]]:
         vectors = []
         for text in texts:
             vector = [0.0] * DIMENSIONS
