@@ -19,7 +19,7 @@ from typing import Any
 from memory_proxy.config import MemorySettings
 
 try:
-    from memory_proxy.stores import open_store
+    from memory_proxy.stores.open import open_store
 except ImportError:  # a commit from before stores/ (a5748bb)
     from memory_proxy.memory_store import open_store  # type: ignore[import-not-found,no-redef]
 
