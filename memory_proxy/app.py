@@ -60,9 +60,9 @@ from memory_proxy.memory.pruning import MemoryPruner
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.memory.request_memory import RequestMemory
 from memory_proxy.pipeline import ProxyPipeline
-from memory_proxy.stores import open_memory_index, open_placements, open_store, open_usage_log
 from memory_proxy.stores.base import MemoryIndex, RecallBackend
 from memory_proxy.stores.combined_recall import REMOTE_SHARE_OF_BUDGET, CombinedRecall
+from memory_proxy.stores.open import open_memory_index, open_placements, open_store, open_usage_log
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.stores.supermemory_index import SupermemoryIndex
 from memory_proxy.upstream_headers import UpstreamHeaders

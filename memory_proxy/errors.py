@@ -28,10 +28,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Sequence
-
-from starlette.responses import Response
+from typing import TYPE_CHECKING
 
 from memory_proxy.logging_setup import log_failure
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
 
 logger = logging.getLogger("memory_proxy")
 
@@ -177,6 +179,10 @@ def error_response(
     *,
     retry_after: int | None = None,
 ) -> Response:
+    # Starlette imported here, not above: the index process (memory/index_worker.py) raises
+    # these exceptions and answers no client (starlette.responses: ~25 ms a start).
+    from starlette.responses import Response
+
     headers = {"retry-after": str(retry_after)} if retry_after is not None else None
     return Response(
         error_body(path, status, message),

@@ -22,8 +22,8 @@ import orjson
 from memory_proxy.config import MemorySettings
 from memory_proxy.memory.conversation import ConversationMemory
 from memory_proxy.records.messages import Message
-from memory_proxy.stores import open_memory_index, open_store
 from memory_proxy.stores.base import MemoryStore
+from memory_proxy.stores.open import open_memory_index, open_store
 from memory_proxy.wire.answer import AnswerReader
 from memory_proxy.wire.registry import CHAT
 from scripts.bench_load import CHAT_PATH, Figures, chat_body

@@ -40,8 +40,8 @@ from memory_proxy.config import load_settings
 from memory_proxy.memory.indexing import exchange_text
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import MemoryRecord, memory_id
-from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import RecallBackend
+from memory_proxy.stores.open import open_memory_index
 from scripts.bench_processes import free_port, memory_proxy_process, proxy_config, proxy_counters
 from scripts.bench_upstream import ANSWER
 from scripts.recall_history import Dataset, Exchange, Question

@@ -19,9 +19,12 @@ from typing import Any
 from memory_proxy.config import MemorySettings
 
 try:
-    from memory_proxy.stores import open_store
-except ImportError:  # a commit from before stores/ (a5748bb)
-    from memory_proxy.memory_store import open_store  # type: ignore[import-not-found,no-redef]
+    from memory_proxy.stores.open import open_store
+except ImportError:
+    try:  # a commit from before stores/open.py: the package's __init__ opened the stores
+        from memory_proxy.stores import open_store  # type: ignore[attr-defined,no-redef]
+    except ImportError:  # a commit from before stores/ (a5748bb)
+        from memory_proxy.memory_store import open_store  # type: ignore[import-not-found,no-redef]
 
 
 def settings(target: str) -> MemorySettings:

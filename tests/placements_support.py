@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.stores import open_placements
+from memory_proxy.stores.open import open_placements
 from tests.support import wait_until
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from memory_proxy.config import ConfigError, load_settings
 from memory_proxy.config.recall import DEFAULT_EXTRACTORS, DEFAULT_SESSION_HEADERS
+from memory_proxy.stores import search_admission, sqlite_vectors
 from tests.readme_support import fenced_blocks, section
 
 
@@ -23,6 +24,13 @@ def test_defaults() -> None:
     recall = settings.recall
     assert (recall.enabled, recall.backend, recall.placement) == (True, "local", "user")
     assert (recall.max_tokens, recall.timeout_ms) == (1000, 50)
+
+
+def test_an_index_opened_with_no_budget_or_cache_size_has_the_configured_defaults() -> None:
+    """The indexes write these defaults themselves, so as to import no config."""
+    recall = load_settings(None, environ={}).recall
+    assert recall.timeout_ms / 1000 == search_admission.DEFAULT_BUDGET
+    assert recall.vector_cache_mb * 1024 * 1024 == sqlite_vectors.CACHE_BYTES
 
 
 def test_every_key_is_read(tmp_path: Path) -> None:

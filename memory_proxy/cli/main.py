@@ -27,8 +27,8 @@ from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import LOG_FORMATS, Settings
 from memory_proxy.logging_setup import configure_logging
 from memory_proxy.records.usage import UsageRecord
-from memory_proxy.stores import open_usage_log
 from memory_proxy.stores.base import StoreUnavailable
+from memory_proxy.stores.open import open_usage_log
 
 # Options shared with start-proxies.
 config_option = click.option(

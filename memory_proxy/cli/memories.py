@@ -31,8 +31,8 @@ from memory_proxy.config import Settings
 from memory_proxy.identity.client_detection import VALID_ID
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import GENERAL_PROJECT, MemoryRecord
-from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.open import open_memory_index
 from memory_proxy.stores.sqlite_space import compact as compact_file
 
 T = TypeVar("T")

@@ -23,7 +23,7 @@ import click
 from memory_proxy.cli.settings import load_or_exit
 from memory_proxy.config import MemorySettings, Settings
 from memory_proxy.config.postgres import SCHEMES, shown_url
-from memory_proxy.stores import open_memory_index, open_store, open_usage_log
+from memory_proxy.stores.open import open_memory_index, open_store, open_usage_log
 
 SESSION_PAGE = 500
 USAGE_BATCH = 2000

@@ -31,11 +31,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from memory_proxy.config import Settings
 from memory_proxy.memory.indexing import recent_memory_texts
+from memory_proxy.memory.redaction import Redaction
 from memory_proxy.stores.batch_writer import QUEUE_LIMIT, SHUTDOWN_WRITE_SECONDS, LossLog
+
+if TYPE_CHECKING:
+    from memory_proxy.config import Settings
 
 logger = logging.getLogger("memory_proxy.memory")
 
@@ -61,6 +64,20 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
+class WorkerSettings(NamedTuple):
+    """What the process needs of the settings, its first message: plain values, so that it
+    imports neither the config package nor what that imports (YAML, the proxy's error
+    answers): each start of a process costs that much less CPU."""
+
+    sqlite_path: Path
+    log_format: str
+    redaction: Redaction
+
+    @classmethod
+    def of(cls, settings: Settings) -> WorkerSettings:
+        return cls(settings.memory.sqlite_path, settings.log_format, Redaction.of(settings))
+
+
 class IndexProcess:
     """The ExchangeIndexer (indexing.py) of the SQLite file's index, for request memory.
 
@@ -75,7 +92,7 @@ class IndexProcess:
         redact: Callable[[str], str],
         on_redacted: Callable[[str], None] = lambda kind: None,
     ) -> None:
-        self._settings = settings
+        self._settings = WorkerSettings.of(settings)
         self._losses = LossLog("memory", logger, on_drop, plural="memories")
         self._on_redacted = on_redacted
         self.memory_text = recent_memory_texts(redact)

@@ -19,9 +19,8 @@ import signal
 import socket
 import sys
 
-from memory_proxy.config import Settings
 from memory_proxy.logging_setup import configure_logging
-from memory_proxy.memory.index_process import frame, read_frame
+from memory_proxy.memory.index_process import WorkerSettings, frame, read_frame
 from memory_proxy.memory.indexing import Exchange, MemoryMaker
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
@@ -34,15 +33,15 @@ async def serve(fd: int) -> None:
     first = await read_frame(reader)
     if first is None:
         return
-    settings: Settings = pickle.loads(first)
-    configure_logging(settings.log_format, settings.secrets())
+    settings: WorkerSettings = pickle.loads(first)
+    configure_logging(settings.log_format, settings.redaction.secrets)
     redacted: collections.Counter[str] = collections.Counter()
 
     def count(kind: str) -> None:
         redacted[kind] += 1
 
-    maker = MemoryMaker(Redactor.configured(settings, count).text)
-    index = SQLiteMemoryIndex(settings.memory.sqlite_path)
+    maker = MemoryMaker(Redactor.of(settings.redaction, count).text)
+    index = SQLiteMemoryIndex(settings.sqlite_path)
     try:
         while (batch := await read_frame(reader)) is not None:
             exchanges = [Exchange(*one) for one in marshal.loads(batch)]

@@ -15,6 +15,7 @@ little more) is a known failure of memory plugins.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,9 +55,8 @@ _WRAPPERS = re.compile(r"<(" + "|".join(map(re.escape, WRAPPER_TAGS)) + r")>.*?<
 # it from the turn's text go with it.
 _NAME = rf"{tolerant(RECALLED_TAG)}(?:{tolerant('-')}(?:{GAP}[0-9a-z]){{1,64}})?"
 _END = rf"{GAP}(?:\s{NOT_A_BRACKET}*)?{GREATER_THAN}"
-_OPENING = re.compile(rf"{LESS_THAN}{GAP}{_NAME}{_END}")
+_OPENING = rf"{LESS_THAN}{GAP}{_NAME}{_END}"
 _CLOSING = rf"{LESS_THAN}{GAP}/{GAP}{_NAME}{_END}"
-_RECALLED = re.compile(rf"{_OPENING.pattern}.*?(?:{_CLOSING}(?:\r?\n){{0,2}}|\Z)", re.DOTALL)
 _MIGHT_BE_RECALLED = re.compile(tolerant(RECALLED_TAG))
 _WORD = re.compile(r"\w\w")
 _SPACES = re.compile(r"\s+")
@@ -74,6 +74,14 @@ def without_wrappers(text: str) -> str:
     return _WRAPPERS.sub("", text).strip() if "<" in text else text.strip()
 
 
+@functools.cache
+def _recalled_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(a block, an opening tag): compiled when a text first might hold one, not by every
+    process that imports this module (about 10 ms of CPU: the index process, each CLI run)."""
+    recalled = rf"{_OPENING}.*?(?:{_CLOSING}(?:\r?\n){{0,2}}|\Z)"
+    return re.compile(recalled, re.DOTALL), re.compile(_OPENING)
+
+
 def without_recalled(text: str) -> str:
     """Text with every recalled block removed, so that none is left: recalled memories
     are never stored back. A block whose removal joins the text around it into a new
@@ -81,13 +89,14 @@ def without_recalled(text: str) -> str:
     if not might_hold(text, _MIGHT_BE_RECALLED):
         return text
     view = folded(text)  # character for character: its places are the text's
+    blocks, openings = _recalled_patterns()
     kept = [(0, len(text))]
-    for block in _RECALLED.finditer(view):
+    for block in blocks.finditer(view):
         kept[-1:] = [(kept[-1][0], block.start()), (block.end(), len(text))]
     if len(kept) == 1:
         return text  # no opening tag: each starts a block, if only a cut-short one
     text = "".join(text[start:end] for start, end in kept)
-    opening = _OPENING.search("".join(view[start:end] for start, end in kept))
+    opening = openings.search("".join(view[start:end] for start, end in kept))
     return text if opening is None else text[: opening.start()]
 
 

@@ -13,14 +13,16 @@ import copy
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from memory_proxy.config import Settings
 from memory_proxy.memory.secret_rules import BUILTIN_RULES, SecretRule, starts_token
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.records.messages import Message, ToolCall
+
+if TYPE_CHECKING:
+    from memory_proxy.config import Settings
 
 PROXY_KEY_KIND = "proxy-key"
 MIN_EXACT_SECRET = 8  # shorter configured keys would redact ordinary words
@@ -28,6 +30,21 @@ MIN_EXACT_SECRET = 8  # shorter configured keys would redact ordinary words
 
 def marker(kind: str, lead: str = "") -> str:
     return f"[secret:{kind} {lead}…]" if lead else f"[secret:{kind}]"
+
+
+class Redaction(NamedTuple):
+    """What the settings say of redaction: `memory.redact`, `memory.redact_patterns` (name,
+    expression) and the proxy's own keys. Plain values: the index process receives them
+    (memory/index_worker.py) without importing the config package."""
+
+    on: bool
+    patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    secrets: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Redaction:
+        memory = settings.memory
+        return cls(memory.redact, memory.redact_patterns, settings.secrets())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +96,17 @@ class Redactor:
     def configured(
         cls, settings: Settings, on_redacted: Callable[[str], None] = lambda kind: None
     ) -> Redactor:
-        """As `memory.redact` and `memory.redact_patterns` say; with redaction off, one
-        that changes nothing."""
-        memory = settings.memory
-        if not memory.redact:
+        """As `memory.redact` and `memory.redact_patterns` say."""
+        return cls.of(Redaction.of(settings), on_redacted)
+
+    @classmethod
+    def of(
+        cls, redaction: Redaction, on_redacted: Callable[[str], None] = lambda kind: None
+    ) -> Redactor:
+        """As `redaction` says; with redaction off, one that changes nothing."""
+        if not redaction.on:
             return cls(())
-        return cls(extra=memory.redact_patterns, exact=settings.secrets(), on_redacted=on_redacted)
+        return cls(extra=redaction.patterns, exact=redaction.secrets, on_redacted=on_redacted)
 
     def text(self, text: str) -> str:
         found = self._find(text)

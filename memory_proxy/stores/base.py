@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Collection
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from memory_proxy.errors import ProxyError
 from memory_proxy.records.memory import (
@@ -18,8 +18,11 @@ from memory_proxy.records.memory import (
     SessionSummary,
 )
 from memory_proxy.records.messages import Message
-from memory_proxy.records.series import UsageSeries
-from memory_proxy.records.usage import Feedback, UsageRecord
+
+if TYPE_CHECKING:  # the usage log's records, in annotations only: the index process (which
+    # imports this module) has no use for them
+    from memory_proxy.records.series import UsageSeries
+    from memory_proxy.records.usage import Feedback, UsageRecord
 
 # What failed when memory's store failed (memory_proxy_memory_store_errors_total's
 # `operation`): a session's history loaded or appended, expired sessions purged, a recall

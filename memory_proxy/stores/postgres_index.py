@@ -36,7 +36,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from memory_proxy.config.recall import RecallSettings
 from memory_proxy.records.memory import (
     MemoryRecord,
     Privacy,
@@ -52,9 +51,8 @@ from memory_proxy.stores.postgres_database import PostgresDatabase
 from memory_proxy.stores.postgres_index_schema import MIGRATIONS
 from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.stores.relevance import relevant, stems
-from memory_proxy.stores.search_admission import SearchAdmission
+from memory_proxy.stores.search_admission import DEFAULT_BUDGET, SearchAdmission
 
-DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 SEARCH_CONNECTIONS = 4
 ANALYSE_EVERY = 5000  # memories added by this process between two ANALYZEs
 WAIT_SECONDS = 30.0  # the memories API and CLI, and the writer, off the request path
@@ -130,7 +128,7 @@ class PostgresMemoryIndex:
     """The MemoryIndex in PostgreSQL; `search_budget`: the seconds a search may take,
     waiting included (recall.timeout_ms)."""
 
-    def __init__(self, url: str, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
+    def __init__(self, url: str, search_budget: float = DEFAULT_BUDGET) -> None:
         self._db = PostgresDatabase(
             url, "memories", MIGRATIONS, max_size=2, statement_timeout_ms=60_000
         )

@@ -20,6 +20,11 @@ from collections.abc import Callable
 
 from memory_proxy.stores.base import SearchBusy
 
+# The budget of an index whose opener names none: recall.timeout_ms's default (config/
+# recall.py; tests/test_recall_config.py checks they agree), written here so that the
+# indexes import no config (the index process imports the SQLite one: each start costs
+# less). The proxy and the CLI open theirs with the configured budget (open.py).
+DEFAULT_BUDGET = 0.05
 # Waiting searches at most, whatever the time per search says: it is not known before the
 # first search, and 64 of the fastest measured (0.5 ms) fill most of a 50 ms budget.
 MAX_WAITING = 64

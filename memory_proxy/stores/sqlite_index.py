@@ -54,7 +54,6 @@ from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
 from typing import Any
 
-from memory_proxy.config.recall import RecallSettings
 from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled, SessionSummary
 from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
@@ -62,6 +61,7 @@ from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
 from memory_proxy.stores.recent_hits import RecentHits
 from memory_proxy.stores.relevance import relevant, stems, weight
+from memory_proxy.stores.search_admission import DEFAULT_BUDGET
 from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 from memory_proxy.stores.search_thread import SearchThread
 from memory_proxy.stores.session_summaries import recent_sessions
@@ -82,7 +82,6 @@ from memory_proxy.stores.sqlite_index_sql import record as _record
 from memory_proxy.stores.sqlite_space import used_bytes
 from memory_proxy.stores.sqlite_vectors import VECTORS, SQLiteVectors
 
-DEFAULT_SEARCH_BUDGET = RecallSettings.timeout_ms / 1000
 _FORGET_BATCH = 500  # texts held at once while forgetting
 _IDS_PER_QUERY = 500  # bound variables in one statement, well under SQLite's limit
 
@@ -101,7 +100,7 @@ class SQLiteMemoryIndex:
     # beyond, with none (the ORed tokens would cost more than scoring every match).
     max_scoped_users = 64
 
-    def __init__(self, path: Path, search_budget: float = DEFAULT_SEARCH_BUDGET) -> None:
+    def __init__(self, path: Path, search_budget: float = DEFAULT_BUDGET) -> None:
         self._file = SQLiteFile(path, "memories", MIGRATIONS)
         self._searches = SearchThread(self._file.reader(), search_budget)
         self._recent_hits = RecentHits()  # read on the searches' thread only

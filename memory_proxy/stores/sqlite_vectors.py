@@ -34,7 +34,6 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from memory_proxy.config.recall import RecallSettings
 from memory_proxy.errors import ProxyError
 from memory_proxy.records.memory import MemoryRecord, Privacy
 from memory_proxy.stores.base import SearchBusy
@@ -51,8 +50,10 @@ if TYPE_CHECKING:
     from memory_proxy.stores.vector_cache import FileState, ScopeKey, VectorCache
 
 VECTORS = "memory_vectors"
-# The projects' vectors held in memory, at most (but one), until `hold_at_most` says
-CACHE_BYTES = RecallSettings.vector_cache_mb * 1024 * 1024
+# The projects' vectors held in memory, at most (but one), until `hold_at_most` says (the
+# proxy says recall.vector_cache_mb): its default, 256 MB (tests/test_recall_config.py
+# checks they agree), written here so that the index imports no config.
+CACHE_BYTES = 256 * 1024 * 1024
 _STATE = "SELECT file, added, removed FROM memory_vector_changes"
 # ?1 user, ?2 project, ?3 the vector's length in bytes (another model's are not comparable)
 _SCOPE = """

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memory_proxy.config import MemorySettings
-from memory_proxy.stores import open_store
+from memory_proxy.stores.open import open_store
 from scripts.bench import memory_proxy
 from scripts.bench_load import wrk_round
 from scripts.bench_memory import (

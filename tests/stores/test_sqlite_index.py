@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.records.memory import GENERAL_PROJECT
-from memory_proxy.stores import open_memory_index
 from memory_proxy.stores.base import MemoryIndex
+from memory_proxy.stores.open import open_memory_index
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.stores.sqlite_index_support import BlankIndexes, Index, memory
 
