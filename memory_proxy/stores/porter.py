@@ -131,6 +131,13 @@ def _by_penultimate(rules: tuple[tuple[str, str], ...]) -> dict[str, tuple[tuple
     return {letter: tuple(found) for letter, found in table.items()}
 
 
+# The last letters of every suffix a step looks for (1a: s; 1b: eed, ed, ing; 1c: y; 5: e,
+# ll): a word ending in any other character (a number, most hex ids) passes unchanged.
+_CHANGEABLE_ENDINGS = frozenset(
+    "sdgyel"
+    + "".join(suffix[-1] for suffix, _ in (*_STEP2, *_STEP3))
+    + "".join(suffix[-1] for suffix in _STEP4)
+)
 _STEP2_BY = _by_penultimate(_STEP2)
 _STEP3_BY = _by_penultimate(_STEP3)
 _STEP4_BY = _by_penultimate(tuple((suffix, "") for suffix in _STEP4))
@@ -150,7 +157,7 @@ def _replace(word: str, rules: dict[str, tuple[tuple[str, str], ...]], min_measu
 def stem(word: str) -> str:
     """`word` (lower case, as the tokenizer gives it) as SQLite's porter stems it."""
     size = len(word.encode())
-    if size < MIN_BYTES or size > MAX_BYTES:
+    if size < MIN_BYTES or size > MAX_BYTES or word[-1] not in _CHANGEABLE_ENDINGS:
         return word
     word = _step1a(word)
     word = _step1b(word)

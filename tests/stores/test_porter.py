@@ -50,3 +50,17 @@ def test_every_word_of_the_benchmarks_is_stemmed_as_sqlite_stems_it() -> None:
 )
 def test_any_words_are_stemmed_as_sqlite_stems_them(text: str) -> None:
     assert ours(text) == sqlite_terms(tokenizer(), text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789abcdefhkopqwxz", min_size=1, max_size=40),
+        min_size=1,
+        max_size=8,
+    ).map(" ".join)
+)
+def test_ids_and_numbers_are_stemmed_as_sqlite_stems_them(text: str) -> None:
+    """Hex ids, numbers and words ending in a letter no rule's suffix ends with: passed
+    through unchanged, at no cost (each is new to the stems kept)."""
+    assert ours(text) == sqlite_terms(tokenizer(), text)
