@@ -1,10 +1,8 @@
 """Long-term memories in the SQLite file, searched with FTS5's BM25.
 
-Layout (sqlite_index_schema.py): `memories` holds the records, texts packed (but short ones,
-kept plain: deflate cost a memory of a few hundred bytes more than the rest of writing it,
-packed_text.py); `memories_fts`,
-a contentless FTS5 index over the texts, is written here beside it in the same transactions
-(FTS5 needs a text to index it and, to remove it, the values it indexed: 'delete').
+Layout (sqlite_index_schema.py): `memories` holds the records, texts packed (short ones
+plain); `memories_fts`, a contentless FTS5 index over the texts, is written beside it in
+the same transactions (FTS5 needs a text to index it, and the values it indexed to 'delete').
 
 Forgetting erases: a forgotten memory's row is zeroed (secure_delete), its index entries
 are merged away by rewriting the index into one segment ('optimize': until then a deleted
