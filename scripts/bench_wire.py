@@ -40,7 +40,7 @@ def prepared(wire: ChatFormat, request: dict[str, Any]) -> Callable[[], None]:
         assert done is not None
         turn = last_human_turn(wire, request)
         assert turn is not None
-        assert wire.in_user_turn(done.body, turn.index + done.injected, BLOCK) is not None
+        assert wire.in_user_turn(done.body, turn.position + done.injected, BLOCK) is not None
 
     return run
 

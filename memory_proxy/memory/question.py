@@ -18,8 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from memory_proxy.memory.markup import (
     GAP,
@@ -62,9 +61,11 @@ _WORD = re.compile(r"\w\w")
 _SPACES = re.compile(r"\s+")
 
 
-@dataclass(frozen=True)
-class HumanTurn:
-    index: int  # the turn's position in the request's turns
+class HumanTurn(NamedTuple):
+    """Immutable; a NamedTuple, as one is built per chat request (a frozen dataclass sets
+    each field through object.__setattr__: 1.1 us against 0.2)."""
+
+    position: int  # the turn's index in the request's turns
     text: str  # what the human wrote, wrappers stripped; never empty
     latest: bool  # followed by no answer or tool result: a new question
 

@@ -22,12 +22,10 @@ back into a later request of the conversation is put back only where it could go
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.logging_setup import log_failure
@@ -68,8 +66,9 @@ FILL_SHARE_OF_MIN_SCORE = 0.25
 SUFFIX_BYTES = 6  # a block's tag suffix: 12 hex digits (recall_block.py)
 
 
-@dataclass(frozen=True)
-class RecallOutcome:
+class RecallOutcome(NamedTuple):
+    """What recall did to one request; a NamedTuple, as one is built per request."""
+
     body: dict[str, Any] | None  # the request with the block(s); None: unchanged
     recalled: int  # memories recalled for this request's new question
     tokens: int | None = None  # the new question's block (0: none); None: nothing asked
@@ -129,7 +128,7 @@ class Recall:
         if in_system:  # a tool loop gets the session's last block again
             reads = not terms and session_id is not None
         else:  # earlier turns the client resent may have blocks to put back
-            reads = not history_injected and (turn is None or turn.index > 0)
+            reads = not history_injected and (turn is None or turn.position > 0)
         if not terms and not reads:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
         # Read beside the search: a shared store's round trip adds no wait of its own.
@@ -165,18 +164,18 @@ class Recall:
         body = outgoing
         dropped: list[int] = []
         if placed and not history_injected:
-            fresh = turn.index if found is not None and turn is not None else None
+            fresh = turn.position if found is not None and turn is not None else None
             body, dropped = self._put_back(wire, payload, body, placed, fresh, reveals)
         placed_now: dict[int, Placed] = {}
         if found is not None and turn is not None:
             shift = _length(wire, body) - _length(wire, payload)  # injected history
-            with_block = wire.in_user_turn(body, turn.index + shift, found.block)
+            with_block = wire.in_user_turn(body, turn.position + shift, found.block)
             if with_block is None:
                 recalled = 0
             else:
                 body = with_block
                 if not history_injected:
-                    placed_now[turn.index] = Placed(text_hash(turn.text), *_rest(found))
+                    placed_now[turn.position] = Placed(text_hash(turn.text), *_rest(found))
         else:
             recalled = 0
         self._placed.change(conversation, dropped, placed_now)
@@ -380,7 +379,7 @@ def _with_tokens(outcome: RecallOutcome, asked: bool, found: Placed | None) -> R
     if not asked:
         return outcome
     tokens = len(found.block) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
-    return dataclasses.replace(outcome, tokens=tokens)
+    return outcome._replace(tokens=tokens)
 
 
 def _rest(placed: Placed) -> tuple[str, bool, str, int, tuple[str, ...]]:

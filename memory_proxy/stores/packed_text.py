@@ -10,10 +10,10 @@ text). `zlib.decompress` reads any window, so the stored format is unchanged.
 Rows written before are plain TEXT: a str is read as it is, so a file needs no rewrite for
 this (the memory index rewrites its own anyway, sqlite_index_schema.py).
 
-A short text costs deflate about as much as a 1 kB one (~50k instructions for a chat
-message of 150-300 bytes, inflating it ~7k on every read) to save a few hundred bytes at
-most: `pack_unless_short` keeps texts under `PLAIN_BELOW` bytes plain, where the column
-tells a TEXT from a BLOB (SQLite's session messages). Where a column holds bytes only
+A short text costs deflate about as much as a 1 kB one (~50k instructions for a chat message
+of 150-300 bytes, inflating it ~7k on every read) to save a few hundred bytes at most:
+`pack_unless_short` keeps texts under `PLAIN_BELOW` bytes plain, where the column tells a
+TEXT from a BLOB (SQLite's session messages and memories). Where a column holds bytes only
 (PostgreSQL's `bytea`), `pack_object_unless_short` keeps a short JSON object as its bytes:
 they start with `{`, and a zlib stream never does (its first byte is 0x18-0x78 for the
 windows used here), so `unpack_object` tells them apart."""

@@ -37,7 +37,7 @@ def weight(documents_with_term: int, documents: int) -> float:
 
 def terms_of(text: str) -> set[str]:
     """The distinct terms the index holds for `text`."""
-    return {porter.stem(word) for word in set(porter.words(text))}
+    return set(map(porter.stem, set(porter.words(text))))
 
 
 def covered_share(weights: Mapping[str, float], text: str) -> float:

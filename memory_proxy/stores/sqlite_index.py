@@ -1,8 +1,8 @@
 """Long-term memories in the SQLite file, searched with FTS5's BM25.
 
-Layout (sqlite_index_schema.py): `memories` holds the records, texts packed; `memories_fts`,
-a contentless FTS5 index over the texts, is written here beside it in the same transactions
-(FTS5 needs a text to index it and, to remove it, the values it indexed: 'delete').
+Layout (sqlite_index_schema.py): `memories` holds the records, texts packed (short ones
+plain); `memories_fts`, a contentless FTS5 index over the texts, is written beside it in
+the same transactions (FTS5 needs a text to index it, and the values it indexed to 'delete').
 
 Forgetting erases: a forgotten memory's row is zeroed (secure_delete), its index entries
 are merged away by rewriting the index into one segment ('optimize': until then a deleted
@@ -57,7 +57,7 @@ from typing import Any
 from memory_proxy.records.memory import MemoryRecord, Privacy, ProjectInfo, Recalled, SessionSummary
 from memory_proxy.stores import sqlite_term_counts as term_counts
 from memory_proxy.stores.base import FileUse
-from memory_proxy.stores.packed_text import pack, unpack
+from memory_proxy.stores.packed_text import pack_unless_short, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
 from memory_proxy.stores.recent_hits import RecentHits
 from memory_proxy.stores.relevance import relevant, stems, weight
@@ -128,7 +128,7 @@ class SQLiteMemoryIndex:
                 (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM memories").fetchone()
                 scopes = [index_scope(r.user_id, r.project) for r in new]
                 rows = [
-                    (seq, *_fields(r), pack(r.text), int(r.private))
+                    (seq, *_fields(r), pack_unless_short(r.text.encode()), int(r.private))
                     for seq, r in enumerate(new, last + 1)
                 ]
                 insert_rows(self._db, f"INSERT INTO memories (seq, {RECORD_COLUMNS})", rows)

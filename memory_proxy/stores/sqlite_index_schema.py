@@ -2,14 +2,15 @@
 by an earlier version up to them: migration 1 of the "memories" part (sqlite_migrations.py),
 run once per file, in one transaction.
 
-Layout. `memories` holds the records, each text packed (packed_text.py); `memories_fts` is
-a *contentless* FTS5 index over the texts and scope tokens: it keeps only the index, never
-the text, and the memory index writes it beside `memories` in the same transaction,
-handing it the unpacked text (FTS5 needs the text only to index it, and to remove a row:
-its 'delete' takes the values that were indexed). The index is keyed by `seq`, an INTEGER
-PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM. `memory_terms` counts
-the memories holding each term (sqlite_term_counts.py); `memory_vectors` their texts'
-vectors when recall has an embedding model (sqlite_vectors.py), deleted with them.
+Layout. `memories` holds the records, each text packed (packed_text.py; a short one plain);
+`memories_fts` is a *contentless* FTS5 index over the texts and scope tokens: it keeps only
+the index, never the text, and the memory index writes it beside `memories` in the same
+transaction, handing it the unpacked text (FTS5 needs the text only to index it, and to
+remove a row: its 'delete' takes the values that were indexed). The index is keyed by `seq`,
+an INTEGER PRIMARY KEY, because an implicit rowid may be renumbered by VACUUM.
+`memory_terms` counts the memories holding each term (sqlite_term_counts.py);
+`memory_vectors` their texts' vectors when recall has an embedding model
+(sqlite_vectors.py), deleted with them.
 
 Migration 1 makes the tables when missing, then applies the steps of the versions before
 schema versions, each detected by what it adds (a new change is a new migration, after):

@@ -4,7 +4,10 @@ user and one for its user and project, and a search ANDs the right one with its 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+
+SCOPES_KEPT = 1024  # (user, project) pairs whose scope is kept: few write at once
 
 
 def _scope_token(*parts: str) -> str:
@@ -26,6 +29,9 @@ def search_token(user_id: str, project: str | None) -> str:
     return _user_token(user_id) if project is None else project_token(user_id, project)
 
 
+@functools.lru_cache(SCOPES_KEPT)
 def index_scope(user_id: str, project: str) -> str:
-    """What a memory's `scope` column holds in the index."""
+    """What a memory's `scope` column holds in the index; kept, as every memory written
+    asks for its own and two digests cost ~2 us (a batch's memories are mostly one user's
+    and project's)."""
     return f"{_user_token(user_id)} {project_token(user_id, project)}"

@@ -48,13 +48,20 @@ _REMOVE_UNHELD = (
 def count(db: sqlite3.Connection, indexed: Iterable[tuple[str, str]], change: int) -> None:
     """Counts the terms and scope tokens of memories added (`change` 1) or forgotten (-1),
     each given as (text, scope column); inside the caller's transaction."""
-    counts: collections.Counter[str] = collections.Counter()
+    terms: list[str] = []
+    scopes: collections.Counter[str] = collections.Counter()
     for text, scope in indexed:
-        counts.update(terms_of(text))
-        counts.update(SCOPE + token for token in scope.split())
-        counts[ALL_MEMORIES] += 1
-    if not counts:
+        terms += terms_of(text)
+        scopes[scope] += 1
+    if not scopes:
         return
+    # Counted in one go, a batch's scopes (mostly one) once each: a Counter updated per
+    # memory cost more than the stemming.
+    counts = collections.Counter(terms)
+    for scope, memories in scopes.items():
+        for token in scope.split():
+            counts[SCOPE + token] += memories
+    counts[ALL_MEMORIES] += scopes.total()
     # One JSON object of every change: two statements, not one per term (sqlite_bulk.py).
     changes = json.dumps({term: change * n for term, n in counts.items()}, ensure_ascii=False)
     db.execute(_CHANGE, (changes,))

@@ -50,3 +50,25 @@ def test_every_word_of_the_benchmarks_is_stemmed_as_sqlite_stems_it() -> None:
 )
 def test_any_words_are_stemmed_as_sqlite_stems_them(text: str) -> None:
     assert ours(text) == sqlite_terms(tokenizer(), text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789abcdefhkopqwxz", min_size=1, max_size=40),
+        min_size=1,
+        max_size=8,
+    ).map(" ".join)
+)
+def test_ids_and_numbers_are_stemmed_as_sqlite_stems_them(text: str) -> None:
+    """Hex ids, numbers and words ending in a letter no rule's suffix ends with: passed
+    through unchanged, at no cost (each is new to the stems kept)."""
+    assert ours(text) == sqlite_terms(tokenizer(), text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=[chr(c) for c in range(128)], max_size=120))
+def test_any_ascii_text_is_split_and_stemmed_as_sqlite_does(text: str) -> None:
+    """Punctuation, "_", controls and digits among words: ASCII text is split by a plain
+    set of characters, to the same words."""
+    assert ours(text) == sqlite_terms(tokenizer(), text)

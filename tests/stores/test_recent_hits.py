@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_proxy.stores.packed_text import pack
+from memory_proxy.stores.packed_text import PLAIN_BELOW, pack
 from memory_proxy.stores.recent_hits import RecentHits
 from memory_proxy.stores.relevance import terms_of
 from memory_proxy.stores.sqlite_index_sql import record
@@ -33,16 +33,17 @@ def test_a_memory_found_again_is_not_unpacked_again(
         inflated.append(data)
         return decompress(data)
 
+    deploy = "we deploy the shop with make release" + ", on a weekday" * PLAIN_BELOW  # packed
     index = Index(tmp_path / "memory.sqlite3")
     try:
-        index.add(memory("we deploy the shop with make release"), memory("the heron port"))
+        index.add(memory(deploy), memory("the heron port"))
         monkeypatch.setattr(zlib, "decompress", counting)  # packed_text calls it there
         first = index.texts("alice", "shop", "how do we deploy the shop?")
         after_first = len(inflated)
         again = index.texts("alice", "shop", "deploy the shop, again")
     finally:
         index.close()
-    assert first == again == ["we deploy the shop with make release"]
+    assert first == again == [deploy]
     assert after_first == 1
     assert len(inflated) == after_first  # the second search read the kept text
 

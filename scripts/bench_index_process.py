@@ -1,0 +1,88 @@
+"""The index process's cost per memory (memory/index_worker.py), alone: the real worker,
+sent exchanges as the proxy sends them (batches of SEND_AT over its socket, marshalled),
+each a new memory as in scripts/bench's no-session case ("hi", and an answer holding a
+new id). Its CPU time (rusage of the ended child) or, with `--callgrind`, the
+instructions it ran, for `--small` and `--large` exchanges: the difference over the
+difference leaves its start-up out.
+
+    PYTHONPATH=$PWD .venv/bin/python -m scripts.bench_index_process [--callgrind]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import marshal
+import os
+import pickle
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from memory_proxy.config import Settings, load_settings
+from memory_proxy.memory.index_process import FRAME, SEND_AT, WORKER_MODULE, frame
+from scripts.bench_processes import ROOT
+
+
+def exchanges(count: int) -> list[tuple[object, ...]]:
+    """indexing.Exchange's fields, as IndexProcess.remember keeps them."""
+    return [
+        ("anonymous", "", None, "unknown", "bench", time.time(), "hi", answer, False)
+        for answer in (f"Noted (reference {os.urandom(16).hex()})." for _ in range(count))
+    ]
+
+
+def run(settings: Settings, count: int, callgrind: bool) -> float:
+    """CPU seconds (or instructions) of one worker writing `count` memories."""
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as temporary:
+        directory = Path(temporary)
+        memory = dataclasses.replace(settings.memory, sqlite_path=directory / "m.sqlite3")
+        ours, theirs = socket.socketpair()
+        argv = [sys.executable, "-P", "-m", WORKER_MODULE, str(theirs.fileno())]
+        out = directory / "callgrind.out"
+        if callgrind:
+            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stderr=subprocess.DEVNULL)
+        theirs.close()
+        with ours, ours.makefile("rb") as answers:
+            ours.sendall(frame(pickle.dumps(dataclasses.replace(settings, memory=memory))))
+            for start in range(0, count, SEND_AT):
+                batch = exchanges(min(SEND_AT, count - start))
+                ours.sendall(frame(marshal.dumps(batch)))
+                (size,) = FRAME.unpack(answers.read(FRAME.size))
+                answers.read(size)  # written: the next batch, as the proxy's would come
+            ours.shutdown(socket.SHUT_WR)
+            answers.read()
+        child.wait()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if callgrind:
+            text = out.read_text(errors="replace")
+            found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+            assert found is not None, "no callgrind totals"
+            return float(found[1])
+        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=SEND_AT)
+    parser.add_argument("--large", type=int, default=21 * SEND_AT)
+    parser.add_argument("--callgrind", action="store_true", help="instructions (slow)")
+    args = parser.parse_args()
+    settings = load_settings(ROOT / "config.yaml")
+    small, large = (run(settings, n, args.callgrind) for n in (args.small, args.large))
+    per_memory = (large - small) / (args.large - args.small)
+    if args.callgrind:
+        print(f"index process: {per_memory / 1000:.1f}k instructions per memory")
+    else:
+        print(f"index process: {per_memory * 1e6:.1f} us of CPU per memory")
+
+
+if __name__ == "__main__":
+    main()
