@@ -25,7 +25,13 @@ import time
 from pathlib import Path
 
 from memory_proxy.config import Settings, load_settings
-from memory_proxy.memory.index_process import FRAME, SEND_AT, WORKER_MODULE, frame
+from memory_proxy.memory.index_process import (
+    FRAME,
+    SEND_AT,
+    WORKER_MODULE,
+    WorkerSettings,
+    frame,
+)
 from scripts.bench_processes import ROOT
 
 
@@ -42,6 +48,7 @@ def run(settings: Settings, count: int, callgrind: bool) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-index-") as temporary:
         directory = Path(temporary)
         memory = dataclasses.replace(settings.memory, sqlite_path=directory / "m.sqlite3")
+        worker = WorkerSettings.of(dataclasses.replace(settings, memory=memory))
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-P", "-m", WORKER_MODULE, str(theirs.fileno())]
         out = directory / "callgrind.out"
@@ -51,7 +58,7 @@ def run(settings: Settings, count: int, callgrind: bool) -> float:
         child = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stderr=subprocess.DEVNULL)
         theirs.close()
         with ours, ours.makefile("rb") as answers:
-            ours.sendall(frame(pickle.dumps(dataclasses.replace(settings, memory=memory))))
+            ours.sendall(frame(pickle.dumps(worker)))
             for start in range(0, count, SEND_AT):
                 batch = exchanges(min(SEND_AT, count - start))
                 ours.sendall(frame(marshal.dumps(batch)))
