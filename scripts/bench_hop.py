@@ -136,7 +136,9 @@ def run_driver(
     if output.returncode:
         raise RuntimeError(f"{name}: {output.stderr[-2000:]}")
     lines = [line for line in output.stderr.strip().splitlines() if not line.startswith("==")]
-    lost = "".join(f"\n   {line}" for line in lines if line.startswith("lost while serving"))
+    lost = "".join(
+        f"\n   {line}" for line in lines if line.startswith(("lost while serving", "recall: "))
+    )
     if wrapper is None:  # under valgrind, its instructions are what counts
         print(f"== {name}: {lines[-1]}\n   {lines[-2]}{lost}", flush=True)
     if args.py_spy:

@@ -135,6 +135,7 @@ async def run(spec: dict[str, Any], count: int, profile: Path | None) -> None:
         for name, seconds in _thread_seconds().items()
     }
     lost = _lost(app)
+    recall = _recall_missed(app)
     await lifespan(app, "shutdown")  # what is queued is written: part of the cost
     cpu, main_cpu = time.process_time() - started, time.thread_time() - main_started
     children = _children_seconds() - children_started
@@ -146,6 +147,8 @@ async def run(spec: dict[str, Any], count: int, profile: Path | None) -> None:
         sys.exit(f"{len(failed)} of {count} requests failed: {sorted(set(failed))}")
     if lost:
         print(f"lost while serving: {lost}", file=sys.stderr)
+    if recall:
+        print(f"recall: {recall}", file=sys.stderr)
     print(
         "by thread (before shutdown): "
         + ", ".join(
@@ -159,6 +162,19 @@ async def run(spec: dict[str, Any], count: int, profile: Path | None) -> None:
         f" processes (the index's) {children * 1e6 / count:.0f} µs",
         file=sys.stderr,
     )
+
+
+def _recall_missed(app: MemoryProxy) -> str:
+    """How many requests went without recall: skipped at once (the search thread busy
+    beyond recall.timeout_ms) or past the budget; "" when none did."""
+    registry = getattr(getattr(app, "metrics", None), "registry", None)
+    if registry is None:
+        return ""
+    skipped = registry.get_sample_value("memory_proxy_recall_skipped_total", {"reason": "busy"})
+    late = registry.get_sample_value("memory_proxy_recall_timeouts_total")
+    if not skipped and not late:
+        return ""
+    return f"{skipped or 0:.0f} skipped at once, {late or 0:.0f} past the budget"
 
 
 def _lost(app: MemoryProxy) -> dict[str, int]:
