@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,10 +79,11 @@ def usage(proxy: str, **params: str) -> Any:
 
 
 @pytest.fixture
-def screenshots() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="dashboard-screenshots-"))
-    yield folder
-    print(f"screenshots in {folder}")
+def screenshots(tmp_path: Path) -> Iterator[Path]:
+    """pytest's own temporary folder: kept for the last three runs, then removed (a folder
+    of /tmp's own was left behind by every run)."""
+    yield tmp_path
+    print(f"screenshots in {tmp_path}")
 
 
 def cells(driver: Any, table: str) -> list[list[str]]:
