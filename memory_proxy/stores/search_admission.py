@@ -10,7 +10,10 @@ GIL (taken back after each SQLite step) and for the event loop to see it, and un
 clients that wait was most of the budget (in process: 85% of the searches taken came
 back late). So how many may wait also adapts to what came back, as TCP's window does:
 each search settled past `LATE_SHARE` of the budget halves it, each in time lets one more
-wait per round of searches.
+wait per round of searches. And a search that waited so long that, at the recent time per
+search, it would settle past `LATE_SHARE` of the budget is refused when its turn comes
+instead of run (SearchBusy): its request goes on at once rather than at its deadline, and
+the thread moves on to searches still in time.
 """
 
 from __future__ import annotations
@@ -62,6 +65,18 @@ class SearchAdmission:
             )
         self.waiting += 1
         return self._clock()
+
+    def too_late_to_start(self, taken_at: float) -> bool:
+        """Whether a search taken at `taken_at` and starting now would settle past
+        `LATE_SHARE` of the budget at the recent time per search: its request is better
+        off going on at once than waiting out the budget for an answer too late to use.
+        Never when it is the only search taken: then it runs, however slow the last ones
+        were, so that one slow search cannot stop every later one (the time per search is
+        learnt from those that run)."""
+        if self.waiting <= 1:  # written on the event loop; an int is read whole here
+            return False
+        waited = self._clock() - taken_at
+        return waited + self.seconds_per_search >= LATE_SHARE * self.budget
 
     def settled(self, taken_at: float) -> None:
         """A search taken at `taken_at` is answered, or its waiter gone."""

@@ -9,7 +9,8 @@ the statement stops at its next step with "interrupted", and the thread moves on
 The queue is bounded by time (search_admission.py): so the depth is the budget over the
 time of a search: 50 ms over the ~5 ms a search of 5,000 memories in one project takes
 here is 10, over the ~0.5 ms of a search of a small project 100 (then capped at 64), and
-halved by each answer the event loop saw late. One thread finishes no more.
+halved by each answer the event loop saw late. One thread finishes no more. A search
+that waited too long to be answered in time is refused when its turn comes, not run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from memory_proxy.stores.base import SearchBusy
 from memory_proxy.stores.search_admission import MAX_WAITING as MAX_WAITING
 from memory_proxy.stores.search_admission import SearchAdmission
 from memory_proxy.stores.sqlite_replaced import WatchedConnection
@@ -95,6 +97,10 @@ class SearchThread:
             db = self._connection.current()  # the file at the path, if it was replaced
         except Exception as exc:
             settle_soon(search.loop, search.future, None, exc)
+            return
+        if self._admission.too_late_to_start(search.taken_at):
+            busy = SearchBusy("the memory index is busy: a search waited too long to start")
+            settle_soon(search.loop, search.future, None, busy)
             return
         with self._running_lock:
             if search.future.done():

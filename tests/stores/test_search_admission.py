@@ -80,3 +80,24 @@ def test_how_many_may_wait_stays_between_one_and_the_cap(
             admission.settled(taken_at)
         assert 1.0 <= admission.depth <= MAX_WAITING
         assert admission.waiting == 0
+
+
+def test_a_search_is_too_late_to_start_when_its_wait_and_a_search_reach_the_late_share() -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    admission.took(0.01)  # the recent time per search: 2 ms (one search smoothed in)
+    admission.admit()  # another search ahead of it
+    taken_at = admission.admit()
+    clock.now += 0.030  # 30 + 2 ms: within 80% of 50 ms
+    assert not admission.too_late_to_start(taken_at)
+    clock.now += 0.009  # 39 + 2 ms: past it
+    assert admission.too_late_to_start(taken_at)
+
+
+def test_the_only_search_taken_is_never_too_late_to_start() -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    admission.took(1.0)  # one search of a second (a file read anew): 200 ms smoothed in
+    taken_at = admission.admit()
+    clock.now += BUDGET
+    assert not admission.too_late_to_start(taken_at)  # else no search would ever run again

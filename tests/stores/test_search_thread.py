@@ -158,7 +158,9 @@ async def _an_idle_thread_takes_a_search_then_only_what_fits_the_budget(
                 taken.append(searches.run(slow))
         assert len(taken) <= 5  # 50 ms over searches of 10 ms or more
         gate.release.set()
-        await asyncio.gather(*taken)
+        for outcome in await asyncio.gather(*taken, return_exceptions=True):
+            # each is answered, or refused once it had waited too long to start
+            assert outcome in ("gate", None) or isinstance(outcome, SearchBusy)
         assert await searches.run(lambda db: "idle again") == "idle again"
 
 
@@ -210,4 +212,23 @@ async def _answers_a_busy_loop_saw_late_leave_one_search_waiting_at_a_time(
         with pytest.raises(SearchBusy):
             searches.run(lambda db: None)
         gate.release.set()
+        assert await held == "gate"
+
+
+def test_a_search_that_waited_too_long_to_start_is_refused_not_run(tmp_path: Path) -> None:
+    asyncio.run(_a_search_that_waited_too_long_to_start_is_refused_not_run(tmp_path))
+
+
+async def _a_search_that_waited_too_long_to_start_is_refused_not_run(tmp_path: Path) -> None:
+    ran: list[int] = []
+    async with search_thread(tmp_path, budget=0.05) as searches:
+        gate = Gate()
+        held = searches.run(gate)
+        behind = searches.run(counted(ran, 1))
+        await eventually(gate.entered.is_set)
+        await asyncio.sleep(0.05)  # the budget spent waiting behind the held search
+        gate.release.set()
+        with pytest.raises(SearchBusy, match="waited too long to start"):
+            await behind  # at once: its request goes on without, not at its deadline
+        assert ran == []
         assert await held == "gate"
