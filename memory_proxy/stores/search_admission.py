@@ -3,7 +3,8 @@ at the recent time per search, leave it room to finish within the budget (with
 `parallel` of them running at once); otherwise it is refused at once (SearchBusy) and
 recall goes on without, counted. Queueing more would only make every search late. An idle
 index always takes a search, however slow the last ones were. Used on the event loop by
-the SQLite index's search thread and by the PostgreSQL index's pool of searches.
+the SQLite index's search thread (`too_late_to_start` on that thread) and by the
+PostgreSQL index's pool of searches.
 
 The time per search alone misjudges a busy proxy: a search's answer also waits for the
 GIL (taken back after each SQLite step) and for the event loop to see it, and under 50
