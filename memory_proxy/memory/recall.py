@@ -45,6 +45,7 @@ from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled, memory_
 from memory_proxy.stores.base import RecallBackend, SearchBusy
 from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.stores.relevance import covered_share, reaches, stems
+from memory_proxy.stores.search_admission import for_recall
 from memory_proxy.wire.base import ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -210,30 +211,32 @@ class Recall:
         similar = None
         semantic = self._semantic
         if semantic is not None and semantic.may_embed(privacy):  # beside the word search
-            similar = asyncio.create_task(
-                semantic.similar(
-                    user_id,
-                    project,
-                    query,
-                    limit=CANDIDATES_BY_MEANING,
-                    exclude_session=session_id,
-                    privacy=privacy,
+            with for_recall():  # its task's searches held to the budget too
+                similar = asyncio.create_task(
+                    semantic.similar(
+                        user_id,
+                        project,
+                        query,
+                        limit=CANDIDATES_BY_MEANING,
+                        exclude_session=session_id,
+                        privacy=privacy,
+                    )
                 )
-            )
         lexical_failed = True  # then the search by meaning is dropped too
         try:
-            async with asyncio.timeout_at(deadline):
-                hits = await self._backend.search(
-                    user_id,
-                    project,
-                    query,
-                    limit=settings.limit,
-                    exclude_session=session_id,
-                    # fused with meaning, a hit below it may still count: kept below
-                    min_share=settings.min_score if similar is None else 0.0,
-                    fill_share=self._fill_floor if similar is None else None,
-                    privacy=privacy,
-                )
+            with for_recall():
+                async with asyncio.timeout_at(deadline):
+                    hits = await self._backend.search(
+                        user_id,
+                        project,
+                        query,
+                        limit=settings.limit,
+                        exclude_session=session_id,
+                        # fused with meaning, a hit below it may still count: kept below
+                        min_share=settings.min_score if similar is None else 0.0,
+                        fill_share=self._fill_floor if similar is None else None,
+                        privacy=privacy,
+                    )
             lexical_failed = False
         except TimeoutError:
             self._on_timeout()

@@ -191,7 +191,7 @@ class PostgresMemoryIndex:
             scored = [(record_of(row[:-4]), float(row[-4]), row[-3]) for row in rows]
             return relevant(scored, weights, min_share, fill_share)
 
-        taken_at = self._admission.admit()
+        ticket = self._admission.admit()
         started = time.perf_counter()
         task = asyncio.ensure_future(self._searches.read(work, self._search_budget))
         try:
@@ -200,7 +200,7 @@ class PostgresMemoryIndex:
             task.cancel()  # cancelled on the server too, without the waiter waiting
             raise
         finally:
-            self._admission.settled(taken_at)
+            self._admission.settled(ticket)
             if task.done() and not task.cancelled():
                 self._admission.took(time.perf_counter() - started)
 

@@ -14,13 +14,19 @@ each search settled past `LATE_SHARE` of the budget halves it, each in time lets
 wait per round of searches. And a search that waited so long that, at the recent time per
 search, it would settle past `LATE_SHARE` of the budget is refused when its turn comes
 instead of run (SearchBusy): its request goes on at once rather than at its deadline, and
-the thread moves on to searches still in time.
+the thread moves on to searches still in time. Both hold only recall's searches (made
+inside `for_recall()`), whose waiter gives up at the budget: a search of the memories API
+or the memory tools, whose caller waits for its answer, is refused only by the time per
+search, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import NamedTuple
 
 from memory_proxy.stores.base import SearchBusy
 
@@ -36,6 +42,25 @@ SMOOTHING = 0.2  # the weight of the latest search in the running time per searc
 # A search settled after this share of the budget says the queue is too deep: the waiter
 # gave up, or nearly did (then the next one, behind it, would not make it).
 LATE_SHARE = 0.8
+# Whether the searches made in this context are recall's (held to the budget).
+_FOR_RECALL: ContextVar[bool] = ContextVar("for_recall", default=False)
+
+
+@contextlib.contextmanager
+def for_recall() -> Iterator[None]:
+    """The searches made inside (and in the tasks created inside) are recall's."""
+    token = _FOR_RECALL.set(True)
+    try:
+        yield
+    finally:
+        _FOR_RECALL.reset(token)
+
+
+class Ticket(NamedTuple):
+    """A search taken: when, and whether it is held to the budget (recall's)."""
+
+    taken_at: float
+    held: bool
 
 
 class SearchAdmission:
@@ -52,11 +77,13 @@ class SearchAdmission:
         self.depth = float(MAX_WAITING)  # how many may wait: halved by late searches
         self.seconds_per_search = 0.0  # written by whoever runs the searches
 
-    def admit(self) -> float:
+    def admit(self) -> Ticket:
         """Takes one more search, or raises SearchBusy when it could not finish in time.
-        Returns when it was taken, for `settled`."""
+        Returns its ticket, for `too_late_to_start` and `settled`."""
+        held = _FOR_RECALL.get()
         if self.waiting and (
-            self.waiting >= self.depth
+            (held and self.waiting >= self.depth)
+            or self.waiting >= MAX_WAITING
             or (self.waiting // self._parallel + 1) * self.seconds_per_search > self.budget
         ):
             raise SearchBusy(
@@ -65,24 +92,26 @@ class SearchAdmission:
                 f"{self.budget * 1000:.0f} ms budget"
             )
         self.waiting += 1
-        return self._clock()
+        return Ticket(self._clock(), held)
 
-    def too_late_to_start(self, taken_at: float) -> bool:
-        """Whether a search taken at `taken_at` and starting now would settle past
+    def too_late_to_start(self, ticket: Ticket) -> bool:
+        """Whether a search of recall's, taken with `ticket` and starting now, would settle past
         `LATE_SHARE` of the budget at the recent time per search: its request is better
         off going on at once than waiting out the budget for an answer too late to use.
         Never when it is the only search taken: then it runs, however slow the last ones
         were, so that one slow search cannot stop every later one (the time per search is
         learnt from those that run)."""
-        if self.waiting <= 1:  # written on the event loop; an int is read whole here
+        if not ticket.held or self.waiting <= 1:  # waiting: an int, read whole here
             return False
-        waited = self._clock() - taken_at
+        waited = self._clock() - ticket.taken_at
         return waited + self.seconds_per_search >= LATE_SHARE * self.budget
 
-    def settled(self, taken_at: float) -> None:
-        """A search taken at `taken_at` is answered, or its waiter gone."""
+    def settled(self, ticket: Ticket) -> None:
+        """A search taken with `ticket` is answered, or its waiter gone."""
         self.waiting -= 1
-        if self._clock() - taken_at >= LATE_SHARE * self.budget:
+        if not ticket.held:
+            return
+        if self._clock() - ticket.taken_at >= LATE_SHARE * self.budget:
             self.depth = max(1.0, self.depth / 2)
         else:
             self.depth = min(float(MAX_WAITING), self.depth + 1 / self.depth)

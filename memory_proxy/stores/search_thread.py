@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from memory_proxy.stores.base import SearchBusy
 from memory_proxy.stores.search_admission import MAX_WAITING as MAX_WAITING
-from memory_proxy.stores.search_admission import SearchAdmission
+from memory_proxy.stores.search_admission import SearchAdmission, Ticket
 from memory_proxy.stores.sqlite_replaced import WatchedConnection
 from memory_proxy.stores.worker_thread import settle_soon
 
@@ -39,7 +39,7 @@ class _Search:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     work: Callable[[sqlite3.Connection], Any]
-    taken_at: float  # when the admission took it
+    ticket: Ticket  # when the admission took it, and whether it is recall's
 
 
 class SearchThread:
@@ -61,10 +61,10 @@ class SearchThread:
         search or interrupts it. SearchBusy, at once, when it could not finish in time."""
         if self._closed:
             raise RuntimeError("cannot search after the index is closed")
-        taken_at = self._admission.admit()
+        ticket = self._admission.admit()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        search = _Search(loop, future, work, taken_at)
+        search = _Search(loop, future, work, ticket)
         future.add_done_callback(functools.partial(self._settled, search))
         self._searches.put(search)
         return future
@@ -79,7 +79,7 @@ class SearchThread:
 
     def _settled(self, search: _Search, future: asyncio.Future[Any]) -> None:
         """On the loop, once the search is answered or its waiter gone."""
-        self._admission.settled(search.taken_at)
+        self._admission.settled(search.ticket)
         if future.cancelled():
             with self._running_lock:
                 if self._running is search:  # its connection is not opened anew meanwhile
@@ -98,7 +98,7 @@ class SearchThread:
         except Exception as exc:
             settle_soon(search.loop, search.future, None, exc)
             return
-        if self._admission.too_late_to_start(search.taken_at):
+        if self._admission.too_late_to_start(search.ticket):
             busy = SearchBusy("the memory index is busy: a search waited too long to start")
             settle_soon(search.loop, search.future, None, busy)
             return

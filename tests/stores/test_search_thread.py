@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from memory_proxy.stores.base import SearchBusy
+from memory_proxy.stores.search_admission import for_recall
 from memory_proxy.stores.search_thread import MAX_WAITING, SearchThread
 from memory_proxy.stores.sqlite_replaced import WatchedConnection
 from tests.support import eventually
@@ -202,15 +203,17 @@ async def _answers_a_busy_loop_saw_late_leave_one_search_waiting_at_a_time(
     tmp_path: Path,
 ) -> None:
     async with search_thread(tmp_path, budget=0.05) as searches:
-        answers = [searches.run(lambda db: db.execute("SELECT 1").fetchone()) for _ in range(6)]
+        with for_recall():
+            answers = [searches.run(lambda db: db.execute("SELECT 1").fetchone()) for _ in range(6)]
         busy_until = time.perf_counter() + 0.06  # the event loop busy with other requests:
         while time.perf_counter() < busy_until:  # the searches run, their answers seen late
             pass
         await asyncio.gather(*answers)
         gate = Gate()
-        held = searches.run(gate)  # idle: taken
-        with pytest.raises(SearchBusy):
-            searches.run(lambda db: None)
+        with for_recall():
+            held = searches.run(gate)  # idle: taken
+            with pytest.raises(SearchBusy):
+                searches.run(lambda db: None)
         gate.release.set()
         assert await held == "gate"
 
@@ -223,8 +226,9 @@ async def _a_search_that_waited_too_long_to_start_is_refused_not_run(tmp_path: P
     ran: list[int] = []
     async with search_thread(tmp_path, budget=0.05) as searches:
         gate = Gate()
-        held = searches.run(gate)
-        behind = searches.run(counted(ran, 1))
+        with for_recall():
+            held = searches.run(gate)
+            behind = searches.run(counted(ran, 1))
         await eventually(gate.entered.is_set)
         await asyncio.sleep(0.05)  # the budget spent waiting behind the held search
         gate.release.set()
