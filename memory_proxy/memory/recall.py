@@ -139,9 +139,10 @@ class Recall:
         try:
             if terms:
                 assert query is not None
-                hits = await self._search(
-                    wire, payload, user_id, project, session_id, query, terms, privacy
-                )
+                with for_recall():  # held to the budget, the search by meaning's task too
+                    hits = await self._search(
+                        wire, payload, user_id, project, session_id, query, terms, privacy
+                    )
                 found, recalled = self._block(hits)
         except BaseException:
             if placed_read is not None:
@@ -211,32 +212,30 @@ class Recall:
         similar = None
         semantic = self._semantic
         if semantic is not None and semantic.may_embed(privacy):  # beside the word search
-            with for_recall():  # its task's searches held to the budget too
-                similar = asyncio.create_task(
-                    semantic.similar(
-                        user_id,
-                        project,
-                        query,
-                        limit=CANDIDATES_BY_MEANING,
-                        exclude_session=session_id,
-                        privacy=privacy,
-                    )
+            similar = asyncio.create_task(
+                semantic.similar(
+                    user_id,
+                    project,
+                    query,
+                    limit=CANDIDATES_BY_MEANING,
+                    exclude_session=session_id,
+                    privacy=privacy,
                 )
+            )
         lexical_failed = True  # then the search by meaning is dropped too
         try:
-            with for_recall():
-                async with asyncio.timeout_at(deadline):
-                    hits = await self._backend.search(
-                        user_id,
-                        project,
-                        query,
-                        limit=settings.limit,
-                        exclude_session=session_id,
-                        # fused with meaning, a hit below it may still count: kept below
-                        min_share=settings.min_score if similar is None else 0.0,
-                        fill_share=self._fill_floor if similar is None else None,
-                        privacy=privacy,
-                    )
+            async with asyncio.timeout_at(deadline):
+                hits = await self._backend.search(
+                    user_id,
+                    project,
+                    query,
+                    limit=settings.limit,
+                    exclude_session=session_id,
+                    # fused with meaning, a hit below it may still count: kept below
+                    min_share=settings.min_score if similar is None else 0.0,
+                    fill_share=self._fill_floor if similar is None else None,
+                    privacy=privacy,
+                )
             lexical_failed = False
         except TimeoutError:
             self._on_timeout()
