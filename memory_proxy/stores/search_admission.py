@@ -57,10 +57,12 @@ def for_recall() -> Iterator[None]:
 
 
 class Ticket(NamedTuple):
-    """A search taken: when, and whether it is held to the budget (recall's)."""
+    """A search taken: when, whether it is held to the budget (recall's), and whether it
+    was taken behind others still waiting."""
 
     taken_at: float
     held: bool
+    queued: bool
 
 
 class SearchAdmission:
@@ -91,17 +93,19 @@ class SearchAdmission:
                 f"{self.seconds_per_search * 1000:.1f} ms each, past its "
                 f"{self.budget * 1000:.0f} ms budget"
             )
+        queued = self.waiting > 0
         self.waiting += 1
-        return Ticket(self._clock(), held)
+        return Ticket(self._clock(), held, queued)
 
     def too_late_to_start(self, ticket: Ticket) -> bool:
         """Whether a search of recall's, taken with `ticket` and starting now, would settle past
         `LATE_SHARE` of the budget at the recent time per search: its request is better
         off going on at once than waiting out the budget for an answer too late to use.
-        Never when it is the only search taken: then it runs, however slow the last ones
+        Never when it was taken by an idle index: then it runs, however slow the last ones
         were, so that one slow search cannot stop every later one (the time per search is
-        learnt from those that run)."""
-        if not ticket.held or self.waiting <= 1:  # waiting: an int, read whole here
+        learnt from those that run). Decided by the ticket, not by how many wait now: the
+        search ahead may or may not be settled on the loop yet when this thread asks."""
+        if not (ticket.held and ticket.queued):
             return False
         waited = self._clock() - ticket.taken_at
         return waited + self.seconds_per_search >= LATE_SHARE * self.budget

@@ -121,7 +121,18 @@ def test_a_search_is_too_late_to_start_when_its_wait_and_a_search_reach_the_late
     assert admission.too_late_to_start(ticket)
 
 
-def test_the_only_search_taken_is_never_too_late_to_start() -> None:
+def test_a_search_taken_behind_another_is_too_late_even_once_that_one_is_settled() -> None:
+    clock = Clock()
+    admission = SearchAdmission(BUDGET, clock=clock)
+    with for_recall():
+        ahead = admission.admit()
+        behind = admission.admit()
+    clock.now += BUDGET
+    admission.settled(ahead)  # the loop saw the answer ahead before the thread asked
+    assert admission.too_late_to_start(behind)
+
+
+def test_the_search_an_idle_index_takes_is_never_too_late_to_start() -> None:
     clock = Clock()
     admission = SearchAdmission(BUDGET, clock=clock)
     admission.took(1.0)  # one search of a second (a file read anew): 200 ms smoothed in
