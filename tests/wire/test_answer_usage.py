@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from memory_proxy.wire.answer import (
     USAGE_TAIL_BYTES,
@@ -99,3 +101,65 @@ def test_last_usage_finds_the_last_usage_key_only(text: bytes, found: object) ->
 def test_litellm_cost_header(header: bytes, cost: float | None) -> None:
     answer = read(CHAT, [*JSON, (b"x-litellm-response-cost", header)], b"{}")
     assert answer.cost == cost
+
+
+_COUNTED = ["prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"]
+_KEYS = st.sampled_from(["usage", "cache_read_input_tokens", "choices", "n", *_COUNTED])
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=0, max_value=2**70)  # beyond 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["usage", '"usage": {"x": 1}', "é", "\\u0075"])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+# An answer's usage, most often where answers put it: its counts, anything beside.
+_USAGE = st.dictionaries(st.sampled_from([*_COUNTED, "total_tokens"]), _SCALARS, max_size=4)
+
+
+_PLAIN = {"ascii_only": True, "compact": False, "escaped_key": False, "repeated": None}
+
+
+@settings(max_examples=400)
+@example(body={}, usage={"prompt_tokens": 2**65, "completion_tokens": 3}, **_PLAIN)
+@example(
+    body={"usage": 0, "n": {"usage": {"prompt_tokens": 2}}}, usage={"prompt_tokens": 1}, **_PLAIN
+)
+@example(body={"n": 1}, usage={"prompt_tokens": 1}, **{**_PLAIN, "repeated": {"input_tokens": 2}})
+@example(body={}, usage={"prompt_tokens": 1}, **{**_PLAIN, "escaped_key": True})
+@given(
+    body=st.dictionaries(_KEYS, _VALUES, max_size=5),
+    usage=st.none() | _USAGE,
+    ascii_only=st.booleans(),
+    compact=st.booleans(),
+    escaped_key=st.booleans(),
+    repeated=st.none() | _USAGE | _VALUES,
+)
+def test_token_counts_are_those_of_the_last_usage_key_with_or_without_memory(
+    body: dict[str, object],
+    usage: dict[str, object] | None,
+    ascii_only: bool,
+    compact: bool,
+    escaped_key: bool,
+    repeated: object,
+) -> None:
+    """However the answer is read (its message wanted or not), its token counts are the
+    last "usage" object's in its text: a key spelled with an escape, a key given twice,
+    numbers beyond 64 bits."""
+    if usage is not None:
+        body = {**body, "usage": usage}
+    separators = (",", ":") if compact else None
+    text = json.dumps(body, ensure_ascii=ascii_only, separators=separators)
+    if repeated is not None and body:  # the same key again, last
+        text = text[:-1] + ', "usage": ' + json.dumps(repeated, ensure_ascii=ascii_only) + "}"
+    if escaped_key:
+        text = text.replace('"usage"', '"\\u0075sage"', 1)
+    expected = TokenUsage()
+    if (found := last_usage(text.encode())) is not None:
+        expected.update(found)
+    for wire in (CHAT, MESSAGES, RESPONSES, None):
+        assert read(wire, JSON, text.encode()).usage == expected, wire
