@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 
 from memory_proxy.config.recall import RecallSettings
-from memory_proxy.memory.question import last_human_turn
-from memory_proxy.memory.recall import Recall, RecallOutcome
+from memory_proxy.memory.recall import Recall
 from memory_proxy.stores.base import SearchBusy
 from memory_proxy.stores.search_admission import for_recall
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
-from memory_proxy.wire.registry import CHAT
-from tests.memory.recall_support import WordIndex
+from tests.memory.recall_support import WordIndex, block_in_new_session
 from tests.stores.sqlite_index_support import memory
 
 
@@ -60,9 +58,8 @@ def test_recall_asks_a_busy_index_before_it_sets_a_timer() -> None:
         on_failure=lambda: None,
         on_busy=lambda: busy.append(1),
     )
-    body = {"messages": [{"role": "user", "content": "How do we deploy the service?"}]}
 
-    async def applied() -> tuple[RecallOutcome, list[float]]:
+    async def applied() -> tuple[str, list[float]]:
         loop = asyncio.get_running_loop()
         timers: list[float] = []
         call_at = loop.call_at
@@ -72,19 +69,8 @@ def test_recall_asks_a_busy_index_before_it_sets_a_timer() -> None:
             return call_at(when, *args, **kwargs)
 
         loop.call_at = counted  # type: ignore[method-assign,assignment]
-        outcome = await recall.apply(
-            CHAT,
-            body,
-            body,
-            last_human_turn(CHAT, body),
-            user_id="alice",
-            project="repo-1",
-            session_id="s1",
-            history_injected=False,
-        )
-        return outcome, timers
+        return await block_in_new_session(recall, "How do we deploy the service?"), timers
 
-    outcome, timers = asyncio.run(applied())
-    assert outcome == RecallOutcome(None, 0, tokens=0)  # asked, nothing put in
-    assert busy == [1]
+    block, timers = asyncio.run(applied())
+    assert (block, busy) == ("", [1])  # asked, refused, nothing put in, counted
     assert timers == []
