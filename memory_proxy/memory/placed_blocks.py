@@ -22,7 +22,7 @@ import collections
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,7 +58,7 @@ class Placed:
 
 
 class ConversationBlocks(Protocol):
-    async def blocks(self, conversation: Conversation) -> dict[int, Placed]:
+    def blocks(self, conversation: Conversation) -> Awaitable[dict[int, Placed]]:
         """The blocks by turn index (-1: the system prompt's)."""
         ...
 
@@ -79,8 +79,12 @@ class LocalBlocks:
             collections.OrderedDict()
         )
 
-    async def blocks(self, conversation: Conversation) -> dict[int, Placed]:
-        return dict(self._placed.get(conversation, {}))
+    def blocks(self, conversation: Conversation) -> asyncio.Future[dict[int, Placed]]:
+        """Read at once, as a future already done: recall reads beside its search, and a
+        coroutine would have cost it a task and a turn of the event loop per question."""
+        read = asyncio.get_running_loop().create_future()
+        read.set_result(dict(self._placed.get(conversation, {})))
+        return read
 
     def change(
         self, conversation: Conversation, dropped: list[int], placed: dict[int, Placed]

@@ -170,12 +170,14 @@ class RecallBackend(Protocol):
 
     A caller that stops waiting cancels the search; a backend stops the work where it can
     (the SQLite index does not start it, or interrupts it; Supermemory's HTTP request is
-    closed). A backend with too much waiting already may raise SearchBusy at once.
+    closed). A backend with too much waiting already may raise SearchBusy at once: when
+    called (the SQLite index: a refused search costs its caller no coroutine, no timer)
+    or when awaited.
     """
 
     async def add(self, records: list[MemoryRecord]) -> None: ...
 
-    async def search(
+    def search(
         self,
         user_id: str,
         project: str | None,
@@ -186,7 +188,7 @@ class RecallBackend(Protocol):
         min_share: float = 0.0,
         fill_share: float | None = None,
         privacy: Privacy = "hosted",
-    ) -> list[Recalled]: ...
+    ) -> Awaitable[list[Recalled]]: ...
 
     async def aclose(self) -> None: ...
 
@@ -202,7 +204,7 @@ class MemoryIndex(RecallBackend, Protocol):
     alone.
     """
 
-    async def search(
+    def search(
         self,
         user_id: str | None,
         project: str | None,
@@ -213,7 +215,7 @@ class MemoryIndex(RecallBackend, Protocol):
         min_share: float = 0.0,
         fill_share: float | None = None,
         privacy: Privacy = "hosted",
-    ) -> list[Recalled]: ...
+    ) -> Awaitable[list[Recalled]]: ...
 
     async def list_memories(
         self,

@@ -9,6 +9,7 @@ the topic, so that "can you remind me how we deploy the app?" searches for "depl
 
 from __future__ import annotations
 
+import functools
 import re
 
 MAX_TERMS = 32  # bounds the search's cost when someone pastes a page of text
@@ -39,13 +40,20 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 def query_terms(text: str) -> list[str]:
     """The distinct topic words of `text`, lowercased, in order of appearance."""
+    return list(_query_terms(text))
+
+
+# Recall reads a question's terms, then the index's search reads them again (its callers
+# pass the text): the second read is a look-up. A few entries: nothing to keep longer.
+@functools.lru_cache(maxsize=8)
+def _query_terms(text: str) -> tuple[str, ...]:
     terms: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
         if (len(word) > 1 or word.isdigit()) and word not in STOPWORDS:
             terms[word] = None
             if len(terms) == MAX_TERMS:
                 break
-    return list(terms)
+    return tuple(terms)
 
 
 def fts5_phrase(term: str) -> str:

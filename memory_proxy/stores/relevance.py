@@ -18,7 +18,7 @@ so the weights, and what passes, are the same on either.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from memory_proxy.stores import porter
@@ -27,6 +27,17 @@ from memory_proxy.stores import porter
 def stems(terms: Iterable[str]) -> list[str]:
     """The distinct stems of `terms` (the question's topic words), in order."""
     return list(dict.fromkeys(porter.stem(word) for term in terms for word in porter.words(term)))
+
+
+def words_by_stem(terms: Sequence[str]) -> dict[str, str]:
+    """Each distinct stem of `terms` -> the first of `terms` that gives it, ordered as the
+    stems first appear from the last term back: what an index searches each stem as (FTS5
+    stems the word again). One pass; stems() per term built a dict and a list for each."""
+    words: dict[str, str] = {}
+    for term in reversed(terms):
+        for word in porter.words(term):
+            words[porter.stem(word)] = term
+    return words
 
 
 def weight(documents_with_term: int, documents: int) -> float:
@@ -75,3 +86,9 @@ def relevant(
     return [
         Recalled(record, score, share) for record, score, share in shares if reaches(share, needed)
     ]
+
+
+async def no_hits() -> list[Recalled]:
+    """What a search that has nothing to look for (no topic words) returns, awaited as a
+    search that runs is."""
+    return []

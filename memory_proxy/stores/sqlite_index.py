@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack_unless_short, unpack
 from memory_proxy.stores.recall_query import fts5_phrase, query_terms
 from memory_proxy.stores.recent_hits import RecentHits
-from memory_proxy.stores.relevance import relevant, stems, weight
+from memory_proxy.stores.relevance import no_hits, relevant, weight, words_by_stem
 from memory_proxy.stores.search_admission import DEFAULT_BUDGET
 from memory_proxy.stores.search_terms import MATCHED_MEMORIES
 from memory_proxy.stores.search_thread import SearchThread
@@ -150,7 +150,7 @@ class SQLiteMemoryIndex:
                 new.setdefault(r.id, r)
         return list(new.values())
 
-    async def search(
+    def search(
         self,
         user_id: str | None,
         project: str | None,
@@ -161,15 +161,15 @@ class SQLiteMemoryIndex:
         min_share: float = 0.0,
         fill_share: float | None = None,
         privacy: Privacy = "hosted",
-    ) -> list[Recalled]:
+    ) -> Awaitable[list[Recalled]]:
+        """Taken, or refused (SearchBusy), when called: a refused search costs no coroutine."""
         terms = query_terms(query)
         private_too = privacy == "private"
         if not terms or limit <= 0:
-            return []
-        # Each stem searched as a word of the question that gives it (FTS5 stems it again).
-        question = {stem: term for term in reversed(terms) for stem in stems([term])}
+            return no_hits()
 
         def work(db: sqlite3.Connection) -> list[Recalled]:
+            question = words_by_stem(terms)  # here: a search refused at once stems nothing
             token = None if user_id is None else search_token(user_id, project)
             held, memories, in_scope = term_counts.counts(db, list(question), token)
             weights = {term: weight(count, memories) for term, count in held.items()}
@@ -193,11 +193,11 @@ class SQLiteMemoryIndex:
                     rows = db.execute(SEARCH, params).fetchall()
             scored = []
             for row in rows:
-                record, terms = self._recent_hits.read(row[:SCORE_COLUMN])
-                scored.append((record, row[SCORE_COLUMN], terms))
+                record, held_terms = self._recent_hits.read(row[:SCORE_COLUMN])
+                scored.append((record, row[SCORE_COLUMN], held_terms))
             return relevant(scored, weights, min_share, fill_share)
 
-        return await self._searches.run(work)
+        return self._searches.run(work)
 
     def _scope(
         self, db: sqlite3.Connection, user_id: str | None, project: str | None

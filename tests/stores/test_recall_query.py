@@ -47,6 +47,19 @@ def test_query_terms_drop_filler_and_repeats_and_are_capped() -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=20))
+def test_query_terms_read_again_are_the_same_and_each_caller_s_own(texts: list[str]) -> None:
+    """The terms are looked up when read again (recall, then the index's search): the
+    same as read first, whatever was read between, and a list no other caller shares."""
+    first = [query_terms(text) for text in texts]
+    for text, terms in zip(texts, first, strict=True):
+        again = query_terms(text)
+        assert again == terms
+        again.append("changed")
+        assert query_terms(text) == terms
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.text())
 def test_any_string_is_a_safe_fts5_phrase(text: str) -> None:
     db = sqlite3.connect(":memory:")

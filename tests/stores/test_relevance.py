@@ -3,7 +3,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_proxy.stores.relevance import covered_share, stems, weight
+from memory_proxy.stores.relevance import covered_share, stems, weight, words_by_stem
 
 
 def test_a_share_counts_the_words_as_the_index_stems_them() -> None:
@@ -35,3 +35,16 @@ def test_a_weight_is_positive_and_falls_as_more_memories_hold_the_word(
     assert weight(holding, documents) > 0
     assert weight(holding + 1, documents + 1) <= weight(holding, documents + 1) + 1e-12
     assert math.isfinite(weight(holding, documents))
+
+
+WORDS = st.text(alphabet=st.characters(categories=("L", "N", "M")), min_size=1, max_size=12)
+
+
+@given(st.lists(st.one_of(WORDS, st.sampled_from(["deploying", "deployed", "Ǆemo", "ﬁle"]))))
+def test_words_by_stem_is_each_stem_as_the_first_term_giving_it_in_the_order_searched(
+    terms: list[str],
+) -> None:
+    """What the SQLite index's search built per term with stems(): the same mapping, and
+    the same order (its rarest-first sort breaks ties by it)."""
+    expected = {stem: term for term in reversed(terms) for stem in stems([term])}
+    assert list(words_by_stem(terms).items()) == list(expected.items())
