@@ -38,6 +38,22 @@ TOGETHER = {
     "on the shared LiteLLM": ("tests/clients/", "tests/test_e2e_"),
     "in one Chromium": ("tests/api/test_dashboard", "tests/test_browser_guard_in_chromium.py"),
 }
+# The scopes (modules, groups of TOGETHER) that take longest, longest first (the
+# per-module sums of `--durations=0`): they start first, and the many short modules fill
+# the workers' ends. xdist's own order, by number of tests, started the one 13-15 s test
+# of tests/scripts/test_bench_postgres_cost.py last, 8-12 s after the other workers ended.
+LONGEST_FIRST = (
+    "on the shared LiteLLM",
+    "tests/supervisor/test_launcher_litellm.py",
+    "in one Chromium",
+    "tests/scripts/test_bench_postgres.py",
+    "tests/supervisor/test_launcher.py",
+    "tests/stores/test_sqlite_index.py",
+    "tests/scripts/test_bench_postgres_cost.py",
+    "tests/memory/test_conversation.py",
+    "tests/scripts/test_bench_recall_history.py",
+    "tests/scripts/test_litellm_known.py",
+)
 
 # No deadline per hypothesis example (200 ms by default): a timing in a pass/fail test. On
 # two cores shared by the suite's workers and the servers they start, an example of
@@ -183,7 +199,7 @@ def browser(_chromium: Any) -> Any:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under `--dist loadscope` (scripts/test), each group of TOGETHER goes to one worker
     together, as each module does: one LiteLLM starts, and one Chromium, not one on each
-    worker."""
+    worker; the scopes of LONGEST_FIRST are handed out before the others."""
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -195,5 +211,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                     return group
             scope: str = super()._split_scope(nodeid)
             return scope
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for scope in reversed(LONGEST_FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return GroupsTogether(config, log)
