@@ -171,8 +171,8 @@ class RecallBackend(Protocol):
     A caller that stops waiting cancels the search; a backend stops the work where it can
     (the SQLite index does not start it, or interrupts it; Supermemory's HTTP request is
     closed). A backend with too much waiting already may raise SearchBusy at once: when
-    called (the SQLite index: a refused search costs its caller no coroutine, no timer)
-    or when awaited.
+    called (the SQLite and PostgreSQL indexes: a refused search costs its caller no
+    coroutine, no timer) or when awaited.
     """
 
     async def add(self, records: list[MemoryRecord]) -> None: ...

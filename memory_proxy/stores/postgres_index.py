@@ -15,10 +15,8 @@ before the LIMIT; each term then weighed from the counts returned (relevance.py)
 hits that cover `min_share` of the question's weight are returned with their share, as
 SQLite's are; so recall keeps the same memories from either.
 
-Searches have a pool of their own, bounded by the recall budget (search_admission.py);
-each connection's statement timeout is the budget, so the server never works for a
-search nobody waits for, and a search whose waiter leaves is cancelled on the server at
-once while the waiter goes on without waiting for it.
+Searches have a pool of their own, bounded by the recall budget, which takes or refuses
+a search when it is asked for (postgres_search_pool.py).
 
 Forgetting: the rows are deleted and the table vacuumed (its index entries removed, its
 space reusable). PostgreSQL has no secure delete: a deleted row's bytes stay in its page
@@ -30,8 +28,7 @@ files with VACUUM FULL (README "The PostgreSQL database").
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -49,11 +46,11 @@ from memory_proxy.stores.base import FileUse
 from memory_proxy.stores.packed_text import pack, unpack
 from memory_proxy.stores.postgres_database import PostgresDatabase
 from memory_proxy.stores.postgres_index_schema import MIGRATIONS
+from memory_proxy.stores.postgres_search_pool import SearchPool
 from memory_proxy.stores.recall_query import query_terms
-from memory_proxy.stores.relevance import relevant, stems
-from memory_proxy.stores.search_admission import DEFAULT_BUDGET, SearchAdmission
+from memory_proxy.stores.relevance import no_hits, relevant, stems
+from memory_proxy.stores.search_admission import DEFAULT_BUDGET
 
-SEARCH_CONNECTIONS = 4
 ANALYSE_EVERY = 5000  # memories added by this process between two ANALYZEs
 WAIT_SECONDS = 30.0  # the memories API and CLI, and the writer, off the request path
 COLUMNS = [
@@ -132,15 +129,7 @@ class PostgresMemoryIndex:
         self._db = PostgresDatabase(
             url, "memories", MIGRATIONS, max_size=2, statement_timeout_ms=60_000
         )
-        self._search_budget = search_budget
-        self._searches = PostgresDatabase(
-            url,
-            "memories",
-            None,  # migrated just above
-            max_size=SEARCH_CONNECTIONS,
-            statement_timeout_ms=max(1, round(search_budget * 1000)),
-        )
-        self._admission = SearchAdmission(search_budget, SEARCH_CONNECTIONS)
+        self._searches = SearchPool(url, search_budget)
         # Statistics after an import, before autovacuum's minute: without them one
         # project's search scanned the project (p50 15-30 ms instead of 0.5-2.5).
         self.analyse_every = ANALYSE_EVERY
@@ -157,7 +146,7 @@ class PostgresMemoryIndex:
                 self._unanalysed = 0
                 await db.execute("ANALYZE memories")
 
-    async def search(
+    def search(
         self,
         user_id: str | None,
         project: str | None,
@@ -168,22 +157,23 @@ class PostgresMemoryIndex:
         min_share: float = 0.0,
         fill_share: float | None = None,
         privacy: Privacy = "hosted",
-    ) -> list[Recalled]:
+    ) -> Awaitable[list[Recalled]]:
+        """Taken, or refused (SearchBusy), when called (postgres_search_pool.py)."""
         terms = query_terms(query)
         if not terms or limit <= 0 or _unstorable(user_id, project):
-            return []
-        where, params = _scope(user_id, project)
-        if exclude_session is not None and not _unstorable(exclude_session):
-            where += " AND session_id IS DISTINCT FROM %s"
-            params += (exclude_session,)
-        if privacy != "private":
-            where += " AND NOT private"
-        question = stems(terms)
-
-        statement = postgres_search.statement(COLUMNS, where)
-        arguments = postgres_search.arguments(question, min_share, params, limit)
+            return no_hits()
 
         async def work(db: AsyncConnection) -> list[Recalled]:
+            # Made here: a search refused at once stems nothing and makes no statement.
+            where, params = _scope(user_id, project)
+            if exclude_session is not None and not _unstorable(exclude_session):
+                where += " AND session_id IS DISTINCT FROM %s"
+                params += (exclude_session,)
+            if privacy != "private":
+                where += " AND NOT private"
+            question = stems(terms)
+            statement = postgres_search.statement(COLUMNS, where)
+            arguments = postgres_search.arguments(question, min_share, params, limit)
             rows = await (await db.execute(statement, arguments)).fetchall()
             if not rows:
                 return []  # nothing found, or no memory could cover min_share
@@ -191,18 +181,7 @@ class PostgresMemoryIndex:
             scored = [(record_of(row[:-4]), float(row[-4]), row[-3]) for row in rows]
             return relevant(scored, weights, min_share, fill_share)
 
-        ticket = self._admission.admit()
-        started = time.perf_counter()
-        task = asyncio.ensure_future(self._searches.read(work, self._search_budget))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.cancel()  # cancelled on the server too, without the waiter waiting
-            raise
-        finally:
-            self._admission.settled(ticket)
-            if task.done() and not task.cancelled():
-                self._admission.took(time.perf_counter() - started)
+        return self._searches.run(work)
 
     async def list_memories(
         self,

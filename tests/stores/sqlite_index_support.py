@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.base import MemoryIndex
 from memory_proxy.stores.postgres_index import PostgresMemoryIndex
+from memory_proxy.stores.search_admission import DEFAULT_BUDGET
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 
 T = TypeVar("T")
@@ -41,9 +42,12 @@ class Index:
     """An index and an event loop to drive it from plain (and hypothesis) tests: SQLite
     in the file at a Path (or in memory), PostgreSQL at a URL."""
 
-    def __init__(self, where: Path | str) -> None:
+    def __init__(self, where: Path | str, search_budget: float | None = None) -> None:
+        """`search_budget`: SQLite's default unless named; PostgreSQL's is its statement
+        timeout too, so a loaded machine's."""
         self.runner = asyncio.Runner()
         self.where = where
+        self.search_budget = search_budget
         self.index: MemoryIndex = self.runner.run(self._open())
 
     @property
@@ -52,9 +56,10 @@ class Index:
         return self.index
 
     async def _open(self) -> MemoryIndex:
-        if isinstance(self.where, str):  # a search's statement timeout: a busy machine's
-            return PostgresMemoryIndex(self.where, search_budget=LOADED_MACHINE)
-        return SQLiteMemoryIndex(self.where)
+        budget = self.search_budget
+        if isinstance(self.where, str):
+            return PostgresMemoryIndex(self.where, search_budget=budget or LOADED_MACHINE)
+        return SQLiteMemoryIndex(self.where, search_budget=budget or DEFAULT_BUDGET)
 
     def __call__(self, work: Callable[[MemoryIndex], Awaitable[T]]) -> T:
         async def call() -> T:

@@ -1,6 +1,7 @@
-"""A search the SQLite index cannot answer in time is refused when it is asked for, before
-anything is awaited, and recall asks before it sets its timer: under load nine questions in
-ten are refused, and each paid for a coroutine and a timer it never used (issue 19)."""
+"""A search an index (SQLite or PostgreSQL) has no room for is refused when it is asked
+for, before anything is awaited, and recall asks before it sets its timer: under load nine
+questions in ten are refused, and each paid for a coroutine and a timer it never used, and
+on PostgreSQL for the question's stems and the statement (issue 19)."""
 
 from __future__ import annotations
 
@@ -13,32 +14,36 @@ import pytest
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.recall import Recall
-from memory_proxy.stores.base import SearchBusy
-from memory_proxy.stores.search_admission import for_recall
-from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+from memory_proxy.stores.base import MemoryIndex, SearchBusy
+from memory_proxy.stores.search_admission import MAX_WAITING, for_recall
 from tests.memory.recall_support import WordIndex, block_in_new_session
-from tests.stores.sqlite_index_support import memory
+from tests.stores.sqlite_index_support import LOADED_MACHINE, Index, memory
 
 
-def test_a_search_the_index_cannot_answer_in_time_is_refused_at_the_call(tmp_path: Path) -> None:
-    asyncio.run(_a_search_the_index_cannot_answer_in_time_is_refused_at_the_call(tmp_path))
-
-
-async def _a_search_the_index_cannot_answer_in_time_is_refused_at_the_call(
-    tmp_path: Path,
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_search_an_index_has_no_room_for_is_refused_at_the_call(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    index = SQLiteMemoryIndex(tmp_path / "memory.sqlite3", search_budget=1e-9)
+    where: Path | str = tmp_path / "memory.sqlite3"
+    if store == "postgres":
+        where = request.getfixturevalue("postgres_url")
+    # A budget no search comes near: refused by how many wait alone, whatever the machine.
+    index = Index(where, search_budget=LOADED_MACHINE)
     try:
-        await index.add([memory("the staging database listens on port 5433")])
-        assert await index.search("alice", "shop", "staging port", limit=5)  # the time learnt
-        with for_recall():
-            first = index.search("alice", "shop", "staging port", limit=5)  # idle: taken
-            with pytest.raises(SearchBusy):
-                index.search("alice", "shop", "database port", limit=5)  # nothing to await
-        assert await first
-        assert await index.search("alice", "shop", "the and of", limit=5) == []  # no topic
+        index(_a_search_an_index_has_no_room_for_is_refused_at_the_call)
     finally:
-        await index.aclose()
+        index.close()
+
+
+async def _a_search_an_index_has_no_room_for_is_refused_at_the_call(index: MemoryIndex) -> None:
+    await index.add([memory("the staging database listens on port 5433")])
+    with for_recall():
+        taken = [index.search("alice", "shop", "staging port", limit=5) for _ in range(MAX_WAITING)]
+        with pytest.raises(SearchBusy):
+            index.search("alice", "shop", "database port", limit=5)  # nothing to await
+    assert all(await asyncio.gather(*taken))  # each taken one answered
+    assert await index.search("alice", "shop", "staging port", limit=5)  # room again
+    assert await index.search("alice", "shop", "the and of", limit=5) == []  # no topic
 
 
 @dataclasses.dataclass
