@@ -115,12 +115,12 @@ def memory_proxy(
 def compared_proxy(
     servers: ExitStack, directory: Path, case: MemoryCase, upstream: str, ours: Server, older: Path
 ) -> Server:
-    """The same case served by the `older` checkout's code, its sessions stored by that code,
-    sent the same requests as `ours`. Its long-term index is left empty: a commit from
-    before recall has none, and the seeded one is in this checkout's format."""
+    """The same case served by the `older` checkout's code, its store seeded by that code
+    (the same sessions, and the same memories when it has a long-term index: a commit from
+    before recall has none), sent the same requests as `ours`."""
     name = f"{case.name.replace(' ', '-').replace(',', '')}-{older.name}"
     config = proxy_config(directory, name, case.config)
-    case.seed_sessions_of(directory / f"{name}.sqlite3", older)
+    case.seed_of(directory / f"{name}.sqlite3", older)
     proxy = start_proxy(servers, config, upstream, case.workers, older)
     return dataclasses.replace(proxy, name=f"{case.name} @{older.name}", script=ours.script)
 

@@ -104,8 +104,8 @@ def run_driver(
     config = proxy_config(directory, name, case.config | {"proxy": {"litellm_url": upstream}})
     if args.checkout == ROOT:
         questions = asyncio.run(case.seed(directory / f"{name}.sqlite3"))
-    else:  # stored in the other checkout's format; the same questions (not indexed)
-        case.seed_sessions_of(directory / f"{name}.sqlite3", args.checkout)
+    else:  # stored by the other checkout's code, in its format; the same questions
+        case.seed_of(directory / f"{name}.sqlite3", args.checkout)
         questions = asyncio.run(case.seed(directory / "questions-only.sqlite3"))
     spec = {
         "config": str(config),

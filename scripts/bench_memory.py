@@ -5,6 +5,7 @@ in-process cost of session memory per store."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -21,6 +22,7 @@ import orjson
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.memory.conversation import ConversationMemory
+from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import MemoryStore
 from memory_proxy.stores.open import open_memory_index, open_store
@@ -70,17 +72,24 @@ class MemoryCase:
             postgres_url=memory.get("postgres_url"),
         )
 
-    def seed_sessions_of(self, sqlite_path: Path, checkout: Path) -> None:
-        """The sessions stored by another checkout's code, in its format (for --compare;
-        its long-term index, if it has one, is left empty). In the PostgreSQL database its
-        config names, if it names one."""
-        if not self.sessions:
-            return
+    def seed_of(self, sqlite_path: Path, checkout: Path) -> None:
+        """What `seed` stores, stored by another checkout's code in its format (for
+        --compare): the sessions, and the same memories in its long-term index when its
+        code has one (a commit from before recall has none). In the PostgreSQL database
+        its config names, if it names one."""
         user = self.headers.get("x-memory-user-id", "")
         target = self.store_settings(sqlite_path).postgres_url or str(sqlite_path)
-        argv = [sys.executable, str(SEED_DRIVER), target, user, str(self.sessions)]
         env = {**os.environ, "PYTHONPATH": str(checkout)}
-        subprocess.run([*argv, json.dumps(SEEDED)], env=env, check=True, cwd=checkout)
+        driver = [sys.executable, str(SEED_DRIVER)]
+        if self.sessions:
+            argv = [*driver, target, user, str(self.sessions), json.dumps(SEEDED)]
+            subprocess.run(argv, env=env, check=True, cwd=checkout)
+        if self.memories:
+            rows = [dataclasses.asdict(record) for record in index_records(self.memories)]
+            records = sqlite_path.with_suffix(".memories.json")
+            records.write_bytes(orjson.dumps(rows))
+            argv = [*driver, "--memories", target, str(records)]
+            subprocess.run(argv, env=env, check=True, cwd=checkout)
 
 
 def memory_cases() -> list[MemoryCase]:
@@ -126,7 +135,7 @@ async def seed_index(sqlite_path: Path, memories: int) -> list[str]:
     facts' own words first, then everyday questions like the corpus's, so that the
     memories the requests add spread over the index as the seeded ones do."""
     rng = random.Random(memories)
-    facts, records = latency_corpus(memories, rng, users=1, projects=1)
+    facts, records = latency_corpus(memories, rng, users=1, projects=1)  # index_records'
     index = open_memory_index(_sqlite(sqlite_path))
     assert index is not None
     try:
@@ -135,6 +144,11 @@ async def seed_index(sqlite_path: Path, memories: int) -> list[str]:
         await index.aclose()
     everyday = [_question_of(filler(rng)) for _ in range(EVERYDAY_QUESTIONS)]
     return [fact.own_words for fact in facts] + list(dict.fromkeys(everyday))
+
+
+def index_records(memories: int) -> list[MemoryRecord]:
+    """The memories `seed_index` stores (the same seed: the same records)."""
+    return latency_corpus(memories, random.Random(memories), users=1, projects=1)[1]
 
 
 def _question_of(exchange: str) -> str:

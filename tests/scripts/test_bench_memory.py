@@ -22,7 +22,7 @@ from scripts.bench_memory import (
     memory_cost,
 )
 from scripts.bench_nginx import nginx_binary, nginx_upstream
-from scripts.bench_processes import proxy_counters
+from scripts.bench_processes import ROOT, proxy_counters
 from scripts.bench_report import Results
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
@@ -76,3 +76,13 @@ def test_the_whole_path_recalls_from_the_seeded_index_and_indexes_each_exchange(
     assert asyncio.run(indexed_memories(path)) > 500 + 20
     assert asyncio.run(stored_messages(path, "user0")) > SESSIONS * 6 + 20
     assert "memory_store_errors" not in counters
+
+
+def test_another_checkouts_store_gets_the_same_sessions_and_memories(tmp_path: Path) -> None:
+    """--compare seeds the compared commit's store by its own code (here this checkout's,
+    run as the driver runs any other): the sessions and, in its index, the memories."""
+    case = case_named("whole memory path", memories=40)
+    path = tmp_path / "compared.sqlite3"
+    case.seed_of(path, ROOT)
+    assert asyncio.run(indexed_memories(path)) == 40
+    assert asyncio.run(stored_messages(path, case.headers["x-memory-user-id"])) == SESSIONS * 6
