@@ -19,6 +19,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings
 from memory_proxy.config.recall import RecallSettings
 from tests.fake_upstream import FakeUpstream
+from tests.placements_support import wait_until_kept
 from tests.shared_litellm import SDK_USERS, SharedLiteLLM
 from tests.support import serve, wait_until
 from tests.test_e2e_recall import (
@@ -40,6 +41,7 @@ class TwoProxies:
     a: str
     b: str
     provider: FakeUpstream
+    memory: MemorySettings  # the PostgreSQL both share
 
 
 @pytest.fixture
@@ -48,9 +50,10 @@ def proxies(
 ) -> Iterator[TwoProxies]:
     provider = FakeUpstream(reply_text="Noted.")
     config = shared_litellm.config(tmp_path, SDK_USERS + CLAUDE_CODE_PATTERN)
+    memory = MemorySettings(store="postgres", postgres_url=postgres_url)
     settings = dataclasses.replace(
         shared_litellm.settings(config, tmp_path / "unused.sqlite3"),
-        memory=MemorySettings(store="postgres", postgres_url=postgres_url),
+        memory=memory,
         recall=RecallSettings(timeout_ms=5000),  # a busy machine: recall is the point
     )
     with (
@@ -58,7 +61,7 @@ def proxies(
         serve(MemoryProxy(settings)) as b,
         shared_litellm.providers(provider=provider),
     ):
-        yield TwoProxies(a, b, provider)
+        yield TwoProxies(a, b, provider, memory)
 
 
 def claude_code_at(proxy: str, session_id: str) -> anthropic.Anthropic:
@@ -82,6 +85,10 @@ def test_a_fact_told_to_one_proxy_is_recalled_by_the_other_and_its_prefix_kept(
     first = json.loads(proxies.provider.requests[-1].body)
     block = first["messages"][0]["content"][0]
     assert "<recalled-memories-" in block["text"] and "heron-17" in block["text"]
+    # B keeps where the block went after its request has gone on: the next turn, asked of
+    # A at once, waits for it, as a client's next turn, seconds later, need not (one CI
+    # run asked A first: no block put back).
+    wait_until_kept(proxies.memory, "claude-cli", "cc-asked")
 
     history: list[MessageParam] = [
         user_turn(QUESTION, cached=False),
