@@ -30,7 +30,7 @@ from memory_proxy.wire.answer import AnswerReader
 from memory_proxy.wire.registry import CHAT
 from scripts.bench_load import CHAT_PATH, Figures, chat_body
 from scripts.bench_recall import add_in_batches, latency_corpus
-from scripts.recall_dataset import filler
+from scripts.recall_dataset import Fact, filler
 
 SEED_DRIVER = Path(__file__).with_name("bench_seed_driver.py")
 SESSIONS = 10_000
@@ -85,7 +85,7 @@ class MemoryCase:
             argv = [*driver, target, user, str(self.sessions), json.dumps(SEEDED)]
             subprocess.run(argv, env=env, check=True, cwd=checkout)
         if self.memories:
-            rows = [dataclasses.asdict(record) for record in index_records(self.memories)]
+            rows = [dataclasses.asdict(record) for record in index_corpus(self.memories)[2]]
             records = sqlite_path.with_suffix(".memories.json")
             records.write_bytes(orjson.dumps(rows))
             argv = [*driver, "--memories", target, str(records)]
@@ -134,8 +134,7 @@ async def seed_index(sqlite_path: Path, memories: int) -> list[str]:
     corpus: planted facts among everyday exchanges). Returns the questions to ask: the
     facts' own words first, then everyday questions like the corpus's, so that the
     memories the requests add spread over the index as the seeded ones do."""
-    rng = random.Random(memories)
-    facts, records = latency_corpus(memories, rng, users=1, projects=1)  # index_records'
+    rng, facts, records = index_corpus(memories)
     index = open_memory_index(_sqlite(sqlite_path))
     assert index is not None
     try:
@@ -146,9 +145,12 @@ async def seed_index(sqlite_path: Path, memories: int) -> list[str]:
     return [fact.own_words for fact in facts] + list(dict.fromkeys(everyday))
 
 
-def index_records(memories: int) -> list[MemoryRecord]:
-    """The memories `seed_index` stores (the same seed: the same records)."""
-    return latency_corpus(memories, random.Random(memories), users=1, projects=1)[1]
+def index_corpus(memories: int) -> tuple[random.Random, list[Fact], list[MemoryRecord]]:
+    """The facts and memories `seed_index` stores, seeded by their number (so the same for
+    every checkout --compare seeds), and the generator, to draw the questions from next."""
+    rng = random.Random(memories)
+    facts, records = latency_corpus(memories, rng, users=1, projects=1)
+    return rng, facts, records
 
 
 def _question_of(exchange: str) -> str:
