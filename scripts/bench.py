@@ -62,6 +62,7 @@ from scripts.bench_report import Results, report
 from scripts.recall_history import USERS
 
 WARM_UP_SECONDS = 1
+TWO_WORKERS = "no memory, 2 workers"  # measured beside no memory
 PROBES = 10
 MCP_MEMORIES = 10_000
 
@@ -154,16 +155,20 @@ def interleaved(cases: list[Case], rounds: int, seconds: int) -> dict[str, list[
     return results
 
 
+def two_workers(case: MemoryCase) -> MemoryCase:
+    return dataclasses.replace(case, name=TWO_WORKERS, workers=2)
+
+
 def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> None:
     """Direct nginx, and a proxy per memory case in front of it, at 1 and 50 clients;
-    the no-memory proxy with two workers at 50. With --compare, each case's proxy of the
+    the no-memory proxy with two workers at 50 (`--cases`: only those named). With
+    --compare, each case's proxy of the
     older commit right after this checkout's, in every round."""
     with ExitStack() as servers:
         nginx_url, nginx = servers.enter_context(nginx_upstream(directory / "nginx"))
         direct = Server("direct nginx", nginx_url, nginx.pid, directory / "direct.lua")
         write_wrk_script(direct.script)
-        cases = memory_cases()
-        two_workers = dataclasses.replace(cases[0], name="no memory, 2 workers", workers=2)
+        cases = [case for case in memory_cases() if case.name in args.cases]
         proxies = [memory_proxy(servers, directory, case, nginx_url, results) for case in cases]
         if args.compare:
             older = checkout_of(args.compare, directory)
@@ -172,15 +177,19 @@ def post_cases(directory: Path, args: argparse.Namespace, results: Results) -> N
                 for case, ours in zip(cases, proxies, strict=True)
             ]
             proxies = [proxy for pair in pairs for proxy in pair]
-        two = memory_proxy(servers, directory, two_workers, nginx_url, results)
+        two = [  # the no-memory proxy with two workers, when no memory is measured
+            memory_proxy(servers, directory, two_workers(case), nginx_url, results)
+            for case in cases
+            if case.name == "no memory"
+        ]
         for proxy in proxies:
             results.idle_rss_mb[proxy.name] = rss_mb(proxy.pid)
         rounds = [Case(server, 1) for server in (direct, *proxies)]
-        rounds += [Case(server, 50) for server in (direct, *proxies, two)]
+        rounds += [Case(server, 50) for server in (direct, *proxies, *two)]
         for case in rounds:
             wrk_round(case.server.url, 50, WARM_UP_SECONDS, case.server.script)
         results.post = interleaved(rounds, args.rounds, args.seconds)
-        for proxy in (*proxies, two):
+        for proxy in (*proxies, *two):
             if "@" in proxy.name:
                 continue  # an older commit's /metrics may not say the same
             results.counters[proxy.name] = proxy_counters(proxy.url)
@@ -328,6 +337,12 @@ def main() -> None:
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"what to measure, of {', '.join(PARTS)}"
     )
+    parser.add_argument(
+        "--cases",
+        type=lambda names: names.split(","),
+        default=[case.name for case in memory_cases()],
+        help="the POST cases' proxies, of " + ", ".join(case.name for case in memory_cases()),
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--compare",
@@ -338,6 +353,8 @@ def main() -> None:
     parts = [part for part in args.parts.split(",") if part]
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))}")
+    if unknown := set(args.cases) - {case.name for case in memory_cases()}:
+        parser.error(f"--cases: unknown {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None or nginx_binary() is None:
         sys.exit("wrk or nginx is not installed (scripts/bench installs them)")
     signal.signal(signal.SIGTERM, _stop)

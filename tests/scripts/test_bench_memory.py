@@ -13,6 +13,7 @@ import pytest
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.stores.open import open_store
+from scripts import bench
 from scripts.bench import memory_proxy
 from scripts.bench_load import wrk_round
 from scripts.bench_memory import (
@@ -86,3 +87,12 @@ def test_another_checkouts_store_gets_the_same_sessions_and_memories(tmp_path: P
     case.seed_of(path, ROOT)
     assert asyncio.run(indexed_memories(path)) == 40
     assert asyncio.run(stored_messages(path, case.headers["x-memory-user-id"])) == SESSIONS * 6
+
+
+def test_cases_names_the_post_cases_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--cases` picks the POST cases' proxies by name; a name that is no case is
+    refused before anything starts."""
+    monkeypatch.setattr("sys.argv", ["bench", "--cases", "session memory,no such case"])
+    with pytest.raises(SystemExit) as refused:
+        bench.main()
+    assert refused.value.code == 2
