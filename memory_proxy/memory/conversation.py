@@ -20,6 +20,7 @@ from typing import Any
 
 from memory_proxy.config import MemorySettings
 from memory_proxy.logging_setup import ThrottledFailures
+from memory_proxy.memory.history_wait import HistoryWaits
 from memory_proxy.memory.injection import ContextLimits, prepare
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import without_recalled
@@ -72,6 +73,7 @@ class ConversationMemory:
         self._pending: set[asyncio.Future[int]] = set()
         self._purger: asyncio.Task[None] | None = None
         self.shutdown_grace = SHUTDOWN_GRACE_SECONDS
+        self.history_wait = HistoryWaits(STORE_WAIT_SECONDS)  # one timer for every load
 
     async def begin(
         self,
@@ -84,8 +86,7 @@ class ConversationMemory:
         """The request with its history (the private turns only for a request to private
         models alone), or None to forward it without memory."""
         try:
-            async with asyncio.timeout(STORE_WAIT_SECONDS):
-                history = await self.store.load(user_id, session_id)
+            history = await self.history_wait.load(self.store.load(user_id, session_id))
         except Exception as exc:
             self._failed("load", "load", exc)
             return None
