@@ -84,6 +84,13 @@ class Redactor:
             for rule in self._rules
             if rule.after is None and not any(rule is r for r in self._screen_joined)
         )
+        # The joined searches, bound once (most exchanges hold no secret: every one runs).
+        self._joined_searches = tuple(
+            rule.pattern.search for rule in self._screen_joined if not rule.folded
+        )
+        self._joined_folded = tuple(
+            (rule.needles, rule.pattern.search) for rule in self._screen_joined if rule.folded
+        )
         # The plain rules' searches, bound once: most texts hold no secret, and asking
         # each of these first costs a third of going through the rules one by one.
         plain = [rule for rule in self._rules if not rule.folded and rule.after is None]
@@ -164,22 +171,23 @@ class Redactor:
         of theirs needs to see beside a secret (no anchor, and no lookaround that a line
         break would fail): one search per rule, not one per rule and text. A rule that
         only counts beside another (`after`) finds nothing unless that one matches."""
-        lowered = [text.lower() for text in texts]
-        if any(len(low) != len(text) for low, text in zip(lowered, texts, strict=True)):
+        joined = "\n".join(texts)
+        joined_lower = joined.lower()  # as the texts' lower cases joined: a line break
+        if len(joined_lower) != len(joined):  # ends a word for a final sigma too
             return False  # offsets of a folded text move: checked text by text
-        joined, joined_lower = "\n".join(texts), "\n".join(lowered)
-        for rule in self._screen_joined:
-            if not rule.folded:
-                found = rule.pattern.search(joined)
-            elif rule.needles and not any(needle in joined_lower for needle in rule.needles):
+        for search in self._joined_searches:
+            if search(joined) is not None:
+                return False
+        for needles, search in self._joined_folded:
+            if needles and not any(needle in joined_lower for needle in needles):
                 continue
-            else:
-                found = rule.pattern.search(joined_lower)
-            if found:
+            if search(joined_lower) is not None:
                 return False
-        for rule in self._screen_each:
-            if any(map(rule.pattern.search, lowered if rule.folded else texts)):
-                return False
+        if self._screen_each:
+            lowered = [text.lower() for text in texts]
+            for rule in self._screen_each:
+                if any(map(rule.pattern.search, lowered if rule.folded else texts)):
+                    return False
         return True
 
     def _tool_call(self, call: ToolCall) -> ToolCall:

@@ -95,3 +95,36 @@ def test_looking_at_all_texts_first_changes_nothing(
     checked = _EveryText(on_redacted=every_text.append, **options).messages(messages)
     assert screened == checked
     assert redacted == every_text  # each secret counted alike
+
+
+def _nothing_in_text_by_text(redactor: Redactor, texts: list[str]) -> bool:
+    """The screen as it was written first: each text lowered on its own, the lower cases
+    joined, every screened rule asked in turn (the reference for the bound searches)."""
+    lowered = [text.lower() for text in texts]
+    if any(len(low) != len(text) for low, text in zip(lowered, texts, strict=True)):
+        return False
+    joined, joined_lower = "\n".join(texts), "\n".join(lowered)
+    for rule in redactor._screen_joined:
+        if rule.folded and rule.needles and not any(n in joined_lower for n in rule.needles):
+            continue
+        if rule.pattern.search(joined_lower if rule.folded else joined):
+            return False
+    return not any(
+        any(map(rule.pattern.search, lowered if rule.folded else texts))
+        for rule in redactor._screen_each
+    )
+
+
+@settings(max_examples=400)
+@example(texts=["ΑΣ", "b"], configured=False)  # a final sigma beside the line break
+@example(texts=["x'Σ", "'Σa"], configured=False)
+@example(texts=["İ", "x"], configured=False)
+@given(
+    texts=st.lists(st.one_of(TEXTS, st.text(alphabet="ΣσςΑα'. \nİK", max_size=8)), max_size=4),
+    configured=st.booleans(),
+)
+def test_the_screen_answers_as_text_by_text(texts: list[str], configured: bool) -> None:
+    """Lowering the joined texts once, and the rules' searches bound once, answer as each
+    text lowered and each rule asked did."""
+    redactor = Redactor(exact=[PROXY_KEY], extra=CONFIGURED if configured else ())
+    assert redactor._nothing_in(texts) == _nothing_in_text_by_text(redactor, texts)
