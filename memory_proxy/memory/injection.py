@@ -14,7 +14,7 @@ other request gets the session's other turns, as if those had never been said.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from memory_proxy.records.messages import ROLES, Message, well_formed
@@ -52,19 +52,28 @@ def prepare(
     if split is None:
         return None
     system, conversation = split
-    if (new_turns := _new_turns_without_history(wire, conversation, history)) is not None:
+    shaped = _Shaped()
+    if (new_turns := _new_turns_without_history(wire, conversation, history, shaped)) is not None:
         return Prepared(body, 0, new_turns)
-    neutral = wire.neutral(conversation)
-    injectable = history if private_turns else [m for m in history if not m.get("private")]
-    injected = wire.history_turns(trim(injectable, limits), neutral)
+    neutral = shaped.messages + wire.neutral(conversation[shaped.turns :])
+    injected = wire.history_turns(trim(history, limits, private_turns=private_turns), neutral)
     if not injected:
         return Prepared(body, 0, neutral)
     rewritten = {**body, wire.turns_key: [*system, *injected, *conversation]}
     return Prepared(rewritten, len(injected), neutral)
 
 
+@dataclass
+class _Shaped:
+    """The conversation's first `turns` turns in the neutral shape, as comparing them with
+    the history shaped them: not shaped again for the request's new turns."""
+
+    messages: list[Message] = field(default_factory=list)
+    turns: int = 0
+
+
 def _new_turns_without_history(
-    wire: ChatFormat, conversation: list[Turn], history: list[Message]
+    wire: ChatFormat, conversation: list[Turn], history: list[Message], shaped: _Shaped
 ) -> list[Message] | None:
     """The turns to store when the request gets no history: it re-sends the stored
     conversation, or carries one of its own (any answer) that differs from it (trimmed,
@@ -73,7 +82,7 @@ def _new_turns_without_history(
 
     Agents resend their whole conversation with every request: only the turns needed are
     put in the neutral shape (each turn's shape is its own), not all of them each time."""
-    after = _after_history(wire, conversation, history)
+    after = _after_history(wire, conversation, history, shaped)
     if after is not None:
         return after
     for index in range(len(conversation) - 1, -1, -1):
@@ -83,17 +92,20 @@ def _new_turns_without_history(
 
 
 def _after_history(
-    wire: ChatFormat, conversation: list[Turn], history: list[Message]
+    wire: ChatFormat, conversation: list[Turn], history: list[Message], shaped: _Shaped
 ) -> list[Message] | None:
     """The conversation's messages after `history` when it starts with it (as the neutral
     shape says: the same roles and texts), else None. The turns are shaped a few at a time
     (1, 2, 4, ...: a difference at the start costs one turn, a full match about what
-    shaping them all at once does), each turn's messages being its own."""
+    shaping them all at once does), each turn's messages being its own; those shaped are
+    kept in `shaped`."""
     if not history:
         return wire.neutral(conversation)
     matched, start, size = 0, 0, 1
     while start < len(conversation):
         messages = wire.neutral(conversation[start : start + size])
+        shaped.messages += messages
+        shaped.turns = min(start + size, len(conversation))
         for position, message in enumerate(messages):
             stored = history[matched]
             if message["role"] != stored.get("role") or message["content"] != stored.get("content"):
@@ -106,16 +118,20 @@ def _after_history(
     return None  # fewer messages than the history
 
 
-def trim(history: list[Message], limits: ContextLimits) -> list[Message]:
+def trim(
+    history: list[Message], limits: ContextLimits, *, private_turns: bool = True
+) -> list[Message]:
     """The newest well-formed messages within both budgets, not opening on an orphaned
-    tool result. (Stores written before messages were checked may hold ill-formed ones.)"""
+    tool result; a private model's (marked `private`) only with `private_turns`, skipped
+    as they come rather than filtered out first. (Stores written before messages were
+    checked may hold ill-formed ones.)"""
     kept: list[Message] = []
     tokens = 0
     for message in reversed(history):
         content, role = message.get("content"), message.get("role")
         if len(message) == 2 and type(content) is type(role) is str and role in _TEXT_ROLES:
             cost = len(content) // 4 + 4  # the usual {"role", "content"}, checked at once
-        elif well_formed(message):
+        elif well_formed(message) and (private_turns or not message.get("private")):
             cost = approximate_tokens(message)
         else:
             continue

@@ -18,9 +18,11 @@ LIMITS = ContextLimits(max_messages=20, max_tokens=10_000)
 
 
 def _prepared_converting_every_turn(
-    wire: ChatFormat, body: dict[str, Any], history: list[Message]
+    wire: ChatFormat, body: dict[str, Any], history: list[Message], private_turns: bool = False
 ) -> tuple[dict[str, Any], int, list[Message]] | None:
-    """prepare() as it was: the whole conversation put in the neutral shape first."""
+    """prepare() as it was: the whole conversation put in the neutral shape first (and
+    shaped again for the turns to store), a private model's turns filtered out before
+    trimming."""
     split = wire.conversation(body)
     if split is None:
         return None
@@ -35,7 +37,8 @@ def _prepared_converting_every_turn(
     for index in range(len(conversation) - 1, -1, -1):
         if wire.is_answer(conversation[index]):
             return body, 0, wire.neutral(conversation[index + 1 :])
-    injected = wire.history_turns(trim(history, LIMITS), neutral)
+    injectable = history if private_turns else [m for m in history if not m.get("private")]
+    injected = wire.history_turns(trim(injectable, LIMITS), neutral)
     if not injected:
         return body, 0, neutral
     return {**body, wire.turns_key: [*system, *injected, *conversation]}, len(injected), neutral
@@ -74,9 +77,16 @@ _ANTHROPIC_TURNS = st.one_of(
     cut=st.integers(0, 12),
     changed=st.booleans(),
     extra=st.lists(st.builds(lambda text: {"role": "user", "content": text}, _WORDS), max_size=2),
+    private=st.lists(st.booleans(), max_size=12),
+    private_turns=st.booleans(),
 )
 def test_the_turns_are_shaped_only_as_far_as_needed_with_the_same_result(
-    turns: list[dict[str, Any]], cut: int, changed: bool, extra: list[Message]
+    turns: list[dict[str, Any]],
+    cut: int,
+    changed: bool,
+    extra: list[Message],
+    private: list[bool],
+    private_turns: bool,
 ) -> None:
     """Whatever the conversation and the stored history (a prefix of it, cut anywhere,
     even inside a turn, or not): the same body, count and turns to store as when every
@@ -87,10 +97,14 @@ def test_the_turns_are_shaped_only_as_far_as_needed_with_the_same_result(
         history = [*wire.neutral(conversation)[:cut], *extra]
         if changed and history:
             history[0] = {**history[0], "content": "changed"}
+        marks = [*private, *[False] * len(history)][: len(history)]
+        history = [
+            {**m, "private": True} if mark else m for m, mark in zip(history, marks, strict=True)
+        ]
         body = {"model": "m", key: conversation}
-        prepared = prepare(wire, body, history, LIMITS)
+        prepared = prepare(wire, body, history, LIMITS, private_turns=private_turns)
         assert prepared is not None
-        expected = _prepared_converting_every_turn(wire, body, history)
+        expected = _prepared_converting_every_turn(wire, body, history, private_turns)
         assert (prepared.body, prepared.injected, prepared.new_turns) == expected
 
 
@@ -134,7 +148,9 @@ def _trimmed_checking_each(history: list[Any], limits: ContextLimits) -> list[An
 
 
 _STORED = st.dictionaries(
-    st.sampled_from(["role", "content", "tool_call_id", "tool_calls", "partial", "name"]),
+    st.sampled_from(
+        ["role", "content", "tool_call_id", "tool_calls", "partial", "name", "private"]
+    ),
     st.one_of(
         st.sampled_from(["user", "assistant", "tool", "system", "developer", "robot"]),
         st.text(max_size=40),
@@ -159,3 +175,19 @@ def test_trim_of_any_stored_messages_is_the_checked_one(
     for a role and a text keeps and counts exactly what checking each message did."""
     limits = ContextLimits(max_messages=max_messages, max_tokens=max_tokens)
     assert trim(history, limits) == _trimmed_checking_each(history, limits)
+
+
+@settings(max_examples=300)
+@given(
+    history=st.lists(_STORED, max_size=12),
+    max_messages=st.integers(1, 6),
+    max_tokens=st.integers(1, 40),
+)
+def test_trim_for_hosted_models_is_the_checked_one_of_the_others_turns(
+    history: list[Any], max_messages: int, max_tokens: int
+) -> None:
+    """trim skipping a private model's turns as it goes keeps what trimming the other
+    turns, filtered out first, kept."""
+    limits = ContextLimits(max_messages=max_messages, max_tokens=max_tokens)
+    others = [message for message in history if not message.get("private")]
+    assert trim(history, limits, private_turns=False) == _trimmed_checking_each(others, limits)
