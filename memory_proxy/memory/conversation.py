@@ -124,7 +124,9 @@ class ConversationMemory:
     def _kept(self, message: Message, private: bool) -> Message:
         message = _without_recalled(message)
         if message["role"] == "user":
-            message = {**message, "content": without_private(message["content"])}
+            content = message["content"]
+            if (kept := without_private(content)) is not content:  # most: no private text
+                message = {**message, "content": kept}
         if private:
             message = {**message, "private": True}
         return message

@@ -275,8 +275,10 @@ def _found_by(rule: SecretRule, text: str, lowered: str | None) -> list[_Found]:
 
 def _texts(message: Message) -> list[str]:
     """What a stored message says: its text and its tool calls' arguments."""
-    calls = message.get("tool_calls") or []
-    return [message["content"], *(call["function"]["arguments"] for call in calls)]
+    calls = message.get("tool_calls")
+    if not calls:  # most: a text alone, no generator set up for it
+        return [message["content"]]
+    return [message["content"], *[call["function"]["arguments"] for call in calls]]
 
 
 def _matches(rule: SecretRule, first: re.Match[str], searched: str, text: str) -> list[_Found]:

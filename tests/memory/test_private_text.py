@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memory_proxy.config import MemorySettings
+from memory_proxy.memory.conversation import ConversationMemory, _without_recalled
 from memory_proxy.memory.private_text import without_private
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
@@ -70,3 +71,27 @@ def test_the_model_gets_private_text_and_memory_keeps_the_rest_without_it(
         "User: Log in to staging [private] and check the [private]\n"
         "Assistant: Logged in to staging."
     ]
+
+
+_PIECES = st.sampled_from(["<private>", "</private>", "< Private >", "<", "x", " ", "<recalled"])
+
+
+@given(
+    content=st.lists(st.one_of(_PIECES, st.text(max_size=6)), max_size=8).map("".join),
+    role=st.sampled_from(["user", "assistant", "tool"]),
+    private=st.booleans(),
+)
+def test_what_a_conversation_keeps_of_a_message_is_as_before(
+    content: str, role: str, private: bool
+) -> None:
+    """`_kept` copies a user's message only when its private text changed it: what it keeps
+    is what a copy with `without_private`'s text always was."""
+    message = {"role": role, "content": content}
+    before = _without_recalled(message)  # type: ignore[arg-type]
+    if role == "user":
+        before = {**before, "content": without_private(before["content"])}
+    if private:
+        before = {**before, "private": True}
+    kept = ConversationMemory._kept(None, message, private)  # type: ignore[arg-type]
+    assert kept == before
+    assert message == {"role": role, "content": content}  # the client's own left as it was
