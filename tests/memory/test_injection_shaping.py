@@ -167,27 +167,17 @@ _STORED = st.dictionaries(
     history=st.lists(_STORED, max_size=12),
     max_messages=st.integers(1, 6),
     max_tokens=st.integers(1, 40),
+    private_turns=st.booleans(),
 )
 def test_trim_of_any_stored_messages_is_the_checked_one(
-    history: list[Any], max_messages: int, max_tokens: int
+    history: list[Any], max_messages: int, max_tokens: int, private_turns: bool
 ) -> None:
     """Stores written before messages were checked may hold anything: trim's quick path
-    for a role and a text keeps and counts exactly what checking each message did."""
+    for a role and a text keeps and counts exactly what checking each message did, and
+    skipping a private model's turns as it goes (for a hosted model) what trimming the
+    other turns, filtered out first, did."""
     limits = ContextLimits(max_messages=max_messages, max_tokens=max_tokens)
-    assert trim(history, limits) == _trimmed_checking_each(history, limits)
-
-
-@settings(max_examples=300)
-@given(
-    history=st.lists(_STORED, max_size=12),
-    max_messages=st.integers(1, 6),
-    max_tokens=st.integers(1, 40),
-)
-def test_trim_for_hosted_models_is_the_checked_one_of_the_others_turns(
-    history: list[Any], max_messages: int, max_tokens: int
-) -> None:
-    """trim skipping a private model's turns as it goes keeps what trimming the other
-    turns, filtered out first, kept."""
-    limits = ContextLimits(max_messages=max_messages, max_tokens=max_tokens)
-    others = [message for message in history if not message.get("private")]
-    assert trim(history, limits, private_turns=False) == _trimmed_checking_each(others, limits)
+    others = history if private_turns else [m for m in history if not m.get("private")]
+    assert trim(history, limits, private_turns=private_turns) == _trimmed_checking_each(
+        others, limits
+    )
