@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -211,6 +212,18 @@ def browser(_chromium: Any) -> Any:
     _chromium.switch_to.window(fresh)
     _chromium.get_log("browser")  # read, so gone: what the earlier tests' pages said
     return _chromium
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """What is garbage at the end is collected once, here, while pytest still reports the
+    exceptions its finalizers raise; what is left is frozen, so that pytest's own passes
+    after this one and the interpreter's at exit do not walk it again. Each walked a
+    worker's whole heap (0.3-0.8 s a pass) on the way out, after its last test, while the
+    run waited for it: the last worker's end to pytest's exit took 1.3-2.0 s on 648 tests
+    at `-n 3`, 0.15-0.21 s with this."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(optionalhook=True)
