@@ -1,7 +1,8 @@
 """A stand-in for the litellm binary in supervisor tests: `fake_litellm.py --port N`.
 
 FAKE_MODE chooses its behaviour:
-  serve           answer readiness, liveness and chat completions
+  serve           answer readiness, liveness and chat completions (with its pid and the
+                  last message's content)
   crash           print a line and exit 3 at once
   hang            become ready, then stop answering liveness probes
   ignore-sigterm  serve, and ignore SIGTERM
@@ -26,6 +27,9 @@ hung = threading.Event()
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as LiteLLM's uvicorn: the proxy pools its connection, which a kill leaves dead.
+    protocol_version = "HTTP/1.1"
+
     def do_GET(self) -> None:
         if self.path == "/health/liveliness" and MODE == "hang":
             hung.set()
@@ -39,8 +43,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
-        self.rfile.read(length)
-        self._answer({"choices": [{"message": {"role": "assistant", "content": "fake"}}]})
+        messages = json.loads(self.rfile.read(length) or b"{}").get("messages") or [{}]
+        # Which process answered, and to what: a restart's test tells the children apart.
+        content = f"fake pid={os.getpid()}: {messages[-1].get('content', '')}"
+        self._answer({"choices": [{"message": {"role": "assistant", "content": content}}]})
 
     def _answer(self, payload: object, status: int = 200) -> None:
         body = json.dumps(payload).encode()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 from starlette.types import Receive, Scope, Send
 
@@ -21,6 +20,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from tests.fake_embeddings import FakeEmbeddings
 from tests.fake_upstream import FakeUpstream
+from tests.sdks import openai
 from tests.shared_litellm import SDK_USERS, SharedLiteLLM
 from tests.support import serve, wait_until
 

@@ -12,19 +12,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 import httpx
-import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from tests.fake_upstream import FakeUpstream
 from tests.litellm_support import CLIENT_APIS, ask_demo
+from tests.sdks import anthropic, openai
 from tests.shared_litellm import MASTER_KEY, SDK_USERS, Relay, SharedLiteLLM
 from tests.support import serve, wait_until
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = pytest.mark.litellm
 SM_KEY = "sm-e2e-secret"

@@ -13,18 +13,20 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.stores.packed_text import unpack
 from tests.fake_upstream import FakeUpstream
+from tests.sdks import openai
 from tests.shared_litellm import SharedLiteLLM
 from tests.support import serve, wait_until
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = pytest.mark.litellm
 PRIVATE, HOSTED = "llama-local", "hosted-gpt"

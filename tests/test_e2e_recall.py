@@ -12,20 +12,21 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
-import openai
 import pytest
-from anthropic.types import MessageParam, TextBlockParam
-from openai.types.chat import ChatCompletionMessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.stores.packed_text import unpack
 from tests.fake_upstream import FakeUpstream
 from tests.memory.recall_support import NESTED_TAG_ATTACK, tags_seen
+from tests.sdks import anthropic, openai
 from tests.shared_litellm import SDK_USERS, SharedLiteLLM
 from tests.support import serve, wait_until
+
+if TYPE_CHECKING:
+    from anthropic.types import MessageParam, TextBlockParam
+    from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = pytest.mark.litellm
 CLAUDE_CODE_AGENT = "claude-cli/2.1.0 (external, cli)"

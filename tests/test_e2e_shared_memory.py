@@ -9,17 +9,17 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anthropic
 import httpx
 import pytest
-from anthropic.types import MessageParam
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings
 from memory_proxy.config.recall import RecallSettings
 from tests.fake_upstream import FakeUpstream
 from tests.placements_support import wait_until_kept
+from tests.sdks import anthropic
 from tests.shared_litellm import SDK_USERS, SharedLiteLLM
 from tests.support import serve, wait_until
 from tests.test_e2e_recall import (
@@ -31,6 +31,9 @@ from tests.test_e2e_recall import (
     claude_code,
     user_turn,
 )
+
+if TYPE_CHECKING:
+    from anthropic.types import MessageParam
 
 pytestmark = pytest.mark.litellm
 REPO = "/home/dev/src/shared-service"

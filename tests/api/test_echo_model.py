@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import httpx
-import openai
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -27,6 +26,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from tests.conftest import ProxyFactory
 from tests.fake_upstream import FakeUpstream
+from tests.sdks import openai
 from tests.support import lifespan
 from tests.test_messages import JSON_VALUES
 

@@ -10,9 +10,7 @@ import sqlite3
 from functools import partial
 from typing import Any, cast
 
-import anthropic
 import httpx
-import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +41,7 @@ from tests.api.memories_support import (
     texts,
 )
 from tests.conftest import ProxyFactory
+from tests.sdks import anthropic, openai
 from tests.support import RedisServer, serve
 
 

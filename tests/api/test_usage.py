@@ -9,9 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +20,7 @@ from memory_proxy.records.usage import UsageRecord
 from memory_proxy.stores.sqlite_usage import SQLiteUsageLog
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
 from tests.fake_upstream import FakeUpstream
+from tests.sdks import anthropic, openai
 from tests.support import wait_until
 
 USAGE_FILE = Path("data/memory.sqlite3")  # the default store, in each test's own directory

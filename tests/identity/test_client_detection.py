@@ -4,9 +4,7 @@ import json
 import re
 from pathlib import Path
 
-import anthropic
 import httpx
-import openai
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -24,6 +22,7 @@ from memory_proxy.identity.client_detection import (
     detect_user,
 )
 from tests.fake_upstream import FakeUpstream
+from tests.sdks import anthropic, openai
 from tests.shipped_config_support import (
     CLAUDE_CODE_CLIENT,
     CODEX_CLIENT,
@@ -62,7 +61,8 @@ def test_first_matching_pattern_wins() -> None:
 
 
 # The user-agent each real client sends: the CLIs' as recorded from Claude Code 2.1.332 and
-# Codex 0.169.0 (tests/clients runs them live), the SDKs' from the installed SDKs themselves.
+# Codex 0.169.0 (tests/clients runs them live), the SDKs' from the installed SDKs themselves
+# (asked in the test, not at collection: tests/sdks.py).
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 REAL_USER_AGENTS = [
     ("claude-cli/2.1.332 (external, cli)", "claude-cli"),
@@ -71,10 +71,12 @@ REAL_USER_AGENTS = [
     ("codex-tui/0.169.0 (Debian 12.0.0; x86_64) xterm-256color (codex-tui; 0.169.0)", "codex-cli"),
     ("codex_cli_rs/0.20.0 (Ubuntu 24.4.0; x86_64) WindowsTerminal", "codex-cli"),
     ("OpenAIClientImpl/Java 2.1.0", "pycharm-ai"),
-    (openai.OpenAI(api_key="k").user_agent, "openai-python"),
-    (openai.AsyncOpenAI(api_key="k").user_agent, "openai-python"),
-    (anthropic.Anthropic(api_key="k").user_agent, "anthropic-python"),
-    (anthropic.AsyncAnthropic(api_key="k").user_agent, "anthropic-python"),
+]
+SDK_CLIENTS = [
+    ("openai.OpenAI", "openai-python"),
+    ("openai.AsyncOpenAI", "openai-python"),
+    ("anthropic.Anthropic", "anthropic-python"),
+    ("anthropic.AsyncAnthropic", "anthropic-python"),
 ]
 
 
@@ -94,6 +96,13 @@ def test_the_shipped_config_recognises_what_real_clients_send(
     mappings = load_settings(SHIPPED_CONFIG, environ={}).user_id_mappings
     identity = detect_user({"user-agent": user_agent}, mappings)
     assert (identity.user_id, identity.client) == (user_id, SHIPPED_NAMES[user_id])
+
+
+@pytest.mark.parametrize(("client", "user_id"), SDK_CLIENTS)
+def test_the_shipped_config_recognises_what_the_sdks_send(client: str, user_id: str) -> None:
+    sdk, _, name = client.partition(".")
+    user_agent = getattr({"openai": openai, "anthropic": anthropic}[sdk], name)(api_key="k")
+    test_the_shipped_config_recognises_what_real_clients_send(user_agent.user_agent, user_id)
 
 
 def test_a_matching_patterns_name_is_the_client_else_its_user_id() -> None:

@@ -4,6 +4,7 @@ import html
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,14 @@ from memory_proxy.memory.markup import (
 )
 from tests.memory.recall_support import as_read, stored_texts
 
-EVERY_CHARACTER = [chr(code) for code in range(sys.maxunicode + 1)]
+
+def every_character() -> Iterator[str]:
+    """Each code point, made as it is asked for: a list of all 1.1 million, made when the
+    module is imported (every pytest-xdist worker imports every test module), was walked by
+    each full pass of the garbage collector of each worker, for the whole run."""
+    return map(chr, range(sys.maxunicode + 1))
+
+
 # Format characters that are seen (Unicode does not count them as default-ignorable):
 # prepended concatenation marks, interlinear annotation, Egyptian hieroglyph controls.
 VISIBLE_FORMAT = re.compile(
@@ -30,7 +38,7 @@ _INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 
 def test_every_bracket_that_normalises_to_one_of_a_tags_is_a_known_look_alike() -> None:
-    for char in EVERY_CHARACTER:
+    for char in every_character():
         normal = unicodedata.normalize("NFKC", char)
         if "<" in normal and len(normal) == 1:
             assert char in LESS_THAN_LOOKALIKES, hex(ord(char))
@@ -39,7 +47,7 @@ def test_every_bracket_that_normalises_to_one_of_a_tags_is_a_known_look_alike() 
 
 
 def test_every_unseen_format_character_counts_as_invisible() -> None:
-    for char in EVERY_CHARACTER:
+    for char in every_character():
         if unicodedata.category(char) == "Cf" and not VISIBLE_FORMAT.match(char):
             assert _INVISIBLE.match(char), hex(ord(char))
 

@@ -48,6 +48,43 @@ def test_crashed_child_is_restarted_and_sigterm_leaves_nothing(tmp_path: Path) -
     assert "proxy   | " in output
 
 
+def test_a_killed_litellm_is_restarted_and_a_request_sent_at_once_is_held(
+    tmp_path: Path,
+) -> None:
+    """Sent within milliseconds of `kill -9`: the proxy's pooled keep-alive connection to
+    the dead child fails before any answer byte (or a new one is refused), so the proxy
+    holds the request (the supervisor restarts the child after about 1 s) and sends it
+    again to the restarted one instead of answering 502. Sent once the child is gone, not
+    while it dies: a new connection the kernel accepted for a dying child and then reset
+    is one that may have been processed, which the proxy rightly does not send again (a
+    502 once in a loaded run). A fake child: what is checked is the supervisor's and the
+    proxy's logic; test_launcher_litellm.py starts the real LiteLLM, whose start costs
+    7-10 s of CPU."""
+    with running_launcher(tmp_path, fake_litellm_bin(tmp_path)) as launcher:
+        launcher.wait_healthy()
+        chat = f"{launcher.proxy_url}/v1/chat/completions"
+        body = {"model": "demo", "messages": [{"role": "user", "content": "Still there?"}]}
+
+        def answered() -> str:
+            response = httpx.post(chat, json=body, timeout=60)
+            assert response.status_code == 200, response.text
+            content: str = response.json()["choices"][0]["message"]["content"]
+            return content
+
+        first = launcher.litellm_pid()
+        assert first is not None
+        assert answered() == f"fake pid={first}: Still there?"
+        child = psutil.Process(first)
+        child.kill()
+        wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
+        held = answered()
+        restarted = launcher.litellm_pid()
+        assert restarted not in (first, None)
+        assert held == f"fake pid={restarted}: Still there?"
+        launcher.wait_healthy()  # the supervisor saw it ready too
+    assert "exited code=-9" in launcher.output()
+
+
 def test_a_crash_after_only_the_proxy_saw_litellm_ready_is_restarted(tmp_path: Path) -> None:
     """The proxy's /health saw LiteLLM ready and served a request through it before the
     supervisor's own probe did: the crash that follows is a restart, not a failed start."""

@@ -1,9 +1,10 @@
 """start-proxies with the real LiteLLM on the shipped config.yaml, on other ports than the
 README's: `demo` follows the proxy's port, a start says little before "ready", the
-README's walkthrough prints what the README says, each time it is run, LiteLLM killed
-with SIGKILL is restarted and a request sent at once held until it is back, and SIGTERM
-stops everything (the fixture's end). One launcher for all: each LiteLLM start costs
-about 10 s of CPU."""
+README's walkthrough prints what the README says, each time it is run, and SIGTERM
+stops everything (the fixture's end). One launcher for all, and LiteLLM started once:
+each start costs 7-10 s of CPU. A killed LiteLLM's restart, and the request held
+meanwhile, are the supervisor's and the proxy's logic: test_launcher.py kills a fake
+child, which starts in a fraction of a second."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import openai
 import psutil
 import pytest
 
@@ -33,14 +33,10 @@ READY = "start   | ready on "
 MOST_LINES_BEFORE_READY = 15
 
 
-# The shipped config's timings, lengthened for a loaded machine (CI's two cores running
-# the other tests): a request waits for a restarted LiteLLM, which has taken over 20 s to
-# start (shipped: 30 s); recall's budget (shipped: 50 ms) was missed at times and the
+# The shipped config's timing, lengthened for a loaded machine (CI's two cores running
+# the other tests): recall's budget (shipped: 50 ms) was missed at times and the
 # walkthrough's second run showed no recalled block (as litellm_support.RECALL_BUDGET_MS).
-LOADED_MACHINE = (
-    ("upstream_wait_seconds: 30 ", "upstream_wait_seconds: 90 "),
-    ("timeout_ms: 50 ", f"timeout_ms: {RECALL_BUDGET_MS} "),
-)
+LOADED_MACHINE = (("timeout_ms: 50 ", f"timeout_ms: {RECALL_BUDGET_MS} "),)
 
 
 @pytest.fixture(scope="module")
@@ -115,32 +111,6 @@ def test_the_readmes_demo_on_other_ports_answers_as_it_says(launcher: Launcher) 
     curl = other_ports[other_ports.index("curl ") :]
     (answer,) = answers(curl.replace("http://127.0.0.1:9764", launcher.proxy_url))
     assert answer == "Echo model: I received 1 message (1 user).\nYour last message:\nHello"
-
-
-def test_a_killed_litellm_is_restarted_and_a_request_sent_at_once_is_held(
-    launcher: Launcher,
-) -> None:
-    """Sent within milliseconds of `kill -9`: the pooled connection to the dead LiteLLM
-    fails before any answer byte, so the proxy holds the request and sends it again to
-    the restarted one instead of answering 502."""
-    # No retries of the SDK's own: a 502 must reach the test, not be papered over.
-    client = openai.OpenAI(
-        base_url=f"{launcher.proxy_url}/v1", api_key="anything", max_retries=0, timeout=120
-    )
-
-    def ask() -> str:
-        answer = client.chat.completions.create(
-            model="demo", messages=[{"role": "user", "content": "Still there?"}]
-        )
-        return answer.choices[0].message.content or ""
-
-    assert ask().endswith("Your last message:\nStill there?")
-    first = launcher.litellm_pid()
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    assert ask().endswith("Your last message:\nStill there?")
-    assert launcher.litellm_pid() not in (first, None)
-    launcher.wait_healthy(within=120)  # the supervisor saw it ready too
 
 
 def answers(script: str) -> list[str]:

@@ -9,15 +9,16 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from mcp.client import Client, ClientRequestContext
-from mcp.client.streamable_http import streamable_http_client
-from mcp_types import ListRootsResult, Root
 
 from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
+
+if TYPE_CHECKING:
+    from mcp.client import Client, ClientRequestContext
+    from mcp_types import ListRootsResult
 
 MEMORY_FILE = Path("data/memory.sqlite3")  # the default store, in each test's own directory
 CLAUDE_CODE_MCP = "claude-code/2.1.332 (cli)"  # what Claude Code's MCP client sends
@@ -44,6 +45,11 @@ async def mcp_client(
 ) -> AsyncIterator[Client]:
     """A client of `proxy`'s /mcp; `roots`: the `file://` URIs it answers roots/list with
     (None: it declares no roots); `mode` "legacy" speaks the 2025 protocol."""
+    # Imported here, by the first test that calls: the SDK costs each pytest-xdist worker
+    # about 0.7 s of CPU to import, and most workers run none of these tests.
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp_types import ListRootsResult, Root
 
     async def listed_roots(context: ClientRequestContext) -> ListRootsResult:
         return ListRootsResult(roots=[Root(uri=uri) for uri in roots or ()])  # type: ignore[arg-type]

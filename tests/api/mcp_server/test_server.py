@@ -6,11 +6,10 @@ errors as tool errors; usage records of tool calls."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from mcp_types import Tool
 
 from memory_proxy.config import ClientKey, MemorySettings, RateLimitSettings
 from memory_proxy.identity.project import project_id
@@ -26,6 +25,9 @@ from tests.api.mcp_server.support import (
 )
 from tests.conftest import ProxyFactory
 from tests.support import wait_until
+
+if TYPE_CHECKING:
+    from mcp_types import Tool
 
 NO_LITELLM = "http://127.0.0.1:9"  # the tools never call it
 HERON, OTHER = "/home/me/src/heron", "/home/me/src/other"
