@@ -6,9 +6,7 @@ does any question."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -54,11 +52,14 @@ def notes(user: str, count: int) -> list[MemoryRecord]:
 
 
 @pytest.fixture(scope="module")
-def indexes(postgres_server: Any) -> Iterator[tuple[Index, Index]]:
+def indexes(
+    postgres_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Index, Index]]:
     """SQLite and PostgreSQL holding the same notes (added once for the module)."""
     records = notes("alice", NOTES) + notes("bob", 200)
     opened = []
-    for where in (Path(tempfile.mkdtemp()) / "memory.sqlite3", postgres_server.schema_url()):
+    sqlite_path = tmp_path_factory.mktemp("search") / "memory.sqlite3"
+    for where in (sqlite_path, postgres_server.schema_url()):
         index = Index(where)
         index.add(*records)
         opened.append(index)

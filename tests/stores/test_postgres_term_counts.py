@@ -101,14 +101,16 @@ def test_the_counts_and_the_scores_are_sqlites(postgres_url: str) -> None:
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(stored_memories(), st.sampled_from(FORGETTING))
     def alike(records: list[MemoryRecord], forgetting: str) -> None:
-        sqlite_path = Path(tempfile.mkdtemp()) / "memory.sqlite3"
-        found = [
-            _added_and_forgotten(blank, records, forgetting)
-            for blank in (BlankIndexes(sqlite_path), postgres_indexes)
-        ]
+        with tempfile.TemporaryDirectory() as directory:
+            sqlite_path = Path(directory) / "memory.sqlite3"
+            found = [
+                _added_and_forgotten(blank, records, forgetting)
+                for blank in (BlankIndexes(sqlite_path), postgres_indexes)
+            ]
+            sqlites_counts = sqlites_own(sqlite_path)
         counts = kept(postgres_url)
         assert counts == recounted(postgres_url)  # no row left for a forgotten word
-        assert {term: n for term, n in counts.items() if term != TOKENS} == sqlites_own(sqlite_path)
+        assert {term: n for term, n in counts.items() if term != TOKENS} == sqlites_counts
         for sqlites, postgres in zip(*found, strict=True):
             assert [text for text, _, _ in sqlites] == [text for text, _, _ in postgres]
             for (_, *numbers), (_, *others) in zip(sqlites, postgres, strict=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -40,15 +41,15 @@ def read_off_the_index(path: Path) -> dict[str, int]:
 def test_the_counts_are_the_indexs_own_through_adding_and_forgetting(
     records: list[MemoryRecord], forgetting: str
 ) -> None:
-    directory = Path(__import__("tempfile").mkdtemp())
-    path = directory / "memory.sqlite3"
-    index = Index(path)
-    try:
-        index.add(*records)
-        forget(index, records, forgetting)
-    finally:
-        index.close()
-    assert kept(path) == read_off_the_index(path)  # no row left for a forgotten word
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "memory.sqlite3"
+        index = Index(path)
+        try:
+            index.add(*records)
+            forget(index, records, forgetting)
+        finally:
+            index.close()
+        assert kept(path) == read_off_the_index(path)  # no row left for a forgotten word
 
 
 def test_a_file_from_before_gets_its_counts_at_open(tmp_path: Path) -> None:
