@@ -19,6 +19,7 @@ import yaml
 
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import load_settings
+from tests.litellm_support import RECALL_BUDGET_MS
 from tests.support import serve
 
 SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
@@ -118,7 +119,9 @@ def shipped_proxy(
     litellm_url: str, directory: Path, config_text: str | None = None
 ) -> Iterator[ShippedProxy]:
     """The proxy as `memory-proxy --config config.yaml` starts it on a fresh machine, with
-    LiteLLM at `litellm_url`; on `config_text` instead of the shipped file when given."""
+    LiteLLM at `litellm_url`; on `config_text` instead of the shipped file when given.
+    Recall gets the tests' budget rather than the shipped 50 ms, which a loaded machine
+    misses now and then (what is recalled is asserted, not how fast)."""
     config = directory / "config.yaml"
     if config_text is None:
         shutil.copyfile(SHIPPED_CONFIG, config)
@@ -127,7 +130,7 @@ def shipped_proxy(
     settings = load_settings(
         config,
         environ={"LITELLM_MASTER_KEY": MASTER_KEY},
-        overrides={"proxy.litellm_url": litellm_url},
+        overrides={"proxy.litellm_url": litellm_url, "recall.timeout_ms": RECALL_BUDGET_MS},
     )
     with serve(MemoryProxy(settings)) as url:
         yield ShippedProxy(url, config)
