@@ -3,6 +3,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -159,6 +161,28 @@ def _background_writes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     wait for each write, some for several. The proxies tests start as processes linger."""
     monkeypatch.setattr(batch_writer, "BATCH_LINGER_SECONDS", 0.0)
     monkeypatch.setattr(index_process, "SEND_EVERY_SECONDS", 0.0)
+
+
+# How long a thread of a store or index closed at the end of a module may take to end: its
+# closing joins it, so this is spent only on a thread left running.
+SQLITE_THREAD_END_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sqlite_threads_closed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each module closes the SQLite stores and indexes it opens: one left open keeps its
+    threads ("sqlite", "sqlite-search", "sqlite-vectors") and its file to the end of the
+    worker, as three tests of tests/memory/test_conversation_failures.py did. Checked
+    once per module (a few microseconds), after the module's own fixtures are torn down:
+    autouse, this one is set up before them and torn down after."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.name.startswith("sqlite")]
+    deadline = time.monotonic() + SQLITE_THREAD_END_SECONDS
+    for thread in left:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    running = sorted(thread.name for thread in left if thread.is_alive())
+    assert not running, f"{request.module.__name__} left SQLite threads running: {running}"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, LiteLLMSettings, ModelEntry, Settings
 from tests.conftest import UPSTREAM_KEY, ProxyFactory
 from tests.fake_upstream import FakeUpstream, in_process
-from tests.support import log_fields, serve, wait_until
+from tests.support import lifespan, log_fields, serve, wait_until
 
 ROUTED = LiteLLMSettings(
     models=(
@@ -315,9 +315,11 @@ def test_metrics_refuse_a_caller_from_another_host_without_client_keys(
 
     async def scrape() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://127.0.0.1:8764"
-        ) as client:
+        # Started and stopped as a server would: the stores it opened are closed after.
+        async with (
+            lifespan(app),
+            httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8764") as client,
+        ):
             return await client.get("/metrics")
 
     assert asyncio.run(scrape()).status_code == 401

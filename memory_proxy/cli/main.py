@@ -135,14 +135,14 @@ def main(
     }
     settings = load_or_exit(config, overrides)
     configure_logging(settings.log_format, settings.secrets())
+    problem = workers_problem(settings) if workers > 1 else None
+    if problem:  # refused before the app opens its stores, which nothing would close
+        click.echo(f"error: {problem}", err=True)
+        raise SystemExit(2)
     app = create_app_or_exit(settings)  # also checks the store before any worker starts
     if workers == 1:
         uvicorn.Server(uvicorn_config(app, settings)).run()
         return
-    problem = workers_problem(settings)
-    if problem:
-        click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2)
     assert settings.config_path is not None  # load_or_exit found one
     os.environ[WORKER_ARGUMENTS_ENV] = json.dumps(
         {"config": str(settings.config_path.resolve()), "overrides": overrides}

@@ -13,7 +13,7 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import Settings
 from memory_proxy.records.messages import Message
-from memory_proxy.stores.base import STORE_OPERATIONS
+from memory_proxy.stores.base import STORE_OPERATIONS, MemoryStore
 from memory_proxy.stores.in_memory import InMemoryStore
 from tests.fake_upstream import FakeUpstream
 from tests.memory.conversation_support import (
@@ -26,6 +26,16 @@ from tests.memory.conversation_support import (
     stored_count,
 )
 from tests.support import RedisServer, serve, wait_until
+
+
+def replace_store(app: MemoryProxy, store: MemoryStore) -> None:
+    """`store` in place of the app's session store, the replaced one closed: the app
+    closes only the store it holds when it stops, and the SQLite store it opened, left
+    open, kept its thread ("sqlite") and its file to the end of the test run."""
+    assert app.memory is not None
+    replaced = app.memory.conversations.store
+    app.memory.conversations.store = store
+    asyncio.run(replaced.aclose())
 
 
 class BrokenStore(InMemoryStore):
@@ -48,8 +58,7 @@ def test_a_failing_store_never_fails_the_llm_call(
 ) -> None:
     upstream, url = fake_upstream
     app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url))
-    assert app.memory is not None
-    app.memory.conversations.store = BrokenStore()
+    replace_store(app, BrokenStore())
     with serve(app) as proxy:
         assert "Hello" in chat(proxy, "hi", ALICE)
         wait_until(lambda: store_errors(app) == 1)
@@ -79,10 +88,10 @@ def test_a_failed_load_and_a_refused_write_are_counted_apart(
     assert app.memory is not None
     assert store_errors_by_operation(app) == dict.fromkeys(STORE_OPERATIONS, 0.0)
     with serve(app) as proxy:
-        app.memory.conversations.store = BrokenStore()
+        replace_store(app, BrokenStore())
         chat(proxy, "hi", ALICE)
         wait_until(lambda: store_errors(app) == 1)
-        app.memory.conversations.store = RefusingStore()
+        replace_store(app, RefusingStore())
         chat(proxy, "hi again", ALICE)
         wait_until(lambda: store_errors(app) == 2)
     assert store_errors_by_operation(app) == dict.fromkeys(STORE_OPERATIONS, 0.0) | {
@@ -115,7 +124,7 @@ def test_exchanges_not_stored_when_the_proxy_stops_are_counted_and_logged_once(
     app = MemoryProxy(dataclasses.replace(Settings(), litellm_url=url))
     assert app.memory is not None
     store = HangingStore()
-    app.memory.conversations.store = store
+    replace_store(app, store)
     app.memory.conversations.shutdown_grace = 0.05
     with serve(app) as proxy:
         chat(proxy, "hi", ALICE)
