@@ -54,7 +54,7 @@ def test_a_killed_litellm_is_restarted_and_a_request_sent_at_once_is_held(
     """Sent within milliseconds of `kill -9`: the proxy's pooled keep-alive connection to
     the dead child fails before any answer byte (or a new one is refused), so the proxy
     holds the request (the supervisor restarts the child after about 1 s) and sends it
-    again to the restarted one instead of answering 502. Sent once the child is gone, not
+    again to the restarted one instead of answering 502. Sent once the child's port is closed, not
     while it dies: a new connection the kernel accepted for a dying child and then reset
     is one that may have been processed, which the proxy rightly does not send again (a
     502 once in a loaded run). A fake child: what is checked is the supervisor's and the
@@ -74,9 +74,21 @@ def test_a_killed_litellm_is_restarted_and_a_request_sent_at_once_is_held(
         first = launcher.litellm_pid()
         assert first is not None
         assert answered() == f"fake pid={first}: Still there?"
-        child = psutil.Process(first)
-        child.kill()
-        wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE)
+        psutil.Process(first).kill()
+
+        def gone() -> bool:
+            """Its port refuses connections (or a new child already runs). A zombie is not
+            enough: its main thread ends first, and the socket stays open, accepting, until
+            its last thread (here, the one serving the kept-alive connection) has ended."""
+            if launcher.litellm_pid() not in (first, None):
+                return True
+            try:
+                socket.create_connection(("127.0.0.1", launcher.litellm_port), 1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        wait_until(gone)
         held = answered()
         restarted = launcher.litellm_pid()
         assert restarted not in (first, None)
