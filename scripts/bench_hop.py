@@ -32,6 +32,7 @@ from pathlib import Path
 from scripts.bench_memory import MemoryCase, memory_cases
 from scripts.bench_nginx import nginx_upstream
 from scripts.bench_processes import ROOT, proxy_config
+from scripts.callgrind import totals_by_thread
 
 DRIVER = Path(__file__).with_name("bench_hop_driver.py")
 
@@ -84,12 +85,7 @@ def instructions(
         f"--callgrind-out-file={out}",
     ]
     run_driver(directory, name, case, upstream, args, requests, wrapper)
-    counts = {}
-    for part in directory.glob(f"{out.name}-*"):  # one file per thread: -01, -02, ...
-        totals = re.search(r"^(?:summary|totals): (\d+)", part.read_text(errors="replace"), re.M)
-        if totals:
-            counts[int(part.name.rsplit("-", 1)[1])] = int(totals[1])
-    return counts
+    return totals_by_thread(out)
 
 
 def run_driver(

@@ -15,7 +15,6 @@ import dataclasses
 import marshal
 import os
 import pickle
-import re
 import resource
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from memory_proxy.memory.index_process import (
     frame,
 )
 from scripts.bench_processes import ROOT
+from scripts.callgrind import total
 
 
 def exchanges(count: int) -> list[tuple[object, ...]]:
@@ -69,10 +69,9 @@ def run(settings: Settings, count: int, callgrind: bool) -> float:
         child.wait()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if callgrind:
-            text = out.read_text(errors="replace")
-            found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-            assert found is not None, "no callgrind totals"
-            return float(found[1])
+            counted = total(out)
+            assert counted is not None, "no callgrind totals"
+            return float(counted)
         return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 

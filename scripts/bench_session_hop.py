@@ -18,13 +18,13 @@ awaited with no bound), `none` (no store: the 50 coroutines alone).
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from scripts.bench_processes import ROOT
+from scripts.callgrind import totals_by_thread
 
 WAYS = ("history-wait", "timeout", "unbounded", "none")
 ROUNDS = (10, 50)
@@ -89,12 +89,7 @@ def instructions(checkout: Path, way: str, rounds: int, directory: Path) -> dict
         check=True,
         capture_output=True,
     )
-    counts = {}
-    for part in directory.glob(f"{out.name}-*"):
-        totals = re.search(r"^(?:summary|totals): (\d+)", part.read_text(errors="replace"), re.M)
-        if totals:
-            counts[int(part.name.rsplit("-", 1)[1])] = int(totals[1])
-    return counts
+    return totals_by_thread(out)
 
 
 def main() -> None:

@@ -13,13 +13,13 @@ run 200 and 1,200 times under callgrind, the difference divided by 1,000.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from scripts.bench_processes import ROOT
+from scripts.callgrind import total
 
 STEPS = ("prepare", "keep and screen", "screen")
 RUNS = (200, 1200)
@@ -71,9 +71,9 @@ def instructions(checkout: Path, step: str, count: int, directory: Path) -> int:
         check=True,
         capture_output=True,
     )
-    totals = re.search(r"^(?:summary|totals): (\d+)", out.read_text(errors="replace"), re.M)
-    assert totals is not None
-    return int(totals[1])
+    counted = total(out)
+    assert counted is not None, "no callgrind totals"
+    return counted
 
 
 def main() -> None:
