@@ -98,13 +98,20 @@ class Replay:
         ]
         best = max((share for _, share in lexical), default=0.0)
         cut_off = max(SETTINGS.min_score, RELATIVE_CUT_OFF * best)
-        scope = corpus.scopes[(question.user, question.project)]
+        similar = [(corpus.records[p], cosine) for p, cosine in self.closest(question)]
+        return lexical, cut_off, similar
+
+    def closest(
+        self, question: Question, count: int = CANDIDATES_BY_MEANING
+    ) -> list[tuple[int, float]]:
+        """The `count` memories of the question's scope closest to it (place, cosine), as
+        the vectors' search finds them (a memory's cosine its best piece's)."""
+        scope = self.corpus.scopes[(question.user, question.project)]
         rows, owners = self.scope_pieces[(question.user, question.project)]
         cosines = np.full(len(scope), -1.0, dtype=np.float32)
         np.maximum.at(cosines, owners, self.vectors[rows] @ self.model.unit([question.text])[0])
-        order = np.argsort(-cosines, kind="stable")[:CANDIDATES_BY_MEANING]
-        similar = [(corpus.records[scope[i]], float(cosines[i])) for i in order]
-        return lexical, cut_off, similar
+        order = np.argsort(-cosines, kind="stable")[:count]
+        return [(scope[i], float(cosines[i])) for i in order]
 
 
 def places(corpus: Corpus, hits: list[Recalled]) -> list[int]:
