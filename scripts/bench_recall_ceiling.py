@@ -28,7 +28,7 @@ from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import MemoryRecord, Recalled
 from scripts.bench_embedding_models import load
 from scripts.bench_recall_fusion_replay import Replay, places
-from scripts.bench_recall_replay import Corpus, block, defaults
+from scripts.bench_recall_replay import Corpus, Ranked, Rule, block, defaults
 from scripts.recall_history import Question, build_dataset
 
 SETTINGS = RecallSettings()
@@ -168,6 +168,35 @@ def by_meaning(replay: Replay, name: str, lexical: dict[str, Generator]) -> dict
     }
 
 
+def ordered(search: Callable[[Question, dict[str, float], float, int], Ranked]) -> Rule:
+    """A search's hits in its own order, no gate: the block takes the first that fit."""
+    return lambda _, question: [p for p, _ in search(question, {}, 0.0, SETTINGS.limit)]
+
+
+def block_row(corpus: Corpus, questions: Sequence[Question], name: str, rule: Rule) -> str:
+    """A row for the blocks `rule` gives (within the budget by construction)."""
+    given = {q.id: block(corpus, rule(corpus, q))[0] for q in questions}
+    return row(name, blocks_reach(corpus, questions, given), questions)
+
+
+def model_rows(
+    corpus: Corpus, questions: Sequence[Question], name: str, lexical: dict[str, Generator]
+) -> list[str]:
+    replay = Replay(corpus, load(name))
+
+    def fused(corpus: Corpus, question: Question) -> list[int]:
+        return places(corpus, fuse(*replay.candidates(question), SETTINGS.min_similarity))
+
+    def closest(question: Question, *_: object) -> Ranked:
+        return replay.closest(question)
+
+    return [
+        block_row(corpus, questions, f"{name}: the defaults' block", fused),
+        block_row(corpus, questions, f"{name}: cosine's order, no gate", ordered(closest)),
+        *rows(corpus, questions, by_meaning(replay, name, lexical)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="", help="embedding models, comma-separated")
@@ -180,23 +209,12 @@ def main() -> None:
         "| candidates | single | multi (both; ≥ 1) | temporal | open | all (tune ; test) |\n"
         "| --- | --- | --- | --- | --- | --- |"
     )
-    replayed = {q.id: block(corpus, defaults(corpus, q))[0] for q in questions}
-    reached = blocks_reach(corpus, questions, replayed)
-    print(row("the defaults' block (words alone)", reached, questions))
+    print(block_row(corpus, questions, "the defaults' block (words alone)", defaults))
+    print(block_row(corpus, questions, "BM25's order, no gate", ordered(corpus.search)))
     words_only = lexical(corpus)
     print("\n".join(rows(corpus, questions, words_only)), flush=True)
     for name in filter(None, args.models.split(",")):
-        replay = Replay(corpus, load(name))
-        fused = {
-            q.id: block(
-                corpus, places(corpus, fuse(*replay.candidates(q), SETTINGS.min_similarity))
-            )[0]
-            for q in questions
-        }
-        print(
-            row(f"{name}: the defaults' block", blocks_reach(corpus, questions, fused), questions)
-        )
-        print("\n".join(rows(corpus, questions, by_meaning(replay, name, words_only))), flush=True)
+        print("\n".join(model_rows(corpus, questions, name, words_only)), flush=True)
 
 
 if __name__ == "__main__":
