@@ -59,12 +59,11 @@ def union(*generators: Generator) -> Generator:
 
 
 def evidence_places(
-    corpus: Corpus, question: Question, candidates: Iterable[int]
+    corpus: Corpus, question: Question, candidates: Sequence[int]
 ) -> list[list[int]]:
     """For each evidence group, the candidates holding one of its exchanges."""
-    held = list(candidates)
     return [
-        [p for p in held if corpus.exchange[corpus.records[p].id] in group]
+        [p for p in candidates if corpus.exchange[corpus.records[p].id] in group]
         for group in question.evidence
     ]
 
@@ -82,15 +81,18 @@ def fits(groups: Sequence[Sequence[MemoryRecord]]) -> bool:
 
 class Reach:
     """Per question: any evidence group among the candidates, all of them, all within the
-    budget."""
+    budget; and how many candidates there were."""
 
     def __init__(self) -> None:
         self.any: dict[str, bool] = {}
         self.all: dict[str, bool] = {}
         self.fits: dict[str, bool] = {}
+        self.candidates: list[int] = []
 
     def add(self, corpus: Corpus, question: Question, candidates: Iterable[int]) -> None:
-        groups = evidence_places(corpus, question, candidates)
+        held = list(candidates)
+        self.candidates.append(len(held))
+        groups = evidence_places(corpus, question, held)
         self.any[question.id] = any(groups)
         self.all[question.id] = all(groups)
         records = [[corpus.records[place] for place in group] for group in groups]
@@ -111,7 +113,8 @@ def share(held: dict[str, bool], questions: Iterable[Question]) -> float:
 
 def row(name: str, found: Reach, questions: Sequence[Question]) -> str:
     """A table row: per kind, the share whose evidence is among the candidates / within
-    the budget (multi-hop: both facts, then at least one among them); all, per split."""
+    the budget (multi-hop: both facts, then at least one among them); all, per split; the
+    mean count of candidates."""
     of = {kind: [q for q in questions if q.kind == kind] for kind in KINDS}
     cells = []
     for kind in KINDS:
@@ -123,6 +126,7 @@ def row(name: str, found: Reach, questions: Sequence[Question]) -> str:
     cells.append(
         " ; ".join(f"{share(found.all, s):.3f} / {share(found.fits, s):.3f}" for s in splits)
     )
+    cells.append(f"{sum(found.candidates) / len(found.candidates):.0f}")
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
@@ -206,8 +210,8 @@ def main() -> None:
     questions = list(dataset.questions)
     print(
         "share of questions whose evidence is among the candidates / fits 1,000 tokens of them\n"
-        "| candidates | single | multi (both; ≥ 1) | temporal | open | all (tune ; test) |\n"
-        "| --- | --- | --- | --- | --- | --- |"
+        "| candidates | single | multi (both; ≥ 1) | temporal | open | all (tune ; test) | n |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
     )
     print(block_row(corpus, questions, "the defaults' block (words alone)", defaults))
     print(block_row(corpus, questions, "BM25's order, no gate", ordered(corpus.search)))
