@@ -9,8 +9,9 @@ of the scope holding any word of the question (BM25 over all), the embedding's c
 (scripts/bench_recall_fusion_replay.py), or their union — and could some selection of
 those candidates hold all of it within `recall.max_tokens` (the oracle: the evidence's
 memories framed as recalled_block frames them, in a block of 4,000 characters)? For
-reference, the replayed blocks of the proxy's defaults (words alone; with a model, its
-fusion) are counted beside. Both splits: this measures, it tunes nothing.
+reference, blocks are counted beside: the proxy's defaults (words alone; with a model,
+its fusion), and each search's hits in its own order with no gate (how much of the gap
+between candidates and block is the order). Both splits: this measures, it tunes nothing.
 
     PYTHONPATH=. .venv/bin/python -m scripts.bench_recall_ceiling
     PYTHONPATH=. bench-venv/bin/python -m scripts.bench_recall_ceiling --models wordllama,minilm
