@@ -151,6 +151,7 @@ def blocks_reach(
 
 
 EVERY = "words, every memory holding one (BM25 over all)"
+TODAY = f"words, best {SETTINGS.limit}"  # what recall asks the word search for
 
 
 def lexical(corpus: Corpus) -> dict[str, Generator]:
@@ -166,7 +167,7 @@ def by_meaning(replay: Replay, name: str, lexical: dict[str, Generator]) -> dict
         return lambda question: {place for place, _ in replay.closest(question, count)}
 
     alone = {f"{name}, closest {n}": closest(n) for n in MEANING_DEPTHS}
-    pairs = [(f"words, best {SETTINGS.limit}", n) for n in MEANING_DEPTHS]
+    pairs = [(TODAY, n) for n in MEANING_DEPTHS]
     pairs += [("words, best 40", 40), (EVERY, 40)]
     return alone | {
         f"{words} + {name}, closest {n}": union(lexical[words], closest(n)) for words, n in pairs
@@ -176,6 +177,14 @@ def by_meaning(replay: Replay, name: str, lexical: dict[str, Generator]) -> dict
 def ordered(search: Callable[[Question, dict[str, float], float, int], Ranked]) -> Rule:
     """A search's hits in its own order, no gate: the block takes the first that fit."""
     return lambda _, question: [p for p, _ in search(question, {}, 0.0, SETTINGS.limit)]
+
+
+def behind(corpus: Corpus, gate: Rule, generator: Generator) -> Generator:
+    """The candidates of the questions `gate` gives a block only: what a perfect order
+    could do with the questions the defaults answer (off-topic blocks unchanged)."""
+    return lambda question: (
+        generator(question) if block(corpus, gate(corpus, question))[0] else set()
+    )
 
 
 def block_row(corpus: Corpus, questions: Sequence[Question], name: str, rule: Rule) -> str:
@@ -188,6 +197,7 @@ def model_rows(
     corpus: Corpus, questions: Sequence[Question], name: str, lexical: dict[str, Generator]
 ) -> list[str]:
     replay = Replay(corpus, load(name))
+    today = union(lexical[TODAY], lambda question: {p for p, _ in replay.closest(question)})
 
     def fused(corpus: Corpus, question: Question) -> list[int]:
         return places(corpus, fuse(*replay.candidates(question), SETTINGS.min_similarity))
@@ -199,6 +209,11 @@ def model_rows(
         block_row(corpus, questions, f"{name}: the defaults' block", fused),
         block_row(corpus, questions, f"{name}: cosine's order, no gate", ordered(closest)),
         *rows(corpus, questions, by_meaning(replay, name, lexical)),
+        row(
+            f"{TODAY} + {name}, closest 20, behind the fusion's gate",
+            reach(corpus, questions, behind(corpus, fused, today)),
+            questions,
+        ),
     ]
 
 
@@ -218,6 +233,8 @@ def main() -> None:
     print(block_row(corpus, questions, "BM25's order, no gate", ordered(corpus.search)))
     words_only = lexical(corpus)
     print("\n".join(rows(corpus, questions, words_only)), flush=True)
+    gated = reach(corpus, questions, behind(corpus, defaults, words_only[TODAY]))
+    print(row(f"{TODAY}, behind the defaults' gate", gated, questions))
     for name in filter(None, args.models.split(",")):
         print("\n".join(model_rows(corpus, questions, name, words_only)), flush=True)
 

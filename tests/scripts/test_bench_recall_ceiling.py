@@ -14,6 +14,8 @@ from scripts.bench_recall_ceiling import (
     EVERY,
     SETTINGS,
     SUFFIX,
+    TODAY,
+    behind,
     blocks_reach,
     by_meaning,
     fits,
@@ -56,7 +58,7 @@ def test_the_ceiling_bounds_the_replayed_blocks_and_grows_with_the_candidates() 
     replay = Replay(corpus, HashedWords())
     every = words | by_meaning(replay, "hashed", words)
     found = {name: reach(corpus, questions, generator) for name, generator in every.items()}
-    today = found[f"words, best {SETTINGS.limit}"]
+    today = found[TODAY]
     by_defaults = blocks_reach(
         corpus, questions, {q.id: block(corpus, defaults(corpus, q))[0] for q in questions}
     )
@@ -66,8 +68,9 @@ def test_the_ceiling_bounds_the_replayed_blocks_and_grows_with_the_candidates() 
     by_fusion = blocks_reach(corpus, questions, fused)
     both_today = found[f"words, best {SETTINGS.limit} + hashed, closest 20"]
     deeper = ["words, best 10", "words, best 20", "words, best 40", "words, best 100", EVERY]
+    gated = reach(corpus, questions, behind(corpus, defaults, words[TODAY]))
     for q in questions:
-        assert by_defaults.all[q.id] <= today.fits[q.id]
+        assert by_defaults.all[q.id] <= gated.fits[q.id] <= today.fits[q.id]
         assert by_fusion.all[q.id] <= both_today.fits[q.id]
         assert found["hashed, closest 20"].all[q.id] <= found["hashed, closest 40"].all[q.id]
         for fewer, more in itertools.pairwise(deeper):
