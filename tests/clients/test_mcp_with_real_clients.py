@@ -128,13 +128,17 @@ def mcp_exchanges(proxy: Proxy) -> int:
 def claude(executable: Path, proxy: Proxy, home: Path, cwd: Path, prompt: str) -> CliRun:
     """`claude -p`, its memory tools allowed (-p asks no one) and listed with the others
     (Claude Code defers MCP tools behind a search tool by default: a first turn could not
-    call one)."""
+    call one), its MCP servers connected before the first request: by default it sends
+    that request at once, offering a WaitForMcpServers tool instead of theirs until they
+    connect, and on a loaded machine the fake provider saw no search_memory to call (each
+    retry answered a 500 until the run's 60 s ran out, twice in a row at load 9)."""
     env = claude_env(
         home,
         ANTHROPIC_BASE_URL=proxy.url,
         ANTHROPIC_API_KEY="sk-ant-client-key",
         ANTHROPIC_DEFAULT_HAIKU_MODEL=CLAUDE_MODEL,
         ENABLE_TOOL_SEARCH="false",
+        MCP_CONNECTION_NONBLOCKING="0",
     )
     argv = [str(executable), "-p", prompt, "--model", CLAUDE_MODEL]
     return run([*argv, "--allowedTools", "mcp__memory"], env, cwd)
