@@ -1,6 +1,7 @@
 """porter.py against SQLite's own `porter unicode61` tokenizer: a word stemmed here must be
 the term the index holds, or relevance would miss what the index found."""
 
+import re
 import sqlite3
 
 from hypothesis import given, settings
@@ -72,3 +73,23 @@ def test_any_ascii_text_is_split_and_stemmed_as_sqlite_does(text: str) -> None:
     """Punctuation, "_", controls and digits among words: ASCII text is split by a plain
     set of characters, to the same words."""
     assert ours(text) == sqlite_terms(tokenizer(), text)
+
+
+def _regex_words(text: str) -> list[str]:
+    """porter.words as it was before bytes.translate (1d3743b): ASCII text's words found
+    by a regex after lower()."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return re.findall(r"[a-zA-Z0-9]+", lowered)
+    return porter.words(lowered)  # the path for other text is unchanged
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=[chr(c) for c in range(128)], max_size=200)
+    | st.text(alphabet=[*map(chr, range(128)), "\u212a", "\u0130", "é", "ſ", "\u00a0"])
+)
+def test_words_are_split_as_the_regex_split_them(text: str) -> None:
+    """The same words in the same order (counted and indexed from them), for ASCII text
+    and for text whose lower case is ASCII (the Kelvin sign)."""
+    assert porter.words(text) == _regex_words(text)
