@@ -69,9 +69,8 @@ class Redactor:
         on_redacted: Callable[[str], None] = lambda kind: None,
     ) -> None:
         keys = sorted({key for key in exact if len(key) >= MIN_EXACT_SECRET}, key=len, reverse=True)
-        own = (
-            [SecretRule(PROXY_KEY_KIND, re.compile("|".join(map(re.escape, keys))))] if keys else []
-        )
+        pattern = re.compile("|".join(map(re.escape, keys)))
+        own = [SecretRule(PROXY_KEY_KIND, pattern, needles=tuple(keys))] if keys else []
         configured = [SecretRule(name, pattern) for name, pattern in extra]
         self._rules = (*own, *rules, *configured)
         # What _nothing_in searches: the built-in rules and the proxy's own keys over the
@@ -91,11 +90,13 @@ class Redactor:
         self._joined_folded = tuple(
             (rule.needles, rule.pattern.search) for rule in self._screen_joined if rule.folded
         )
-        # The plain rules' searches, bound once: most texts hold no secret, and asking
-        # each of these first costs a third of going through the rules one by one.
-        plain = [rule for rule in self._rules if not rule.folded and rule.after is None]
-        self._plain_searches = tuple(rule.pattern.search for rule in plain)
-        self._other_rules = tuple(rule for rule in self._rules if not any(rule is p for p in plain))
+        # A text's first look (_may_hold_secrets), bound once: each needle asked once, then
+        # the searches of the rules it gates; a rule without needles is always searched.
+        # Most texts hold no secret: on a memory's ~70 characters, 17 plain searches and
+        # the folded rules' looks ran ~40k instructions, the needles ~6k.
+        screened = [rule for rule in self._rules if rule.after is None]
+        self._plain_gates = _gates(rule for rule in screened if not rule.folded)
+        self._folded_gates = _gates(rule for rule in screened if rule.folded)
         self._on_redacted = on_redacted
         self._beside: frozenset[str] = frozenset()  # kinds found in the rest of the exchange
 
@@ -242,21 +243,44 @@ class Redactor:
         """False when no rule `_find` would ask finds as much as a candidate: its first
         search, as `_found_by` makes it. A rule that waits for another kind (`after`)
         waits for a candidate of some rule first, unless that kind was found beside."""
-        for search in self._plain_searches:
-            if search(text) is not None:
-                return True
         lowered = text.lower()
-        return any(
-            _first_match(rule, text, lowered) is not None
-            for rule in self._other_rules
-            if rule.after is None or rule.after in self._beside
-        )
+        if self._beside or len(lowered) != len(text):  # rare: each rule as `_find` asks it
+            return any(
+                _first_match(rule, text, lowered) is not None
+                for rule in self._rules
+                if rule.after is None or rule.after in self._beside
+            )
+        return _gated(self._plain_gates, text) or _gated(self._folded_gates, lowered)
+
+
+_Gates = tuple[tuple[str, tuple[Callable[[str], re.Match[str] | None], ...]], ...]
+
+
+def _gates(rules: Iterable[SecretRule]) -> _Gates:
+    """(needle, the searches of the rules it gates), each needle once ("": every text)."""
+    gated: dict[str, list[Callable[[str], re.Match[str] | None]]] = {}
+    for rule in rules:
+        for needle in rule.needles or ("",):
+            gated.setdefault(needle, []).append(rule.pattern.search)
+    return tuple((needle, tuple(searches)) for needle, searches in gated.items())
+
+
+def _gated(gates: _Gates, text: str) -> bool:
+    """Whether a search whose needle `text` holds finds a candidate in it."""
+    for needle, searches in gates:
+        if needle in text:
+            for search in searches:
+                if search(text) is not None:
+                    return True
+    return False
 
 
 def _first_match(rule: SecretRule, text: str, lowered: str | None) -> re.Match[str] | None:
     """The first match of `rule`'s expression in `text`, or in `lowered` (its lower case)
     for a folded rule: None for most rules, before anything else is looked up."""
     if not rule.folded:
+        if rule.needles and not any(needle in text for needle in rule.needles):
+            return None
         return rule.pattern.search(text)
     assert lowered is not None
     if rule.needles and not any(needle in lowered for needle in rule.needles):
