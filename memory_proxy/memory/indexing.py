@@ -99,7 +99,7 @@ class MemoryMaker:
         self._recent[record_id] = None
         if len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
-        return MemoryRecord(
+        return MemoryRecord.made(
             record_id,
             one.user_id,
             one.project,
