@@ -58,9 +58,12 @@ for _ in range(int(sys.argv[2])):
 """
 
 
-def instructions(checkout: Path, step: str, count: int, directory: Path) -> int:
+def instructions(
+    checkout: Path, step: str, count: int, directory: Path, driver_code: str = _DRIVER
+) -> int:
+    """Instructions of `driver_code` (run with `step` `count`) against `checkout`."""
     out = directory / f"{len(list(directory.iterdir()))}.callgrind"
-    driver = [sys.executable, "-c", _DRIVER, step, str(count)]
+    driver = [sys.executable, "-c", driver_code, step, str(count)]
     env = {"PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0"}
     # Once without valgrind first: a checkout's first run compiles its modules.
     subprocess.run(driver, cwd=checkout, env=env, check=True, capture_output=True)
