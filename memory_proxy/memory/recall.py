@@ -25,6 +25,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from memory_proxy.config.recall import RecallSettings
@@ -39,11 +40,10 @@ from memory_proxy.memory.placed_blocks import (
     Placed,
     text_hash,
 )
-from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_query
+from memory_proxy.memory.question import HumanTurn, exchanges, human_text_at, search_terms
 from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import MemoryRecord, Privacy, Recalled, memory_id
 from memory_proxy.stores.base import RecallBackend, SearchBusy
-from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.stores.relevance import covered_share, reaches, stems
 from memory_proxy.stores.search_admission import for_recall
 from memory_proxy.wire.base import ChatFormat
@@ -123,13 +123,9 @@ class Recall:
         `privacy` where the request may go. A question without topic words ("hi",
         "thanks!") is not searched."""
         conversation = (user_id, session_id or "")
-        query = search_query(turn)
-        terms = query_terms(query) if query else []
+        query, terms = search_terms(turn)
         in_system = self._settings.placement == "system"
-        if in_system:  # a tool loop gets the session's last block again
-            reads = not terms and session_id is not None
-        else:  # earlier turns the client resent may have blocks to put back
-            reads = not history_injected and (turn is None or turn.position > 0)
+        reads = self._reads(bool(terms), turn, session_id, history_injected)
         if not terms and not reads:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
         # Read beside the search: a shared store's round trip adds no wait of its own.
@@ -177,12 +173,25 @@ class Recall:
             else:
                 body = with_block
                 if not history_injected:
-                    placed_now[turn.position] = Placed(text_hash(turn.text), *_rest(found))
+                    placed_now[turn.position] = replace(found, text_hash=text_hash(turn.text))
         else:
             recalled = 0
         self._placed.change(conversation, dropped, placed_now)
         outcome = RecallOutcome(body if body is not outgoing else None, recalled)
         return _with_tokens(outcome, bool(terms), found)
+
+    def idle(self, turn: HumanTurn | None, session_id: str | None, injected: bool) -> bool:
+        """`apply` would do nothing (no question, nothing to put back): not awaited then."""
+        return not self._reads(False, turn, session_id, injected) and not search_terms(turn)[1]
+
+    def _reads(
+        self, asked: bool, turn: HumanTurn | None, session_id: str | None, injected: bool
+    ) -> bool:
+        """Whether the blocks placed in the conversation are read."""
+        if self._settings.placement == "system":  # a tool loop gets the session's last again
+            return not asked and session_id is not None
+        # earlier turns the client resent may have blocks to put back
+        return not injected and (turn is None or turn.position > 0)
 
     def _block(self, hits: list[Recalled]) -> tuple[Placed | None, int]:
         """The hits as a block (its turn's hash left empty), and how many went in."""
@@ -384,11 +393,6 @@ def _with_tokens(outcome: RecallOutcome, asked: bool, found: Placed | None) -> R
         return outcome
     tokens = len(found.block) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
     return RecallOutcome(outcome.body, outcome.recalled, tokens)  # _replace() costs 4 times more
-
-
-def _rest(placed: Placed) -> tuple[str, bool, str, int, tuple[str, ...]]:
-    """A Placed's fields after its hash."""
-    return placed.block, placed.private, placed.suffix, placed.max_chars, placed.memory_ids
 
 
 def _length(wire: ChatFormat, body: dict[str, Any]) -> int:

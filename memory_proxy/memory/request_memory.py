@@ -144,8 +144,11 @@ class RequestMemory:
                 turn.session_turn = session_turn
                 if scope.reads and session_turn.injected:
                     turn.body, turn.injected = session_turn.body, session_turn.injected
-        if scope.reads and self.recall is not None:
-            outcome = await self.recall.apply(
+        recall = self.recall
+        if scope.reads and recall is not None:
+            if recall.idle(turn.question, scope.session_id, turn.injected > 0):
+                return turn  # as `apply` would leave it, without its coroutine and outcome
+            outcome = await recall.apply(
                 wire,
                 payload,
                 turn.body,

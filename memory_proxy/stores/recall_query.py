@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 
 MAX_TERMS = 32  # bounds the search's cost when someone pastes a page of text
 
@@ -36,6 +37,19 @@ _STOPWORD_TEXT = """
     told wanna want wanted way well whatever yeah yes yet
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+# In ASCII text (lowered), the words `_WORD` finds, and those of them that are no topic
+# word: the stopwords and single letters (a single digit is one).
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+_NO_TOPIC = STOPWORDS | frozenset(string.ascii_lowercase)
+
+
+def plainly_no_terms(text: str) -> bool:
+    """True when `text` is ASCII and `query_terms` finds no topic word in it (a chat's
+    "hi", "thanks!"), known without a list of its words or a loop over them; False for
+    any other text, which may or may not hold one."""
+    return text.isascii() and _NO_TOPIC.issuperset(_ASCII_WORD.findall(text.lower()))
 
 
 def query_terms(text: str) -> list[str]:

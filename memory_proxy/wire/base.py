@@ -123,6 +123,8 @@ class ChatFormat(WireFormat):
         if not isinstance(turn, dict) or turn.get("role") != "user":
             return ""
         content = turn.get("content")
+        if isinstance(content, str):  # the usual turn: text_of's answer, without its call
+            return content
         if isinstance(content, list):
             content = [
                 part

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import (
     MAX_QUERY_CHARS,
     HumanTurn,
@@ -14,11 +15,13 @@ from memory_proxy.memory.question import (
     human_text_at,
     last_human_turn,
     search_query,
+    search_terms,
     without_recalled,
     without_wrappers,
 )
 from memory_proxy.memory.recall_block import recalled_block
 from memory_proxy.records.memory import MemoryRecord, Recalled
+from memory_proxy.stores.recall_query import query_terms
 from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
 from tests.memory.recall_support import as_read, stored_texts
 
@@ -197,3 +200,94 @@ def test_exchanges_already_in_the_request() -> None:
         ]
     }
     assert list(exchanges(CHAT, body)) == [("Q1", "A1"), ("Q2", "A2")]
+
+
+# Texts built of what the fast paths decide on: brackets and their look-alikes, tags,
+# stopwords, the private marker, spaces, non-ASCII letters, digits.
+PIECES = st.sampled_from(
+    [
+        "<",
+        ">",
+        "\uff1c",
+        "\u2039",
+        "\u200b",
+        "<private>",
+        "</private>",
+        "[private]",
+        RECALLED,
+        "recalled-memories",
+        REMINDER,
+        "hi",
+        "thanks",
+        "you",
+        "deploy",
+        "é",
+        "Ｈi",
+        "x",
+        "5",
+        "42",
+        "_",
+        " ",
+        "\n",
+        "!",
+    ]
+)
+TEXTS = st.one_of(st.text(max_size=60), st.lists(PIECES, max_size=12).map("".join))
+
+
+def human_text_before(turn: Any) -> str:
+    """question.py's `_human_text` before its ASCII fast path: the reference."""
+    text = CHAT.user_text(turn)
+    return without_private(without_wrappers(text)) if text else ""
+
+
+def last_human_turn_before(body: dict[str, Any]) -> HumanTurn | None:
+    """`last_human_turn` before its fast paths: the reference."""
+    turns = CHAT.turns(body)
+    if turns is None:
+        return None
+    for index in range(len(turns) - 1, -1, -1):
+        if text := human_text_before(turns[index]):
+            following = turns[index + 1 :]
+            latest = all(
+                isinstance(t, dict) and t.get("role") in ("system", "developer") for t in following
+            )
+            return HumanTurn(index, text, latest)
+    return None
+
+
+TURNS = st.one_of(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", "tool"]), "content": TEXTS}
+    ),
+    st.fixed_dictionaries(
+        {
+            "role": st.just("user"),
+            "content": st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": TEXTS})),
+        }
+    ),
+    st.none(),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(TURNS, max_size=5), TEXTS)
+def test_the_last_human_turn_is_found_as_before_the_fast_paths(turns: list[Any], text: str) -> None:
+    body = {"messages": turns}
+    assert last_human_turn(CHAT, body) == last_human_turn_before(body)
+    turn = {"role": "user", "content": text}
+    assert human_text_at(CHAT, {"messages": [turn]}, 0) == human_text_before(turn)
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXTS, st.booleans(), st.integers(0, 2000))
+def test_search_terms_are_the_query_s_terms(text: str, latest: bool, padding: int) -> None:
+    """The stopwords-only exit says "nothing to search" exactly when the query's terms
+    are none; otherwise the query is search_query's."""
+    for turn in (HumanTurn(0, text, latest), HumanTurn(0, text + " hi" * (padding // 3), latest)):
+        query = search_query(turn)
+        terms = query_terms(query) if query else []
+        found_query, found_terms = search_terms(turn)
+        assert found_terms == terms
+        if terms:
+            assert found_query == query

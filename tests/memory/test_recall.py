@@ -6,10 +6,13 @@ import re
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.indexing import exchange_text
-from memory_proxy.memory.question import last_human_turn
+from memory_proxy.memory.placed_blocks import Conversation, LocalBlocks, Placed
+from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall, RecallOutcome
 from memory_proxy.records.memory import MemoryRecord, Privacy, memory_id
 from memory_proxy.wire.base import ChatFormat
@@ -310,3 +313,57 @@ def test_system_placement_keeps_a_private_block_from_hosted_requests() -> None:
     assert apply(recaller, loop, wire=MESSAGES, privacy="hosted").body is None
     again = apply(recaller, loop, wire=MESSAGES, privacy="private")
     assert again.body is not None and again.body["system"] == first.body["system"]
+
+
+class CountedBlocks(LocalBlocks):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def blocks(self, conversation: Conversation) -> asyncio.Future[dict[int, Placed]]:
+        self.reads += 1
+        return super().blocks(conversation)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.text(max_size=30), st.sampled_from(["hi", "thanks!", "deploy?", "5", "é"])),
+    st.integers(0, 3),
+    st.booleans(),
+    st.sampled_from([None, "s1"]),
+    st.booleans(),
+    st.sampled_from(["user", "system"]),
+)
+def test_recall_is_idle_exactly_when_apply_would_neither_search_nor_read_blocks(
+    text: str, position: int, latest: bool, session_id: str | None, injected: bool, placement: str
+) -> None:
+    """RequestMemory.begin skips `apply` when `idle` says so: that must be when `apply`
+    does nothing."""
+    index, placed = WordIndex(), CountedBlocks()
+    recaller = Recall(
+        index,
+        dataclasses.replace(RecallSettings(), placement=placement),
+        on_timeout=lambda: None,
+        on_failure=lambda: None,
+        placed=placed,
+    )
+    turn = HumanTurn(position, text, latest) if text else None
+    body = ask(*["q"] * position, text or "q")
+
+    async def outcome() -> RecallOutcome:
+        return await recaller.apply(
+            CHAT,
+            body,
+            body,
+            turn,
+            user_id="alice",
+            project="repo-1",
+            session_id=session_id,
+            history_injected=injected,
+        )
+
+    idle = recaller.idle(turn, session_id, injected)
+    result = asyncio.run(outcome())
+    assert idle == (not index.searches and not placed.reads)
+    if idle:
+        assert result == RecallOutcome(None, 0)

@@ -355,3 +355,28 @@ def test_without_recall_the_question_is_not_looked_for(monkeypatch: pytest.Monke
         await memory.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_question_without_topic_words_does_not_wait_for_recall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "hi" with no session: nothing to search, nothing to put back, so recall's `apply`
+    is not even awaited (its coroutine and outcome cost the hot path ~5k instructions);
+    the turn is what `apply` would have left."""
+
+    async def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recall was applied")
+
+    async def scenario() -> None:
+        memory = request_memory(InMemoryStore(60), WordIndex())
+        assert memory.recall is not None
+        monkeypatch.setattr(memory.recall, "apply", never)
+        scope = MemoryScope("alice", None, "", "c", "m", True, True, False)
+        payload = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        turn = await memory.begin(CHAT, payload, payload, scope)
+        assert turn is not None and turn.body is payload
+        assert (turn.recalled, turn.recalled_tokens, turn.injected) == (0, None, 0)
+        assert turn.question is not None and turn.question.text == "hi"
+        await memory.aclose()
+
+    asyncio.run(scenario())

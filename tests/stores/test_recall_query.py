@@ -13,6 +13,7 @@ from memory_proxy.stores.recall_query import (
     MAX_TERMS,
     fts5_phrase,
     fts5_words,
+    plainly_no_terms,
     query_terms,
 )
 from memory_proxy.stores.relevance import covered_share, weight
@@ -180,3 +181,23 @@ def test_any_query_text_is_safe_and_stays_with_its_user(blank_index: BlankIndexe
             assert all(hit.record.user_id == "alice" for hit in hits)
 
         search_anything()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.lists(
+            st.sampled_from(["hi", "Thanks", "you", "deploy", "x", "5", "42", "_", "é", " ", "!"]),
+            max_size=10,
+        ).map(" ".join),
+    )
+)
+def test_plainly_no_terms_is_query_terms_finding_none_in_ascii_text(text: str) -> None:
+    assert plainly_no_terms(text) == (text.isascii() and query_terms(text) == [])
+
+
+def test_plainly_no_terms_of_chat_filler() -> None:
+    assert plainly_no_terms("hi") and plainly_no_terms("Thanks, that's all!")
+    assert not plainly_no_terms("deploy") and not plainly_no_terms("port 5")
+    assert not plainly_no_terms("héllo")  # not ASCII: not decided here
