@@ -214,13 +214,15 @@ class AnswerReader:
 
     def _read_json(self, parser: AnswerParser | None) -> None:
         buffer = self._buffer
-        if usage := last_usage(buffer):
-            self._usage.update(usage)
         # The reason is searched for first; the answer is decoded once, only when memory
         # wants its message or the reason was not found (the Responses API puts its
-        # status first, where a long answer's kept tail does not reach).
+        # status first, where a long answer's kept tail does not reach). Decoded, it
+        # gives its usage too, when that is surely what `last_usage` would find.
         found = _LATE_REASON.search(buffer)
         body = _json_object(buffer) if found is None or parser is not None else None
+        usage = _decoded_usage(body, buffer) if body is not None else None
+        if usage := usage or last_usage(buffer):
+            self._usage.update(usage)
         if found is not None:
             self._finish_reason = found.group(1).decode()
         elif body is not None:
@@ -304,6 +306,24 @@ def _as_cost(header: bytes | None) -> float | None:
     except ValueError:  # LiteLLM writes "None" when it could not price the call
         return None
     return cost if cost is not None and math.isfinite(cost) else None
+
+
+def _decoded_usage(body: dict[str, Any], data: bytes | bytearray) -> dict[str, Any] | None:
+    """The decoded answer's `usage` when it is what `last_usage` would find in its text
+    (without decoding it again: 15k instructions a request, README "the hot path"): the
+    text's only `"usage"`, no escape that could spell another key so, and no number that
+    the two decoders read apart (orjson reads integers beyond 64 bits as floats; token
+    counts are read from its top level). None: ask `last_usage`."""
+    usage = body.get("usage")
+    if (
+        isinstance(usage, dict)
+        and (at := data.find(b'"usage"')) != -1
+        and data.rfind(b'"usage"') == at
+        and data.find(b"\\u") == -1
+        and float not in map(type, usage.values())
+    ):
+        return usage
+    return None
 
 
 def _json_object(data: bytes | bytearray) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ understood is None (or empty), never an exception.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from memory_proxy.records.messages import Message, RawMessage, text_of, well_formed
 
@@ -83,8 +83,9 @@ class AnswerParser(ABC):
         if not text.strip() and not self.tool_calls:
             return None
         message: RawMessage = {"role": "assistant", "content": text}
-        if self.tool_calls:
-            message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        if not self.tool_calls:
+            return cast(Message, message)  # what well_formed says of a role and a text alone
+        message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
         return message if well_formed(message) else None
 
 

@@ -100,10 +100,15 @@ class ChatAnswerParser(AnswerParser):
     __slots__ = ()
 
     def read_body(self, body: dict[str, Any]) -> None:
-        choices = as_list(body.get("choices"))
-        message = as_object(as_object(choices[0]).get("message")) if choices else {}
-        self.text = [as_text(message.get("content"))]
-        self.tool_calls = dict(enumerate(as_list(message.get("tool_calls"))))
+        # as_list / as_object / as_text inlined: one answer each request, on the event loop
+        choices = body.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices else None
+        message = first.get("message") if isinstance(first, dict) else None
+        content = calls = None
+        if isinstance(message, dict):
+            content, calls = message.get("content"), message.get("tool_calls")
+        self.text = [content if isinstance(content, str) else ""]
+        self.tool_calls = dict(enumerate(calls)) if isinstance(calls, list) else {}
         self.complete = True
 
     def read_event(self, event: dict[str, Any]) -> None:

@@ -163,3 +163,62 @@ def test_token_counts_are_those_of_the_last_usage_key_with_or_without_memory(
         expected.update(found)
     for wire in (CHAT, MESSAGES, RESPONSES, None):
         assert read(wire, JSON, text.encode()).usage == expected, wire
+
+
+# Usage objects in any shape the two decoders could read apart: integers beyond 64 bits,
+# floats, nested objects with a `usage` of their own, keys any format counts with.
+COUNTS = st.one_of(
+    st.integers(0, 10**6),
+    st.integers(2**63, 2**80),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+)
+USAGE_KEYS = ["prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "usage"]
+USAGES = st.dictionaries(
+    st.sampled_from(USAGE_KEYS),
+    st.one_of(COUNTS, st.dictionaries(st.sampled_from(USAGE_KEYS), COUNTS, max_size=2)),
+    max_size=4,
+)
+ANSWERS = st.fixed_dictionaries(
+    {"choices": st.just([{"message": {"role": "assistant", "content": "Hi"}}])},
+    optional={
+        "usage": st.one_of(USAGES, COUNTS),
+        "nested": st.fixed_dictionaries({"usage": USAGES}),
+        "object": st.sampled_from(["usage", "chat.completion", "é"]),
+    },
+)
+
+
+BIG = {"choices": [], "usage": {"prompt_tokens": 2**70}}  # orjson: a float
+TWO = {"usage": {"prompt_tokens": 1}, "nested": {"usage": {"prompt_tokens": 2}}}
+
+
+@settings(max_examples=400, deadline=None)
+@example(BIG, True, False, None, CHAT)
+@example(TWO, True, True, None, CHAT)  # the escaped top-level key: the nested one counts
+@example(TWO, True, False, None, MESSAGES)  # two keys: the last counts
+@given(
+    ANSWERS,
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([None, 2]),
+    st.sampled_from([CHAT, MESSAGES, RESPONSES, None]),
+)
+def test_token_counts_are_those_of_the_last_usage_in_the_text(
+    answer: dict[str, object],
+    ascii_only: bool,
+    escaped_key: bool,
+    indent: int | None,
+    wire: ChatFormat | None,
+) -> None:
+    """Read from the decoded answer when memory decodes it (wire/answer.py's
+    `_decoded_usage`), the counts are what `last_usage` finds in its text, as before."""
+    text = json.dumps(answer, ensure_ascii=ascii_only, indent=indent)
+    if escaped_key:  # the top-level key spelled with an escape: the text's usage is another
+        text = text.replace('"usage"', '"\\u0075sage"', 1)
+    expected = TokenUsage()
+    if usage := last_usage(text.encode()):
+        expected.update(usage)
+    assert read(wire, JSON, text.encode()).usage == expected
