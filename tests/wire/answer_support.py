@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import strategies as st
+
 from memory_proxy.wire.answer import (
     Answer,
     AnswerReader,
@@ -72,3 +74,13 @@ def openai_stream(words: list[str], done: bool = True) -> bytes:
     ]
     body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
     return body + (b"data: [DONE]\n\n" if done else b"")
+
+
+# Any JSON value, small: what an answer or an event may hold where a shape is expected.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
