@@ -277,16 +277,20 @@ class ProxyPipeline:
 
 
 def _memory_scope(who: Identification) -> MemoryScope:
-    return MemoryScope(  # by position: keywords cost a NamedTuple twice as much
-        who.user_id,
-        who.session_id,
-        who.project,
-        who.identity.client,
-        who.model,
-        who.reads_memory,
-        who.writes_memory,
-        who.memory,
-        who.model_privacy,
+    # MemoryScope(...) without its Python __new__ (keywords would cost twice as much)
+    return tuple.__new__(
+        MemoryScope,
+        (
+            who.user_id,
+            who.session_id,
+            who.project,
+            who.identity.client,
+            who.model,
+            who.reads_memory,
+            who.writes_memory,
+            who.memory,
+            who.model_privacy,
+        ),
     )
 
 

@@ -98,6 +98,7 @@ class Recall:
         self._backend = backend
         self._memory_text = memory_text
         self._settings = settings
+        self._system_placement = settings.placement == "system"
         self._max_chars = settings.max_tokens * CHARS_PER_TOKEN
         self._fill_floor = fill_floor(settings)
         self._on_timeout = on_timeout
@@ -124,7 +125,7 @@ class Recall:
         "thanks!") is not searched."""
         conversation = (user_id, session_id or "")
         query, terms = search_terms(turn)
-        in_system = self._settings.placement == "system"
+        in_system = self._system_placement
         reads = self._reads(bool(terms), turn, session_id, history_injected)
         if not terms and not reads:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
@@ -188,7 +189,7 @@ class Recall:
         self, asked: bool, turn: HumanTurn | None, session_id: str | None, injected: bool
     ) -> bool:
         """Whether the blocks placed in the conversation are read."""
-        if self._settings.placement == "system":  # a tool loop gets the session's last again
+        if self._system_placement:  # a tool loop gets the session's last again
             return not asked and session_id is not None
         # earlier turns the client resent may have blocks to put back
         return not injected and (turn is None or turn.position > 0)
