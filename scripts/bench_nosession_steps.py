@@ -12,12 +12,7 @@ the difference divided by 1,000 (start-up left out), which load does not move.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
-from scripts.bench_processes import ROOT
-from scripts.bench_session_steps import RUNS, instructions
+from scripts.bench_session_steps import count_steps
 
 STEPS = ("begin", "last human turn", "read with message", "read usage", "finish", "memory turn")
 
@@ -94,17 +89,5 @@ asyncio.run(main())
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkout", type=Path, default=ROOT, help="the code to measure")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-steps-") as temporary:
-        for step in STEPS:
-            few, many = (
-                instructions(args.checkout, step, n, Path(temporary), DRIVER) for n in RUNS
-            )
-            print(f"{step}: {(many - few) / (RUNS[1] - RUNS[0]) / 1000:.1f}k instructions")
-
-
 if __name__ == "__main__":
-    main()
+    count_steps(__doc__.split("\n\n")[0], STEPS, DRIVER)

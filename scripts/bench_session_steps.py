@@ -79,15 +79,17 @@ def instructions(
     return counted
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def count_steps(description: str, steps: tuple[str, ...], code: str = _DRIVER) -> None:
+    """The command line of a bench counting `steps` of the driver `code`: each step's
+    instructions per call, in `--checkout` (this one by default)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the code to measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-steps-") as temporary:
-        for step in STEPS:
-            few, many = (instructions(args.checkout, step, n, Path(temporary)) for n in RUNS)
+        for step in steps:
+            few, many = (instructions(args.checkout, step, n, Path(temporary), code) for n in RUNS)
             print(f"{step}: {(many - few) / (RUNS[1] - RUNS[0]) / 1000:.1f}k instructions")
 
 
 if __name__ == "__main__":
-    main()
+    count_steps(__doc__.split("\n\n")[0], STEPS)
