@@ -310,7 +310,7 @@ def _as_cost(header: bytes | None) -> float | None:
 
 def _decoded_usage(body: dict[str, Any], data: bytes | bytearray) -> dict[str, Any] | None:
     """The decoded answer's `usage` when it is what `last_usage` would find in its text
-    (without decoding it again: 15k instructions a request, README "the hot path"): the
+    (without decoding it again: 15k instructions, README "That memory turn, cut"): the
     text's only `"usage"`, no escape that could spell another key so, and no number that
     the two decoders read apart (orjson reads integers beyond 64 bits as floats; token
     counts are read from its top level). None: ask `last_usage`."""
