@@ -70,6 +70,15 @@ class HumanTurn(NamedTuple):
     text: str  # what the human wrote, wrappers stripped; never empty
     latest: bool  # followed by no answer or tool result: a new question
 
+    def asks_nothing(self) -> bool:
+        """Surely no question for recall: not the latest turn, or a short ASCII text whose
+        words are all stopwords ("hi", "thanks!"), known before its query is made (README
+        "That memory turn, cut"). False may still be a question without topic words."""
+        if not self.latest:
+            return True
+        text = self.text
+        return len(text) <= MAX_QUERY_CHARS and plainly_no_terms(text.replace(PRIVATE_MARKER, " "))
+
 
 def without_wrappers(text: str) -> str:
     text = without_recalled(text[:MAX_SCANNED_CHARS])
@@ -142,13 +151,9 @@ def search_query(turn: HumanTurn | None) -> str | None:
 
 
 def search_terms(turn: HumanTurn | None) -> tuple[str | None, list[str]]:
-    """The recall query and its topic words (none: nothing to search for). A short ASCII
-    question whose words are all stopwords ("hi", "thanks!") is known to have none before
-    its query is made (README "That memory turn, cut"); the query is then None."""
-    if turn is None or not turn.latest:
-        return None, []
-    text = turn.text
-    if len(text) <= MAX_QUERY_CHARS and plainly_no_terms(text.replace(PRIVATE_MARKER, " ")):
+    """The recall query and its topic words (none: nothing to search for; no query either
+    when the turn `asks_nothing`)."""
+    if turn is None or turn.asks_nothing():
         return None, []
     query = search_query(turn)
     return query, (query_terms(query) if query else [])

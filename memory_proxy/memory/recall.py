@@ -125,7 +125,6 @@ class Recall:
         "thanks!") is not searched."""
         conversation = (user_id, session_id or "")
         query, terms = search_terms(turn)
-        in_system = self._system_placement
         reads = self._reads(bool(terms), turn, session_id, history_injected)
         if not terms and not reads:
             return RecallOutcome(None, 0)  # nothing asked, nothing to put back: no work
@@ -147,7 +146,7 @@ class Recall:
             raise
         placed = await placed_read if placed_read is not None else {}
         reveals = privacy == "private"  # blocks holding private memories may go in
-        if in_system:
+        if self._system_placement:
             outcome = self._in_system(
                 wire,
                 outgoing,
@@ -167,7 +166,8 @@ class Recall:
             body, dropped = self._put_back(wire, payload, body, placed, fresh, reveals)
         placed_now: dict[int, Placed] = {}
         if found is not None and turn is not None:
-            shift = _length(wire, body) - _length(wire, payload)  # injected history
+            # the history injected before the turn
+            shift = len(wire.turns(body) or ()) - len(wire.turns(payload) or ())
             with_block = wire.in_user_turn(body, turn.position + shift, found.block)
             if with_block is None:
                 recalled = 0
@@ -182,8 +182,10 @@ class Recall:
         return _with_tokens(outcome, bool(terms), found)
 
     def idle(self, turn: HumanTurn | None, session_id: str | None, injected: bool) -> bool:
-        """`apply` would do nothing (no question, nothing to put back): not awaited then."""
-        return not self._reads(False, turn, session_id, injected) and not search_terms(turn)[1]
+        """`apply` would surely do nothing (no question, nothing to put back): not awaited
+        then; a turn that may ask something is read once, by `apply`."""
+        asks = turn is not None and not turn.asks_nothing()
+        return not asks and not self._reads(False, turn, session_id, injected)
 
     def _reads(
         self, asked: bool, turn: HumanTurn | None, session_id: str | None, injected: bool
@@ -394,7 +396,3 @@ def _with_tokens(outcome: RecallOutcome, asked: bool, found: Placed | None) -> R
         return outcome
     tokens = len(found.block) // CHARS_PER_TOKEN if found is not None and outcome.recalled else 0
     return RecallOutcome(outcome.body, outcome.recalled, tokens)  # _replace() costs 4 times more
-
-
-def _length(wire: ChatFormat, body: dict[str, Any]) -> int:
-    return len(wire.turns(body) or ())

@@ -334,11 +334,12 @@ class CountedBlocks(LocalBlocks):
     st.booleans(),
     st.sampled_from(["user", "system"]),
 )
-def test_recall_is_idle_exactly_when_apply_would_neither_search_nor_read_blocks(
+def test_recall_is_idle_only_when_apply_would_neither_search_nor_read_blocks(
     text: str, position: int, latest: bool, session_id: str | None, injected: bool, placement: str
 ) -> None:
     """RequestMemory.begin skips `apply` when `idle` says so: that must be when `apply`
-    does nothing."""
+    does nothing. `idle` judges only a turn that surely asks nothing; any other is left
+    to `apply`, which reads its words once."""
     index, placed = WordIndex(), CountedBlocks()
     recaller = Recall(
         index,
@@ -364,6 +365,7 @@ def test_recall_is_idle_exactly_when_apply_would_neither_search_nor_read_blocks(
 
     idle = recaller.idle(turn, session_id, injected)
     result = asyncio.run(outcome())
-    assert idle == (not index.searches and not placed.reads)
+    nothing_done = not index.searches and not placed.reads
+    assert idle == (nothing_done and (turn is None or turn.asks_nothing()))
     if idle:
         assert result == RecallOutcome(None, 0)

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import ClientKey, Settings
 from memory_proxy.config.recall import RecallSettings
+from memory_proxy.memory import question
 from memory_proxy.memory.request_memory import MemoryScope
 from memory_proxy.records.memory import MemoryRecord
 from memory_proxy.stores.in_memory import InMemoryStore
@@ -377,6 +378,30 @@ def test_a_question_without_topic_words_does_not_wait_for_recall(
         assert turn is not None and turn.body is payload
         assert (turn.recalled, turn.recalled_tokens, turn.injected) == (0, None, 0)
         assert turn.question is not None and turn.question.text == "hi"
+        await memory.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_question_with_topic_words_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deciding whether recall has work (`Recall.idle`) does not make the query that
+    `apply` makes again: a question recall searches pays for its words once."""
+    made: list[str] = []
+    real_query = question.search_query
+
+    def counted(turn: question.HumanTurn | None) -> str | None:
+        made.append(turn.text if turn is not None else "")
+        return real_query(turn)
+
+    monkeypatch.setattr(question, "search_query", counted)
+
+    async def scenario() -> None:
+        memory = request_memory(InMemoryStore(60), WordIndex())
+        scope = MemoryScope("alice", None, "", "c", "m", True, True, False)
+        text = "which port does the staging database use?"
+        payload = {"model": "m", "messages": [{"role": "user", "content": text}]}
+        assert await memory.begin(CHAT, payload, payload, scope) is not None
+        assert made == [text]
         await memory.aclose()
 
     asyncio.run(scenario())
