@@ -122,11 +122,16 @@ class ConversationMemory:
         stored.add_done_callback(self._stored)
 
     def _kept(self, message: Message, private: bool) -> Message:
-        message = _without_recalled(message)
-        if message["role"] == "user":
-            content = message["content"]
-            if (kept := without_private(content)) is not content:  # most: no private text
-                message = {**message, "content": kept}
+        content = message.get("content")
+        # An ASCII text without "<" (most) holds no tag, nor a look-alike of a bracket:
+        # no recalled block and no private text to strip, the searches for them not run
+        # (scripts/bench_session_steps: keeping an exchange of two, 13.4k -> 4.6k).
+        if not (type(content) is str and content.isascii() and "<" not in content):
+            message = _without_recalled(message)
+            if message["role"] == "user":
+                content = message["content"]
+                if (kept := without_private(content)) is not content:  # no private text
+                    message = {**message, "content": kept}
         if private:
             message = {**message, "private": True}
         return message
