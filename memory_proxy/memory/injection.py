@@ -17,11 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory_proxy.records.messages import ROLES, Message, well_formed
+from memory_proxy.records.messages import TEXT_ROLES, Message, well_formed
 from memory_proxy.wire.base import ChatFormat, Turn
-
-# The roles a message of a text alone may have (a tool result names its call).
-_TEXT_ROLES = ROLES - {"tool"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ def trim(
     tokens = 0
     for message in reversed(history):
         content, role = message.get("content"), message.get("role")
-        if len(message) == 2 and type(content) is type(role) is str and role in _TEXT_ROLES:
+        if len(message) == 2 and type(content) is type(role) is str and role in TEXT_ROLES:
             cost = len(content) // 4 + 4  # the usual {"role", "content"}, checked at once
         elif well_formed(message) and (private_turns or not message.get("private")):
             cost = approximate_tokens(message)

@@ -41,6 +41,7 @@ class Message(TypedDict):
 RawMessage = dict[str, Any]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+TEXT_ROLES = ROLES - {"tool"}  # a message of a role and a text alone (a tool result names its call)
 _OPTIONAL_TEXT_FIELDS = ("tool_call_id", "name")
 
 
