@@ -124,7 +124,7 @@ def _nothing_in_text_by_text(redactor: Redactor, texts: list[str]) -> bool:
     configured=st.booleans(),
 )
 def test_the_screen_answers_as_text_by_text(texts: list[str], configured: bool) -> None:
-    """Lowering the joined texts once, and the rules' searches bound once and gated by
-    their needles (plain rules too), answer as each text lowered and each rule asked did."""
+    """Lowering the joined texts once, the rules' searches bound once and the folded ones
+    gated by their needles, answer as each text lowered and each rule asked did."""
     redactor = Redactor(exact=[PROXY_KEY], extra=CONFIGURED if configured else ())
     assert redactor._nothing_in(texts) == _nothing_in_text_by_text(redactor, texts)
