@@ -127,6 +127,7 @@ def trim(
     checked may hold ill-formed ones.)"""
     kept: list[Message] = []
     tokens = 0
+    max_messages, max_tokens = limits.max_messages, limits.max_tokens
     for message in reversed(history):
         content, role = message.get("content"), message.get("role")
         if len(message) == 2 and type(content) is type(role) is str and role in TEXT_ROLES:
@@ -135,7 +136,7 @@ def trim(
             cost = approximate_tokens(message)
         else:
             continue
-        if len(kept) >= limits.max_messages or tokens + cost > limits.max_tokens:
+        if len(kept) >= max_messages or tokens + cost > max_tokens:
             break
         kept.append(message)
         tokens += cost

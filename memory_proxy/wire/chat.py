@@ -7,7 +7,8 @@ whose streams, like chat's, carry token counts only when asked.
 
 from __future__ import annotations
 
-from typing import Any, cast
+import itertools
+from typing import Any
 
 from memory_proxy.records.messages import (
     TEXT_ROLES,
@@ -31,6 +32,7 @@ from memory_proxy.wire.base import (
 SYSTEM_ROLES = ("system", "developer")  # a tuple: a role may be any JSON, even unhashable
 _OPENAI_FIELDS = ("tool_calls", "tool_call_id", "name")
 _MEMORY_MARKS = ("partial", "private")  # what memory notes on a message, not the client's
+_DICTS = itertools.repeat(dict)  # isinstance's second argument, for map: no generator
 
 
 class TextCompletions(WireFormat):
@@ -72,7 +74,7 @@ class ChatCompletions(TextCompletions, ChatFormat):
 
     def conversation(self, body: dict[str, Any]) -> tuple[list[Turn], list[Turn]] | None:
         messages = body.get("messages")
-        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        if not isinstance(messages, list) or not all(map(isinstance, messages, _DICTS)):
             return None
         leading = _leading_system(messages)
         return messages[:leading], messages[leading:]
@@ -90,13 +92,15 @@ class ChatCompletions(TextCompletions, ChatFormat):
         return neutral
 
     def history_turns(self, history: list[Message], conversation: list[Message]) -> list[Turn]:
-        # A message of a role and a text alone (most) carries no mark: passed as it is.
-        return [
-            cast(Turn, message)
+        # A message of a role and a text alone (most) carries no mark: passed as it is
+        # (no `cast` called for each: it is a function at run time).
+        turns: list[Any] = [
+            message
             if len(message) == 2
             else {key: value for key, value in message.items() if key not in _MEMORY_MARKS}
             for message in history
         ]
+        return turns
 
     def in_system_prompt(self, body: dict[str, Any], block: str) -> dict[str, Any] | None:
         """A system message of its own, after the client's."""
