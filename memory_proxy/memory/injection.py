@@ -28,7 +28,7 @@ class ContextLimits:
 
 
 class Prepared(NamedTuple):
-    """A tuple: one a session request, built for a third of a frozen dataclass's cost."""
+    """A tuple: one per session request, built for a third of a frozen dataclass's cost."""
 
     body: dict[str, Any]
     injected: int  # history messages added to the request

@@ -85,7 +85,7 @@ class ChatCompletions(TextCompletions, ChatFormat):
             role, content = turn.get("role"), turn.get("content")
             if len(turn) == 2 and type(role) is type(content) is str and role in TEXT_ROLES:
                 # A role and a text alone (most): well-formed as it is, shaped at once
-                # (scripts/bench_session_steps' prepare, one turn: ~7k instructions less).
+                # (scripts/bench_session_steps' prepare, one turn: ~9k instructions less).
                 neutral.append({"role": role, "content": content})
             elif well_formed(message := _from_openai(turn)):
                 neutral.append(message)
