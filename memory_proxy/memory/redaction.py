@@ -69,8 +69,9 @@ class Redactor:
         on_redacted: Callable[[str], None] = lambda kind: None,
     ) -> None:
         keys = sorted({key for key in exact if len(key) >= MIN_EXACT_SECRET}, key=len, reverse=True)
-        pattern = re.compile("|".join(map(re.escape, keys)))
-        own = [SecretRule(PROXY_KEY_KIND, pattern, needles=tuple(keys))] if keys else []
+        own = (
+            [SecretRule(PROXY_KEY_KIND, re.compile("|".join(map(re.escape, keys))))] if keys else []
+        )
         configured = [SecretRule(name, pattern) for name, pattern in extra]
         self._rules = (*own, *rules, *configured)
         # What _nothing_in searches: the built-in rules and the proxy's own keys over the
@@ -84,20 +85,18 @@ class Redactor:
             if rule.after is None and not any(rule is r for r in self._screen_joined)
         )
         # The joined searches, bound once (most exchanges hold no secret: every one runs).
-        # The plain rules are searched at once: their 29 needles asked with `in` cost more
-        # than their 17 searches beyond ~60 characters (5.6 against 3.1 us on 365). The
-        # folded rules' needles are asked anyway: through gates, not an `any` per rule
-        # (the session bench's exchange screened in 34.5k instructions, not 43.5k).
+        # The plain rules are searched at once: their literal leads asked first with `in`
+        # (29 of them) cost more than the 17 searches beyond ~60 characters (5.6 against
+        # 3.1 us on 365; 87 against 49 on 4,300). The folded rules' needles are asked
+        # through gates, not an `any` per rule (the session bench's exchange screened in
+        # 34.5k instructions, not 43.5k).
         self._joined_searches = tuple(
             rule.pattern.search for rule in self._screen_joined if not rule.folded
         )
         self._joined_folded = _gates(rule for rule in self._screen_joined if rule.folded)
-        # A text's first look (_may_hold_secrets), bound once: each needle asked once, then
-        # the searches of the rules it gates; a rule without needles is always searched.
-        # Most texts hold no secret: on a memory's ~70 characters, 17 plain searches and
-        # the folded rules' looks ran ~40k instructions, the needles ~6k.
+        # A text's first look (_may_hold_secrets), bound once, as the joined screen's.
         screened = [rule for rule in self._rules if rule.after is None]
-        self._plain_gates = _gates(rule for rule in screened if not rule.folded)
+        self._plain_searches = tuple(rule.pattern.search for rule in screened if not rule.folded)
         self._folded_gates = _gates(rule for rule in screened if rule.folded)
         self._on_redacted = on_redacted
         self._beside: frozenset[str] = frozenset()  # kinds found in the rest of the exchange
@@ -249,7 +248,10 @@ class Redactor:
                 for rule in self._rules
                 if rule.after is None or rule.after in self._beside
             )
-        return _gated(self._plain_gates, text) or _gated(self._folded_gates, lowered)
+        for search in self._plain_searches:
+            if search(text) is not None:
+                return True
+        return _gated(self._folded_gates, lowered)
 
 
 _Gates = tuple[tuple[str, tuple[Callable[[str], re.Match[str] | None], ...]], ...]
@@ -278,8 +280,6 @@ def _first_match(rule: SecretRule, text: str, lowered: str | None) -> re.Match[s
     """The first match of `rule`'s expression in `text`, or in `lowered` (its lower case)
     for a folded rule: None for most rules, before anything else is looked up."""
     if not rule.folded:
-        if rule.needles and not any(needle in text for needle in rule.needles):
-            return None
         return rule.pattern.search(text)
     assert lowered is not None
     if rule.needles and not any(needle in lowered for needle in rule.needles):
