@@ -7,19 +7,14 @@ sqlite_term_counts.py counts them) with the words they are stemmed from.
 memory is new, as in that bench ("hi", and an answer holding a new reference): each step
 makes its input, so "text" (the answer and exchange_text's text, unredacted) is in the
 screen's, the terms' and the words' counts too. Each step is run 200 and 1,200 times
-under callgrind (bench_session_steps.instructions), the difference divided by 1,000.
+under callgrind (bench_session_steps.count_steps), the difference divided by 1,000.
 
     .venv/bin/python -m scripts.bench_index_steps [--checkout DIR]
 """
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
-from scripts.bench_processes import ROOT
-from scripts.bench_session_steps import RUNS, instructions
+from scripts.bench_session_steps import count_steps
 
 STEPS = ("memory made", "text", "redaction screen", "terms", "words")
 
@@ -68,17 +63,5 @@ for _ in range(int(sys.argv[2])):
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkout", type=Path, default=ROOT, help="the code to measure")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-steps-") as temporary:
-        for step in STEPS:
-            few, many = (
-                instructions(args.checkout, step, n, Path(temporary), _DRIVER) for n in RUNS
-            )
-            print(f"{step}: {(many - few) / (RUNS[1] - RUNS[0]) / 1000:.1f}k instructions")
-
-
 if __name__ == "__main__":
-    main()
+    count_steps(__doc__.split("\n\n")[0], STEPS, _DRIVER)
