@@ -121,9 +121,8 @@ def last_human_turn(wire: ChatFormat, body: dict[str, Any]) -> HumanTurn | None:
         text = _human_text(wire, turns[index])
         if text:  # the last turn is followed by nothing: no slice of what follows needed
             latest = index == last or _only_instructions(turns[index + 1 :])
-            return tuple.__new__(
-                HumanTurn, (index, text, latest)
-            )  # HumanTurn(), less its Python __new__
+            # HumanTurn(index, text, latest), without its Python __new__
+            return tuple.__new__(HumanTurn, (index, text, latest))
     return None
 
 
