@@ -22,6 +22,7 @@ from memory_proxy.config import MemorySettings
 from memory_proxy.logging_setup import ThrottledFailures
 from memory_proxy.memory.history_wait import HistoryWaits
 from memory_proxy.memory.injection import ContextLimits, prepare
+from memory_proxy.memory.markup import holds_no_tag
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import without_recalled
 from memory_proxy.memory.redaction import Redactor
@@ -123,10 +124,10 @@ class ConversationMemory:
 
     def _kept(self, message: Message, private: bool) -> Message:
         content = message.get("content")
-        # An ASCII text without "<" (most) holds no tag, nor a look-alike of a bracket:
-        # no recalled block and no private text to strip, the searches for them not run
-        # (scripts/bench_session_steps: keeping an exchange of two, 13.4k -> 4.6k).
-        if not (type(content) is str and content.isascii() and "<" not in content):
+        # Most texts hold no tag: no recalled block and no private text to strip, the
+        # searches for them not run (scripts/bench_session_steps: keeping an exchange of
+        # two, 13.4k -> 4.6k).
+        if not (type(content) is str and holds_no_tag(content)):
             message = _without_recalled(message)
             if message["role"] == "user":
                 content = message["content"]

@@ -85,6 +85,13 @@ def might_hold(text: str, pattern: re.Pattern[str]) -> bool:
     return pattern.search(unicodedata.normalize("NFKC", text).lower()) is not None
 
 
+def holds_no_tag(text: str) -> bool:
+    """True for ASCII text without `<`: no tag can be in it, opening or closing, since every
+    look-alike of its bracket lies outside ASCII; nothing in it needs stripping. False says
+    nothing either way."""
+    return text.isascii() and "<" not in text
+
+
 class _Folds(dict[int, str]):
     """Each character's fold, worked out the first time it is met (`str.translate` asks
     for each character of the text); at most `_MAX_FOLDS_KEPT` are kept."""

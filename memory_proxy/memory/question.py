@@ -26,6 +26,7 @@ from memory_proxy.memory.markup import (
     LESS_THAN,
     NOT_A_BRACKET,
     folded,
+    holds_no_tag,
     might_hold,
     tolerant,
 )
@@ -178,9 +179,9 @@ def exchanges(wire: ChatFormat, body: dict[str, Any]) -> Iterator[tuple[str, str
 
 def _human_text(wire: ChatFormat, turn: Any) -> str:
     text = wire.user_text(turn)
-    if text.isascii() and "<" not in text:
-        # No tag and, in ASCII, no look-alike of a bracket: no wrapper, no recalled block,
-        # no `<private>` span for the functions below to strip (the last human turn of "hi":
-        # 17.6k instructions -> 9.2k, README "That memory turn, cut").
+    if holds_no_tag(text):
+        # No wrapper, no recalled block, no `<private>` span for the functions below to
+        # strip (the last human turn of "hi": 17.6k instructions -> 9.2k, README "That
+        # memory turn, cut").
         return text[:MAX_SCANNED_CHARS].strip()
     return without_private(without_wrappers(text)) if text else ""

@@ -15,6 +15,7 @@ from memory_proxy.memory.markup import (
     LESS_THAN_LOOKALIKES,
     escaped,
     folded,
+    holds_no_tag,
     might_hold,
     tolerant,
 )
@@ -89,3 +90,12 @@ def test_the_view_is_as_long_as_the_text_and_the_quick_test_misses_nothing(text:
     name = re.compile(tolerant("recalled-memories"))
     if name.search(view):
         assert might_hold(text, name)
+
+
+def test_no_tag_in_ascii_without_a_less_than_sign() -> None:
+    """holds_no_tag's premise: `<` is the only look-alike of a tag's opening bracket in
+    ASCII, so ASCII text without it holds none, as the folded view would find."""
+    assert [c for c in LESS_THAN_LOOKALIKES if c.isascii()] == ["<"]
+    assert holds_no_tag("hi, what is 2 > 1?")
+    assert not holds_no_tag("a </memory> b")
+    assert not holds_no_tag("\uff1c/memory\uff1e")  # full-width: not ASCII, so no answer
