@@ -49,6 +49,10 @@ WRAPPER_TAGS = (
 )
 MAX_SCANNED_CHARS = 32_000  # of one turn's text; the rest is not searched or stored
 MAX_QUERY_CHARS = 1000
+# A text of stopwords alone is short ("hi", "thanks!", "ok, go on"): longer ones are not
+# looked over for it, or a question recall searches would be read whole once more first
+# (16 us on 944 characters, where it holds a topic word at once).
+NO_TERMS_CHARS = 80
 _WRAPPERS = re.compile(r"<(" + "|".join(map(re.escape, WRAPPER_TAGS)) + r")>.*?</\1>\s*", re.DOTALL)
 # The recalled block's tags, in a folded view (`markup.py`): the name ends in the block's
 # random suffix (an older proxy wrote none). A block ends at a closing tag, or, cut short
@@ -78,7 +82,7 @@ class HumanTurn(NamedTuple):
         if not self.latest:
             return True
         text = self.text
-        return len(text) <= MAX_QUERY_CHARS and plainly_no_terms(text.replace(PRIVATE_MARKER, " "))
+        return len(text) <= NO_TERMS_CHARS and plainly_no_terms(text.replace(PRIVATE_MARKER, " "))
 
 
 def without_wrappers(text: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memory_proxy.memory import question
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import (
     MAX_QUERY_CHARS,
@@ -291,3 +292,22 @@ def test_search_terms_are_the_query_s_terms(text: str, latest: bool, padding: in
         assert found_terms == terms
         if terms:
             assert found_query == query
+
+
+def test_a_long_question_is_not_read_over_for_stopwords_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recall asks whether a turn asks nothing before it searches, and again as it does:
+    a long question (which holds a topic word) is not scanned whole for that each time."""
+    scanned: list[str] = []
+
+    def scanning(text: str) -> bool:
+        scanned.append(text)
+        return False
+
+    monkeypatch.setattr(question, "plainly_no_terms", scanning)
+    long = ("we deployed harbor to staging and the port 5433 was taken; " * 16)[:990]
+    assert not HumanTurn(0, long, True).asks_nothing()
+    assert scanned == []
+    assert not HumanTurn(0, "which port does staging use?", True).asks_nothing()
+    assert scanned == ["which port does staging use?"]
