@@ -39,18 +39,20 @@ os.environ["SSL_CERT_DIR"] = "/dev/null/no-ca-certificates"
 # fixture they share starts once, not on each worker: the end-to-end modules and
 # tests/clients on `shared_litellm` (7-10 s of CPU a start), the browser tests in
 # `_chromium` (about 1.7 s a start, with chromedriver).
-# Likewise the other modules driving the client SDKs (tests/sdks.py: 1.6 s of CPU to import
-# openai and anthropic, paid by each worker that runs one) and those speaking MCP (its
-# SDK, client and server side: about 1 s): imported on one worker, not on all three.
+# The other modules driving the client SDKs (tests/sdks.py: 1.6 s of CPU to import openai
+# and anthropic, paid by each worker that runs one) join the end-to-end ones, which drive
+# them too (about a twentieth of that group's time); the modules speaking MCP (its SDK,
+# client and server side: about 1 s) run together: each SDK imported on one worker.
 TOGETHER = {
-    "on the shared LiteLLM": ("tests/clients/", "tests/test_e2e_"),
-    "in one Chromium": ("tests/api/test_dashboard", "tests/test_browser_guard_in_chromium.py"),
-    "with the client SDKs": (
+    "on the shared LiteLLM": (
+        "tests/clients/",
+        "tests/test_e2e_",
         "tests/api/test_echo_model.py",
         "tests/api/test_memories.py",
         "tests/api/test_usage.py",
         "tests/identity/test_client_detection.py",
     ),
+    "in one Chromium": ("tests/api/test_dashboard", "tests/test_browser_guard_in_chromium.py"),
     "over MCP": ("tests/api/mcp_server/",),
 }
 # The scopes (modules, groups of TOGETHER) that take longest, longest first (the

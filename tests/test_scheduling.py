@@ -24,9 +24,9 @@ def test_each_group_names_test_modules() -> None:
             assert list(ROOT.glob(f"{prefix}*")), (group, prefix)
 
 
-def test_the_modules_driving_the_client_sdks_run_on_one_worker_or_beside_litellm() -> None:
-    """A module importing tests/sdks.py outside these groups pays the SDKs' import again."""
-    grouped = TOGETHER["with the client SDKs"] + TOGETHER["on the shared LiteLLM"]
+def test_the_modules_driving_the_client_sdks_run_on_one_worker() -> None:
+    """A module importing tests/sdks.py outside this group pays the SDKs' import again."""
+    grouped = TOGETHER["on the shared LiteLLM"]
     for module in ROOT.glob("tests/**/test_*.py"):
         if re.search(r"^from tests\.sdks import", module.read_text(), re.MULTILINE):
             assert str(module.relative_to(ROOT)).startswith(grouped), module
