@@ -20,6 +20,7 @@ from memory_proxy.memory import index_process
 from memory_proxy.stores import batch_writer
 from tests.browser_support import chromium, with_litellms_cors
 from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
+from tests.hypothesis_validation import validated_once
 from tests.litellm_support import RECALL_BUDGET_MS
 from tests.postgres_support import PostgresServer
 from tests.shared_litellm import SharedLiteLLM, start_shared_litellm
@@ -38,9 +39,21 @@ os.environ["SSL_CERT_DIR"] = "/dev/null/no-ca-certificates"
 # fixture they share starts once, not on each worker: the end-to-end modules and
 # tests/clients on `shared_litellm` (7-10 s of CPU a start), the browser tests in
 # `_chromium` (about 1.7 s a start, with chromedriver).
+# The other modules driving the client SDKs (tests/sdks.py: 1.6 s of CPU to import openai
+# and anthropic, paid by each worker that runs one) join the end-to-end ones, which drive
+# them too (about a twentieth of that group's time); the modules speaking MCP (its SDK,
+# client and server side: about 1 s) run together: each SDK imported on one worker.
 TOGETHER = {
-    "on the shared LiteLLM": ("tests/clients/", "tests/test_e2e_"),
+    "on the shared LiteLLM": (
+        "tests/clients/",
+        "tests/test_e2e_",
+        "tests/api/test_echo_model.py",
+        "tests/api/test_memories.py",
+        "tests/api/test_usage.py",
+        "tests/identity/test_client_detection.py",
+    ),
     "in one Chromium": ("tests/api/test_dashboard", "tests/test_browser_guard_in_chromium.py"),
+    "over MCP": ("tests/api/mcp_server/",),
 }
 # The scopes (modules, groups of TOGETHER) that take longest, longest first (the
 # per-module sums of `--durations=0`): they start first, and the many short modules fill
@@ -76,6 +89,7 @@ LONGEST_FIRST = (
 # tests/memory/test_redaction_screen.py took 490 ms once and failed the run as "flaky".
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
+validated_once()  # a filtered strategy validated once, not at every draw
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ SECRETS = st.one_of(
     _token("sk-ant-api03-", ALPHANUMERIC + "_-", 80),
     _token("AIza", ALPHANUMERIC + "_-", 35),
     _token("AKIA", string.ascii_uppercase + "234567", 16).map(lambda key: key[:20]),
-    st.sampled_from(["ghp_", "gho_", "ghs_"]).flatmap(lambda lead: _token(lead, ALPHANUMERIC, 36)),
+    st.tuples(st.sampled_from(["ghp_", "gho_", "ghs_"]), _body(ALPHANUMERIC, 36)).map("".join),
     _token("github_pat_", ALPHANUMERIC + "_", 82),
     _token("glpat-", ALPHANUMERIC + "_-", 20),
     _token("xoxb-", string.digits + "-" + ALPHANUMERIC, 40),

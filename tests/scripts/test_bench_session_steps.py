@@ -4,20 +4,21 @@ finds no secret in the exchange it builds, so the quick path is the one counted.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from scripts.bench_processes import ROOT
 from scripts.bench_session_steps import _DRIVER, STEPS
+from tests.scripts.drivers_support import failures_of_each
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_each_step_runs_against_this_checkout(step: str) -> None:
+@pytest.fixture(scope="module")
+def failures() -> dict[str, str]:
     driver = (
         _DRIVER
         + "\nassert redactor._nothing_in([body['messages'][0]['content'], answer['content']])"
     )
-    env = {"PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-c", driver, step, "3"], cwd=ROOT, env=env, check=True)
+    return failures_of_each(driver, STEPS, 3)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_each_step_runs_against_this_checkout(step: str, failures: dict[str, str]) -> None:
+    assert step not in failures, failures[step]
