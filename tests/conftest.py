@@ -20,7 +20,6 @@ from memory_proxy.memory import index_process
 from memory_proxy.stores import batch_writer
 from tests.browser_support import chromium, with_litellms_cors
 from tests.fake_upstream import IN_PROCESS_URL, FakeUpstream, in_process
-from tests.hypothesis_validation import validated_once
 from tests.litellm_support import RECALL_BUDGET_MS
 from tests.postgres_support import PostgresServer
 from tests.shared_litellm import SharedLiteLLM, start_shared_litellm
@@ -89,7 +88,6 @@ LONGEST_FIRST = (
 # tests/memory/test_redaction_screen.py took 490 ms once and failed the run as "flaky".
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
-validated_once()  # a filtered strategy validated once, not at every draw
 
 
 @pytest.fixture
