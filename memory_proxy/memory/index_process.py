@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from memory_proxy.memory.indexing import recent_memory_texts
 from memory_proxy.memory.redaction import Redaction
 from memory_proxy.stores.batch_writer import QUEUE_LIMIT, SHUTDOWN_WRITE_SECONDS, LossLog
+from memory_proxy.wire.answer import KeptAnswer
 
 if TYPE_CHECKING:
     from memory_proxy.config import Settings
@@ -125,10 +126,11 @@ class IndexProcess:
         client: str,
         model: str | None,
         question: str,
-        answer: str,
+        answer: str | KeptAnswer,
         private: bool = False,
     ) -> None:
-        """Keep one exchange for the next batch (indexing.Exchange's fields, in order)."""
+        """Keep one exchange for the next batch (indexing.Exchange's fields, in order; a
+        kept answer's bytes are read there)."""
         waiting = self._waiting
         waiting.append(
             (user_id, project, session_id, client, model, time.time(), question, answer, private)
