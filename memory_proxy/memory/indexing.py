@@ -57,8 +57,8 @@ def answer_text(message: Message | None) -> str | None:
 def kept_answer_text(kept: KeptAnswer) -> str | None:
     """answer_text of an answer whose bytes were kept (wire/answer.py), read here: None
     also when it was cut short."""
-    answer = read_kept(kept)
-    return answer_text(answer.message) if answer.complete else None
+    message, complete = read_kept(kept)
+    return answer_text(message) if complete else None
 
 
 def recent_memory_texts(redact: Callable[[str], str]) -> Callable[[str, str], str]:

@@ -127,15 +127,22 @@ class Answer:
     kept: KeptAnswer | None = None
 
 
-def read_kept(kept: KeptAnswer | list[Any] | tuple[Any, ...]) -> Answer:
-    """What a kept answer says, its message read with its format's parser by a reader fed
-    its bytes at once: what the reader that kept them would have read (SSE events are
-    split alike however the bytes came)."""
+def read_kept(kept: KeptAnswer | list[Any] | tuple[Any, ...]) -> tuple[Message | None, bool]:
+    """(the message, whether the answer is complete) of a kept answer, read with its
+    format's parser as the reader that kept its bytes would have read them: a JSON one
+    decoded whole (its usage, read already, left alone), a stream fed to a reader at once
+    (SSE events are split alike however the bytes came)."""
     wire, mode, data = kept
-    reader = AnswerReader(CHAT_FORMATS[wire].answer_parser())
+    parser = CHAT_FORMATS[wire].answer_parser()
+    if mode == "json":
+        if (body := _json_object(data)) is not None:
+            parser.read_body(body)
+        return parser.message(), parser.complete
+    reader = AnswerReader(parser)
     reader._mode = mode
     reader.feed(data)
-    return reader.finish()
+    answer = reader.finish()
+    return answer.message, answer.complete
 
 
 def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
