@@ -49,7 +49,11 @@ class MemoryScope(NamedTuple):
     privacy: Privacy = "hosted"  # where the request may go, so what memory may put in
 
 
-@dataclass
+# The header of a request that recalled nothing (most): built once.
+_NOTHING_RECALLED = (b"x-memory-recalled", b"0")
+
+
+@dataclass(slots=True)  # one per request: slots make its nine fields cheaper to set
 class MemoryTurn:
     """One request's part in memory, from before it is forwarded to after its answer."""
 
@@ -76,11 +80,12 @@ class MemoryTurn:
 
     def answer_headers(self) -> list[tuple[bytes, bytes]]:
         """What memory did, told to the client: a count and ids (validated), no text."""
-        headers = [(b"x-memory-recalled", str(self.recalled).encode())]
-        if self.scope.project:
-            headers.append((b"x-memory-project", self.scope.project.encode()))
-        if self.scope.session_id:
-            headers.append((b"x-memory-session", self.scope.session_id.encode()))
+        recalled, scope = self.recalled, self.scope
+        headers = [(b"x-memory-recalled", b"%d" % recalled) if recalled else _NOTHING_RECALLED]
+        if scope.project:
+            headers.append((b"x-memory-project", scope.project.encode()))
+        if scope.session_id:
+            headers.append((b"x-memory-session", scope.session_id.encode()))
         return headers
 
 
