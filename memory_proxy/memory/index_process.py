@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from memory_proxy.memory.indexing import recent_memory_texts
+from memory_proxy.memory.indexing import kept_answer_text, recent_memory_texts
 from memory_proxy.memory.redaction import Redaction
 from memory_proxy.stores.batch_writer import QUEUE_LIMIT, SHUTDOWN_WRITE_SECONDS, LossLog
 from memory_proxy.wire.answer import KeptAnswer
@@ -49,6 +49,10 @@ FRAME = struct.Struct(">I")  # each message's length, before it
 SEND_EVERY_SECONDS = 0.25  # the longest an exchange waits before it is sent
 SEND_AT = 512  # exchanges sent at once without waiting
 IN_FLIGHT_LIMIT = QUEUE_LIMIT  # exchanges waiting or sent but not yet written
+# Exchanges waiting or in flight past which an answer's kept bytes (wire/answer.py's
+# KEPT_BYTES at most each) are read here rather than sent: a process that falls behind
+# holds at most this many answers' bytes in the proxy.
+KEPT_UNANSWERED = 2 * SEND_AT
 RESTART_SECONDS = 5.0  # between two starts of the process
 WORKER_MODULE = "memory_proxy.memory.index_worker"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # this checkout's, in the child too
@@ -132,7 +136,12 @@ class IndexProcess:
         private: bool = False,
     ) -> None:
         """Keep one exchange for the next batch (indexing.Exchange's fields, in order; a
-        kept answer's bytes are read there)."""
+        kept answer's bytes are read there, unless KEPT_UNANSWERED exchanges wait already:
+        then its message is read here, as before, and only its text kept)."""
+        if not isinstance(answer, str) and self.unanswered >= KEPT_UNANSWERED:
+            if (text := kept_answer_text(answer)) is None:
+                return  # no memory in it
+            answer = text
         waiting = self._waiting
         waiting.append(
             (user_id, project, session_id, client, model, time.time(), question, answer, private)

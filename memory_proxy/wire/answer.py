@@ -49,8 +49,8 @@ MAX_CAPTURED_BYTES = 8 * 1024 * 1024
 # only this much of the end of a JSON answer is kept.
 USAGE_TAIL_BYTES = 64 * 1024
 # An answer's bytes kept for its message to be read elsewhere: a longer one (a stream of
-# more than a few thousand events) has its message read here, as before.
-KEPT_BYTES = 1024 * 1024
+# a thousand events or more) has its message read here, as before.
+KEPT_BYTES = 256 * 1024
 COST_HEADER = b"x-litellm-response-cost"
 _FORMATS = tuple(dict.fromkeys(WIRE_FORMATS.values()))
 # Each format's readers, once each (chat completions read their answers as the legacy

@@ -5,7 +5,9 @@ tests/wire/test_answer_kept.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ import pytest
 from memory_proxy.app import MemoryProxy
 from memory_proxy.config import MemorySettings, Settings
 from memory_proxy.config.recall import RecallSettings
+from memory_proxy.memory import index_process
+from memory_proxy.memory.index_process import IndexProcess
+from memory_proxy.stores.sqlite_index import SQLiteMemoryIndex
 from memory_proxy.wire.base import AnswerParser
 from tests.fake_upstream import FakeUpstream
 from tests.support import serve, wait_until
@@ -62,3 +67,45 @@ def test_every_api_streamed_or_not_is_remembered_without_its_message_read_in_the
 
         wait_until(lambda: len(texts()) == len(asked))
         assert texts() == {f"User: {question}\nAssistant: {REPLY}" for _, question, _ in asked}
+
+
+def kept(message: dict[str, Any]) -> tuple[str, str, bytes]:
+    """A chat answer's bytes, kept as the proxy keeps them (wire/answer.py KeptAnswer)."""
+    return ("chat", "json", json.dumps({"choices": [{"message": message}]}).encode())
+
+
+def test_past_the_backlog_a_kept_answer_is_read_in_the_proxy_and_the_same_memory_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that falls behind is sent texts, not answers' bytes: the proxy holds no
+    more than KEPT_UNANSWERED answers' bytes, and the memories are the same."""
+    path = tmp_path / "memory.sqlite3"
+    settings = dataclasses.replace(Settings(), memory=MemorySettings(sqlite_path=path))
+    monkeypatch.setattr(index_process, "KEPT_UNANSWERED", 1)
+    losses: list[int] = []
+    calls = {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "function": {}}]}
+    answers = [kept({"role": "assistant", "content": f"answer {n}"}) for n in range(3)]
+
+    async def main() -> tuple[int, list[str]]:
+        indexer = IndexProcess(settings, losses.append, lambda text: text)
+        for number, answer in enumerate([*answers, kept(calls)]):
+            indexer.remember(
+                user_id="alice",
+                project="shop",
+                session_id=None,
+                client="c",
+                model="m",
+                question=f"question {number}",
+                answer=answer,
+            )
+        unanswered = indexer.unanswered  # the call of tools made no memory: not queued
+        await indexer.aclose()
+        index = SQLiteMemoryIndex(path)
+        try:
+            return unanswered, [m.text for m in await index.list_memories(None, None, 10, 0)]
+        finally:
+            await index.aclose()
+
+    unanswered, written = asyncio.run(main())
+    assert unanswered == 3 and losses == []
+    assert sorted(written) == [f"User: question {n}\nAssistant: answer {n}" for n in range(3)]
