@@ -3,7 +3,7 @@ making a memory (its text redacted, its id hashed) and writing it (the row, its 
 entry, its terms counted) cost about three times what the plain hop does, and in the
 proxy's process that work held the GIL the event loop needs. The proxy only keeps the
 exchange's parts it holds anyway, as a tuple (for a request naming no session, the
-answer's bytes: the process reads its message, wire/answer.py `read_kept`), and sends
+answer's bytes: the process reads its message, wire/kept.py), and sends
 them a quarter-second (or SEND_AT exchanges) at a time over a socket; the process makes
 the memories, writes them in one transaction per batch, and answers with how many it
 handled, how many it lost and the secrets it redacted (counted in this process's

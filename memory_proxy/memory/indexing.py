@@ -24,7 +24,8 @@ from memory_proxy.records.memory import MemoryRecord, memory_id
 from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.batch_writer import BatchWriter
-from memory_proxy.wire.answer import KeptAnswer, read_kept
+from memory_proxy.wire.answer import KeptAnswer
+from memory_proxy.wire.kept import read_kept
 
 logger = logging.getLogger("memory_proxy.memory")
 

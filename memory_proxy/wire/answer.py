@@ -17,7 +17,7 @@ any format's words: every adapter's, the first that understands them.
 When only the memory index wants the message (a request naming no session), the reader
 is given the wire format instead of a parser: it reads usage alone and keeps the answer's
 bytes (KEPT_BYTES at most; past that it reads the message itself, as before), and
-`read_kept` reads the message from them where the memory is made (the index process, on
+wire/kept.py reads the message from them where the memory is made (the index process, on
 another core): exactly as this reader would have.
 
 The answer comes from LiteLLM, after its bytes went to the client: any shape is read
@@ -40,7 +40,7 @@ import orjson
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.records.messages import Message
 from memory_proxy.wire.base import MAX_REASON_LENGTH, AnswerParser, ChatFormat
-from memory_proxy.wire.registry import CHAT_FORMATS, WIRE_FORMATS
+from memory_proxy.wire.registry import WIRE_FORMATS
 
 logger = logging.getLogger("memory_proxy.capture")
 
@@ -122,27 +122,9 @@ class Answer:
     usage: TokenUsage
     cost: float | None  # LiteLLM's x-litellm-response-cost
     finish_reason: str | None  # as the answer said; None if it did not
-    # The answer's bytes, for `read_kept`, when the reader kept them rather than read
+    # The answer's bytes, for wire/kept.py, when the reader kept them rather than read
     # its message (`complete` then tells only whether a stream's final event came).
     kept: KeptAnswer | None = None
-
-
-def read_kept(kept: KeptAnswer | list[Any] | tuple[Any, ...]) -> tuple[Message | None, bool]:
-    """(the message, whether the answer is complete) of a kept answer, read with its
-    format's parser as the reader that kept its bytes would have read them: a JSON one
-    decoded whole (its usage, read already, left alone), a stream fed to a reader at once
-    (SSE events are split alike however the bytes came)."""
-    wire, mode, data = kept
-    parser = CHAT_FORMATS[wire].answer_parser()
-    if mode == "json":
-        if (body := _json_object(data)) is not None:
-            parser.read_body(body)
-        return parser.message(), parser.complete
-    reader = AnswerReader(parser)
-    reader._mode = mode
-    reader.feed(data)
-    answer = reader.finish()
-    return answer.message, answer.complete
 
 
 def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
@@ -164,7 +146,7 @@ class AnswerReader:
     """Fed by the forwarder (start, then each chunk); `finish` says what was read.
     `parser` is the request's adapter's, when memory wants the message; without one only
     token counts, cost and finish reason are read; a chat format instead: those, and the
-    answer's bytes kept for its message to be read elsewhere (`read_kept`)."""
+    answer's bytes kept for its message to be read elsewhere (wire/kept.py)."""
 
     __slots__ = (
         "_buffer",
@@ -285,7 +267,7 @@ class AnswerReader:
         # status first, where a long answer's kept tail does not reach). Decoded, it
         # gives its usage too, when that is surely what `last_usage` would find.
         found = _LATE_REASON.search(buffer)
-        body = _json_object(buffer) if found is None or parser is not None else None
+        body = json_object(buffer) if found is None or parser is not None else None
         usage = _decoded_usage(body, buffer) if body is not None else None
         if usage := usage or last_usage(buffer):
             self._usage.update(usage)
@@ -394,7 +376,7 @@ def _decoded_usage(body: dict[str, Any], data: bytes | bytearray) -> dict[str, A
     return None
 
 
-def _json_object(data: bytes | bytearray) -> dict[str, Any] | None:
+def json_object(data: bytes | bytearray) -> dict[str, Any] | None:
     """The decoded answer, or None when it is not a JSON object."""
     try:
         body = orjson.loads(data)

@@ -1,5 +1,5 @@
 """A request naming no session: its answer's message is read by the index process from the
-bytes the proxy kept (wire/answer.py `read_kept`), not on the proxy's event loop. Every
+bytes the proxy kept (wire/kept.py), not on the proxy's event loop. Every
 chat API, JSON and streamed, still becomes the memory it was (the usage read alongside:
 tests/wire/test_answer_kept.py)."""
 

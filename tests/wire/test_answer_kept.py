@@ -1,4 +1,4 @@
-"""An answer kept for its message to be read elsewhere (wire/answer.py's `read_kept`, the
+"""An answer kept for its message to be read elsewhere (wire/kept.py's `read_kept`, the
 index process's reading for a request naming no session): the reader that keeps it reads
 the same usage, cost and finish reason as one that reads the message, and the message read
 from the kept bytes is the one that reader assembles, whatever the format, JSON or SSE,
@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from memory_proxy.wire import answer as answer_module
-from memory_proxy.wire.answer import Answer, AnswerReader, read_kept
+from memory_proxy.wire.answer import Answer, AnswerReader
 from memory_proxy.wire.base import AnswerParser, ChatFormat
+from memory_proxy.wire.kept import read_kept
 from memory_proxy.wire.registry import CHAT, MESSAGES, RESPONSES
 from scripts import wire_samples
 from tests.wire.answer_support import JSON, SSE
