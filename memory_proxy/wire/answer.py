@@ -295,13 +295,16 @@ class AnswerReader:
         return data
 
     def _skippable(self, chunk: bytes) -> bool:
-        """Whole SSE events without token counts, when only usage is read: nothing here."""
+        """Whole SSE events without token counts, when only usage is read: nothing here.
+        Every `"usage"` a key of null counts none (LiteLLM's chunks but the last say so;
+        text cannot spell it, its quotes escaped): each event's last one read as null."""
         return (
             self._parser is None
             and self._mode == "sse"
             and not self._buffer
             and chunk.endswith(b"\n\n")
-            and b'"usage"' not in chunk
+            and chunk.count(b'"usage"')
+            == chunk.count(b'"usage":null') + chunk.count(b'"usage": null')
             and MAY_END.search(chunk) is None
         )
 
