@@ -1,11 +1,14 @@
 """The index process's cost per memory (memory/index_worker.py), alone: the real worker,
 sent exchanges as the proxy sends them (batches of SEND_AT over its socket, marshalled),
 each a new memory as in scripts/bench's no-session case ("hi", and an answer holding a
-new id). Its CPU time (rusage of the ended child) or, with `--callgrind`, the
-instructions it ran, for `--small` and `--large` exchanges: the difference over the
-difference leaves its start-up out.
+new id; its bytes kept as the proxy keeps them for a request naming no session, its
+message read by the process, or with `--answers text` its text alone). Its CPU time
+(rusage of the ended child) or, with `--callgrind`, the instructions it ran, for
+`--small` and `--large` exchanges: the difference over the difference leaves its start-up
+out.
 
     PYTHONPATH=$PWD .venv/bin/python -m scripts.bench_index_process [--callgrind]
+        [--answers kept|text]
 """
 
 from __future__ import annotations
@@ -31,19 +34,28 @@ from memory_proxy.memory.index_process import (
     WorkerSettings,
     frame,
 )
+from scripts.bench_nginx import COMPLETION
 from scripts.bench_processes import ROOT
 from scripts.callgrind import total
 
 
-def exchanges(count: int) -> list[tuple[object, ...]]:
-    """indexing.Exchange's fields, as IndexProcess.remember keeps them."""
+def exchanges(count: int, kept: bool) -> list[tuple[object, ...]]:
+    """indexing.Exchange's fields, as IndexProcess.remember keeps them: the answer nginx's
+    (scripts/bench_nginx.py), kept, or its text."""
+    ids = (os.urandom(16).hex() for _ in range(count))
+    answers: list[object] = [
+        ("chat", "json", COMPLETION.replace("$request_id", new).encode())
+        if kept
+        else f"Noted (reference {new})."
+        for new in ids
+    ]
     return [
         ("anonymous", "", None, "unknown", "bench", time.time(), "hi", answer, False)
-        for answer in (f"Noted (reference {os.urandom(16).hex()})." for _ in range(count))
+        for answer in answers
     ]
 
 
-def run(settings: Settings, count: int, callgrind: bool) -> float:
+def run(settings: Settings, count: int, callgrind: bool, kept: bool) -> float:
     """CPU seconds (or instructions) of one worker writing `count` memories."""
     with tempfile.TemporaryDirectory(prefix="bench-index-") as temporary:
         directory = Path(temporary)
@@ -60,7 +72,7 @@ def run(settings: Settings, count: int, callgrind: bool) -> float:
         with ours, ours.makefile("rb") as answers:
             ours.sendall(frame(pickle.dumps(worker)))
             for start in range(0, count, SEND_AT):
-                batch = exchanges(min(SEND_AT, count - start))
+                batch = exchanges(min(SEND_AT, count - start), kept)
                 ours.sendall(frame(marshal.dumps(batch)))
                 (size,) = FRAME.unpack(answers.read(FRAME.size))
                 answers.read(size)  # written: the next batch, as the proxy's would come
@@ -80,9 +92,11 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=SEND_AT)
     parser.add_argument("--large", type=int, default=21 * SEND_AT)
     parser.add_argument("--callgrind", action="store_true", help="instructions (slow)")
+    parser.add_argument("--answers", choices=("kept", "text"), default="kept")
     args = parser.parse_args()
     settings = load_settings(ROOT / "config.yaml")
-    small, large = (run(settings, n, args.callgrind) for n in (args.small, args.large))
+    kept = args.answers == "kept"
+    small, large = (run(settings, n, args.callgrind, kept) for n in (args.small, args.large))
     per_memory = (large - small) / (args.large - args.small)
     if args.callgrind:
         print(f"index process: {per_memory / 1000:.1f}k instructions per memory")

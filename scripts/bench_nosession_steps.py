@@ -1,6 +1,7 @@
 """Instructions per call of the memory turn of a request naming no session, on the event
 loop (issue 19's hot path): `begin` (the last human turn, recall deciding there is no
-question), reading the answer with its message against usage alone, `finish` (the
+question), reading the answer with its message, as the turn asks (its bytes kept for the
+index process, which reads the message) and for usage alone, `finish` (the
 exchange handed to the index process's batch), the whole turn. The bench's request ("hi")
 and nginx's answer (scripts/bench_nginx.py), the shipped recall settings.
 
@@ -14,7 +15,15 @@ from __future__ import annotations
 
 from scripts.bench_session_steps import count_steps
 
-STEPS = ("begin", "last human turn", "read with message", "read usage", "finish", "memory turn")
+STEPS = (
+    "begin",
+    "last human turn",
+    "read with message",
+    "read for the turn",
+    "read usage",
+    "finish",
+    "memory turn",
+)
 
 # Run with the checkout on sys.path: `step` `count`. Written against what both the
 # checkout and its base have (RequestMemory, AnswerReader, IndexProcess.remember).
@@ -70,11 +79,12 @@ def whole():
     memory.finish(turn, read(parser))
 
 turn = run(memory.begin(CHAT, payload, payload, scope))
-answer = read(CHAT.answer_parser())
+answer = read(turn.answer_parser())  # as `finish` gets it
 steps = {
     "begin": lambda: run(memory.begin(CHAT, payload, payload, scope)),
     "last human turn": lambda: last_human_turn(CHAT, payload),
     "read with message": lambda: read(CHAT.answer_parser()),
+    "read for the turn": lambda: read(turn.answer_parser()),
     "read usage": lambda: read(None),
     "finish": lambda: memory.finish(turn, answer),
     "memory turn": whole,

@@ -2,11 +2,13 @@
 making a memory (its text redacted, its id hashed) and writing it (the row, its FTS5
 entry, its terms counted) cost about three times what the plain hop does, and in the
 proxy's process that work held the GIL the event loop needs. The proxy only keeps the
-exchange's parts it holds anyway, as a tuple, and sends them a quarter-second (or
-SEND_AT exchanges) at a time over a socket; the process makes the memories, writes them
-in one transaction per batch, and answers with how many it handled, how many it lost
-and the secrets it redacted (counted in this process's metrics). Search and recall read
-the file here, and see each batch once it is committed (WAL).
+exchange's parts it holds anyway, as a tuple (for a request naming no session, the
+answer's bytes: the process reads its message, wire/kept.py), and sends
+them a quarter-second (or SEND_AT exchanges) at a time over a socket; the process makes
+the memories, writes them in one transaction per batch, and answers with how many it
+handled, how many it lost and the secrets it redacted (counted in this process's
+metrics). Search and recall read the file here, and see each batch once it is committed
+(WAL).
 
 Nothing is lost silently: exchanges beyond IN_FLIGHT_LIMIT (sent but not answered for,
 or waiting), a batch the index failed to write, and those in flight when the process
@@ -33,9 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from memory_proxy.memory.indexing import recent_memory_texts
+from memory_proxy.memory.indexing import kept_answer_text, recent_memory_texts
 from memory_proxy.memory.redaction import Redaction
 from memory_proxy.stores.batch_writer import QUEUE_LIMIT, SHUTDOWN_WRITE_SECONDS, LossLog
+from memory_proxy.wire.answer import KeptAnswer
 
 if TYPE_CHECKING:
     from memory_proxy.config import Settings
@@ -46,6 +49,10 @@ FRAME = struct.Struct(">I")  # each message's length, before it
 SEND_EVERY_SECONDS = 0.25  # the longest an exchange waits before it is sent
 SEND_AT = 512  # exchanges sent at once without waiting
 IN_FLIGHT_LIMIT = QUEUE_LIMIT  # exchanges waiting or sent but not yet written
+# Exchanges waiting or in flight past which an answer's kept bytes (wire/answer.py's
+# KEPT_BYTES at most each) are read here rather than sent: a process that falls behind
+# holds at most this many answers' bytes in the proxy.
+KEPT_UNANSWERED = 2 * SEND_AT
 RESTART_SECONDS = 5.0  # between two starts of the process
 WORKER_MODULE = "memory_proxy.memory.index_worker"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # this checkout's, in the child too
@@ -125,10 +132,16 @@ class IndexProcess:
         client: str,
         model: str | None,
         question: str,
-        answer: str,
+        answer: str | KeptAnswer,
         private: bool = False,
     ) -> None:
-        """Keep one exchange for the next batch (indexing.Exchange's fields, in order)."""
+        """Keep one exchange for the next batch (indexing.Exchange's fields, in order; a
+        kept answer's bytes are read there, unless KEPT_UNANSWERED exchanges wait already:
+        then its message is read here, as before, and only its text kept)."""
+        if not isinstance(answer, str) and self.unanswered >= KEPT_UNANSWERED:
+            if (text := kept_answer_text(answer)) is None:
+                return  # no memory in it
+            answer = text
         waiting = self._waiting
         waiting.append(
             (user_id, project, session_id, client, model, time.time(), question, answer, private)

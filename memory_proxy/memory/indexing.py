@@ -21,8 +21,11 @@ from typing import NamedTuple, Protocol
 from memory_proxy.memory.private_text import without_private
 from memory_proxy.memory.question import MAX_SCANNED_CHARS, without_recalled
 from memory_proxy.records.memory import MemoryRecord, memory_id
+from memory_proxy.records.messages import Message
 from memory_proxy.stores.base import RecallBackend
 from memory_proxy.stores.batch_writer import BatchWriter
+from memory_proxy.wire.answer import KeptAnswer
+from memory_proxy.wire.kept import read_kept
 
 logger = logging.getLogger("memory_proxy.memory")
 
@@ -42,6 +45,21 @@ def exchange_text(
     question = _cut_at_space(without_recalled(question).strip(), MAX_QUESTION_CHARS)
     answer = _cut_at_space(without_recalled(answer[:MAX_SCANNED_CHARS]).strip(), MAX_MEMORY_CHARS)
     return redact(f"User: {question}\nAssistant: {answer}")[:MAX_MEMORY_CHARS]
+
+
+def answer_text(message: Message | None) -> str | None:
+    """What a memory keeps of a complete answer's message; None when it is no memory (no
+    message, no text, or a call of tools)."""
+    if message is None or message.get("tool_calls") or not message.get("content"):
+        return None
+    return message["content"]
+
+
+def kept_answer_text(kept: KeptAnswer) -> str | None:
+    """answer_text of an answer whose bytes were kept (wire/answer.py), read here: None
+    also when it was cut short."""
+    message, complete = read_kept(kept)
+    return answer_text(message) if complete else None
 
 
 def recent_memory_texts(redact: Callable[[str], str]) -> Callable[[str, str], str]:
@@ -77,7 +95,7 @@ class Exchange(NamedTuple):
     model: str | None
     time: float
     question: str
-    answer: str
+    answer: str | KeptAnswer  # its text, or its bytes, read when its memory is made
     private: bool
 
 
@@ -90,8 +108,12 @@ class MemoryMaker:
         self.memory_text = recent_memory_texts(redact)
 
     def memory(self, one: Exchange) -> MemoryRecord | None:
-        """The exchange's memory, or None when the same one was made lately."""
-        text = self.memory_text(one.question, one.answer)
+        """The exchange's memory, or None when the same one was made lately or its kept
+        answer makes none."""
+        answer = one.answer if isinstance(one.answer, str) else kept_answer_text(one.answer)
+        if answer is None:
+            return None
+        text = self.memory_text(one.question, answer)
         record_id = memory_id(one.user_id, one.project, text)
         if record_id in self._recent:
             self._recent.move_to_end(record_id)
@@ -130,7 +152,7 @@ class ExchangeIndexer(Protocol):
         client: str,
         model: str | None,
         question: str,
-        answer: str,
+        answer: str | KeptAnswer,
         private: bool = False,
     ) -> None: ...
 
@@ -171,7 +193,7 @@ class MemoryIndexer:
         client: str,
         model: str | None,
         question: str,
-        answer: str,
+        answer: str | KeptAnswer,
         private: bool = False,
     ) -> None:
         """Queue one exchange; the same text in the same project is stored once (as it was

@@ -20,14 +20,14 @@ from typing import Any, NamedTuple
 from memory_proxy.config.recall import RecallSettings
 from memory_proxy.memory.conversation import ConversationMemory, Turn
 from memory_proxy.memory.embeddings import SemanticSearch
-from memory_proxy.memory.indexing import ExchangeIndexer, MemoryIndexer
+from memory_proxy.memory.indexing import ExchangeIndexer, MemoryIndexer, answer_text
 from memory_proxy.memory.placed_blocks import ConversationBlocks
 from memory_proxy.memory.question import HumanTurn, last_human_turn
 from memory_proxy.memory.recall import Recall
 from memory_proxy.memory.redaction import Redactor
 from memory_proxy.records.memory import Privacy
 from memory_proxy.stores.base import RecallBackend
-from memory_proxy.wire.answer import Answer
+from memory_proxy.wire.answer import Answer, KeptAnswer
 from memory_proxy.wire.base import AnswerParser, ChatFormat
 
 logger = logging.getLogger("memory_proxy.memory")
@@ -49,7 +49,11 @@ class MemoryScope(NamedTuple):
     privacy: Privacy = "hosted"  # where the request may go, so what memory may put in
 
 
-@dataclass
+# The header of a request that recalled nothing (most): built once.
+_NOTHING_RECALLED = (b"x-memory-recalled", b"0")
+
+
+@dataclass(slots=True)  # one per request: slots make its nine fields cheaper to set
 class MemoryTurn:
     """One request's part in memory, from before it is forwarded to after its answer."""
 
@@ -63,18 +67,25 @@ class MemoryTurn:
     recalled: int = 0  # memories recalled
     recalled_tokens: int | None = None  # their block's tokens; None: no question searched
 
-    def answer_parser(self) -> AnswerParser | None:
-        """What assembles the answer's message, when memory keeps it; None when memory
-        only reads (only usage is read then)."""
-        return self.wire.answer_parser() if self.scope.writes else None
+    def answer_parser(self) -> AnswerParser | ChatFormat | None:
+        """What reads the answer for memory (wire/answer.py's AnswerReader): a parser of
+        its message for the session's history; the wire format when only the index wants
+        it (the answer's bytes kept and read where its memory is made, off the event
+        loop); None when memory keeps nothing of it (only usage is read then)."""
+        if not self.scope.writes:
+            return None
+        if self.session_turn is not None:
+            return self.wire.answer_parser()
+        return self.wire if self.question is not None else None  # no question: no memory
 
     def answer_headers(self) -> list[tuple[bytes, bytes]]:
         """What memory did, told to the client: a count and ids (validated), no text."""
-        headers = [(b"x-memory-recalled", str(self.recalled).encode())]
-        if self.scope.project:
-            headers.append((b"x-memory-project", self.scope.project.encode()))
-        if self.scope.session_id:
-            headers.append((b"x-memory-session", self.scope.session_id.encode()))
+        recalled, scope = self.recalled, self.scope
+        headers = [(b"x-memory-recalled", b"%d" % recalled) if recalled else _NOTHING_RECALLED]
+        if scope.project:
+            headers.append((b"x-memory-project", scope.project.encode()))
+        if scope.session_id:
+            headers.append((b"x-memory-session", scope.session_id.encode()))
         return headers
 
 
@@ -175,14 +186,12 @@ class RequestMemory:
             return
         if turn.session_turn is not None:
             self.conversations.finish(turn.session_turn, answer)
-        if self.indexer is None or not answer.complete:
-            return
-        message = answer.message
-        if message is None or message.get("tool_calls") or not message.get("content"):
-            return  # an answer that only calls tools is not a memory
         question = turn.question
-        if question is None:
+        if self.indexer is None or question is None:
             return
+        text: str | KeptAnswer | None = answer.kept  # read where the memory is made
+        if text is None and (not answer.complete or (text := answer_text(answer.message)) is None):
+            return  # an answer cut short, or one that only calls tools, is not a memory
         self.indexer.remember(
             user_id=scope.user_id,
             project=scope.project,
@@ -190,7 +199,7 @@ class RequestMemory:
             client=scope.client,
             model=scope.model,
             question=question.text,
-            answer=message["content"],
+            answer=text,
             private=scope.privacy != "hosted",
         )
 

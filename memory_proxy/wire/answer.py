@@ -14,6 +14,12 @@ Accounting reads the answer of every call, whatever its path (LiteLLM's pass-thr
 routes, an error in another API's words), so token counts and finish reasons are read in
 any format's words: every adapter's, the first that understands them.
 
+When only the memory index wants the message (a request naming no session), the reader
+is given the wire format instead of a parser: it reads usage alone and keeps the answer's
+bytes (KEPT_BYTES at most; past that it reads the message itself, as before), and
+wire/kept.py reads the message from them where the memory is made (the index process, on
+another core): exactly as this reader would have.
+
 The answer comes from LiteLLM, after its bytes went to the client: any shape is read
 without raising (what is not understood is skipped, and a message that is not well-formed
 is not remembered), so the request always ends with its usage record.
@@ -33,7 +39,7 @@ import orjson
 
 from memory_proxy.logging_setup import log_failure
 from memory_proxy.records.messages import Message
-from memory_proxy.wire.base import MAX_REASON_LENGTH, AnswerParser
+from memory_proxy.wire.base import MAX_REASON_LENGTH, AnswerParser, ChatFormat
 from memory_proxy.wire.registry import WIRE_FORMATS
 
 logger = logging.getLogger("memory_proxy.capture")
@@ -42,6 +48,9 @@ MAX_CAPTURED_BYTES = 8 * 1024 * 1024
 # Usage comes last in the JSON answers of OpenAI, Anthropic and LiteLLM: without the text,
 # only this much of the end of a JSON answer is kept.
 USAGE_TAIL_BYTES = 64 * 1024
+# An answer's bytes kept for its message to be read elsewhere: a longer one (a stream of
+# a thousand events or more) has its message read here, as before.
+KEPT_BYTES = 256 * 1024
 COST_HEADER = b"x-litellm-response-cost"
 _FORMATS = tuple(dict.fromkeys(WIRE_FORMATS.values()))
 # Each format's readers, once each (chat completions read their answers as the legacy
@@ -99,6 +108,11 @@ class TokenUsage:
                 return
 
 
+# A kept answer: its chat format's name, "json" or "sse", its bytes (decompressed). A plain
+# tuple: it travels to the index process with marshal, which takes no NamedTuple.
+KeptAnswer = tuple[str, str, bytes]
+
+
 @dataclass(slots=True)  # not frozen: one is built per request, and freezing costs 2x
 class Answer:
     """What one answer said: memory takes the message, accounting the rest."""
@@ -108,6 +122,9 @@ class Answer:
     usage: TokenUsage
     cost: float | None  # LiteLLM's x-litellm-response-cost
     finish_reason: str | None  # as the answer said; None if it did not
+    # The answer's bytes, for wire/kept.py, when the reader kept them rather than read
+    # its message (`complete` then tells only whether a stream's final event came).
+    kept: KeptAnswer | None = None
 
 
 def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
@@ -128,7 +145,8 @@ def last_usage(data: bytes | bytearray) -> dict[str, Any] | None:
 class AnswerReader:
     """Fed by the forwarder (start, then each chunk); `finish` says what was read.
     `parser` is the request's adapter's, when memory wants the message; without one only
-    token counts, cost and finish reason are read."""
+    token counts, cost and finish reason are read; a chat format instead: those, and the
+    answer's bytes kept for its message to be read elsewhere (wire/kept.py)."""
 
     __slots__ = (
         "_buffer",
@@ -136,13 +154,21 @@ class AnswerReader:
         "_ended",
         "_finish_reason",
         "_gunzip",
+        "_keep_for",
+        "_kept",
         "_mode",
         "_parser",
         "_usage",
     )
 
-    def __init__(self, parser: AnswerParser | None) -> None:
-        self._parser = parser
+    def __init__(self, parser: AnswerParser | ChatFormat | None) -> None:
+        self._keep_for: ChatFormat | None = None
+        self._parser: AnswerParser | None = None
+        if parser is None or isinstance(parser, AnswerParser):
+            self._parser = parser
+        else:
+            self._keep_for = parser
+        self._kept = bytearray()  # an SSE answer's bytes (a JSON one's are the buffer)
         self._mode: str | None = None  # "json" | "sse" | None (not read)
         self._buffer = bytearray()
         self._gunzip: zlib._Decompress | None = None
@@ -173,6 +199,12 @@ class AnswerReader:
             return
         if self._gunzip is not None and not (chunk := self._decompressed(chunk)):
             return
+        if (keep_for := self._keep_for) is not None:
+            kept = self._kept if self._mode == "sse" else self._buffer
+            if len(kept) + len(chunk) > KEPT_BYTES:
+                self._read_here(keep_for)
+            elif kept is self._kept:
+                self._kept += chunk
         if self._skippable(chunk):
             return
         self._buffer += chunk
@@ -182,11 +214,22 @@ class AnswerReader:
             except Exception as exc:
                 self._give_up(exc)
                 return
-        elif self._parser is None:
+        elif self._parser is None and self._keep_for is None:
             del self._buffer[:-USAGE_TAIL_BYTES]
         if len(self._buffer) > MAX_CAPTURED_BYTES:
             self._mode = None  # too large to remember; the client still gets every byte
             self._buffer.clear()
+
+    def _read_here(self, wire: ChatFormat) -> None:
+        """Too much to keep: the message read here from now on, with the events kept so
+        far read into the parser first (the buffer holds the same unfinished rest)."""
+        self._parser = parser = wire.answer_parser()
+        self._keep_for = None
+        if self._mode == "sse":
+            replay = AnswerReader(parser)
+            replay._mode = "sse"
+            replay.feed(bytes(self._kept))
+            self._kept = bytearray()
 
     def finish(self) -> Answer:
         """The answer ended (or was cut short): what it said."""
@@ -196,6 +239,10 @@ class AnswerReader:
                 self._read_json(parser)
             except Exception as exc:
                 self._give_up(exc)
+        kept = None
+        if self._keep_for is not None and self._mode is not None:
+            data = self._kept if self._mode == "sse" else self._buffer
+            kept = (self._keep_for.name, self._mode, bytes(data))
         self._buffer.clear()
         message = parser.message() if parser is not None and self._mode is not None else None
         return Answer(
@@ -204,6 +251,7 @@ class AnswerReader:
             self._usage,
             self._cost,
             self._finish_reason,
+            kept,
         )
 
     @property
@@ -219,7 +267,7 @@ class AnswerReader:
         # status first, where a long answer's kept tail does not reach). Decoded, it
         # gives its usage too, when that is surely what `last_usage` would find.
         found = _LATE_REASON.search(buffer)
-        body = _json_object(buffer) if found is None or parser is not None else None
+        body = json_object(buffer) if found is None or parser is not None else None
         usage = _decoded_usage(body, buffer) if body is not None else None
         if usage := usage or last_usage(buffer):
             self._usage.update(usage)
@@ -243,16 +291,20 @@ class AnswerReader:
             data, self._mode = b"", None
         if self._mode is None:
             self._buffer.clear()
+            self._kept.clear()
         return data
 
     def _skippable(self, chunk: bytes) -> bool:
-        """Whole SSE events without token counts, when only usage is read: nothing here."""
+        """Whole SSE events without token counts, when only usage is read: nothing here.
+        Every `"usage"` a key of null counts none (LiteLLM's chunks but the last say so;
+        text cannot spell it, its quotes escaped): each event's last one read as null."""
         return (
             self._parser is None
             and self._mode == "sse"
             and not self._buffer
             and chunk.endswith(b"\n\n")
-            and b'"usage"' not in chunk
+            and chunk.count(b'"usage"')
+            == chunk.count(b'"usage":null') + chunk.count(b'"usage": null')
             and MAY_END.search(chunk) is None
         )
 
@@ -261,6 +313,7 @@ class AnswerReader:
         log_failure(logger, "answer not understood; not captured", exc)
         self._mode = None
         self._buffer.clear()
+        self._kept.clear()
 
     def _parse_events(self) -> None:
         buffer = self._buffer.replace(b"\r\n", b"\n")
@@ -326,7 +379,7 @@ def _decoded_usage(body: dict[str, Any], data: bytes | bytearray) -> dict[str, A
     return None
 
 
-def _json_object(data: bytes | bytearray) -> dict[str, Any] | None:
+def json_object(data: bytes | bytearray) -> dict[str, Any] | None:
     """The decoded answer, or None when it is not a JSON object."""
     try:
         body = orjson.loads(data)

@@ -26,6 +26,8 @@ WIRE_FORMATS: dict[str, WireFormat] = {
 
 _CONVERSATIONS = {path: f for path, f in WIRE_FORMATS.items() if isinstance(f, ChatFormat)}
 CHAT_PATHS = frozenset(_CONVERSATIONS)  # the chat APIs, where memory works
+# Each chat format by its name: how a kept answer names the format that reads it.
+CHAT_FORMATS = {f.name: f for f in _CONVERSATIONS.values()}
 
 
 def chat_format(path: str) -> ChatFormat | None:

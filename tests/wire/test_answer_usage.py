@@ -5,6 +5,7 @@ whole; LiteLLM's cost header."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 from hypothesis import example, given, settings
@@ -25,6 +26,7 @@ from tests.wire.answer_support import (
     OPENAI_USAGE,
     RESPONSES_STREAM_WITH_USAGE,
     SSE,
+    json_values,
     read,
 )
 
@@ -222,3 +224,35 @@ def test_token_counts_are_those_of_the_last_usage_in_the_text(
     if usage := last_usage(text.encode()):
         expected.update(usage)
     assert read(wire, JSON, text.encode()).usage == expected
+
+
+null_usage_events = st.lists(
+    st.fixed_dictionaries(
+        {"usage": st.none() | st.just({"prompt_tokens": 3, "completion_tokens": 4})},
+        optional={"x": json_values, "type": st.sampled_from(["usage", "ping"])},
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(events=null_usage_events, spaced=st.booleans())
+def test_chunks_whose_usage_is_null_are_skipped_with_the_same_reading(
+    events: list[dict[str, object]], spaced: bool
+) -> None:
+    """A chunk whose every `"usage"` is a key of null (LiteLLM's) is skipped when only usage
+    is read: the same counts, reason and end as a reader that reads every event."""
+    separators = (", ", ": ") if spaced else (",", ":")
+    chunks = [
+        b"data: " + json.dumps(event, separators=separators).encode() + b"\n\n" for event in events
+    ]
+    chunks.append(b"data: [DONE]\n\n")
+    skipping = read(None, SSE, *chunks)
+    with mock.patch.object(AnswerReader, "_skippable", lambda self, chunk: False):
+        reading = read(None, SSE, *chunks)
+    assert (skipping.usage, skipping.finish_reason, skipping.complete) == (
+        reading.usage,
+        reading.finish_reason,
+        reading.complete,
+    )
