@@ -220,15 +220,21 @@ class AnswerReader:
             self._mode = None  # too large to remember; the client still gets every byte
             self._buffer.clear()
 
+    @classmethod
+    def resumed(cls, parser: AnswerParser, mode: str) -> AnswerReader:
+        """A reader of an answer whose start was read already (its mode known): for bytes
+        kept by another reader (wire/kept.py, and _read_here's replay)."""
+        reader = cls(parser)
+        reader._mode = mode
+        return reader
+
     def _read_here(self, wire: ChatFormat) -> None:
         """Too much to keep: the message read here from now on, with the events kept so
         far read into the parser first (the buffer holds the same unfinished rest)."""
         self._parser = parser = wire.answer_parser()
         self._keep_for = None
         if self._mode == "sse":
-            replay = AnswerReader(parser)
-            replay._mode = "sse"
-            replay.feed(bytes(self._kept))
+            AnswerReader.resumed(parser, "sse").feed(bytes(self._kept))
             self._kept = bytearray()
 
     def finish(self) -> Answer:

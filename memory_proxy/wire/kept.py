@@ -23,8 +23,7 @@ def read_kept(kept: KeptAnswer | list[Any] | tuple[Any, ...]) -> tuple[Message |
         if (body := json_object(data)) is not None:
             parser.read_body(body)
         return parser.message(), parser.complete
-    reader = AnswerReader(parser)
-    reader._mode = mode
+    reader = AnswerReader.resumed(parser, mode)
     reader.feed(data)
     answer = reader.finish()
     return answer.message, answer.complete
