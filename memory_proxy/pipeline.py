@@ -308,23 +308,25 @@ def _usage_record(
     total_seconds: float,
 ) -> UsageRecord:
     first_byte = result.first_byte_seconds
+    # By position, in the order of UsageRecord's fields: keywords cost a dataclass's
+    # __init__ 2.5 times as much (12.9k instructions, 5.1k so).
     return UsageRecord(
-        time=request.arrived,
-        request_id=request.request_id,
-        user_id=who.user_id,
-        session_id=who.session_id,
-        client=who.identity.client,
-        model=who.model,
-        endpoint=request.path,
-        status=result.status,
-        stream=isinstance(payload, dict) and payload.get("stream") is True,
-        upstream_ms=_ms(result.upstream_seconds),
-        first_byte_ms=None if first_byte is None else _ms(first_byte),
-        total_ms=_ms(total_seconds),
-        prompt_tokens=answer.usage.prompt_tokens if answer else None,
-        completion_tokens=answer.usage.completion_tokens if answer else None,
-        cost=answer.cost if answer else None,
-        finish_reason=_finish_reason(result, answer),
+        request.arrived,  # time
+        request.request_id,
+        who.user_id,
+        who.session_id,
+        who.identity.client,
+        who.model,
+        request.path,  # endpoint
+        result.status,
+        isinstance(payload, dict) and payload.get("stream") is True,  # stream
+        _ms(result.upstream_seconds),  # upstream_ms
+        None if first_byte is None else _ms(first_byte),  # first_byte_ms
+        _ms(total_seconds),  # total_ms
+        answer.usage.prompt_tokens if answer else None,
+        answer.usage.completion_tokens if answer else None,
+        answer.cost if answer else None,
+        _finish_reason(result, answer),
     )
 
 

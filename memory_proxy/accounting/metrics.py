@@ -18,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric as Family
 
+from memory_proxy.accounting.tallies import CountTally, HistogramTally, Tallies, TallyFlush
 from memory_proxy.config import Settings
 from memory_proxy.stores.base import STORE_OPERATIONS, StoreOperation
 
@@ -28,6 +29,7 @@ MAX_COUNTED_KEYS = 4096
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 Metric = TypeVar("Metric", bound=MetricWrapperBase)
+Timing = Histogram | HistogramTally  # where a histogram child's observations go
 
 
 class _Children(Generic[Metric]):
@@ -75,6 +77,12 @@ class Metrics:
         self._models = {m.model_name for m in settings.litellm.models}
         self.registry = CollectorRegistry()
         r = self.registry
+        # In one process, requests are counted and timed in plain numbers (tallies.py),
+        # moved into the metrics below whenever the registry is read: this first.
+        self._shared = MULTIPROCESS_DIRECTORY in os.environ
+        self._tallies = Tallies()
+        if not self._shared:
+            r.register(TallyFlush(self._tallies))  # type: ignore[arg-type]
         self.requests = Counter(
             "memory_proxy_requests",
             "Forwarded requests by user, model and HTTP status.",
@@ -104,7 +112,6 @@ class Metrics:
         # Counted here, and read by the gauge when scraped: a gauge's increment takes a
         # lock and four calls. Workers (--workers) each keep theirs in the shared files.
         self._in_flight = 0
-        self._shared = MULTIPROCESS_DIRECTORY in os.environ
         if not self._shared:
             self.in_flight.set_function(lambda: self._in_flight)
         self.upstream_errors = Counter(
@@ -193,8 +200,8 @@ class Metrics:
         self._requests = _Children(self.requests)
         # Each request's (user id, model, status) straight to its child, and its model
         # to its histograms' children: the label lookups once per key.
-        self._counted: dict[tuple[str | None, str | None, int], Counter] = {}
-        self._timed: dict[str | None, tuple[Histogram, Histogram]] = {}  # by model
+        self._counted: dict[tuple[str | None, str | None, int], Counter | CountTally] = {}
+        self._timed: dict[str | None, tuple[Timing, Timing]] = {}  # by model
         self._latency = _Children(self.latency)
         self._first_byte = _Children(self.first_byte)
         self._redactions = _Children(self.redactions)
@@ -214,7 +221,7 @@ class Metrics:
         child = self._counted.get(key)
         if child is None:
             label = (self.user_label(user_id or ""), self.model_label(model), str(status))
-            child = self._requests(*label)
+            child = self._counting(self._requests(*label))
             if len(self._counted) < MAX_COUNTED_KEYS:  # ids are the clients': bounded here
                 self._counted[key] = child
         child.inc()
@@ -250,7 +257,10 @@ class Metrics:
         histograms = self._timed.get(model)
         if histograms is None:
             label = self.model_label(model)
-            histograms = (self._latency(label), self._first_byte(label))
+            histograms = (
+                self._timing(self._latency(label)),
+                self._timing(self._first_byte(label)),
+            )
             if len(self._timed) < MAX_COUNTED_KEYS:  # model names are the clients' too
                 self._timed[model] = histograms
         histograms[0].observe(seconds)
@@ -258,6 +268,13 @@ class Metrics:
             histograms[1].observe(first_byte)
         if outcome.startswith("upstream_"):
             self.upstream_errors.labels(outcome).inc()
+
+    def _counting(self, child: Counter) -> Counter | CountTally:
+        """What counts for `child`: its tally, or itself when workers share the values."""
+        return child if self._shared else self._tallies.counter(child)
+
+    def _timing(self, child: Histogram) -> Timing:
+        return child if self._shared else self._tallies.histogram(child)
 
     def exposition(self) -> bytes:
         if MULTIPROCESS_DIRECTORY in os.environ:
