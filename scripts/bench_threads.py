@@ -11,8 +11,8 @@ share of requests whose recall was skipped at once (the index busy: search_admis
 or went past its budget, from the proxy's /metrics.
 
     PYTHONPATH=$PWD .venv/bin/python -m scripts.bench_threads [--rounds 3] [--seconds 6]
-        [--checkout DIR]  # the memory cases' proxies run DIR's code (a patched copy, say)
-        [--cases "no memory,no session header,whole memory path"]
+        [--checkout DIR]  # each memory case also served by DIR's code, after this one's
+        [--cases "no memory,no session header,session memory,whole memory path"]
 """
 
 from __future__ import annotations
@@ -26,17 +26,13 @@ from pathlib import Path
 import psutil
 
 from scripts.bench_load import parse_wrk, run_wrk, write_wrk_script
-from scripts.bench_memory import MemoryCase, memory_cases
+from scripts.bench_memory import MemoryCase, memory_cases, seed_index
 from scripts.bench_nginx import nginx_upstream
 from scripts.bench_processes import ROOT, memory_proxy_process, proxy_config, proxy_counters
 
 CLIENTS = 50
 WARM_UP_SECONDS = 2
-WHOLE = "whole memory path"
-CASES: dict[str, dict[str, dict[str, object]]] = {
-    "no memory": {"memory": {"enabled": False}},
-    "no session header": {},
-}
+DEFAULT_CASES = ("no memory", "no session header")
 
 ThreadTimes = dict[tuple[int, int], float]  # (pid, thread id): CPU seconds
 
@@ -72,12 +68,15 @@ class Seeded:
     """A memory case's store, seeded once by a checkout's code, copied for each proxy."""
 
     def __init__(self, directory: Path, case: MemoryCase, checkout: Path) -> None:
-        self.template = directory / f"seeded-{checkout.name}.sqlite3"
+        self.template = directory / f"seeded-{len(case.name)}-{checkout.name}.sqlite3"
+        found: list[str] | None = None
         if checkout == ROOT:
-            self.questions = asyncio.run(case.seed(self.template)) or ["hi"]
+            found = asyncio.run(case.seed(self.template))
         else:  # stored by the other checkout's code, in its format; the same questions
             case.seed_of(self.template, checkout)
-            self.questions = asyncio.run(case.seed(directory / "questions.sqlite3")) or ["hi"]
+            if case.memories:
+                found = asyncio.run(seed_index(directory / "questions.sqlite3", case.memories))
+        self.questions = found or ["hi"]
 
     def copy_to(self, path: Path) -> None:
         for suffix in ("", "-wal"):
@@ -86,8 +85,8 @@ class Seeded:
                 shutil.copyfile(source, f"{path}{suffix}")
 
 
-def measure(url: str, pid: int, script: Path, seconds: int, memory: bool) -> tuple[str, int]:
-    """One round against a running proxy: what it spent, as a line, and its requests."""
+def measure(url: str, pid: int, script: Path, seconds: int, memory: bool) -> str:
+    """One round against a running proxy: what it spent, as a line."""
     run_wrk(url, CLIENTS, WARM_UP_SECONDS, script)
     counted = proxy_counters(url) if memory else {}
     before = thread_times(pid)
@@ -110,7 +109,7 @@ def measure(url: str, pid: int, script: Path, seconds: int, memory: bool) -> tup
         line += (
             f"; recall past budget {late / requests:.2%}, skipped at once {skipped / requests:.1%}"
         )
-    return line, requests
+    return line
 
 
 def main() -> None:
@@ -118,40 +117,47 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--checkout", type=Path, default=ROOT)
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES))
     args = parser.parse_args()
-    names = args.cases.split(",")
-    whole = next(case for case in memory_cases() if case.name == WHOLE)
-    checkouts = [ROOT] if args.checkout == ROOT else [ROOT, args.checkout]
+    cases = {case.name: case for case in memory_cases()}
+    chosen = [cases[name] for name in args.cases.split(",")]
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
-        seeded = {c: Seeded(directory, whole, c) for c in checkouts} if WHOLE in names else {}
         with nginx_upstream(directory / "nginx") as (upstream, _):
-            script = write_wrk_script(directory / "hi.lua")
-            if seeded:
-                questions = seeded[ROOT].questions
-                whole_script = write_wrk_script(
-                    directory / "whole.lua", whole.headers, questions, whole.sessions
-                )
+            hi = write_wrk_script(directory / "hi.lua")
+            seeded: dict[tuple[str, Path], Seeded] = {}
+            scripts: dict[str, Path] = {}
+            for case in chosen:
+                scripts[case.name] = hi
+                if case.sessions or case.memories:
+                    for checkout in checkouts_of(case.name, args.checkout):
+                        seeded[case.name, checkout] = Seeded(directory, case, checkout)
+                    questions = seeded[case.name, ROOT].questions
+                    lua = directory / f"{len(scripts)}.lua"
+                    scripts[case.name] = write_wrk_script(
+                        lua, case.headers, questions, case.sessions
+                    )
             for round_ in range(args.rounds):
-                for name in names:
-                    if name == WHOLE:
-                        for checkout in checkouts:
-                            label = name if checkout == ROOT else f"{name} @{checkout.name}"
-                            config = proxy_config(directory, f"{round_}-whole", whole.config)
-                            seeded[checkout].copy_to(directory / f"{round_}-whole.sqlite3")
-                            with memory_proxy_process(config, upstream, checkout=checkout) as (
-                                url,
-                                proxy,
-                            ):
-                                line, _ = measure(url, proxy.pid, whole_script, args.seconds, True)
-                            print(f"round {round_ + 1} {label:<18} {line}", flush=True)
-                        continue
-                    checkout = args.checkout if name == "no session header" else ROOT
-                    config = proxy_config(directory, f"{round_}-{len(name)}", CASES[name])
-                    with memory_proxy_process(config, upstream, checkout=checkout) as (url, proxy):
-                        line, _ = measure(url, proxy.pid, script, args.seconds, False)
-                    print(f"round {round_ + 1} {name:<18} {line}", flush=True)
+                for case in chosen:
+                    for checkout in checkouts_of(case.name, args.checkout):
+                        label = case.name + ("" if checkout == ROOT else f" @{checkout.name}")
+                        name = f"{round_}-{len(seeded)}-{abs(hash(label))}"
+                        config = proxy_config(directory, name, case.config)
+                        if (case.name, checkout) in seeded:
+                            seeded[case.name, checkout].copy_to(directory / f"{name}.sqlite3")
+                        memory = case.name != "no memory"
+                        with memory_proxy_process(config, upstream, checkout=checkout) as (
+                            url,
+                            proxy,
+                        ):
+                            line = measure(url, proxy.pid, scripts[case.name], args.seconds, memory)
+                        print(f"round {round_ + 1} {label:<24} {line}", flush=True)
+
+
+def checkouts_of(case: str, checkout: Path) -> list[Path]:
+    """Who serves a case: this checkout, and `checkout` after it when it names another
+    (the no-memory case, a reference, only this one)."""
+    return [ROOT] if checkout == ROOT or case == "no memory" else [ROOT, checkout]
 
 
 if __name__ == "__main__":
