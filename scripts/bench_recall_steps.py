@@ -4,8 +4,8 @@ scripts/bench's 10,000 memories of one project), and recall on the event loop: a
 whose search the index refuses at once (busy: most of them under 50 clients), and one
 answered with its hits (the block built and put into the request).
 
-Like scripts/bench_session_steps.py: each step run 200 and 1,200 times under callgrind,
-the difference divided by 1,000 (start-up and a first pass over every question left out),
+Like scripts/bench_session_steps.py: each step run 100 and 600 times under callgrind,
+the difference divided by 500 (start-up and a first pass over every question left out),
 which load does not move. The index is seeded once, by this checkout's code.
 
     .venv/bin/python -m scripts.bench_recall_steps [--checkout DIR]
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from scripts.bench_memory import MEMORIES, seed_index
 from scripts.bench_processes import ROOT
-from scripts.bench_session_steps import RUNS, instructions
+from scripts.bench_session_steps import instructions
 
 STEPS = ("search", "apply refused", "apply with hits")
+RUNS = (100, 600)  # a search runs ~1.5M instructions: fewer than the session steps' runs
 
 # Run with the checkout on sys.path: `step` `count`. Written against what both the
 # checkout and its base have (SQLiteMemoryIndex, Recall, the shipped recall settings).
@@ -78,7 +79,8 @@ async def main():
             min_share=settings.min_score, fill_share=fill_floor(settings),
         )
 
-    hits = {{question: await search(question) for question in QUESTIONS}}  # every one read once
+    # Every question searched once first (a steady state: its hits' texts read and kept)
+    hits = {{}} if sys.argv[1] == "apply refused" else {{q: await search(q) for q in QUESTIONS}}
     requests = []
     for question in QUESTIONS:
         payload = {{"model": "bench", "messages": [{{"role": "user", "content": question}}]}}
