@@ -9,12 +9,15 @@ the difference divided by 500 (start-up and a first pass over every question lef
 which load does not move. The index is seeded once, by this checkout's code.
 
     .venv/bin/python -m scripts.bench_recall_steps [--checkout DIR]
+        [--split N]  # instead: N searches natively, their thread CPU and SQLite's share
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,7 +31,7 @@ RUNS = (100, 600)  # a search runs ~1.5M instructions: fewer than the session st
 # Run with the checkout on sys.path: `step` `count`. Written against what both the
 # checkout and its base have (SQLiteMemoryIndex, Recall, the shipped recall settings).
 DRIVER = """
-import asyncio, sys
+import asyncio, sys, time
 from pathlib import Path
 from memory_proxy.config import Settings
 from memory_proxy.memory.indexing import exchange_text
@@ -44,13 +47,37 @@ QUESTIONS = PATH.with_suffix(".questions").read_text().split("\\n")
 settings = Settings().recall
 
 
+SPLIT = sys.argv[3:] == ["split"]  # thread CPU, and its share in SQLite's statements
+IN_SQLITE = [0.0]
+
+
+class Timed:  # a connection whose statements (executed and fetched) are timed
+    def __init__(self, db):
+        self.db = db
+
+    def execute(self, *args):
+        started = time.thread_time()
+        rows = self.db.execute(*args).fetchall()
+        IN_SQLITE[0] += time.thread_time() - started
+        return Rows(rows)
+
+
+class Rows(list):
+    def fetchone(self):
+        return self[0] if self else None
+
+    def fetchall(self):
+        return self
+
+
 class Inline:  # the search thread's work, run on the calling thread
     def __init__(self, connection):
         self.connection = connection
 
     def run(self, work):
         future = asyncio.get_running_loop().create_future()
-        future.set_result(work(self.connection.current()))
+        db = self.connection.current()
+        future.set_result(work(Timed(db) if SPLIT else db))
         return future
 
 
@@ -105,8 +132,13 @@ async def main():
     }}
     step = steps[sys.argv[1]]
     takes = QUESTIONS if sys.argv[1] == "search" else requests
+    IN_SQLITE[0], started = 0.0, time.thread_time()
     for number in range(int(sys.argv[2])):
         await step(takes[number % len(takes)])
+    if SPLIT:
+        spent, count = time.thread_time() - started, int(sys.argv[2])
+        print(f"{{spent / count * 1e6:.0f}} us of thread CPU a search, "
+              f"{{IN_SQLITE[0] / count * 1e6:.0f}} us of it in SQLite's statements")
 
 
 asyncio.run(main())
@@ -116,6 +148,9 @@ asyncio.run(main())
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the code to measure")
+    parser.add_argument(
+        "--split", type=int, metavar="N", help="instead: N searches' thread CPU, natively"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-recall-steps-") as temporary:
         directory = Path(temporary)
@@ -123,6 +158,11 @@ def main() -> None:
         questions = asyncio.run(seed_index(path, MEMORIES))
         path.with_suffix(".questions").write_text("\n".join(questions))
         code = DRIVER.format(path=str(path))
+        if args.split:
+            argv = [sys.executable, "-c", code, "search", str(args.split), "split"]
+            env = {"PYTHONPATH": str(args.checkout)}
+            subprocess.run(argv, cwd=args.checkout, env=env, check=True)
+            return
         for step in STEPS:
             few, many = (instructions(args.checkout, step, n, directory, code) for n in RUNS)
             print(f"{step}: {(many - few) / (RUNS[1] - RUNS[0]) / 1000:.1f}k instructions")
