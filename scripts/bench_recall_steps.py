@@ -26,7 +26,7 @@ from scripts.bench_processes import ROOT
 from scripts.bench_session_steps import instructions
 
 STEPS = ("search", "apply refused", "apply with hits")
-RUNS = (100, 600)  # a search runs ~1.5M instructions: fewer than the session steps' runs
+RUNS = (100, 600)  # a search runs ~7.8M instructions: fewer runs than the session steps
 
 # Run with the checkout on sys.path: `step` `count`. Written against what both the
 # checkout and its base have (SQLiteMemoryIndex, Recall, the shipped recall settings).
