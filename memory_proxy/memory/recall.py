@@ -266,8 +266,8 @@ class Recall:
         finally:
             if lexical_failed and similar is not None:
                 similar.cancel()
-        question = stems(terms)
-        uniform = dict.fromkeys(question, 1.0)  # a backend that weighs nothing: every word alike
+        # A backend that weighs nothing (relevance None): every word alike; else not stemmed.
+        uniform = dict.fromkeys(stems(terms), 1.0) if any(h.relevance is None for h in hits) else {}
         relevant = [
             (
                 hit,

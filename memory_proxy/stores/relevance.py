@@ -61,7 +61,11 @@ def held_share(weights: Mapping[str, float], held: Collection[str]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    return sum(value for term, value in weights.items() if term in held) / total
+    return _held_weight(weights, held) / total
+
+
+def _held_weight(weights: Mapping[str, float], held: Collection[str]) -> float:
+    return sum(value for term, value in weights.items() if term in held)
 
 
 def reaches(share: float, needed: float) -> bool:
@@ -79,7 +83,11 @@ def relevant(
     least those of the question) that cover at least `min_share` of the question's
     `weights`, with their share: what an index's search returns. With `fill_share`, once
     one covers `min_share`, all those covering `fill_share` (recall fills the block)."""
-    shares = [(record, score, held_share(weights, held)) for record, score, held in ranked]
+    total = sum(weights.values())  # held_share's, once for every memory
+    shares = [
+        (record, score, 0.0 if total <= 0 else _held_weight(weights, held) / total)
+        for record, score, held in ranked
+    ]
     needed = min_share
     if fill_share is not None and any(reaches(share, min_share) for *_, share in shares):
         needed = fill_share

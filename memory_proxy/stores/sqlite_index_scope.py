@@ -24,8 +24,10 @@ def project_token(user_id: str, project: str) -> str:
     return _scope_token("project", user_id, project)
 
 
+@functools.lru_cache(SCOPES_KEPT)
 def search_token(user_id: str, project: str | None) -> str:
-    """The scope token of a user's search (of one project, or of every one)."""
+    """The scope token of a user's search (of one project, or of every one); kept, as
+    every search asks for its own (a digest ~1 us) and a proxy serves few scopes at once."""
     return _user_token(user_id) if project is None else project_token(user_id, project)
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from typing import Any
 
@@ -97,7 +96,7 @@ def rows_by_seq(
     since it was ranked (its row deleted, its seq taken again) is left out: the ranking's
     statement read another snapshot of the file."""
     ids = dict(ranked)
-    (found,) = db.execute(RECORDS_IN_ONE_ROW, (json.dumps(list(ids)),)).fetchone()
+    (found,) = db.execute(RECORDS_IN_ONE_ROW, (orjson.dumps(list(ids)).decode(),)).fetchone()
     rows = {}
     for seq, *columns, created_at, packed, text, private in orjson.loads(found):
         if columns[0] != ids[seq]:

@@ -21,6 +21,8 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
+import orjson
+
 from memory_proxy.stores.recall_query import fts5_phrase
 from memory_proxy.stores.relevance import terms_of
 from memory_proxy.stores.search_terms import MATCHED_MEMORIES, anded, ored, rarest_held
@@ -75,8 +77,10 @@ def counts(
     """How many memories hold each of `terms` (absent: none), how many there are, and
     how many the `scope` token holds (None: every memory)."""
     keys = [ALL_MEMORIES, *terms] if scope is None else [ALL_MEMORIES, SCOPE + scope, *terms]
-    (counted,) = db.execute(_COUNTS, (json.dumps(keys),)).fetchone()
-    found: dict[str, int] = json.loads(counted)
+    # orjson: a search's terms are stems of a question's words (no lone surrogate), and
+    # the json module's encoder and decoder cost a search ~5 us more.
+    (counted,) = db.execute(_COUNTS, (orjson.dumps(keys).decode(),)).fetchone()
+    found: dict[str, int] = orjson.loads(counted)
     memories = found.get(ALL_MEMORIES, 0)
     in_scope = memories if scope is None else found.get(SCOPE + scope, 0)
     return {term: found.get(term, 0) for term in terms}, memories, in_scope

@@ -3,7 +3,16 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory_proxy.stores.relevance import covered_share, stems, weight, words_by_stem
+from memory_proxy.stores.relevance import (
+    covered_share,
+    held_share,
+    reaches,
+    relevant,
+    stems,
+    weight,
+    words_by_stem,
+)
+from tests.stores.sqlite_index_support import memory
 
 
 def test_a_share_counts_the_words_as_the_index_stems_them() -> None:
@@ -48,3 +57,24 @@ def test_words_by_stem_is_each_stem_as_the_first_term_giving_it_in_the_order_sea
     the same order (its rarest-first sort breaks ties by it)."""
     expected = {stem: term for term in reversed(terms) for stem in stems([term])}
     assert list(words_by_stem(terms).items()) == list(expected.items())
+
+
+SHARES = st.dictionaries(
+    st.sampled_from("abcdefgh"), st.floats(min_value=0, max_value=50, allow_nan=False)
+)
+HELD = st.frozensets(st.sampled_from("abcdefghij"))
+
+
+@given(SHARES, st.lists(st.tuples(HELD, st.floats(-20, 20)), max_size=6), st.floats(0, 1))
+def test_relevant_gives_each_memory_held_shares_own_share(
+    weights: dict[str, float], ranked: list[tuple[frozenset[str], float]], min_share: float
+) -> None:
+    """relevant() sums the question's weight once for every memory: each share is still
+    exactly held_share's (the same floats), and so is what passes."""
+    records = [memory(f"m{n}") for n in range(len(ranked))]
+    scored = [(record, score, held) for record, (held, score) in zip(records, ranked, strict=True)]
+    found = relevant(scored, weights, min_share, min_share / 4)
+    expected = [held_share(weights, held) for _, _, held in scored]
+    needed = min_share / 4 if any(reaches(s, min_share) for s in expected) else min_share
+    kept = [(r, s) for r, s in zip(records, expected, strict=True) if reaches(s, needed)]
+    assert [(hit.record, hit.relevance) for hit in found] == kept
